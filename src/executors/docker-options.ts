@@ -1,0 +1,118 @@
+import type { ContainerCreateOptions, DeviceRequest } from 'dockerode';
+import type { ExecutorSpec } from './executor.js';
+
+/** Docker 20.10 refuses a memory limit below 6 MiB (daemon/daemon_unix.go linuxMinMemory). */
+export const DOCKER_MIN_MEMORY_BYTES = 6 * 1024 * 1024;
+/** CFS period used to express vcpus as a quota, the kernel's default of 100 ms. */
+export const CPU_PERIOD_US = 100_000;
+/** The engine rejects a CPU quota below 1 ms. */
+const MIN_CPU_QUOTA_US = 1_000;
+const NVIDIA_CAPABILITIES = ['gpu', 'nvidia', 'compute', 'utility'];
+
+/** Facts about the host that the mapping needs; gathered by the caller so the mapping stays pure. */
+export interface DockerHostFacts {
+  /** The worker's CUDA_VISIBLE_DEVICES, when set: the device ids handed to the container. */
+  cudaVisibleDevices?: string;
+  /** The worker's AMD_VISIBLE_DEVICES, when set: indices into `renderDevices`. */
+  amdVisibleDevices?: string;
+  /** Existing /dev/dri/renderD* nodes with their owning group id, sorted by path. */
+  renderDevices?: { path: string; gid: number }[];
+  /** Owning group id of /dev/kfd. */
+  kfdGid?: number;
+}
+
+export interface DockerNaming {
+  name?: string;
+  labels?: Record<string, string>;
+  /** Log driver for the container; see docker.ts for why the default is "none". */
+  logDriver?: string;
+}
+
+function splitDeviceList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+function cudaDeviceRequest(count: number, facts: DockerHostFacts): DeviceRequest {
+  const ids = splitDeviceList(facts.cudaVisibleDevices);
+  const request: DeviceRequest = { Driver: 'nvidia', Capabilities: [NVIDIA_CAPABILITIES] };
+  if (ids.length > 0) request.DeviceIDs = ids;
+  else request.Count = count;
+  return request;
+}
+
+function rocmDevices(facts: DockerHostFacts): { devices: string[]; groups: number[] } {
+  const all = facts.renderDevices ?? [];
+  const wanted = splitDeviceList(facts.amdVisibleDevices);
+  const chosen =
+    wanted.length === 0
+      ? all
+      : wanted.map((i) => all[Number(i)]).filter((d): d is { path: string; gid: number } => d !== undefined);
+  const groups = new Set<number>(chosen.map((d) => d.gid));
+  if (facts.kfdGid !== undefined) groups.add(facts.kfdGid);
+  return { devices: ['/dev/kfd', ...chosen.map((d) => d.path)], groups: [...groups].sort((a, b) => a - b) };
+}
+
+/** Maps a runtime-neutral spec to the Docker Engine API's container create body. Pure. */
+export function toDockerCreateOptions(
+  spec: ExecutorSpec,
+  naming: DockerNaming = {},
+  facts: DockerHostFacts = {},
+): ContainerCreateOptions {
+  const hasStdin = spec.stdin !== undefined;
+  const workingDir = spec.workingDir === undefined || spec.workingDir === '.' ? '' : spec.workingDir;
+  const binds = Object.entries(spec.bindMounts)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([target, m]) => `${m.hostPath}:${target}${m.readOnly ? ':ro' : ''}`);
+
+  const hostConfig: NonNullable<ContainerCreateOptions['HostConfig']> = {
+    NetworkMode: spec.enableNetwork ? spec.networkMode || 'default' : 'none',
+    Binds: binds,
+    LogConfig: { Type: naming.logDriver ?? 'none', Config: {} },
+    // Never AutoRemove: a late wait() would get 404 and the exit state (OOMKilled) would be lost.
+    AutoRemove: false,
+  };
+  if (spec.vcpus > 0) {
+    hostConfig.CpuPeriod = CPU_PERIOD_US;
+    hostConfig.CpuQuota = Math.max(MIN_CPU_QUOTA_US, Math.round(spec.vcpus * CPU_PERIOD_US));
+  }
+  if (spec.ramBytes > 0) {
+    const memory = Math.max(DOCKER_MIN_MEMORY_BYTES, Math.floor(spec.ramBytes));
+    hostConfig.Memory = memory;
+    hostConfig.MemorySwap = memory; // memory+swap = memory: the container gets no swap
+  }
+  if (spec.cgroupParent) hostConfig.CgroupParent = spec.cgroupParent;
+  if (spec.gpu && spec.gpu.deviceCount > 0) {
+    if (spec.gpu.stack === 'cuda') {
+      hostConfig.DeviceRequests = [cudaDeviceRequest(spec.gpu.deviceCount, facts)];
+    } else {
+      const { devices, groups } = rocmDevices(facts);
+      hostConfig.Devices = devices.map((d) => ({
+        PathOnHost: d,
+        PathInContainer: d,
+        CgroupPermissions: 'rwm',
+      }));
+      hostConfig.GroupAdd = groups.map(String);
+    }
+  }
+
+  const options: ContainerCreateOptions = {
+    Image: spec.image,
+    Cmd: spec.command,
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    WorkingDir: workingDir,
+    Labels: { ...(naming.labels ?? {}) },
+    Tty: false,
+    AttachStdout: true,
+    AttachStderr: true,
+    AttachStdin: hasStdin,
+    OpenStdin: hasStdin,
+    // Close the container's stdin when the attached client closes its side, so the program sees EOF.
+    StdinOnce: hasStdin,
+    HostConfig: hostConfig,
+  };
+  if (naming.name) options.name = naming.name;
+  return options;
+}

@@ -1,0 +1,97 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type Dockerode from 'dockerode';
+import { InfrastructureError, PhaseError, statusCodeOf } from '../jobs/errors.js';
+
+interface LoadMessage {
+  stream?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+}
+
+async function imagePresent(docker: Dockerode, image: string): Promise<boolean> {
+  try {
+    await docker.getImage(image).inspect();
+    return true;
+  } catch (error) {
+    if (statusCodeOf(error) === 404) return false;
+    throw new InfrastructureError(
+      'loading-image',
+      `cannot inspect image ${image}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+/** Reads the engine's JSON-lines answer to an image load; it says 200 even when loading failed. */
+async function readLoadResponse(response: NodeJS.ReadableStream): Promise<LoadMessage[]> {
+  let text = '';
+  for await (const chunk of response) text += chunk.toString();
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line): LoadMessage => {
+      try {
+        return JSON.parse(line) as LoadMessage;
+      } catch {
+        return { stream: line };
+      }
+    });
+}
+
+/**
+ * Makes `image` available to the engine: a no-op when present, otherwise loads the
+ * `docker save` tarball. Rejects with the engine's own message when the load fails, and
+ * when the tarball did not contain the image.
+ */
+export async function loadDockerImage(docker: Dockerode, image: string, tarballPath?: string): Promise<void> {
+  if (await imagePresent(docker, image)) return;
+  if (!tarballPath) {
+    throw new PhaseError(
+      'loading-image',
+      `image ${image} is not present on this host and no imageTarball was given: load it first or give a tarball`,
+    );
+  }
+  try {
+    const info = await stat(tarballPath);
+    if (!info.isFile()) throw new Error('not a regular file');
+  } catch (error) {
+    throw new PhaseError(
+      'loading-image',
+      `cannot read image tarball ${tarballPath}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  let messages: LoadMessage[];
+  try {
+    const response = await docker.loadImage(createReadStream(tarballPath), { quiet: true });
+    messages = await readLoadResponse(response);
+  } catch (error) {
+    throw new PhaseError(
+      'loading-image',
+      `engine refused tarball ${tarballPath}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const failure = messages.find((m) => m.error || m.errorDetail?.message);
+  if (failure) {
+    const message = failure.errorDetail?.message ?? failure.error;
+    throw new PhaseError('loading-image', `engine could not load ${tarballPath}: ${message}`);
+  }
+  if (!(await imagePresent(docker, image))) {
+    const loaded = messages
+      .map((m) => m.stream?.trim())
+      .filter(Boolean)
+      .join('; ');
+    throw new PhaseError(
+      'loading-image',
+      `tarball ${tarballPath} loaded but does not contain ${image} (engine said: ${loaded || 'nothing'})`,
+    );
+  }
+}

@@ -1,0 +1,2 @@
+export * from './executors/index.js';
+export * from './jobs/errors.js';

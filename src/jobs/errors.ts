@@ -1,0 +1,80 @@
+/** Where in a run something went wrong; matches the run state machine's phases. */
+export type Phase =
+  | 'validating'
+  | 'admitted'
+  | 'loading-image'
+  | 'creating'
+  | 'starting'
+  | 'running'
+  | 'stopping'
+  | 'finalizing'
+  | 'exec'
+  | 'closing';
+
+/**
+ * A failure in one phase of a run. The message starts with the phase so that a user reading
+ * one line knows where it happened: `loading-image: <the engine's own message>`.
+ */
+export class PhaseError extends Error {
+  readonly phase: Phase;
+
+  constructor(phase: Phase, message: string, options?: { cause?: unknown }) {
+    super(`${phase}: ${message}`, options);
+    this.name = 'PhaseError';
+    this.phase = phase;
+  }
+}
+
+/** The container runtime stopped answering or refused an operation: retrying may help. */
+export class InfrastructureError extends PhaseError {
+  constructor(phase: Phase, message: string, options?: { cause?: unknown }) {
+    super(phase, message, options);
+    this.name = 'InfrastructureError';
+  }
+}
+
+/** One problem found in a job spec: where (a dotted path) and why. */
+export interface SpecIssue {
+  path: string;
+  message: string;
+}
+
+/** A job spec that can never run; lists every problem at once. Never retried. */
+export class InvalidSpecError extends Error {
+  readonly issues: SpecIssue[];
+
+  constructor(issues: SpecIssue[]) {
+    const lines = issues.map((i) => `  - ${i.path || '(spec)'}: ${i.message}`);
+    super(
+      `invalid job spec (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}`,
+    );
+    this.name = 'InvalidSpecError';
+    this.issues = issues;
+  }
+}
+
+/** The run was cancelled (by a user, a timeout or a lost lock) before it could finish. */
+export class CancelledError extends Error {
+  readonly reason: string;
+
+  constructor(reason: string) {
+    super(`cancelled: ${reason}`);
+    this.name = 'CancelledError';
+    this.reason = reason;
+  }
+}
+
+/** Turns anything thrown into an Error, keeping the original as `cause`. */
+export function coerceError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === 'string' ? value : JSON.stringify(value), { cause: value });
+}
+
+/** The HTTP status dockerode attached to an engine error, if any. */
+export function statusCodeOf(error: unknown): number | undefined {
+  if (typeof error === 'object' && error !== null && 'statusCode' in error) {
+    const code = (error as { statusCode: unknown }).statusCode;
+    return typeof code === 'number' ? code : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,54 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A unix-socket proxy in front of the Docker engine that can be frozen: while frozen, every
+ * connection is accepted and then ignored, as a hung daemon would. Lets the watchdog test
+ * make the real engine look dead without touching it.
+ */
+export class FreezableDockerProxy {
+  frozen = false;
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly socketPath: string,
+    private readonly dir: string,
+  ) {}
+
+  static async start(target = '/var/run/docker.sock'): Promise<FreezableDockerProxy> {
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-proxy-'));
+    const socketPath = join(dir, 'docker.sock');
+    let proxy: FreezableDockerProxy | undefined;
+    const server = createServer((client) => {
+      proxy?.sockets.add(client);
+      client.on('close', () => proxy?.sockets.delete(client));
+      if (proxy?.frozen) return;
+      const upstream = connect(target);
+      proxy?.sockets.add(upstream);
+      // Forward by hand so that freezing also silences connections that are already open
+      // (dockerode keeps connections alive and reuses them).
+      client.on('data', (chunk) => proxy?.frozen || upstream.write(chunk));
+      upstream.on('data', (chunk) => proxy?.frozen || client.write(chunk));
+      client.on('end', () => upstream.end());
+      upstream.on('end', () => client.end());
+      const end = (): void => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', end);
+      upstream.on('error', end);
+    });
+    proxy = new FreezableDockerProxy(server, socketPath, dir);
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    return proxy;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

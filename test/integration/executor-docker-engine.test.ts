@@ -1,0 +1,79 @@
+import Dockerode from 'dockerode';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DockerExecutor } from '../../src/executors/docker.js';
+import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
+import { FreezableDockerProxy } from '../helpers/docker-proxy.js';
+import { Sink } from '../helpers/streams.js';
+
+/** Docker-specific behaviour that the runtime-neutral conformance suite cannot express. */
+describe('DockerExecutor on the engine', () => {
+  const docker = testDocker();
+  const cleanup: (() => Promise<void>)[] = [];
+
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  function spec(command: string[]) {
+    return {
+      image: TEST_IMAGE,
+      command,
+      env: { SECRET_TOKEN: 'x' },
+      bindMounts: {},
+      vcpus: 1.5,
+      ramBytes: 1000,
+      enableNetwork: false,
+      stdout: new Sink(),
+      stderr: new Sink(),
+    };
+  }
+
+  it('creates the container with the mapped limits, name, labels and log driver', async () => {
+    const name = `stevedore-test-create-${process.pid}`;
+    const e = new DockerExecutor({ docker, name, labels: testLabels('create') });
+    cleanup.push(() => e.close());
+    await e.loadImage(TEST_IMAGE, testImageTarball());
+    await e.create(spec(['true']));
+    const info = await docker.getContainer(e.containerId).inspect();
+    expect(info.Name).toBe(`/${name}`);
+    expect(info.Config.Labels).toMatchObject(testLabels('create'));
+    expect(info.HostConfig).toMatchObject({
+      CpuPeriod: 100_000,
+      CpuQuota: 150_000,
+      Memory: 6 * 1024 * 1024,
+      MemorySwap: 6 * 1024 * 1024,
+      NetworkMode: 'none',
+      AutoRemove: false,
+      LogConfig: { Type: 'none' },
+    });
+    expect(info.Config.Tty).toBe(false);
+    expect(info.Config.OpenStdin).toBe(false);
+  });
+
+  it('close() removes the container', async () => {
+    const e = new DockerExecutor({ docker, labels: testLabels('close') });
+    await e.loadImage(TEST_IMAGE, testImageTarball());
+    await e.create(spec(['true']));
+    const id = e.containerId;
+    await e.close();
+    await expect(docker.getContainer(id).inspect()).rejects.toMatchObject({ statusCode: 404 });
+  });
+
+  it('the watchdog rejects wait() when the daemon stops answering', async () => {
+    const proxy = await FreezableDockerProxy.start();
+    cleanup.push(() => proxy.close());
+    const viaProxy = new Dockerode({ socketPath: proxy.socketPath });
+    const e = new DockerExecutor({
+      docker: viaProxy,
+      labels: testLabels('watchdog'),
+      watchdogIntervalMs: 100,
+    });
+    await e.loadImage(TEST_IMAGE, testImageTarball());
+    await e.create(spec(['sleep', '60']));
+    const id = e.containerId;
+    cleanup.push(() => docker.getContainer(id).remove({ force: true }));
+    await e.start();
+    proxy.frozen = true;
+    await expect(e.wait()).rejects.toThrow(/running: docker daemon stopped answering \(5 inspects failed/);
+  });
+});

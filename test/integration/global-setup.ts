@@ -1,0 +1,91 @@
+import { execFile } from 'node:child_process';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Dockerode from 'dockerode';
+import type { TestProject } from 'vitest/node';
+import { REDIS_PID_DIR } from '../helpers/redis.js';
+
+const run = promisify(execFile);
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    imageTarball: string;
+  }
+}
+
+/** Labels that mark containers made by tests: executor tests and stevedore workers on test queues. */
+const LEAK_LABELS = ['stevedore.test', 'stevedore.queue'];
+
+async function requireDocker(docker: Dockerode): Promise<void> {
+  try {
+    await Promise.race([
+      docker.ping(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5_000).unref()),
+    ]);
+  } catch (error) {
+    const where = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+    throw new Error(
+      `integration tests need a Docker engine, and none answered at ${where} (${(error as Error).message}): start one with \`dockerd &\` as root (or run .ci/run), or set DOCKER_HOST`,
+    );
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function leakedRedis(): Promise<number[]> {
+  const names = await readdir(REDIS_PID_DIR).catch(() => [] as string[]);
+  const leaked: number[] = [];
+  for (const name of names) {
+    const pid = Number(name);
+    const dataDir = await readFile(join(REDIS_PID_DIR, name), 'utf8').catch(() => '');
+    if (alive(pid)) {
+      leaked.push(pid);
+      process.kill(pid, 'SIGKILL');
+    }
+    await rm(join(REDIS_PID_DIR, name), { force: true });
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  }
+  return leaked;
+}
+
+async function leakedContainers(docker: Dockerode): Promise<string[]> {
+  const leaked: string[] = [];
+  for (const label of LEAK_LABELS) {
+    for (const c of await docker.listContainers({ all: true, filters: { label: [label] } })) {
+      leaked.push(`${c.Names.join(',')} (${c.Id.slice(0, 12)}, ${c.State})`);
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
+    }
+  }
+  return leaked;
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const docker = new Dockerode();
+  await requireDocker(docker);
+  // Leftovers from an earlier, interrupted run would be blamed on this one: clear them first.
+  await leakedContainers(docker);
+  await leakedRedis();
+  const script = join(import.meta.dirname, '..', 'fixtures', 'build-image.sh');
+  const { stdout } = await run('bash', [script]);
+  project.provide('imageTarball', stdout.trim());
+
+  return async () => {
+    const containers = await leakedContainers(docker);
+    const redis = await leakedRedis();
+    const problems: string[] = [];
+    if (containers.length > 0) problems.push(`containers left by tests: ${containers.join('; ')}`);
+    if (redis.length > 0) problems.push(`test redis-server processes left running: pids ${redis.join(', ')}`);
+    if (problems.length > 0) throw new Error(`leak check failed (now cleaned up): ${problems.join(' | ')}`);
+  };
+}

@@ -1,0 +1,33 @@
+import { expect, it } from 'vitest';
+import { DockerExecutor } from '../../src/index.js';
+import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
+import { Sink } from '../helpers/streams.js';
+
+it('loads the test image from its tarball and runs echo ok in a real container', async () => {
+  const docker = testDocker();
+  await docker
+    .getImage(TEST_IMAGE)
+    .remove({ force: true })
+    .catch(() => undefined);
+  const executor = new DockerExecutor({ docker, labels: testLabels('smoke') });
+  const stdout = new Sink();
+  try {
+    await executor.loadImage(TEST_IMAGE, testImageTarball());
+    await executor.create({
+      image: TEST_IMAGE,
+      command: ['echo', 'ok'],
+      env: {},
+      bindMounts: {},
+      vcpus: 0,
+      ramBytes: 0,
+      enableNetwork: false,
+      stdout,
+      stderr: new Sink(),
+    });
+    await executor.start();
+    expect(await executor.wait()).toBe(0);
+    expect(stdout.text).toBe('ok\n');
+  } finally {
+    await executor.close();
+  }
+});

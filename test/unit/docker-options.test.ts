@@ -1,0 +1,154 @@
+import { PassThrough, Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { DOCKER_MIN_MEMORY_BYTES, toDockerCreateOptions } from '../../src/executors/docker-options.js';
+import type { ExecutorSpec } from '../../src/executors/executor.js';
+
+function spec(extra: Partial<ExecutorSpec> = {}): ExecutorSpec {
+  return {
+    image: 'img:1',
+    command: ['echo', 'hi'],
+    env: {},
+    bindMounts: {},
+    vcpus: 0,
+    ramBytes: 0,
+    enableNetwork: false,
+    stdout: new PassThrough(),
+    stderr: new PassThrough(),
+    ...extra,
+  };
+}
+
+describe('toDockerCreateOptions', () => {
+  it('maps image, command and exactly the spec env, with no TTY', () => {
+    const o = toDockerCreateOptions(spec({ env: { A: '1', B: 'x=y' } }));
+    expect(o.Image).toBe('img:1');
+    expect(o.Cmd).toEqual(['echo', 'hi']);
+    expect(o.Env).toEqual(['A=1', 'B=x=y']);
+    expect(o.Tty).toBe(false);
+  });
+
+  it.each([
+    [undefined, ''],
+    ['', ''],
+    ['.', ''],
+    ['/work', '/work'],
+  ])('maps working dir %j to %j', (dir, expected) => {
+    expect(toDockerCreateOptions(spec({ workingDir: dir })).WorkingDir).toBe(expected);
+  });
+
+  it('maps vcpus to a CPU quota over a 100 ms period', () => {
+    expect(toDockerCreateOptions(spec({ vcpus: 2 })).HostConfig).toMatchObject({
+      CpuPeriod: 100_000,
+      CpuQuota: 200_000,
+    });
+    expect(toDockerCreateOptions(spec({ vcpus: 0.001 })).HostConfig?.CpuQuota).toBe(1_000);
+    expect(toDockerCreateOptions(spec({ vcpus: 0 })).HostConfig?.CpuQuota).toBeUndefined();
+  });
+
+  it('maps ramBytes to memory = memory+swap, raising tiny values to the engine minimum', () => {
+    expect(toDockerCreateOptions(spec({ ramBytes: 512 * 1024 * 1024 })).HostConfig).toMatchObject({
+      Memory: 512 * 1024 * 1024,
+      MemorySwap: 512 * 1024 * 1024,
+    });
+    expect(toDockerCreateOptions(spec({ ramBytes: 10 })).HostConfig).toMatchObject({
+      Memory: DOCKER_MIN_MEMORY_BYTES,
+      MemorySwap: DOCKER_MIN_MEMORY_BYTES,
+    });
+    expect(toDockerCreateOptions(spec()).HostConfig?.Memory).toBeUndefined();
+  });
+
+  it('maps bind mounts to host:container[:ro]', () => {
+    const o = toDockerCreateOptions(
+      spec({
+        bindMounts: {
+          '/out': { hostPath: '/srv/out', readOnly: false },
+          '/in': { hostPath: '/srv/in', readOnly: true },
+        },
+      }),
+    );
+    expect(o.HostConfig?.Binds).toEqual(['/srv/in:/in:ro', '/srv/out:/out']);
+  });
+
+  it('disables the network unless enabled, then uses the mode or "default"', () => {
+    expect(toDockerCreateOptions(spec()).HostConfig?.NetworkMode).toBe('none');
+    expect(toDockerCreateOptions(spec({ networkMode: 'host' })).HostConfig?.NetworkMode).toBe('none');
+    expect(toDockerCreateOptions(spec({ enableNetwork: true })).HostConfig?.NetworkMode).toBe('default');
+    expect(
+      toDockerCreateOptions(spec({ enableNetwork: true, networkMode: 'bridge' })).HostConfig?.NetworkMode,
+    ).toBe('bridge');
+  });
+
+  it('sets the cgroup parent', () => {
+    expect(toDockerCreateOptions(spec({ cgroupParent: '/jobs' })).HostConfig?.CgroupParent).toBe('/jobs');
+  });
+
+  it('requests nvidia GPUs by count, or by the ids in CUDA_VISIBLE_DEVICES', () => {
+    const caps = [['gpu', 'nvidia', 'compute', 'utility']];
+    expect(
+      toDockerCreateOptions(spec({ gpu: { stack: 'cuda', deviceCount: 2 } })).HostConfig?.DeviceRequests,
+    ).toEqual([{ Driver: 'nvidia', Count: 2, Capabilities: caps }]);
+    expect(
+      toDockerCreateOptions(
+        spec({ gpu: { stack: 'cuda', deviceCount: 1 } }),
+        {},
+        { cudaVisibleDevices: '0, 2' },
+      ).HostConfig?.DeviceRequests,
+    ).toEqual([{ Driver: 'nvidia', DeviceIDs: ['0', '2'], Capabilities: caps }]);
+  });
+
+  it('passes /dev/kfd and the render devices with their groups for rocm, honouring AMD_VISIBLE_DEVICES', () => {
+    const facts = {
+      renderDevices: [
+        { path: '/dev/dri/renderD128', gid: 44 },
+        { path: '/dev/dri/renderD129', gid: 109 },
+      ],
+      kfdGid: 109,
+    };
+    const all = toDockerCreateOptions(spec({ gpu: { stack: 'rocm', deviceCount: 1 } }), {}, facts).HostConfig;
+    expect(all?.Devices?.map((d: { PathOnHost: string }) => d.PathOnHost)).toEqual([
+      '/dev/kfd',
+      '/dev/dri/renderD128',
+      '/dev/dri/renderD129',
+    ]);
+    expect(all?.GroupAdd).toEqual(['44', '109']);
+    const one = toDockerCreateOptions(
+      spec({ gpu: { stack: 'rocm', deviceCount: 1 } }),
+      {},
+      {
+        ...facts,
+        amdVisibleDevices: '1',
+      },
+    ).HostConfig;
+    expect(one?.Devices?.map((d: { PathOnHost: string }) => d.PathOnHost)).toEqual([
+      '/dev/kfd',
+      '/dev/dri/renderD129',
+    ]);
+    expect(one?.GroupAdd).toEqual(['109']);
+  });
+
+  it('attaches stdin only when given', () => {
+    expect(toDockerCreateOptions(spec())).toMatchObject({
+      AttachStdin: false,
+      OpenStdin: false,
+      StdinOnce: false,
+    });
+    expect(toDockerCreateOptions(spec({ stdin: Readable.from([]) }))).toMatchObject({
+      AttachStdin: true,
+      OpenStdin: true,
+      StdinOnce: true,
+    });
+  });
+
+  it('names and labels the container, never auto-removes, and uses the chosen log driver', () => {
+    const o = toDockerCreateOptions(spec(), {
+      name: 'job-1',
+      labels: { 'stevedore.job-id': '1' },
+      logDriver: 'local',
+    });
+    expect(o.name).toBe('job-1');
+    expect(o.Labels).toEqual({ 'stevedore.job-id': '1' });
+    expect(o.HostConfig?.AutoRemove).toBe(false);
+    expect(o.HostConfig?.LogConfig?.Type).toBe('local');
+    expect(toDockerCreateOptions(spec()).HostConfig?.LogConfig?.Type).toBe('none');
+  });
+});
