@@ -86,6 +86,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const problems: string[] = [];
     if (containers.length > 0) problems.push(`containers left by tests: ${containers.join('; ')}`);
     if (redis.length > 0) problems.push(`test redis-server processes left running: pids ${redis.join(', ')}`);
-    if (problems.length > 0) throw new Error(`leak check failed (now cleaned up): ${problems.join(' | ')}`);
+    if (problems.length > 0) {
+      // Vitest reports an error thrown here but still exits 0, so fail the process explicitly.
+      process.exitCode = 1;
+      throw new Error(`leak check failed (now cleaned up): ${problems.join(' | ')}`);
+    }
   };
 }
