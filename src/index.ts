@@ -1,2 +1,14 @@
 export * from './executors/index.js';
+export {
+  type CancelOutcome,
+  type ClientOptions,
+  StevedoreClient,
+  type SubmitOptions,
+} from './jobs/client.js';
+export type { RedisTarget } from './jobs/connection.js';
 export * from './jobs/errors.js';
+export type { JobProgress, RunPhase } from './jobs/progress.js';
+export type { AttemptRecord, JobResult, RunReason, RunState, StreamSummary, Usage } from './jobs/result.js';
+export { type JobSpec, type JobSpecInput, parseJobSpec } from './jobs/spec.js';
+export { ConfigError, loadConfig, type WorkerConfig } from './worker/config.js';
+export { startWorker, type WorkerHandle } from './worker/worker.js';

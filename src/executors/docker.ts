@@ -4,11 +4,11 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
-import { InfrastructureError, PhaseError, statusCodeOf } from '../jobs/errors.js';
+import { CommandNotFoundError, InfrastructureError, PhaseError, statusCodeOf } from '../jobs/errors.js';
 import { DockerDemux } from './demux.js';
 import { dockerExec } from './docker-exec.js';
 import { type DockerHostFacts, toDockerCreateOptions } from './docker-options.js';
-import type { ContainerExecutor, ExecOptions, ExecResult, ExecutorSpec } from './executor.js';
+import type { ContainerExecutor, ExecOptions, ExecResult, ExecutorSpec, ExitDetails } from './executor.js';
 import { loadDockerImage } from './image-load.js';
 
 /** Consecutive failed inspects before the watchdog declares the daemon dead. */
@@ -148,8 +148,7 @@ export class DockerExecutor implements ContainerExecutor {
     } catch (error) {
       const message = (error as Error).message;
       if (/executable file not found|no such file or directory/i.test(message)) {
-        throw new PhaseError(
-          'starting',
+        throw new CommandNotFoundError(
           `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (engine said: ${cleanEngineMessage(message)})`,
           { cause: error },
         );
@@ -277,6 +276,16 @@ export class DockerExecutor implements ContainerExecutor {
     }
   }
 
+  async exitDetails(): Promise<ExitDetails> {
+    const container = this.requireContainer('running');
+    try {
+      const info = await container.inspect();
+      return { oomKilled: info.State.OOMKilled === true };
+    } catch (error) {
+      throw wrapEngineError('finalizing', 'cannot inspect the exited container', error);
+    }
+  }
+
   cgroupId(): string {
     return this.containerId;
   }
@@ -333,7 +342,7 @@ export function cleanEngineMessage(message: string): string {
 }
 
 function wrapEngineError(
-  phase: 'creating' | 'starting' | 'running' | 'stopping' | 'closing',
+  phase: 'creating' | 'starting' | 'running' | 'stopping' | 'finalizing' | 'closing',
   what: string,
   error: unknown,
 ): Error {

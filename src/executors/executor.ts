@@ -48,6 +48,11 @@ export interface ExecResult {
   stderr: string;
 }
 
+export interface ExitDetails {
+  /** The kernel killed the container for memory (the runtime's OOMKilled flag). */
+  oomKilled: boolean;
+}
+
 export interface ContainerExecutor {
   /** Makes the image available; a no-op when it is already present. */
   loadImage(image: string, tarballPath?: string): Promise<void>;
@@ -60,6 +65,8 @@ export interface ContainerExecutor {
   stop(options?: { graceMs?: number }): Promise<void>;
   /** Releases everything the executor made (container, temp dirs). Idempotent. */
   close(): Promise<void>;
+  /** What the runtime knows about how the container ended; call after wait(). */
+  exitDetails(): Promise<ExitDetails>;
   /** The cgroup the container belongs to; '' before create. */
   cgroupId(): string;
   /** A process in the container; 0 when none runs. */

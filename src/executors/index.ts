@@ -28,4 +28,11 @@ export async function createExecutor(
 
 export { DockerExecutor, type DockerExecutorOptions } from './docker.js';
 export { DOCKER_MIN_MEMORY_BYTES, type DockerHostFacts, toDockerCreateOptions } from './docker-options.js';
-export type { BindMount, ContainerExecutor, ExecOptions, ExecResult, ExecutorSpec } from './executor.js';
+export type {
+  BindMount,
+  ContainerExecutor,
+  ExecOptions,
+  ExecResult,
+  ExecutorSpec,
+  ExitDetails,
+} from './executor.js';

@@ -33,6 +33,16 @@ export class InfrastructureError extends PhaseError {
   }
 }
 
+/** The program to run does not exist in the image: exit code 127, as a shell would say. */
+export class CommandNotFoundError extends PhaseError {
+  readonly exitCode = 127;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('starting', message, options);
+    this.name = 'CommandNotFoundError';
+  }
+}
+
 /** One problem found in a job spec: where (a dotted path) and why. */
 export interface SpecIssue {
   path: string;
@@ -61,6 +71,27 @@ export class CancelledError extends Error {
     super(`cancelled: ${reason}`);
     this.name = 'CancelledError';
     this.reason = reason;
+  }
+}
+
+/** Bad input to the client or the CLI (not a job spec). */
+export class ValidationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ValidationError';
+  }
+}
+
+/** No job with this id exists (never submitted, or its result has expired). */
+export class UnknownJobError extends Error {
+  readonly jobId: string;
+
+  constructor(jobId: string) {
+    super(
+      `unknown job ${JSON.stringify(jobId)}: no such job in this queue (wrong id or queue, or its result expired)`,
+    );
+    this.name = 'UnknownJobError';
+    this.jobId = jobId;
   }
 }
 

@@ -1,0 +1,231 @@
+import { Job, Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { connect, type RedisTarget } from './connection.js';
+import { UnknownJobError, ValidationError } from './errors.js';
+import { DEFAULT_PREFIX, DEFAULT_QUEUE, keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from './keys.js';
+import type { JobProgress } from './progress.js';
+import { emptyStream, type JobResult } from './result.js';
+import { type JobSpecInput, parseJobSpec } from './spec.js';
+
+export interface ClientOptions {
+  redis: RedisTarget;
+  queue?: string;
+  prefix?: string;
+}
+
+export interface SubmitOptions {
+  /** Your own id; submitting the same id twice yields the same job (idempotent). */
+  jobId?: string;
+  /** Tries in all, for infrastructure failures (default 3). */
+  attempts?: number;
+  backoff?: number | { type: 'fixed' | 'exponential'; delay: number };
+  /** 1 (highest) … 2097152; lower runs first. */
+  priority?: number;
+  /** Milliseconds to wait before the job may run. */
+  delay?: number;
+}
+
+export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished';
+
+/** How long finished jobs (and their results) stay in Redis. */
+const KEEP_FINISHED_SECONDS = 7 * 24 * 3600;
+const DEFAULT_ATTEMPTS = 3;
+const DEFAULT_BACKOFF = { type: 'exponential' as const, delay: 1_000 };
+const WAITING_STATES = new Set(['waiting', 'delayed', 'prioritized', 'paused', 'waiting-children']);
+
+/** BullMQ rejects ids with ':' and all-digit ids (they collide with its own counters). */
+export function checkJobId(id: string): void {
+  const problems: string[] = [];
+  if (id === '') problems.push('must not be empty');
+  if (id.includes(':')) problems.push('must not contain ":"');
+  if (/^\d+$/.test(id)) problems.push('must not be all digits');
+  if (id.length > 200) problems.push('must be at most 200 characters');
+  if (problems.length > 0) throw new ValidationError(`jobId ${JSON.stringify(id)} ${problems.join(', ')}`);
+}
+
+/** Submits container jobs and reads their results, from any process. */
+export class StevedoreClient {
+  readonly address: QueueAddress;
+  private readonly redis: Redis;
+  private readonly queue: Queue;
+  private events: Promise<QueueEvents> | undefined;
+
+  constructor(private readonly options: ClientOptions) {
+    this.address = { queue: options.queue ?? DEFAULT_QUEUE, prefix: options.prefix ?? DEFAULT_PREFIX };
+    this.redis = connect(options.redis);
+    this.queue = new Queue(this.address.queue, { connection: this.redis, prefix: this.address.prefix });
+  }
+
+  /** Validates the spec (throwing InvalidSpecError listing every problem) and enqueues it. */
+  async submit(spec: JobSpecInput, options: SubmitOptions = {}): Promise<{ id: string }> {
+    parseJobSpec(spec);
+    if (options.jobId !== undefined) checkJobId(options.jobId);
+    const job = await this.queue.add('run', spec, {
+      jobId: options.jobId,
+      attempts: options.attempts ?? DEFAULT_ATTEMPTS,
+      backoff: options.backoff ?? DEFAULT_BACKOFF,
+      priority: options.priority,
+      delay: options.delay,
+      removeOnComplete: { age: KEEP_FINISHED_SECONDS },
+      removeOnFail: { age: KEEP_FINISHED_SECONDS },
+    });
+    if (job.id === undefined) throw new Error('submitting: Redis did not return a job id');
+    return { id: job.id };
+  }
+
+  /** The result of a finished job, null while it is unfinished; throws UnknownJobError for an unknown id. */
+  async getResult(id: string): Promise<JobResult | null> {
+    const job = await Job.fromId<JobSpecInput, JobResult>(this.queue, id);
+    if (!job) {
+      const side = await this.sideResult(id);
+      if (side) return side;
+      throw new UnknownJobError(id);
+    }
+    const state = await job.getState();
+    if (state === 'completed') return job.returnvalue;
+    if (state === 'failed') return (await this.sideResult(id)) ?? failedWithoutResult(id, job);
+    return null;
+  }
+
+  /** Resolves with the result as soon as the job finishes; event-driven, not polling. */
+  async waitForResult(id: string, options: { timeoutMs?: number } = {}): Promise<JobResult> {
+    const events = await this.queueEvents();
+    return new Promise<JobResult>((resolve, reject) => {
+      let settled = false;
+      const finish = (error: Error | null, result?: JobResult): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        for (const name of ['completed', 'failed', 'removed'] as const) events.off(name, onEvent);
+        if (error) reject(error);
+        else resolve(result as JobResult);
+      };
+      const check = (): void => {
+        this.getResult(id).then(
+          (result) => result && finish(null, result),
+          (error: Error) => finish(error),
+        );
+      };
+      const onEvent = (event: { jobId: string }): void => {
+        if (event.jobId === id) check();
+      };
+      const timer = setTimeout(
+        () => finish(new Error(`waiting for job ${id}: no result within ${options.timeoutMs} ms`)),
+        options.timeoutMs ?? 2 ** 31 - 1,
+      );
+      for (const name of ['completed', 'failed', 'removed'] as const) events.on(name, onEvent);
+      // Listeners first, then one look: a job that finished before we listened is not missed.
+      check();
+    });
+  }
+
+  async getProgress(id: string): Promise<JobProgress | null> {
+    const job = await Job.fromId(this.queue, id);
+    if (!job) {
+      if (await this.sideResult(id)) return null;
+      throw new UnknownJobError(id);
+    }
+    const progress = job.progress;
+    return typeof progress === 'object' && progress !== null ? (progress as unknown as JobProgress) : null;
+  }
+
+  /**
+   * Cancels a job from any process. A waiting or delayed job is removed and gets a Cancelled
+   * result; an active job's worker stops its container. The request is recorded first, so a
+   * worker that takes the job meanwhile sees it before starting a container.
+   */
+  async cancel(id: string): Promise<CancelOutcome> {
+    await this.redis.set(keys.cancel(this.address, id), '1', 'EX', SIDE_KEY_TTL_SECONDS);
+    const job = await Job.fromId<JobSpecInput, JobResult>(this.queue, id);
+    if (!job) {
+      if (await this.sideResult(id)) return 'finished';
+      await this.redis.del(keys.cancel(this.address, id));
+      throw new UnknownJobError(id);
+    }
+    const state = await job.getState();
+    if (state === 'completed' || state === 'failed') return 'finished';
+    if (WAITING_STATES.has(state)) {
+      const result = cancelledWhileWaiting(id, job);
+      await this.redis.set(keys.result(this.address, id), JSON.stringify(result), 'EX', SIDE_KEY_TTL_SECONDS);
+      try {
+        await job.remove();
+        return 'cancelled';
+      } catch {
+        // Taken by a worker meanwhile (locked): that worker will see the flag and cancel it.
+        await this.redis.del(keys.result(this.address, id));
+      }
+    }
+    await this.redis.publish(keys.cancelChannel(this.address), id);
+    return 'cancelling';
+  }
+
+  async close(): Promise<void> {
+    if (this.events) await (await this.events).close();
+    await this.queue.close();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private async sideResult(id: string): Promise<JobResult | null> {
+    const text = await this.redis.get(keys.result(this.address, id));
+    return text ? (JSON.parse(text) as JobResult) : null;
+  }
+
+  private queueEvents(): Promise<QueueEvents> {
+    this.events ??= (async () => {
+      const events = new QueueEvents(this.address.queue, {
+        connection: connect(this.options.redis),
+        prefix: this.address.prefix,
+      });
+      await events.waitUntilReady();
+      return events;
+    })();
+    return this.events;
+  }
+}
+
+function baseResult(
+  id: string,
+  job: Job<JobSpecInput, JobResult>,
+): Omit<JobResult, 'state' | 'reason' | 'error'> {
+  const spec = job.data;
+  return {
+    jobId: id,
+    exitCode: null,
+    signal: null,
+    oomKilled: false,
+    runtime: null,
+    containerId: null,
+    cgroupId: null,
+    image: typeof spec?.image === 'string' ? spec.image : '',
+    startedAt: null,
+    finishedAt: new Date().toISOString(),
+    phases: {},
+    usage: null,
+    stdout: emptyStream(),
+    stderr: emptyStream(),
+    worker: null,
+    attempt: job.attemptsMade,
+    adopted: false,
+    attempts: [],
+    labels: spec?.labels ?? {},
+  };
+}
+
+function cancelledWhileWaiting(id: string, job: Job<JobSpecInput, JobResult>): JobResult {
+  return {
+    ...baseResult(id, job),
+    state: 'Cancelled',
+    reason: 'cancelled',
+    error: { phase: 'admitted', message: 'cancelled before it started' },
+  };
+}
+
+function failedWithoutResult(id: string, job: Job<JobSpecInput, JobResult>): JobResult {
+  return {
+    ...baseResult(id, job),
+    finishedAt: new Date(job.finishedOn ?? Date.now()).toISOString(),
+    state: 'Failed',
+    reason: 'infra',
+    error: { phase: 'admitted', message: job.failedReason || 'failed without a reason' },
+  };
+}

@@ -1,0 +1,97 @@
+import { constants } from 'node:os';
+import type { Phase } from './errors.js';
+
+export type RunState = 'Complete' | 'Cancelled' | 'Failed';
+export type RunReason = 'exited' | 'signalled' | 'oom' | 'timeout' | 'cancelled' | 'infra' | 'invalid';
+
+/** What is known about one output stream of a run. */
+export interface StreamSummary {
+  bytes: number;
+  /** The last bytes (at most TAIL_BYTES), cut on a UTF-8 character boundary. */
+  tail: string;
+  /** Where the full text is kept on the worker host; null when no log directory is set. */
+  path: string | null;
+  /** Whether a bounded copy (Redis) dropped its oldest bytes. */
+  truncated: boolean;
+}
+
+export interface Usage {
+  cpuSeconds: number | null;
+  peakMemoryBytes: number | null;
+  blockIoBytes: number | null;
+}
+
+export interface AttemptRecord {
+  attempt: number;
+  worker: string;
+  state: RunState;
+  reason: RunReason;
+  error: string | null;
+}
+
+/** The result of a finished job, as `getResult(id)` returns it. */
+export interface JobResult {
+  jobId: string;
+  state: RunState;
+  reason: RunReason;
+  exitCode: number | null;
+  /** Signal name when the process was killed by one (exit code 128+N). */
+  signal: string | null;
+  oomKilled: boolean;
+  runtime: string | null;
+  containerId: string | null;
+  cgroupId: string | null;
+  image: string;
+  startedAt: string | null;
+  finishedAt: string;
+  /** Milliseconds spent in each phase, in order. */
+  phases: Partial<Record<Phase | 'queued', number>>;
+  usage: Usage | null;
+  stdout: StreamSummary;
+  stderr: StreamSummary;
+  worker: { host: string; id: string } | null;
+  attempt: number;
+  adopted: boolean;
+  attempts: AttemptRecord[];
+  labels: Record<string, string>;
+  error: { phase: Phase; message: string } | null;
+}
+
+/** How many bytes of each stream the result keeps. */
+export const TAIL_BYTES = 4096;
+
+const SIGNAL_NAMES = new Map<number, string>(
+  Object.entries(constants.signals).map(([name, number]) => [number, name] as [number, string]),
+);
+
+/** The signal behind an exit code of 128+N, when N is a known signal. */
+export function signalFromExitCode(exitCode: number | null): string | null {
+  if (exitCode === null || exitCode <= 128 || exitCode > 128 + 64) return null;
+  return SIGNAL_NAMES.get(exitCode - 128) ?? `SIG${exitCode - 128}`;
+}
+
+/**
+ * Why a run ended. `oom` only on the kernel's word (the runtime's OOMKilled flag), never for a
+ * SIGKILL that Stevedore sent itself: a stop we requested is reported as its own reason.
+ */
+export function terminationReason(input: {
+  exitCode: number;
+  oomKilled: boolean;
+  stopReason: 'cancelled' | 'timeout' | null;
+}): { state: RunState; reason: RunReason; signal: string | null } {
+  const signal = signalFromExitCode(input.exitCode);
+  if (input.stopReason) return { state: 'Cancelled', reason: input.stopReason, signal };
+  if (input.oomKilled) return { state: 'Complete', reason: 'oom', signal };
+  if (signal) return { state: 'Complete', reason: 'signalled', signal };
+  return { state: 'Complete', reason: 'exited', signal: null };
+}
+
+/** The last `max` bytes of `buffer` as text, starting on a UTF-8 character boundary. */
+export function utf8Tail(buffer: Buffer, max = TAIL_BYTES): string {
+  let start = Math.max(0, buffer.length - max);
+  // Skip continuation bytes (10xxxxxx) so the tail never starts inside a character.
+  while (start < buffer.length && start > 0 && ((buffer[start] ?? 0) & 0xc0) === 0x80) start += 1;
+  return buffer.subarray(start).toString('utf8');
+}
+
+export const emptyStream = (): StreamSummary => ({ bytes: 0, tail: '', path: null, truncated: false });

@@ -1,0 +1,110 @@
+import { availableParallelism, homedir, hostname } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_PREFIX, DEFAULT_QUEUE } from '../jobs/keys.js';
+
+export type ShutdownMode = 'stop' | 'detach';
+
+/** Everything a worker needs to know; `loadConfig` is the one reader of process.env. */
+export interface WorkerConfig {
+  /** Absent: start a private redis-server (embedded mode). */
+  redisUrl?: string;
+  queue: string;
+  prefix: string;
+  concurrency: number;
+  runtime: 'docker' | 'singularity';
+  /** Full stdout/stderr of every attempt are written here. */
+  logDir: string;
+  /** Embedded Redis data and its URL file. */
+  stateDir: string;
+  lockDurationMs: number;
+  shutdownGraceMs: number;
+  logLevel: string;
+  workerId: string;
+  host: string;
+  cudaVisibleDevices?: string;
+  amdVisibleDevices?: string;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function positiveInt(name: string, value: string | undefined, fallback: number, min = 1): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    throw new ConfigError(`${name}=${JSON.stringify(value)} is invalid: expected a whole number >= ${min}`);
+  }
+  return n;
+}
+
+/** Default state directory: $XDG_STATE_HOME/stevedore or ~/.local/state/stevedore. */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'stevedore');
+}
+
+/**
+ * Reads the worker's configuration from the environment, with `overrides` (from CLI flags)
+ * taking precedence. Throws ConfigError naming the variable for any bad value.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Record<string, string>> = {},
+): WorkerConfig {
+  const get = (name: string): string | undefined => overrides[name] ?? env[name];
+  const runtime = get('STEVEDORE_RUNTIME') || 'docker';
+  if (runtime !== 'docker' && runtime !== 'singularity') {
+    throw new ConfigError(
+      `STEVEDORE_RUNTIME=${JSON.stringify(runtime)} is invalid: expected "docker" or "singularity"`,
+    );
+  }
+  const redisUrl = get('REDIS_URL') || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError(
+      `REDIS_URL=${JSON.stringify(redisUrl)} is invalid: expected redis://host:port[/db]`,
+    );
+  }
+  const queue = get('STEVEDORE_QUEUE') || DEFAULT_QUEUE;
+  if (queue.includes(':'))
+    throw new ConfigError(`STEVEDORE_QUEUE=${JSON.stringify(queue)} is invalid: must not contain ":"`);
+  const logLevel = get('LOG_LEVEL') || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(
+      `LOG_LEVEL=${JSON.stringify(logLevel)} is invalid: expected one of ${LOG_LEVELS.join(', ')}`,
+    );
+  }
+  const stateDir = get('STEVEDORE_STATE_DIR') || defaultStateDir(env);
+  const host = hostname();
+  return {
+    redisUrl,
+    queue,
+    prefix: get('STEVEDORE_PREFIX') || DEFAULT_PREFIX,
+    concurrency: positiveInt('STEVEDORE_CONCURRENCY', get('STEVEDORE_CONCURRENCY'), availableParallelism()),
+    runtime,
+    logDir: get('STEVEDORE_LOG_DIR') || join(stateDir, 'logs'),
+    stateDir,
+    lockDurationMs: positiveInt(
+      'STEVEDORE_LOCK_DURATION_MS',
+      get('STEVEDORE_LOCK_DURATION_MS'),
+      30_000,
+      1_000,
+    ),
+    shutdownGraceMs: positiveInt(
+      'STEVEDORE_SHUTDOWN_GRACE_MS',
+      get('STEVEDORE_SHUTDOWN_GRACE_MS'),
+      30_000,
+      0,
+    ),
+    logLevel,
+    workerId:
+      get('STEVEDORE_WORKER_ID') || `${host}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`,
+    host,
+    cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES,
+    amdVisibleDevices: env.AMD_VISIBLE_DEVICES,
+  };
+}

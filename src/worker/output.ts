@@ -1,0 +1,58 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import { emptyStream, type StreamSummary, TAIL_BYTES, utf8Tail } from '../jobs/result.js';
+
+/**
+ * Where one output stream of a run goes: the full text to a file (with the file's
+ * backpressure), the last TAIL_BYTES in memory for the result, and a byte count.
+ */
+export class OutputCapture extends Writable {
+  private file: WriteStream | undefined;
+  private tail = Buffer.alloc(0);
+  private count = 0;
+
+  constructor(private readonly path: string | null) {
+    super({ highWaterMark: 256 * 1024 });
+    if (path) this.file = createWriteStream(path, { flags: 'a' });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.count += chunk.length;
+    // Keep up to 4 extra bytes so the tail can be cut on a character boundary.
+    const keep = TAIL_BYTES + 4;
+    this.tail =
+      chunk.length >= keep
+        ? Buffer.from(chunk.subarray(chunk.length - keep))
+        : Buffer.concat([this.tail, chunk]).subarray(-keep);
+    if (!this.file) {
+      callback();
+      return;
+    }
+    if (this.file.write(chunk)) callback();
+    else this.file.once('drain', () => callback());
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (!this.file) {
+      callback();
+      return;
+    }
+    this.file.end(() => callback());
+  }
+
+  summary(truncated = false): StreamSummary {
+    if (this.count === 0 && !this.path) return emptyStream();
+    return { bytes: this.count, tail: utf8Tail(this.tail), path: this.path, truncated };
+  }
+
+  /** Ends the capture and waits until the file is flushed and closed. */
+  async close(): Promise<void> {
+    if (this.writableFinished) return;
+    await new Promise<void>((resolve, reject) => {
+      this.once('finish', resolve);
+      this.once('error', reject);
+      this.end();
+    });
+    if (this.file && !this.file.closed) await new Promise<void>((r) => this.file?.once('close', () => r()));
+  }
+}

@@ -1,0 +1,204 @@
+import { join } from 'node:path';
+import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import type Dockerode from 'dockerode';
+import { type Logger, pino } from 'pino';
+import { DockerExecutor } from '../executors/docker.js';
+import type { ContainerExecutor } from '../executors/executor.js';
+import { connect } from '../jobs/connection.js';
+import { InvalidSpecError } from '../jobs/errors.js';
+import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
+import { emptyStream, type JobResult } from '../jobs/result.js';
+import { type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
+import { listenForCancels } from './cancel-listener.js';
+import type { WorkerConfig } from './config.js';
+import { startEmbeddedRedis } from './embedded-redis.js';
+import { runJob, type StopReason } from './run.js';
+
+export interface WorkerDeps {
+  logger?: Logger;
+  docker?: Dockerode;
+}
+
+export interface WorkerHandle {
+  readonly id: string;
+  readonly redisUrl: string;
+  /** Stops taking jobs; running jobs get `shutdownGraceMs`, then are stopped and put back without spending an attempt. */
+  close(options?: { graceMs?: number }): Promise<void>;
+  /** Number of jobs running now. */
+  running(): number;
+}
+
+const safeName = (s: string): string => s.replace(/[^a-zA-Z0-9_.-]/g, '_');
+
+/** Starts a worker that takes container jobs from the queue and runs them. */
+export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<WorkerHandle> {
+  const logger = (deps.logger ?? pino({ level: config.logLevel })).child({ workerId: config.workerId });
+  const embedded = config.redisUrl ? undefined : await startEmbeddedRedis(config.stateDir, logger);
+  const redisUrl = config.redisUrl ?? (embedded?.url as string);
+  const address: QueueAddress = { queue: config.queue, prefix: config.prefix };
+  const commands = connect(redisUrl);
+  const runs = new Map<string, AbortController>();
+  const workerInfo = { host: config.host, id: config.workerId };
+
+  const stopRun = (jobId: string, reason: StopReason): void => {
+    const controller = runs.get(jobId);
+    if (controller && !controller.signal.aborted) {
+      logger.info({ jobId, reason }, 'stopping job');
+      controller.abort(reason);
+    }
+  };
+
+  const writeSideResult = async (result: JobResult): Promise<void> => {
+    await commands.set(
+      keys.result(address, result.jobId),
+      JSON.stringify(result),
+      'EX',
+      SIDE_KEY_TTL_SECONDS,
+    );
+  };
+
+  const processor = async (job: Job<JobSpecInput, JobResult>, token?: string, signal?: AbortSignal) => {
+    const jobId = job.id as string;
+    const attempt = job.attemptsMade + 1;
+    const log = logger.child({ jobId, attempt });
+    let spec: ReturnType<typeof parseJobSpec>;
+    try {
+      spec = parseJobSpec(job.data);
+    } catch (error) {
+      if (!(error instanceof InvalidSpecError)) throw error;
+      log.warn({ issues: error.issues }, 'invalid job spec');
+      await writeSideResult(invalidResult(jobId, job, attempt, workerInfo, error));
+      throw new UnrecoverableError(error.message);
+    }
+    const controller = new AbortController();
+    runs.set(jobId, controller);
+    // BullMQ's own signal (worker.cancelJob / cancelAllJobs) stops the run too.
+    signal?.addEventListener('abort', () => stopRun(jobId, (signal.reason as StopReason) ?? 'cancelled'), {
+      once: true,
+    });
+    const executor: ContainerExecutor & { containerId: string } = new DockerExecutor({
+      docker: deps.docker,
+      name: `stevedore-${safeName(config.queue)}-${safeName(jobId)}-${attempt}-${job.attemptsStarted}`,
+      labels: {
+        'stevedore.queue': config.queue,
+        'stevedore.job-id': jobId,
+        'stevedore.attempt': String(attempt),
+        'stevedore.worker-id': config.workerId,
+      },
+      logger: log,
+      visibleDevices: { cuda: config.cudaVisibleDevices, amd: config.amdVisibleDevices },
+    });
+    try {
+      const outcome = await runJob({
+        jobId,
+        attempt,
+        spec,
+        executor,
+        logger: log,
+        worker: workerInfo,
+        outputDir: join(config.logDir, safeName(config.queue), safeName(jobId), String(attempt)),
+        enqueuedAt: job.timestamp,
+        stop: controller.signal,
+        isCancelled: async () => (await commands.exists(keys.cancel(address, jobId))) === 1,
+        publish: (progress) => job.updateProgress(progress as unknown as object),
+      });
+      if (outcome.interruptedBy === 'shutdown') {
+        log.info('worker shutting down: job goes back to the queue without spending an attempt');
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      if (outcome.interruptedBy === 'lost-lock') {
+        throw new Error('lost the job lock: another worker may own this job; container stopped');
+      }
+      if (outcome.error) {
+        await writeSideResult(outcome.result);
+        throw outcome.error;
+      }
+      return outcome.result;
+    } finally {
+      runs.delete(jobId);
+    }
+  };
+
+  const worker = new Worker<JobSpecInput, JobResult>(config.queue, processor, {
+    connection: connect(redisUrl),
+    prefix: config.prefix,
+    concurrency: config.concurrency,
+    lockDuration: config.lockDurationMs,
+    autorun: false,
+  });
+  worker.on('lockRenewalFailed', (jobIds: string[]) => {
+    for (const id of jobIds) stopRun(id, 'lost-lock');
+  });
+  worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
+  const stopListening = await listenForCancels(
+    connect(redisUrl),
+    keys.cancelChannel(address),
+    (jobId) => stopRun(jobId, 'cancelled'),
+    logger,
+  );
+  await worker.waitUntilReady();
+  void worker.run();
+  logger.info(
+    { queue: config.queue, concurrency: config.concurrency, runtime: config.runtime },
+    'worker started',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    id: config.workerId,
+    redisUrl,
+    running: () => runs.size,
+    close: (options = {}) => {
+      closing ??= (async () => {
+        const graceMs = options.graceMs ?? config.shutdownGraceMs;
+        logger.info({ running: runs.size, graceMs }, 'worker closing: no new jobs');
+        const closed = worker.close();
+        const timer = setTimeout(() => {
+          for (const id of runs.keys()) stopRun(id, 'shutdown');
+        }, graceMs);
+        await closed;
+        clearTimeout(timer);
+        await stopListening();
+        await commands.quit().catch(() => commands.disconnect());
+        await embedded?.stop();
+        logger.info('worker closed');
+      })();
+      return closing;
+    },
+  };
+}
+
+function invalidResult(
+  jobId: string,
+  job: Job<JobSpecInput, JobResult>,
+  attempt: number,
+  worker: { host: string; id: string },
+  error: InvalidSpecError,
+): JobResult {
+  const data = job.data as Partial<Record<string, unknown>> | undefined;
+  return {
+    jobId,
+    state: 'Failed',
+    reason: 'invalid',
+    exitCode: null,
+    signal: null,
+    oomKilled: false,
+    runtime: null,
+    containerId: null,
+    cgroupId: null,
+    image: typeof data?.image === 'string' ? data.image : '',
+    startedAt: null,
+    finishedAt: new Date().toISOString(),
+    phases: {},
+    usage: null,
+    stdout: emptyStream(),
+    stderr: emptyStream(),
+    worker,
+    attempt,
+    adopted: false,
+    attempts: [{ attempt, worker: worker.id, state: 'Failed', reason: 'invalid', error: error.message }],
+    labels: {},
+    error: { phase: 'validating', message: error.message },
+  };
+}

@@ -1,0 +1,70 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { StevedoreClient } from '../../src/jobs/client.js';
+import type { JobSpecInput } from '../../src/jobs/spec.js';
+import { loadConfig, type WorkerConfig } from '../../src/worker/config.js';
+import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
+import { TEST_IMAGE, testImageTarball } from './docker.js';
+import type { TestRedis } from './redis.js';
+
+let counter = 0;
+
+/** A fresh queue name per test, so tests never share a queue. Worker containers are found by the leak check through it. */
+export function testQueue(): string {
+  counter += 1;
+  return `test-${process.pid}-${Date.now().toString(36)}-${counter}`;
+}
+
+/** A job spec on the test image, loaded from its tarball. */
+export function busybox(command: string[], extra: Partial<JobSpecInput> = {}): JobSpecInput {
+  return { image: TEST_IMAGE, imageTarball: testImageTarball(), command, ...extra };
+}
+
+/** A worker and client on one queue of a test Redis; `close()` ends both and removes the log dir. */
+export class Harness {
+  readonly workers: WorkerHandle[] = [];
+  readonly clients: StevedoreClient[] = [];
+  readonly queue = testQueue();
+  private dirs: string[] = [];
+
+  constructor(readonly redis: TestRedis) {}
+
+  async config(overrides: Partial<WorkerConfig> = {}): Promise<WorkerConfig> {
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-worker-'));
+    this.dirs.push(dir);
+    return {
+      ...loadConfig({}),
+      redisUrl: this.redis.url,
+      queue: this.queue,
+      concurrency: 2,
+      logDir: join(dir, 'logs'),
+      stateDir: dir,
+      lockDurationMs: 5_000,
+      shutdownGraceMs: 5_000,
+      workerId: `test-worker-${this.workers.length + 1}-${process.pid}`,
+      ...overrides,
+    };
+  }
+
+  async worker(overrides: Partial<WorkerConfig> = {}): Promise<WorkerHandle> {
+    const handle = await startWorker(await this.config(overrides), {
+      logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    });
+    this.workers.push(handle);
+    return handle;
+  }
+
+  client(): StevedoreClient {
+    const client = new StevedoreClient({ redis: this.redis.url, queue: this.queue });
+    this.clients.push(client);
+    return client;
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.workers.splice(0)) await w.close({ graceMs: 0 });
+    for (const c of this.clients.splice(0)) await c.close();
+    for (const d of this.dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  }
+}

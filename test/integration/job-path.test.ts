@@ -1,0 +1,68 @@
+import { readFile } from 'node:fs/promises';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { testDocker } from '../helpers/docker.js';
+import { TestRedis } from '../helpers/redis.js';
+import { busybox, Harness } from '../helpers/stevedore.js';
+
+describe('job path: submit → worker → container → result', () => {
+  let redis: TestRedis;
+  let h: Harness;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+  });
+  afterAll(async () => {
+    await redis.close();
+  });
+  beforeEach(() => {
+    h = new Harness(redis);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it.each([0, 1, 42])('reports exit code %i as a Complete result with tails', async (code) => {
+    await h.worker();
+    const client = h.client();
+    const { id } = await client.submit(
+      busybox(['sh', '-c', `echo out-${code}; echo err-${code} >&2; exit ${code}`], {
+        labels: { team: 'qa' },
+      }),
+    );
+    const result = await client.waitForResult(id, { timeoutMs: 30_000 });
+    expect(result).toMatchObject({
+      jobId: id,
+      state: 'Complete',
+      reason: 'exited',
+      exitCode: code,
+      signal: null,
+      oomKilled: false,
+      image: 'stevedore-test/busybox:1',
+      attempt: 1,
+      labels: { team: 'qa' },
+      error: null,
+      stdout: { bytes: `out-${code}\n`.length, tail: `out-${code}\n`, truncated: false },
+      stderr: { bytes: `err-${code}\n`.length, tail: `err-${code}\n` },
+    });
+    expect(result.runtime).toMatch(/^docker /);
+    expect(result.containerId).toMatch(/^[0-9a-f]{64}$/);
+    expect(result.worker?.id).toBe(h.workers[0]?.id);
+    expect(result.phases).toHaveProperty('running');
+    expect(await readFile(result.stdout.path as string, 'utf8')).toBe(`out-${code}\n`);
+    expect(await client.getResult(id)).toEqual(result);
+    const progress = await client.getProgress(id);
+    expect(progress?.history.map((p) => p.phase)).toEqual([
+      'admitted',
+      'loading-image',
+      'creating',
+      'starting',
+      'running',
+      'finalizing',
+      'done',
+    ]);
+    // The container is gone once the result is there.
+    expect(
+      await testDocker().listContainers({ all: true, filters: { label: [`stevedore.job-id=${id}`] } }),
+    ).toEqual([]);
+  });
+});
