@@ -211,7 +211,16 @@ function toIssues(error: z.ZodError): SpecIssue[] {
         message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} (a typo?)`,
       };
     }
-    if (issue.code === 'invalid_type' && issue.input === undefined) return { path, message: 'is required' };
+    if (issue.code === 'invalid_type') {
+      const received = /^Invalid input: expected \w+, received (\w+)/.exec(issue.message)?.[1];
+      if (received === undefined) return { path, message: issue.message }; // our own wording
+      if (received === 'undefined') return { path, message: 'is required' };
+      const article = issue.expected === 'array' || issue.expected === 'object' ? 'an' : 'a';
+      return { path, message: `must be ${article} ${issue.expected}, not ${received}` };
+    }
+    if (issue.code === 'invalid_value') {
+      return { path, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}` };
+    }
     if (issue.code === 'invalid_key') {
       return { path, message: `key ${issue.issues.map((i) => i.message).join('; ')}` };
     }
