@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connect, type RedisTarget } from './connection.js';
@@ -31,6 +32,7 @@ export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished';
 const KEEP_FINISHED_SECONDS = 7 * 24 * 3600;
 const DEFAULT_ATTEMPTS = 3;
 const DEFAULT_BACKOFF = { type: 'exponential' as const, delay: 1_000 };
+const EVENTS_CLOSE_MS = 1_000;
 const WAITING_STATES = new Set(['waiting', 'delayed', 'prioritized', 'paused', 'waiting-children']);
 
 /** BullMQ rejects ids with ':' and all-digit ids (they collide with its own counters). */
@@ -48,7 +50,7 @@ export class StevedoreClient {
   readonly address: QueueAddress;
   private readonly redis: Redis;
   private readonly queue: Queue;
-  private events: Promise<QueueEvents> | undefined;
+  private events: Promise<{ events: QueueEvents; connection: Redis }> | undefined;
 
   constructor(private readonly options: ClientOptions) {
     this.address = { queue: options.queue ?? DEFAULT_QUEUE, prefix: options.prefix ?? DEFAULT_PREFIX };
@@ -89,7 +91,7 @@ export class StevedoreClient {
 
   /** Resolves with the result as soon as the job finishes; event-driven, not polling. */
   async waitForResult(id: string, options: { timeoutMs?: number } = {}): Promise<JobResult> {
-    const events = await this.queueEvents();
+    const { events } = await this.queueEvents();
     return new Promise<JobResult>((resolve, reject) => {
       let settled = false;
       const finish = (error: Error | null, result?: JobResult): void => {
@@ -160,7 +162,13 @@ export class StevedoreClient {
   }
 
   async close(): Promise<void> {
-    if (this.events) await (await this.events).close();
+    if (this.events) {
+      const { events, connection } = await this.events;
+      // QueueEvents.close() waits for its blocking read, which can hang after Redis restarted:
+      // give it a moment, then cut the connection.
+      await Promise.race([events.close(), sleep(EVENTS_CLOSE_MS)]);
+      connection.disconnect();
+    }
     await this.queue.close();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
@@ -170,14 +178,12 @@ export class StevedoreClient {
     return text ? (JSON.parse(text) as JobResult) : null;
   }
 
-  private queueEvents(): Promise<QueueEvents> {
+  private queueEvents(): Promise<{ events: QueueEvents; connection: Redis }> {
     this.events ??= (async () => {
-      const events = new QueueEvents(this.address.queue, {
-        connection: connect(this.options.redis),
-        prefix: this.address.prefix,
-      });
+      const connection = connect(this.options.redis);
+      const events = new QueueEvents(this.address.queue, { connection, prefix: this.address.prefix });
       await events.waitUntilReady();
-      return events;
+      return { events, connection };
     })();
     return this.events;
   }

@@ -1,20 +1,31 @@
 import type Dockerode from 'dockerode';
 
-/** Container "create" events the engine recorded since `sinceMs` for containers with `label`. */
-export async function containersCreatedSince(
+/**
+ * Starts watching the engine for container "create" events of containers carrying every one of
+ * `labels` ("key=value"); `stop()` returns the ids seen. Live, because the engine keeps only its
+ * last 256 events for later queries.
+ */
+export async function watchCreates(
   docker: Dockerode,
-  sinceMs: number,
-  label: string,
-): Promise<string[]> {
+  labels: string[],
+): Promise<{ stop: () => Promise<string[]> }> {
   const stream = (await docker.getEvents({
-    since: Math.floor(sinceMs / 1000),
-    until: Math.ceil(Date.now() / 1000) + 1,
-    filters: { type: ['container'], event: ['create'], label: [label] },
-  })) as NodeJS.ReadableStream;
-  let text = '';
-  for await (const chunk of stream) text += chunk.toString();
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => (JSON.parse(l) as { id: string }).id);
+    filters: { type: ['container'], event: ['create'], label: labels },
+  })) as NodeJS.ReadableStream & { destroy(): void };
+  const ids: string[] = [];
+  let buffered = '';
+  stream.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) ids.push((JSON.parse(line) as { id: string }).id);
+  });
+  return {
+    stop: async () => {
+      // Let events already emitted by the engine arrive.
+      await new Promise((r) => setTimeout(r, 200));
+      stream.destroy();
+      return ids;
+    },
+  };
 }

@@ -5,7 +5,7 @@ import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidSpecError } from '../../src/jobs/errors.js';
 import { testDocker } from '../helpers/docker.js';
-import { containersCreatedSince } from '../helpers/events.js';
+import { watchCreates } from '../helpers/events.js';
 import { TestRedis } from '../helpers/redis.js';
 import { busybox, Harness } from '../helpers/stevedore.js';
 
@@ -114,7 +114,7 @@ describe('job spec validation', () => {
     const client = h.client();
     // Bypass the client's check, as a producer using BullMQ directly would.
     const queue = new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } });
-    const since = Date.now();
+    const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
     try {
       const jobs = await Promise.all(
         INVALID.map(([, spec]) =>
@@ -136,7 +136,7 @@ describe('job spec validation', () => {
         expect(fresh?.attemptsMade, what).toBe(1);
         expect(fresh?.failedReason, what).toMatch(expected);
       }
-      expect(await containersCreatedSince(testDocker(), since, `stevedore.queue=${h.queue}`)).toEqual([]);
+      expect(await creates.stop()).toEqual([]);
     } finally {
       await queue.close();
     }

@@ -1,0 +1,183 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { StevedoreClient } from '../../src/jobs/client.js';
+import { keys } from '../../src/jobs/keys.js';
+import { testDocker } from '../helpers/docker.js';
+import { watchCreates } from '../helpers/events.js';
+import { TestRedis } from '../helpers/redis.js';
+import { busybox, Harness } from '../helpers/stevedore.js';
+
+async function until<T>(probe: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('job control', () => {
+  let redis: TestRedis;
+  let h: Harness;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+  });
+  afterAll(async () => {
+    await redis.close();
+  });
+  beforeEach(() => {
+    h = new Harness(redis);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('cancels a waiting job: removed, result Cancelled, no container', async () => {
+    const client = h.client();
+    const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+    const { id } = await client.submit(busybox(['true']), { delay: 60_000 });
+    expect(await client.getResult(id)).toBeNull();
+    expect(await client.cancel(id)).toBe('cancelled');
+    const result = await client.waitForResult(id, { timeoutMs: 5_000 });
+    expect(result).toMatchObject({
+      state: 'Cancelled',
+      reason: 'cancelled',
+      exitCode: null,
+      containerId: null,
+    });
+    await h.worker();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await creates.stop()).toEqual([]);
+  });
+
+  it('cancels an active job from another process within 2 s', async () => {
+    await h.worker();
+    const client = h.client();
+    const { id } = await client.submit(
+      busybox(['sh', '-c', 'trap "exit 143" TERM; echo started; while true; do sleep 0.1; done'], {
+        stopGraceSeconds: 5,
+      }),
+    );
+    await until(async () => (await client.getProgress(id))?.phase === 'running');
+    const canceller = new StevedoreClient({ redis: redis.url, queue: h.queue });
+    const t0 = Date.now();
+    try {
+      expect(await canceller.cancel(id)).toBe('cancelling');
+    } finally {
+      await canceller.close();
+    }
+    const result = await client.waitForResult(id, { timeoutMs: 10_000 });
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    expect(result).toMatchObject({
+      state: 'Cancelled',
+      reason: 'cancelled',
+      exitCode: 143,
+      signal: 'SIGTERM',
+    });
+    expect(result.stdout.tail).toBe('started\n');
+    expect(result.phases).toHaveProperty('stopping');
+  });
+
+  it('a job whose cancel is recorded before a worker takes it never starts a container', async () => {
+    const client = h.client();
+    const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+    const { id } = await client.submit(busybox(['sh', '-c', 'echo should-not-run']));
+    // The durable flag is what cancel() records first; a worker that takes the job checks it
+    // before creating and again before starting the container.
+    const raw = new Redis(redis.url);
+    await raw.set(keys.cancel({ prefix: 'bull', queue: h.queue }, id), '1');
+    await raw.quit();
+    await h.worker();
+    const result = await client.waitForResult(id, { timeoutMs: 10_000 });
+    expect(result).toMatchObject({
+      state: 'Cancelled',
+      reason: 'cancelled',
+      exitCode: null,
+      containerId: null,
+    });
+    expect(await creates.stop()).toEqual([]);
+  });
+
+  it('cancel racing the start: whichever wins, no output and a Cancelled result', async () => {
+    await h.worker();
+    const client = h.client();
+    for (let i = 0; i < 5; i++) {
+      const { id } = await client.submit(
+        busybox(['sh', '-c', 'sleep 2; echo finished'], { stopGraceSeconds: 0 }),
+      );
+      await new Promise((r) => setTimeout(r, i * 40));
+      await client.cancel(id);
+      const result = await client.waitForResult(id, { timeoutMs: 15_000 });
+      expect(result.state).toBe('Cancelled');
+      expect(result.stdout.tail).toBe('');
+    }
+  });
+
+  it('stops a job at its max run time: Cancelled, reason timeout', async () => {
+    await h.worker();
+    const client = h.client();
+    const { id } = await client.submit(
+      busybox(['sleep', '30'], { maxRunTimeSeconds: 1, stopGraceSeconds: 0.2 }),
+    );
+    const result = await client.waitForResult(id, { timeoutMs: 15_000 });
+    expect(result).toMatchObject({ state: 'Cancelled', reason: 'timeout', exitCode: 137, signal: 'SIGKILL' });
+  });
+
+  it('graceful shutdown puts a running job back without spending an attempt; a second worker completes it', async () => {
+    const first = await h.worker({ shutdownGraceMs: 300 });
+    const client = h.client();
+    const { id } = await client.submit(
+      busybox(['sh', '-c', 'if [ -f /tmp/x ]; then :; fi; echo run; sleep 2; echo done'], {
+        stopGraceSeconds: 0,
+      }),
+      { attempts: 1 },
+    );
+    await until(async () => (await client.getProgress(id))?.phase === 'running');
+    await first.close();
+    expect(await client.getResult(id)).toBeNull();
+    const second = await h.worker();
+    const result = await client.waitForResult(id, { timeoutMs: 20_000 });
+    expect(result).toMatchObject({ state: 'Complete', exitCode: 0, attempt: 1 });
+    expect(result.stdout.tail).toBe('run\ndone\n');
+    expect(result.worker?.id).toBe(second.id);
+  });
+
+  it('two workers on one queue run each of 50 jobs exactly once', async () => {
+    const since = Date.now();
+    const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+    await h.worker({ concurrency: 2 });
+    await h.worker({ concurrency: 2 });
+    const client = h.client();
+    const ids = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        client.submit(busybox(['echo', `job-${i}`]), { jobId: `job-${i}-${since}` }),
+      ),
+    );
+    const results = await Promise.all(ids.map(({ id }) => client.waitForResult(id, { timeoutMs: 120_000 })));
+    results.forEach((r, i) => {
+      expect(r).toMatchObject({ state: 'Complete', exitCode: 0, attempt: 1 });
+      expect(r.stdout.tail).toBe(`job-${i}\n`);
+    });
+    expect(await creates.stop()).toHaveLength(50);
+    const workersUsed = new Set(results.map((r) => r.worker?.id));
+    expect(workersUsed.size).toBe(2);
+  });
+
+  it('a result outlives the worker that wrote it', async () => {
+    const worker = await h.worker();
+    const client = h.client();
+    const { id } = await client.submit(busybox(['sh', '-c', 'echo kept; exit 3']));
+    const result = await client.waitForResult(id, { timeoutMs: 15_000 });
+    await worker.close();
+    await redis.restart();
+    const later = new StevedoreClient({ redis: redis.url, queue: h.queue });
+    try {
+      expect(await later.getResult(id)).toEqual(result);
+      await expect(later.getResult('no-such-job')).rejects.toThrow(/unknown job "no-such-job"/);
+    } finally {
+      await later.close();
+    }
+  });
+});
