@@ -1,7 +1,14 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DockerExecutor } from '../executors/docker.js';
+import { pino } from 'pino';
+import { StevedoreClient } from '../jobs/client.js';
+import { loadConfig } from '../worker/config.js';
+import { startWorker } from '../worker/worker.js';
+import { parse } from './options.js';
 
 const run = promisify(execFile);
 export const DEMO_IMAGE = 'stevedore-test/busybox:1';
@@ -13,35 +20,50 @@ export async function bundledImageTarball(): Promise<string> {
   return stdout.trim();
 }
 
-/** Runs one container through the executor and prints what happened. */
-export async function demo(): Promise<number> {
+const DEMO_HELP = `Usage: stevedore demo
+
+Runs one real container job end to end: starts an embedded Redis (unless REDIS_URL is set),
+builds and loads the bundled busybox image from its tarball, starts a worker, submits a job,
+prints its result, and stops everything again.`;
+
+export async function demoCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, { help: { type: 'boolean', short: 'h' } });
+  if (values.help) {
+    console.log(DEMO_HELP);
+    return 0;
+  }
+  const stateDir = await mkdtemp(join(tmpdir(), 'stevedore-demo-'));
+  const config = {
+    ...loadConfig(process.env, { STEVEDORE_STATE_DIR: stateDir }),
+    queue: 'stevedore-demo',
+    concurrency: 1,
+  };
+  const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
   const tarball = await bundledImageTarball();
-  const executor = new DockerExecutor({ labels: { 'stevedore.demo': '1' } });
-  const started = Date.now();
+  const worker = await startWorker(config, { logger });
+  const client = new StevedoreClient({ redis: worker.redisUrl, queue: config.queue, prefix: config.prefix });
   try {
-    await executor.loadImage(DEMO_IMAGE, tarball);
-    await executor.create({
+    const { id } = await client.submit({
       image: DEMO_IMAGE,
-      command: ['sh', '-c', 'echo "hello from $(hostname)"; echo "this goes to stderr" >&2'],
-      env: {},
-      bindMounts: {},
-      vcpus: 1,
-      ramBytes: 64 * 1024 * 1024,
-      enableNetwork: false,
-      stdout: process.stdout,
-      stderr: process.stderr,
+      imageTarball: tarball,
+      command: [
+        'sh',
+        '-c',
+        'echo "hello from a Stevedore job in $(hostname)"; echo "a line on stderr" >&2; exit 0',
+      ],
+      env: { GREETING: 'hello' },
+      resources: { vcpus: 1, ram: '64Mi' },
+      labels: { source: 'stevedore demo' },
     });
-    await executor.start();
-    const exitCode = await executor.wait();
-    const result = {
-      exitCode,
-      runtime: await executor.runtime(),
-      containerId: executor.containerId,
-      durationMs: Date.now() - started,
-    };
+    console.error(
+      `submitted job ${id} to queue ${config.queue} at ${worker.redisUrl}; waiting for its result…`,
+    );
+    const result = await client.waitForResult(id, { timeoutMs: 120_000 });
     console.log(JSON.stringify(result, null, 2));
-    return exitCode;
+    return result.exitCode ?? 1;
   } finally {
-    await executor.close();
+    await client.close();
+    await worker.close({ graceMs: 0 });
+    await rm(stateDir, { recursive: true, force: true });
   }
 }

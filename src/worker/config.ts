@@ -108,3 +108,34 @@ export function loadConfig(
     amdVisibleDevices: env.AMD_VISIBLE_DEVICES,
   };
 }
+
+/** Where a client command (submit, status, result, cancel, logs) finds Redis and the queue. */
+export interface ClientConfig {
+  /** Undefined when neither REDIS_URL nor an embedded worker's URL file is there. */
+  redisUrl?: string;
+  queue: string;
+  prefix: string;
+  stateDir: string;
+}
+
+/** REDIS_URL, else the URL an embedded-Redis worker on this host wrote to its state directory. */
+export function loadClientConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Record<string, string>> = {},
+  readUrlFile: (stateDir: string) => string | undefined = () => undefined,
+): ClientConfig {
+  const get = (name: string): string | undefined => overrides[name] ?? env[name];
+  const stateDir = get('STEVEDORE_STATE_DIR') || defaultStateDir(env);
+  const redisUrl = get('REDIS_URL') || readUrlFile(stateDir);
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError(
+      `REDIS_URL=${JSON.stringify(redisUrl)} is invalid: expected redis://host:port[/db]`,
+    );
+  }
+  return {
+    redisUrl,
+    queue: get('STEVEDORE_QUEUE') || DEFAULT_QUEUE,
+    prefix: get('STEVEDORE_PREFIX') || DEFAULT_PREFIX,
+    stateDir,
+  };
+}

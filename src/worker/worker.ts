@@ -120,8 +120,10 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     }
   };
 
+  // BullMQ does not close a connection it was handed; we quit it after worker.close().
+  const workerConnection = connect(redisUrl);
   const worker = new Worker<JobSpecInput, JobResult>(config.queue, processor, {
-    connection: connect(redisUrl),
+    connection: workerConnection,
     prefix: config.prefix,
     concurrency: config.concurrency,
     lockDuration: config.lockDurationMs,
@@ -160,7 +162,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         await closed;
         clearTimeout(timer);
         await stopListening();
-        await commands.quit().catch(() => commands.disconnect());
+        for (const connection of [commands, workerConnection]) {
+          await connection.quit().catch(() => connection.disconnect());
+        }
         await embedded?.stop();
         logger.info('worker closed');
       })();

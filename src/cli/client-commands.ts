@@ -1,0 +1,166 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import type { StevedoreClient, SubmitOptions } from '../jobs/client.js';
+import { CLIENT_OPTIONS, clientFrom, jobIdArg, parse } from './options.js';
+import { specFromArgs } from './spec-from-args.js';
+import { SUBMIT_HELP, UsageError } from './usage.js';
+
+const SUBMIT_OPTIONS = {
+  ...CLIENT_OPTIONS,
+  image: { type: 'string' },
+  'image-tarball': { type: 'string' },
+  env: { type: 'string', multiple: true },
+  workdir: { type: 'string' },
+  mount: { type: 'string', multiple: true },
+  vcpus: { type: 'string' },
+  ram: { type: 'string' },
+  network: { type: 'boolean' },
+  'stdin-file': { type: 'string' },
+  'max-run-time': { type: 'string' },
+  'stop-grace': { type: 'string' },
+  label: { type: 'string', multiple: true },
+  'job-id': { type: 'string' },
+  attempts: { type: 'string' },
+  priority: { type: 'string' },
+  delay: { type: 'string' },
+  wait: { type: 'boolean' },
+  timeout: { type: 'string' },
+} as const;
+
+async function withClient<T>(client: StevedoreClient, fn: (c: StevedoreClient) => Promise<T>): Promise<T> {
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+async function readSpecFile(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read spec file ${path}: ${(error as Error).message}`);
+  }
+  try {
+    const parsed: unknown = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new Error('the top level must be an object');
+    }
+    return parsed as Record<string, unknown>;
+  } catch (error) {
+    throw new UsageError(
+      `spec file ${path} is not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(error as Error).message}`,
+    );
+  }
+}
+
+function wholeNumber(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`--${flag} ${JSON.stringify(value)}: expected a whole number`);
+  return n;
+}
+
+export async function submitCommand(args: string[]): Promise<number> {
+  const dashdash = args.indexOf('--');
+  const before = dashdash === -1 ? args : args.slice(0, dashdash);
+  const command = dashdash === -1 ? [] : args.slice(dashdash + 1);
+  const { values, positionals } = parse(before, SUBMIT_OPTIONS);
+  if (values.help) {
+    console.log(SUBMIT_HELP);
+    return 0;
+  }
+  if (positionals.length > 1) {
+    throw new UsageError(
+      `submit takes at most one spec file, got ${positionals.length}; put the command after --`,
+    );
+  }
+  const file = positionals[0] ? await readSpecFile(positionals[0]) : {};
+  const spec = specFromArgs(values, command, file);
+  if (values['stdin-file']) {
+    const bytes = await readFile(values['stdin-file']).catch((error: Error) => {
+      throw new UsageError(`cannot read --stdin-file ${values['stdin-file']}: ${error.message}`);
+    });
+    spec.stdin = { base64: bytes.toString('base64') };
+  }
+  const options: SubmitOptions = {
+    jobId: values['job-id'],
+    attempts: wholeNumber('attempts', values.attempts),
+    priority: wholeNumber('priority', values.priority),
+    delay: wholeNumber('delay', values.delay),
+  };
+  const timeoutMs = wholeNumber('timeout', values.timeout);
+  return withClient(clientFrom(values), async (client) => {
+    const { id } = await client.submit(spec, options);
+    if (!values.wait) {
+      console.log(id);
+      return 0;
+    }
+    const result = await client.waitForResult(id, { timeoutMs });
+    console.log(JSON.stringify(result, null, 2));
+    if (result.exitCode !== null) return result.exitCode;
+    return 1;
+  });
+}
+
+export async function statusCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, CLIENT_OPTIONS);
+  if (values.help) {
+    console.log(
+      "Usage: stevedore status <id>\n\nPrints the job's current phase, its phase history and its state.",
+    );
+    return 0;
+  }
+  const id = jobIdArg('status', positionals);
+  return withClient(clientFrom(values), async (client) => {
+    const [progress, result] = await Promise.all([client.getProgress(id), client.getResult(id)]);
+    const status = result
+      ? { id, finished: true, state: result.state, reason: result.reason, exitCode: result.exitCode }
+      : { id, finished: false, phase: progress?.phase ?? 'queued', progress };
+    console.log(JSON.stringify(status, null, 2));
+    return 0;
+  });
+}
+
+export async function resultCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, CLIENT_OPTIONS);
+  if (values.help) {
+    console.log(
+      'Usage: stevedore result <id>\n\nPrints the result of a finished job as JSON; exit 3 while it is unfinished.',
+    );
+    return 0;
+  }
+  const id = jobIdArg('result', positionals);
+  return withClient(clientFrom(values), async (client) => {
+    const result = await client.getResult(id);
+    if (!result) {
+      console.error(`job ${id} has not finished yet; try: stevedore status ${id}`);
+      return 3;
+    }
+    console.log(JSON.stringify(result, null, 2));
+    return 0;
+  });
+}
+
+export async function cancelCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, CLIENT_OPTIONS);
+  if (values.help) {
+    console.log(
+      'Usage: stevedore cancel <id>\n\nCancels a waiting job at once, or stops a running one (its worker stops the container).',
+    );
+    return 0;
+  }
+  const id = jobIdArg('cancel', positionals);
+  return withClient(clientFrom(values), async (client) => {
+    const outcome = await client.cancel(id);
+    const text = {
+      cancelled: `job ${id} cancelled before it ran`,
+      cancelling: `job ${id} is running: its worker is stopping it`,
+      finished: `job ${id} had already finished; nothing to cancel`,
+    }[outcome];
+    console.log(text);
+    return 0;
+  });
+}

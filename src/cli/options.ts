@@ -1,0 +1,58 @@
+import { readFileSync } from 'node:fs';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { StevedoreClient } from '../jobs/client.js';
+import { loadClientConfig } from '../worker/config.js';
+import { redisUrlFile } from '../worker/embedded-redis.js';
+import { UsageError } from './usage.js';
+
+export const CLIENT_OPTIONS = {
+  'redis-url': { type: 'string' },
+  queue: { type: 'string' },
+  prefix: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** parseArgs, with its errors turned into UsageError (exit status 2). */
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
+  args: string[],
+  options: T,
+): ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>> {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** A client for the queue named by the flags, the environment or a local embedded worker. */
+export function clientFrom(values: {
+  'redis-url'?: string;
+  queue?: string;
+  prefix?: string;
+}): StevedoreClient {
+  const overrides: Record<string, string> = {};
+  if (values['redis-url']) overrides.REDIS_URL = values['redis-url'];
+  if (values.queue) overrides.STEVEDORE_QUEUE = values.queue;
+  if (values.prefix) overrides.STEVEDORE_PREFIX = values.prefix;
+  const config = loadClientConfig(process.env, overrides, (stateDir) => {
+    try {
+      return readFileSync(redisUrlFile(stateDir), 'utf8').trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  if (!config.redisUrl) {
+    throw new UsageError(
+      'no Redis to talk to: set REDIS_URL or --redis-url, or start `stevedore worker` on this host (it runs an embedded Redis)',
+    );
+  }
+  return new StevedoreClient({ redis: config.redisUrl, queue: config.queue, prefix: config.prefix });
+}
+
+/** The single job id positional of status/result/cancel. */
+export function jobIdArg(command: string, positionals: string[]): string {
+  if (positionals.length !== 1 || !positionals[0]) {
+    throw new UsageError(`${command} needs exactly one job id: stevedore ${command} <id>`);
+  }
+  return positionals[0];
+}

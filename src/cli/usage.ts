@@ -1,0 +1,70 @@
+/** A mistake in how the command was called: printed as one line, exit status 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const MAIN_HELP = `stevedore — run container jobs from a Redis-backed queue
+
+Usage: stevedore <command> [options]
+
+Commands:
+  worker            take jobs from the queue and run them
+  submit            submit a job (spec file or flags), optionally wait for its result
+  status <id>       show a job's phase and progress
+  result <id>       print a finished job's result as JSON
+  cancel <id>       cancel a waiting or running job
+  demo              start what is needed, run one real job, print its result
+
+Common options (client commands):
+  --redis-url URL   Redis (default: $REDIS_URL, else the embedded Redis of a local worker)
+  --queue NAME      queue name (default: $STEVEDORE_QUEUE or "stevedore")
+  --prefix P        BullMQ key prefix (default: $STEVEDORE_PREFIX or "bull")
+  -h, --help        help for a command
+
+Run "stevedore <command> --help" for a command's options.`;
+
+export const WORKER_HELP = `Usage: stevedore worker [options]
+
+Takes container jobs from the queue and runs them. Every option can also be set by its
+environment variable. With no Redis URL, starts an embedded redis-server (loopback only).
+
+  --redis-url URL            REDIS_URL
+  --queue NAME               STEVEDORE_QUEUE (default "stevedore")
+  --prefix P                 STEVEDORE_PREFIX (default "bull")
+  --concurrency N            STEVEDORE_CONCURRENCY (default: number of cores)
+  --runtime docker           STEVEDORE_RUNTIME (default "docker")
+  --log-dir DIR              STEVEDORE_LOG_DIR (default <state dir>/logs)
+  --state-dir DIR            STEVEDORE_STATE_DIR (default ~/.local/state/stevedore)
+  --lock-duration-ms MS      STEVEDORE_LOCK_DURATION_MS (default 30000)
+  --shutdown-grace-ms MS     STEVEDORE_SHUTDOWN_GRACE_MS (default 30000)
+  --log-level LEVEL          LOG_LEVEL (default "info")
+
+SIGTERM or SIGINT: stop taking jobs, let running ones finish within the grace period, then
+stop them and put them back in the queue without spending an attempt. A second signal exits
+at once.`;
+
+export const SUBMIT_HELP = `Usage: stevedore submit [SPEC.json|SPEC.yaml] [options] [-- COMMAND ARGS...]
+
+Builds a job spec from a file and/or flags (flags win), validates it and enqueues it.
+
+  --image IMAGE              image to run
+  --image-tarball PATH       docker-save tarball to load the image from
+  --env NAME=VALUE           environment variable (repeatable)
+  --workdir DIR              working directory inside the container
+  --mount CPATH=HOSTPATH[:rw]  bind mount, read-only unless :rw (repeatable)
+  --vcpus N                  CPU limit
+  --ram SIZE                 memory limit: bytes, or 512Mi, 2Gi, ...
+  --network                  enable the network (default: none at all)
+  --stdin-file PATH          send this file as the container's stdin
+  --max-run-time SECONDS     stop the job after this long (result: Cancelled, timeout)
+  --stop-grace SECONDS       SIGTERM → SIGKILL grace when stopping (default 10)
+  --label KEY=VALUE          label echoed in the result (repeatable)
+  --job-id ID                your own job id (idempotent submit)
+  --attempts N               tries for infrastructure failures (default 3)
+  --priority N               1 = highest
+  --delay MS                 wait before running
+  --wait                     wait for the result, print it, exit with the container's exit code
+  --timeout MS               with --wait: give up after this long`;

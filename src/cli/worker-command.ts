@@ -1,0 +1,69 @@
+import { pino } from 'pino';
+import { loadConfig } from '../worker/config.js';
+import { startWorker } from '../worker/worker.js';
+import { parse } from './options.js';
+import { WORKER_HELP } from './usage.js';
+
+const WORKER_OPTIONS = {
+  'redis-url': { type: 'string' },
+  queue: { type: 'string' },
+  prefix: { type: 'string' },
+  concurrency: { type: 'string' },
+  runtime: { type: 'string' },
+  'log-dir': { type: 'string' },
+  'state-dir': { type: 'string' },
+  'lock-duration-ms': { type: 'string' },
+  'shutdown-grace-ms': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Flag name → the environment variable it stands for. */
+const FLAG_ENV: Record<string, string> = {
+  'redis-url': 'REDIS_URL',
+  queue: 'STEVEDORE_QUEUE',
+  prefix: 'STEVEDORE_PREFIX',
+  concurrency: 'STEVEDORE_CONCURRENCY',
+  runtime: 'STEVEDORE_RUNTIME',
+  'log-dir': 'STEVEDORE_LOG_DIR',
+  'state-dir': 'STEVEDORE_STATE_DIR',
+  'lock-duration-ms': 'STEVEDORE_LOCK_DURATION_MS',
+  'shutdown-grace-ms': 'STEVEDORE_SHUTDOWN_GRACE_MS',
+  'log-level': 'LOG_LEVEL',
+};
+
+export async function workerCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, WORKER_OPTIONS);
+  if (values.help) {
+    console.log(WORKER_HELP);
+    return 0;
+  }
+  const overrides: Record<string, string> = {};
+  for (const [flag, variable] of Object.entries(FLAG_ENV)) {
+    const value = values[flag as keyof typeof values];
+    if (typeof value === 'string') overrides[variable] = value;
+  }
+  const config = loadConfig(process.env, overrides);
+  const logger = pino({ level: config.logLevel });
+  const handle = await startWorker(config, { logger });
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals += 1;
+      if (signals > 1) {
+        logger.warn({ signal }, 'second signal: exiting at once');
+        process.exit(130);
+      }
+      logger.info({ signal, running: handle.running() }, 'shutting down');
+      handle.close().then(
+        () => resolve(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
