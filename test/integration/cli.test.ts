@@ -1,0 +1,112 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stevedore } from '../helpers/cli.js';
+import { TEST_IMAGE, testImageTarball } from '../helpers/docker.js';
+import { TestRedis } from '../helpers/redis.js';
+import { Harness } from '../helpers/stevedore.js';
+
+describe('stevedore CLI', () => {
+  let redis: TestRedis;
+  let h: Harness;
+  let dir: string;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    h = new Harness(redis);
+    dir = await mkdtemp(join(tmpdir(), 'stevedore-cli-'));
+    env = { REDIS_URL: redis.url, STEVEDORE_QUEUE: h.queue, STEVEDORE_STATE_DIR: dir };
+  });
+  afterAll(async () => {
+    await h.close();
+    await redis.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('prints help and exits 0; a usage error is one line and exits 2', async () => {
+    const help = await stevedore(['--help']);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toContain('Usage: stevedore <command>');
+    const submitHelp = await stevedore(['submit', '--help']);
+    expect(submitHelp.stdout).toContain('--image IMAGE');
+    const bad = await stevedore(['submit', '--no-such-flag'], { env });
+    expect(bad.exitCode).toBe(2);
+    expect(String(bad.stderr).trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^stevedore: .*--no-such-flag/);
+    const unknown = await stevedore(['frobnicate']);
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toBe('stevedore: unknown command "frobnicate"; run "stevedore --help"');
+  });
+
+  it('a worker process runs `submit --wait` jobs and exits with the container exit code; SIGTERM stops it cleanly', async () => {
+    const worker = stevedore(['worker', '--concurrency', '2', '--log-level', 'info'], { env });
+    try {
+      const submit = await stevedore(
+        [
+          'submit',
+          '--image',
+          TEST_IMAGE,
+          '--image-tarball',
+          testImageTarball(),
+          '--env',
+          'WHO=cli',
+          '--wait',
+          '--',
+          'sh',
+          '-c',
+          'echo "hi $WHO"; exit 7',
+        ],
+        { env },
+      );
+      expect(submit.exitCode).toBe(7);
+      const result = JSON.parse(String(submit.stdout));
+      expect(result).toMatchObject({ state: 'Complete', exitCode: 7, stdout: { tail: 'hi cli\n' } });
+
+      const specFile = join(dir, 'spec.yaml');
+      await writeFile(
+        specFile,
+        `image: ${TEST_IMAGE}\nimageTarball: ${testImageTarball()}\ncommand: [sleep, "30"]\n`,
+      );
+      const submitted = await stevedore(['submit', specFile], { env });
+      expect(submitted.exitCode).toBe(0);
+      const id = String(submitted.stdout).trim();
+      let status = { finished: false, phase: '' };
+      for (let i = 0; i < 100 && status.phase !== 'running'; i++) {
+        status = JSON.parse(String((await stevedore(['status', id], { env })).stdout));
+      }
+      expect(status.phase).toBe('running');
+      const pending = await stevedore(['result', id], { env });
+      expect(pending.exitCode).toBe(3);
+      const cancel = await stevedore(['cancel', id], { env });
+      expect(cancel.stdout).toBe(`job ${id} is running: its worker is stopping it`);
+      for (let i = 0; i < 100; i++) {
+        const r = await stevedore(['result', id], { env });
+        if (r.exitCode === 0) {
+          expect(JSON.parse(String(r.stdout))).toMatchObject({ state: 'Cancelled', reason: 'cancelled' });
+          break;
+        }
+      }
+      const invalid = await stevedore(['submit', '--image', TEST_IMAGE, '--vcpus=-2', '--', 'true'], {
+        env,
+      });
+      expect(invalid.exitCode).toBe(2);
+      expect(invalid.stderr).toContain('resources.vcpus: must be greater than 0');
+      const unknownId = await stevedore(['result', 'nope'], { env });
+      expect(unknownId.exitCode).toBe(2);
+      expect(unknownId.stderr).toMatch(/unknown job "nope"/);
+    } finally {
+      worker.kill('SIGTERM');
+    }
+    const exited = await worker;
+    expect(exited.exitCode).toBe(0);
+    expect(exited.stdout).toContain('worker closed');
+  });
+
+  it('a bad configuration stops the worker at start naming the variable', async () => {
+    const r = await stevedore(['worker'], { env: { ...env, STEVEDORE_CONCURRENCY: 'lots' } });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toBe('stevedore: STEVEDORE_CONCURRENCY="lots" is invalid: expected a whole number >= 1');
+  });
+});
