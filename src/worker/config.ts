@@ -45,7 +45,7 @@ function positiveInt(name: string, value: string | undefined, fallback: number, 
 
 /** Default state directory: $XDG_STATE_HOME/stevedore or ~/.local/state/stevedore. */
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'stevedore');
+  return join(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'stevedore');
 }
 
 /**

@@ -5,5 +5,5 @@ const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 
 /** Runs the stevedore CLI from source in a real child process. */
 export function stevedore(args: string[], options: Options = {}): ResultPromise {
-  return execa('node', ['--import', 'tsx', MAIN, ...args], { reject: false, ...options });
+  return execa(process.execPath, ['--import', 'tsx', MAIN, ...args], { reject: false, ...options });
 }

@@ -1,0 +1,96 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { StevedoreClient } from '../../src/jobs/client.js';
+import { loadConfig } from '../../src/worker/config.js';
+import { startWorker } from '../../src/worker/worker.js';
+import { stevedore } from '../helpers/cli.js';
+import { testDocker } from '../helpers/docker.js';
+import { TestRedis } from '../helpers/redis.js';
+import { busybox, Harness, testQueue } from '../helpers/stevedore.js';
+
+describe('worker and Redis', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  it('with no REDIS_URL starts an embedded redis-server, says so, and stops it on close', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'stevedore-embedded-'));
+    cleanup.push(() => rm(stateDir, { recursive: true, force: true }));
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const config = { ...loadConfig({ STEVEDORE_STATE_DIR: stateDir }), queue: testQueue(), concurrency: 1 };
+    expect(config.redisUrl).toBeUndefined();
+    const worker = await startWorker(config, { logger });
+    const url = worker.redisUrl;
+    expect(url).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+    expect((await readFile(join(stateDir, 'redis.url'), 'utf8')).trim()).toBe(url);
+    expect(lines.join('')).toContain('started an embedded redis-server');
+    const client = new StevedoreClient({ redis: url, queue: config.queue });
+    const { id } = await client.submit(busybox(['echo', 'embedded']));
+    expect((await client.waitForResult(id, { timeoutMs: 20_000 })).stdout.tail).toBe('embedded\n');
+    const admin = new Redis(url);
+    expect(await admin.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
+    await admin.quit();
+    await client.close();
+    await worker.close();
+    const { port } = new URL(url);
+    await expect(
+      new Promise((resolve, reject) =>
+        connect(Number(port), '127.0.0.1', () => resolve('open')).on('error', reject),
+      ),
+    ).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('fails clearly when redis-server is missing and no REDIS_URL is given', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'stevedore-noredis-'));
+    cleanup.push(() => rm(stateDir, { recursive: true, force: true }));
+    const r = await stevedore(['worker'], {
+      env: { PATH: '/nonexistent', STEVEDORE_STATE_DIR: stateDir, REDIS_URL: '' },
+      extendEnv: false,
+    });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain(
+      'redis-server not found on PATH: install it (apt-get install redis-server) or set REDIS_URL',
+    );
+  });
+
+  it('on a lost lock stops the local container, so a job never has two live containers', async () => {
+    const redis = await TestRedis.start();
+    cleanup.push(() => redis.close());
+    const h = new Harness(redis);
+    cleanup.push(() => h.close());
+    await h.worker({ lockDurationMs: 2_000 });
+    const client = h.client();
+    const { id } = await client.submit(busybox(['sleep', '60'], { stopGraceSeconds: 0 }));
+    const docker = testDocker();
+    const running = () =>
+      docker.listContainers({ filters: { label: [`stevedore.queue=${h.queue}`, `stevedore.job-id=${id}`] } });
+    let first: string | undefined;
+    for (let i = 0; i < 200 && !first; i++) {
+      first = (await running())[0]?.Id;
+      if (!first) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(first).toBeDefined();
+    // Take the lock away, as another worker's stalled-job recovery would.
+    const raw = new Redis(redis.url);
+    await raw.del(`bull:${h.queue}:${id}:lock`);
+    await raw.quit();
+    let stopped = false;
+    for (let i = 0; i < 100; i++) {
+      const live = await running();
+      expect(live.length).toBeLessThanOrEqual(1);
+      if (!live.some((c) => c.Id === first)) {
+        stopped = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(stopped).toBe(true);
+  });
+});

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { loadClientConfig, loadConfig } from '../../src/worker/config.js';
+
+describe('worker configuration', () => {
+  it('has defaults for everything but Redis (embedded when absent)', () => {
+    const c = loadConfig({ HOME: '/home/u' });
+    expect(c).toMatchObject({
+      redisUrl: undefined,
+      queue: 'stevedore',
+      prefix: 'bull',
+      runtime: 'docker',
+      stateDir: '/home/u/.local/state/stevedore',
+      logDir: '/home/u/.local/state/stevedore/logs',
+      lockDurationMs: 30_000,
+      shutdownGraceMs: 30_000,
+      logLevel: 'info',
+    });
+    expect(c.concurrency).toBeGreaterThanOrEqual(1);
+  });
+
+  it('reads every variable, and flags win over the environment', () => {
+    const c = loadConfig(
+      {
+        REDIS_URL: 'redis://r:6379',
+        STEVEDORE_QUEUE: 'q',
+        STEVEDORE_PREFIX: '{s}',
+        STEVEDORE_CONCURRENCY: '3',
+        STEVEDORE_RUNTIME: 'docker',
+        STEVEDORE_LOG_DIR: '/logs',
+        STEVEDORE_LOCK_DURATION_MS: '5000',
+        STEVEDORE_SHUTDOWN_GRACE_MS: '0',
+        LOG_LEVEL: 'debug',
+      },
+      { STEVEDORE_CONCURRENCY: '8' },
+    );
+    expect(c).toMatchObject({
+      redisUrl: 'redis://r:6379',
+      queue: 'q',
+      prefix: '{s}',
+      concurrency: 8,
+      logDir: '/logs',
+      lockDurationMs: 5000,
+      shutdownGraceMs: 0,
+      logLevel: 'debug',
+    });
+  });
+
+  it.each([
+    [{ STEVEDORE_CONCURRENCY: '0' }, 'STEVEDORE_CONCURRENCY="0" is invalid: expected a whole number >= 1'],
+    [{ STEVEDORE_CONCURRENCY: '2.5' }, 'STEVEDORE_CONCURRENCY="2.5" is invalid'],
+    [
+      { STEVEDORE_RUNTIME: 'podman' },
+      'STEVEDORE_RUNTIME="podman" is invalid: expected "docker" or "singularity"',
+    ],
+    [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL="localhost:6379" is invalid'],
+    [{ STEVEDORE_QUEUE: 'a:b' }, 'STEVEDORE_QUEUE="a:b" is invalid: must not contain ":"'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL="loud" is invalid'],
+    [
+      { STEVEDORE_LOCK_DURATION_MS: '10' },
+      'STEVEDORE_LOCK_DURATION_MS="10" is invalid: expected a whole number >= 1000',
+    ],
+  ])('rejects %j naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('client commands find an embedded worker through its URL file', () => {
+    const c = loadClientConfig({ HOME: '/h' }, {}, (dir) =>
+      dir === '/h/.local/state/stevedore' ? 'redis://127.0.0.1:1' : undefined,
+    );
+    expect(c.redisUrl).toBe('redis://127.0.0.1:1');
+    expect(loadClientConfig({ HOME: '/h', REDIS_URL: 'redis://x:2' }, {}, () => 'redis://y:3').redisUrl).toBe(
+      'redis://x:2',
+    );
+  });
+});
