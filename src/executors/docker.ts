@@ -14,6 +14,8 @@ import { loadDockerImage } from './image-load.js';
 /** Consecutive failed inspects before the watchdog declares the daemon dead. */
 const WATCHDOG_FAILURES = 5;
 const DEFAULT_WATCHDOG_INTERVAL_MS = 2_000;
+/** Watchdog inspects that must see the container exited before we stop waiting for wait(). */
+const EXITED_CONFIRMATIONS = 3;
 /**
  * No engine-side log copy by default: attach already gives us every byte, and PITFALLS.md
  * measured 500 MB of stdout at 9.6 s with "none" against 14.3 s ("local") and 24.8 s ("json-file").
@@ -136,13 +138,6 @@ export class DockerExecutor implements ContainerExecutor {
   async start(): Promise<void> {
     const container = this.requireContainer('starting');
     const spec = this.spec as ExecutorSpec;
-    // Ask for the exit before starting, so a container that exits at once cannot be missed.
-    this.exit = container.wait({ condition: 'next-exit' }).then((body: WaitBody) => {
-      if (body.Error?.Message)
-        this.log.warn({ containerId: container.id, error: body.Error.Message }, 'wait error');
-      return body.StatusCode;
-    });
-    this.exit.catch(() => undefined);
     try {
       await container.start();
     } catch (error) {
@@ -156,6 +151,15 @@ export class DockerExecutor implements ContainerExecutor {
       throw wrapEngineError('starting', 'cannot start the container', error);
     }
     this.started = true;
+    // Asked only after start() returned: a "next-exit" wait sent before start can reach the
+    // engine after a fast container already exited and then wait forever; "not-running" on a
+    // started container answers at once if it has already exited.
+    this.exit = container.wait({ condition: 'not-running' }).then((body: WaitBody) => {
+      if (body.Error?.Message)
+        this.log.warn({ containerId: container.id, error: body.Error.Message }, 'wait error');
+      return body.StatusCode;
+    });
+    this.exit.catch(() => undefined);
     this.log.debug({ containerId: container.id }, 'container started');
     if (spec.stdin && this.attachStream) {
       const socket = this.attachStream as Duplex;
@@ -173,7 +177,7 @@ export class DockerExecutor implements ContainerExecutor {
 
   async wait(signal?: AbortSignal): Promise<number> {
     const container = this.requireContainer('running');
-    if (!this.exit) throw new PhaseError('running', 'wait() called before start()');
+    if (!this.exit) throw new PhaseError('running', 'wait() called before start() succeeded');
     signal?.throwIfAborted();
     const exit = this.exit;
     const watchdog = new AbortController();
@@ -198,16 +202,29 @@ export class DockerExecutor implements ContainerExecutor {
     }
   }
 
-  /** Rejects when the daemon fails WATCHDOG_FAILURES inspects in a row; never resolves otherwise. */
-  private async watch(container: Dockerode.Container, stop: AbortSignal): Promise<never> {
+  /**
+   * Rejects when the daemon fails WATCHDOG_FAILURES inspects in a row. Resolves with the exit
+   * code if inspect sees the container exited while the wait request has still not answered
+   * (a lost HTTP response must not hang the job). Otherwise never settles.
+   */
+  private async watch(container: Dockerode.Container, stop: AbortSignal): Promise<number> {
     let failures = 0;
+    let exitedSeen = 0;
     let lastError: unknown;
     while (!stop.aborted) {
       await sleep(this.watchdogIntervalMs, undefined, { signal: stop }).catch(() => undefined);
       if (stop.aborted) break;
       try {
-        await container.inspect({ abortSignal: AbortSignal.timeout(this.watchdogIntervalMs) });
+        const info = await container.inspect({ abortSignal: AbortSignal.timeout(this.watchdogIntervalMs) });
         failures = 0;
+        exitedSeen = info.State.Running ? 0 : exitedSeen + 1;
+        if (exitedSeen >= EXITED_CONFIRMATIONS) {
+          this.log.warn(
+            { containerId: container.id },
+            'container exited but wait never answered; using inspect',
+          );
+          return info.State.ExitCode;
+        }
       } catch (error) {
         if (isGone(error)) {
           throw new InfrastructureError(
@@ -227,7 +244,7 @@ export class DockerExecutor implements ContainerExecutor {
         }
       }
     }
-    return new Promise<never>(() => undefined);
+    return new Promise<number>(() => undefined);
   }
 
   async stop(options: { graceMs?: number } = {}): Promise<void> {

@@ -26,6 +26,13 @@ export interface SubmitOptions {
   delay?: number;
 }
 
+interface EventsHub {
+  events: QueueEvents;
+  connection: Redis;
+  /** Job id → callbacks that re-check that job's result. */
+  watchers: Map<string, Set<() => void>>;
+}
+
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished';
 
 /** How long finished jobs (and their results) stay in Redis. */
@@ -50,7 +57,7 @@ export class StevedoreClient {
   readonly address: QueueAddress;
   private readonly redis: Redis;
   private readonly queue: Queue;
-  private events: Promise<{ events: QueueEvents; connection: Redis }> | undefined;
+  private events: Promise<EventsHub> | undefined;
 
   constructor(private readonly options: ClientOptions) {
     this.address = { queue: options.queue ?? DEFAULT_QUEUE, prefix: options.prefix ?? DEFAULT_PREFIX };
@@ -91,14 +98,16 @@ export class StevedoreClient {
 
   /** Resolves with the result as soon as the job finishes; event-driven, not polling. */
   async waitForResult(id: string, options: { timeoutMs?: number } = {}): Promise<JobResult> {
-    const { events } = await this.queueEvents();
+    const { watchers } = await this.queueEvents();
     return new Promise<JobResult>((resolve, reject) => {
       let settled = false;
       const finish = (error: Error | null, result?: JobResult): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        for (const name of ['completed', 'failed', 'removed'] as const) events.off(name, onEvent);
+        const set = watchers.get(id);
+        set?.delete(check);
+        if (set?.size === 0) watchers.delete(id);
         if (error) reject(error);
         else resolve(result as JobResult);
       };
@@ -108,15 +117,14 @@ export class StevedoreClient {
           (error: Error) => finish(error),
         );
       };
-      const onEvent = (event: { jobId: string }): void => {
-        if (event.jobId === id) check();
-      };
       const timer = setTimeout(
         () => finish(new Error(`waiting for job ${id}: no result within ${options.timeoutMs} ms`)),
         options.timeoutMs ?? 2 ** 31 - 1,
       );
-      for (const name of ['completed', 'failed', 'removed'] as const) events.on(name, onEvent);
-      // Listeners first, then one look: a job that finished before we listened is not missed.
+      const set = watchers.get(id) ?? new Set();
+      set.add(check);
+      watchers.set(id, set);
+      // Listening first, then one look: a job that finished before we listened is not missed.
       check();
     });
   }
@@ -178,12 +186,20 @@ export class StevedoreClient {
     return text ? (JSON.parse(text) as JobResult) : null;
   }
 
-  private queueEvents(): Promise<{ events: QueueEvents; connection: Redis }> {
+  /** One QueueEvents per client; every waiter registers a callback for its job id. */
+  private queueEvents(): Promise<EventsHub> {
     this.events ??= (async () => {
       const connection = connect(this.options.redis);
       const events = new QueueEvents(this.address.queue, { connection, prefix: this.address.prefix });
+      const watchers = new Map<string, Set<() => void>>();
+      const notify = ({ jobId }: { jobId: string }): void => {
+        for (const check of watchers.get(jobId) ?? []) check();
+      };
+      events.on('completed', notify);
+      events.on('failed', notify);
+      events.on('removed', notify);
       await events.waitUntilReady();
-      return { events, connection };
+      return { events, connection, watchers };
     })();
     return this.events;
   }
