@@ -164,3 +164,29 @@ export async function cancelCommand(args: string[]): Promise<number> {
     return 0;
   });
 }
+
+export async function logsCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    ...CLIENT_OPTIONS,
+    follow: { type: 'boolean', short: 'f' },
+    stderr: { type: 'boolean' },
+    events: { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(`Usage: stevedore logs <id> [-f] [--stderr | --events]
+
+Prints a job's stdout (or stderr, or its events log) from the bounded copy kept in Redis
+(default: the last 1 MiB of each stream), from any host. -f follows a running job until it ends.
+The complete output is in the files on the worker host (see the result's stdout.path).`);
+    return 0;
+  }
+  if (values.stderr && values.events) throw new UsageError('logs: choose one of --stderr and --events');
+  const id = jobIdArg('logs', positionals);
+  const stream = values.stderr ? 'stderr' : values.events ? 'events' : 'stdout';
+  return withClient(clientFrom(values), async (client) => {
+    for await (const chunk of client.logs(id, { follow: values.follow ?? false, stream })) {
+      if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+    }
+    return 0;
+  });
+}

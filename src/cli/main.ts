@@ -1,7 +1,13 @@
 #!/usr/bin/env node
 import { InvalidSpecError, UnknownJobError, ValidationError } from '../jobs/errors.js';
 import { ConfigError } from '../worker/config.js';
-import { cancelCommand, resultCommand, statusCommand, submitCommand } from './client-commands.js';
+import {
+  cancelCommand,
+  logsCommand,
+  resultCommand,
+  statusCommand,
+  submitCommand,
+} from './client-commands.js';
 import { demoCommand } from './demo.js';
 import { MAIN_HELP, UsageError } from './usage.js';
 import { workerCommand } from './worker-command.js';
@@ -12,6 +18,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   status: statusCommand,
   result: resultCommand,
   cancel: cancelCommand,
+  logs: logsCommand,
   demo: demoCommand,
 };
 

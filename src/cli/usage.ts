@@ -16,6 +16,7 @@ Commands:
   status <id>       show a job's phase and progress
   result <id>       print a finished job's result as JSON
   cancel <id>       cancel a waiting or running job
+  logs <id>         print (-f: follow) a job's output or events, from any host
   demo              start what is needed, run one real job, print its result
 
 Common options (client commands):

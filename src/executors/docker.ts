@@ -8,7 +8,15 @@ import { CommandNotFoundError, InfrastructureError, PhaseError, statusCodeOf } f
 import { DockerDemux } from './demux.js';
 import { dockerExec } from './docker-exec.js';
 import { type DockerHostFacts, toDockerCreateOptions } from './docker-options.js';
-import type { ContainerExecutor, ExecOptions, ExecResult, ExecutorSpec, ExitDetails } from './executor.js';
+import { dockerUsage } from './docker-usage.js';
+import type {
+  ContainerExecutor,
+  ExecOptions,
+  ExecResult,
+  ExecutorSpec,
+  ExitDetails,
+  UsageSample,
+} from './executor.js';
 import { loadDockerImage } from './image-load.js';
 
 /** Consecutive failed inspects before the watchdog declares the daemon dead. */
@@ -300,6 +308,17 @@ export class DockerExecutor implements ContainerExecutor {
       return { oomKilled: info.State.OOMKilled === true };
     } catch (error) {
       throw wrapEngineError('finalizing', 'cannot inspect the exited container', error);
+    }
+  }
+
+  async usage(): Promise<UsageSample | null> {
+    const container = this.container;
+    if (!container || !this.started) return null;
+    try {
+      return await dockerUsage(container);
+    } catch (error) {
+      if (isGone(error)) return null;
+      throw wrapEngineError('running', 'cannot read container stats', error);
     }
   }
 

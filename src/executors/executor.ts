@@ -53,6 +53,15 @@ export interface ExitDetails {
   oomKilled: boolean;
 }
 
+/** One reading of a running container's resource use; fields are null where the runtime gives none. */
+export interface UsageSample {
+  cpuSeconds: number | null;
+  memoryBytes: number | null;
+  peakMemoryBytes: number | null;
+  blockIoBytes: number | null;
+  memoryLimitBytes: number | null;
+}
+
 export interface ContainerExecutor {
   /** Makes the image available; a no-op when it is already present. */
   loadImage(image: string, tarballPath?: string): Promise<void>;
@@ -67,6 +76,8 @@ export interface ContainerExecutor {
   close(): Promise<void>;
   /** What the runtime knows about how the container ended; call after wait(). */
   exitDetails(): Promise<ExitDetails>;
+  /** Current resource use while the container runs; null when it is not running. */
+  usage(): Promise<UsageSample | null>;
   /** The cgroup the container belongs to; '' before create. */
   cgroupId(): string;
   /** A process in the container; 0 when none runs. */

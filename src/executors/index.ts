@@ -35,4 +35,5 @@ export type {
   ExecResult,
   ExecutorSpec,
   ExitDetails,
+  UsageSample,
 } from './executor.js';

@@ -3,7 +3,15 @@ import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connect, type RedisTarget } from './connection.js';
 import { UnknownJobError, ValidationError } from './errors.js';
-import { DEFAULT_PREFIX, DEFAULT_QUEUE, keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from './keys.js';
+import {
+  DEFAULT_PREFIX,
+  DEFAULT_QUEUE,
+  keys,
+  type OutputStream,
+  type QueueAddress,
+  SIDE_KEY_TTL_SECONDS,
+} from './keys.js';
+import { readLiveOutput } from './logs.js';
 import type { JobProgress } from './progress.js';
 import { emptyStream, type JobResult } from './result.js';
 import { type JobSpecInput, parseJobSpec } from './spec.js';
@@ -126,6 +134,20 @@ export class StevedoreClient {
       watchers.set(id, set);
       // Listening first, then one look: a job that finished before we listened is not missed.
       check();
+    });
+  }
+
+  /**
+   * One output stream of a job ('stdout', 'stderr' or 'events'), from its bounded copy in
+   * Redis, readable on any host; with `follow`, until the job has finished.
+   */
+  async *logs(id: string, options: { follow?: boolean; stream?: OutputStream } = {}): AsyncGenerator<Buffer> {
+    await this.getResult(id); // an unknown id fails here, clearly
+    yield* readLiveOutput({
+      connection: connect(this.options.redis),
+      key: keys.output(this.address, id, options.stream ?? 'stdout'),
+      follow: options.follow ?? false,
+      finished: async () => (await this.getResult(id)) !== null,
     });
   }
 

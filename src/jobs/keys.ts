@@ -7,6 +7,18 @@ export interface QueueAddress {
   queue: string;
 }
 
+export type OutputStream = 'stdout' | 'stderr' | 'events';
+
+/** Default bytes of each stream of each job kept in Redis for live logs. */
+export const DEFAULT_LIVE_OUTPUT_BYTES = 1024 * 1024;
+/**
+ * Largest chunk in one Redis stream entry: a little under 64 KiB so that the entry with its
+ * listpack header still fits jemalloc's 64 KiB size class (a full 64 KiB lands in the 80 KiB one).
+ */
+export const LIVE_CHUNK_BYTES = 63 * 1024;
+/** What Redis allocates for one full entry; the entry cap is sized with it, so memory stays under the byte cap. */
+export const LIVE_ENTRY_ALLOCATION_BYTES = 64 * 1024;
+
 const base = (a: QueueAddress): string => `${a.prefix}:${a.queue}:stevedore`;
 
 export const keys = {
@@ -16,6 +28,8 @@ export const keys = {
   cancelChannel: (a: QueueAddress) => `${base(a)}:cancel-channel`,
   /** Results of jobs that did not complete through BullMQ (failed, or cancelled while waiting). */
   result: (a: QueueAddress, jobId: string) => `${base(a)}:result:${jobId}`,
+  /** Bounded live copy of one output stream of a job (a Redis stream of chunks). */
+  output: (a: QueueAddress, jobId: string, stream: OutputStream) => `${base(a)}:output:${jobId}:${stream}`,
 };
 
 /** How long cancel flags and side results live. */

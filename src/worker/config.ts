@@ -1,6 +1,6 @@
 import { availableParallelism, homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_PREFIX, DEFAULT_QUEUE } from '../jobs/keys.js';
+import { DEFAULT_LIVE_OUTPUT_BYTES, DEFAULT_PREFIX, DEFAULT_QUEUE, LIVE_CHUNK_BYTES } from '../jobs/keys.js';
 
 export type ShutdownMode = 'stop' | 'detach';
 
@@ -21,6 +21,8 @@ export interface WorkerConfig {
   logLevel: string;
   workerId: string;
   host: string;
+  /** Bytes of each output stream of each job kept in Redis for live logs. */
+  liveOutputBytes: number;
   cudaVisibleDevices?: string;
   amdVisibleDevices?: string;
 }
@@ -101,6 +103,12 @@ export function loadConfig(
       0,
     ),
     logLevel,
+    liveOutputBytes: positiveInt(
+      'STEVEDORE_LIVE_OUTPUT_BYTES',
+      get('STEVEDORE_LIVE_OUTPUT_BYTES'),
+      DEFAULT_LIVE_OUTPUT_BYTES,
+      LIVE_CHUNK_BYTES,
+    ),
     workerId:
       get('STEVEDORE_WORKER_ID') || `${host}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`,
     host,

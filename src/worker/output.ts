@@ -1,23 +1,29 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import { emptyStream, type StreamSummary, TAIL_BYTES, utf8Tail } from '../jobs/result.js';
+import type { LiveOutput } from './live-output.js';
 
 /**
  * Where one output stream of a run goes: the full text to a file (with the file's
- * backpressure), the last TAIL_BYTES in memory for the result, and a byte count.
+ * backpressure), a bounded live copy to Redis, the last TAIL_BYTES in memory for the result,
+ * and a byte count.
  */
 export class OutputCapture extends Writable {
   private file: WriteStream | undefined;
   private tail = Buffer.alloc(0);
   private count = 0;
 
-  constructor(private readonly path: string | null) {
+  constructor(
+    private readonly path: string | null,
+    private readonly live: LiveOutput | null = null,
+  ) {
     super({ highWaterMark: 256 * 1024 });
     if (path) this.file = createWriteStream(path, { flags: 'a' });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.count += chunk.length;
+    this.live?.push(chunk);
     // Keep up to 4 extra bytes so the tail can be cut on a character boundary.
     const keep = TAIL_BYTES + 4;
     this.tail =
@@ -40,9 +46,14 @@ export class OutputCapture extends Writable {
     this.file.end(() => callback());
   }
 
-  summary(truncated = false): StreamSummary {
+  summary(): StreamSummary {
     if (this.count === 0 && !this.path) return emptyStream();
-    return { bytes: this.count, tail: utf8Tail(this.tail), path: this.path, truncated };
+    return {
+      bytes: this.count,
+      tail: utf8Tail(this.tail),
+      path: this.path,
+      truncated: this.live?.truncated ?? false,
+    };
   }
 
   /** Ends the capture and waits until the file is flushed and closed. */
@@ -54,5 +65,6 @@ export class OutputCapture extends Writable {
       this.end();
     });
     if (this.file && !this.file.closed) await new Promise<void>((r) => this.file?.once('close', () => r()));
+    await this.live?.finish();
   }
 }

@@ -4,13 +4,21 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ContainerExecutor, ExecutorSpec } from '../executors/executor.js';
 import { CommandNotFoundError, coerceError, type Phase, PhaseError } from '../jobs/errors.js';
+import type { OutputStream } from '../jobs/keys.js';
 import type { JobProgress, RunPhase } from '../jobs/progress.js';
-import { type JobResult, terminationReason } from '../jobs/result.js';
+import type { JobResult, Usage } from '../jobs/result.js';
 import { type JobSpec, stdinBytes } from '../jobs/spec.js';
+import { EventsLog } from './events-log.js';
+import type { LiveOutput } from './live-output.js';
 import { OutputCapture } from './output.js';
+import { buildResult, type StopReason } from './run-result.js';
+import { UsageTracker } from './usage-sampler.js';
 
-/** Why a run was asked to stop before its container finished on its own. */
-export type StopReason = 'cancelled' | 'timeout' | 'lost-lock' | 'shutdown';
+export type { StopReason } from './run-result.js';
+
+/** First usage sample soon after start (short jobs get one too), then every interval. */
+const FIRST_USAGE_SAMPLE_MS = 250;
+const DEFAULT_USAGE_INTERVAL_MS = 1_000;
 
 export interface RunContext {
   jobId: string;
@@ -19,7 +27,7 @@ export interface RunContext {
   executor: ContainerExecutor & { readonly containerId?: string };
   logger: Logger;
   worker: { host: string; id: string };
-  /** Directory for this attempt's stdout/stderr files; null = keep only tails. */
+  /** Directory for this attempt's stdout, stderr and events.log; null = keep only tails. */
   outputDir: string | null;
   /** When the job was enqueued (ms since epoch). */
   enqueuedAt: number;
@@ -28,6 +36,9 @@ export interface RunContext {
   /** The durable cancel flag; checked before the container is created and started. */
   isCancelled: () => Promise<boolean>;
   publish: (progress: JobProgress) => Promise<void>;
+  /** Bounded live copy of a stream in Redis; absent = none. */
+  openLive?: (stream: OutputStream) => LiveOutput;
+  usageIntervalMs?: number;
 }
 
 export interface RunOutcome {
@@ -50,6 +61,24 @@ function stopReasonOf(signal: AbortSignal): StopReason {
   return reason === 'timeout' || reason === 'lost-lock' || reason === 'shutdown' ? reason : 'cancelled';
 }
 
+/** What events.log says about the spec: limits and shapes, never env values. */
+function describeSpec(spec: JobSpec): Record<string, unknown> {
+  return {
+    image: spec.image,
+    imageTarball: spec.imageTarball ?? null,
+    command: spec.command,
+    envNames: Object.keys(spec.env),
+    workingDir: spec.workingDir ?? null,
+    mounts: Object.entries(spec.mounts).map(([to, m]) => `${m.hostPath}:${to}${m.readOnly ? ':ro' : ''}`),
+    vcpus: spec.resources.vcpus ?? null,
+    ramBytes: spec.resources.ram ?? null,
+    gpus: spec.resources.gpus ?? null,
+    network: spec.network,
+    maxRunTimeSeconds: spec.maxRunTimeSeconds ?? null,
+    stopGraceSeconds: spec.stopGraceSeconds,
+  };
+}
+
 /**
  * Drives one attempt of a job through the run state machine:
  * admitted → loading-image → creating → starting → running → finalizing → done, with
@@ -61,6 +90,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   const { spec, executor, stop } = ctx;
   const history: { phase: RunPhase; at: string }[] = [];
   const marks: { phase: Phase | 'queued'; at: number }[] = [{ phase: 'queued', at: ctx.enqueuedAt }];
+  const tracker = new UsageTracker();
   let log = ctx.logger;
   let phase: Phase = 'admitted';
   let firstError: Error | null = null;
@@ -69,6 +99,28 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   let startedAt: string | null = null;
   let stopReason: StopReason | null = null;
   let stopping: Promise<void> | null = null;
+  let sampler: NodeJS.Timeout | undefined;
+
+  const outputDir = ctx.outputDir;
+  if (outputDir) await mkdir(outputDir, { recursive: true });
+  const file = (name: string): string | null => (outputDir ? join(outputDir, name) : null);
+  const liveEvents = ctx.openLive?.('events') ?? null;
+  const events = new EventsLog(file('events.log'), (line) => liveEvents?.push(line));
+  const stdout = new OutputCapture(file('stdout'), ctx.openLive?.('stdout') ?? null);
+  const stderr = new OutputCapture(file('stderr'), ctx.openLive?.('stderr') ?? null);
+
+  const progress = (current: RunPhase, usage?: Usage): Promise<void> =>
+    ctx
+      .publish({
+        phase: current,
+        at: history.at(-1)?.at ?? new Date().toISOString(),
+        history: [...history],
+        attempt: ctx.attempt,
+        worker: ctx.worker.id,
+        containerId: executor.containerId || undefined,
+        usage,
+      })
+      .catch((error: unknown) => log.warn({ err: error, phase: current }, 'could not publish progress'));
 
   const transition = async (next: RunPhase): Promise<void> => {
     const now = Date.now();
@@ -76,19 +128,10 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       phase = next;
       marks.push({ phase: next, at: now });
     }
-    const at = new Date(now).toISOString();
-    history.push({ phase: next, at });
+    history.push({ phase: next, at: new Date(now).toISOString() });
+    events.write(next);
     log.debug({ phase: next }, 'phase');
-    await ctx
-      .publish({
-        phase: next,
-        at,
-        history: [...history],
-        attempt: ctx.attempt,
-        worker: ctx.worker.id,
-        containerId: executor.containerId || undefined,
-      })
-      .catch((error: unknown) => log.warn({ err: error, phase: next }, 'could not publish progress'));
+    await progress(next);
   };
 
   const checkStop = async (): Promise<void> => {
@@ -96,22 +139,42 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     if (await ctx.isCancelled()) throw new StopRequested('cancelled');
   };
 
-  const outputDir = ctx.outputDir;
-  if (outputDir) await mkdir(outputDir, { recursive: true });
-  const stdout = new OutputCapture(outputDir ? join(outputDir, 'stdout') : null);
-  const stderr = new OutputCapture(outputDir ? join(outputDir, 'stderr') : null);
-
   const onStop = (): void => {
     stopReason ??= stopReasonOf(stop);
     if (phase !== 'running' || stopping) return;
     const graceMs = Math.round(spec.stopGraceSeconds * 1000);
     log.info({ reason: stopReason, graceMs }, 'stopping container');
+    events.write('stop-requested', { reason: stopReason, graceMs });
     stopping = transition('stopping').then(() => executor.stop({ graceMs }));
     stopping.catch((error: unknown) => {
       firstError ??= coerceError(error);
       log.warn({ err: error }, 'stop failed');
     });
   };
+
+  const sample = async (): Promise<void> => {
+    try {
+      const reading = await executor.usage();
+      if (!reading) return;
+      const warning = tracker.add(reading);
+      if (warning) {
+        events.write('warning', { message: warning });
+        log.warn({ usage: reading }, warning);
+      }
+      if (phase === 'running') await progress('running', tracker.usage ?? undefined);
+    } catch (error) {
+      log.debug({ err: error }, 'usage sample failed');
+    }
+  };
+  const scheduleSample = (delayMs: number): void => {
+    sampler = setTimeout(() => {
+      void sample().then(() => {
+        if (phase === 'running' || phase === 'stopping')
+          scheduleSample(ctx.usageIntervalMs ?? DEFAULT_USAGE_INTERVAL_MS);
+      });
+    }, delayMs);
+  };
+
   stop.addEventListener('abort', onStop, { once: true });
   const timer =
     spec.maxRunTimeSeconds === undefined
@@ -123,26 +186,34 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
 
   try {
     await transition('admitted');
+    events.write('spec', describeSpec(spec));
+    events.write('worker', { ...ctx.worker, jobId: ctx.jobId, attempt: ctx.attempt });
     await checkStop();
     await transition('loading-image');
     await executor.loadImage(spec.image, spec.imageTarball);
+    events.write('runtime', { runtime: await executor.runtime() });
     await checkStop();
     await transition('creating');
     await executor.create(toExecutorSpec(spec, stdout, stderr));
     log = log.child({ containerId: executor.containerId });
+    events.write('created', { containerId: executor.containerId, cgroupId: executor.cgroupId() });
     await checkStop();
     await transition('starting');
     await executor.start();
     startedAt = new Date().toISOString();
     await transition('running');
+    scheduleSample(FIRST_USAGE_SAMPLE_MS);
     // A stop that arrived while starting is acted on now that there is something to stop.
     if (stop.aborted || stopReason) onStop();
     exitCode = await executor.wait();
+    clearTimeout(sampler);
     await stopping;
     oomKilled = (await executor.exitDetails()).oomKilled;
+    events.write('exited', { exitCode, oomKilled });
   } catch (error) {
     if (error instanceof StopRequested) {
       stopReason ??= error.reason;
+      events.write('stopped-before-start', { reason: error.reason });
       log.info({ reason: error.reason, phase }, 'stopped before the container started');
     } else if (error instanceof CommandNotFoundError) {
       exitCode = error.exitCode;
@@ -153,7 +224,13 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     }
   } finally {
     clearTimeout(timer);
+    clearTimeout(sampler);
     stop.removeEventListener('abort', onStop);
+    if (firstError)
+      events.write('error', {
+        phase: firstError instanceof PhaseError ? firstError.phase : phase,
+        message: firstError.message,
+      });
     await transition('finalizing');
     for (const capture of [stdout, stderr]) {
       await capture.close().catch((error: unknown) => {
@@ -166,70 +243,46 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     } catch (error) {
       // The result is already known; a container we could not remove is logged, not reported as the run's failure.
       log.warn({ err: error }, 'could not remove the container');
+      events.write('warning', { message: `could not remove the container: ${(error as Error).message}` });
     }
   }
-  await transition('done');
-
   const finishedAt = Date.now();
-  const phases: JobResult['phases'] = {};
-  marks.forEach((mark, i) => {
-    const end = marks[i + 1]?.at ?? finishedAt;
-    phases[mark.phase] = (phases[mark.phase] ?? 0) + Math.max(0, end - mark.at);
-  });
-
-  const interruptedBy = stopReason === 'lost-lock' || stopReason === 'shutdown' ? stopReason : null;
-  const userStop = stopReason === 'cancelled' || stopReason === 'timeout' ? stopReason : null;
-  let state: JobResult['state'] = 'Failed';
-  let reason: JobResult['reason'] = 'infra';
-  let signal: string | null = null;
-  if (exitCode !== null) {
-    ({ state, reason, signal } = terminationReason({ exitCode, oomKilled, stopReason: userStop }));
-  } else if (userStop) {
-    state = 'Cancelled';
-    reason = userStop;
-  }
-  const errorInfo =
-    firstError === null
-      ? null
-      : { phase: firstError instanceof PhaseError ? firstError.phase : phase, message: firstError.message };
-
-  const result: JobResult = {
+  const result = buildResult({
     jobId: ctx.jobId,
-    state,
-    reason,
-    exitCode,
-    signal,
-    oomKilled,
+    attempt: ctx.attempt,
+    spec,
+    worker: ctx.worker,
     runtime: await executor.runtime().catch(() => null),
     containerId: executor.containerId || null,
     cgroupId: executor.cgroupId() || null,
-    image: spec.image,
+    exitCode,
+    oomKilled,
+    stopReason,
+    firstError,
+    phase,
+    marks,
     startedAt,
-    finishedAt: new Date(finishedAt).toISOString(),
-    phases,
-    usage: null,
-    stdout: stdout.summary(),
-    stderr: stderr.summary(),
-    worker: ctx.worker,
-    attempt: ctx.attempt,
-    adopted: false,
-    attempts: [
-      {
-        attempt: ctx.attempt,
-        worker: ctx.worker.id,
-        state,
-        reason,
-        error: errorInfo?.message ?? null,
-      },
-    ],
-    labels: spec.labels,
-    error: errorInfo,
-  };
-  log.info({ state, reason, exitCode }, 'run finished');
+    finishedAt,
+    usage: tracker.usage,
+    stdout,
+    stderr,
+  });
+  events.write('result', {
+    state: result.state,
+    reason: result.reason,
+    exitCode,
+    signal: result.signal,
+    usage: result.usage,
+  });
+  await transition('done');
+  await events.close();
+  await liveEvents?.finish();
+  log.info({ state: result.state, reason: result.reason, exitCode }, 'run finished');
+  const interruptedBy = stopReason === 'lost-lock' || stopReason === 'shutdown' ? stopReason : null;
   return {
     result,
     interruptedBy,
-    error: state === 'Failed' ? (firstError ?? new PhaseError(phase, 'failed')) : null,
+    error: result.state === 'Failed' ? (firstError ?? new PhaseError(phase, 'failed')) : null,
   };
 }
 

@@ -12,6 +12,7 @@ import { type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
 import { listenForCancels } from './cancel-listener.js';
 import type { WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
+import { LiveOutput } from './live-output.js';
 import { runJob, type StopReason } from './run.js';
 
 export interface WorkerDeps {
@@ -101,6 +102,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         stop: controller.signal,
         isCancelled: async () => (await commands.exists(keys.cancel(address, jobId))) === 1,
         publish: (progress) => job.updateProgress(progress as unknown as object),
+        openLive: (stream) =>
+          new LiveOutput(commands, keys.output(address, jobId, stream), config.liveOutputBytes, attempt, log),
       });
       if (outcome.interruptedBy === 'shutdown') {
         log.info('worker shutting down: job goes back to the queue without spending an attempt');

@@ -73,6 +73,7 @@ describe('job control', () => {
     expect(result).toMatchObject({
       state: 'Cancelled',
       reason: 'cancelled',
+      oomKilled: false,
       exitCode: 143,
       signal: 'SIGTERM',
     });
@@ -122,7 +123,14 @@ describe('job control', () => {
       busybox(['sleep', '30'], { maxRunTimeSeconds: 1, stopGraceSeconds: 0.2 }),
     );
     const result = await client.waitForResult(id, { timeoutMs: 15_000 });
-    expect(result).toMatchObject({ state: 'Cancelled', reason: 'timeout', exitCode: 137, signal: 'SIGKILL' });
+    // Our own SIGKILL after the grace period is a timeout, never an oom.
+    expect(result).toMatchObject({
+      state: 'Cancelled',
+      reason: 'timeout',
+      exitCode: 137,
+      signal: 'SIGKILL',
+      oomKilled: false,
+    });
   });
 
   it('graceful shutdown puts a running job back without spending an attempt; a second worker completes it', async () => {

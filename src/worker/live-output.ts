@@ -1,0 +1,115 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { LIVE_CHUNK_BYTES, LIVE_ENTRY_ALLOCATION_BYTES, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
+
+/** How often pending output is sent to Redis while a job runs. */
+const FLUSH_INTERVAL_MS = 100;
+
+/**
+ * Publishes one output stream of a run to Redis in bounded form, for `stevedore logs` on any
+ * host: a Redis stream of chunks (≤ LIVE_CHUNK_BYTES each, field `o` = byte offset, `d` =
+ * data) capped at capBytes / LIVE_CHUNK_BYTES entries, oldest dropped. At most one write is in
+ * flight; meanwhile output collects in memory up to capBytes (oldest dropped), so neither a
+ * fast container nor a slow Redis can grow the worker's memory or Redis beyond the cap.
+ */
+export class LiveOutput {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Offset of the first pending byte in the whole stream. */
+  private pendingOffset = 0;
+  private produced = 0;
+  private dropped = false;
+  private inFlight: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly maxEntries: number;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+    private readonly capBytes: number,
+    private readonly attempt: number,
+    private readonly logger: Logger,
+  ) {
+    // One entry's worth of room is left for the stream's own bookkeeping and the end marker.
+    this.maxEntries = Math.max(1, Math.floor(capBytes / LIVE_ENTRY_ALLOCATION_BYTES) - 1);
+  }
+
+  /** True once any byte was dropped from the Redis copy. */
+  get truncated(): boolean {
+    return this.dropped || this.produced > this.maxEntries * LIVE_CHUNK_BYTES;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.produced += chunk.length;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    while (this.pendingBytes > this.capBytes && this.pending.length > 1) {
+      const oldest = this.pending.shift() as Buffer;
+      this.pendingBytes -= oldest.length;
+      this.pendingOffset += oldest.length;
+      this.dropped = true;
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      this.flush();
+    }, FLUSH_INTERVAL_MS);
+  }
+
+  /** Sends what is pending; returns when this and earlier writes are done. */
+  private flush(): Promise<void> {
+    if (this.inFlight) return this.inFlight.then(() => this.flush());
+    if (this.pendingBytes === 0) return Promise.resolve();
+    const data = Buffer.concat(this.pending);
+    let offset = this.pendingOffset;
+    this.pending = [];
+    this.pendingOffset += this.pendingBytes;
+    this.pendingBytes = 0;
+    if (data.length > this.capBytes) this.dropped = true;
+    const pipeline = this.redis.pipeline();
+    for (let at = Math.max(0, data.length - this.capBytes); at < data.length; at += LIVE_CHUNK_BYTES) {
+      const chunk = data.subarray(at, at + LIVE_CHUNK_BYTES);
+      pipeline.xadd(this.key, 'MAXLEN', this.maxEntries, '*', 'o', String(offset + at), 'd', chunk);
+    }
+    offset += data.length;
+    pipeline.expire(this.key, SIDE_KEY_TTL_SECONDS);
+    this.inFlight = pipeline
+      .exec()
+      .then(() => undefined)
+      .catch((error: unknown) => {
+        this.dropped = true;
+        this.logger.warn(
+          { err: error, key: this.key },
+          'could not publish live output; the log file keeps it',
+        );
+      })
+      .finally(() => {
+        this.inFlight = null;
+      });
+    return this.inFlight;
+  }
+
+  /** Flushes everything and marks the end of this attempt's output. */
+  async finish(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.flush();
+    await this.redis
+      .pipeline()
+      .xadd(
+        this.key,
+        'MAXLEN',
+        this.maxEntries + 1,
+        '*',
+        'eof',
+        String(this.attempt),
+        'o',
+        String(this.produced),
+      )
+      .expire(this.key, SIDE_KEY_TTL_SECONDS)
+      .exec()
+      .catch((error: unknown) =>
+        this.logger.warn({ err: error, key: this.key }, 'could not mark end of live output'),
+      );
+  }
+}

@@ -1,0 +1,93 @@
+import type { Phase } from '../jobs/errors.js';
+import { PhaseError } from '../jobs/errors.js';
+import { type JobResult, terminationReason, type Usage } from '../jobs/result.js';
+import type { JobSpec } from '../jobs/spec.js';
+import type { OutputCapture } from './output.js';
+
+/** Why a run was asked to stop before its container finished on its own. */
+export type StopReason = 'cancelled' | 'timeout' | 'lost-lock' | 'shutdown';
+
+/** What the state machine learned during one attempt, turned into the result by `buildResult`. */
+export interface RunFacts {
+  jobId: string;
+  attempt: number;
+  spec: JobSpec;
+  worker: { host: string; id: string };
+  runtime: string | null;
+  containerId: string | null;
+  cgroupId: string | null;
+  exitCode: number | null;
+  oomKilled: boolean;
+  stopReason: StopReason | null;
+  firstError: Error | null;
+  /** The phase the run was in when it ended. */
+  phase: Phase;
+  marks: { phase: Phase | 'queued'; at: number }[];
+  startedAt: string | null;
+  finishedAt: number;
+  usage: Usage | null;
+  stdout: OutputCapture;
+  stderr: OutputCapture;
+}
+
+/** Milliseconds spent in each phase, from the ordered transition marks. */
+export function phaseDurations(marks: RunFacts['marks'], finishedAt: number): JobResult['phases'] {
+  const phases: JobResult['phases'] = {};
+  marks.forEach((mark, i) => {
+    const end = marks[i + 1]?.at ?? finishedAt;
+    phases[mark.phase] = (phases[mark.phase] ?? 0) + Math.max(0, end - mark.at);
+  });
+  return phases;
+}
+
+/**
+ * The result of one attempt. Pessimistic: Failed/infra unless wait() gave an exit code, or a
+ * user stop (cancel, timeout) ended the run first.
+ */
+export function buildResult(f: RunFacts): JobResult {
+  const userStop = f.stopReason === 'cancelled' || f.stopReason === 'timeout' ? f.stopReason : null;
+  let state: JobResult['state'] = 'Failed';
+  let reason: JobResult['reason'] = 'infra';
+  let signal: string | null = null;
+  if (f.exitCode !== null) {
+    ({ state, reason, signal } = terminationReason({
+      exitCode: f.exitCode,
+      oomKilled: f.oomKilled,
+      stopReason: userStop,
+    }));
+  } else if (userStop) {
+    state = 'Cancelled';
+    reason = userStop;
+  }
+  const error =
+    f.firstError === null
+      ? null
+      : {
+          phase: f.firstError instanceof PhaseError ? f.firstError.phase : f.phase,
+          message: f.firstError.message,
+        };
+  return {
+    jobId: f.jobId,
+    state,
+    reason,
+    exitCode: f.exitCode,
+    signal,
+    oomKilled: f.oomKilled,
+    runtime: f.runtime,
+    containerId: f.containerId,
+    cgroupId: f.cgroupId,
+    image: f.spec.image,
+    startedAt: f.startedAt,
+    finishedAt: new Date(f.finishedAt).toISOString(),
+    phases: phaseDurations(f.marks, f.finishedAt),
+    usage: f.usage,
+    stdout: f.stdout.summary(),
+    stderr: f.stderr.summary(),
+    worker: f.worker,
+    attempt: f.attempt,
+    adopted: false,
+    attempts: [{ attempt: f.attempt, worker: f.worker.id, state, reason, error: error?.message ?? null }],
+    labels: f.spec.labels,
+    error,
+  };
+}

@@ -1,0 +1,43 @@
+import type { UsageSample } from '../executors/executor.js';
+import type { Usage } from '../jobs/result.js';
+
+/** Share of the memory limit past which events.log warns. */
+export const MEMORY_WARNING_RATIO = 0.9;
+
+/** Keeps the most informative view of a run's usage across samples. */
+export class UsageTracker {
+  private cpuSeconds: number | null = null;
+  private peakMemoryBytes: number | null = null;
+  private blockIoBytes: number | null = null;
+  private warned = false;
+
+  /** Folds in a sample; returns a warning text the first time memory passes 90% of its limit. */
+  add(sample: UsageSample): string | null {
+    const max = (a: number | null, b: number | null): number | null => (b === null ? a : Math.max(a ?? 0, b));
+    this.cpuSeconds = max(this.cpuSeconds, sample.cpuSeconds);
+    this.peakMemoryBytes = max(this.peakMemoryBytes, sample.peakMemoryBytes);
+    this.blockIoBytes = max(this.blockIoBytes, sample.blockIoBytes);
+    const used = sample.memoryBytes ?? sample.peakMemoryBytes;
+    const limit = sample.memoryLimitBytes;
+    if (
+      !this.warned &&
+      used !== null &&
+      limit !== null &&
+      limit > 0 &&
+      used >= MEMORY_WARNING_RATIO * limit
+    ) {
+      this.warned = true;
+      return `memory at ${Math.round((100 * used) / limit)}% of its limit (${used} of ${limit} bytes)`;
+    }
+    return null;
+  }
+
+  get usage(): Usage | null {
+    if (this.cpuSeconds === null && this.peakMemoryBytes === null && this.blockIoBytes === null) return null;
+    return {
+      cpuSeconds: this.cpuSeconds,
+      peakMemoryBytes: this.peakMemoryBytes,
+      blockIoBytes: this.blockIoBytes,
+    };
+  }
+}

@@ -1,0 +1,179 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keys } from '../../src/jobs/keys.js';
+import { stevedore } from '../helpers/cli.js';
+import { TestRedis } from '../helpers/redis.js';
+import { busybox, Harness } from '../helpers/stevedore.js';
+
+async function fileHash(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** sha256 of `yes WORD | head -c BYTES`, computed without holding it in memory. */
+function yesHash(word: string, bytes: number): string {
+  const hash = createHash('sha256');
+  const block = Buffer.from(`${word}\n`.repeat(16384));
+  let left = bytes;
+  while (left > 0) {
+    const n = Math.min(left, block.length);
+    hash.update(block.subarray(0, n));
+    left -= n;
+  }
+  return hash.digest('hex');
+}
+
+describe('output and accounting', () => {
+  let redis: TestRedis;
+  let h: Harness;
+  let dir: string;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    h = new Harness(redis);
+    await h.worker({ concurrency: 2 });
+    dir = await mkdtemp(join(tmpdir(), 'stevedore-output-'));
+  });
+  afterAll(async () => {
+    await h.close();
+    await redis.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps 200 MB of interleaved stdout/stderr byte-exact in files, and Redis under its cap', async () => {
+    const client = h.client();
+    const size = 100_000_000;
+    const { id } = await client.submit(
+      busybox(['sh', '-c', `yes out | head -c ${size} & yes err | head -c ${size} >&2 & wait`]),
+    );
+    const result = await client.waitForResult(id, { timeoutMs: 120_000 });
+    expect(result).toMatchObject({ state: 'Complete', exitCode: 0 });
+    expect(result.stdout).toMatchObject({ bytes: size, truncated: true });
+    expect(result.stderr).toMatchObject({ bytes: size, truncated: true });
+    expect(result.stdout.tail).toBe('out\n'.repeat(1024));
+    expect(await fileHash(result.stdout.path as string)).toBe(yesHash('out', size));
+    expect(await fileHash(result.stderr.path as string)).toBe(yesHash('err', size));
+    const admin = new Redis(redis.url);
+    try {
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const bytes = Number(
+          await admin.memory('USAGE', keys.output({ prefix: 'bull', queue: h.queue }, id, stream)),
+        );
+        expect(bytes).toBeGreaterThan(0);
+        expect(bytes).toBeLessThan(1024 * 1024);
+      }
+    } finally {
+      await admin.quit();
+    }
+    // The live copy holds the end of the output, with the dropped part marked.
+    let text = '';
+    for await (const chunk of client.logs(id)) text += chunk.toString();
+    expect(text).toMatch(/^\[stevedore: \d+ earlier bytes not kept live/);
+    expect(text.endsWith('out\nout\n')).toBe(true);
+    expect(text.length).toBeLessThan(1024 * 1024);
+  });
+
+  it('passes binary output intact', async () => {
+    const client = h.client();
+    const { id } = await client.submit(
+      busybox(['sh', '-c', 'head -c 20000000 /dev/urandom | tee /out/copy.bin'], {
+        mounts: { '/out': { hostPath: dir, readOnly: false } },
+      }),
+    );
+    const result = await client.waitForResult(id, { timeoutMs: 60_000 });
+    expect(result.stdout.bytes).toBe(20_000_000);
+    expect(await fileHash(result.stdout.path as string)).toBe(await fileHash(join(dir, 'copy.bin')));
+  });
+
+  it('reports oom only when the kernel killed for memory', async () => {
+    const client = h.client();
+    const { id } = await client.submit(
+      busybox(['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived'], {
+        resources: { ram: '16Mi' },
+      }),
+    );
+    const result = await client.waitForResult(id, { timeoutMs: 60_000 });
+    expect(result).toMatchObject({
+      state: 'Complete',
+      reason: 'oom',
+      oomKilled: true,
+      exitCode: 137,
+      signal: 'SIGKILL',
+    });
+    expect(result.stdout.tail).toBe('');
+  });
+
+  it('records usage, shows it in progress, and warns in events.log past 90% of the memory limit', async () => {
+    const client = h.client();
+    const { id } = await client.submit(
+      busybox(
+        [
+          'sh',
+          '-c',
+          'head -c 62000000 /dev/zero > /dev/shm/fill; sleep 1.5; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; rm /dev/shm/fill',
+        ],
+        { resources: { ram: '64Mi' }, env: { SECRET_VALUE: 'hunter2-do-not-log' } },
+      ),
+    );
+    let sawUsage = false;
+    for (let i = 0; i < 400 && !sawUsage; i++) {
+      const progress = await client.getProgress(id);
+      sawUsage = progress?.phase === 'running' && progress.usage !== undefined;
+      if (!sawUsage) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(sawUsage).toBe(true);
+    const result = await client.waitForResult(id, { timeoutMs: 60_000 });
+    expect(result.exitCode).toBe(0);
+    expect(result.usage?.cpuSeconds).toBeGreaterThan(0.05);
+    expect(result.usage?.peakMemoryBytes).toBeGreaterThan(0.9 * 64 * 1024 * 1024);
+    const events = await readFile(join(result.stdout.path as string, '..', 'events.log'), 'utf8');
+    for (const phase of [
+      'admitted',
+      'loading-image',
+      'creating',
+      'starting',
+      'running',
+      'finalizing',
+      'done',
+    ]) {
+      expect(events).toMatch(new RegExp(`^\\S+Z ${phase}\\b`, 'm'));
+    }
+    expect(events).toMatch(/^\S+Z runtime \{"runtime":"docker /m);
+    expect(events).toMatch(/^\S+Z warning \{"message":"memory at \d+% of its limit/m);
+    expect(events).toContain('"envNames":["SECRET_VALUE"]');
+    expect(events).not.toContain('hunter2');
+    let live = '';
+    for await (const chunk of client.logs(id, { stream: 'events' })) live += chunk.toString();
+    expect(live).toContain(' warning {"message":"memory at');
+  });
+
+  it('`stevedore logs -f` in another process sees lines while the job runs and ends when it ends', async () => {
+    const client = h.client();
+    const { id } = await client.submit(
+      busybox(['sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do echo line-$i; sleep 0.25; done']),
+    );
+    for (let i = 0; i < 400; i++) {
+      if ((await client.getProgress(id))?.phase === 'running') break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const follower = stevedore(['logs', id, '-f'], {
+      env: { REDIS_URL: redis.url, STEVEDORE_QUEUE: h.queue },
+    });
+    let firstLineAt = 0;
+    follower.stdout?.on('data', () => {
+      firstLineAt ||= Date.now();
+    });
+    const done = await follower;
+    const result = await client.getResult(id);
+    expect(done.exitCode).toBe(0);
+    expect(done.stdout).toBe(Array.from({ length: 8 }, (_, i) => `line-${i + 1}`).join('\n'));
+    expect(firstLineAt).toBeGreaterThan(0);
+    expect(firstLineAt).toBeLessThan(Date.parse(result?.finishedAt as string));
+  });
+});
