@@ -1,25 +1,20 @@
 #!/usr/bin/env node
 import { InvalidSpecError, UnknownJobError, ValidationError } from '../jobs/errors.js';
 import { ConfigError } from '../worker/config.js';
-import {
-  cancelCommand,
-  logsCommand,
-  resultCommand,
-  statusCommand,
-  submitCommand,
-} from './client-commands.js';
-import { demoCommand } from './demo.js';
 import { MAIN_HELP, UsageError } from './usage.js';
-import { workerCommand } from './worker-command.js';
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  worker: workerCommand,
-  submit: submitCommand,
-  status: statusCommand,
-  result: resultCommand,
-  cancel: cancelCommand,
-  logs: logsCommand,
-  demo: demoCommand,
+type Command = (args: string[]) => Promise<number>;
+
+// Loaded on demand: a worker process should not carry the client commands' modules (the YAML
+// parser and the like) in its resident memory.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  worker: async () => (await import('./worker-command.js')).workerCommand,
+  submit: async () => (await import('./client-commands.js')).submitCommand,
+  status: async () => (await import('./client-commands.js')).statusCommand,
+  result: async () => (await import('./client-commands.js')).resultCommand,
+  cancel: async () => (await import('./client-commands.js')).cancelCommand,
+  logs: async () => (await import('./client-commands.js')).logsCommand,
+  demo: async () => (await import('./demo.js')).demoCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -28,8 +23,9 @@ async function main(argv: string[]): Promise<number> {
     console.log(MAIN_HELP);
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS[name];
-  if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}; run "stevedore --help"`);
+  const load = COMMANDS[name];
+  if (!load) throw new UsageError(`unknown command ${JSON.stringify(name)}; run "stevedore --help"`);
+  const command = await load();
   return command(rest);
 }
 

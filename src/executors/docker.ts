@@ -30,6 +30,11 @@ const EXITED_CONFIRMATIONS = 3;
  */
 const DEFAULT_LOG_DRIVER = 'none';
 
+/** The engine's version, asked once per client rather than once per job. */
+const RUNTIME_NAMES = new WeakMap<Dockerode, Promise<string>>();
+/** The default client, shared so its connection pool and version cache serve every job. */
+let defaultDocker: Dockerode | undefined;
+
 export interface DockerExecutorOptions {
   docker?: Dockerode;
   /** Container name; the engine picks one when absent. */
@@ -89,10 +94,10 @@ export class DockerExecutor implements ContainerExecutor {
   private exit: Promise<number> | undefined;
   private started = false;
   private closed = false;
-  private runtimeName: string | undefined;
 
   constructor(private readonly options: DockerExecutorOptions = {}) {
-    this.docker = options.docker ?? new Dockerode();
+    defaultDocker ??= new Dockerode();
+    this.docker = options.docker ?? defaultDocker;
     this.log = options.logger ?? pino({ level: 'silent' });
     this.watchdogIntervalMs = options.watchdogIntervalMs ?? DEFAULT_WATCHDOG_INTERVAL_MS;
   }
@@ -132,7 +137,7 @@ export class DockerExecutor implements ContainerExecutor {
         stdout: true,
         stderr: true,
         stdin: spec.stdin !== undefined,
-        hijack: spec.stdin !== undefined,
+        hijack: true,
       })) as Readable | Duplex;
       this.attachStream = stream;
       this.output = pipeline(stream, new DockerDemux(spec.stdout, spec.stderr));
@@ -339,11 +344,13 @@ export class DockerExecutor implements ContainerExecutor {
   }
 
   async runtime(): Promise<string> {
-    if (!this.runtimeName) {
-      const version = await this.docker.version();
-      this.runtimeName = `docker ${version.Version}`;
+    let name = RUNTIME_NAMES.get(this.docker);
+    if (!name) {
+      name = this.docker.version().then((v) => `docker ${v.Version}`);
+      RUNTIME_NAMES.set(this.docker, name);
+      name.catch(() => RUNTIME_NAMES.delete(this.docker));
     }
-    return this.runtimeName;
+    return name;
   }
 
   async ipAddress(): Promise<string> {

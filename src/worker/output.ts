@@ -8,6 +8,9 @@ import type { LiveOutput } from './live-output.js';
  * backpressure), a bounded live copy to Redis, the last TAIL_BYTES in memory for the result,
  * and a byte count.
  */
+/** Bytes buffered toward the log file before backpressure reaches the container. */
+const FILE_BUFFER_BYTES = 1024 * 1024;
+
 export class OutputCapture extends Writable {
   private file: WriteStream | undefined;
   private tail = Buffer.alloc(0);
@@ -18,7 +21,9 @@ export class OutputCapture extends Writable {
     private readonly live: LiveOutput | null = null,
   ) {
     super({ highWaterMark: 256 * 1024 });
-    if (path) this.file = createWriteStream(path, { flags: 'a' });
+    // A deep buffer lets the next socket read overlap the previous file write (the default 16 KiB
+    // made every 64 KiB chunk wait for its write).
+    if (path) this.file = createWriteStream(path, { flags: 'a', highWaterMark: FILE_BUFFER_BYTES });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {

@@ -43,6 +43,8 @@ export interface RunContext {
 
 export interface RunOutcome {
   result: JobResult;
+  /** Removal of the container, still under way when the outcome is returned. */
+  cleanup: Promise<void>;
   /** Set when the run was stopped for a reason that is not a final result (lost lock, shutdown). */
   interruptedBy: 'lost-lock' | 'shutdown' | null;
   /** The first error, when the run failed for an infrastructure reason. */
@@ -109,20 +111,25 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   const stdout = new OutputCapture(file('stdout'), ctx.openLive?.('stdout') ?? null);
   const stderr = new OutputCapture(file('stderr'), ctx.openLive?.('stderr') ?? null);
 
-  const progress = (current: RunPhase, usage?: Usage): Promise<void> =>
-    ctx
-      .publish({
-        phase: current,
-        at: history.at(-1)?.at ?? new Date().toISOString(),
-        history: [...history],
-        attempt: ctx.attempt,
-        worker: ctx.worker.id,
-        containerId: executor.containerId || undefined,
-        usage,
-      })
+  // Progress is published in order but off the critical path: the run never waits for Redis
+  // between phases, only once at the end so that "done" is visible before the result.
+  let published: Promise<void> = Promise.resolve();
+  const progress = (current: RunPhase, usage?: Usage): void => {
+    const snapshot: JobProgress = {
+      phase: current,
+      at: history.at(-1)?.at ?? new Date().toISOString(),
+      history: [...history],
+      attempt: ctx.attempt,
+      worker: ctx.worker.id,
+      containerId: executor.containerId || undefined,
+      usage,
+    };
+    published = published
+      .then(() => ctx.publish(snapshot))
       .catch((error: unknown) => log.warn({ err: error, phase: current }, 'could not publish progress'));
+  };
 
-  const transition = async (next: RunPhase): Promise<void> => {
+  const transition = (next: RunPhase): void => {
     const now = Date.now();
     if (next !== 'done') {
       phase = next;
@@ -131,7 +138,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     history.push({ phase: next, at: new Date(now).toISOString() });
     events.write(next);
     log.debug({ phase: next }, 'phase');
-    await progress(next);
+    progress(next);
   };
 
   const checkStop = async (): Promise<void> => {
@@ -145,7 +152,8 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     const graceMs = Math.round(spec.stopGraceSeconds * 1000);
     log.info({ reason: stopReason, graceMs }, 'stopping container');
     events.write('stop-requested', { reason: stopReason, graceMs });
-    stopping = transition('stopping').then(() => executor.stop({ graceMs }));
+    transition('stopping');
+    stopping = executor.stop({ graceMs });
     stopping.catch((error: unknown) => {
       firstError ??= coerceError(error);
       log.warn({ err: error }, 'stop failed');
@@ -161,7 +169,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
         events.write('warning', { message: warning });
         log.warn({ usage: reading }, warning);
       }
-      if (phase === 'running') await progress('running', tracker.usage ?? undefined);
+      if (phase === 'running') progress('running', tracker.usage ?? undefined);
     } catch (error) {
       log.debug({ err: error }, 'usage sample failed');
     }
@@ -185,23 +193,23 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
         }, spec.maxRunTimeSeconds * 1000);
 
   try {
-    await transition('admitted');
+    transition('admitted');
     events.write('spec', describeSpec(spec));
     events.write('worker', { ...ctx.worker, jobId: ctx.jobId, attempt: ctx.attempt });
     await checkStop();
-    await transition('loading-image');
+    transition('loading-image');
     await executor.loadImage(spec.image, spec.imageTarball);
     events.write('runtime', { runtime: await executor.runtime() });
     await checkStop();
-    await transition('creating');
+    transition('creating');
     await executor.create(toExecutorSpec(spec, stdout, stderr));
     log = log.child({ containerId: executor.containerId });
     events.write('created', { containerId: executor.containerId, cgroupId: executor.cgroupId() });
     await checkStop();
-    await transition('starting');
+    transition('starting');
     await executor.start();
     startedAt = new Date().toISOString();
-    await transition('running');
+    transition('running');
     scheduleSample(FIRST_USAGE_SAMPLE_MS);
     // A stop that arrived while starting is acted on now that there is something to stop.
     if (stop.aborted || stopReason) onStop();
@@ -231,21 +239,20 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
         phase: firstError instanceof PhaseError ? firstError.phase : phase,
         message: firstError.message,
       });
-    await transition('finalizing');
+    transition('finalizing');
     for (const capture of [stdout, stderr]) {
       await capture.close().catch((error: unknown) => {
         log.warn({ err: error }, 'could not finish an output file');
         firstError ??= coerceError(error);
       });
     }
-    try {
-      await executor.close();
-    } catch (error) {
-      // The result is already known; a container we could not remove is logged, not reported as the run's failure.
-      log.warn({ err: error }, 'could not remove the container');
-      events.write('warning', { message: `could not remove the container: ${(error as Error).message}` });
-    }
   }
+  // Removing the container is not on the result's critical path: the worker keeps the promise
+  // and waits for it before it exits; a worker that dies first leaves it to reconciliation.
+  const cleanup = executor.close().catch((error: unknown) => {
+    // The result is already known; a container we could not remove is logged, not reported as the run's failure.
+    log.warn({ err: error }, 'could not remove the container');
+  });
   const finishedAt = Date.now();
   const result = buildResult({
     jobId: ctx.jobId,
@@ -274,13 +281,14 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     signal: result.signal,
     usage: result.usage,
   });
-  await transition('done');
+  transition('done');
   await events.close();
-  await liveEvents?.finish();
+  await Promise.all([liveEvents?.finish(), published]);
   log.info({ state: result.state, reason: result.reason, exitCode }, 'run finished');
   const interruptedBy = stopReason === 'lost-lock' || stopReason === 'shutdown' ? stopReason : null;
   return {
     result,
+    cleanup,
     interruptedBy,
     error: result.state === 'Failed' ? (firstError ?? new PhaseError(phase, 'failed')) : null,
   };

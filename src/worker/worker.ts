@@ -39,6 +39,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const address: QueueAddress = { queue: config.queue, prefix: config.prefix };
   const commands = connect(redisUrl);
   const runs = new Map<string, AbortController>();
+  /** Container removals still under way; close() waits for them so no container is left. */
+  const cleanups = new Set<Promise<void>>();
   const workerInfo = { host: config.host, id: config.workerId };
 
   const stopRun = (jobId: string, reason: StopReason): void => {
@@ -105,6 +107,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         openLive: (stream) =>
           new LiveOutput(commands, keys.output(address, jobId, stream), config.liveOutputBytes, attempt, log),
       });
+      cleanups.add(outcome.cleanup);
+      void outcome.cleanup.finally(() => cleanups.delete(outcome.cleanup));
       if (outcome.interruptedBy === 'shutdown') {
         log.info('worker shutting down: job goes back to the queue without spending an attempt');
         await job.moveToWait(token);
@@ -164,6 +168,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         }, graceMs);
         await closed;
         clearTimeout(timer);
+        await Promise.all(cleanups);
         await stopListening();
         for (const connection of [commands, workerConnection]) {
           await connection.quit().catch(() => connection.disconnect());

@@ -1,0 +1,214 @@
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import Dockerode from 'dockerode';
+import { execa } from 'execa';
+import { Redis } from 'ioredis';
+import { bundledImageTarball, DEMO_IMAGE } from '../src/cli/demo.js';
+import { DockerExecutor } from '../src/executors/docker.js';
+import { StevedoreClient } from '../src/jobs/client.js';
+import { RedisServerProcess } from '../src/worker/redis-server.js';
+import { BENCH_LABEL, bareLoop } from './bare.js';
+import { naiveRun } from './naive.js';
+import { median, percentile, repeat } from './stats.js';
+import { stevedoreBatch, stevedoreLatencies, WorkerProcess } from './stevedore.js';
+
+/**
+ * `npm run bench`: Stevedore against the bare runtime and the naive alternative, on this
+ * machine, in one run (loopback only, bounded). Prints a table and writes BENCHMARKS.md.
+ */
+const REPEATS = 3;
+const CONCURRENCY = [1, 2, 4];
+const JOBS_PER_RUN: Record<number, number> = { 1: 12, 2: 20, 4: 32 };
+const LATENCY_JOBS = 40;
+const OUTPUT_BYTES = 500_000_000;
+const TRIVIAL = ['true'];
+
+interface Row {
+  figure: string;
+  stevedore: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+}
+
+const rows: Row[] = [];
+const fmt = (n: number, digits = 1): string => n.toFixed(digits);
+const log = (line: string): void => console.error(`[bench] ${line}`);
+
+async function redisCommands(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  return [...info.matchAll(/calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const docker = new Dockerode();
+  const dir = await mkdtemp(join(tmpdir(), 'stevedore-bench-'));
+  const redisServer = new RedisServerProcess({ dataDir: join(dir, 'redis') });
+  await redisServer.start();
+  const admin = new Redis(redisServer.url);
+  const tarball = await bundledImageTarball();
+  const probe = new DockerExecutor({ docker });
+  await probe.loadImage(DEMO_IMAGE, tarball);
+  const spec = { image: DEMO_IMAGE, command: TRIVIAL };
+  const dockerVersion = await probe.runtime();
+
+  try {
+    // Warm the engine (first container start pays for the image's first mount).
+    await bareLoop(docker, DEMO_IMAGE, TRIVIAL, 3, 1);
+
+    for (const c of CONCURRENCY) {
+      const jobs = JOBS_PER_RUN[c] as number;
+      const worker = await WorkerProcess.start(redisServer.url, c, join(dir, `state-${c}`));
+      const client = new StevedoreClient({ redis: redisServer.url, queue: worker.queue });
+      try {
+        await stevedoreBatch(client, spec, c); // warm-up
+        const ours = await repeat(
+          REPEATS,
+          async () => jobs / ((await stevedoreBatch(client, spec, jobs)) / 1000),
+        );
+        const bare = await repeat(REPEATS, async () => {
+          const t0 = performance.now();
+          await bareLoop(docker, DEMO_IMAGE, TRIVIAL, jobs, c);
+          return jobs / ((performance.now() - t0) / 1000);
+        });
+        const naive = await repeat(
+          REPEATS,
+          async () => jobs / ((await naiveRun(redisServer.url, DEMO_IMAGE, TRIVIAL, jobs, c)) / 1000),
+        );
+        log(
+          `concurrency ${c}: stevedore ${ours.map((x) => fmt(x, 2))} bare ${bare.map((x) => fmt(x, 2))} naive ${naive.map((x) => fmt(x, 2))} jobs/s`,
+        );
+        rows.push({
+          figure: `throughput, concurrency ${c} (jobs/s)`,
+          stevedore: fmt(median(ours), 2),
+          baseline: `bare dockerode ${fmt(median(bare), 2)}`,
+          ratio: fmt(median(ours) / median(bare), 2),
+          target: '≥ 1.0 (never < 0.95)',
+        });
+        rows.push({
+          figure: `vs naive BullMQ + docker run, concurrency ${c} (jobs/s)`,
+          stevedore: fmt(median(ours), 2),
+          baseline: `naive ${fmt(median(naive), 2)}`,
+          ratio: fmt(median(ours) / median(naive), 2),
+          target: 'clearly > 1',
+        });
+
+        if (c === 1) {
+          const before = await redisCommands(admin);
+          const latencies = await stevedoreLatencies(client, spec, LATENCY_JOBS);
+          const commands = (await redisCommands(admin)) - before;
+          const bareTimes = await bareLoop(docker, DEMO_IMAGE, TRIVIAL, LATENCY_JOBS, 1);
+          const bareMedian = median(bareTimes);
+          const added = latencies.map((t) => t - bareMedian);
+          rows.push({
+            figure: 'added latency p50 (ms, submit → result minus bare container time)',
+            stevedore: fmt(percentile(added, 50)),
+            baseline: `bare container ${fmt(bareMedian)} ms`,
+            ratio: '',
+            target: '≤ 15',
+          });
+          rows.push({
+            figure: 'added latency p99 (ms)',
+            stevedore: fmt(percentile(added, 99)),
+            baseline: '',
+            ratio: '',
+            target: '≤ 50',
+          });
+          rows.push({
+            figure: 'Redis commands per job (client + worker)',
+            stevedore: fmt(commands / LATENCY_JOBS, 1),
+            baseline: '',
+            ratio: '',
+            target: '',
+          });
+          const idle = await worker.memory();
+          rows.push({
+            figure: 'idle worker RSS (MB)',
+            stevedore: fmt(idle.rss / 1e6),
+            baseline: '',
+            ratio: '',
+            target: '≤ 80',
+          });
+
+          // Output throughput: 500 MB of stdout into the log file.
+          const outSpec = { image: DEMO_IMAGE, command: ['head', '-c', String(OUTPUT_BYTES), '/dev/zero'] };
+          const rssBefore = (await worker.memory()).rss;
+          const oursOut = await repeat(
+            REPEATS,
+            async () => OUTPUT_BYTES / 1e6 / ((await stevedoreBatch(client, outSpec, 1)) / 1000),
+          );
+          const peak = (await worker.memory()).peak;
+          const bareOut = await repeat(REPEATS, async () => {
+            const file = join(dir, 'bare-out');
+            const t0 = performance.now();
+            await execa(
+              'docker',
+              [
+                'run',
+                '--rm',
+                '--log-driver',
+                'none',
+                '--network',
+                'none',
+                '-a',
+                'stdout',
+                '--label',
+                `${BENCH_LABEL}=out`,
+                DEMO_IMAGE,
+                ...outSpec.command,
+              ],
+              {
+                stdout: { file },
+              },
+            );
+            const elapsed = performance.now() - t0;
+            if ((await stat(file)).size !== OUTPUT_BYTES) throw new Error('bare output incomplete');
+            return OUTPUT_BYTES / 1e6 / (elapsed / 1000);
+          });
+          rows.push({
+            figure: 'output throughput, 500 MB stdout → file (MB/s)',
+            stevedore: fmt(median(oursOut)),
+            baseline: `docker run -a stdout > file ${fmt(median(bareOut))}`,
+            ratio: fmt(median(oursOut) / median(bareOut), 2),
+            target: '≥ 1.0',
+          });
+          rows.push({
+            figure: 'worker RSS growth during 500 MB output (MB)',
+            stevedore: fmt(Math.max(0, peak - rssBefore) / 1e6),
+            baseline: '',
+            ratio: '',
+            target: '≤ 100',
+          });
+        }
+      } finally {
+        await client.close();
+        await worker.stop();
+      }
+    }
+  } finally {
+    await admin.quit();
+    await redisServer.stop();
+    for (const c of await docker.listContainers({ all: true, filters: { label: [BENCH_LABEL] } })) {
+      await docker.getContainer(c.Id).remove({ force: true });
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30, 0)} GiB, ${dockerVersion}, Node ${process.version}`;
+  const table = [
+    '| figure | Stevedore | baseline | ratio | target |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.figure} | ${r.stevedore} | ${r.baseline} | ${r.ratio} | ${r.target} |`),
+  ].join('\n');
+  console.log(
+    `\nMachine: ${machine}\nMedians of ${REPEATS} runs; ${fmt((Date.now() - started) / 1000, 0)} s in all.\n\n${table}\n`,
+  );
+  await writeFile(join(import.meta.dirname, 'last-run.md'), `Machine: ${machine}\n\n${table}\n`);
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench failed: ${(error as Error).stack ?? String(error)}`);
+  process.exitCode = 1;
+});
