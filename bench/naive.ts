@@ -29,7 +29,8 @@ export async function naiveRun(
     { connection, concurrency },
   );
   const queue = new Queue(name, { connection });
-  const events = new QueueEvents(name, { connection: connection.duplicate() });
+  const eventsConnection = connection.duplicate();
+  const events = new QueueEvents(name, { connection: eventsConnection });
   await events.waitUntilReady();
   await worker.waitUntilReady();
   const t0 = performance.now();
@@ -41,5 +42,6 @@ export async function naiveRun(
   await queue.obliterate({ force: true });
   await queue.close();
   await connection.quit();
+  eventsConnection.disconnect();
   return elapsed;
 }

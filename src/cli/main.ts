@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './runtime-flags.js';
 import { InvalidSpecError, UnknownJobError, ValidationError } from '../jobs/errors.js';
 import { ConfigError } from '../worker/config.js';
 import { MAIN_HELP, UsageError } from './usage.js';

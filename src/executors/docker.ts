@@ -17,7 +17,7 @@ import type {
   ExitDetails,
   UsageSample,
 } from './executor.js';
-import { loadDockerImage } from './image-load.js';
+import { forgetImage, loadDockerImage } from './image-load.js';
 
 /** Consecutive failed inspects before the watchdog declares the daemon dead. */
 const WATCHDOG_FAILURES = 5;
@@ -93,6 +93,7 @@ export class DockerExecutor implements ContainerExecutor {
   private output: Promise<void> | undefined;
   private exit: Promise<number> | undefined;
   private started = false;
+  private tarballPath: string | undefined;
   private closed = false;
 
   constructor(private readonly options: DockerExecutorOptions = {}) {
@@ -108,6 +109,7 @@ export class DockerExecutor implements ContainerExecutor {
   }
 
   async loadImage(image: string, tarballPath?: string): Promise<void> {
+    this.tarballPath = tarballPath;
     await loadDockerImage(this.docker, image, tarballPath);
   }
 
@@ -124,7 +126,7 @@ export class DockerExecutor implements ContainerExecutor {
       facts,
     );
     try {
-      this.container = await this.docker.createContainer(body);
+      this.container = await this.createWithImage(body, spec.image);
     } catch (error) {
       throw wrapEngineError('creating', `cannot create container from ${spec.image}`, error);
     }
@@ -145,6 +147,21 @@ export class DockerExecutor implements ContainerExecutor {
       this.output.catch(() => undefined);
     } catch (error) {
       throw wrapEngineError('creating', 'cannot attach to the container output', error);
+    }
+  }
+
+  /** Creates; if the engine lost the image since loadImage() saw it, loads it once more and retries. */
+  private async createWithImage(
+    body: Dockerode.ContainerCreateOptions,
+    image: string,
+  ): Promise<Dockerode.Container> {
+    try {
+      return await this.docker.createContainer(body);
+    } catch (error) {
+      if (statusCodeOf(error) !== 404 || this.tarballPath === undefined) throw error;
+      forgetImage(this.docker, image);
+      await loadDockerImage(this.docker, image, this.tarballPath);
+      return this.docker.createContainer(body);
     }
   }
 

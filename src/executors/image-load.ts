@@ -3,6 +3,19 @@ import { stat } from 'node:fs/promises';
 import type Dockerode from 'dockerode';
 import { InfrastructureError, PhaseError, statusCodeOf } from '../jobs/errors.js';
 
+/**
+ * Images recently seen present, per engine client: a busy worker asks the engine once per
+ * image every PRESENT_TTL_MS instead of once per job. An image removed meanwhile makes create
+ * fail with the engine's "No such image", which the executor answers by loading it again.
+ */
+const PRESENT = new WeakMap<Dockerode, Map<string, number>>();
+const PRESENT_TTL_MS = 30_000;
+
+/** Forgets that `image` was present (after the engine said it is not). */
+export function forgetImage(docker: Dockerode, image: string): void {
+  PRESENT.get(docker)?.delete(image);
+}
+
 interface LoadMessage {
   stream?: string;
   error?: string;
@@ -47,7 +60,14 @@ async function readLoadResponse(response: NodeJS.ReadableStream): Promise<LoadMe
  * when the tarball did not contain the image.
  */
 export async function loadDockerImage(docker: Dockerode, image: string, tarballPath?: string): Promise<void> {
-  if (await imagePresent(docker, image)) return;
+  const seen = PRESENT.get(docker) ?? new Map<string, number>();
+  PRESENT.set(docker, seen);
+  if ((seen.get(image) ?? 0) > Date.now()) return;
+  if (await imagePresent(docker, image)) {
+    seen.set(image, Date.now() + PRESENT_TTL_MS);
+    return;
+  }
+  seen.delete(image);
   if (!tarballPath) {
     throw new PhaseError(
       'loading-image',

@@ -38,7 +38,7 @@ interface EventsHub {
   events: QueueEvents;
   connection: Redis;
   /** Job id → callbacks that re-check that job's result. */
-  watchers: Map<string, Set<() => void>>;
+  watchers: Map<string, Set<(result?: JobResult) => void>>;
 }
 
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished';
@@ -98,9 +98,10 @@ export class StevedoreClient {
       if (side) return side;
       throw new UnknownJobError(id);
     }
-    const state = await job.getState();
-    if (state === 'completed') return job.returnvalue;
-    if (state === 'failed') return (await this.sideResult(id)) ?? failedWithoutResult(id, job);
+    // The job hash says whether it finished; no extra round trip for getState().
+    if (job.finishedOn && job.returnvalue) return job.returnvalue;
+    if (job.finishedOn && job.failedReason)
+      return (await this.sideResult(id)) ?? failedWithoutResult(id, job);
     return null;
   }
 
@@ -119,7 +120,11 @@ export class StevedoreClient {
         if (error) reject(error);
         else resolve(result as JobResult);
       };
-      const check = (): void => {
+      const check = (known?: JobResult): void => {
+        if (known) {
+          finish(null, known);
+          return;
+        }
         this.getResult(id).then(
           (result) => result && finish(null, result),
           (error: Error) => finish(error),
@@ -213,17 +218,30 @@ export class StevedoreClient {
     this.events ??= (async () => {
       const connection = connect(this.options.redis);
       const events = new QueueEvents(this.address.queue, { connection, prefix: this.address.prefix });
-      const watchers = new Map<string, Set<() => void>>();
+      const watchers = new Map<string, Set<(result?: JobResult) => void>>();
       const notify = ({ jobId }: { jobId: string }): void => {
         for (const check of watchers.get(jobId) ?? []) check();
       };
-      events.on('completed', notify);
+      // A completed event carries the result itself: hand it over without asking Redis again.
+      events.on('completed', ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }) => {
+        const result = parseReturnValue(returnvalue);
+        for (const check of watchers.get(jobId) ?? []) check(result ?? undefined);
+      });
       events.on('failed', notify);
       events.on('removed', notify);
       await events.waitUntilReady();
       return { events, connection, watchers };
     })();
     return this.events;
+  }
+}
+
+function parseReturnValue(value: unknown): JobResult | null {
+  try {
+    const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
+    return typeof parsed === 'object' && parsed !== null && 'state' in parsed ? (parsed as JobResult) : null;
+  } catch {
+    return null;
   }
 }
 

@@ -94,6 +94,8 @@ export class LiveOutput {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.flush();
+    // A stream that never had output needs no end marker: followers stop on the job's result.
+    if (this.produced === 0) return;
     await this.redis
       .pipeline()
       .xadd(

@@ -17,7 +17,7 @@ import { UsageTracker } from './usage-sampler.js';
 export type { StopReason } from './run-result.js';
 
 /** First usage sample soon after start (short jobs get one too), then every interval. */
-const FIRST_USAGE_SAMPLE_MS = 250;
+const FIRST_USAGE_SAMPLE_MS = 500;
 const DEFAULT_USAGE_INTERVAL_MS = 1_000;
 
 export interface RunContext {
@@ -111,11 +111,14 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   const stdout = new OutputCapture(file('stdout'), ctx.openLive?.('stdout') ?? null);
   const stderr = new OutputCapture(file('stderr'), ctx.openLive?.('stderr') ?? null);
 
-  // Progress is published in order but off the critical path: the run never waits for Redis
-  // between phases, only once at the end so that "done" is visible before the result.
-  let published: Promise<void> = Promise.resolve();
+  // Progress is published off the critical path and coalesced: while one write is in flight,
+  // at most one more is queued and it sends the newest snapshot (which carries the whole
+  // history). The run waits for Redis once, at the end, so "done" is visible before the result.
+  let chain: Promise<void> = Promise.resolve();
+  let queued = false;
+  let latest: JobProgress | null = null;
   const progress = (current: RunPhase, usage?: Usage): void => {
-    const snapshot: JobProgress = {
+    latest = {
       phase: current,
       at: history.at(-1)?.at ?? new Date().toISOString(),
       history: [...history],
@@ -124,9 +127,19 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       containerId: executor.containerId || undefined,
       usage,
     };
-    published = published
-      .then(() => ctx.publish(snapshot))
-      .catch((error: unknown) => log.warn({ err: error, phase: current }, 'could not publish progress'));
+    if (queued) return;
+    queued = true;
+    chain = chain.then(async () => {
+      queued = false;
+      const snapshot = latest;
+      latest = null;
+      if (!snapshot) return;
+      await ctx
+        .publish(snapshot)
+        .catch((error: unknown) =>
+          log.warn({ err: error, phase: snapshot.phase }, 'could not publish progress'),
+        );
+    });
   };
 
   const transition = (next: RunPhase): void => {
@@ -283,7 +296,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   });
   transition('done');
   await events.close();
-  await Promise.all([liveEvents?.finish(), published]);
+  await Promise.all([liveEvents?.finish(), chain]);
   log.info({ state: result.state, reason: result.reason, exitCode }, 'run finished');
   const interruptedBy = stopReason === 'lost-lock' || stopReason === 'shutdown' ? stopReason : null;
   return {
