@@ -29,6 +29,7 @@ export async function naiveRun(
     { connection, concurrency },
   );
   const queue = new Queue(name, { connection });
+  queue.setMaxListeners(0); // one waitUntilFinished listener per job
   const eventsConnection = connection.duplicate();
   const events = new QueueEvents(name, { connection: eventsConnection });
   await events.waitUntilReady();

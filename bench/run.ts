@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
@@ -67,6 +67,24 @@ async function dockerRunToFile(args: string[], file: string): Promise<void> {
   } finally {
     await out.close();
   }
+}
+
+const RESULTS_START = '<!-- bench:start (written by npm run bench) -->';
+const RESULTS_END = '<!-- bench:end -->';
+
+/** Replaces the results block of BENCHMARKS.md, keeping the hand-written notes around it. */
+async function writeResults(block: string): Promise<void> {
+  const path = join(import.meta.dirname, '..', 'BENCHMARKS.md');
+  const current = await readFile(path, 'utf8').catch(
+    () => `# Benchmarks\n\n${RESULTS_START}\n${RESULTS_END}\n`,
+  );
+  const start = current.indexOf(RESULTS_START);
+  const end = current.indexOf(RESULTS_END);
+  const next =
+    start === -1 || end === -1
+      ? `${current}\n${RESULTS_START}\n${block}\n${RESULTS_END}\n`
+      : `${current.slice(0, start + RESULTS_START.length)}\n${block}\n${current.slice(end)}`;
+  await writeFile(path, next);
 }
 
 async function main(): Promise<void> {
@@ -229,7 +247,9 @@ async function main(): Promise<void> {
   console.log(
     `\nMachine: ${machine}\nMedians of ${REPEATS} runs; ${fmt((Date.now() - started) / 1000, 0)} s in all.\n\n${table}\n`,
   );
-  await writeFile(join(import.meta.dirname, 'last-run.md'), `Machine: ${machine}\n\n${table}\n`);
+  await writeResults(
+    `Machine: ${machine}. Medians of ${REPEATS} runs, measured ${new Date().toISOString().slice(0, 10)}.\n\n${table}`,
+  );
 }
 
 main().then(

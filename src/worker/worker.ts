@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
-import type Dockerode from 'dockerode';
+import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
 import { DockerExecutor } from '../executors/docker.js';
 import type { ContainerExecutor } from '../executors/executor.js';
@@ -13,6 +13,7 @@ import { listenForCancels } from './cancel-listener.js';
 import type { WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { LiveOutput } from './live-output.js';
+import { reconcileContainers, removeEarlierContainers } from './reconcile.js';
 import { runJob, type StopReason } from './run.js';
 
 export interface WorkerDeps {
@@ -38,6 +39,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const redisUrl = config.redisUrl ?? (embedded?.url as string);
   const address: QueueAddress = { queue: config.queue, prefix: config.prefix };
   const commands = connect(redisUrl);
+  const docker = deps.docker ?? new Dockerode();
   const runs = new Map<string, AbortController>();
   /** Container removals still under way; close() waits for them so no container is left. */
   const cleanups = new Set<Promise<void>>();
@@ -79,8 +81,12 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     signal?.addEventListener('abort', () => stopRun(jobId, (signal.reason as StopReason) ?? 'cancelled'), {
       once: true,
     });
+    if (job.attemptsStarted > 1) {
+      // Taken before (a crashed or stopped worker): its container must not live on beside ours.
+      await removeEarlierContainers(docker, config.queue, jobId, log);
+    }
     const executor: ContainerExecutor & { containerId: string } = new DockerExecutor({
-      docker: deps.docker,
+      docker,
       name: `stevedore-${safeName(config.queue)}-${safeName(jobId)}-${attempt}-${job.attemptsStarted}`,
       labels: {
         'stevedore.queue': config.queue,
@@ -147,6 +153,22 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     logger,
   );
   await worker.waitUntilReady();
+  const queue = new Queue(config.queue, { connection: commands, prefix: config.prefix });
+  try {
+    await reconcileContainers({
+      docker,
+      queue,
+      redis: commands,
+      prefix: config.prefix,
+      graceMs: config.lockDurationMs,
+      logger,
+      ownJobs: new Set(runs.keys()),
+    });
+  } catch (error) {
+    logger.warn({ err: error }, 'could not reconcile leftover containers; continuing');
+  } finally {
+    await queue.close();
+  }
   void worker.run();
   logger.info(
     { queue: config.queue, concurrency: config.concurrency, runtime: config.runtime },

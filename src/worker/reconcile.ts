@@ -1,0 +1,105 @@
+import type { Queue } from 'bullmq';
+import type Dockerode from 'dockerode';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+
+export interface ReconcileOptions {
+  docker: Dockerode;
+  queue: Queue;
+  /** A plain connection for the lock look-ups. */
+  redis: Redis;
+  prefix: string;
+  /** Containers younger than this are left alone: a live worker may be about to use them. */
+  graceMs: number;
+  logger: Logger;
+  /** Job ids this worker is running right now. */
+  ownJobs: ReadonlySet<string>;
+}
+
+/** Why a leftover container was removed, or null to keep it. */
+export function leftoverVerdict(input: {
+  state: string | null;
+  lockHeld: boolean;
+  ageMs: number;
+  graceMs: number;
+  ownJob: boolean;
+}): string | null {
+  if (input.ownJob) return null;
+  if (input.ageMs < input.graceMs) return null;
+  if (input.state === null) return 'its job is unknown (removed or expired)';
+  if (input.state === 'completed' || input.state === 'failed') return `its job is finished (${input.state})`;
+  if (input.state === 'active' && input.lockHeld) return null;
+  if (input.state === 'active') return 'its job is active on no worker (lock expired)';
+  return `its job is ${input.state}, not running anywhere`;
+}
+
+/**
+ * Removes containers that Stevedore labelled for this queue and that no live run owns: their
+ * job is finished, unknown, or not active on any worker. Runs when a worker starts, so what a
+ * crashed worker left behind does not linger. Each removal is logged with its reason.
+ */
+export async function reconcileContainers(options: ReconcileOptions): Promise<string[]> {
+  const { docker, queue, logger, redis } = options;
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [`stevedore.queue=${queue.name}`] },
+  });
+  const removed: string[] = [];
+  for (const c of containers) {
+    const jobId = c.Labels['stevedore.job-id'];
+    if (!jobId) continue;
+    const job = await queue.getJob(jobId);
+    const state = job ? await job.getState() : null;
+    const lockHeld = job
+      ? (await redis.exists(`${options.prefix}:${queue.name}:${jobId}:lock`)) === 1
+      : false;
+    const verdict = leftoverVerdict({
+      state: state === 'unknown' ? null : state,
+      lockHeld,
+      ageMs: Date.now() - c.Created * 1000,
+      graceMs: options.graceMs,
+      ownJob: options.ownJobs.has(jobId),
+    });
+    if (!verdict) continue;
+    try {
+      await docker.getContainer(c.Id).remove({ force: true, v: true });
+      removed.push(c.Id);
+      logger.warn(
+        { containerId: c.Id, jobId, attempt: c.Labels['stevedore.attempt'], reason: verdict },
+        'removed a leftover container',
+      );
+    } catch (error) {
+      logger.warn({ containerId: c.Id, jobId, err: error }, 'could not remove a leftover container');
+    }
+  }
+  return removed;
+}
+
+/**
+ * Before a job runs here, stops and removes any container of the same job that an earlier,
+ * crashed attempt left on this engine, so one job never has two live containers.
+ */
+export async function removeEarlierContainers(
+  docker: Dockerode,
+  queueName: string,
+  jobId: string,
+  logger: Logger,
+): Promise<string[]> {
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [`stevedore.queue=${queueName}`, `stevedore.job-id=${jobId}`] },
+  });
+  for (const c of containers) {
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true, v: true })
+      .catch((error: unknown) =>
+        logger.warn({ containerId: c.Id, err: error }, 'could not remove an earlier container'),
+      );
+    logger.warn(
+      { containerId: c.Id, attempt: c.Labels['stevedore.attempt'], state: c.State },
+      'removed the container of an earlier attempt of this job before running it again',
+    );
+  }
+  return containers.map((c) => c.Id);
+}

@@ -1,0 +1,97 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerExecutor } from '../../src/executors/docker.js';
+import { TEST_IMAGE, testDocker, testImageTarball } from '../helpers/docker.js';
+import { TestRedis } from '../helpers/redis.js';
+import { busybox, Harness } from '../helpers/stevedore.js';
+
+describe('reconciliation of leftover containers', () => {
+  let redis: TestRedis;
+  let h: Harness;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    h = new Harness(redis);
+    await new DockerExecutor().loadImage(TEST_IMAGE, testImageTarball());
+  });
+  afterAll(async () => {
+    await h.close();
+    await redis.close();
+  });
+
+  async function leftover(jobId: string): Promise<string> {
+    const c = await testDocker().createContainer({
+      Image: TEST_IMAGE,
+      Cmd: ['sleep', '300'],
+      Labels: {
+        'stevedore.queue': h.queue,
+        'stevedore.job-id': jobId,
+        'stevedore.attempt': '1',
+        'stevedore.worker-id': 'dead',
+      },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    await c.start();
+    return c.id;
+  }
+
+  const exists = async (id: string): Promise<boolean> =>
+    testDocker()
+      .getContainer(id)
+      .inspect()
+      .then(
+        () => true,
+        () => false,
+      );
+
+  it('a starting worker removes containers of finished, unknown and not-running jobs', async () => {
+    const client = h.client();
+    const { id: finished } = await client.submit(busybox(['true']));
+    const first = await h.worker({ lockDurationMs: 1_000 });
+    await client.waitForResult(finished, { timeoutMs: 20_000 });
+    await first.close();
+    const { id: delayed } = await client.submit(busybox(['true']), { delay: 600_000 });
+    const ofFinished = await leftover(finished);
+    const ofUnknown = await leftover('never-submitted');
+    const ofDelayed = await leftover(delayed);
+    // Leftovers must be older than the grace period (the lock duration) before they are touched.
+    await new Promise((r) => setTimeout(r, 1_100));
+    await h.worker({ lockDurationMs: 1_000 });
+    expect(await exists(ofFinished)).toBe(false);
+    expect(await exists(ofUnknown)).toBe(false);
+    expect(await exists(ofDelayed)).toBe(false);
+    await client.cancel(delayed);
+  });
+
+  it('never removes the container of a job another live worker is running', async () => {
+    const client = h.client();
+    await h.worker({ lockDurationMs: 1_000 });
+    const { id } = await client.submit(busybox(['sleep', '30'], { stopGraceSeconds: 0 }));
+    for (let i = 0; i < 200 && (await client.getProgress(id))?.phase !== 'running'; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await new Promise((r) => setTimeout(r, 1_200)); // older than the grace period
+    await h.worker({ lockDurationMs: 1_000 });
+    const live = await testDocker().listContainers({
+      filters: { label: [`stevedore.queue=${h.queue}`, `stevedore.job-id=${id}`] },
+    });
+    expect(live).toHaveLength(1);
+    await client.cancel(id);
+    expect((await client.waitForResult(id, { timeoutMs: 10_000 })).state).toBe('Cancelled');
+  });
+
+  it('a job taken again after a crash never runs beside its earlier container', async () => {
+    const client = h.client();
+    // Delayed, so that no worker (earlier tests' are still running) takes it before the set-up.
+    const { id } = await client.submit(busybox(['sh', '-c', 'echo second run']), { delay: 1_500 });
+    const earlier = await leftover(id);
+    // Mark the job as started once before, as a crashed worker's attempt would have.
+    const raw = new Redis(redis.url);
+    await raw.hset(`bull:${h.queue}:${id}`, 'ats', '1');
+    await raw.quit();
+    await h.worker();
+    const result = await client.waitForResult(id, { timeoutMs: 20_000 });
+    expect(result.stdout.tail).toBe('second run\n');
+    expect(await exists(earlier)).toBe(false);
+  });
+});

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { leftoverVerdict } from '../../src/worker/reconcile.js';
+
+const old = { ageMs: 120_000, graceMs: 30_000, ownJob: false, lockHeld: false };
+
+describe('leftover container verdicts', () => {
+  it.each([
+    [{ ...old, state: null }, /unknown/],
+    [{ ...old, state: 'completed' }, /finished \(completed\)/],
+    [{ ...old, state: 'failed' }, /finished \(failed\)/],
+    [{ ...old, state: 'active' }, /active on no worker/],
+    [{ ...old, state: 'waiting' }, /waiting, not running anywhere/],
+    [{ ...old, state: 'delayed' }, /delayed/],
+  ])('removes %j', (input, reason) => {
+    expect(leftoverVerdict(input)).toMatch(reason);
+  });
+
+  it.each([
+    { ...old, state: 'active', lockHeld: true },
+    { ...old, state: 'completed', ageMs: 1_000 },
+    { ...old, state: null, ownJob: true },
+  ])('keeps %j', (input) => {
+    expect(leftoverVerdict(input)).toBeNull();
+  });
+});
