@@ -10,7 +10,7 @@ import { StevedoreClient } from '../src/jobs/client.js';
 import { RedisServerProcess } from '../src/worker/redis-server.js';
 import { BENCH_LABEL, bareLoop } from './bare.js';
 import { naiveRun } from './naive.js';
-import { median, percentile, repeat } from './stats.js';
+import { median, percentile } from './stats.js';
 import { stevedoreBatch, stevedoreLatencies, WorkerProcess } from './stevedore.js';
 
 /**
@@ -108,21 +108,21 @@ async function main(): Promise<void> {
       const jobs = JOBS_PER_RUN[c] as number;
       const worker = await WorkerProcess.start(redisServer.url, c, join(dir, `state-${c}`));
       const client = new StevedoreClient({ redis: redisServer.url, queue: worker.queue });
+      await new Promise((r) => setTimeout(r, 1_000)); // let start-up settle before reading RSS
+      const startRss = (await worker.memory()).rss;
       try {
         await stevedoreBatch(client, spec, c); // warm-up
-        const ours = await repeat(
-          REPEATS,
-          async () => jobs / ((await stevedoreBatch(client, spec, jobs)) / 1000),
-        );
-        const bare = await repeat(REPEATS, async () => {
+        // Rounds interleave the three systems, so that the machine's drift hits them alike.
+        const ours: number[] = [];
+        const bare: number[] = [];
+        const naive: number[] = [];
+        for (let round = 0; round < REPEATS; round++) {
+          ours.push(jobs / ((await stevedoreBatch(client, spec, jobs)) / 1000));
           const t0 = performance.now();
           await bareLoop(docker, DEMO_IMAGE, TRIVIAL, jobs, c);
-          return jobs / ((performance.now() - t0) / 1000);
-        });
-        const naive = await repeat(
-          REPEATS,
-          async () => jobs / ((await naiveRun(redisServer.url, DEMO_IMAGE, TRIVIAL, jobs, c)) / 1000),
-        );
+          bare.push(jobs / ((performance.now() - t0) / 1000));
+          naive.push(jobs / ((await naiveRun(redisServer.url, DEMO_IMAGE, TRIVIAL, jobs, c)) / 1000));
+        }
         log(
           `concurrency ${c}: stevedore ${ours.map((x) => fmt(x, 2))} bare ${bare.map((x) => fmt(x, 2))} naive ${naive.map((x) => fmt(x, 2))} jobs/s`,
         );
@@ -143,11 +143,18 @@ async function main(): Promise<void> {
 
         if (c === 1) {
           const counter = await countRoundTrips(redisServer.url);
-          const latencies = await stevedoreLatencies(client, spec, LATENCY_JOBS);
+          await stevedoreLatencies(client, spec, LATENCY_JOBS);
           const roundTrips = await counter.stop();
-          const bareTimes = await bareLoop(docker, DEMO_IMAGE, TRIVIAL, LATENCY_JOBS, 1);
+          // Paired: each Stevedore job next to one bare container, so drift cancels out.
+          const added: number[] = [];
+          const bareTimes: number[] = [];
+          for (let i = 0; i < LATENCY_JOBS; i++) {
+            const [ourMs = 0] = await stevedoreLatencies(client, spec, 1);
+            const [bareMs = 0] = await bareLoop(docker, DEMO_IMAGE, TRIVIAL, 1, 1);
+            added.push(ourMs - bareMs);
+            bareTimes.push(bareMs);
+          }
           const bareMedian = median(bareTimes);
-          const added = latencies.map((t) => t - bareMedian);
           rows.push({
             figure: 'added latency p50 (ms, submit → result minus bare container time)',
             stevedore: fmt(percentile(added, 50)),
@@ -171,8 +178,8 @@ async function main(): Promise<void> {
           });
           const idle = await worker.memory();
           rows.push({
-            figure: 'idle worker RSS (MB)',
-            stevedore: fmt(idle.rss / 1e6),
+            figure: 'idle worker RSS (MB): at start / after the jobs above',
+            stevedore: `${fmt(startRss / 1e6)} / ${fmt(idle.rss / 1e6)}`,
             baseline: '',
             ratio: '',
             target: '≤ 80',
@@ -181,12 +188,15 @@ async function main(): Promise<void> {
           // Output throughput: 500 MB of stdout into the log file.
           const outSpec = { image: DEMO_IMAGE, command: ['head', '-c', String(OUTPUT_BYTES), '/dev/zero'] };
           const rssBefore = (await worker.memory()).rss;
-          const oursOut = await repeat(
-            REPEATS,
-            async () => OUTPUT_BYTES / 1e6 / ((await stevedoreBatch(client, outSpec, 1)) / 1000),
-          );
-          const peak = (await worker.memory()).peak;
-          const bareOut = await repeat(REPEATS, async () => {
+          const oursOut: number[] = [];
+          const bareOut: number[] = [];
+          let peak = 0;
+          for (let round = 0; round < REPEATS; round++) {
+            oursOut.push(OUTPUT_BYTES / 1e6 / ((await stevedoreBatch(client, outSpec, 1)) / 1000));
+            peak = Math.max(peak, (await worker.memory()).peak);
+            bareOut.push(await bareOutput());
+          }
+          async function bareOutput(): Promise<number> {
             const file = join(dir, 'bare-out');
             const t0 = performance.now();
             await dockerRunToFile(
@@ -208,7 +218,7 @@ async function main(): Promise<void> {
             const elapsed = performance.now() - t0;
             if ((await stat(file)).size !== OUTPUT_BYTES) throw new Error('bare output incomplete');
             return OUTPUT_BYTES / 1e6 / (elapsed / 1000);
-          });
+          }
           rows.push({
             figure: 'output throughput, 500 MB stdout → file (MB/s)',
             stevedore: fmt(median(oursOut)),

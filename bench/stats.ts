@@ -10,13 +10,6 @@ export function percentile(values: number[], p: number): number {
   return sorted[rank] as number;
 }
 
-/** Runs `fn` `times` times and returns every figure. */
-export async function repeat<T>(times: number, fn: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = [];
-  for (let i = 0; i < times; i++) out.push(await fn(i));
-  return out;
-}
-
 /** Runs `total` tasks with at most `concurrency` at once. */
 export async function pool(
   total: number,

@@ -13,7 +13,7 @@ import {
 } from './keys.js';
 import { readLiveOutput } from './logs.js';
 import type { JobProgress } from './progress.js';
-import { emptyStream, type JobResult } from './result.js';
+import { type JobResult, resultWithoutRun } from './result.js';
 import { type JobSpecInput, parseJobSpec } from './spec.js';
 
 export interface ClientOptions {
@@ -245,49 +245,27 @@ function parseReturnValue(value: unknown): JobResult | null {
   }
 }
 
-function baseResult(
-  id: string,
-  job: Job<JobSpecInput, JobResult>,
-): Omit<JobResult, 'state' | 'reason' | 'error'> {
-  const spec = job.data;
-  return {
-    jobId: id,
-    exitCode: null,
-    signal: null,
-    oomKilled: false,
-    runtime: null,
-    containerId: null,
-    cgroupId: null,
-    image: typeof spec?.image === 'string' ? spec.image : '',
-    startedAt: null,
-    finishedAt: new Date().toISOString(),
-    phases: {},
-    usage: null,
-    stdout: emptyStream(),
-    stderr: emptyStream(),
-    worker: null,
-    attempt: job.attemptsMade,
-    adopted: false,
-    attempts: [],
-    labels: spec?.labels ?? {},
-  };
-}
-
 function cancelledWhileWaiting(id: string, job: Job<JobSpecInput, JobResult>): JobResult {
-  return {
-    ...baseResult(id, job),
+  return resultWithoutRun({
+    jobId: id,
+    data: job.data,
     state: 'Cancelled',
     reason: 'cancelled',
+    attempt: job.attemptsMade,
+    worker: null,
     error: { phase: 'admitted', message: 'cancelled before it started' },
-  };
+  });
 }
 
 function failedWithoutResult(id: string, job: Job<JobSpecInput, JobResult>): JobResult {
-  return {
-    ...baseResult(id, job),
-    finishedAt: new Date(job.finishedOn ?? Date.now()).toISOString(),
+  return resultWithoutRun({
+    jobId: id,
+    data: job.data,
     state: 'Failed',
     reason: 'infra',
+    attempt: job.attemptsMade,
+    worker: null,
     error: { phase: 'admitted', message: job.failedReason || 'failed without a reason' },
-  };
+    finishedAt: new Date(job.finishedOn ?? Date.now()),
+  });
 }

@@ -95,3 +95,59 @@ export function utf8Tail(buffer: Buffer, max = TAIL_BYTES): string {
 }
 
 export const emptyStream = (): StreamSummary => ({ bytes: 0, tail: '', path: null, truncated: false });
+
+/**
+ * The result of a job that never ran a container (invalid spec, cancelled while waiting, failed
+ * without a recorded run): everything about the run is empty.
+ */
+export function resultWithoutRun(input: {
+  jobId: string;
+  data: unknown;
+  state: RunState;
+  reason: RunReason;
+  attempt: number;
+  worker: { host: string; id: string } | null;
+  error: { phase: Phase; message: string };
+  finishedAt?: Date;
+}): JobResult {
+  const data = (typeof input.data === 'object' && input.data !== null ? input.data : {}) as Record<
+    string,
+    unknown
+  >;
+  const labels =
+    typeof data.labels === 'object' && data.labels !== null ? (data.labels as Record<string, string>) : {};
+  return {
+    jobId: input.jobId,
+    state: input.state,
+    reason: input.reason,
+    exitCode: null,
+    signal: null,
+    oomKilled: false,
+    runtime: null,
+    containerId: null,
+    cgroupId: null,
+    image: typeof data.image === 'string' ? data.image : '',
+    startedAt: null,
+    finishedAt: (input.finishedAt ?? new Date()).toISOString(),
+    phases: {},
+    usage: null,
+    stdout: emptyStream(),
+    stderr: emptyStream(),
+    worker: input.worker,
+    attempt: input.attempt,
+    adopted: false,
+    attempts: input.worker
+      ? [
+          {
+            attempt: input.attempt,
+            worker: input.worker.id,
+            state: input.state,
+            reason: input.reason,
+            error: input.error.message,
+          },
+        ]
+      : [],
+    labels,
+    error: input.error,
+  };
+}

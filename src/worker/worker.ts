@@ -7,7 +7,7 @@ import type { ContainerExecutor } from '../executors/executor.js';
 import { connect } from '../jobs/connection.js';
 import { InvalidSpecError } from '../jobs/errors.js';
 import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
-import { emptyStream, type JobResult } from '../jobs/result.js';
+import { type JobResult, resultWithoutRun } from '../jobs/result.js';
 import { type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
 import { listenForCancels } from './cancel-listener.js';
 import type { WorkerConfig } from './config.js';
@@ -72,7 +72,17 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     } catch (error) {
       if (!(error instanceof InvalidSpecError)) throw error;
       log.warn({ issues: error.issues }, 'invalid job spec');
-      await writeSideResult(invalidResult(jobId, job, attempt, workerInfo, error));
+      await writeSideResult(
+        resultWithoutRun({
+          jobId,
+          data: job.data,
+          state: 'Failed',
+          reason: 'invalid',
+          attempt,
+          worker: workerInfo,
+          error: { phase: 'validating', message: error.message },
+        }),
+      );
       throw new UnrecoverableError(error.message);
     }
     const controller = new AbortController();
@@ -200,39 +210,5 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       })();
       return closing;
     },
-  };
-}
-
-function invalidResult(
-  jobId: string,
-  job: Job<JobSpecInput, JobResult>,
-  attempt: number,
-  worker: { host: string; id: string },
-  error: InvalidSpecError,
-): JobResult {
-  const data = job.data as Partial<Record<string, unknown>> | undefined;
-  return {
-    jobId,
-    state: 'Failed',
-    reason: 'invalid',
-    exitCode: null,
-    signal: null,
-    oomKilled: false,
-    runtime: null,
-    containerId: null,
-    cgroupId: null,
-    image: typeof data?.image === 'string' ? data.image : '',
-    startedAt: null,
-    finishedAt: new Date().toISOString(),
-    phases: {},
-    usage: null,
-    stdout: emptyStream(),
-    stderr: emptyStream(),
-    worker,
-    attempt,
-    adopted: false,
-    attempts: [{ attempt, worker: worker.id, state: 'Failed', reason: 'invalid', error: error.message }],
-    labels: {},
-    error: { phase: 'validating', message: error.message },
   };
 }
