@@ -42,10 +42,14 @@ environment variable. With no Redis URL, starts an embedded redis-server (loopba
   --lock-duration-ms MS      STEVEDORE_LOCK_DURATION_MS (default 30000)
   --shutdown-grace-ms MS     STEVEDORE_SHUTDOWN_GRACE_MS (default 30000)
   --log-level LEVEL          LOG_LEVEL (default "info")
+  --on-shutdown stop|detach  STEVEDORE_ON_SHUTDOWN (default "stop")
+  --log-driver NAME          STEVEDORE_LOG_DRIVER (default "none"; "local" keeps output for adoption)
 
-SIGTERM or SIGINT: stop taking jobs, let running ones finish within the grace period, then
-stop them and put them back in the queue without spending an attempt. A second signal exits
-at once.`;
+SIGTERM or SIGINT: stop taking jobs. Default (stop): running jobs may finish within the grace
+period, then are stopped and put back in the queue without spending an attempt. detach (for
+rolling restarts): running containers are left running and their jobs put back at once; the next
+worker on this host adopts each container instead of running the job again. A second signal
+exits at once.`;
 
 export const SUBMIT_HELP = `Usage: stevedore submit [SPEC.json|SPEC.yaml] [options] [-- COMMAND ARGS...]
 

@@ -15,6 +15,8 @@ const WORKER_OPTIONS = {
   'lock-duration-ms': { type: 'string' },
   'shutdown-grace-ms': { type: 'string' },
   'log-level': { type: 'string' },
+  'on-shutdown': { type: 'string' },
+  'log-driver': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -30,6 +32,8 @@ const FLAG_ENV: Record<string, string> = {
   'lock-duration-ms': 'STEVEDORE_LOCK_DURATION_MS',
   'shutdown-grace-ms': 'STEVEDORE_SHUTDOWN_GRACE_MS',
   'log-level': 'LOG_LEVEL',
+  'on-shutdown': 'STEVEDORE_ON_SHUTDOWN',
+  'log-driver': 'STEVEDORE_LOG_DRIVER',
 };
 
 export async function workerCommand(args: string[]): Promise<number> {

@@ -1,5 +1,5 @@
 import { readdir, stat } from 'node:fs/promises';
-import type { Duplex, Readable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Dockerode from 'dockerode';
@@ -18,6 +18,7 @@ import type {
   UsageSample,
 } from './executor.js';
 import { forgetImage, loadDockerImage } from './image-load.js';
+import { SkipBytes } from './skip-bytes.js';
 
 /** Consecutive failed inspects before the watchdog declares the daemon dead. */
 const WATCHDOG_FAILURES = 5;
@@ -165,6 +166,59 @@ export class DockerExecutor implements ContainerExecutor {
     }
   }
 
+  /**
+   * Takes over a container that an earlier worker created and lost (it crashed or detached):
+   * follows its output from now on and its exit. When the container's log driver keeps output
+   * (local, json-file), everything is replayed from the engine's logs and the first
+   * `alreadyKept` bytes of each stream are skipped, so nothing is lost or doubled. Resolves with
+   * whether the engine's logs made that possible.
+   */
+  async adopt(
+    containerId: string,
+    streams: { stdout: Writable; stderr: Writable },
+    alreadyKept: { stdout: number; stderr: number },
+  ): Promise<{ replayed: boolean; running: boolean }> {
+    const container = this.docker.getContainer(containerId);
+    let info: Dockerode.ContainerInspectInfo;
+    try {
+      info = await container.inspect();
+    } catch (error) {
+      throw wrapEngineError('running', `cannot adopt container ${containerId}`, error);
+    }
+    this.container = container;
+    this.started = true;
+    const replayed = (info.HostConfig.LogConfig?.Type ?? 'none') !== 'none';
+    const demux = new DockerDemux(
+      replayed ? new SkipBytes(streams.stdout, alreadyKept.stdout) : streams.stdout,
+      replayed ? new SkipBytes(streams.stderr, alreadyKept.stderr) : streams.stderr,
+    );
+    if (replayed) {
+      const logs = (await container.logs({
+        follow: true,
+        stdout: true,
+        stderr: true,
+      })) as unknown as Readable;
+      this.attachStream = logs;
+      this.output = pipeline(logs, demux);
+    } else if (info.State.Running) {
+      const stream = (await container.attach({
+        stream: true,
+        stdout: true,
+        stderr: true,
+        hijack: true,
+      })) as Duplex;
+      this.attachStream = stream;
+      this.output = pipeline(stream, demux);
+    } else {
+      this.output = Promise.resolve();
+    }
+    this.output.catch(() => undefined);
+    this.exit = container.wait({ condition: 'not-running' }).then((body: WaitBody) => body.StatusCode);
+    this.exit.catch(() => undefined);
+    this.log.info({ containerId, replayed, running: info.State.Running }, 'container adopted');
+    return { replayed, running: info.State.Running };
+  }
+
   async start(): Promise<void> {
     const container = this.requireContainer('starting');
     const spec = this.spec as ExecutorSpec;
@@ -293,6 +347,12 @@ export class DockerExecutor implements ContainerExecutor {
       if (exited) return;
     }
     await this.signal(container, 'SIGKILL');
+  }
+
+  /** Lets go of the container without removing it (another worker will adopt it). */
+  detach(): void {
+    this.closed = true;
+    this.attachStream?.destroy();
   }
 
   /** Sends a signal; false when the container is no longer running. */

@@ -23,6 +23,10 @@ export interface WorkerConfig {
   host: string;
   /** Bytes of each output stream of each job kept in Redis for live logs. */
   liveOutputBytes: number;
+  /** On SIGTERM: stop running containers and requeue their jobs, or leave them running for the next worker to adopt. */
+  onShutdown: ShutdownMode;
+  /** Docker log driver for job containers: "none" (fastest) or one that keeps output (local, json-file) for adoption. */
+  logDriver: string;
   cudaVisibleDevices?: string;
   amdVisibleDevices?: string;
 }
@@ -82,6 +86,18 @@ export function loadConfig(
   }
   const stateDir = get('STEVEDORE_STATE_DIR') || defaultStateDir(env);
   const host = hostname();
+  const onShutdown = get('STEVEDORE_ON_SHUTDOWN') || 'stop';
+  if (onShutdown !== 'stop' && onShutdown !== 'detach') {
+    throw new ConfigError(
+      `STEVEDORE_ON_SHUTDOWN=${JSON.stringify(onShutdown)} is invalid: expected "stop" or "detach"`,
+    );
+  }
+  const logDriver = get('STEVEDORE_LOG_DRIVER') || 'none';
+  if (!/^[a-z0-9-]+$/.test(logDriver)) {
+    throw new ConfigError(
+      `STEVEDORE_LOG_DRIVER=${JSON.stringify(logDriver)} is invalid: expected a driver name such as none or local`,
+    );
+  }
   return {
     redisUrl,
     queue,
@@ -103,6 +119,8 @@ export function loadConfig(
       0,
     ),
     logLevel,
+    onShutdown,
+    logDriver,
     liveOutputBytes: positiveInt(
       'STEVEDORE_LIVE_OUTPUT_BYTES',
       get('STEVEDORE_LIVE_OUTPUT_BYTES'),

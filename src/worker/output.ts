@@ -1,4 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { emptyStream, type StreamSummary, TAIL_BYTES, utf8Tail } from '../jobs/result.js';
 import type { LiveOutput } from './live-output.js';
@@ -13,17 +14,21 @@ const FILE_BUFFER_BYTES = 1024 * 1024;
 
 export class OutputCapture extends Writable {
   private file: WriteStream | undefined;
-  private tail = Buffer.alloc(0);
+  private tail: Buffer = Buffer.alloc(0);
   private count = 0;
 
   constructor(
     private readonly path: string | null,
     private readonly live: LiveOutput | null = null,
+    /** Bytes already in the file from an earlier worker's part of this run (adoption). */
+    earlier: { bytes: number; tail: Buffer } = { bytes: 0, tail: Buffer.alloc(0) },
   ) {
     super({ highWaterMark: 256 * 1024 });
     // A deep buffer lets the next socket read overlap the previous file write (the default 16 KiB
     // made every 64 KiB chunk wait for its write).
     if (path) this.file = createWriteStream(path, { flags: 'a', highWaterMark: FILE_BUFFER_BYTES });
+    this.count = earlier.bytes;
+    this.tail = earlier.tail;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -71,5 +76,21 @@ export class OutputCapture extends Writable {
     });
     if (this.file && !this.file.closed) await new Promise<void>((r) => this.file?.once('close', () => r()));
     await this.live?.finish();
+  }
+}
+
+/** What an earlier worker already wrote to `path`: its size and its last bytes. */
+export async function keptSoFar(path: string | null): Promise<{ bytes: number; tail: Buffer }> {
+  if (!path) return { bytes: 0, tail: Buffer.alloc(0) };
+  const file = await open(path, 'r').catch(() => null);
+  if (!file) return { bytes: 0, tail: Buffer.alloc(0) };
+  try {
+    const { size } = await file.stat();
+    const length = Math.min(size, TAIL_BYTES + 4);
+    const tail = Buffer.alloc(length);
+    await file.read(tail, 0, length, size - length);
+    return { bytes: size, tail };
+  } finally {
+    await file.close();
   }
 }

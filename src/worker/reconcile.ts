@@ -76,30 +76,43 @@ export async function reconcileContainers(options: ReconcileOptions): Promise<st
 }
 
 /**
- * Before a job runs here, stops and removes any container of the same job that an earlier,
- * crashed attempt left on this engine, so one job never has two live containers.
+ * Before a job that was taken before runs here: finds the container of its latest earlier
+ * attempt on this engine to adopt, and removes any other, so one job never has two containers.
  */
-export async function removeEarlierContainers(
+export async function findAdoptable(
   docker: Dockerode,
   queueName: string,
   jobId: string,
   logger: Logger,
-): Promise<string[]> {
+): Promise<{ containerId: string; attempt: number; worker: string } | null> {
   const containers = await docker.listContainers({
     all: true,
     filters: { label: [`stevedore.queue=${queueName}`, `stevedore.job-id=${jobId}`] },
   });
-  for (const c of containers) {
+  const attemptOf = (c: Dockerode.ContainerInfo): number => Number(c.Labels['stevedore.attempt'] ?? 0);
+  const sorted = [...containers].sort((a, b) => attemptOf(b) - attemptOf(a) || b.Created - a.Created);
+  const [latest, ...older] = sorted;
+  for (const c of older) {
     await docker
       .getContainer(c.Id)
       .remove({ force: true, v: true })
       .catch((error: unknown) =>
         logger.warn({ containerId: c.Id, err: error }, 'could not remove an earlier container'),
       );
-    logger.warn(
-      { containerId: c.Id, attempt: c.Labels['stevedore.attempt'], state: c.State },
-      'removed the container of an earlier attempt of this job before running it again',
-    );
+    logger.warn({ containerId: c.Id, attempt: attemptOf(c) }, 'removed an older container of this job');
   }
-  return containers.map((c) => c.Id);
+  // A container that never started cannot be adopted (its exit code would be meaningless).
+  if (!latest || latest.State === 'created') {
+    if (latest)
+      await docker
+        .getContainer(latest.Id)
+        .remove({ force: true, v: true })
+        .catch(() => undefined);
+    return null;
+  }
+  return {
+    containerId: latest.Id,
+    attempt: attemptOf(latest),
+    worker: latest.Labels['stevedore.worker-id'] ?? 'unknown',
+  };
 }

@@ -5,7 +5,7 @@ import type { JobSpec } from '../jobs/spec.js';
 import type { OutputCapture } from './output.js';
 
 /** Why a run was asked to stop before its container finished on its own. */
-export type StopReason = 'cancelled' | 'timeout' | 'lost-lock' | 'shutdown';
+export type StopReason = 'cancelled' | 'timeout' | 'lost-lock' | 'shutdown' | 'detach';
 
 /** What the state machine learned during one attempt, turned into the result by `buildResult`. */
 export interface RunFacts {
@@ -28,6 +28,8 @@ export interface RunFacts {
   usage: Usage | null;
   stdout: OutputCapture;
   stderr: OutputCapture;
+  /** Set when this run took over a container an earlier worker lost. */
+  adoptedFrom: { attempt: number; worker: string } | null;
 }
 
 /** Milliseconds spent in each phase, from the ordered transition marks. */
@@ -85,8 +87,21 @@ export function buildResult(f: RunFacts): JobResult {
     stderr: f.stderr.summary(),
     worker: f.worker,
     attempt: f.attempt,
-    adopted: false,
-    attempts: [{ attempt: f.attempt, worker: f.worker.id, state, reason, error: error?.message ?? null }],
+    adopted: f.adoptedFrom !== null,
+    attempts: [
+      ...(f.adoptedFrom
+        ? [
+            {
+              attempt: f.adoptedFrom.attempt,
+              worker: f.adoptedFrom.worker,
+              state: 'Failed' as const,
+              reason: 'infra' as const,
+              error: 'worker lost the job; its container was adopted',
+            },
+          ]
+        : []),
+      { attempt: f.attempt, worker: f.worker.id, state, reason, error: error?.message ?? null },
+    ],
     labels: f.spec.labels,
     error,
   };

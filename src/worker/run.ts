@@ -10,7 +10,7 @@ import type { JobResult, Usage } from '../jobs/result.js';
 import { type JobSpec, stdinBytes } from '../jobs/spec.js';
 import { EventsLog } from './events-log.js';
 import type { LiveOutput } from './live-output.js';
-import { OutputCapture } from './output.js';
+import { keptSoFar, OutputCapture } from './output.js';
 import { buildResult, type StopReason } from './run-result.js';
 import { UsageTracker } from './usage-sampler.js';
 
@@ -24,7 +24,7 @@ export interface RunContext {
   jobId: string;
   attempt: number;
   spec: JobSpec;
-  executor: ContainerExecutor & { readonly containerId?: string };
+  executor: ContainerExecutor & Partial<AdoptingExecutor> & { readonly containerId?: string };
   logger: Logger;
   worker: { host: string; id: string };
   /** Directory for this attempt's stdout, stderr and events.log; null = keep only tails. */
@@ -39,6 +39,18 @@ export interface RunContext {
   /** Bounded live copy of a stream in Redis; absent = none. */
   openLive?: (stream: OutputStream) => LiveOutput;
   usageIntervalMs?: number;
+  /** Take over this container (left by a worker that crashed or detached) instead of creating one. */
+  adopt?: { containerId: string; fromWorker: string };
+}
+
+/** The executor operations beyond the contract that the worker uses with Docker. */
+export interface AdoptingExecutor {
+  adopt(
+    containerId: string,
+    streams: { stdout: OutputCapture; stderr: OutputCapture },
+    alreadyKept: { stdout: number; stderr: number },
+  ): Promise<{ replayed: boolean; running: boolean }>;
+  detach(): void;
 }
 
 export interface RunOutcome {
@@ -46,7 +58,7 @@ export interface RunOutcome {
   /** Removal of the container, still under way when the outcome is returned. */
   cleanup: Promise<void>;
   /** Set when the run was stopped for a reason that is not a final result (lost lock, shutdown). */
-  interruptedBy: 'lost-lock' | 'shutdown' | null;
+  interruptedBy: 'lost-lock' | 'shutdown' | 'detach' | null;
   /** The first error, when the run failed for an infrastructure reason. */
   error: Error | null;
 }
@@ -60,7 +72,9 @@ class StopRequested extends Error {
 
 function stopReasonOf(signal: AbortSignal): StopReason {
   const reason = signal.reason as unknown;
-  return reason === 'timeout' || reason === 'lost-lock' || reason === 'shutdown' ? reason : 'cancelled';
+  return reason === 'timeout' || reason === 'lost-lock' || reason === 'shutdown' || reason === 'detach'
+    ? reason
+    : 'cancelled';
 }
 
 /** What events.log says about the spec: limits and shapes, never env values. */
@@ -108,8 +122,13 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   const file = (name: string): string | null => (outputDir ? join(outputDir, name) : null);
   const liveEvents = ctx.openLive?.('events') ?? null;
   const events = new EventsLog(file('events.log'), (line) => liveEvents?.push(line));
-  const stdout = new OutputCapture(file('stdout'), ctx.openLive?.('stdout') ?? null);
-  const stderr = new OutputCapture(file('stderr'), ctx.openLive?.('stderr') ?? null);
+  const [keptOut, keptErr] = ctx.adopt
+    ? await Promise.all([keptSoFar(file('stdout')), keptSoFar(file('stderr'))])
+    : [undefined, undefined];
+  const stdout = new OutputCapture(file('stdout'), ctx.openLive?.('stdout') ?? null, keptOut);
+  const stderr = new OutputCapture(file('stderr'), ctx.openLive?.('stderr') ?? null, keptErr);
+  // Aborting this lets go of the container without stopping it (detach on shutdown).
+  const letGo = new AbortController();
 
   // Progress is published off the critical path and coalesced: while one write is in flight,
   // at most one more is queued and it sends the newest snapshot (which carries the whole
@@ -161,6 +180,11 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
 
   const onStop = (): void => {
     stopReason ??= stopReasonOf(stop);
+    if (stopReason === 'detach') {
+      events.write('detaching', { containerId: executor.containerId });
+      letGo.abort('detach');
+      return;
+    }
     if (phase !== 'running' || stopping) return;
     const graceMs = Math.round(spec.stopGraceSeconds * 1000);
     log.info({ reason: stopReason, graceMs }, 'stopping container');
@@ -210,29 +234,52 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     events.write('spec', describeSpec(spec));
     events.write('worker', { ...ctx.worker, jobId: ctx.jobId, attempt: ctx.attempt });
     await checkStop();
-    transition('loading-image');
-    await executor.loadImage(spec.image, spec.imageTarball);
-    events.write('runtime', { runtime: await executor.runtime() });
-    await checkStop();
-    transition('creating');
-    await executor.create(toExecutorSpec(spec, stdout, stderr));
-    log = log.child({ containerId: executor.containerId });
-    events.write('created', { containerId: executor.containerId, cgroupId: executor.cgroupId() });
-    await checkStop();
-    transition('starting');
-    await executor.start();
-    startedAt = new Date().toISOString();
-    transition('running');
+    if (ctx.adopt && executor.adopt) {
+      const taken = await executor.adopt(
+        ctx.adopt.containerId,
+        { stdout, stderr },
+        { stdout: keptOut?.bytes ?? 0, stderr: keptErr?.bytes ?? 0 },
+      );
+      log = log.child({ containerId: executor.containerId });
+      events.write('adopted', {
+        containerId: ctx.adopt.containerId,
+        fromWorker: ctx.adopt.fromWorker,
+        ...taken,
+      });
+      if (!taken.replayed && taken.running) {
+        events.write('warning', {
+          message: 'output written while no worker was attached is not kept (the log driver keeps no copy)',
+        });
+      }
+      startedAt = new Date().toISOString();
+      transition('running');
+    } else {
+      transition('loading-image');
+      await executor.loadImage(spec.image, spec.imageTarball);
+      events.write('runtime', { runtime: await executor.runtime() });
+      await checkStop();
+      transition('creating');
+      await executor.create(toExecutorSpec(spec, stdout, stderr));
+      log = log.child({ containerId: executor.containerId });
+      events.write('created', { containerId: executor.containerId, cgroupId: executor.cgroupId() });
+      await checkStop();
+      transition('starting');
+      await executor.start();
+      startedAt = new Date().toISOString();
+      transition('running');
+    }
     scheduleSample(FIRST_USAGE_SAMPLE_MS);
     // A stop that arrived while starting is acted on now that there is something to stop.
     if (stop.aborted || stopReason) onStop();
-    exitCode = await executor.wait();
+    exitCode = await executor.wait(letGo.signal);
     clearTimeout(sampler);
     await stopping;
     oomKilled = (await executor.exitDetails()).oomKilled;
     events.write('exited', { exitCode, oomKilled });
   } catch (error) {
-    if (error instanceof StopRequested) {
+    if (letGo.signal.aborted) {
+      log.info('let go of the running container; another worker will adopt it');
+    } else if (error instanceof StopRequested) {
       stopReason ??= error.reason;
       events.write('stopped-before-start', { reason: error.reason });
       log.info({ reason: error.reason, phase }, 'stopped before the container started');
@@ -262,7 +309,10 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   }
   // Removing the container is not on the result's critical path: the worker keeps the promise
   // and waits for it before it exits; a worker that dies first leaves it to reconciliation.
-  const cleanup = executor.close().catch((error: unknown) => {
+  // Only a running container is left for adoption; one not started yet is removed as usual.
+  const detached = letGo.signal.aborted && exitCode === null && startedAt !== null;
+  if (detached) executor.detach?.();
+  const cleanup = (detached ? Promise.resolve() : executor.close()).catch((error: unknown) => {
     // The result is already known; a container we could not remove is logged, not reported as the run's failure.
     log.warn({ err: error }, 'could not remove the container');
   });
@@ -286,6 +336,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     usage: tracker.usage,
     stdout,
     stderr,
+    adoptedFrom: ctx.adopt ? { attempt: ctx.attempt, worker: ctx.adopt.fromWorker } : null,
   });
   events.write('result', {
     state: result.state,
@@ -298,7 +349,8 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   await events.close();
   await Promise.all([liveEvents?.finish(), chain]);
   log.info({ state: result.state, reason: result.reason, exitCode }, 'run finished');
-  const interruptedBy = stopReason === 'lost-lock' || stopReason === 'shutdown' ? stopReason : null;
+  const interruptedBy =
+    stopReason === 'lost-lock' || stopReason === 'shutdown' || stopReason === 'detach' ? stopReason : null;
   return {
     result,
     cleanup,

@@ -3,7 +3,6 @@ import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullm
 import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
 import { DockerExecutor } from '../executors/docker.js';
-import type { ContainerExecutor } from '../executors/executor.js';
 import { connect } from '../jobs/connection.js';
 import { InvalidSpecError } from '../jobs/errors.js';
 import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
@@ -13,7 +12,7 @@ import { listenForCancels } from './cancel-listener.js';
 import type { WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { LiveOutput } from './live-output.js';
-import { reconcileContainers, removeEarlierContainers } from './reconcile.js';
+import { findAdoptable, reconcileContainers } from './reconcile.js';
 import { runJob, type StopReason } from './run.js';
 
 export interface WorkerDeps {
@@ -91,13 +90,14 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     signal?.addEventListener('abort', () => stopRun(jobId, (signal.reason as StopReason) ?? 'cancelled'), {
       once: true,
     });
-    if (job.attemptsStarted > 1) {
-      // Taken before (a crashed or stopped worker): its container must not live on beside ours.
-      await removeEarlierContainers(docker, config.queue, jobId, log);
-    }
-    const executor: ContainerExecutor & { containerId: string } = new DockerExecutor({
+    // Taken before (a worker crashed or detached): adopt its container if it is still here,
+    // so the job is not run twice; any other earlier container is removed.
+    const adoptable = job.attemptsStarted > 1 ? await findAdoptable(docker, config.queue, jobId, log) : null;
+    const attemptHere = adoptable?.attempt ?? attempt;
+    const executor = new DockerExecutor({
       docker,
       name: `stevedore-${safeName(config.queue)}-${safeName(jobId)}-${attempt}-${job.attemptsStarted}`,
+      logDriver: config.logDriver,
       labels: {
         'stevedore.queue': config.queue,
         'stevedore.job-id': jobId,
@@ -110,23 +110,33 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     try {
       const outcome = await runJob({
         jobId,
-        attempt,
+        attempt: attemptHere,
         spec,
         executor,
+        adopt: adoptable ? { containerId: adoptable.containerId, fromWorker: adoptable.worker } : undefined,
         logger: log,
         worker: workerInfo,
-        outputDir: join(config.logDir, safeName(config.queue), safeName(jobId), String(attempt)),
+        outputDir: join(config.logDir, safeName(config.queue), safeName(jobId), String(attemptHere)),
         enqueuedAt: job.timestamp,
         stop: controller.signal,
         isCancelled: async () => (await commands.exists(keys.cancel(address, jobId))) === 1,
         publish: (progress) => job.updateProgress(progress as unknown as object),
         openLive: (stream) =>
-          new LiveOutput(commands, keys.output(address, jobId, stream), config.liveOutputBytes, attempt, log),
+          new LiveOutput(
+            commands,
+            keys.output(address, jobId, stream),
+            config.liveOutputBytes,
+            attemptHere,
+            log,
+          ),
       });
       cleanups.add(outcome.cleanup);
       void outcome.cleanup.finally(() => cleanups.delete(outcome.cleanup));
-      if (outcome.interruptedBy === 'shutdown') {
-        log.info('worker shutting down: job goes back to the queue without spending an attempt');
+      if (outcome.interruptedBy === 'shutdown' || outcome.interruptedBy === 'detach') {
+        log.info(
+          { detached: outcome.interruptedBy === 'detach' },
+          'worker shutting down: job goes back to the queue without spending an attempt',
+        );
         await job.moveToWait(token);
         throw new WaitingError();
       }
@@ -150,6 +160,10 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     prefix: config.prefix,
     concurrency: config.concurrency,
     lockDuration: config.lockDurationMs,
+    // A crashed worker's job is noticed within one lock duration and adopted by the next worker;
+    // repeated crashes must not turn a job into a failure (its container may still be fine).
+    stalledInterval: config.lockDurationMs,
+    maxStalledCount: 10,
     autorun: false,
   });
   worker.on('lockRenewalFailed', (jobIds: string[]) => {
@@ -195,9 +209,13 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         const graceMs = options.graceMs ?? config.shutdownGraceMs;
         logger.info({ running: runs.size, graceMs }, 'worker closing: no new jobs');
         const closed = worker.close();
-        const timer = setTimeout(() => {
-          for (const id of runs.keys()) stopRun(id, 'shutdown');
-        }, graceMs);
+        // detach: let go of running containers at once; the next worker adopts them.
+        const timer = setTimeout(
+          () => {
+            for (const id of runs.keys()) stopRun(id, config.onShutdown === 'detach' ? 'detach' : 'shutdown');
+          },
+          config.onShutdown === 'detach' ? 0 : graceMs,
+        );
         await closed;
         clearTimeout(timer);
         await Promise.all(cleanups);
