@@ -20,6 +20,8 @@ export interface ClientOptions {
   redis: RedisTarget;
   queue?: string;
   prefix?: string;
+  /** Called on Redis connection errors (the client reconnects by itself); default: ignore. */
+  onError?: (error: Error) => void;
 }
 
 export interface SubmitOptions {
@@ -69,8 +71,10 @@ export class StevedoreClient {
 
   constructor(private readonly options: ClientOptions) {
     this.address = { queue: options.queue ?? DEFAULT_QUEUE, prefix: options.prefix ?? DEFAULT_PREFIX };
-    this.redis = connect(options.redis);
+    const onError = options.onError ?? (() => undefined);
+    this.redis = connect(options.redis, onError);
     this.queue = new Queue(this.address.queue, { connection: this.redis, prefix: this.address.prefix });
+    this.queue.on('error', onError);
   }
 
   /** Validates the spec (throwing InvalidSpecError listing every problem) and enqueues it. */
@@ -149,7 +153,7 @@ export class StevedoreClient {
   async *logs(id: string, options: { follow?: boolean; stream?: OutputStream } = {}): AsyncGenerator<Buffer> {
     await this.getResult(id); // an unknown id fails here, clearly
     yield* readLiveOutput({
-      connection: connect(this.options.redis),
+      connection: connect(this.options.redis, this.options.onError),
       key: keys.output(this.address, id, options.stream ?? 'stdout'),
       follow: options.follow ?? false,
       finished: async () => (await this.getResult(id)) !== null,
@@ -216,8 +220,10 @@ export class StevedoreClient {
   /** One QueueEvents per client; every waiter registers a callback for its job id. */
   private queueEvents(): Promise<EventsHub> {
     this.events ??= (async () => {
-      const connection = connect(this.options.redis);
+      const onError = this.options.onError ?? (() => undefined);
+      const connection = connect(this.options.redis, onError);
       const events = new QueueEvents(this.address.queue, { connection, prefix: this.address.prefix });
+      events.on('error', onError);
       const watchers = new Map<string, Set<(result?: JobResult) => void>>();
       const notify = ({ jobId }: { jobId: string }): void => {
         for (const check of watchers.get(jobId) ?? []) check();

@@ -3,7 +3,7 @@ import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullm
 import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
 import { DockerExecutor } from '../executors/docker.js';
-import { connect } from '../jobs/connection.js';
+import { connect, throttled } from '../jobs/connection.js';
 import { InvalidSpecError } from '../jobs/errors.js';
 import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
 import { type JobResult, resultWithoutRun } from '../jobs/result.js';
@@ -37,7 +37,10 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const embedded = config.redisUrl ? undefined : await startEmbeddedRedis(config.stateDir, logger);
   const redisUrl = config.redisUrl ?? (embedded?.url as string);
   const address: QueueAddress = { queue: config.queue, prefix: config.prefix };
-  const commands = connect(redisUrl);
+  const onRedisError = throttled((error) =>
+    logger.warn({ err: error }, 'Redis connection error; retrying (running containers are not affected)'),
+  );
+  const commands = connect(redisUrl, onRedisError);
   const docker = deps.docker ?? new Dockerode();
   const runs = new Map<string, AbortController>();
   /** Container removals still under way; close() waits for them so no container is left. */
@@ -154,7 +157,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   };
 
   // BullMQ does not close a connection it was handed; we quit it after worker.close().
-  const workerConnection = connect(redisUrl);
+  const workerConnection = connect(redisUrl, onRedisError);
   const worker = new Worker<JobSpecInput, JobResult>(config.queue, processor, {
     connection: workerConnection,
     prefix: config.prefix,
@@ -169,9 +172,12 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   worker.on('lockRenewalFailed', (jobIds: string[]) => {
     for (const id of jobIds) stopRun(id, 'lost-lock');
   });
-  worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
+  worker.on(
+    'error',
+    throttled((error) => logger.error({ err: error }, 'worker error')),
+  );
   const stopListening = await listenForCancels(
-    connect(redisUrl),
+    connect(redisUrl, onRedisError),
     keys.cancelChannel(address),
     (jobId) => stopRun(jobId, 'cancelled'),
     logger,

@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDocker } from '../helpers/docker.js';
+import { watchCreates } from '../helpers/events.js';
+import { TestRedis } from '../helpers/redis.js';
+import { busybox, Harness } from '../helpers/stevedore.js';
+
+/** How long Redis stays down, as the reliability issue asks. */
+const OUTAGE_MS = 30_000;
+
+describe('Redis outage', () => {
+  let redis: TestRedis;
+  let h: Harness;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    h = new Harness(redis);
+  });
+  afterAll(async () => {
+    await h.close();
+    await redis.close();
+  });
+
+  it('containers keep running while Redis is down; results are written when it returns; nothing lost or run twice', async () => {
+    const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+    await h.worker({ concurrency: 3, lockDurationMs: 60_000 });
+    const client = h.client();
+    const ids = await Promise.all(
+      [0, 1, 2].map((i) => client.submit(busybox(['sh', '-c', `sleep ${4 + i}; echo done-${i}`]))),
+    );
+    for (let i = 0; i < 400; i++) {
+      const phases = await Promise.all(ids.map(({ id }) => client.getProgress(id)));
+      if (phases.every((p) => p?.phase === 'running')) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await redis.stop();
+    // The containers run on, and finish, while nobody can reach Redis.
+    await new Promise((r) => setTimeout(r, OUTAGE_MS));
+    const stillThere = await testDocker().listContainers({
+      all: true,
+      filters: { label: [`stevedore.queue=${h.queue}`] },
+    });
+    expect(stillThere.every((c) => c.State === 'exited')).toBe(true);
+    await redis.startAgain();
+    const results = await Promise.all(ids.map(({ id }) => client.waitForResult(id, { timeoutMs: 60_000 })));
+    results.forEach((r, i) => {
+      expect(r).toMatchObject({ state: 'Complete', exitCode: 0, attempt: 1 });
+      expect(r.stdout.tail).toBe(`done-${i}\n`);
+    });
+    // The worker keeps consuming afterwards.
+    const { id: after } = await client.submit(busybox(['echo', 'after the outage']));
+    expect((await client.waitForResult(after, { timeoutMs: 30_000 })).stdout.tail).toBe('after the outage\n');
+    expect(await creates.stop()).toHaveLength(4);
+  }, 150_000);
+});
