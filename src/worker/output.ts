@@ -26,7 +26,10 @@ export class OutputCapture extends Writable {
     super({ highWaterMark: 256 * 1024 });
     // A deep buffer lets the next socket read overlap the previous file write (the default 16 KiB
     // made every 64 KiB chunk wait for its write).
-    if (path) this.file = createWriteStream(path, { flags: 'a', highWaterMark: FILE_BUFFER_BYTES });
+    // Appends only when continuing an adopted run; a run started afresh replaces what an
+    // interrupted earlier try of the same attempt left.
+    const flags = earlier.bytes > 0 ? 'a' : 'w';
+    if (path) this.file = createWriteStream(path, { flags, highWaterMark: FILE_BUFFER_BYTES });
     this.count = earlier.bytes;
     this.tail = earlier.tail;
   }

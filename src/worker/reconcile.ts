@@ -23,20 +23,26 @@ export function leftoverVerdict(input: {
   ageMs: number;
   graceMs: number;
   ownJob: boolean;
+  /** The engine's state of the container: "created" never ran and can never be adopted. */
+  containerState?: string;
 }): string | null {
   if (input.ownJob) return null;
   if (input.ageMs < input.graceMs) return null;
   if (input.state === null) return 'its job is unknown (removed or expired)';
   if (input.state === 'completed' || input.state === 'failed') return `its job is finished (${input.state})`;
   if (input.state === 'active' && input.lockHeld) return null;
-  if (input.state === 'active') return 'its job is active on no worker (lock expired)';
-  return `its job is ${input.state}, not running anywhere`;
+  // The job will be taken again (or is being): the worker that takes it adopts a container that
+  // ran, so only one that never started is in the way.
+  if (input.containerState === 'created')
+    return `it never started and its job is ${input.state} on no worker`;
+  return null;
 }
 
 /**
  * Removes containers that Stevedore labelled for this queue and that no live run owns: their
- * job is finished, unknown, or not active on any worker. Runs when a worker starts, so what a
- * crashed worker left behind does not linger. Each removal is logged with its reason.
+ * job is finished or unknown, or they never started and their job runs on no worker. A
+ * container that ran and whose job will be taken again is kept for adoption. Runs when a worker
+ * starts, so what a crashed worker left behind does not linger. Each removal is logged.
  */
 export async function reconcileContainers(options: ReconcileOptions): Promise<string[]> {
   const { docker, queue, logger, redis } = options;
@@ -59,6 +65,7 @@ export async function reconcileContainers(options: ReconcileOptions): Promise<st
       ageMs: Date.now() - c.Created * 1000,
       graceMs: options.graceMs,
       ownJob: options.ownJobs.has(jobId),
+      containerState: c.State,
     });
     if (!verdict) continue;
     try {
@@ -74,6 +81,9 @@ export async function reconcileContainers(options: ReconcileOptions): Promise<st
   }
   return removed;
 }
+
+const CREATED_SETTLE_MS = 100;
+const CREATED_SETTLE_POLLS = 30;
 
 /**
  * Before a job that was taken before runs here: finds the container of its latest earlier
@@ -91,6 +101,16 @@ export async function findAdoptable(
   });
   const attemptOf = (c: Dockerode.ContainerInfo): number => Number(c.Labels['stevedore.attempt'] ?? 0);
   const sorted = [...containers].sort((a, b) => attemptOf(b) - attemptOf(a) || b.Created - a.Created);
+  // A container still "created" may be one a live worker is about to start: give it a moment.
+  for (let i = 0; i < CREATED_SETTLE_POLLS && sorted[0]?.State === 'created'; i++) {
+    await new Promise((r) => setTimeout(r, CREATED_SETTLE_MS));
+    const info = await docker
+      .getContainer(sorted[0].Id)
+      .inspect()
+      .catch(() => null);
+    if (!info) sorted.shift();
+    else if (info.State.Status !== 'created') sorted[0] = { ...sorted[0], State: info.State.Status };
+  }
   const [latest, ...older] = sorted;
   for (const c of older) {
     await docker

@@ -55,8 +55,11 @@ export interface AdoptingExecutor {
 
 export interface RunOutcome {
   result: JobResult;
-  /** Removal of the container, still under way when the outcome is returned. */
-  cleanup: Promise<void>;
+  /**
+   * Removes the container. Not started yet: the worker calls it once the result is safely in
+   * Redis, so a worker killed in between leaves a container to adopt, never a lost result.
+   */
+  release: () => Promise<void>;
   /** Set when the run was stopped for a reason that is not a final result (lost lock, shutdown). */
   interruptedBy: 'lost-lock' | 'shutdown' | 'detach' | null;
   /** The first error, when the run failed for an infrastructure reason. */
@@ -186,6 +189,18 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       return;
     }
     if (phase !== 'running' || stopping) return;
+    if (stopReason === 'lost-lock') {
+      // Another worker owns the job now. Kill and remove at once, so that it never finds (and
+      // adopts) a container we killed: it either adopts the live one first or runs afresh.
+      events.write('lost-lock', { containerId: executor.containerId });
+      transition('stopping');
+      letGo.abort('lost-lock');
+      stopping = executor.close();
+      stopping.catch((error: unknown) =>
+        log.warn({ err: error }, 'could not remove the container after losing the lock'),
+      );
+      return;
+    }
     const graceMs = Math.round(spec.stopGraceSeconds * 1000);
     log.info({ reason: stopReason, graceMs }, 'stopping container');
     events.write('stop-requested', { reason: stopReason, graceMs });
@@ -278,7 +293,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     events.write('exited', { exitCode, oomKilled });
   } catch (error) {
     if (letGo.signal.aborted) {
-      log.info('let go of the running container; another worker will adopt it');
+      log.info({ reason: letGo.signal.reason }, 'let go of the container');
     } else if (error instanceof StopRequested) {
       stopReason ??= error.reason;
       events.write('stopped-before-start', { reason: error.reason });
@@ -307,15 +322,16 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       });
     }
   }
-  // Removing the container is not on the result's critical path: the worker keeps the promise
-  // and waits for it before it exits; a worker that dies first leaves it to reconciliation.
   // Only a running container is left for adoption; one not started yet is removed as usual.
-  const detached = letGo.signal.aborted && exitCode === null && startedAt !== null;
+  const detached = letGo.signal.reason === 'detach' && exitCode === null && startedAt !== null;
   if (detached) executor.detach?.();
-  const cleanup = (detached ? Promise.resolve() : executor.close()).catch((error: unknown) => {
-    // The result is already known; a container we could not remove is logged, not reported as the run's failure.
-    log.warn({ err: error }, 'could not remove the container');
-  });
+  const release = async (): Promise<void> => {
+    if (detached) return;
+    await executor.close().catch((error: unknown) => {
+      // The result is already known; a container we could not remove is logged, not reported as the run's failure.
+      log.warn({ err: error }, 'could not remove the container');
+    });
+  };
   const finishedAt = Date.now();
   const result = buildResult({
     jobId: ctx.jobId,
@@ -353,7 +369,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     stopReason === 'lost-lock' || stopReason === 'shutdown' || stopReason === 'detach' ? stopReason : null;
   return {
     result,
-    cleanup,
+    release,
     interruptedBy,
     error: result.state === 'Failed' ? (firstError ?? new PhaseError(phase, 'failed')) : null,
   };

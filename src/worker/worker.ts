@@ -43,8 +43,18 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const commands = connect(redisUrl, onRedisError);
   const docker = deps.docker ?? new Dockerode();
   const runs = new Map<string, AbortController>();
-  /** Container removals still under way; close() waits for them so no container is left. */
+  /** Container removals waiting for their job's result to be stored (then they run). */
+  const releases = new Map<string, () => Promise<void>>();
+  /** Container removals under way; close() waits for them so no container is left. */
   const cleanups = new Set<Promise<void>>();
+  const releaseNow = (jobId: string): void => {
+    const release = releases.get(jobId);
+    if (!release) return;
+    releases.delete(jobId);
+    const done = release();
+    cleanups.add(done);
+    void done.finally(() => cleanups.delete(done));
+  };
   const workerInfo = { host: config.host, id: config.workerId };
 
   const stopRun = (jobId: string, reason: StopReason): void => {
@@ -133,9 +143,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
             log,
           ),
       });
-      cleanups.add(outcome.cleanup);
-      void outcome.cleanup.finally(() => cleanups.delete(outcome.cleanup));
       if (outcome.interruptedBy === 'shutdown' || outcome.interruptedBy === 'detach') {
+        // A stopped container goes before the job goes back: nobody may adopt its exit code.
+        await outcome.release();
         log.info(
           { detached: outcome.interruptedBy === 'detach' },
           'worker shutting down: job goes back to the queue without spending an attempt',
@@ -143,7 +153,10 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         await job.moveToWait(token);
         throw new WaitingError();
       }
+      // The rest wait until BullMQ has stored the result ('completed' / 'failed' below).
+      releases.set(jobId, outcome.release);
       if (outcome.interruptedBy === 'lost-lock') {
+        releaseNow(jobId);
         throw new Error('lost the job lock: another worker may own this job; container stopped');
       }
       if (outcome.error) {
@@ -169,6 +182,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     maxStalledCount: 10,
     autorun: false,
   });
+  worker.on('completed', (job) => releaseNow(job.id as string));
+  worker.on('failed', (job) => job && releaseNow(job.id as string));
   worker.on('lockRenewalFailed', (jobIds: string[]) => {
     for (const id of jobIds) stopRun(id, 'lost-lock');
   });
@@ -224,6 +239,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         );
         await closed;
         clearTimeout(timer);
+        for (const id of [...releases.keys()]) releaseNow(id);
         await Promise.all(cleanups);
         await stopListening();
         for (const connection of [commands, workerConnection]) {

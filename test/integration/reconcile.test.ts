@@ -44,7 +44,7 @@ describe('reconciliation of leftover containers', () => {
         () => false,
       );
 
-  it('a starting worker removes containers of finished, unknown and not-running jobs', async () => {
+  it('a starting worker removes containers of finished and unknown jobs, and never-started ones', async () => {
     const client = h.client();
     const { id: finished } = await client.submit(busybox(['true']));
     const first = await h.worker({ lockDurationMs: 1_000 });
@@ -53,7 +53,7 @@ describe('reconciliation of leftover containers', () => {
     const { id: delayed } = await client.submit(busybox(['true']), { delay: 600_000 });
     const ofFinished = await leftover(finished);
     const ofUnknown = await leftover('never-submitted');
-    const ofDelayed = await leftover(delayed);
+    const ofDelayed = await leftover(delayed, false); // never started: nothing to adopt
     // Leftovers must be older than the grace period (the lock duration) before they are touched.
     await new Promise((r) => setTimeout(r, 1_100));
     await h.worker({ lockDurationMs: 1_000 });

@@ -8,9 +8,11 @@ describe('leftover container verdicts', () => {
     [{ ...old, state: null }, /unknown/],
     [{ ...old, state: 'completed' }, /finished \(completed\)/],
     [{ ...old, state: 'failed' }, /finished \(failed\)/],
-    [{ ...old, state: 'active' }, /active on no worker/],
-    [{ ...old, state: 'waiting' }, /waiting, not running anywhere/],
-    [{ ...old, state: 'delayed' }, /delayed/],
+    [
+      { ...old, state: 'active', containerState: 'created' },
+      /never started and its job is active on no worker/,
+    ],
+    [{ ...old, state: 'waiting', containerState: 'created' }, /waiting on no worker/],
   ])('removes %j', (input, reason) => {
     expect(leftoverVerdict(input)).toMatch(reason);
   });
@@ -19,6 +21,8 @@ describe('leftover container verdicts', () => {
     { ...old, state: 'active', lockHeld: true },
     { ...old, state: 'completed', ageMs: 1_000 },
     { ...old, state: null, ownJob: true },
+    { ...old, state: 'active', containerState: 'running' },
+    { ...old, state: 'waiting', containerState: 'exited' },
   ])('keeps %j', (input) => {
     expect(leftoverVerdict(input)).toBeNull();
   });

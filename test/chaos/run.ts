@@ -1,0 +1,31 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { DockerExecutor } from '../../src/executors/docker.js';
+import { chaos, summaryTable } from './chaos.js';
+
+/** `npm run chaos`: the long form (about two minutes, loopback only). */
+const IMAGE = 'stevedore-test/busybox:1';
+const { stdout } = await promisify(execFile)('bash', [
+  join(import.meta.dirname, '..', 'fixtures', 'build-image.sh'),
+]);
+const tarball = stdout.trim();
+await new DockerExecutor().loadImage(IMAGE, tarball);
+const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 100_000);
+console.error(`chaos: seed ${seed} (CHAOS_SEED=${seed} repeats this run)`);
+const summary = await chaos({
+  jobs: Number(process.env.CHAOS_JOBS ?? 24),
+  workers: 2,
+  lines: 40,
+  killEveryMs: 2_500,
+  timeLimitMs: 240_000,
+  image: IMAGE,
+  imageTarball: tarball,
+  seed,
+  log: (line) => console.error(`chaos: ${line}`),
+});
+console.log(summaryTable(summary));
+for (const w of summary.wrong) console.log(`- ${w}`);
+const ok = summary.wrong.length === 0 && summary.duplicates === 0 && summary.leaks === 0;
+console.log(ok ? 'chaos: every job ran once and reported exactly' : 'chaos: FAILED');
+process.exit(ok ? 0 : 1);
