@@ -92,7 +92,7 @@ export async function chaos(o: ChaosOptions): Promise<ChaosSummary> {
         STEVEDORE_QUEUE: queue,
         STEVEDORE_LOG_DIR: join(dir, 'logs'),
         STEVEDORE_STATE_DIR: join(dir, `state-${workerCount}`),
-        STEVEDORE_LOCK_DURATION_MS: '2000',
+        STEVEDORE_LOCK_DURATION_MS: '5000',
         STEVEDORE_LOG_DRIVER: 'local',
         STEVEDORE_CONCURRENCY: '3',
         STEVEDORE_WORKER_ID: `chaos-${workerCount}`,
@@ -144,8 +144,9 @@ export async function chaos(o: ChaosOptions): Promise<ChaosSummary> {
         startWorker();
       }
       if (redisRestarts === 0 && kills === 2) {
+        // Down for less than a lock duration: locks outlive it (a longer outage is the outage test's).
         await redis.stop();
-        await new Promise((r) => setTimeout(r, 1_500));
+        await new Promise((r) => setTimeout(r, 1_000));
         await redis.start();
         redisRestarts += 1;
         log('restarted Redis');
