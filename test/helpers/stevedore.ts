@@ -68,3 +68,22 @@ export class Harness {
     for (const d of this.dirs.splice(0)) await rm(d, { recursive: true, force: true });
   }
 }
+
+/** Polls `probe` until it is truthy; fails after `timeoutMs`. */
+export async function until<T>(
+  probe: () => Promise<T | null | undefined | false>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Waits until the job's published phase is "running". */
+export async function untilRunning(client: StevedoreClient, id: string, timeoutMs = 20_000): Promise<void> {
+  await until(async () => (await client.getProgress(id))?.phase === 'running', timeoutMs);
+}

@@ -1,12 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StevedoreClient } from '../../src/jobs/client.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
 import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness } from '../helpers/stevedore.js';
+import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
 
 const LINES = 30;
 const expected = Array.from({ length: LINES }, (_, i) => `line-${i + 1}\n`).join('');
@@ -14,17 +13,6 @@ const counting = (delay: string) =>
   busybox(['sh', '-c', `i=1; while [ $i -le ${LINES} ]; do echo line-$i; i=$((i+1)); sleep ${delay}; done`], {
     stopGraceSeconds: 0,
   });
-
-async function until(probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-const running = async (client: StevedoreClient, id: string): Promise<boolean> =>
-  (await client.getProgress(id))?.phase === 'running';
 
 describe('adoption instead of re-running', () => {
   let redis: TestRedis;
@@ -45,7 +33,7 @@ describe('adoption instead of re-running', () => {
       const first = await h.worker({ onShutdown: 'detach', logDriver: 'local', logDir });
       const client = h.client();
       const { id } = await client.submit(counting('0.1'));
-      await until(() => running(client, id));
+      await untilRunning(client, id);
       await new Promise((r) => setTimeout(r, 800));
       await first.close();
       expect(await client.getResult(id)).toBeNull();
@@ -74,7 +62,7 @@ describe('adoption instead of re-running', () => {
       const { id } = await client.submit(
         busybox(['sh', '-c', 'echo before; sleep 1; echo after; exit 5'], { stopGraceSeconds: 0 }),
       );
-      await until(() => running(client, id));
+      await untilRunning(client, id);
       await first.close();
       await new Promise((r) => setTimeout(r, 2_000)); // it exits meanwhile
       await h.worker({ logDriver: 'local' });
@@ -105,7 +93,7 @@ describe('adoption instead of re-running', () => {
       });
       const client = h.client();
       const { id } = await client.submit(counting('0.15'));
-      await until(() => running(client, id), 30_000);
+      await untilRunning(client, id, 30_000);
       await new Promise((r) => setTimeout(r, 700));
       doomed.kill('SIGKILL');
       await doomed;

@@ -5,17 +5,7 @@ import { keys } from '../../src/jobs/keys.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
 import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness } from '../helpers/stevedore.js';
-
-async function until<T>(probe: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
 
 describe('job control', () => {
   let redis: TestRedis;
@@ -60,7 +50,7 @@ describe('job control', () => {
         stopGraceSeconds: 5,
       }),
     );
-    await until(async () => (await client.getProgress(id))?.phase === 'running');
+    await untilRunning(client, id);
     const canceller = new StevedoreClient({ redis: redis.url, queue: h.queue });
     const t0 = Date.now();
     try {
@@ -142,7 +132,7 @@ describe('job control', () => {
       }),
       { attempts: 1 },
     );
-    await until(async () => (await client.getProgress(id))?.phase === 'running');
+    await untilRunning(client, id);
     await first.close();
     expect(await client.getResult(id)).toBeNull();
     const second = await h.worker();

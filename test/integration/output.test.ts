@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../src/jobs/keys.js';
 import { stevedore } from '../helpers/cli.js';
 import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness } from '../helpers/stevedore.js';
+import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
 
 async function fileHash(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -158,10 +158,7 @@ describe('output and accounting', () => {
     const { id } = await client.submit(
       busybox(['sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do echo line-$i; sleep 0.25; done']),
     );
-    for (let i = 0; i < 400; i++) {
-      if ((await client.getProgress(id))?.phase === 'running') break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await untilRunning(client, id);
     const follower = stevedore(['logs', id, '-f'], {
       env: { REDIS_URL: redis.url, STEVEDORE_QUEUE: h.queue },
     });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerExecutor } from '../../src/executors/docker.js';
 import { TEST_IMAGE, testDocker, testImageTarball } from '../helpers/docker.js';
 import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness } from '../helpers/stevedore.js';
+import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
 
 describe('reconciliation of leftover containers', () => {
   let redis: TestRedis;
@@ -67,9 +67,7 @@ describe('reconciliation of leftover containers', () => {
     const client = h.client();
     await h.worker({ lockDurationMs: 1_000 });
     const { id } = await client.submit(busybox(['sleep', '30'], { stopGraceSeconds: 0 }));
-    for (let i = 0; i < 200 && (await client.getProgress(id))?.phase !== 'running'; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await untilRunning(client, id);
     await new Promise((r) => setTimeout(r, 1_200)); // older than the grace period
     await h.worker({ lockDurationMs: 1_000 });
     const live = await testDocker().listContainers({
