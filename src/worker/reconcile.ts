@@ -93,6 +93,7 @@ export async function findAdoptable(
   docker: Dockerode,
   queueName: string,
   jobId: string,
+  attempt: number,
   logger: Logger,
 ): Promise<{ containerId: string; attempt: number; worker: string } | null> {
   const containers = await docker.listContainers({
@@ -121,13 +122,20 @@ export async function findAdoptable(
       );
     logger.warn({ containerId: c.Id, attempt: attemptOf(c) }, 'removed an older container of this job');
   }
-  // A container that never started cannot be adopted (its exit code would be meaningless).
-  if (!latest || latest.State === 'created') {
-    if (latest)
+  // Only a container of this same attempt is adopted: a crash or a detach leaves the attempt
+  // count as it was, while an attempt that failed (say, the engine restarted under it) counts
+  // one up, and its container's exit code is no answer to give. One that never started has none.
+  if (!latest || latest.State === 'created' || attemptOf(latest) !== attempt) {
+    if (latest) {
       await docker
         .getContainer(latest.Id)
         .remove({ force: true, v: true })
         .catch(() => undefined);
+      logger.warn(
+        { containerId: latest.Id, attempt: attemptOf(latest), state: latest.State },
+        'removed an earlier container that cannot be adopted; running the job afresh',
+      );
+    }
     return null;
   }
   return {

@@ -105,7 +105,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     });
     // Taken before (a worker crashed or detached): adopt its container if it is still here,
     // so the job is not run twice; any other earlier container is removed.
-    const adoptable = job.attemptsStarted > 1 ? await findAdoptable(docker, config.queue, jobId, log) : null;
+    const adoptable =
+      job.attemptsStarted > 1 ? await findAdoptable(docker, config.queue, jobId, attempt, log) : null;
     const attemptHere = adoptable?.attempt ?? attempt;
     const executor = new DockerExecutor({
       docker,

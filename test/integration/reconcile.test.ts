@@ -92,4 +92,19 @@ describe('reconciliation of leftover containers', () => {
     expect(result.stdout.tail).toBe('second run\n');
     expect(await exists(earlier)).toBe(false);
   });
+
+  it('a container left by a failed earlier attempt (say, the engine restarted under it) is not adopted', async () => {
+    const client = h.client();
+    const { id } = await client.submit(busybox(['sh', '-c', 'echo fresh run']), { delay: 1_500 });
+    const earlier = await leftover(id); // running, labelled attempt 1
+    // The job failed once (attemptsMade 1, started once): this is attempt 2.
+    const raw = new Redis(redis.url);
+    await raw.hset(`bull:${h.queue}:${id}`, 'ats', '1', 'atm', '1');
+    await raw.quit();
+    await h.worker();
+    const result = await client.waitForResult(id, { timeoutMs: 20_000 });
+    expect(result).toMatchObject({ adopted: false, attempt: 2, exitCode: 0 });
+    expect(result.stdout.tail).toBe('fresh run\n');
+    expect(await exists(earlier)).toBe(false);
+  });
 });
