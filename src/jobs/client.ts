@@ -50,6 +50,7 @@ const KEEP_FINISHED_SECONDS = 7 * 24 * 3600;
 const DEFAULT_ATTEMPTS = 3;
 const DEFAULT_BACKOFF = { type: 'exponential' as const, delay: 1_000 };
 const EVENTS_CLOSE_MS = 1_000;
+const RECHECK_MS = 5_000;
 const WAITING_STATES = new Set(['waiting', 'delayed', 'prioritized', 'paused', 'waiting-children']);
 
 /** BullMQ rejects ids with ':' and all-digit ids (they collide with its own counters). */
@@ -118,6 +119,7 @@ export class StevedoreClient {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        clearInterval(recheck);
         const set = watchers.get(id);
         set?.delete(check);
         if (set?.size === 0) watchers.delete(id);
@@ -138,6 +140,9 @@ export class StevedoreClient {
         () => finish(new Error(`waiting for job ${id}: no result within ${options.timeoutMs} ms`)),
         options.timeoutMs ?? 2 ** 31 - 1,
       );
+      // Events drive this; a slow re-check only guards against an event lost to a Redis restart.
+      const recheck = setInterval(() => check(), RECHECK_MS);
+      recheck.unref();
       const set = watchers.get(id) ?? new Set();
       set.add(check);
       watchers.set(id, set);
@@ -222,7 +227,20 @@ export class StevedoreClient {
     this.events ??= (async () => {
       const onError = this.options.onError ?? (() => undefined);
       const connection = connect(this.options.redis, onError);
-      const events = new QueueEvents(this.address.queue, { connection, prefix: this.address.prefix });
+      // Read on from the stream's current end, named explicitly: with the default "$" the
+      // events between "ready" and the first blocking read would be lost.
+      const [newest] = await this.redis.xrevrange(
+        `${this.address.prefix}:${this.address.queue}:events`,
+        '+',
+        '-',
+        'COUNT',
+        1,
+      );
+      const events = new QueueEvents(this.address.queue, {
+        connection,
+        prefix: this.address.prefix,
+        lastEventId: newest?.[0] ?? '0-0',
+      });
       events.on('error', onError);
       const watchers = new Map<string, Set<(result?: JobResult) => void>>();
       const notify = ({ jobId }: { jobId: string }): void => {
