@@ -95,7 +95,7 @@ export async function findAdoptable(
   jobId: string,
   attempt: number,
   logger: Logger,
-): Promise<{ containerId: string; attempt: number; worker: string } | null> {
+): Promise<{ containerId: string; worker: string } | null> {
   const containers = await docker.listContainers({
     all: true,
     filters: { label: [`stevedore.queue=${queueName}`, `stevedore.job-id=${jobId}`] },
@@ -140,7 +140,6 @@ export async function findAdoptable(
   }
   return {
     containerId: latest.Id,
-    attempt: attemptOf(latest),
     worker: latest.Labels['stevedore.worker-id'] ?? 'unknown',
   };
 }

@@ -107,7 +107,6 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     // so the job is not run twice; any other earlier container is removed.
     const adoptable =
       job.attemptsStarted > 1 ? await findAdoptable(docker, config.queue, jobId, attempt, log) : null;
-    const attemptHere = adoptable?.attempt ?? attempt;
     const executor = new DockerExecutor({
       docker,
       name: `stevedore-${safeName(config.queue)}-${safeName(jobId)}-${attempt}-${job.attemptsStarted}`,
@@ -124,25 +123,19 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     try {
       const outcome = await runJob({
         jobId,
-        attempt: attemptHere,
+        attempt,
         spec,
         executor,
         adopt: adoptable ? { containerId: adoptable.containerId, fromWorker: adoptable.worker } : undefined,
         logger: log,
         worker: workerInfo,
-        outputDir: join(config.logDir, safeName(config.queue), safeName(jobId), String(attemptHere)),
+        outputDir: join(config.logDir, safeName(config.queue), safeName(jobId), String(attempt)),
         enqueuedAt: job.timestamp,
         stop: controller.signal,
         isCancelled: async () => (await commands.exists(keys.cancel(address, jobId))) === 1,
         publish: (progress) => job.updateProgress(progress as unknown as object),
         openLive: (stream) =>
-          new LiveOutput(
-            commands,
-            keys.output(address, jobId, stream),
-            config.liveOutputBytes,
-            attemptHere,
-            log,
-          ),
+          new LiveOutput(commands, keys.output(address, jobId, stream), config.liveOutputBytes, attempt, log),
       });
       if (outcome.interruptedBy === 'shutdown' || outcome.interruptedBy === 'detach') {
         // A stopped container goes before the job goes back: nobody may adopt its exit code.
