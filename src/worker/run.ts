@@ -176,8 +176,13 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     progress(next);
   };
 
-  const checkStop = async (): Promise<void> => {
+  // The durable flag is read at admission and right before start (one Redis round trip each);
+  // in between, a cancel reaches the run through `stop` (the cancel channel).
+  const checkSignal = (): void => {
     if (stop.aborted) throw new StopRequested(stopReasonOf(stop));
+  };
+  const checkStop = async (): Promise<void> => {
+    checkSignal();
     if (await ctx.isCancelled()) throw new StopRequested('cancelled');
   };
 
@@ -272,7 +277,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       transition('loading-image');
       await executor.loadImage(spec.image, spec.imageTarball);
       events.write('runtime', { runtime: await executor.runtime() });
-      await checkStop();
+      checkSignal();
       transition('creating');
       await executor.create(toExecutorSpec(spec, stdout, stderr));
       log = log.child({ containerId: executor.containerId });
