@@ -1,15 +1,8 @@
+import type { Phase } from './errors.js';
 import type { Usage } from './result.js';
 
-/** The phases of the run state machine, in order (see DESIGN.md). */
-export type RunPhase =
-  | 'admitted'
-  | 'loading-image'
-  | 'creating'
-  | 'starting'
-  | 'running'
-  | 'stopping'
-  | 'finalizing'
-  | 'done';
+/** The phases of the run state machine (see DESIGN.md): the run's own phases of `Phase`, and `done`. */
+export type RunPhase = Exclude<Phase, 'validating' | 'exec' | 'closing'> | 'done';
 
 /** Published as BullMQ job progress on every transition, so anyone can watch a job. */
 export interface JobProgress {
