@@ -1,15 +1,10 @@
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { bundledImageTarball } from '../../src/cli/demo.js';
 import { DockerExecutor } from '../../src/executors/docker.js';
 import { chaos, summaryTable } from './chaos.js';
 
 /** `npm run chaos`: the long form (about two minutes, loopback only). */
 const IMAGE = 'stevedore-test/busybox:1';
-const { stdout } = await promisify(execFile)('bash', [
-  join(import.meta.dirname, '..', 'fixtures', 'build-image.sh'),
-]);
-const tarball = stdout.trim();
+const tarball = await bundledImageTarball();
 await new DockerExecutor().loadImage(IMAGE, tarball);
 const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 100_000);
 console.error(`chaos: seed ${seed} (CHAOS_SEED=${seed} repeats this run)`);

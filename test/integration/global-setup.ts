@@ -1,12 +1,9 @@
-import { execFile } from 'node:child_process';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import type { TestProject } from 'vitest/node';
+import { bundledImageTarball } from '../../src/cli/demo.js';
 import { REDIS_PID_DIR } from '../helpers/redis.js';
-
-const run = promisify(execFile);
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -76,9 +73,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // Leftovers from an earlier, interrupted run would be blamed on this one: clear them first.
   await leakedContainers(docker);
   await leakedRedis();
-  const script = join(import.meta.dirname, '..', 'fixtures', 'build-image.sh');
-  const { stdout } = await run('bash', [script]);
-  project.provide('imageTarball', stdout.trim());
+  project.provide('imageTarball', await bundledImageTarball());
 
   return async () => {
     const containers = await leakedContainers(docker);
