@@ -14,7 +14,9 @@ export class DockerDemux extends Writable {
   private header = Buffer.alloc(HEADER_BYTES);
   private headerFill = 0;
   private frameRemaining = 0;
-  private frameTarget: Writable | undefined;
+  private frameStream: 'stdout' | 'stderr' = 'stdout';
+  /** Payload bytes handed to each target so far. */
+  readonly written = { stdout: 0, stderr: 0 };
 
   constructor(
     private readonly stdout: Writable,
@@ -37,11 +39,12 @@ export class DockerDemux extends Writable {
         const kind = this.header[0];
         this.frameRemaining = this.header.readUInt32BE(4);
         // Frame 0 (stdin) never arrives without a TTY; everything that is not stderr is stdout.
-        this.frameTarget = kind === STDERR_FRAME ? this.stderr : this.stdout;
+        this.frameStream = kind === STDERR_FRAME ? 'stderr' : 'stdout';
         continue;
       }
       const take = Math.min(this.frameRemaining, chunk.length - offset);
-      const target = this.frameTarget ?? this.stdout;
+      const target = this.frameStream === 'stderr' ? this.stderr : this.stdout;
+      this.written[this.frameStream] += take;
       if (!target.write(chunk.subarray(offset, offset + take))) blocked.add(target);
       this.frameRemaining -= take;
       offset += take;

@@ -6,8 +6,10 @@ import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
 import { CommandNotFoundError, InfrastructureError, PhaseError, statusCodeOf } from '../jobs/errors.js';
 import { DockerDemux } from './demux.js';
+import { type ContainerWatch, DockerEvents } from './docker-events.js';
 import { dockerExec } from './docker-exec.js';
 import { type DockerHostFacts, toDockerCreateOptions } from './docker-options.js';
+import { awaitEngine, liveRestoreEnabled } from './docker-outage.js';
 import { dockerUsage } from './docker-usage.js';
 import type {
   ContainerExecutor,
@@ -20,9 +22,13 @@ import type {
 import { forgetImage, loadDockerImage } from './image-load.js';
 import { SkipBytes } from './skip-bytes.js';
 
-/** Consecutive failed inspects before the watchdog declares the daemon dead. */
-const WATCHDOG_FAILURES = 5;
 const DEFAULT_WATCHDOG_INTERVAL_MS = 2_000;
+/** How long the engine may stay unreachable (a daemon restart, say) before the run fails as infra. */
+const DEFAULT_ENGINE_OUTAGE_MS = 30_000;
+/** How long to wait for the engine's `die` event once wait() answered (normally it is already there). */
+const DIE_EVENT_WAIT_MS = 2_000;
+/** SIGKILL: the only exit an OOM kill of the container's first process can give. */
+const EXIT_SIGKILL = 137;
 /** Watchdog inspects that must see the container exited before we stop waiting for wait(). */
 const EXITED_CONFIRMATIONS = 3;
 /**
@@ -44,14 +50,44 @@ export interface DockerExecutorOptions {
   logger?: Logger;
   /** How often wait() checks that the daemon still answers. */
   watchdogIntervalMs?: number;
+  /** How long the daemon may be unreachable before the run fails (it may come back after a restart). */
+  engineOutageMs?: number;
   logDriver?: string;
   /** GPU selection handed down from the worker's configuration. */
   visibleDevices?: { cuda?: string; amd?: string };
 }
 
+/** The engine connection broke under a running container and the executor took it back. */
+export interface Reattachment {
+  at: string;
+  /** Whether the container was still running when the engine came back. */
+  running: boolean;
+  /** Whether its output was replayed from the engine's logs (no bytes lost). */
+  replayed: boolean;
+}
+
+interface OutputStreams {
+  stdout: Writable;
+  stderr: Writable;
+}
+
+/** Bytes of each stream the outputs hold: the current demux's count, plus what was kept before it. */
+interface Following {
+  demux: DockerDemux;
+  alreadyKept: { stdout: number; stderr: number };
+  replayed: boolean;
+}
+
 interface WaitBody {
   StatusCode: number;
   Error?: { Message?: string } | null;
+}
+
+/** The connection to the engine broke under a running container. */
+class EngineLost extends Error {
+  constructor() {
+    super('lost the connection to the docker engine');
+  }
 }
 
 function isGone(error: unknown): boolean {
@@ -88,8 +124,17 @@ export class DockerExecutor implements ContainerExecutor {
   private readonly docker: Dockerode;
   private readonly log: Logger;
   private readonly watchdogIntervalMs: number;
+  private readonly engineOutageMs: number;
   private container: Dockerode.Container | undefined;
   private spec: ExecutorSpec | undefined;
+  private streams: OutputStreams | undefined;
+  private following: Following | undefined;
+  private events: ContainerWatch | undefined;
+  /** Set before the executor sends any signal, so the engine's kill events can be told apart. */
+  private stopping = false;
+  private exitCode: number | null = null;
+  /** Engine outages this container lived through. */
+  readonly reattachments: Reattachment[] = [];
   private attachStream: Readable | Duplex | undefined;
   private output: Promise<void> | undefined;
   private exit: Promise<number> | undefined;
@@ -102,6 +147,7 @@ export class DockerExecutor implements ContainerExecutor {
     this.docker = options.docker ?? defaultDocker;
     this.log = options.logger ?? pino({ level: 'silent' });
     this.watchdogIntervalMs = options.watchdogIntervalMs ?? DEFAULT_WATCHDOG_INTERVAL_MS;
+    this.engineOutageMs = options.engineOutageMs ?? DEFAULT_ENGINE_OUTAGE_MS;
   }
 
   /** The container's id; '' before create. */
@@ -132,18 +178,25 @@ export class DockerExecutor implements ContainerExecutor {
       throw wrapEngineError('creating', `cannot create container from ${spec.image}`, error);
     }
     this.spec = spec;
-    this.log.debug({ containerId: this.container.id }, 'container created');
+    this.streams = { stdout: spec.stdout, stderr: spec.stderr };
+    const container = this.container;
+    this.log.debug({ containerId: container.id }, 'container created');
     try {
-      // Attach before start so no byte of output is missed.
-      const stream = (await this.container.attach({
-        stream: true,
-        stdout: true,
-        stderr: true,
-        stdin: spec.stdin !== undefined,
-        hijack: true,
-      })) as Readable | Duplex;
+      // Attach (and subscribe to its events) before start so no byte of output is missed.
+      const [stream] = await Promise.all([
+        container.attach({
+          stream: true,
+          stdout: true,
+          stderr: true,
+          stdin: spec.stdin !== undefined,
+          hijack: true,
+        }) as Promise<Readable | Duplex>,
+        this.watchEvents(container),
+      ]);
       this.attachStream = stream;
-      this.output = pipeline(stream, new DockerDemux(spec.stdout, spec.stderr));
+      const demux = new DockerDemux(spec.stdout, spec.stderr);
+      this.following = { demux, alreadyKept: { stdout: 0, stderr: 0 }, replayed: false };
+      this.output = pipeline(stream, demux);
       // Keep an early failure from being reported as unhandled; wait() rethrows it.
       this.output.catch(() => undefined);
     } catch (error) {
@@ -175,7 +228,7 @@ export class DockerExecutor implements ContainerExecutor {
    */
   async adopt(
     containerId: string,
-    streams: { stdout: Writable; stderr: Writable },
+    streams: OutputStreams,
     alreadyKept: { stdout: number; stderr: number },
   ): Promise<{ replayed: boolean; running: boolean }> {
     const container = this.docker.getContainer(containerId);
@@ -187,11 +240,30 @@ export class DockerExecutor implements ContainerExecutor {
     }
     this.container = container;
     this.started = true;
+    this.streams = streams;
+    await this.watchEvents(container);
+    const replayed = await this.follow(container, info, alreadyKept);
+    this.log.info({ containerId, replayed, running: info.State.Running }, 'container adopted');
+    return { replayed, running: info.State.Running };
+  }
+
+  /**
+   * Follows a container's output and exit from now on. With a log driver that keeps output, the
+   * engine's logs are replayed from the start, skipping what the outputs already hold; otherwise
+   * output is attached from now (what was written meanwhile is lost). Resolves with which.
+   */
+  private async follow(
+    container: Dockerode.Container,
+    info: Dockerode.ContainerInspectInfo,
+    alreadyKept: { stdout: number; stderr: number },
+  ): Promise<boolean> {
+    const streams = this.streams as OutputStreams;
     const replayed = (info.HostConfig.LogConfig?.Type ?? 'none') !== 'none';
     const demux = new DockerDemux(
       replayed ? new SkipBytes(streams.stdout, alreadyKept.stdout) : streams.stdout,
       replayed ? new SkipBytes(streams.stderr, alreadyKept.stderr) : streams.stderr,
     );
+    this.following = { demux, alreadyKept, replayed };
     if (replayed) {
       const logs = (await container.logs({
         follow: true,
@@ -215,8 +287,30 @@ export class DockerExecutor implements ContainerExecutor {
     this.output.catch(() => undefined);
     this.exit = container.wait({ condition: 'not-running' }).then((body: WaitBody) => body.StatusCode);
     this.exit.catch(() => undefined);
-    this.log.info({ containerId, replayed, running: info.State.Running }, 'container adopted');
-    return { replayed, running: info.State.Running };
+    return replayed;
+  }
+
+  /** Bytes of each stream the outputs hold now. */
+  private kept(): { stdout: number; stderr: number } {
+    const f = this.following;
+    if (!f) return { stdout: 0, stderr: 0 };
+    const total = (name: 'stdout' | 'stderr'): number =>
+      f.replayed
+        ? Math.max(f.alreadyKept[name], f.demux.written[name])
+        : f.alreadyKept[name] + f.demux.written[name];
+    return { stdout: total('stdout'), stderr: total('stderr') };
+  }
+
+  /** Subscribes to the container's engine events; without them the executor falls back to inspect. */
+  private async watchEvents(container: Dockerode.Container): Promise<void> {
+    try {
+      this.events = await DockerEvents.of(this.docker).watch(
+        container.id,
+        () => this.stopping || this.closed,
+      );
+    } catch (error) {
+      this.log.debug({ containerId: container.id, err: error }, 'no engine events; using inspect');
+    }
   }
 
   async start(): Promise<void> {
@@ -263,38 +357,106 @@ export class DockerExecutor implements ContainerExecutor {
     const container = this.requireContainer('running');
     if (!this.exit) throw new PhaseError('running', 'wait() called before start() succeeded');
     signal?.throwIfAborted();
-    const exit = this.exit;
-    const watchdog = new AbortController();
+    const done = new AbortController();
     const aborted = new Promise<never>((_, reject) => {
       const onAbort = (): void =>
         reject(new PhaseError('running', 'wait aborted', { cause: signal?.reason }));
       signal?.addEventListener('abort', onAbort, { once: true });
-      watchdog.signal.addEventListener('abort', () => signal?.removeEventListener('abort', onAbort), {
+      done.signal.addEventListener('abort', () => signal?.removeEventListener('abort', onAbort), {
         once: true,
       });
     });
     aborted.catch(() => undefined);
     try {
-      const code = await Promise.race([exit, aborted, this.watch(container, watchdog.signal)]);
+      let code: number | null = null;
+      while (code === null) {
+        const watchdog = new AbortController();
+        // A dropped event stream is the quickest sign of a daemon restart: the wait request may
+        // never settle then (its response is cut off after the headers).
+        const lost = this.events?.nextLoss().then(() => {
+          throw new EngineLost();
+        });
+        lost?.catch(() => undefined);
+        try {
+          code = await Promise.race([
+            this.exit,
+            aborted,
+            this.watch(container, watchdog.signal),
+            ...(lost ? [lost] : []),
+          ]);
+        } catch (error) {
+          if (error instanceof PhaseError || statusCodeOf(error) !== undefined) throw error;
+          // The connection to the engine broke (a daemon restart?): wait for it, take the container back.
+          code = await this.resume(container, signal);
+        } finally {
+          watchdog.abort();
+        }
+      }
       await Promise.race([this.output, aborted]);
+      this.exitCode = code;
+      await this.refuseForeignStop(code);
       return code;
     } catch (error) {
       if (error instanceof PhaseError) throw error;
       throw wrapEngineError('running', 'lost track of the container', error);
     } finally {
-      watchdog.abort();
+      done.abort();
     }
   }
 
   /**
-   * Rejects when the daemon fails WATCHDOG_FAILURES inspects in a row. Resolves with the exit
-   * code if inspect sees the container exited while the wait request has still not answered
+   * After the engine connection broke: waits for the engine, then reattaches to the container
+   * if it survived (null: keep waiting), collects its exit code if it ended on its own while the
+   * engine kept it (live-restore), and fails as infra when the engine stopped it or lost it.
+   */
+  private async resume(container: Dockerode.Container, signal?: AbortSignal): Promise<number | null> {
+    const lostAt = Date.now();
+    this.log.warn({ containerId: container.id }, 'lost the docker engine; waiting for it to come back');
+    // The old output stream must never deliver alongside a new one.
+    this.attachStream?.destroy();
+    const info = await awaitEngine(container, {
+      lostAt,
+      limitMs: this.engineOutageMs,
+      intervalMs: Math.min(this.watchdogIntervalMs, 500),
+      signal,
+    });
+    const running = info.State.Running;
+    if (!running && !(await liveRestoreEnabled(this.docker))) {
+      throw new InfrastructureError(
+        'running',
+        `the docker engine restarted and stopped the container (exit ${info.State.ExitCode}; live-restore is off); the job will be retried`,
+      );
+    }
+    const replayed = await this.follow(container, info, this.kept());
+    this.reattachments.push({ at: new Date().toISOString(), running, replayed });
+    this.log.warn(
+      { containerId: container.id, running, replayed },
+      'docker engine back; container taken back',
+    );
+    return running ? null : info.State.ExitCode;
+  }
+
+  /** A container someone else stopped (the daemon shutting down, docker stop/kill) did not finish: infra. */
+  private async refuseForeignStop(code: number): Promise<void> {
+    const events = this.events;
+    if (!events) return;
+    await events.died(DIE_EVENT_WAIT_MS);
+    if (events.foreignSignal === null) return;
+    throw new InfrastructureError(
+      'running',
+      `the container was stopped from outside Stevedore (signal ${events.foreignSignal}, exit ${code}): the docker daemon shutting down, or docker stop/kill on the host; the job will be retried`,
+    );
+  }
+
+  /**
+   * Rejects when the daemon has not answered an inspect for `engineOutageMs`. Resolves with the
+   * exit code if inspect sees the container exited while the wait request has still not answered
    * (a lost HTTP response must not hang the job). Otherwise never settles.
    */
   private async watch(container: Dockerode.Container, stop: AbortSignal): Promise<number> {
     let failures = 0;
+    let failingSince = 0;
     let exitedSeen = 0;
-    let lastError: unknown;
     while (!stop.aborted) {
       await sleep(this.watchdogIntervalMs, undefined, { signal: stop }).catch(() => undefined);
       if (stop.aborted) break;
@@ -316,14 +478,15 @@ export class DockerExecutor implements ContainerExecutor {
             'the container disappeared while running (removed by someone else?)',
           );
         }
+        if (failures === 0) failingSince = Date.now();
         failures += 1;
-        lastError = error;
         this.log.warn({ containerId: container.id, failures, err: error }, 'docker daemon did not answer');
-        if (failures >= WATCHDOG_FAILURES) {
+        const away = Date.now() - failingSince;
+        if (away >= this.engineOutageMs) {
           throw new InfrastructureError(
             'running',
-            `docker daemon stopped answering (${failures} inspects failed in a row, last: ${(lastError as Error).message}); check dockerd`,
-            { cause: lastError },
+            `docker daemon stopped answering (${failures} inspects failed over ${(away / 1000).toFixed(1)} s, last: ${(error as Error).message}); check dockerd`,
+            { cause: error },
           );
         }
       }
@@ -334,6 +497,7 @@ export class DockerExecutor implements ContainerExecutor {
   async stop(options: { graceMs?: number } = {}): Promise<void> {
     const container = this.container;
     if (!container || !this.started) return;
+    this.stopping = true;
     const graceMs = Math.max(0, options.graceMs ?? 0);
     if (graceMs > 0) {
       if (!(await this.signal(container, 'SIGTERM'))) return;
@@ -353,6 +517,7 @@ export class DockerExecutor implements ContainerExecutor {
   detach(): void {
     this.closed = true;
     this.attachStream?.destroy();
+    if (this.container) DockerEvents.of(this.docker).unwatch(this.container.id);
   }
 
   /** Sends a signal; false when the container is no longer running. */
@@ -373,6 +538,7 @@ export class DockerExecutor implements ContainerExecutor {
     this.attachStream?.destroy();
     const container = this.container;
     if (!container) return;
+    DockerEvents.of(this.docker).unwatch(container.id);
     try {
       await container.remove({ force: true, v: true });
       this.log.debug({ containerId: container.id }, 'container removed');
@@ -385,6 +551,13 @@ export class DockerExecutor implements ContainerExecutor {
 
   async exitDetails(): Promise<ExitDetails> {
     const container = this.requireContainer('running');
+    // The engine's events already tell, unless some were missed or the first process died of
+    // SIGKILL (then its `oom` event may trail the `die`, and inspect has the final word).
+    const events = this.events;
+    if (events?.oom) return { oomKilled: true };
+    if (events && !events.gap && events.exitCode !== null && this.exitCode !== EXIT_SIGKILL) {
+      return { oomKilled: false };
+    }
     try {
       const info = await container.inspect();
       return { oomKilled: info.State.OOMKilled === true };

@@ -30,6 +30,8 @@ export interface RunFacts {
   stderr: OutputCapture;
   /** Set when this run took over a container an earlier worker lost. */
   adoptedFrom: { attempt: number; worker: string } | null;
+  /** Set when the container outlived a docker engine restart and was taken back. */
+  reattached: boolean;
 }
 
 /** Milliseconds spent in each phase, from the ordered transition marks. */
@@ -87,7 +89,7 @@ export function buildResult(f: RunFacts): JobResult {
     stderr: f.stderr.summary(),
     worker: f.worker,
     attempt: f.attempt,
-    adopted: f.adoptedFrom !== null,
+    adopted: f.adoptedFrom !== null || f.reattached,
     attempts: [
       ...(f.adoptedFrom
         ? [

@@ -1,9 +1,16 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { ContainerExecutor, ExecutorSpec } from '../executors/executor.js';
-import { CommandNotFoundError, coerceError, type Phase, PhaseError } from '../jobs/errors.js';
+import {
+  CommandNotFoundError,
+  coerceError,
+  InfrastructureError,
+  type Phase,
+  PhaseError,
+} from '../jobs/errors.js';
 import type { OutputStream } from '../jobs/keys.js';
 import type { JobProgress, RunPhase } from '../jobs/progress.js';
 import type { JobResult, Usage } from '../jobs/result.js';
@@ -19,6 +26,8 @@ export type { StopReason } from './run-result.js';
 /** First usage sample soon after start (short jobs get one too), then every interval. */
 const FIRST_USAGE_SAMPLE_MS = 500;
 const DEFAULT_USAGE_INTERVAL_MS = 1_000;
+/** Removal attempts while the engine does not answer (1 s, 2 s, … apart: about 15 s in all). */
+const RELEASE_TRIES = 6;
 
 export interface RunContext {
   jobId: string;
@@ -51,6 +60,8 @@ export interface AdoptingExecutor {
     alreadyKept: { stdout: number; stderr: number },
   ): Promise<{ replayed: boolean; running: boolean }>;
   detach(): void;
+  /** Engine outages (daemon restarts) the container lived through and was taken back after. */
+  readonly reattachments: readonly { at: string; running: boolean; replayed: boolean }[];
 }
 
 export interface RunOutcome {
@@ -314,6 +325,15 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     clearTimeout(timer);
     clearTimeout(sampler);
     stop.removeEventListener('abort', onStop);
+    for (const reattached of executor.reattachments ?? []) {
+      events.write('engine-reattached', reattached);
+      if (reattached.running && !reattached.replayed) {
+        events.write('warning', {
+          message:
+            'output written while the docker engine was away is not kept (the log driver keeps no copy)',
+        });
+      }
+    }
     if (firstError)
       events.write('error', {
         phase: firstError instanceof PhaseError ? firstError.phase : phase,
@@ -332,10 +352,21 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   if (detached) executor.detach?.();
   const release = async (): Promise<void> => {
     if (detached) return;
-    await executor.close().catch((error: unknown) => {
-      // The result is already known; a container we could not remove is logged, not reported as the run's failure.
-      log.warn({ err: error }, 'could not remove the container');
-    });
+    // The engine may be restarting: try again for a while. The result is already known, so a
+    // container we could not remove is logged (reconciliation removes it later), not reported as
+    // the run's failure.
+    for (let tries = 1; ; tries += 1) {
+      try {
+        await executor.close();
+        return;
+      } catch (error) {
+        if (!(error instanceof InfrastructureError) || tries >= RELEASE_TRIES) {
+          log.warn({ err: error, tries }, 'could not remove the container');
+          return;
+        }
+        await sleep(tries * 1_000);
+      }
+    }
   };
   const finishedAt = Date.now();
   const result = buildResult({
@@ -358,6 +389,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     stdout,
     stderr,
     adoptedFrom: ctx.adopt ? { attempt: ctx.attempt, worker: ctx.adopt.fromWorker } : null,
+    reattached: (executor.reattachments?.length ?? 0) > 0,
   });
   events.write('result', {
     state: result.state,

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import type { JobSpecInput } from '../../src/jobs/spec.js';
 import { loadConfig, type WorkerConfig } from '../../src/worker/config.js';
-import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
+import { startWorker, type WorkerDeps, type WorkerHandle } from '../../src/worker/worker.js';
 import { TEST_IMAGE, testImageTarball } from './docker.js';
 import type { TestRedis } from './redis.js';
 
@@ -48,9 +48,10 @@ export class Harness {
     };
   }
 
-  async worker(overrides: Partial<WorkerConfig> = {}): Promise<WorkerHandle> {
+  async worker(overrides: Partial<WorkerConfig> = {}, deps: WorkerDeps = {}): Promise<WorkerHandle> {
     const handle = await startWorker(await this.config(overrides), {
       logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+      ...deps,
     });
     this.workers.push(handle);
     return handle;

@@ -50,6 +50,18 @@ describe('DockerExecutor on the engine', () => {
     expect(info.Config.OpenStdin).toBe(false);
   });
 
+  it('a container stopped from outside (docker stop) fails wait() as infra, not as the job exit', async () => {
+    const e = new DockerExecutor({ docker, labels: testLabels('foreign-stop') });
+    cleanup.push(() => e.close());
+    await e.loadImage(TEST_IMAGE, testImageTarball());
+    await e.create(spec(['sh', '-c', "trap 'exit 5' TERM; while true; do sleep 0.1; done"]));
+    await e.start();
+    await docker.getContainer(e.containerId).stop({ t: 5 });
+    await expect(e.wait()).rejects.toThrow(
+      /running: the container was stopped from outside Stevedore \(signal 15, exit 5\)/,
+    );
+  });
+
   it('close() removes the container', async () => {
     const e = new DockerExecutor({ docker, labels: testLabels('close') });
     await e.loadImage(TEST_IMAGE, testImageTarball());
@@ -67,6 +79,7 @@ describe('DockerExecutor on the engine', () => {
       docker: viaProxy,
       labels: testLabels('watchdog'),
       watchdogIntervalMs: 100,
+      engineOutageMs: 500,
     });
     await e.loadImage(TEST_IMAGE, testImageTarball());
     await e.create(spec(['sleep', '60']));
@@ -74,6 +87,8 @@ describe('DockerExecutor on the engine', () => {
     cleanup.push(() => docker.getContainer(id).remove({ force: true }));
     await e.start();
     proxy.frozen = true;
-    await expect(e.wait()).rejects.toThrow(/running: docker daemon stopped answering \(5 inspects failed/);
+    await expect(e.wait()).rejects.toThrow(
+      /running: docker daemon stopped answering \(\d+ inspects failed over \d+\.\d s/,
+    );
   });
 });
