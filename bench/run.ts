@@ -20,7 +20,7 @@ import { stevedoreBatch, stevedoreLatencies, WorkerProcess } from './stevedore.j
 const REPEATS = 3;
 const CONCURRENCY = [1, 2, 4];
 const JOBS_PER_RUN: Record<number, number> = { 1: 12, 2: 20, 4: 32 };
-const LATENCY_JOBS = 40;
+const LATENCY_JOBS = 100;
 const OUTPUT_BYTES = 500_000_000;
 const TRIVIAL = ['true'];
 
@@ -41,7 +41,8 @@ const log = (line: string): void => console.error(`[bench] ${line}`);
  * through MONITOR: script-internal commands are the lines marked "lua".
  */
 async function countRoundTrips(url: string): Promise<{ stop: () => Promise<number> }> {
-  const monitor = await new Redis(url).monitor();
+  const base = new Redis(url);
+  const monitor = await base.monitor();
   let count = 0;
   monitor.on('monitor', (_time: string, _args: string[], source: string) => {
     if (!source.includes('lua')) count += 1;
@@ -49,6 +50,7 @@ async function countRoundTrips(url: string): Promise<{ stop: () => Promise<numbe
   return {
     stop: async () => {
       monitor.disconnect();
+      await base.quit();
       return count;
     },
   };

@@ -16,7 +16,8 @@ export class WorkerProcess {
 
   static async start(redisUrl: string, concurrency: number, stateDir: string): Promise<WorkerProcess> {
     const queue = `bench-${concurrency}-${Date.now()}`;
-    const child = execa(process.execPath, [CLI, 'worker'], {
+    // Run as the `stevedore` bin runs: its shebang sets the worker's V8 flags.
+    const child = execa(CLI, ['worker'], {
       env: {
         REDIS_URL: redisUrl,
         STEVEDORE_QUEUE: queue,

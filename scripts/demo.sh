@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
 [[ -f dist/cli/main.js && -z $(find src -newer dist/cli/main.js -print -quit) ]] || npm run --silent build
-exec node dist/cli/main.js demo "$@"
+exec dist/cli/main.js demo "$@"

@@ -1,5 +1,9 @@
-#!/usr/bin/env node
-import './runtime-flags.js';
+#!/usr/bin/env -S node --max-semi-space-size=1 --v8-pool-size=1
+// A worker is a long-running, I/O-bound daemon: V8's default young generation (16 MiB
+// semi-spaces) holds ~30 MB of idle RSS it never needs; 1 MiB semi-spaces cost a few more
+// scavenges under heavy output, and one V8 helper thread instead of one per core saves ~4 MB
+// more (BENCHMARKS.md). Only flags at start-up work for these.
+import './lazy-transports.js';
 import { InvalidSpecError, UnknownJobError, ValidationError } from '../jobs/errors.js';
 import { ConfigError } from '../worker/config.js';
 import { MAIN_HELP, UsageError } from './usage.js';

@@ -56,12 +56,17 @@ export class LiveOutput {
     }, FLUSH_INTERVAL_MS);
   }
 
-  /** Sends what is pending; returns when this and earlier writes are done. */
-  private flush(): Promise<void> {
-    if (this.inFlight) return this.inFlight.then(() => this.flush());
-    if (this.pendingBytes === 0) return Promise.resolve();
+  /**
+   * Sends what is pending, and with `end` the end-of-attempt marker in the same round trip;
+   * returns when this and earlier writes are done.
+   */
+  private flush(end = false): Promise<void> {
+    if (this.inFlight) return this.inFlight.then(() => this.flush(end));
+    // A stream that never had output needs no end marker: followers stop on the job's result.
+    const marker = end && this.produced > 0;
+    if (this.pendingBytes === 0 && !marker) return Promise.resolve();
     const data = Buffer.concat(this.pending);
-    let offset = this.pendingOffset;
+    const offset = this.pendingOffset;
     this.pending = [];
     this.pendingOffset += this.pendingBytes;
     this.pendingBytes = 0;
@@ -71,7 +76,18 @@ export class LiveOutput {
       const chunk = data.subarray(at, at + LIVE_CHUNK_BYTES);
       pipeline.xadd(this.key, 'MAXLEN', this.maxEntries, '*', 'o', String(offset + at), 'd', chunk);
     }
-    offset += data.length;
+    if (marker) {
+      pipeline.xadd(
+        this.key,
+        'MAXLEN',
+        this.maxEntries + 1,
+        '*',
+        'eof',
+        String(this.attempt),
+        'o',
+        String(this.produced),
+      );
+    }
     pipeline.expire(this.key, SIDE_KEY_TTL_SECONDS);
     this.inFlight = pipeline
       .exec()
@@ -93,25 +109,6 @@ export class LiveOutput {
   async finish(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    await this.flush();
-    // A stream that never had output needs no end marker: followers stop on the job's result.
-    if (this.produced === 0) return;
-    await this.redis
-      .pipeline()
-      .xadd(
-        this.key,
-        'MAXLEN',
-        this.maxEntries + 1,
-        '*',
-        'eof',
-        String(this.attempt),
-        'o',
-        String(this.produced),
-      )
-      .expire(this.key, SIDE_KEY_TTL_SECONDS)
-      .exec()
-      .catch((error: unknown) =>
-        this.logger.warn({ err: error, key: this.key }, 'could not mark end of live output'),
-      );
+    await this.flush(true);
   }
 }

@@ -26,6 +26,8 @@ export type { StopReason } from './run-result.js';
 /** First usage sample soon after start (short jobs get one too), then every interval. */
 const FIRST_USAGE_SAMPLE_MS = 500;
 const DEFAULT_USAGE_INTERVAL_MS = 1_000;
+/** Phase changes closer together than this are published as one progress write. */
+const PROGRESS_COALESCE_MS = 25;
 /** Removal attempts while the engine does not answer (1 s, 2 s, … apart: about 15 s in all). */
 const RELEASE_TRIES = 6;
 
@@ -144,22 +146,17 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   // Aborting this lets go of the container without stopping it (detach on shutdown).
   const letGo = new AbortController();
 
-  // Progress is published off the critical path and coalesced: while one write is in flight,
-  // at most one more is queued and it sends the newest snapshot (which carries the whole
-  // history). The run waits for Redis once, at the end, so "done" is visible before the result.
+  // Progress is published off the critical path and coalesced: phases that follow each other
+  // within PROGRESS_COALESCE_MS go out as one write, and while one write is in flight at most
+  // one more is queued, sending the newest snapshot (it carries the whole history). The run
+  // waits for Redis once, at the end, so "done" is visible before the result.
   let chain: Promise<void> = Promise.resolve();
   let queued = false;
   let latest: JobProgress | null = null;
-  const progress = (current: RunPhase, usage?: Usage): void => {
-    latest = {
-      phase: current,
-      at: history.at(-1)?.at ?? new Date().toISOString(),
-      history: [...history],
-      attempt: ctx.attempt,
-      worker: ctx.worker.id,
-      containerId: executor.containerId || undefined,
-      usage,
-    };
+  let coalescing: NodeJS.Timeout | undefined;
+  const send = (): void => {
+    clearTimeout(coalescing);
+    coalescing = undefined;
     if (queued) return;
     queued = true;
     chain = chain.then(async () => {
@@ -173,6 +170,19 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
           log.warn({ err: error, phase: snapshot.phase }, 'could not publish progress'),
         );
     });
+  };
+  const progress = (current: RunPhase, usage?: Usage): void => {
+    latest = {
+      phase: current,
+      at: history.at(-1)?.at ?? new Date().toISOString(),
+      history: [...history],
+      attempt: ctx.attempt,
+      worker: ctx.worker.id,
+      containerId: executor.containerId || undefined,
+      usage,
+    };
+    if (current === 'done') send();
+    else coalescing ??= setTimeout(send, PROGRESS_COALESCE_MS);
   };
 
   const transition = (next: RunPhase): void => {
