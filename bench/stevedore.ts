@@ -75,10 +75,23 @@ export async function stevedoreLatencies(
 ): Promise<number[]> {
   const times: number[] = [];
   await pool(jobs, 1, async () => {
-    const t0 = performance.now();
-    const { id } = await client.submit(spec, { attempts: 1 });
-    await client.waitForResult(id, { timeoutMs: 60_000 });
-    times.push(performance.now() - t0);
+    times.push((await stevedoreJob(client, spec)).ms);
   });
   return times;
+}
+
+/**
+ * One job, submit → result visible: its milliseconds, and how many of them the worker spent
+ * waiting on the engine (the creating, starting and running phases).
+ */
+export async function stevedoreJob(
+  client: StevedoreClient,
+  spec: JobSpecInput,
+): Promise<{ ms: number; engineMs: number }> {
+  const t0 = performance.now();
+  const { id } = await client.submit(spec, { attempts: 1 });
+  const result = await client.waitForResult(id, { timeoutMs: 60_000 });
+  const ms = performance.now() - t0;
+  const p = result.phases;
+  return { ms, engineMs: (p.creating ?? 0) + (p.starting ?? 0) + (p.running ?? 0) };
 }

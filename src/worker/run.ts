@@ -201,6 +201,9 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   // in between, a cancel reaches the run through `stop` (the cancel channel).
   const checkSignal = (): void => {
     if (stop.aborted) throw new StopRequested(stopReasonOf(stop));
+    // The max run time counts from admission: one that ran out while loading or creating
+    // means the container is never started.
+    if (stopReason === 'timeout') throw new StopRequested('timeout');
   };
   const checkStop = async (): Promise<void> => {
     checkSignal();

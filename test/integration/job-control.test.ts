@@ -123,6 +123,16 @@ describe('job control', () => {
     });
   });
 
+  it('a max run time that runs out before the container starts means it never starts', async () => {
+    await h.worker();
+    const client = h.client();
+    // 1 ms: over before the engine has even created the container.
+    const { id } = await client.submit(busybox(['echo', 'ran'], { maxRunTimeSeconds: 0.001 }));
+    const result = await client.waitForResult(id, { timeoutMs: 15_000 });
+    expect(result).toMatchObject({ state: 'Cancelled', reason: 'timeout', exitCode: null, startedAt: null });
+    expect(result.stdout.bytes).toBe(0);
+  });
+
   it('graceful shutdown puts a running job back without spending an attempt; a second worker completes it', async () => {
     const first = await h.worker({ shutdownGraceMs: 300 });
     const client = h.client();
