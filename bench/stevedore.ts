@@ -14,8 +14,13 @@ export class WorkerProcess {
     readonly queue: string,
   ) {}
 
-  static async start(redisUrl: string, concurrency: number, stateDir: string): Promise<WorkerProcess> {
-    const queue = `bench-${concurrency}-${Date.now()}`;
+  static async start(
+    redisUrl: string,
+    concurrency: number,
+    stateDir: string,
+    env: Record<string, string> = {},
+  ): Promise<WorkerProcess> {
+    const queue = `bench-${concurrency}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
     // Run as the `stevedore` bin runs: its shebang sets the worker's V8 flags.
     const child = execa(CLI, ['worker'], {
       env: {
@@ -25,6 +30,7 @@ export class WorkerProcess {
         STEVEDORE_STATE_DIR: stateDir,
         STEVEDORE_SHUTDOWN_GRACE_MS: '0',
         LOG_LEVEL: 'info',
+        ...env,
       },
       reject: false,
     });

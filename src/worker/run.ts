@@ -27,7 +27,7 @@ export type { StopReason } from './run-result.js';
 const FIRST_USAGE_SAMPLE_MS = 500;
 const DEFAULT_USAGE_INTERVAL_MS = 1_000;
 /** Phase changes closer together than this are published as one progress write. */
-const PROGRESS_COALESCE_MS = 25;
+const PROGRESS_COALESCE_MS = 100;
 /** Removal attempts while the engine does not answer (1 s, 2 s, … apart: about 15 s in all). */
 const RELEASE_TRIES = 6;
 
