@@ -387,7 +387,7 @@ export class DockerExecutor implements ContainerExecutor {
         } catch (error) {
           if (error instanceof PhaseError || statusCodeOf(error) !== undefined) throw error;
           // The connection to the engine broke (a daemon restart?): wait for it, take the container back.
-          code = await this.resume(container, signal);
+          code = await this.resume(container, error instanceof EngineLost, signal);
         } finally {
           watchdog.abort();
         }
@@ -409,7 +409,27 @@ export class DockerExecutor implements ContainerExecutor {
    * if it survived (null: keep waiting), collects its exit code if it ended on its own while the
    * engine kept it (live-restore), and fails as infra when the engine stopped it or lost it.
    */
-  private async resume(container: Dockerode.Container, signal?: AbortSignal): Promise<number | null> {
+  private async resume(
+    container: Dockerode.Container,
+    onlyEventsDropped: boolean,
+    signal?: AbortSignal,
+  ): Promise<number | null> {
+    // Only the event stream dropped while the output stream is still open and the engine
+    // answers: not a restart (a proxy closing idle connections, say). Keep what we have.
+    const output = this.attachStream;
+    if (onlyEventsDropped && output && !output.destroyed && !output.readableEnded) {
+      const answers = await container.inspect({ abortSignal: AbortSignal.timeout(1_000) }).then(
+        () => true,
+        () => false,
+      );
+      if (answers) {
+        this.log.debug(
+          { containerId: container.id },
+          'engine event stream dropped; the engine still answers',
+        );
+        return null;
+      }
+    }
     const lostAt = Date.now();
     this.log.warn({ containerId: container.id }, 'lost the docker engine; waiting for it to come back');
     // The old output stream must never deliver alongside a new one.

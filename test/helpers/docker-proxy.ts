@@ -6,11 +6,14 @@ import { join } from 'node:path';
 /**
  * A unix-socket proxy in front of the Docker engine that can be frozen: while frozen, every
  * connection is accepted and then ignored, as a hung daemon would. Lets the watchdog test
- * make the real engine look dead without touching it.
+ * make the real engine look dead without touching it. It can also cut chosen connections, as
+ * a proxy closing long-lived requests would.
  */
 export class FreezableDockerProxy {
   frozen = false;
   private readonly sockets = new Set<Socket>();
+  /** Each client connection with the first line of the latest request it sent (connections are reused). */
+  private readonly requests = new Map<Socket, string>();
 
   private constructor(
     private readonly server: Server,
@@ -24,13 +27,20 @@ export class FreezableDockerProxy {
     let proxy: FreezableDockerProxy | undefined;
     const server = createServer((client) => {
       proxy?.sockets.add(client);
-      client.on('close', () => proxy?.sockets.delete(client));
+      client.on('close', () => {
+        proxy?.sockets.delete(client);
+        proxy?.requests.delete(client);
+      });
       if (proxy?.frozen) return;
       const upstream = connect(target);
       proxy?.sockets.add(upstream);
       // Forward by hand so that freezing also silences connections that are already open
       // (dockerode keeps connections alive and reuses them).
-      client.on('data', (chunk) => proxy?.frozen || upstream.write(chunk));
+      client.on('data', (chunk: Buffer) => {
+        const line = chunk.toString('latin1', 0, 200).split('\r\n')[0] ?? '';
+        if (/^[A-Z]+ \//.test(line)) proxy?.requests.set(client, line);
+        if (!proxy?.frozen) upstream.write(chunk);
+      });
       upstream.on('data', (chunk) => proxy?.frozen || client.write(chunk));
       client.on('end', () => upstream.end());
       upstream.on('end', () => client.end());
@@ -44,6 +54,17 @@ export class FreezableDockerProxy {
     proxy = new FreezableDockerProxy(server, socketPath, dir);
     await new Promise<void>((resolve) => server.listen(socketPath, resolve));
     return proxy;
+  }
+
+  /** Cuts every open connection whose first request line matches; returns how many. */
+  cut(requestLine: RegExp): number {
+    let cut = 0;
+    for (const [client, line] of this.requests) {
+      if (!requestLine.test(line)) continue;
+      client.destroy();
+      cut += 1;
+    }
+    return cut;
   }
 
   async close(): Promise<void> {

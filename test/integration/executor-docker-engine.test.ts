@@ -71,6 +71,26 @@ describe('DockerExecutor on the engine', () => {
     await expect(docker.getContainer(id).inspect()).rejects.toMatchObject({ statusCode: 404 });
   });
 
+  it('a dropped event stream alone (the engine still answers) keeps the output stream: no reattach', async () => {
+    const proxy = await FreezableDockerProxy.start();
+    cleanup.push(() => proxy.close());
+    const e = new DockerExecutor({
+      docker: new Dockerode({ socketPath: proxy.socketPath }),
+      labels: testLabels('events-cut'),
+    });
+    cleanup.push(() => e.close());
+    await e.loadImage(TEST_IMAGE, testImageTarball());
+    const s = spec(['sh', '-c', 'echo before; sleep 1; echo after']);
+    await e.create(s);
+    await e.start();
+    const exit = e.wait();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(proxy.cut(/^GET (\/v[\d.]+)?\/events/)).toBe(1);
+    await expect(exit).resolves.toBe(0);
+    expect(s.stdout.text).toBe('before\nafter\n');
+    expect(e.reattachments).toEqual([]);
+  });
+
   it('the watchdog rejects wait() when the daemon stops answering', async () => {
     const proxy = await FreezableDockerProxy.start();
     cleanup.push(() => proxy.close());
