@@ -133,6 +133,7 @@ export class DockerExecutor implements ContainerExecutor {
   /** Set before the executor sends any signal, so the engine's kill events can be told apart. */
   private stopping = false;
   private exitCode: number | null = null;
+  private exitedUnwatched = false;
   /** Engine outages this container lived through. */
   readonly reattachments: Reattachment[] = [];
   private attachStream: Readable | Duplex | undefined;
@@ -232,16 +233,18 @@ export class DockerExecutor implements ContainerExecutor {
     alreadyKept: { stdout: number; stderr: number },
   ): Promise<{ replayed: boolean; running: boolean }> {
     const container = this.docker.getContainer(containerId);
+    // Watch before looking, so an exit in between is not missed.
+    await this.watchEvents(container);
     let info: Dockerode.ContainerInspectInfo;
     try {
       info = await container.inspect();
     } catch (error) {
+      DockerEvents.of(this.docker).unwatch(containerId);
       throw wrapEngineError('running', `cannot adopt container ${containerId}`, error);
     }
     this.container = container;
     this.started = true;
     this.streams = streams;
-    await this.watchEvents(container);
     const replayed = await this.follow(container, info, alreadyKept);
     this.log.info({ containerId, replayed, running: info.State.Running }, 'container adopted');
     return { replayed, running: info.State.Running };
@@ -258,6 +261,8 @@ export class DockerExecutor implements ContainerExecutor {
     alreadyKept: { stdout: number; stderr: number },
   ): Promise<boolean> {
     const streams = this.streams as OutputStreams;
+    // Its `die` event came before anyone watched: wait() must not wait for it.
+    if (!info.State.Running) this.exitedUnwatched = true;
     const replayed = (info.HostConfig.LogConfig?.Type ?? 'none') !== 'none';
     const demux = new DockerDemux(
       replayed ? new SkipBytes(streams.stdout, alreadyKept.stdout) : streams.stdout,
@@ -460,7 +465,7 @@ export class DockerExecutor implements ContainerExecutor {
   private async refuseForeignStop(code: number): Promise<void> {
     const events = this.events;
     if (!events) return;
-    await events.died(DIE_EVENT_WAIT_MS);
+    if (!this.exitedUnwatched) await events.died(DIE_EVENT_WAIT_MS);
     if (events.foreignSignal === null) return;
     throw new InfrastructureError(
       'running',

@@ -29,6 +29,9 @@ export interface WorkerHandle {
   running(): number;
 }
 
+/** Leftover containers are looked for at start and then every this many lock durations. */
+const RECONCILE_EVERY_LOCKS = 4;
+
 const safeName = (s: string): string => s.replace(/[^a-zA-Z0-9_.-]/g, '_');
 
 /** Starts a worker that takes container jobs from the queue and runs them. */
@@ -193,21 +196,31 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   );
   await worker.waitUntilReady();
   const queue = new Queue(config.queue, { connection: commands, prefix: config.prefix });
-  try {
-    await reconcileContainers({
+  let reconciling: Promise<void> | undefined;
+  const reconcile = (): Promise<void> => {
+    reconciling ??= reconcileContainers({
       docker,
       queue,
       redis: commands,
       prefix: config.prefix,
       graceMs: config.lockDurationMs,
       logger,
-      ownJobs: new Set(runs.keys()),
-    });
-  } catch (error) {
-    logger.warn({ err: error }, 'could not reconcile leftover containers; continuing');
-  } finally {
-    await queue.close();
-  }
+      ownJobs: new Set([...runs.keys(), ...releases.keys()]),
+    })
+      .then(() => undefined)
+      .catch((error: unknown) =>
+        logger.warn({ err: error }, 'could not reconcile leftover containers; continuing'),
+      )
+      .finally(() => {
+        reconciling = undefined;
+      });
+    return reconciling;
+  };
+  await reconcile();
+  // Again now and then: a job BullMQ failed on its own (stalled too often) leaves its container
+  // to no worker, and no worker may start for a long time.
+  const reconciler = setInterval(() => void reconcile(), config.lockDurationMs * RECONCILE_EVERY_LOCKS);
+  reconciler.unref();
   void worker.run();
   logger.info(
     { queue: config.queue, concurrency: config.concurrency, runtime: config.runtime },
@@ -233,6 +246,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         );
         await closed;
         clearTimeout(timer);
+        clearInterval(reconciler);
+        await reconciling;
+        await queue.close();
         for (const id of [...releases.keys()]) releaseNow(id);
         await Promise.all(cleanups);
         await stopListening();

@@ -107,4 +107,15 @@ describe('reconciliation of leftover containers', () => {
     expect(result.stdout.tail).toBe('fresh run\n');
     expect(await exists(earlier)).toBe(false);
   });
+
+  it('a running worker looks again now and then: a leftover appearing later is removed too', async () => {
+    // Every 4 lock durations; the worker is already running when the leftover appears (as when
+    // BullMQ fails a job that stalled too often and no worker owns its container).
+    const worker = await h.worker({ lockDurationMs: 1_000 });
+    const late = await leftover('failed-by-bullmq-meanwhile');
+    const deadline = Date.now() + 15_000;
+    while ((await exists(late)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await exists(late)).toBe(false);
+    expect(worker.running()).toBe(0);
+  });
 });
