@@ -1,15 +1,15 @@
 import { readdir, stat } from 'node:fs/promises';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
 import { CommandNotFoundError, InfrastructureError, PhaseError, statusCodeOf } from '../jobs/errors.js';
 import { DockerDemux } from './demux.js';
+import { cleanEngineMessage, isAlreadyInState, isGone, wrapEngineError } from './docker-errors.js';
 import { type ContainerWatch, DockerEvents } from './docker-events.js';
 import { dockerExec } from './docker-exec.js';
 import { type DockerHostFacts, toDockerCreateOptions } from './docker-options.js';
-import { awaitEngine, liveRestoreEnabled } from './docker-outage.js';
+import { awaitEngine, liveRestoreEnabled, watchContainer } from './docker-outage.js';
 import { dockerUsage } from './docker-usage.js';
 import type {
   ContainerExecutor,
@@ -29,8 +29,6 @@ const DEFAULT_ENGINE_OUTAGE_MS = 30_000;
 const DIE_EVENT_WAIT_MS = 2_000;
 /** SIGKILL: the only exit an OOM kill of the container's first process can give. */
 const EXIT_SIGKILL = 137;
-/** Watchdog inspects that must see the container exited before we stop waiting for wait(). */
-const EXITED_CONFIRMATIONS = 3;
 /**
  * No engine-side log copy by default: attach already gives us every byte, and PITFALLS.md
  * measured 500 MB of stdout at 9.6 s with "none" against 14.3 s ("local") and 24.8 s ("json-file").
@@ -88,16 +86,6 @@ class EngineLost extends Error {
   constructor() {
     super('lost the connection to the docker engine');
   }
-}
-
-function isGone(error: unknown): boolean {
-  return statusCodeOf(error) === 404;
-}
-
-/** 304: already stopped/started; 409: not running, or removal already in progress. */
-function isAlreadyInState(error: unknown): boolean {
-  const code = statusCodeOf(error);
-  return code === 304 || code === 409;
 }
 
 async function gatherGpuFacts(
@@ -386,7 +374,12 @@ export class DockerExecutor implements ContainerExecutor {
           code = await Promise.race([
             this.exit,
             aborted,
-            this.watch(container, watchdog.signal),
+            watchContainer(container, {
+              intervalMs: this.watchdogIntervalMs,
+              outageMs: this.engineOutageMs,
+              stop: watchdog.signal,
+              log: this.log,
+            }),
             ...(lost ? [lost] : []),
           ]);
         } catch (error) {
@@ -471,52 +464,6 @@ export class DockerExecutor implements ContainerExecutor {
       'running',
       `the container was stopped from outside Stevedore (signal ${events.foreignSignal}, exit ${code}): the docker daemon shutting down, or docker stop/kill on the host; the job will be retried`,
     );
-  }
-
-  /**
-   * Rejects when the daemon has not answered an inspect for `engineOutageMs`. Resolves with the
-   * exit code if inspect sees the container exited while the wait request has still not answered
-   * (a lost HTTP response must not hang the job). Otherwise never settles.
-   */
-  private async watch(container: Dockerode.Container, stop: AbortSignal): Promise<number> {
-    let failures = 0;
-    let failingSince = 0;
-    let exitedSeen = 0;
-    while (!stop.aborted) {
-      await sleep(this.watchdogIntervalMs, undefined, { signal: stop }).catch(() => undefined);
-      if (stop.aborted) break;
-      try {
-        const info = await container.inspect({ abortSignal: AbortSignal.timeout(this.watchdogIntervalMs) });
-        failures = 0;
-        exitedSeen = info.State.Running ? 0 : exitedSeen + 1;
-        if (exitedSeen >= EXITED_CONFIRMATIONS) {
-          this.log.warn(
-            { containerId: container.id },
-            'container exited but wait never answered; using inspect',
-          );
-          return info.State.ExitCode;
-        }
-      } catch (error) {
-        if (isGone(error)) {
-          throw new InfrastructureError(
-            'running',
-            'the container disappeared while running (removed by someone else?)',
-          );
-        }
-        if (failures === 0) failingSince = Date.now();
-        failures += 1;
-        this.log.warn({ containerId: container.id, failures, err: error }, 'docker daemon did not answer');
-        const away = Date.now() - failingSince;
-        if (away >= this.engineOutageMs) {
-          throw new InfrastructureError(
-            'running',
-            `docker daemon stopped answering (${failures} inspects failed over ${(away / 1000).toFixed(1)} s, last: ${(error as Error).message}); check dockerd`,
-            { cause: error },
-          );
-        }
-      }
-    }
-    return new Promise<number>(() => undefined);
   }
 
   async stop(options: { graceMs?: number } = {}): Promise<void> {
@@ -652,23 +599,4 @@ export class DockerExecutor implements ContainerExecutor {
     if (!this.container) throw new PhaseError(phase, 'no container: call create() first');
     return this.container;
   }
-}
-
-/** The engine's message without dockerode's "(HTTP code 500) server error - " prefix. */
-export function cleanEngineMessage(message: string): string {
-  return message.replace(/^\(HTTP code \d+\)[^-]*- /, '').trim();
-}
-
-function wrapEngineError(
-  phase: 'creating' | 'starting' | 'running' | 'stopping' | 'finalizing' | 'closing',
-  what: string,
-  error: unknown,
-): Error {
-  const message = cleanEngineMessage((error as Error).message ?? String(error));
-  const code = statusCodeOf(error);
-  // 4xx from the engine is about this container or spec; anything else means the engine is in trouble.
-  if (code !== undefined && code >= 400 && code < 500) {
-    return new PhaseError(phase, `${what}: ${message}`, { cause: error });
-  }
-  return new InfrastructureError(phase, `${what}: ${message}`, { cause: error });
 }
