@@ -41,6 +41,7 @@ environment variable. With no Redis URL, starts an embedded redis-server (loopba
   --state-dir DIR            STEVEDORE_STATE_DIR (default ~/.local/state/stevedore)
   --lock-duration-ms MS      STEVEDORE_LOCK_DURATION_MS (default 30000)
   --shutdown-grace-ms MS     STEVEDORE_SHUTDOWN_GRACE_MS (default 30000)
+  --engine-outage-ms MS      STEVEDORE_ENGINE_OUTAGE_MS (default 30000; a dockerd restart may take this long)
   --log-level LEVEL          LOG_LEVEL (default "info")
   --on-shutdown stop|detach  STEVEDORE_ON_SHUTDOWN (default "stop")
   --log-driver NAME          STEVEDORE_LOG_DRIVER (default "none"; "local" keeps output for adoption)

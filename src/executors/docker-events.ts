@@ -4,6 +4,8 @@ import type Dockerode from 'dockerode';
 /** How long an unused event subscription stays open for the next container. */
 const IDLE_CLOSE_MS = 10_000;
 const RECONNECT_DELAY_MS = 500;
+/** A subscription that does not answer by then is given up for this container (it falls back to inspect). */
+const OPEN_TIMEOUT_MS = 5_000;
 
 interface EngineEvent {
   Type?: string;
@@ -111,7 +113,18 @@ export class DockerEvents {
     clearTimeout(this.idleTimer);
     const watch = new ContainerWatch(containerId, ownSignal);
     this.watches.set(containerId, watch);
-    await this.open();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the engine's event stream did not answer within ${OPEN_TIMEOUT_MS} ms`)),
+        OPEN_TIMEOUT_MS,
+      );
+    });
+    try {
+      await Promise.race([this.open(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
     return watch;
   }
 

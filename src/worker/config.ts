@@ -18,6 +18,8 @@ export interface WorkerConfig {
   stateDir: string;
   lockDurationMs: number;
   shutdownGraceMs: number;
+  /** How long the Docker daemon may be unreachable (a restart) before a running job fails as infra. */
+  engineOutageMs: number;
   logLevel: string;
   workerId: string;
   host: string;
@@ -117,6 +119,12 @@ export function loadConfig(
       get('STEVEDORE_SHUTDOWN_GRACE_MS'),
       30_000,
       0,
+    ),
+    engineOutageMs: positiveInt(
+      'STEVEDORE_ENGINE_OUTAGE_MS',
+      get('STEVEDORE_ENGINE_OUTAGE_MS'),
+      30_000,
+      1_000,
     ),
     logLevel,
     onShutdown,

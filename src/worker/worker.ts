@@ -114,6 +114,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       docker,
       name: `stevedore-${safeName(config.queue)}-${safeName(jobId)}-${attempt}-${job.attemptsStarted}`,
       logDriver: config.logDriver,
+      engineOutageMs: config.engineOutageMs,
       labels: {
         'stevedore.queue': config.queue,
         'stevedore.job-id': jobId,

@@ -13,6 +13,7 @@ describe('worker configuration', () => {
       logDir: '/home/u/.local/state/stevedore/logs',
       lockDurationMs: 30_000,
       shutdownGraceMs: 30_000,
+      engineOutageMs: 30_000,
       logLevel: 'info',
     });
     expect(c.concurrency).toBeGreaterThanOrEqual(1);
@@ -29,6 +30,7 @@ describe('worker configuration', () => {
         STEVEDORE_LOG_DIR: '/logs',
         STEVEDORE_LOCK_DURATION_MS: '5000',
         STEVEDORE_SHUTDOWN_GRACE_MS: '0',
+        STEVEDORE_ENGINE_OUTAGE_MS: '90000',
         LOG_LEVEL: 'debug',
       },
       { STEVEDORE_CONCURRENCY: '8' },
@@ -41,6 +43,7 @@ describe('worker configuration', () => {
       logDir: '/logs',
       lockDurationMs: 5000,
       shutdownGraceMs: 0,
+      engineOutageMs: 90_000,
       logLevel: 'debug',
     });
   });
@@ -55,6 +58,10 @@ describe('worker configuration', () => {
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL="localhost:6379" is invalid'],
     [{ STEVEDORE_QUEUE: 'a:b' }, 'STEVEDORE_QUEUE="a:b" is invalid: must not contain ":"'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL="loud" is invalid'],
+    [
+      { STEVEDORE_ENGINE_OUTAGE_MS: '5' },
+      'STEVEDORE_ENGINE_OUTAGE_MS="5" is invalid: expected a whole number >= 1000',
+    ],
     [
       { STEVEDORE_LOCK_DURATION_MS: '10' },
       'STEVEDORE_LOCK_DURATION_MS="10" is invalid: expected a whole number >= 1000',
