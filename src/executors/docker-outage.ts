@@ -87,7 +87,7 @@ export async function awaitEngine(
       if (statusCodeOf(error) === 404) {
         throw new InfrastructureError(
           'running',
-          `container ${container.id} is gone after the docker engine came back; the job will be retried`,
+          `container ${container.id} is gone after the docker engine came back; the job is retried while attempts remain`,
         );
       }
       lastError = error;
@@ -96,7 +96,7 @@ export async function awaitEngine(
     if (away >= options.limitMs) {
       throw new InfrastructureError(
         'running',
-        `the docker engine has not answered for ${Math.round(away / 1000)} s (last: ${(lastError as Error).message}); check dockerd; the job will be retried`,
+        `the docker engine has not answered for ${Math.round(away / 1000)} s (last: ${(lastError as Error).message}); check dockerd; the job is retried while attempts remain`,
         { cause: lastError },
       );
     }

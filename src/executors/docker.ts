@@ -442,7 +442,7 @@ export class DockerExecutor implements ContainerExecutor {
     if (!running && !(await liveRestoreEnabled(this.docker))) {
       throw new InfrastructureError(
         'running',
-        `the docker engine restarted and stopped the container (exit ${info.State.ExitCode}; live-restore is off); the job will be retried`,
+        `the docker engine restarted and stopped the container (exit ${info.State.ExitCode}; live-restore is off, enable it in dockerd to keep containers across restarts); the job is retried while attempts remain`,
       );
     }
     const replayed = await this.follow(container, info, this.kept());
@@ -462,7 +462,7 @@ export class DockerExecutor implements ContainerExecutor {
     if (events.foreignSignal === null) return;
     throw new InfrastructureError(
       'running',
-      `the container was stopped from outside Stevedore (signal ${events.foreignSignal}, exit ${code}): the docker daemon shutting down, or docker stop/kill on the host; the job will be retried`,
+      `the container was stopped from outside Stevedore (signal ${events.foreignSignal}, exit ${code}): the docker daemon shutting down, or docker stop/kill on the host (stop a job with "stevedore cancel"); the job is retried while attempts remain`,
     );
   }
 
