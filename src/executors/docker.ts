@@ -56,13 +56,13 @@ export interface DockerExecutorOptions {
 }
 
 /** The engine connection broke under a running container and the executor took it back. */
-export interface Reattachment {
+export type Reattachment = {
   at: string;
   /** Whether the container was still running when the engine came back. */
   running: boolean;
   /** Whether its output was replayed from the engine's logs (no bytes lost). */
   replayed: boolean;
-}
+};
 
 interface OutputStreams {
   stdout: Writable;
@@ -182,12 +182,9 @@ export class DockerExecutor implements ContainerExecutor {
         }) as Promise<Readable | Duplex>,
         this.watchEvents(container),
       ]);
-      this.attachStream = stream;
       const demux = new DockerDemux(spec.stdout, spec.stderr);
       this.following = { demux, alreadyKept: { stdout: 0, stderr: 0 }, replayed: false };
-      this.output = pipeline(stream, demux);
-      // Keep an early failure from being reported as unhandled; wait() rethrows it.
-      this.output.catch(() => undefined);
+      this.followStream(stream, demux);
     } catch (error) {
       throw wrapEngineError('creating', 'cannot attach to the container output', error);
     }
@@ -263,8 +260,7 @@ export class DockerExecutor implements ContainerExecutor {
         stdout: true,
         stderr: true,
       })) as unknown as Readable;
-      this.attachStream = logs;
-      this.output = pipeline(logs, demux);
+      this.followStream(logs, demux);
     } else if (info.State.Running) {
       const stream = (await container.attach({
         stream: true,
@@ -272,15 +268,34 @@ export class DockerExecutor implements ContainerExecutor {
         stderr: true,
         hijack: true,
       })) as Duplex;
-      this.attachStream = stream;
-      this.output = pipeline(stream, demux);
+      this.followStream(stream, demux);
     } else {
       this.output = Promise.resolve();
     }
-    this.output.catch(() => undefined);
-    this.exit = container.wait({ condition: 'not-running' }).then((body: WaitBody) => body.StatusCode);
-    this.exit.catch(() => undefined);
+    this.waitForExit(container);
     return replayed;
+  }
+
+  /** Pipes the container's multiplexed output into the demux; wait() awaits the result. */
+  private followStream(stream: Readable | Duplex, demux: DockerDemux): void {
+    this.attachStream = stream;
+    this.output = pipeline(stream, demux);
+    // Keep an early failure from being reported as unhandled; wait() rethrows it.
+    this.output.catch(() => undefined);
+  }
+
+  /**
+   * Asks the engine for the exit code. "not-running" on a started container answers at once if
+   * it has already exited; a "next-exit" wait sent before start can reach the engine after a
+   * fast container exited and then wait forever.
+   */
+  private waitForExit(container: Dockerode.Container): void {
+    this.exit = container.wait({ condition: 'not-running' }).then((body: WaitBody) => {
+      if (body.Error?.Message)
+        this.log.warn({ containerId: container.id, error: body.Error.Message }, 'wait error');
+      return body.StatusCode;
+    });
+    this.exit.catch(() => undefined);
   }
 
   /** Bytes of each stream the outputs hold now. */
@@ -322,15 +337,8 @@ export class DockerExecutor implements ContainerExecutor {
       throw wrapEngineError('starting', 'cannot start the container', error);
     }
     this.started = true;
-    // Asked only after start() returned: a "next-exit" wait sent before start can reach the
-    // engine after a fast container already exited and then wait forever; "not-running" on a
-    // started container answers at once if it has already exited.
-    this.exit = container.wait({ condition: 'not-running' }).then((body: WaitBody) => {
-      if (body.Error?.Message)
-        this.log.warn({ containerId: container.id, error: body.Error.Message }, 'wait error');
-      return body.StatusCode;
-    });
-    this.exit.catch(() => undefined);
+    // Asked only after start() returned (see waitForExit).
+    this.waitForExit(container);
     this.log.debug({ containerId: container.id }, 'container started');
     if (spec.stdin && this.attachStream) {
       const socket = this.attachStream as Duplex;

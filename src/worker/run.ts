@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { Reattachment } from '../executors/docker.js';
 import type { ContainerExecutor, ExecutorSpec } from '../executors/executor.js';
 import {
   CommandNotFoundError,
@@ -63,7 +64,7 @@ export interface AdoptingExecutor {
   ): Promise<{ replayed: boolean; running: boolean }>;
   detach(): void;
   /** Engine outages (daemon restarts) the container lived through and was taken back after. */
-  readonly reattachments: readonly { at: string; running: boolean; replayed: boolean }[];
+  readonly reattachments: readonly Reattachment[];
 }
 
 export interface RunOutcome {
@@ -138,6 +139,11 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   const file = (name: string): string | null => (outputDir ? join(outputDir, name) : null);
   const liveEvents = ctx.openLive?.('events') ?? null;
   const events = new EventsLog(file('events.log'), (line) => liveEvents?.push(line));
+  /** A running container followed from now on, with no engine copy to replay: a gap in its output. */
+  const noteOutputGap = (whileWhat: string): void =>
+    events.write('warning', {
+      message: `output written while ${whileWhat} is not kept (the log driver keeps no copy)`,
+    });
   const [keptOut, keptErr] = ctx.adopt
     ? await Promise.all([keptSoFar(file('stdout')), keptSoFar(file('stderr'))])
     : [undefined, undefined];
@@ -290,11 +296,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
         fromWorker: ctx.adopt.fromWorker,
         ...taken,
       });
-      if (!taken.replayed && taken.running) {
-        events.write('warning', {
-          message: 'output written while no worker was attached is not kept (the log driver keeps no copy)',
-        });
-      }
+      if (!taken.replayed && taken.running) noteOutputGap('no worker was attached');
       startedAt = new Date().toISOString();
       transition('running');
     } else {
@@ -340,12 +342,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     stop.removeEventListener('abort', onStop);
     for (const reattached of executor.reattachments ?? []) {
       events.write('engine-reattached', reattached);
-      if (reattached.running && !reattached.replayed) {
-        events.write('warning', {
-          message:
-            'output written while the docker engine was away is not kept (the log driver keeps no copy)',
-        });
-      }
+      if (reattached.running && !reattached.replayed) noteOutputGap('the docker engine was away');
     }
     if (firstError)
       events.write('error', {
