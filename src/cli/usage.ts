@@ -45,6 +45,8 @@ environment variable. With no Redis URL, starts an embedded redis-server (loopba
   --log-level LEVEL          LOG_LEVEL (default "info")
   --on-shutdown stop|detach  STEVEDORE_ON_SHUTDOWN (default "stop")
   --log-driver NAME          STEVEDORE_LOG_DRIVER (default "none"; "local" keeps output for adoption)
+  --netns reuse|fresh        STEVEDORE_NETNS (default "reuse": jobs without network take turns in
+                             loopback-only namespaces; "fresh": one new namespace per job)
 
 SIGTERM or SIGINT: stop taking jobs. Default (stop): running jobs may finish within the grace
 period, then are stopped and put back in the queue without spending an attempt. detach (for

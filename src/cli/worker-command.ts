@@ -18,6 +18,7 @@ const WORKER_OPTIONS = {
   'log-level': { type: 'string' },
   'on-shutdown': { type: 'string' },
   'log-driver': { type: 'string' },
+  netns: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -36,6 +37,7 @@ const FLAG_ENV: Record<string, string> = {
   'log-level': 'LOG_LEVEL',
   'on-shutdown': 'STEVEDORE_ON_SHUTDOWN',
   'log-driver': 'STEVEDORE_LOG_DRIVER',
+  netns: 'STEVEDORE_NETNS',
 };
 
 export async function workerCommand(args: string[]): Promise<number> {

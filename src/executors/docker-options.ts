@@ -1,5 +1,6 @@
 import type { ContainerCreateOptions, DeviceRequest } from 'dockerode';
 import type { ExecutorSpec } from './executor.js';
+import type { NetnsHolder } from './netns-holders.js';
 
 /** Docker 20.10 refuses a memory limit below 6 MiB (daemon/daemon_unix.go linuxMinMemory). */
 export const DOCKER_MIN_MEMORY_BYTES = 6 * 1024 * 1024;
@@ -26,6 +27,19 @@ export interface DockerNaming {
   labels?: Record<string, string>;
   /** Log driver for the container; see docker.ts for why the default is "none". */
   logDriver?: string;
+  /** A job without network joins this holder's namespace instead of getting one of its own. */
+  netnsHolder?: Pick<NetnsHolder, 'id' | 'files'>;
+}
+
+/** The network files a holder's jobs see, bound read-only so that no job changes them for the next. */
+function holderFileBinds(holder: Pick<NetnsHolder, 'files'>, taken: Set<string>): string[] {
+  const files: [string, string][] = [
+    ['/etc/hosts', holder.files.hosts],
+    ['/etc/hostname', holder.files.hostname],
+    ['/etc/resolv.conf', holder.files.resolvConf],
+  ];
+  // A bind mount of the spec's own at one of these paths wins.
+  return files.filter(([target, source]) => source && !taken.has(target)).map(([t, s]) => `${s}:${t}:ro`);
 }
 
 function splitDeviceList(value: string | undefined): string[] {
@@ -67,8 +81,14 @@ export function toDockerCreateOptions(
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([target, m]) => `${m.hostPath}:${target}${m.readOnly ? ':ro' : ''}`);
 
+  const holder = spec.enableNetwork ? undefined : naming.netnsHolder;
+  if (holder) binds.push(...holderFileBinds(holder, new Set(Object.keys(spec.bindMounts))));
   const hostConfig: NonNullable<ContainerCreateOptions['HostConfig']> = {
-    NetworkMode: spec.enableNetwork ? spec.networkMode || 'default' : 'none',
+    NetworkMode: spec.enableNetwork
+      ? spec.networkMode || 'default'
+      : holder
+        ? `container:${holder.id}`
+        : 'none',
     Binds: binds,
     LogConfig: { Type: naming.logDriver ?? 'none', Config: {} },
     // Never AutoRemove: a late wait() would get 404 and the exit state (OOMKilled) would be lost.

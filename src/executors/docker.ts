@@ -20,6 +20,7 @@ import type {
   UsageSample,
 } from './executor.js';
 import { forgetImage, loadDockerImage } from './image-load.js';
+import { type NetnsHolder, NetnsHolders } from './netns-holders.js';
 import { SkipBytes } from './skip-bytes.js';
 
 const DEFAULT_WATCHDOG_INTERVAL_MS = 2_000;
@@ -53,6 +54,11 @@ export interface DockerExecutorOptions {
   logDriver?: string;
   /** GPU selection handed down from the worker's configuration. */
   visibleDevices?: { cuda?: string; amd?: string };
+  /**
+   * A job without network joins a reused, loopback-only namespace (netns-holders.ts) rather than
+   * getting one of its own. Default true.
+   */
+  reuseNetns?: boolean;
 }
 
 /** The engine connection broke under a running container and the executor took it back. */
@@ -130,6 +136,9 @@ export class DockerExecutor implements ContainerExecutor {
   private started = false;
   private tarballPath: string | undefined;
   private closed = false;
+  /** The namespace holder this container joined; given back once the container stopped. */
+  private holder: NetnsHolder | null = null;
+  private holderReplaced = false;
 
   constructor(private readonly options: DockerExecutorOptions = {}) {
     defaultDocker ??= new Dockerode();
@@ -152,18 +161,22 @@ export class DockerExecutor implements ContainerExecutor {
   async create(spec: ExecutorSpec): Promise<void> {
     if (this.container) throw new PhaseError('creating', 'this executor already created a container');
     const facts = await gatherGpuFacts(spec, this.options.visibleDevices);
+    const reuse = !spec.enableNetwork && this.options.reuseNetns !== false;
+    this.holder = reuse ? await NetnsHolders.of(this.docker).acquire(this.log) : null;
     const body = toDockerCreateOptions(
       spec,
       {
         name: this.options.name,
         labels: this.options.labels,
         logDriver: this.options.logDriver ?? DEFAULT_LOG_DRIVER,
+        netnsHolder: this.holder ?? undefined,
       },
       facts,
     );
     try {
       this.container = await this.createWithImage(body, spec.image);
     } catch (error) {
+      this.releaseHolder();
       throw wrapEngineError('creating', `cannot create container from ${spec.image}`, error);
     }
     this.spec = spec;
@@ -293,6 +306,7 @@ export class DockerExecutor implements ContainerExecutor {
     this.exit = container.wait({ condition: 'not-running' }).then((body: WaitBody) => {
       if (body.Error?.Message)
         this.log.warn({ containerId: container.id, error: body.Error.Message }, 'wait error');
+      this.releaseHolder(); // stopped: none of its processes is left in the namespace
       return body.StatusCode;
     });
     this.exit.catch(() => undefined);
@@ -327,6 +341,22 @@ export class DockerExecutor implements ContainerExecutor {
     try {
       await container.start();
     } catch (error) {
+      const holder = this.holder;
+      if (holder && !this.holderReplaced && (error as Error).message.includes(holder.id)) {
+        this.holderReplaced = true;
+        // The holder ended or was removed (a daemon restart ends them all): make the container
+        // again with a holder that lives. It never ran, so nothing of it is lost.
+        this.log.info(
+          { containerId: container.id, holderId: holder.id },
+          'namespace holder gone; creating again',
+        );
+        NetnsHolders.of(this.docker).discard(holder, true);
+        this.holder = null;
+        await this.discardUnstarted(container);
+        await this.create(spec);
+        return this.start();
+      }
+      this.releaseHolder();
       const message = (error as Error).message;
       if (/executable file not found|no such file or directory/i.test(message)) {
         throw new CommandNotFoundError(
@@ -498,6 +528,27 @@ export class DockerExecutor implements ContainerExecutor {
     this.closed = true;
     this.attachStream?.destroy();
     if (this.container) DockerEvents.of(this.docker).unwatch(this.container.id);
+    // The running container keeps its namespace without the holder; no other job may join it.
+    if (this.holder) NetnsHolders.of(this.docker).discard(this.holder);
+    this.holder = null;
+  }
+
+  /** Gives the namespace holder back for the next job; only once this container cannot run again. */
+  private releaseHolder(): void {
+    if (this.holder) NetnsHolders.of(this.docker).release(this.holder);
+    this.holder = null;
+  }
+
+  /** Removes a container that never started and forgets it, so create() can make another. */
+  private async discardUnstarted(container: Dockerode.Container): Promise<void> {
+    this.attachStream?.destroy();
+    DockerEvents.of(this.docker).unwatch(container.id);
+    await container.remove({ force: true }).catch(() => undefined);
+    this.container = undefined;
+    this.attachStream = undefined;
+    this.following = undefined;
+    this.output = undefined;
+    this.events = undefined;
   }
 
   /** Sends a signal; false when the container is no longer running. */
@@ -517,13 +568,20 @@ export class DockerExecutor implements ContainerExecutor {
     this.closed = true;
     this.attachStream?.destroy();
     const container = this.container;
-    if (!container) return;
+    if (!container) {
+      this.releaseHolder();
+      return;
+    }
     DockerEvents.of(this.docker).unwatch(container.id);
     try {
       await container.remove({ force: true, v: true });
+      this.releaseHolder();
       this.log.debug({ containerId: container.id }, 'container removed');
     } catch (error) {
-      if (isGone(error) || isAlreadyInState(error)) return;
+      if (isGone(error) || isAlreadyInState(error)) {
+        this.releaseHolder();
+        return;
+      }
       this.closed = false; // let a later close() try again
       throw wrapEngineError('closing', `cannot remove container ${container.id}`, error);
     }

@@ -29,6 +29,11 @@ export interface WorkerConfig {
   onShutdown: ShutdownMode;
   /** Docker log driver for job containers: "none" (fastest) or one that keeps output (local, json-file) for adoption. */
   logDriver: string;
+  /**
+   * Jobs without network: "reuse" joins each to a loopback-only namespace a finished job of this
+   * worker used before (much cheaper for the host), "fresh" gives each one of its own.
+   */
+  netns: 'reuse' | 'fresh';
   cudaVisibleDevices?: string;
   amdVisibleDevices?: string;
 }
@@ -100,6 +105,10 @@ export function loadConfig(
       `STEVEDORE_LOG_DRIVER=${JSON.stringify(logDriver)} is invalid: expected a driver name such as none or local`,
     );
   }
+  const netns = get('STEVEDORE_NETNS') || 'reuse';
+  if (netns !== 'reuse' && netns !== 'fresh') {
+    throw new ConfigError(`STEVEDORE_NETNS=${JSON.stringify(netns)} is invalid: expected "reuse" or "fresh"`);
+  }
   return {
     redisUrl,
     queue,
@@ -129,6 +138,7 @@ export function loadConfig(
     logLevel,
     onShutdown,
     logDriver,
+    netns,
     liveOutputBytes: positiveInt(
       'STEVEDORE_LIVE_OUTPUT_BYTES',
       get('STEVEDORE_LIVE_OUTPUT_BYTES'),

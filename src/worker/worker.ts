@@ -3,6 +3,7 @@ import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullm
 import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
 import { DockerExecutor } from '../executors/docker.js';
+import { HOLDER_LABEL, NetnsHolders } from '../executors/netns-holders.js';
 import { connect, throttled } from '../jobs/connection.js';
 import { InvalidSpecError } from '../jobs/errors.js';
 import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
@@ -45,6 +46,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   );
   const commands = connect(redisUrl, onRedisError);
   const docker = deps.docker ?? new Dockerode();
+  const holders = NetnsHolders.of(docker, {
+    labels: { [HOLDER_LABEL]: config.queue, 'stevedore.worker-id': config.workerId },
+  });
   const runs = new Map<string, AbortController>();
   /** Container removals waiting for their job's result to be stored (then they run). */
   const releases = new Map<string, () => Promise<void>>();
@@ -114,6 +118,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       docker,
       name: `stevedore-${safeName(config.queue)}-${safeName(jobId)}-${attempt}-${job.attemptsStarted}`,
       logDriver: config.logDriver,
+      reuseNetns: config.netns === 'reuse',
       engineOutageMs: config.engineOutageMs,
       labels: {
         'stevedore.queue': config.queue,
@@ -252,6 +257,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         await queue.close();
         for (const id of [...releases.keys()]) releaseNow(id);
         await Promise.all(cleanups);
+        await holders.close();
         await stopListening();
         for (const connection of [commands, workerConnection]) {
           await connection.quit().catch(() => connection.disconnect());

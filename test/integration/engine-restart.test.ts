@@ -9,6 +9,10 @@ import { busybox, Harness, until, untilRunning } from '../helpers/stevedore.js';
 const LINES = 40;
 const expected = Array.from({ length: LINES }, (_, i) => `line-${i + 1}\n`).join('');
 
+/** The job containers on the engine (its namespace holders live until the worker closes). */
+const jobContainers = (engine: ScratchEngine) =>
+  engine.docker.listContainers({ all: true, filters: { label: ['stevedore.job-id'] } });
+
 /** The docker daemon restarts under a running job, on a private engine so no other test is touched. */
 describe('docker daemon restarted while a job runs', () => {
   let redis: TestRedis;
@@ -52,7 +56,7 @@ describe('docker daemon restarted while a job runs', () => {
     expect(await readFile(result.stdout.path as string, 'utf8')).toBe(expected);
     const events = await readFile(join(dirname(result.stdout.path as string), 'events.log'), 'utf8');
     expect(events).toMatch(/ engine-reattached \{"at":"[^"]+","running":true,"replayed":true\}/);
-    await until(async () => (await engine.docker.listContainers({ all: true })).length === 0);
+    await until(async () => (await jobContainers(engine)).length === 0);
   });
 
   it('without live-restore the engine stops the container: attempt fails as infra, the retry completes', async () => {
@@ -81,6 +85,6 @@ describe('docker daemon restarted while a job runs', () => {
     const events = await readFile(firstRun, 'utf8');
     expect(events).toMatch(/ result \{"state":"Failed","reason":"infra"/);
     expect(events).toMatch(/stopped from outside Stevedore \(signal 15, exit 5\)/);
-    await until(async () => (await engine.docker.listContainers({ all: true })).length === 0, 30_000);
+    await until(async () => (await jobContainers(engine)).length === 0, 30_000);
   });
 });

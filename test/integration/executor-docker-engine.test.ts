@@ -42,12 +42,17 @@ describe('DockerExecutor on the engine', () => {
       CpuQuota: 150_000,
       Memory: 6 * 1024 * 1024,
       MemorySwap: 6 * 1024 * 1024,
-      NetworkMode: 'none',
       AutoRemove: false,
       LogConfig: { Type: 'none' },
     });
     expect(info.Config.Tty).toBe(false);
     expect(info.Config.OpenStdin).toBe(false);
+    // No network: a reused loopback-only namespace (see netns-holders.test.ts), or with reuse off its own.
+    expect(info.HostConfig.NetworkMode).toMatch(/^container:[0-9a-f]{64}$/);
+    const fresh = new DockerExecutor({ docker, labels: testLabels('create'), reuseNetns: false });
+    cleanup.push(() => fresh.close());
+    await fresh.create(spec(['true']));
+    expect((await docker.getContainer(fresh.containerId).inspect()).HostConfig.NetworkMode).toBe('none');
   });
 
   it('a container stopped from outside (docker stop) fails wait() as infra, not as the job exit', async () => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import type { TestProject } from 'vitest/node';
 import { bundledImageTarball } from '../../src/cli/demo.js';
+import { HOLDER_LABEL } from '../../src/executors/netns-holders.js';
 import { REDIS_PID_DIR } from '../helpers/redis.js';
 
 declare module 'vitest' {
@@ -67,6 +68,19 @@ async function leakedContainers(docker: Dockerode): Promise<string[]> {
   return leaked;
 }
 
+/**
+ * Namespace holders that executor tests made without a worker (a worker removes its own on
+ * close, which the worker tests check): pooled by design, so removed here, not counted as leaks.
+ */
+async function removeTestHolders(docker: Dockerode): Promise<void> {
+  for (const c of await docker.listContainers({ all: true, filters: { label: [`${HOLDER_LABEL}=true`] } })) {
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
+  }
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const docker = new Dockerode();
   await requireDocker(docker);
@@ -76,6 +90,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('imageTarball', await bundledImageTarball());
 
   return async () => {
+    await removeTestHolders(docker);
     const containers = await leakedContainers(docker);
     const redis = await leakedRedis();
     const problems: string[] = [];

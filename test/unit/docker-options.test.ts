@@ -152,3 +152,38 @@ describe('toDockerCreateOptions', () => {
     expect(toDockerCreateOptions(spec()).HostConfig?.LogConfig?.Type).toBe('none');
   });
 });
+
+describe('toDockerCreateOptions with a namespace holder', () => {
+  const holder = {
+    id: 'h0lder',
+    files: { hosts: '/d/h0lder/hosts', hostname: '/d/h0lder/hostname', resolvConf: '/d/h0lder/resolv.conf' },
+  };
+
+  it("joins a job without network to the holder's namespace and binds its network files read-only", () => {
+    const o = toDockerCreateOptions(spec(), { netnsHolder: holder });
+    expect(o.HostConfig?.NetworkMode).toBe('container:h0lder');
+    expect(o.HostConfig?.Binds).toEqual([
+      '/d/h0lder/hosts:/etc/hosts:ro',
+      '/d/h0lder/hostname:/etc/hostname:ro',
+      '/d/h0lder/resolv.conf:/etc/resolv.conf:ro',
+    ]);
+  });
+
+  it('leaves a job with network alone', () => {
+    const o = toDockerCreateOptions(spec({ enableNetwork: true }), { netnsHolder: holder });
+    expect(o.HostConfig?.NetworkMode).toBe('default');
+    expect(o.HostConfig?.Binds).toEqual([]);
+  });
+
+  it("lets the spec's own bind mount at one of those paths win", () => {
+    const o = toDockerCreateOptions(
+      spec({ bindMounts: { '/etc/hosts': { hostPath: '/srv/hosts', readOnly: true } } }),
+      { netnsHolder: holder },
+    );
+    expect(o.HostConfig?.Binds).toEqual([
+      '/srv/hosts:/etc/hosts:ro',
+      '/d/h0lder/hostname:/etc/hostname:ro',
+      '/d/h0lder/resolv.conf:/etc/resolv.conf:ro',
+    ]);
+  });
+});

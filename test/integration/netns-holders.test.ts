@@ -1,0 +1,184 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DockerExecutor } from '../../src/executors/docker.js';
+import type { ExecutorSpec } from '../../src/executors/executor.js';
+import { HOLDER_LABEL, NetnsHolders } from '../../src/executors/netns-holders.js';
+import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
+import { TestRedis } from '../helpers/redis.js';
+import { busybox, Harness } from '../helpers/stevedore.js';
+import { Sink } from '../helpers/streams.js';
+
+/** Prints the job's network namespace, its interfaces, and whether /etc/hosts can be changed. */
+const PROBE = [
+  'sh',
+  '-c',
+  'readlink /proc/self/ns/net; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | tr "\\n" ,; echo; ' +
+    '(echo tampered >> /etc/hosts) 2>/dev/null && echo hosts-writable || echo hosts-read-only; ' +
+    'grep -c tampered /etc/hosts || true',
+];
+
+function spec(command: string[], extra: Partial<ExecutorSpec> = {}): ExecutorSpec & { stdout: Sink } {
+  return {
+    image: TEST_IMAGE,
+    command,
+    env: {},
+    bindMounts: {},
+    vcpus: 0,
+    ramBytes: 0,
+    enableNetwork: false,
+    stdout: new Sink(),
+    stderr: new Sink(),
+    ...extra,
+  } as ExecutorSpec & { stdout: Sink };
+}
+
+describe('network namespaces of jobs without network', () => {
+  const docker = testDocker();
+  const holders = NetnsHolders.of(docker, { labels: testLabels('netns') });
+
+  afterAll(async () => {
+    await holders.close();
+  });
+
+  async function run(
+    command: string[],
+    options: { reuseNetns?: boolean; extra?: Partial<ExecutorSpec> } = {},
+  ): Promise<{ code: number; lines: string[]; networkMode: string }> {
+    const e = new DockerExecutor({ docker, labels: testLabels('netns'), reuseNetns: options.reuseNetns });
+    const s = spec(command, options.extra);
+    try {
+      await e.loadImage(TEST_IMAGE, testImageTarball());
+      await e.create(s);
+      await e.start();
+      const code = await e.wait();
+      const networkMode = (await docker.getContainer(e.containerId).inspect()).HostConfig.NetworkMode ?? '';
+      return { code, lines: s.stdout.text.trim().split('\n'), networkMode };
+    } finally {
+      await e.close();
+    }
+  }
+
+  it('jobs one after another take turns in one loopback-only namespace that none of them can change', async () => {
+    const first = await run(PROBE);
+    const second = await run(PROBE);
+    expect(first).toEqual({
+      code: 0,
+      lines: [expect.stringMatching(/^net:\[\d+\]$/), 'lo,', 'hosts-read-only', '0'],
+      networkMode: expect.stringMatching(/^container:[0-9a-f]{64}$/),
+    });
+    expect(second).toEqual(first);
+    expect(holders.size).toBe(1);
+  });
+
+  it('jobs running at the same time never share a namespace', async () => {
+    const [a, b] = await Promise.all([
+      run(['sh', '-c', 'readlink /proc/self/ns/net; sleep 1']),
+      run(['sh', '-c', 'readlink /proc/self/ns/net; sleep 1']),
+    ]);
+    expect(a.lines[0]).toMatch(/^net:/);
+    expect(b.lines[0]).toMatch(/^net:/);
+    expect(a.lines[0]).not.toBe(b.lines[0]);
+  });
+
+  it('with reuse off, and for jobs with network, each job gets a namespace of its own', async () => {
+    // The holder keeps the shared namespace alive, so its inode tells it apart (a freed
+    // namespace's inode may be given to the next one, so fresh ones are known by their mode).
+    const shared = (await run(PROBE)).lines[0];
+    const fresh = await run(PROBE, { reuseNetns: false });
+    expect(fresh).toMatchObject({ code: 0, networkMode: 'none' });
+    expect(fresh.lines.slice(1)).toEqual(['lo,', 'hosts-writable', '1']);
+    expect(fresh.lines[0]).not.toBe(shared);
+    const networked = await run(['readlink', '/proc/self/ns/net'], { extra: { enableNetwork: true } });
+    expect(networked.networkMode).toBe('default');
+    expect(networked.lines[0]).not.toBe(shared);
+  });
+
+  it("a spec's own bind mount at /etc/hosts is what the job sees", async () => {
+    const { lines } = await run(['cat', '/etc/hosts'], {
+      extra: { bindMounts: { '/etc/hosts': { hostPath: '/etc/hostname', readOnly: true } } },
+    });
+    const { readFile } = await import('node:fs/promises');
+    expect(lines).toEqual([(await readFile('/etc/hostname', 'utf8')).trim()]);
+  });
+
+  it('a holder removed between create and start is replaced: the job runs, its output whole', async () => {
+    const e = new DockerExecutor({ docker, labels: testLabels('netns') });
+    const s = spec(['echo', 'still here']);
+    try {
+      await e.create(s);
+      const mode = (await docker.getContainer(e.containerId).inspect()).HostConfig.NetworkMode ?? '';
+      expect(mode).toMatch(/^container:/);
+      await docker.getContainer(mode.slice('container:'.length)).remove({ force: true });
+      await e.start();
+      expect(await e.wait()).toBe(0);
+      expect(s.stdout.text).toBe('still here\n');
+      const now = (await docker.getContainer(e.containerId).inspect()).HostConfig.NetworkMode;
+      expect(now).toMatch(/^container:/);
+      expect(now).not.toBe(mode);
+    } finally {
+      await e.close();
+    }
+  });
+});
+
+describe('namespace holders that outlive their lifetime', () => {
+  const docker = testDocker();
+  const holders = NetnsHolders.of(docker, { labels: testLabels('netns-expiry'), lifetimeSeconds: 2 });
+
+  afterAll(async () => {
+    await holders.close();
+  });
+
+  it('end by themselves and are removed by the engine; the next job gets a new one', async () => {
+    const run = async (): Promise<string> => {
+      const e = new DockerExecutor({ docker, labels: testLabels('netns-expiry') });
+      try {
+        await e.create(spec(['true']));
+        await e.start();
+        expect(await e.wait()).toBe(0);
+        return (await docker.getContainer(e.containerId).inspect()).HostConfig.NetworkMode ?? '';
+      } finally {
+        await e.close();
+      }
+    };
+    const first = await run();
+    const listHolders = () =>
+      docker.listContainers({ all: true, filters: { label: [HOLDER_LABEL, 'stevedore.test=netns-expiry'] } });
+    expect(await listHolders()).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await listHolders()).toEqual([]);
+    const second = await run();
+    expect(first).toMatch(/^container:/);
+    expect(second).toMatch(/^container:/);
+    expect(second).not.toBe(first);
+  });
+});
+
+describe('a worker and its holders', () => {
+  let redis: TestRedis;
+  let h: Harness;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    h = new Harness(redis);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+  afterAll(async () => {
+    await redis.close();
+  });
+
+  it('labels them with its queue and id, and removes them when it closes', async () => {
+    const worker = await h.worker();
+    const client = h.client();
+    const { id } = await client.submit(busybox(['true']));
+    expect((await client.waitForResult(id, { timeoutMs: 30_000 })).exitCode).toBe(0);
+    const ofQueue = () =>
+      testDocker().listContainers({ all: true, filters: { label: [`${HOLDER_LABEL}=${h.queue}`] } });
+    const made = await ofQueue();
+    expect(made).toHaveLength(1);
+    expect(made[0]?.Labels['stevedore.worker-id']).toBe(worker.id);
+    await h.close();
+    expect(await ofQueue()).toEqual([]);
+  });
+});
