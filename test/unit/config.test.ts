@@ -15,6 +15,7 @@ describe('worker configuration', () => {
       shutdownGraceMs: 30_000,
       engineOutageMs: 30_000,
       logLevel: 'info',
+      netns: 'reuse',
     });
     expect(c.concurrency).toBeGreaterThanOrEqual(1);
   });
@@ -31,6 +32,7 @@ describe('worker configuration', () => {
         STEVEDORE_LOCK_DURATION_MS: '5000',
         STEVEDORE_SHUTDOWN_GRACE_MS: '0',
         STEVEDORE_ENGINE_OUTAGE_MS: '90000',
+        STEVEDORE_NETNS: 'fresh',
         LOG_LEVEL: 'debug',
       },
       { STEVEDORE_CONCURRENCY: '8' },
@@ -44,6 +46,7 @@ describe('worker configuration', () => {
       lockDurationMs: 5000,
       shutdownGraceMs: 0,
       engineOutageMs: 90_000,
+      netns: 'fresh',
       logLevel: 'debug',
     });
   });
@@ -58,6 +61,7 @@ describe('worker configuration', () => {
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL="localhost:6379" is invalid'],
     [{ STEVEDORE_QUEUE: 'a:b' }, 'STEVEDORE_QUEUE="a:b" is invalid: must not contain ":"'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL="loud" is invalid'],
+    [{ STEVEDORE_NETNS: 'shared' }, 'STEVEDORE_NETNS="shared" is invalid: expected "reuse" or "fresh"'],
     [
       { STEVEDORE_ENGINE_OUTAGE_MS: '5' },
       'STEVEDORE_ENGINE_OUTAGE_MS="5" is invalid: expected a whole number >= 1000',
