@@ -4,6 +4,12 @@ import { LIVE_CHUNK_BYTES, LIVE_ENTRY_ALLOCATION_BYTES, SIDE_KEY_TTL_SECONDS } f
 
 /** How often pending output is sent to Redis while a job runs. */
 const FLUSH_INTERVAL_MS = 100;
+/**
+ * The longest wait between sends while output comes faster than the cap per interval: the
+ * Redis copy keeps only the newest capBytes anyway, so sending it 10 times a second would ship
+ * (and drop) 10 caps a second for nothing.
+ */
+const MAX_FLUSH_INTERVAL_MS = 1_000;
 
 /**
  * Publishes one output stream of a run to Redis in bounded form, for `stevedore logs` on any
@@ -21,6 +27,7 @@ export class LiveOutput {
   private dropped = false;
   private inFlight: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private interval = FLUSH_INTERVAL_MS;
   private readonly maxEntries: number;
 
   constructor(
@@ -44,16 +51,22 @@ export class LiveOutput {
     this.produced += chunk.length;
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
+    let overflowed = false;
     while (this.pendingBytes > this.capBytes && this.pending.length > 1) {
       const oldest = this.pending.shift() as Buffer;
       this.pendingBytes -= oldest.length;
       this.pendingOffset += oldest.length;
       this.dropped = true;
+      overflowed = true;
     }
+    // More than a cap per interval: send less often (up to once a second); back to 10 a second
+    // as soon as an interval's output fits the cap again.
+    if (overflowed) this.interval = Math.min(MAX_FLUSH_INTERVAL_MS, this.interval * 2);
     this.timer ??= setTimeout(() => {
       this.timer = null;
+      if (this.pendingBytes <= this.capBytes / 2) this.interval = FLUSH_INTERVAL_MS;
       this.flush();
-    }, FLUSH_INTERVAL_MS);
+    }, this.interval);
   }
 
   /**

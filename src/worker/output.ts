@@ -37,11 +37,12 @@ export class OutputCapture extends Writable {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.count += chunk.length;
     this.live?.push(chunk);
-    // Keep up to 4 extra bytes so the tail can be cut on a character boundary.
+    // Keep up to 4 extra bytes so the tail can be cut on a character boundary. A big chunk is
+    // kept by reference (no copy per chunk at full output speed): it is not written to after.
     const keep = TAIL_BYTES + 4;
     this.tail =
       chunk.length >= keep
-        ? Buffer.from(chunk.subarray(chunk.length - keep))
+        ? chunk.subarray(chunk.length - keep)
         : Buffer.concat([this.tail, chunk]).subarray(-keep);
     if (!this.file) {
       callback();
