@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { execa, type ResultPromise } from 'execa';
-import { HOLDER_LABEL } from '../../src/executors/netns-holders.js';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import type { JobResult } from '../../src/jobs/result.js';
 import { RedisServerProcess } from '../../src/worker/redis-server.js';
+import { removeHoldersOf } from '../helpers/holders.js';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 
@@ -183,15 +183,7 @@ export async function chaos(o: ChaosOptions): Promise<ChaosSummary> {
   for (const c of leftovers) await docker.getContainer(c.Id).remove({ force: true });
   // Namespace holders of the SIGKILLed workers would end by themselves within their lifetime;
   // they are not job containers, so not leaks, but a test leaves nothing running.
-  const holders = await docker.listContainers({
-    all: true,
-    filters: { label: [`${HOLDER_LABEL}=${queue}`] },
-  });
-  for (const c of holders)
-    await docker
-      .getContainer(c.Id)
-      .remove({ force: true })
-      .catch(() => undefined);
+  await removeHoldersOf(docker, queue);
   await redis.stop();
   await rm(dir, { recursive: true, force: true });
   const starts = [...startsPerJob.values()];

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
+import { removeHoldersOf } from '../helpers/holders.js';
 import { TestRedis } from '../helpers/redis.js';
 import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
 
@@ -105,6 +106,7 @@ describe('adoption instead of re-running', () => {
       expect(await creates.stop()).toHaveLength(1);
     } finally {
       await h.close();
+      await removeHoldersOf(testDocker(), h.queue);
     }
   });
 });

@@ -69,16 +69,21 @@ async function leakedContainers(docker: Dockerode): Promise<string[]> {
 }
 
 /**
- * Namespace holders that executor tests made without a worker (a worker removes its own on
- * close, which the worker tests check): pooled by design, so removed here, not counted as leaks.
+ * Namespace holders: those executor tests made without a worker are pooled by design and
+ * removed here; one a test worker left (it is labelled with its queue) is a leak.
  */
-async function removeTestHolders(docker: Dockerode): Promise<void> {
-  for (const c of await docker.listContainers({ all: true, filters: { label: [`${HOLDER_LABEL}=true`] } })) {
+async function leakedHolders(docker: Dockerode): Promise<string[]> {
+  const leaked: string[] = [];
+  for (const c of await docker.listContainers({ all: true, filters: { label: [HOLDER_LABEL] } })) {
+    const owner = c.Labels[HOLDER_LABEL] ?? '';
+    if (owner !== 'true' && !owner.startsWith('test-')) continue; // not ours: a real worker's
+    if (owner !== 'true') leaked.push(`holder of queue ${owner} (${c.Id.slice(0, 12)})`);
     await docker
       .getContainer(c.Id)
       .remove({ force: true })
       .catch(() => undefined);
   }
+  return leaked;
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -90,8 +95,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('imageTarball', await bundledImageTarball());
 
   return async () => {
-    await removeTestHolders(docker);
-    const containers = await leakedContainers(docker);
+    const containers = [...(await leakedHolders(docker)), ...(await leakedContainers(docker))];
     const redis = await leakedRedis();
     const problems: string[] = [];
     if (containers.length > 0) problems.push(`containers left by tests: ${containers.join('; ')}`);
