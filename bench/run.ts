@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { bundledImageTarball, DEMO_IMAGE } from '../src/cli/demo.js';
 import { DockerExecutor } from '../src/executors/docker.js';
 import { StevedoreClient } from '../src/jobs/client.js';
+import { IDLE_GC_DELAY_MS } from '../src/worker/idle-gc.js';
 import { RedisServerProcess } from '../src/worker/redis-server.js';
 import { BENCH_LABEL, bareLoop } from './bare.js';
 import { naiveRun } from './naive.js';
@@ -223,6 +224,8 @@ async function main(): Promise<void> {
             ratio: '',
             target: '',
           });
+          // Idle: after the worker's idle collection (worker/idle-gc.ts) had its chance.
+          await new Promise((r) => setTimeout(r, IDLE_GC_DELAY_MS + 1_000));
           const idle = await worker.memory();
           rows.push({
             figure: 'idle worker RSS (MB): at start / after the jobs above',

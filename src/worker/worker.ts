@@ -12,6 +12,7 @@ import { type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
 import { listenForCancels } from './cancel-listener.js';
 import type { WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
+import { IdleCollector } from './idle-gc.js';
 import { LiveOutput } from './live-output.js';
 import { findAdoptable, reconcileContainers } from './reconcile.js';
 import { runJob, type StopReason } from './run.js';
@@ -50,6 +51,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     labels: { [HOLDER_LABEL]: config.queue, 'stevedore.worker-id': config.workerId },
   });
   const runs = new Map<string, AbortController>();
+  const idle = new IdleCollector(() => runs.size > 0);
   /** Container removals waiting for their job's result to be stored (then they run). */
   const releases = new Map<string, () => Promise<void>>();
   /** Container removals under way; close() waits for them so no container is left. */
@@ -169,6 +171,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       return outcome.result;
     } finally {
       runs.delete(jobId);
+      idle.runEnded();
     }
   };
 
@@ -253,6 +256,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         await closed;
         clearTimeout(timer);
         clearInterval(reconciler);
+        idle.stop();
         await reconciling;
         await queue.close();
         for (const id of [...releases.keys()]) releaseNow(id);

@@ -1,0 +1,33 @@
+/** How long a worker must have had nothing to run before it collects its garbage. */
+export const IDLE_GC_DELAY_MS = 2_000;
+
+/**
+ * Once a worker has had nothing to run for a while, one full garbage collection hands the
+ * memory that the last jobs used back to the system, so an idle worker stays small. Needs
+ * `--expose-gc` (the `stevedore` bin sets it); without it this does nothing.
+ */
+export class IdleCollector {
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly busy: () => boolean,
+    private readonly collect: (() => void) | undefined = (globalThis as { gc?: () => void }).gc,
+    private readonly delayMs = IDLE_GC_DELAY_MS,
+  ) {}
+
+  /** Call when a run ended: collects after delayMs if the worker stays idle until then. */
+  runEnded(): void {
+    if (!this.collect || this.busy()) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (!this.busy()) this.collect?.();
+    }, this.delayMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
