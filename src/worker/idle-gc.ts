@@ -26,6 +26,11 @@ export class IdleCollector {
     this.timer.unref();
   }
 
+  /** Collects now, if nothing runs: once start-up is done, its garbage need not stay resident. */
+  collectNow(): void {
+    if (this.collect && !this.busy()) this.collect();
+  }
+
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;

@@ -230,6 +230,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   // to no worker, and no worker may start for a long time.
   const reconciler = setInterval(() => void reconcile(), config.lockDurationMs * RECONCILE_EVERY_LOCKS);
   reconciler.unref();
+  idle.collectNow();
   void worker.run();
   logger.info(
     { queue: config.queue, concurrency: config.concurrency, runtime: config.runtime },

@@ -42,6 +42,17 @@ describe('IdleCollector', () => {
     expect(collect).toHaveBeenCalledTimes(1);
   });
 
+  it('collects at once when asked (start-up done), unless a run is going', () => {
+    let running = 0;
+    const collect = vi.fn();
+    const idle = new IdleCollector(() => running > 0, collect);
+    idle.collectNow();
+    expect(collect).toHaveBeenCalledTimes(1);
+    running = 1;
+    idle.collectNow();
+    expect(collect).toHaveBeenCalledTimes(1);
+  });
+
   it('does nothing without an exposed gc, and nothing after stop()', () => {
     expect(() => new IdleCollector(() => false, undefined).runEnded()).not.toThrow();
     const collect = vi.fn();
