@@ -1,7 +1,7 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { emptyStream, type StreamSummary, TAIL_BYTES, utf8Tail } from '../jobs/result.js';
+import { BlockFile } from './block-file.js';
 import type { LiveOutput } from './live-output.js';
 
 /**
@@ -9,11 +9,8 @@ import type { LiveOutput } from './live-output.js';
  * backpressure), a bounded live copy to Redis, the last TAIL_BYTES in memory for the result,
  * and a byte count.
  */
-/** Bytes buffered toward the log file before backpressure reaches the container. */
-const FILE_BUFFER_BYTES = 1024 * 1024;
-
 export class OutputCapture extends Writable {
-  private file: WriteStream | undefined;
+  private file: BlockFile | undefined;
   private tail: Buffer = Buffer.alloc(0);
   private count = 0;
 
@@ -24,12 +21,10 @@ export class OutputCapture extends Writable {
     earlier: { bytes: number; tail: Buffer } = { bytes: 0, tail: Buffer.alloc(0) },
   ) {
     super({ highWaterMark: 256 * 1024 });
-    // A deep buffer lets the next socket read overlap the previous file write (the default 16 KiB
-    // made every 64 KiB chunk wait for its write).
     // Appends only when continuing an adopted run; a run started afresh replaces what an
     // interrupted earlier try of the same attempt left.
     const flags = earlier.bytes > 0 ? 'a' : 'w';
-    if (path) this.file = createWriteStream(path, { flags, highWaterMark: FILE_BUFFER_BYTES });
+    if (path) this.file = new BlockFile(path, flags);
     this.count = earlier.bytes;
     this.tail = earlier.tail;
   }
