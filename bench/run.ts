@@ -238,6 +238,7 @@ async function main(): Promise<void> {
           // Output throughput: 500 MB of stdout into the log file.
           const outSpec = { image: DEMO_IMAGE, command: ['head', '-c', String(OUTPUT_BYTES), '/dev/zero'] };
           const rssBefore = (await worker.memory()).rss;
+          let bareRuns = 0;
           const oursOut: number[] = [];
           const bareOut: number[] = [];
           let peak = 0;
@@ -247,7 +248,9 @@ async function main(): Promise<void> {
             bareOut.push(await bareOutput('none'));
           }
           async function bareOutput(driver: string): Promise<number> {
-            const file = join(dir, 'bare-out');
+            // A new file per run, as a worker writes one per job: overwriting one file would let
+            // the kernel drop the last run's dirty pages instead of writing them back.
+            const file = join(dir, `bare-out-${++bareRuns}`);
             const t0 = performance.now();
             await dockerRunToFile(
               [

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DockerExecutor } from '../../src/executors/docker.js';
 import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
 import { FreezableDockerProxy } from '../helpers/docker-proxy.js';
-import { Sink } from '../helpers/streams.js';
+import { executorSpec } from '../helpers/executor-spec.js';
 
 /** Docker-specific behaviour that the runtime-neutral conformance suite cannot express. */
 describe('DockerExecutor on the engine', () => {
@@ -14,19 +14,8 @@ describe('DockerExecutor on the engine', () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
 
-  function spec(command: string[]) {
-    return {
-      image: TEST_IMAGE,
-      command,
-      env: { SECRET_TOKEN: 'x' },
-      bindMounts: {},
-      vcpus: 1.5,
-      ramBytes: 1000,
-      enableNetwork: false,
-      stdout: new Sink(),
-      stderr: new Sink(),
-    };
-  }
+  const spec = (command: string[]) =>
+    executorSpec(command, { env: { SECRET_TOKEN: 'x' }, vcpus: 1.5, ramBytes: 1000 });
 
   it('creates the container with the mapped limits, name, labels and log driver', async () => {
     const name = `stevedore-test-create-${process.pid}`;

@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainerExecutor, ExecutorSpec } from '../../src/executors/executor.js';
 import { TEST_IMAGE, testImageTarball } from '../helpers/docker.js';
+import { executorSpec } from '../helpers/executor-spec.js';
 import { Sink } from '../helpers/streams.js';
 
 /** What the conformance suite needs to know about one runtime. */
@@ -48,23 +49,7 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
       return e;
     }
 
-    function spec(
-      command: string[],
-      extra: Partial<ExecutorSpec> = {},
-    ): ExecutorSpec & { stdout: Sink; stderr: Sink } {
-      return {
-        image: TEST_IMAGE,
-        command,
-        env: {},
-        bindMounts: {},
-        vcpus: 0,
-        ramBytes: 0,
-        enableNetwork: false,
-        ...extra,
-        stdout: new Sink(),
-        stderr: new Sink(),
-      } as ExecutorSpec & { stdout: Sink; stderr: Sink };
-    }
+    const spec = executorSpec;
 
     async function run(
       command: string[],

@@ -3,9 +3,9 @@ import { DockerExecutor } from '../../src/executors/docker.js';
 import type { ExecutorSpec } from '../../src/executors/executor.js';
 import { HOLDER_LABEL, NetnsHolders } from '../../src/executors/netns-holders.js';
 import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
+import { executorSpec } from '../helpers/executor-spec.js';
 import { TestRedis } from '../helpers/redis.js';
 import { busybox, Harness } from '../helpers/stevedore.js';
-import { Sink } from '../helpers/streams.js';
 
 /** Prints the job's network namespace, its interfaces, and whether /etc/hosts can be changed. */
 const PROBE = [
@@ -16,20 +16,7 @@ const PROBE = [
     'grep -c tampered /etc/hosts || true',
 ];
 
-function spec(command: string[], extra: Partial<ExecutorSpec> = {}): ExecutorSpec & { stdout: Sink } {
-  return {
-    image: TEST_IMAGE,
-    command,
-    env: {},
-    bindMounts: {},
-    vcpus: 0,
-    ramBytes: 0,
-    enableNetwork: false,
-    stdout: new Sink(),
-    stderr: new Sink(),
-    ...extra,
-  } as ExecutorSpec & { stdout: Sink };
-}
+const spec = executorSpec;
 
 describe('network namespaces of jobs without network', () => {
   const docker = testDocker();
