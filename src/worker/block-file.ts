@@ -30,7 +30,7 @@ export class BlockFile extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.take(chunk).then(() => callback(), callback);
+    this.take(chunk, 0, callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -51,9 +51,16 @@ export class BlockFile extends Writable {
     callback(error);
   }
 
-  private async take(chunk: Buffer): Promise<void> {
-    let offset = 0;
+  /**
+   * Copies `chunk` from `offset` into blocks and calls back; synchronously, unless a full block
+   * has to wait for the write in flight (then it goes on once that write is done).
+   */
+  private take(chunk: Buffer, offset: number, callback: (error?: Error | null) => void): void {
     while (offset < chunk.length) {
+      if (this.failure) {
+        callback(this.failure);
+        return;
+      }
       if (!this.block) {
         this.block = this.spare ?? Buffer.allocUnsafe(BLOCK_BYTES);
         this.spare = null;
@@ -61,7 +68,13 @@ export class BlockFile extends Writable {
       const copied = chunk.copy(this.block, this.fill, offset);
       this.fill += copied;
       offset += copied;
-      if (this.fill === this.block.length) await this.writeBlock();
+      if (this.fill === this.block.length) {
+        if (this.writing) {
+          this.writeBlock().then(() => this.take(chunk, offset, callback), callback);
+          return;
+        }
+        this.startWrite();
+      }
     }
     if (this.fill > 0 && !this.timer) {
       this.timer = setTimeout(() => {
@@ -69,6 +82,7 @@ export class BlockFile extends Writable {
         this.writeBlock().catch(() => undefined); // a failure is kept for the next write or the end
       }, BLOCK_FLUSH_MS);
     }
+    callback();
   }
 
   /** Waits for the write in flight, then starts writing the current block (if it holds anything). */
@@ -76,6 +90,11 @@ export class BlockFile extends Writable {
     // Checked and taken with no await in between, so two callers never write at once.
     while (this.writing) await this.writing;
     if (this.failure) throw this.failure;
+    this.startWrite();
+  }
+
+  /** Starts writing the current block; only when no write is in flight. */
+  private startWrite(): void {
     const block = this.block;
     const length = this.fill;
     if (!block || length === 0) return;
