@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
+import { imagePresent, loadFailure, readLoadResponse } from './image-load.js';
 
 /**
  * The image of the network-namespace holders (see netns-holders.ts): one static program that
@@ -89,11 +90,6 @@ export function holderImageName(seconds: number): string {
   return `stevedore/netns-holder:${digest}`;
 }
 
-interface ImportMessage {
-  error?: string;
-  errorDetail?: { message?: string };
-}
-
 /**
  * Makes the holder image for `seconds` present on the engine (imports it when missing).
  * Resolves with its name, or null when the engine is not x86-64.
@@ -102,24 +98,11 @@ export async function ensureHolderImage(docker: Dockerode, seconds: number): Pro
   const version = await docker.version();
   if (version.Arch !== 'amd64' || version.Os !== 'linux') return null;
   const name = holderImageName(seconds);
-  const present = await docker
-    .getImage(name)
-    .inspect()
-    .then(
-      () => true,
-      () => false,
-    );
-  if (present) return name;
+  if (await imagePresent(docker, name)) return name;
   const [repo, tag] = name.split(':') as [string, string];
   const tar = singleFileTar(HOLDER_ENTRYPOINT.slice(1), holderProgram(seconds));
   const response = (await docker.importImage(Readable.from([tar]), { repo, tag })) as NodeJS.ReadableStream;
-  let text = '';
-  for await (const chunk of response) text += chunk.toString();
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    const message = JSON.parse(line) as ImportMessage;
-    const failure = message.errorDetail?.message ?? message.error;
-    if (failure) throw new Error(`the engine could not import the ${name} image: ${failure}`);
-  }
+  const failure = loadFailure(await readLoadResponse(response));
+  if (failure) throw new Error(`the engine could not import the ${name} image: ${failure}`);
   return name;
 }

@@ -22,7 +22,8 @@ interface LoadMessage {
   errorDetail?: { message?: string };
 }
 
-async function imagePresent(docker: Dockerode, image: string): Promise<boolean> {
+/** Whether the engine has `image`; an engine error other than 404 is an infrastructure error. */
+export async function imagePresent(docker: Dockerode, image: string): Promise<boolean> {
   try {
     await docker.getImage(image).inspect();
     return true;
@@ -38,8 +39,8 @@ async function imagePresent(docker: Dockerode, image: string): Promise<boolean> 
   }
 }
 
-/** Reads the engine's JSON-lines answer to an image load; it says 200 even when loading failed. */
-async function readLoadResponse(response: NodeJS.ReadableStream): Promise<LoadMessage[]> {
+/** Reads the engine's JSON-lines answer to an image load or import; it says 200 even when that failed. */
+export async function readLoadResponse(response: NodeJS.ReadableStream): Promise<LoadMessage[]> {
   let text = '';
   for await (const chunk of response) text += chunk.toString();
   return text
@@ -52,6 +53,12 @@ async function readLoadResponse(response: NodeJS.ReadableStream): Promise<LoadMe
         return { stream: line };
       }
     });
+}
+
+/** The engine's error among the messages of a load or import, if any. */
+export function loadFailure(messages: LoadMessage[]): string | undefined {
+  const failure = messages.find((m) => m.error || m.errorDetail?.message);
+  return failure ? (failure.errorDetail?.message ?? failure.error) : undefined;
 }
 
 /**
@@ -99,11 +106,8 @@ export async function loadDockerImage(docker: Dockerode, image: string, tarballP
       },
     );
   }
-  const failure = messages.find((m) => m.error || m.errorDetail?.message);
-  if (failure) {
-    const message = failure.errorDetail?.message ?? failure.error;
-    throw new PhaseError('loading-image', `engine could not load ${tarballPath}: ${message}`);
-  }
+  const failure = loadFailure(messages);
+  if (failure) throw new PhaseError('loading-image', `engine could not load ${tarballPath}: ${failure}`);
   if (!(await imagePresent(docker, image))) {
     const loaded = messages
       .map((m) => m.stream?.trim())

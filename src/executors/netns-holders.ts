@@ -79,9 +79,8 @@ export class NetnsHolders {
    */
   async acquire(log: Logger): Promise<NetnsHolder | null> {
     if (this.closed) return null;
-    const now = Date.now();
     for (let holder = this.free.pop(); holder; holder = this.free.pop()) {
-      if (holder.expiresAt - this.marginMs > now) {
+      if (this.lastsLongEnough(holder)) {
         this.inUse.add(holder);
         return holder;
       }
@@ -110,8 +109,13 @@ export class NetnsHolders {
   /** The job that used `holder` ended: the next job may take it. */
   release(holder: NetnsHolder): void {
     if (!this.inUse.delete(holder)) return;
-    if (this.closed || holder.expiresAt - this.marginMs <= Date.now()) this.remove(holder);
+    if (this.closed || !this.lastsLongEnough(holder)) this.remove(holder);
     else this.free.push(holder);
+  }
+
+  /** Whether `holder` has life enough left to be handed to a job (its start must come first). */
+  private lastsLongEnough(holder: NetnsHolder): boolean {
+    return holder.expiresAt - this.marginMs > Date.now();
   }
 
   /** `holder` is gone or unusable (the engine said so): forget it, and every free one with it if asked. */
@@ -129,15 +133,15 @@ export class NetnsHolders {
     await Promise.all(all.map((h) => this.remove(h)));
   }
 
+  /** The image, made once; after a failure (reported to that caller) none until IMAGE_RETRY_MS have passed. */
   private holderImage(): Promise<string | null> {
-    if (!this.image || (Date.now() >= this.imageRetryAt && this.imageRetryAt > 0)) {
-      this.imageRetryAt = 0;
-      this.image = ensureHolderImage(this.docker, this.lifetimeSeconds);
-      this.image.catch(() => {
-        this.imageRetryAt = Date.now() + IMAGE_RETRY_MS;
-      });
-    }
-    return this.imageRetryAt > Date.now() ? Promise.resolve(null) : this.image;
+    if (Date.now() < this.imageRetryAt) return Promise.resolve(null);
+    this.image ??= ensureHolderImage(this.docker, this.lifetimeSeconds).catch((error: unknown) => {
+      this.image = undefined;
+      this.imageRetryAt = Date.now() + IMAGE_RETRY_MS;
+      throw error;
+    });
+    return this.image;
   }
 
   private async make(image: string): Promise<NetnsHolder> {
