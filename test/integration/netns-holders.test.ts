@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DockerExecutor } from '../../src/executors/docker.js';
 import type { ExecutorSpec } from '../../src/executors/executor.js';
@@ -83,7 +84,6 @@ describe('network namespaces of jobs without network', () => {
     const { lines } = await run(['cat', '/etc/hosts'], {
       extra: { bindMounts: { '/etc/hosts': { hostPath: '/etc/hostname', readOnly: true } } },
     });
-    const { readFile } = await import('node:fs/promises');
     expect(lines).toEqual([(await readFile('/etc/hostname', 'utf8')).trim()]);
   });
 
