@@ -109,7 +109,9 @@ describe('network namespaces of jobs without network', () => {
 
 describe('namespace holders that outlive their lifetime', () => {
   const docker = testDocker();
-  const holders = NetnsHolders.of(docker, { labels: testLabels('netns-expiry'), lifetimeSeconds: 2 });
+  // 4 s: the first job must still find its holder with more than the margin (1 s) of life left
+  // on a loaded machine; the wait below outlasts it.
+  const holders = NetnsHolders.of(docker, { labels: testLabels('netns-expiry'), lifetimeSeconds: 4 });
 
   afterAll(async () => {
     await holders.close();
@@ -131,7 +133,7 @@ describe('namespace holders that outlive their lifetime', () => {
     const listHolders = () =>
       docker.listContainers({ all: true, filters: { label: [HOLDER_LABEL, 'stevedore.test=netns-expiry'] } });
     expect(await listHolders()).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 3_000));
+    await new Promise((r) => setTimeout(r, 5_000));
     expect(await listHolders()).toEqual([]);
     const second = await run();
     expect(first).toMatch(/^container:/);
