@@ -1,22 +1,15 @@
 import { Writable } from 'node:stream';
-
-/** Docker's multiplexed stream frame header: [stream, 0, 0, 0, size(uint32 BE)]. */
-const HEADER_BYTES = 8;
-const STDERR_FRAME = 2;
+import { FrameSplitter } from './frames.js';
 
 /**
- * Splits Docker's multiplexed attach stream into stdout and stderr, byte for byte.
+ * Splits Docker's multiplexed stream (as a Writable) into stdout and stderr, byte for byte.
  * Unlike dockerode's `modem.demuxStream`, it honours the targets' backpressure: a chunk is
  * acknowledged only once both targets have accepted its payload, so a slow consumer slows
- * the container's output instead of growing the worker's memory.
+ * the container's output instead of growing the worker's memory. Used for the engine's logs
+ * and for attach streams that raw-attach.ts cannot open itself.
  */
 export class DockerDemux extends Writable {
-  private header = Buffer.alloc(HEADER_BYTES);
-  private headerFill = 0;
-  private frameRemaining = 0;
-  private frameStream: 'stdout' | 'stderr' = 'stdout';
-  /** Payload bytes handed to each target so far. */
-  readonly written = { stdout: 0, stderr: 0 };
+  private readonly frames = new FrameSplitter();
 
   constructor(
     private readonly stdout: Writable,
@@ -25,30 +18,17 @@ export class DockerDemux extends Writable {
     super({ highWaterMark: 64 * 1024 });
   }
 
+  /** Payload bytes handed to each target so far. */
+  get written(): { stdout: number; stderr: number } {
+    return this.frames.written;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    let offset = 0;
     const blocked = new Set<Writable>();
-    while (offset < chunk.length) {
-      if (this.frameRemaining === 0) {
-        const take = Math.min(HEADER_BYTES - this.headerFill, chunk.length - offset);
-        chunk.copy(this.header, this.headerFill, offset, offset + take);
-        this.headerFill += take;
-        offset += take;
-        if (this.headerFill < HEADER_BYTES) break;
-        this.headerFill = 0;
-        const kind = this.header[0];
-        this.frameRemaining = this.header.readUInt32BE(4);
-        // Frame 0 (stdin) never arrives without a TTY; everything that is not stderr is stdout.
-        this.frameStream = kind === STDERR_FRAME ? 'stderr' : 'stdout';
-        continue;
-      }
-      const take = Math.min(this.frameRemaining, chunk.length - offset);
-      const target = this.frameStream === 'stderr' ? this.stderr : this.stdout;
-      this.written[this.frameStream] += take;
-      if (!target.write(chunk.subarray(offset, offset + take))) blocked.add(target);
-      this.frameRemaining -= take;
-      offset += take;
-    }
+    this.frames.feed(chunk, 0, chunk.length, (stream, payload) => {
+      const target = stream === 'stderr' ? this.stderr : this.stdout;
+      if (!target.write(payload)) blocked.add(target);
+    });
     if (blocked.size === 0) {
       callback();
       return;
@@ -57,15 +37,12 @@ export class DockerDemux extends Writable {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    if (this.frameRemaining > 0 || this.headerFill > 0) {
-      callback(new Error(`output stream ended inside a frame (${this.frameRemaining} bytes missing)`));
-      return;
-    }
-    callback();
+    const missing = this.frames.incomplete();
+    callback(missing ? new Error(`output stream ended inside a frame (${missing})`) : undefined);
   }
 }
 
-function waitForDrain(target: Writable): Promise<void> {
+export function waitForDrain(target: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
     const onDrain = (): void => {
       target.off('error', onError);
