@@ -18,7 +18,7 @@ export class BlockFile extends Writable {
   private readonly handle: Promise<FileHandle>;
   private block: Buffer | null = null;
   private spare: Buffer | null = null;
-  private fill = 0;
+  private blockFill = 0;
   private writing: Promise<void> | null = null;
   private failure: Error | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -52,37 +52,66 @@ export class BlockFile extends Writable {
   }
 
   /**
+   * Copies `view` into blocks before returning (the caller may reuse it then); answers like
+   * write(). Behind queued chunks, or when a full block has to wait for the write in flight,
+   * the rest goes through write() as a copy.
+   */
+  writeCopy(view: Buffer): boolean {
+    if (this.writableLength > 0 || this.writableEnded || this.destroyed || this.failure) {
+      return this.write(Buffer.from(view));
+    }
+    const offset = this.fill(view, 0);
+    if (offset < view.length) return this.write(Buffer.from(view.subarray(offset)));
+    this.scheduleFlush();
+    return true;
+  }
+
+  /**
    * Copies `chunk` from `offset` into blocks and calls back; synchronously, unless a full block
    * has to wait for the write in flight (then it goes on once that write is done).
    */
   private take(chunk: Buffer, offset: number, callback: (error?: Error | null) => void): void {
+    if (this.failure) {
+      callback(this.failure);
+      return;
+    }
+    const reached = this.fill(chunk, offset);
+    if (reached < chunk.length) {
+      this.writeBlock().then(() => this.take(chunk, reached, callback), callback);
+      return;
+    }
+    this.scheduleFlush();
+    callback();
+  }
+
+  /**
+   * Copies from `offset` into blocks, starting a block's write when it is full, until the chunk
+   * is taken or a full block must wait for the write in flight; returns how far it got.
+   */
+  private fill(chunk: Buffer, offset: number): number {
     while (offset < chunk.length) {
-      if (this.failure) {
-        callback(this.failure);
-        return;
-      }
       if (!this.block) {
         this.block = this.spare ?? Buffer.allocUnsafe(BLOCK_BYTES);
         this.spare = null;
       }
-      const copied = chunk.copy(this.block, this.fill, offset);
-      this.fill += copied;
+      const copied = chunk.copy(this.block, this.blockFill, offset);
+      this.blockFill += copied;
       offset += copied;
-      if (this.fill === this.block.length) {
-        if (this.writing) {
-          this.writeBlock().then(() => this.take(chunk, offset, callback), callback);
-          return;
-        }
+      if (this.blockFill === this.block.length) {
+        if (this.writing) return offset;
         this.startWrite();
       }
     }
-    if (this.fill > 0 && !this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        this.writeBlock().catch(() => undefined); // a failure is kept for the next write or the end
-      }, BLOCK_FLUSH_MS);
-    }
-    callback();
+    return offset;
+  }
+
+  /** A block that is not full is written BLOCK_FLUSH_MS after its last byte came. */
+  private scheduleFlush(): void {
+    if (this.blockFill === 0 || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.writeBlock().catch(() => undefined); // a failure is kept for the next write or the end
+    }, BLOCK_FLUSH_MS);
   }
 
   /** Waits for the write in flight, then starts writing the current block (if it holds anything). */
@@ -96,10 +125,10 @@ export class BlockFile extends Writable {
   /** Starts writing the current block; only when no write is in flight. */
   private startWrite(): void {
     const block = this.block;
-    const length = this.fill;
+    const length = this.blockFill;
     if (!block || length === 0) return;
     this.block = null;
-    this.fill = 0;
+    this.blockFill = 0;
     this.cancelFlush();
     this.writing = this.writeAll(block, length).then(
       () => {

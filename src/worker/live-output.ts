@@ -10,6 +10,8 @@ const FLUSH_INTERVAL_MS = 100;
  * (and drop) 10 caps a second for nothing.
  */
 const MAX_FLUSH_INTERVAL_MS = 1_000;
+/** Pending output is copied into blocks of this size, used again once sent or dropped. */
+const PENDING_BLOCK_BYTES = 64 * 1024;
 
 /**
  * Publishes one output stream of a run to Redis in bounded form, for `stevedore logs` on any
@@ -19,7 +21,11 @@ const MAX_FLUSH_INTERVAL_MS = 1_000;
  * fast container nor a slow Redis can grow the worker's memory or Redis beyond the cap.
  */
 export class LiveOutput {
+  /** Full blocks, then the one being filled (lastFill bytes of it). */
   private pending: Buffer[] = [];
+  private lastFill = 0;
+  /** Blocks sent or dropped, to fill again: no allocation per push at full output speed. */
+  private free: Buffer[] = [];
   private pendingBytes = 0;
   /** Offset of the first pending byte in the whole stream. */
   private pendingOffset = 0;
@@ -46,18 +52,38 @@ export class LiveOutput {
     return this.dropped || this.produced > this.maxEntries * LIVE_CHUNK_BYTES;
   }
 
+  /** Takes a copy of `chunk` (the caller may reuse it). */
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.produced += chunk.length;
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
     let overflowed = false;
-    while (this.pendingBytes > this.capBytes && this.pending.length > 1) {
+    let bytes = chunk;
+    if (bytes.length > this.capBytes) {
+      // Only its last capBytes can be sent: everything before is dropped uncopied.
+      this.pendingOffset += this.pendingBytes + bytes.length - this.capBytes;
+      this.recycle();
+      bytes = bytes.subarray(bytes.length - this.capBytes);
+      overflowed = this.dropped = true;
+    }
+    for (let at = 0; at < bytes.length; ) {
+      let last = this.pending.at(-1);
+      if (!last || this.lastFill === last.length) {
+        last = this.free.pop() ?? Buffer.allocUnsafe(PENDING_BLOCK_BYTES);
+        this.pending.push(last);
+        this.lastFill = 0;
+      }
+      const copied = bytes.copy(last, this.lastFill, at);
+      this.lastFill += copied;
+      at += copied;
+    }
+    this.pendingBytes += bytes.length;
+    // Drop the oldest full blocks while the newest capBytes are still all pending without them.
+    while (this.pending.length > 1 && this.pendingBytes - (this.pending[0]?.length ?? 0) >= this.capBytes) {
       const oldest = this.pending.shift() as Buffer;
       this.pendingBytes -= oldest.length;
       this.pendingOffset += oldest.length;
-      this.dropped = true;
-      overflowed = true;
+      this.free.push(oldest);
+      overflowed = this.dropped = true;
     }
     // More than a cap per interval: send less often (up to once a second); back to 10 a second
     // as soon as an interval's output fits the cap again.
@@ -78,11 +104,10 @@ export class LiveOutput {
     // A stream that never had output needs no end marker: followers stop on the job's result.
     const marker = end && this.produced > 0;
     if (this.pendingBytes === 0 && !marker) return Promise.resolve();
-    const data = Buffer.concat(this.pending);
+    const data = Buffer.concat(this.pending, this.pendingBytes);
     const offset = this.pendingOffset;
-    this.pending = [];
     this.pendingOffset += this.pendingBytes;
-    this.pendingBytes = 0;
+    this.recycle();
     if (data.length > this.capBytes) this.dropped = true;
     const pipeline = this.redis.pipeline();
     for (let at = Math.max(0, data.length - this.capBytes); at < data.length; at += LIVE_CHUNK_BYTES) {
@@ -116,6 +141,14 @@ export class LiveOutput {
         this.inFlight = null;
       });
     return this.inFlight;
+  }
+
+  /** Empties the pending blocks into the free list (their bytes were sent, copied or dropped). */
+  private recycle(): void {
+    this.free.push(...this.pending);
+    this.pending = [];
+    this.lastFill = 0;
+    this.pendingBytes = 0;
   }
 
   /** Flushes everything and marks the end of this attempt's output. */

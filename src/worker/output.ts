@@ -1,17 +1,23 @@
 import { open } from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import type { CopyingWritable } from '../executors/raw-attach.js';
 import { emptyStream, type StreamSummary, TAIL_BYTES, utf8Tail } from '../jobs/result.js';
 import { BlockFile } from './block-file.js';
 import type { LiveOutput } from './live-output.js';
 
+/** Up to 4 bytes more than TAIL_BYTES are kept, so the tail can be cut on a character boundary. */
+const TAIL_KEEP_BYTES = TAIL_BYTES + 4;
+
 /**
  * Where one output stream of a run goes: the full text to a file (with the file's
  * backpressure), a bounded live copy to Redis, the last TAIL_BYTES in memory for the result,
- * and a byte count.
+ * and a byte count. Takes chunks as a Writable, or copies of a reader's reused buffer
+ * (writeCopy, see executors/raw-attach.ts).
  */
-export class OutputCapture extends Writable {
+export class OutputCapture extends Writable implements CopyingWritable {
   private file: BlockFile | undefined;
-  private tail: Buffer = Buffer.alloc(0);
+  private readonly tail = Buffer.allocUnsafe(TAIL_KEEP_BYTES);
+  private tailLength = 0;
   private count = 0;
 
   constructor(
@@ -26,25 +32,45 @@ export class OutputCapture extends Writable {
     const flags = earlier.bytes > 0 ? 'a' : 'w';
     if (path) this.file = new BlockFile(path, flags);
     this.count = earlier.bytes;
-    this.tail = earlier.tail;
+    this.keepTail(earlier.tail);
+  }
+
+  writeCopy(view: Buffer): boolean {
+    // Behind chunks still queued, these bytes wait their turn, as a copy.
+    if (this.writableLength > 0 || this.writableEnded || this.destroyed) return this.write(Buffer.from(view));
+    this.record(view);
+    if (!this.file || this.file.writeCopy(view)) return true;
+    this.file.once('drain', () => this.emit('drain'));
+    return false;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.count += chunk.length;
-    this.live?.push(chunk);
-    // Keep up to 4 extra bytes so the tail can be cut on a character boundary. A big chunk is
-    // kept by reference (no copy per chunk at full output speed): it is not written to after.
-    const keep = TAIL_BYTES + 4;
-    this.tail =
-      chunk.length >= keep
-        ? chunk.subarray(chunk.length - keep)
-        : Buffer.concat([this.tail, chunk]).subarray(-keep);
+    this.record(chunk);
     if (!this.file) {
       callback();
       return;
     }
     if (this.file.write(chunk)) callback();
     else this.file.once('drain', () => callback());
+  }
+
+  /** Counts the bytes and copies them to the live copy and the tail (the file is the caller's). */
+  private record(bytes: Buffer): void {
+    this.count += bytes.length;
+    this.live?.push(bytes);
+    this.keepTail(bytes);
+  }
+
+  private keepTail(bytes: Buffer): void {
+    if (bytes.length >= TAIL_KEEP_BYTES) {
+      bytes.copy(this.tail, 0, bytes.length - TAIL_KEEP_BYTES);
+      this.tailLength = TAIL_KEEP_BYTES;
+      return;
+    }
+    const old = Math.min(this.tailLength, TAIL_KEEP_BYTES - bytes.length);
+    this.tail.copyWithin(0, this.tailLength - old, this.tailLength);
+    bytes.copy(this.tail, old);
+    this.tailLength = old + bytes.length;
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -59,7 +85,7 @@ export class OutputCapture extends Writable {
     if (this.count === 0 && !this.path) return emptyStream();
     return {
       bytes: this.count,
-      tail: utf8Tail(this.tail),
+      tail: utf8Tail(this.tail.subarray(0, this.tailLength)),
       path: this.path,
       truncated: this.live?.truncated ?? false,
     };
@@ -85,7 +111,7 @@ export async function keptSoFar(path: string | null): Promise<{ bytes: number; t
   if (!file) return { bytes: 0, tail: Buffer.alloc(0) };
   try {
     const { size } = await file.stat();
-    const length = Math.min(size, TAIL_BYTES + 4);
+    const length = Math.min(size, TAIL_KEEP_BYTES);
     const tail = Buffer.alloc(length);
     await file.read(tail, 0, length, size - length);
     return { bytes: size, tail };

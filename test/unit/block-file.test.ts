@@ -53,4 +53,23 @@ describe('BlockFile', () => {
     const out = new BlockFile(join(dir, 'missing-dir', 'f'), 'w');
     await expect(pipeline(Readable.from([Buffer.from('x')]), out)).rejects.toThrow(/ENOENT/);
   });
+
+  it('writeCopy copies before it returns: one reused buffer, mixed with write(), gives every byte in order', async () => {
+    const path = file();
+    const out = new BlockFile(path, 'w');
+    const expected: Buffer[] = [];
+    const reused = Buffer.alloc(300_000);
+    for (let i = 0; i < 20; i++) {
+      const bytes = randomBytes(1 + ((i * 77_777) % reused.length));
+      bytes.copy(reused);
+      const view = reused.subarray(0, bytes.length);
+      expected.push(bytes);
+      // Every third piece as an ordinary chunk, so copies and queued chunks interleave.
+      const more = i % 3 === 2 ? out.write(bytes) : out.writeCopy(view);
+      reused.fill(0xee); // what the reader's next read would do to the buffer
+      if (!more) await new Promise((r) => out.once('drain', r));
+    }
+    await new Promise<void>((resolve) => out.end(resolve));
+    expect(Buffer.compare(await readFile(path), Buffer.concat(expected))).toBe(0);
+  });
 });
