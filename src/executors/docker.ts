@@ -21,6 +21,7 @@ import type {
 } from './executor.js';
 import { forgetImage, loadDockerImage } from './image-load.js';
 import { type NetnsHolder, NetnsHolders } from './netns-holders.js';
+import { attachRaw } from './raw-attach.js';
 import { SkipBytes } from './skip-bytes.js';
 
 const DEFAULT_WATCHDOG_INTERVAL_MS = 2_000;
@@ -75,9 +76,16 @@ interface OutputStreams {
   stderr: Writable;
 }
 
-/** Bytes of each stream the outputs hold: the current demux's count, plus what was kept before it. */
+/** An output stream being followed: its connection, its end, and the bytes it handed out. */
+interface OutputFollow {
+  socket: Readable | Duplex;
+  done: Promise<void>;
+  written: { stdout: number; stderr: number };
+}
+
+/** Bytes of each stream the outputs hold: the current follow's count, plus what was kept before it. */
 interface Following {
-  demux: DockerDemux;
+  source: { written: { stdout: number; stderr: number } };
   alreadyKept: { stdout: number; stderr: number };
   replayed: boolean;
 }
@@ -185,19 +193,12 @@ export class DockerExecutor implements ContainerExecutor {
     this.log.debug({ containerId: container.id }, 'container created');
     try {
       // Attach (and subscribe to its events) before start so no byte of output is missed.
-      const [stream] = await Promise.all([
-        container.attach({
-          stream: true,
-          stdout: true,
-          stderr: true,
-          stdin: spec.stdin !== undefined,
-          hijack: true,
-        }) as Promise<Readable | Duplex>,
+      const [attached] = await Promise.all([
+        this.attachOutput(container, spec.stdin !== undefined, this.streams),
         this.watchEvents(container),
       ]);
-      const demux = new DockerDemux(spec.stdout, spec.stderr);
-      this.following = { demux, alreadyKept: { stdout: 0, stderr: 0 }, replayed: false };
-      this.followStream(stream, demux);
+      this.following = { source: attached, alreadyKept: { stdout: 0, stderr: 0 }, replayed: false };
+      this.followOutput(attached);
     } catch (error) {
       throw wrapEngineError('creating', 'cannot attach to the container output', error);
     }
@@ -262,37 +263,57 @@ export class DockerExecutor implements ContainerExecutor {
     // Its `die` event came before anyone watched: wait() must not wait for it.
     if (!info.State.Running) this.exitedUnwatched = true;
     const replayed = (info.HostConfig.LogConfig?.Type ?? 'none') !== 'none';
-    const demux = new DockerDemux(
-      replayed ? new SkipBytes(streams.stdout, alreadyKept.stdout) : streams.stdout,
-      replayed ? new SkipBytes(streams.stderr, alreadyKept.stderr) : streams.stderr,
-    );
-    this.following = { demux, alreadyKept, replayed };
     if (replayed) {
+      const demux = new DockerDemux(
+        new SkipBytes(streams.stdout, alreadyKept.stdout),
+        new SkipBytes(streams.stderr, alreadyKept.stderr),
+      );
+      this.following = { source: demux, alreadyKept, replayed };
       const logs = (await container.logs({
         follow: true,
         stdout: true,
         stderr: true,
       })) as unknown as Readable;
-      this.followStream(logs, demux);
+      const done = pipeline(logs, demux);
+      this.followOutput({ socket: logs, done, written: demux.written });
     } else if (info.State.Running) {
-      const stream = (await container.attach({
-        stream: true,
-        stdout: true,
-        stderr: true,
-        hijack: true,
-      })) as Duplex;
-      this.followStream(stream, demux);
+      const attached = await this.attachOutput(container, false, streams);
+      this.following = { source: attached, alreadyKept, replayed };
+      this.followOutput(attached);
     } else {
+      this.following = { source: { written: { stdout: 0, stderr: 0 } }, alreadyKept, replayed };
       this.output = Promise.resolve();
     }
     this.waitForExit(container);
     return replayed;
   }
 
-  /** Pipes the container's multiplexed output into the demux; wait() awaits the result. */
-  private followStream(stream: Readable | Duplex, demux: DockerDemux): void {
-    this.attachStream = stream;
-    this.output = pipeline(stream, demux);
+  /**
+   * Attaches to the container's output (and stdin): over our own connection, read with one
+   * reused buffer (raw-attach.ts), where the client talks plain HTTP; through dockerode otherwise.
+   */
+  private async attachOutput(
+    container: Dockerode.Container,
+    stdin: boolean,
+    targets: OutputStreams,
+  ): Promise<OutputFollow> {
+    const raw = await attachRaw(this.docker, container.id, { stdin }, targets);
+    if (raw) return raw;
+    const stream = (await container.attach({
+      stream: true,
+      stdout: true,
+      stderr: true,
+      stdin,
+      hijack: true,
+    })) as Duplex;
+    const demux = new DockerDemux(targets.stdout, targets.stderr);
+    return { socket: stream, done: pipeline(stream, demux), written: demux.written };
+  }
+
+  /** Follows an output stream from now on; wait() awaits its end. */
+  private followOutput(follow: OutputFollow): void {
+    this.attachStream = follow.socket;
+    this.output = follow.done;
     // Keep an early failure from being reported as unhandled; wait() rethrows it.
     this.output.catch(() => undefined);
   }
@@ -318,8 +339,8 @@ export class DockerExecutor implements ContainerExecutor {
     if (!f) return { stdout: 0, stderr: 0 };
     const total = (name: 'stdout' | 'stderr'): number =>
       f.replayed
-        ? Math.max(f.alreadyKept[name], f.demux.written[name])
-        : f.alreadyKept[name] + f.demux.written[name];
+        ? Math.max(f.alreadyKept[name], f.source.written[name])
+        : f.alreadyKept[name] + f.source.written[name];
     return { stdout: total('stdout'), stderr: total('stderr') };
   }
 

@@ -1,5 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,13 +7,18 @@ import { join } from 'node:path';
  * A unix-socket proxy in front of the Docker engine that can be frozen: while frozen, every
  * connection is accepted and then ignored, as a hung daemon would. Lets the watchdog test
  * make the real engine look dead without touching it. It can also cut chosen connections, as
- * a proxy closing long-lived requests would.
+ * a proxy closing long-lived requests would. It listens on a unix socket, or with `tcp` on a
+ * loopback port (an engine reached over plain HTTP).
  */
 export class FreezableDockerProxy {
   frozen = false;
   private readonly sockets = new Set<Socket>();
   /** Each client connection with the first line of the latest request it sent (connections are reused). */
   private readonly requests = new Map<Socket, string>();
+  /** Every request line seen, in order. */
+  readonly requestLines: string[] = [];
+  /** The loopback port, when listening on TCP. */
+  port = 0;
 
   private constructor(
     private readonly server: Server,
@@ -21,24 +26,31 @@ export class FreezableDockerProxy {
     private readonly dir: string,
   ) {}
 
-  static async start(target = '/var/run/docker.sock'): Promise<FreezableDockerProxy> {
+  static async start(
+    target = '/var/run/docker.sock',
+    options: { tcp?: boolean } = {},
+  ): Promise<FreezableDockerProxy> {
     const dir = await mkdtemp(join(tmpdir(), 'stevedore-proxy-'));
     const socketPath = join(dir, 'docker.sock');
     let proxy: FreezableDockerProxy | undefined;
-    const server = createServer((client) => {
+    // Half-open both ways: a client ending its side (stdin done) still reads the engine's answer.
+    const server = createServer({ allowHalfOpen: true }, (client) => {
       proxy?.sockets.add(client);
       client.on('close', () => {
         proxy?.sockets.delete(client);
         proxy?.requests.delete(client);
       });
       if (proxy?.frozen) return;
-      const upstream = connect(target);
+      const upstream = connect({ path: target, allowHalfOpen: true });
       proxy?.sockets.add(upstream);
       // Forward by hand so that freezing also silences connections that are already open
       // (dockerode keeps connections alive and reuses them).
       client.on('data', (chunk: Buffer) => {
         const line = chunk.toString('latin1', 0, 200).split('\r\n')[0] ?? '';
-        if (/^[A-Z]+ \//.test(line)) proxy?.requests.set(client, line);
+        if (/^[A-Z]+ \//.test(line)) {
+          proxy?.requests.set(client, line);
+          proxy?.requestLines.push(line);
+        }
         if (!proxy?.frozen) upstream.write(chunk);
       });
       upstream.on('data', (chunk) => proxy?.frozen || client.write(chunk));
@@ -52,7 +64,12 @@ export class FreezableDockerProxy {
       upstream.on('error', end);
     });
     proxy = new FreezableDockerProxy(server, socketPath, dir);
-    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    if (options.tcp) {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      proxy.port = (server.address() as AddressInfo).port;
+    } else {
+      await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    }
     return proxy;
   }
 

@@ -1,6 +1,9 @@
+import { Agent } from 'node:http';
+import { Readable } from 'node:stream';
 import Dockerode from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DockerExecutor } from '../../src/executors/docker.js';
+import { attachRaw } from '../../src/executors/raw-attach.js';
 import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
 import { FreezableDockerProxy } from '../helpers/docker-proxy.js';
 import { executorSpec } from '../helpers/executor-spec.js';
@@ -104,5 +107,45 @@ describe('DockerExecutor on the engine', () => {
     await expect(e.wait()).rejects.toThrow(
       /running: docker daemon stopped answering \(\d+ inspects failed over \d+\.\d s/,
     );
+  });
+
+  it('attaches over its own connection on a socket or plain HTTP, and through dockerode otherwise: same bytes', async () => {
+    const proxy = await FreezableDockerProxy.start(undefined, { tcp: true });
+    cleanup.push(() => proxy.close());
+    const clients = {
+      tcp: new Dockerode({ host: '127.0.0.1', port: proxy.port, protocol: 'http' }),
+      // A custom agent is one of the settings only dockerode honours: it attaches then.
+      agent: new Dockerode({
+        host: '127.0.0.1',
+        port: proxy.port,
+        protocol: 'http',
+        agent: new Agent(), // docker-modem takes it; @types/dockerode 4 does not list it
+      } as Dockerode.DockerOptions),
+    };
+    for (const [name, client] of Object.entries(clients)) {
+      const e = new DockerExecutor({ docker: client, labels: testLabels('attach-paths') });
+      cleanup.push(() => e.close());
+      await e.loadImage(TEST_IMAGE, testImageTarball());
+      const s = executorSpec(['sh', '-c', 'cat; printf "to stderr" >&2; exit 3'], {
+        stdin: Readable.from([Buffer.from('line one\n'), Buffer.from('line two')]),
+      });
+      const before = proxy.requestLines.length;
+      await e.create(s);
+      await e.start();
+      expect(await e.wait(), name).toBe(3);
+      expect(s.stdout.text, name).toBe('line one\nline two');
+      expect(s.stderr.text, name).toBe('to stderr');
+      const attach = proxy.requestLines.slice(before).filter((l) => l.includes('/attach?'));
+      // Ours asks for exactly the streams it reads; dockerode's query carries its own extras.
+      expect(attach, name).toHaveLength(1);
+      expect(attach[0]?.includes('?stream=1&stdout=1&stderr=1&stdin=1 '), name).toBe(name === 'tcp');
+    }
+  });
+
+  it('raw attach to a container that does not exist fails like the engine says, with the status code', async () => {
+    const out = executorSpec([]);
+    await expect(
+      attachRaw(docker, 'no-such-container-stevedore', { stdin: false }, out),
+    ).rejects.toMatchObject({ statusCode: 404, message: expect.stringMatching(/No such container/) });
   });
 });
