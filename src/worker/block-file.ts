@@ -22,6 +22,8 @@ export class BlockFile extends Writable {
   private writing: Promise<void> | null = null;
   private failure: Error | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Bytes the file has taken so far. */
+  written = 0;
 
   constructor(path: string, flags: 'w' | 'a') {
     super({ highWaterMark: BLOCK_BYTES });
@@ -153,6 +155,7 @@ export class BlockFile extends Writable {
     for (let done = 0; done < length; ) {
       const { bytesWritten } = await handle.write(block, done, length - done);
       done += bytesWritten;
+      this.written += bytesWritten;
     }
   }
 

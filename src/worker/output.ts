@@ -19,6 +19,10 @@ export class OutputCapture extends Writable implements CopyingWritable {
   private readonly tail = Buffer.allocUnsafe(TAIL_KEEP_BYTES);
   private tailLength = 0;
   private count = 0;
+  /** Why the file stopped taking output (disk full, say), and how many bytes it holds. */
+  private fileFailure: { error: Error; bytes: number } | null = null;
+  /** A 'drain' is promised to a writeCopy caller (one wait on the file, however many calls). */
+  private drainPromised = false;
 
   constructor(
     private readonly path: string | null,
@@ -30,28 +34,40 @@ export class OutputCapture extends Writable implements CopyingWritable {
     // Appends only when continuing an adopted run; a run started afresh replaces what an
     // interrupted earlier try of the same attempt left.
     const flags = earlier.bytes > 0 ? 'a' : 'w';
-    if (path) this.file = new BlockFile(path, flags);
     this.count = earlier.bytes;
     this.keepTail(earlier.tail);
+    if (!path) return;
+    const file = new BlockFile(path, flags);
+    this.file = file;
+    // A file that fails (disk full, I/O error) must neither crash the worker nor stall the
+    // container: from then on output only counts and goes live, and close() reports the failure.
+    file.on('error', (error: Error) => {
+      this.fileFailure ??= { error, bytes: earlier.bytes + file.written };
+      this.file = undefined;
+    });
   }
 
   writeCopy(view: Buffer): boolean {
     // Behind chunks still queued, these bytes wait their turn, as a copy.
     if (this.writableLength > 0 || this.writableEnded || this.destroyed) return this.write(Buffer.from(view));
     this.record(view);
-    if (!this.file || this.file.writeCopy(view)) return true;
-    this.file.once('drain', () => this.emit('drain'));
+    const file = this.file;
+    if (!file || file.writeCopy(view)) return true;
+    if (!this.drainPromised) {
+      this.drainPromised = true;
+      whenFileReady(file, () => {
+        this.drainPromised = false;
+        this.emit('drain');
+      });
+    }
     return false;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.record(chunk);
-    if (!this.file) {
-      callback();
-      return;
-    }
-    if (this.file.write(chunk)) callback();
-    else this.file.once('drain', () => callback());
+    const file = this.file;
+    if (!file || file.write(chunk)) callback();
+    else whenFileReady(file, () => callback());
   }
 
   /** Counts the bytes and copies them to the live copy and the tail (the file is the caller's). */
@@ -74,11 +90,13 @@ export class OutputCapture extends Writable implements CopyingWritable {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    if (!this.file) {
+    const file = this.file;
+    if (!file) {
       callback();
       return;
     }
-    this.file.end(() => callback());
+    // A failure while the last block is written is reported by close(), like any other.
+    file.end(() => callback());
   }
 
   summary(): StreamSummary {
@@ -99,9 +117,28 @@ export class OutputCapture extends Writable implements CopyingWritable {
       this.once('error', reject);
       this.end();
     });
-    if (this.file && !this.file.closed) await new Promise<void>((r) => this.file?.once('close', () => r()));
+    const file = this.file;
+    if (file && !file.closed) await new Promise<void>((r) => file.once('close', () => r()));
     await this.live?.finish();
+    const failed = this.fileFailure;
+    if (failed) {
+      throw new Error(
+        `output file ${this.path} holds only the first ${failed.bytes} of ${this.count} bytes: ${failed.error.message} (the result's byte count and tail, and the live copy for \`stevedore logs\`, are kept as usual)`,
+        { cause: failed.error },
+      );
+    }
   }
+}
+
+/** Calls back once `file` drained, or failed (then it takes no more and nobody must wait for it). */
+function whenFileReady(file: BlockFile, callback: () => void): void {
+  const done = (): void => {
+    file.off('drain', done);
+    file.off('error', done);
+    callback();
+  };
+  file.once('drain', done);
+  file.once('error', done);
 }
 
 /** What an earlier worker already wrote to `path`: its size and its last bytes. */

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -173,4 +174,39 @@ describe('output and accounting', () => {
     expect(firstLineAt).toBeGreaterThan(0);
     expect(firstLineAt).toBeLessThan(Date.parse(result?.finishedAt as string));
   });
+
+  // A 1 MiB tmpfs as the log dir needs root (mount); these machines and CI run tests as root.
+  const canMount = process.getuid?.() === 0;
+  if (!canMount) console.warn('[skip] full-disk output test: mounting a small tmpfs needs root');
+  it.skipIf(!canMount)(
+    'a full disk under the log dir: the job completes, the result says what the file lacks, the worker lives on',
+    async () => {
+      const logDir = await mkdtemp(join(tmpdir(), 'stevedore-full-'));
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', logDir]);
+      const full = new Harness(redis);
+      try {
+        await full.worker({ logDir });
+        const client = full.client();
+        const { id } = await client.submit(busybox(['sh', '-c', 'yes out | head -c 5000000']));
+        const result = await client.waitForResult(id, { timeoutMs: 60_000 });
+        expect(result).toMatchObject({ state: 'Complete', exitCode: 0 });
+        expect(result.stdout.bytes).toBe(5_000_000);
+        expect(result.stdout.tail.endsWith('out\nout\n')).toBe(true);
+        expect(result.error?.message).toMatch(
+          /output file .*stdout holds only the first \d+ of 5000000 bytes: ENOSPC/,
+        );
+        // The worker is still there: with room again, the next job runs and keeps its output.
+        await rm(result.stdout.path as string);
+        const next = await client.waitForResult((await client.submit(busybox(['echo', 'ok']))).id, {
+          timeoutMs: 60_000,
+        });
+        expect(next).toMatchObject({ state: 'Complete', exitCode: 0, error: null });
+        expect(await readFile(next.stdout.path as string, 'utf8')).toBe('ok\n');
+      } finally {
+        await full.close();
+        execFileSync('umount', [logDir]);
+        await rm(logDir, { recursive: true, force: true });
+      }
+    },
+  );
 });

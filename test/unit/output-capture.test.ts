@@ -56,4 +56,19 @@ describe('OutputCapture', () => {
     expect(tail).toBe('é'.repeat(tail.length));
     expect(Buffer.byteLength(tail)).toBeLessThanOrEqual(TAIL_BYTES);
   });
+
+  it('a file that fails (ENOSPC on /dev/full) neither stalls nor throws; close() says what it lacks', async () => {
+    for (const copies of [true, false]) {
+      const capture = new OutputCapture('/dev/full');
+      const piece = Buffer.alloc(3 * 1024 * 1024, 'x');
+      for (let i = 0; i < 4; i++) {
+        const more = copies ? capture.writeCopy(piece) : capture.write(piece);
+        if (!more) await new Promise((r) => capture.once('drain', r));
+      }
+      await expect(capture.close()).rejects.toThrow(
+        /output file \/dev\/full holds only the first 0 of 12582912 bytes: ENOSPC/,
+      );
+      expect(capture.summary()).toMatchObject({ bytes: 12_582_912, tail: 'x'.repeat(TAIL_BYTES) });
+    }
+  });
 });
