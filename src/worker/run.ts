@@ -410,6 +410,8 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   });
   transition('done');
   await events.close();
+  if (events.failure)
+    log.warn({ err: events.failure }, 'could not write events.log; its live copy has the lines');
   await Promise.all([liveEvents?.finish(), chain]);
   log.info({ state: result.state, reason: result.reason, exitCode }, 'run finished');
   const interruptedBy =
