@@ -115,6 +115,31 @@ async function main(): Promise<void> {
   await probe.loadImage(DEMO_IMAGE, tarball);
   const spec = { image: DEMO_IMAGE, command: TRIVIAL };
   const dockerVersion = await probe.runtime();
+  /** Redis, the bare loops' containers and the scratch dir (up to ~2 GB of output files). */
+  const cleanUp = async (): Promise<void> => {
+    await redisServer.stop();
+    for (const c of await docker.listContainers({ all: true, filters: { label: [BENCH_LABEL] } })) {
+      await docker.getContainer(c.Id).remove({ force: true });
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  // Interrupted (Ctrl-C, a timeout): stop the workers (they write into the scratch dir), then
+  // remove the rest rather than leave it behind. `on`, not `once`: execa's exit hook re-raises
+  // the signal (and the process dies mid-cleanup) when it finds no other listener left.
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupted) return;
+      interrupted = true;
+      log(`${signal}: stopping the workers and cleaning up`);
+      admin.disconnect();
+      Promise.all([...WorkerProcess.running].map((w) => w.stop()))
+        .then(cleanUp)
+        .then(() => log('interrupted; workers, Redis, containers and scratch files removed'))
+        .catch((error: unknown) => log(`cleanup failed: ${String(error)}; remove ${dir} yourself`))
+        .finally(() => process.exit(130));
+    });
+  }
 
   try {
     // Warm the engine (first container start pays for the image's first mount).
@@ -328,11 +353,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await admin.quit();
-    await redisServer.stop();
-    for (const c of await docker.listContainers({ all: true, filters: { label: [BENCH_LABEL] } })) {
-      await docker.getContainer(c.Id).remove({ force: true });
-    }
-    await rm(dir, { recursive: true, force: true });
+    await cleanUp();
   }
 
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30, 0)} GiB, ${dockerVersion}, Node ${process.version}`;

@@ -9,6 +9,9 @@ const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 
 /** A real `stevedore worker` process on its own queue, as production runs it. */
 export class WorkerProcess {
+  /** Workers started and not yet stopped, for an interrupted bench to stop first. */
+  static readonly running = new Set<WorkerProcess>();
+
   private constructor(
     readonly child: ResultPromise,
     readonly queue: string,
@@ -40,7 +43,9 @@ export class WorkerProcess {
       });
       child.once('exit', (code) => reject(new Error(`bench worker exited with ${code}`)));
     });
-    return new WorkerProcess(child, queue);
+    const worker = new WorkerProcess(child, queue);
+    WorkerProcess.running.add(worker);
+    return worker;
   }
 
   /** [current RSS, peak RSS] in bytes, from /proc. */
@@ -54,6 +59,7 @@ export class WorkerProcess {
   async stop(): Promise<void> {
     this.child.kill('SIGTERM');
     await this.child;
+    WorkerProcess.running.delete(this);
   }
 }
 
