@@ -33,13 +33,17 @@ export class DockerDemux extends Writable {
       callback();
       return;
     }
-    Promise.all([...blocked].map(waitForDrain)).then(() => callback(), callback);
+    drained(blocked).then(() => callback(), callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    const missing = this.frames.incomplete();
-    callback(missing ? new Error(`output stream ended inside a frame (${missing})`) : undefined);
+    callback(this.frames.endError());
   }
+}
+
+/** Resolves once every one of `targets` drained; rejects with the first one's error. */
+export function drained(targets: Iterable<Writable>): Promise<void> {
+  return Promise.all([...targets].map(waitForDrain)).then(() => undefined);
 }
 
 export function waitForDrain(target: Writable): Promise<void> {

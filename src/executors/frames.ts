@@ -41,11 +41,13 @@ export class FrameSplitter {
     }
   }
 
-  /** Null when the bytes so far ended on a frame boundary; otherwise what is missing, for an error. */
-  incomplete(): string | null {
+  /** At the stream's end: null when the bytes ended on a frame boundary, else the error to report. */
+  endError(): Error | null {
     if (this.frameRemaining === 0 && this.headerFill === 0) return null;
-    return this.frameRemaining > 0
-      ? `${this.frameRemaining} payload bytes missing`
-      : `${HEADER_BYTES - this.headerFill} header bytes missing`;
+    const missing =
+      this.frameRemaining > 0
+        ? `${this.frameRemaining} payload bytes missing`
+        : `${HEADER_BYTES - this.headerFill} header bytes missing`;
+    return new Error(`output stream ended inside a frame (${missing})`);
   }
 }

@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { AttachAnswer } from './attach-answer.js';
-import { waitForDrain } from './demux.js';
+import { drained } from './demux.js';
 import { FrameSplitter, type StreamName } from './frames.js';
 
 /**
@@ -133,9 +133,9 @@ export async function attachRaw(
       setTimeout(() => socket.resume(), COALESCE_MS);
       return false;
     }
-    const waits = [...blocked].map(waitForDrain);
+    const waits = drained(blocked);
     blocked.clear();
-    Promise.all(waits).then(
+    waits.then(
       () => socket.resume(),
       (error: Error) => socket.destroy(error),
     );
@@ -174,8 +174,8 @@ export async function attachRaw(
         rejectAttach(answer.error());
         return;
       }
-      const missing = frames.incomplete();
-      if (missing) settle?.reject(new Error(`output stream ended inside a frame (${missing})`));
+      const error = frames.endError();
+      if (error) settle?.reject(error);
       else settle?.resolve();
     });
     socket.on('close', () => {

@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import { waitForDrain } from '../executors/demux.js';
 import type { CopyingWritable } from '../executors/raw-attach.js';
 import { emptyStream, type StreamSummary, TAIL_BYTES, utf8Tail } from '../jobs/result.js';
 import { BlockFile } from './block-file.js';
@@ -132,13 +133,7 @@ export class OutputCapture extends Writable implements CopyingWritable {
 
 /** Calls back once `file` drained, or failed (then it takes no more and nobody must wait for it). */
 function whenFileReady(file: BlockFile, callback: () => void): void {
-  const done = (): void => {
-    file.off('drain', done);
-    file.off('error', done);
-    callback();
-  };
-  file.once('drain', done);
-  file.once('error', done);
+  waitForDrain(file).then(callback, callback);
 }
 
 /** What an earlier worker already wrote to `path`: its size and its last bytes. */
