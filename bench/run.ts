@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { Redis } from 'ioredis';
 import { bundledImageTarball, DEMO_IMAGE } from '../src/cli/demo.js';
-import { DockerExecutor } from '../src/executors/docker.js';
+import { DockerExecutor } from '../src/executors/docker/docker-executor.js';
 import { StevedoreClient } from '../src/jobs/client.js';
 import { IDLE_GC_DELAY_MS } from '../src/worker/idle-gc.js';
 import { RedisServerProcess } from '../src/worker/redis-server.js';

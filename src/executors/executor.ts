@@ -30,9 +30,51 @@ export interface ExecutorSpec {
   networkMode?: string;
   gpu?: { stack: 'cuda' | 'rocm'; deviceCount: number };
   cgroupParent?: string;
+  /** Run the command under the runtime's init process (signals forwarded, zombies reaped). */
+  init?: boolean;
   stdin?: Readable;
-  stdout: Writable;
-  stderr: Writable;
+  stdout: OutputSink;
+  stderr: OutputSink;
+}
+
+/**
+ * Where a container's output goes. A sink that offers `writeCopy` copies what it keeps before
+ * returning, so the runtime may read into one reused buffer; the bytes are the same either way.
+ */
+export interface OutputSink extends Writable {
+  /** Takes a view that is valid only during the call; false = wait for 'drain'. */
+  writeCopy?(view: Buffer): boolean;
+}
+
+/** Bytes of each stream an output already holds (skipped when output is replayed). */
+export interface StreamCounts {
+  stdout: number;
+  stderr: number;
+}
+
+/** What an adopting executor found when it took over a container. */
+export interface Adoption {
+  /** Whether the container was still running. */
+  running: boolean;
+  /** Whether its output was replayed from the runtime's own copy (no byte lost). */
+  replayed: boolean;
+}
+
+/** The connection to the runtime broke under a running container and the executor took it back. */
+export interface Reattachment {
+  at: string;
+  /** Whether the container was still running when the runtime came back. */
+  running: boolean;
+  /** Whether its output was replayed from the runtime's copy (no bytes lost). */
+  replayed: boolean;
+}
+
+/** What a runtime can do beyond the lifecycle; the worker asks these, never probes for methods. */
+export interface RuntimeCapabilities {
+  /** A container outlives its worker, and another executor on the host can adopt() it. */
+  adopt: boolean;
+  /** exec() and ipAddress() work on a running container (gateway targets). */
+  exec: boolean;
 }
 
 export interface ExecOptions {
@@ -63,6 +105,10 @@ export interface UsageSample {
 }
 
 export interface ContainerExecutor {
+  /** What this runtime can do; constant for the executor's life. */
+  readonly capabilities: RuntimeCapabilities;
+  /** The container's id in the runtime; '' before create() or adopt(). */
+  readonly containerId: string;
   /** Makes the image available; a no-op when it is already present. */
   loadImage(image: string, tarballPath?: string): Promise<void>;
   /** Creates the container without starting it. */
@@ -88,4 +134,18 @@ export interface ContainerExecutor {
   ipAddress(): Promise<string>;
   /** Gateway target: runs a command inside the running container. */
   exec(command: string[], options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Takes over a container an earlier executor created and let go of (its worker crashed or
+   * detached) instead of create() + start(); then wait() as usual. Output is replayed from the
+   * runtime's copy when it keeps one, skipping `alreadyKept`. Rejects unless capabilities.adopt.
+   */
+  adopt(
+    containerId: string,
+    output: { stdout: OutputSink; stderr: OutputSink },
+    alreadyKept: StreamCounts,
+  ): Promise<Adoption>;
+  /** Lets go of a running container without stopping or removing it (it is left for adoption). */
+  detach(): void;
+  /** Runtime outages the container lived through, and was taken back after. */
+  reattachments(): readonly Reattachment[];
 }

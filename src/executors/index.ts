@@ -1,4 +1,4 @@
-import { DockerExecutor, type DockerExecutorOptions } from './docker.js';
+import { DockerExecutor, type DockerExecutorOptions } from './docker/docker-executor.js';
 import type { ContainerExecutor } from './executor.js';
 
 export type RuntimeKind = 'docker' | 'singularity';
@@ -26,8 +26,12 @@ export async function createExecutor(
   }
 }
 
-export { DockerExecutor, type DockerExecutorOptions } from './docker.js';
-export { DOCKER_MIN_MEMORY_BYTES, type DockerHostFacts, toDockerCreateOptions } from './docker-options.js';
+export {
+  DOCKER_MIN_MEMORY_BYTES,
+  type DockerHostFacts,
+  toDockerCreateOptions,
+} from './docker/create-options.js';
+export { DockerExecutor, type DockerExecutorOptions } from './docker/docker-executor.js';
 export type {
   BindMount,
   ContainerExecutor,

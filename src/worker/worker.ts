@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
-import { DockerExecutor } from '../executors/docker.js';
-import { HOLDER_LABEL, NetnsHolders } from '../executors/netns-holders.js';
+import { DockerExecutor } from '../executors/docker/docker-executor.js';
+import { HOLDER_LABEL, NetnsHolders } from '../executors/docker/netns/holders.js';
 import { connect, throttled } from '../jobs/connection.js';
 import { InvalidSpecError } from '../jobs/errors.js';
 import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
@@ -13,9 +13,9 @@ import { listenForCancels } from './cancel-listener.js';
 import type { WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { IdleCollector } from './idle-gc.js';
-import { LiveOutput } from './live-output.js';
-import { findAdoptable, reconcileContainers } from './reconcile.js';
-import { runJob, type StopReason } from './run.js';
+import { LiveOutput } from './output/live-output.js';
+import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
+import { runJob, type StopReason } from './run/run.js';
 
 export interface WorkerDeps {
   logger?: Logger;

@@ -1,5 +1,5 @@
 import { bundledImageTarball } from '../../src/cli/demo.js';
-import { DockerExecutor } from '../../src/executors/docker.js';
+import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
 import { chaos, summaryTable } from './chaos.js';
 
 /** `npm run chaos`: the long form (about two minutes, loopback only). */

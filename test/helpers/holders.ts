@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import { HOLDER_LABEL } from '../../src/executors/netns-holders.js';
+import { HOLDER_LABEL } from '../../src/executors/docker/netns/holders.js';
 
 /**
  * Removes the namespace holders of the workers on `queue`. A SIGKILLed worker leaves its holders

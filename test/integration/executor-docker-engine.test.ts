@@ -2,8 +2,8 @@ import { Agent } from 'node:http';
 import { Readable } from 'node:stream';
 import Dockerode from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DockerExecutor } from '../../src/executors/docker.js';
-import { attachRaw } from '../../src/executors/raw-attach.js';
+import { attachRaw } from '../../src/executors/docker/attach/raw-attach.js';
+import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
 import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
 import { FreezableDockerProxy } from '../helpers/docker-proxy.js';
 import { executorSpec } from '../helpers/executor-spec.js';
@@ -85,7 +85,7 @@ describe('DockerExecutor on the engine', () => {
     expect(proxy.cut(/^GET (\/v[\d.]+)?\/events/)).toBe(1);
     await expect(exit).resolves.toBe(0);
     expect(s.stdout.text).toBe('before\nafter\n');
-    expect(e.reattachments).toEqual([]);
+    expect(e.reattachments()).toEqual([]);
   });
 
   it('the watchdog rejects wait() when the daemon stops answering', async () => {

@@ -1,4 +1,4 @@
-import { DockerExecutor } from '../../src/executors/docker.js';
+import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
 import { TEST_IMAGE, testDocker, testLabels } from '../helpers/docker.js';
 import { executorSuite } from './executor-suite.js';
 

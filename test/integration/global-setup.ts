@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import type { TestProject } from 'vitest/node';
 import { bundledImageTarball } from '../../src/cli/demo.js';
-import { HOLDER_LABEL } from '../../src/executors/netns-holders.js';
+import { HOLDER_LABEL } from '../../src/executors/docker/netns/holders.js';
 import { REDIS_PID_DIR } from '../helpers/redis.js';
 
 declare module 'vitest' {

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIVE_CHUNK_BYTES } from '../../src/jobs/keys.js';
-import { LiveOutput } from '../../src/worker/live-output.js';
+import { LiveOutput } from '../../src/worker/output/live-output.js';
 import { TestRedis } from '../helpers/redis.js';
 
 type Entry = [id: Buffer, fields: Buffer[]];

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DockerExecutor } from '../../src/executors/docker.js';
+import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
+import { HOLDER_LABEL, NetnsHolders } from '../../src/executors/docker/netns/holders.js';
 import type { ExecutorSpec } from '../../src/executors/executor.js';
-import { HOLDER_LABEL, NetnsHolders } from '../../src/executors/netns-holders.js';
 import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
 import { executorSpec } from '../helpers/executor-spec.js';
 import { TestRedis } from '../helpers/redis.js';

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerExecutor } from '../../src/executors/docker.js';
+import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
 import { TEST_IMAGE, testDocker, testImageTarball } from '../helpers/docker.js';
 import { TestRedis } from '../helpers/redis.js';
 import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AttachAnswer } from '../../src/executors/attach-answer.js';
+import { AttachAnswer } from '../../src/executors/docker/attach/attach-answer.js';
 
 const UPGRADED =
   'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BLOCK_BYTES, BlockFile } from '../../src/worker/block-file.js';
+import { BLOCK_BYTES, BlockFile } from '../../src/worker/output/block-file.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'stevedore-block-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));

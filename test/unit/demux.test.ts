@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { DockerDemux } from '../../src/executors/demux.js';
+import { DockerDemux } from '../../src/executors/docker/attach/demux.js';
 import { Sink } from '../helpers/streams.js';
 
 function frame(kind: number, payload: string | Buffer): Buffer {

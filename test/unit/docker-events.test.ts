@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ContainerWatch } from '../../src/executors/docker-events.js';
+import { ContainerWatch } from '../../src/executors/docker/events.js';
 
 const event = (Action: string, Attributes: Record<string, string> = {}) => ({
   Type: 'container',

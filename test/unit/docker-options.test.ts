@@ -1,6 +1,6 @@
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { DOCKER_MIN_MEMORY_BYTES, toDockerCreateOptions } from '../../src/executors/docker-options.js';
+import { DOCKER_MIN_MEMORY_BYTES, toDockerCreateOptions } from '../../src/executors/docker/create-options.js';
 import type { ExecutorSpec } from '../../src/executors/executor.js';
 
 function spec(extra: Partial<ExecutorSpec> = {}): ExecutorSpec {

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EventsLog } from '../../src/worker/events-log.js';
+import { EventsLog } from '../../src/worker/output/events-log.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'stevedore-events-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));

@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { holderImageName, holderProgram, singleFileTar } from '../../src/executors/holder-image.js';
+import {
+  holderImageName,
+  holderProgram,
+  singleFileTar,
+} from '../../src/executors/docker/netns/holder-image.js';
 
 const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'stevedore-holder-'));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TAIL_BYTES, utf8Tail } from '../../src/jobs/result.js';
-import { OutputCapture } from '../../src/worker/output.js';
+import { OutputCapture } from '../../src/worker/output/capture.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'stevedore-capture-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));

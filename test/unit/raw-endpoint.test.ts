@@ -1,6 +1,6 @@
 import Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import { type ModemSettings, rawEndpoint } from '../../src/executors/raw-attach.js';
+import { type ModemSettings, rawEndpoint } from '../../src/executors/docker/attach/raw-attach.js';
 
 /** The modem a dockerode client made from these options (no connection is opened). */
 const modem = (options: Dockerode.DockerOptions): ModemSettings =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { leftoverVerdict } from '../../src/worker/reconcile.js';
+import { leftoverVerdict } from '../../src/worker/recovery/reconcile.js';
 
 const old = { ageMs: 120_000, graceMs: 30_000, ownJob: false, lockHeld: false };
 

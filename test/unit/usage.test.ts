@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { usageFromStats } from '../../src/executors/docker-usage.js';
-import { UsageTracker } from '../../src/worker/usage-sampler.js';
+import { usageFromStats } from '../../src/executors/docker/usage.js';
+import { UsageTracker } from '../../src/worker/run/usage-tracker.js';
 
 describe('usage', () => {
   it('reads cumulative CPU, peak memory and block IO from a stats answer', () => {

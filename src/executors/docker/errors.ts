@@ -1,4 +1,4 @@
-import { InfrastructureError, PhaseError, statusCodeOf } from '../jobs/errors.js';
+import { InfrastructureError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
 
 /** 404: the container (or image) does not exist. */
 export function isGone(error: unknown): boolean {

@@ -1,6 +1,6 @@
 import type { ContainerCreateOptions, DeviceRequest } from 'dockerode';
-import type { ExecutorSpec } from './executor.js';
-import type { NetnsHolder } from './netns-holders.js';
+import type { ExecutorSpec } from '../executor.js';
+import type { NetnsHolder } from './netns/holders.js';
 
 /** Docker 20.10 refuses a memory limit below 6 MiB (daemon/daemon_unix.go linuxMinMemory). */
 export const DOCKER_MIN_MEMORY_BYTES = 6 * 1024 * 1024;

@@ -1,5 +1,5 @@
-import type { UsageSample } from '../executors/executor.js';
-import type { Usage } from '../jobs/result.js';
+import type { UsageSample } from '../../executors/executor.js';
+import type { Usage } from '../../jobs/result.js';
 
 /** Share of the memory limit past which events.log warns. */
 export const MEMORY_WARNING_RATIO = 0.9;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
-import { InfrastructureError, statusCodeOf } from '../jobs/errors.js';
+import { InfrastructureError, statusCodeOf } from '../../jobs/errors.js';
 
 /** Watchdog inspects that must see the container exited before we stop waiting for wait(). */
 const EXITED_CONFIRMATIONS = 3;

@@ -1,8 +1,8 @@
 import { open } from 'node:fs/promises';
 import { Writable } from 'node:stream';
-import { waitForDrain } from '../executors/demux.js';
-import type { CopyingWritable } from '../executors/raw-attach.js';
-import { emptyStream, type StreamSummary, TAIL_BYTES, utf8Tail } from '../jobs/result.js';
+import { waitForDrain } from '../../executors/docker/attach/demux.js';
+import type { CopyingWritable } from '../../executors/docker/attach/raw-attach.js';
+import { emptyStream, type StreamSummary, TAIL_BYTES, utf8Tail } from '../../jobs/result.js';
 import { BlockFile } from './block-file.js';
 import type { LiveOutput } from './live-output.js';
 

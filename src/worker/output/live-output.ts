@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { LIVE_CHUNK_BYTES, LIVE_ENTRY_ALLOCATION_BYTES, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
+import { LIVE_CHUNK_BYTES, LIVE_ENTRY_ALLOCATION_BYTES, SIDE_KEY_TTL_SECONDS } from '../../jobs/keys.js';
 
 /** How often pending output is sent to Redis while a job runs. */
 const FLUSH_INTERVAL_MS = 100;

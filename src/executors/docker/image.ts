@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type Dockerode from 'dockerode';
-import { InfrastructureError, PhaseError, statusCodeOf } from '../jobs/errors.js';
+import { InfrastructureError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
 
 /**
  * Images recently seen present, per engine client: a busy worker asks the engine once per

@@ -3,26 +3,30 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
-import { CommandNotFoundError, InfrastructureError, PhaseError, statusCodeOf } from '../jobs/errors.js';
-import { DockerDemux } from './demux.js';
-import { cleanEngineMessage, isAlreadyInState, isGone, wrapEngineError } from './docker-errors.js';
-import { type ContainerWatch, DockerEvents } from './docker-events.js';
-import { dockerExec } from './docker-exec.js';
-import { type DockerHostFacts, toDockerCreateOptions } from './docker-options.js';
-import { awaitEngine, liveRestoreEnabled, watchContainer } from './docker-outage.js';
-import { dockerUsage } from './docker-usage.js';
+import { CommandNotFoundError, InfrastructureError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
 import type {
+  Adoption,
   ContainerExecutor,
   ExecOptions,
   ExecResult,
   ExecutorSpec,
   ExitDetails,
+  Reattachment,
+  RuntimeCapabilities,
+  StreamCounts,
   UsageSample,
-} from './executor.js';
-import { forgetImage, loadDockerImage } from './image-load.js';
-import { type NetnsHolder, NetnsHolders } from './netns-holders.js';
-import { attachRaw } from './raw-attach.js';
-import { SkipBytes } from './skip-bytes.js';
+} from '../executor.js';
+import { DockerDemux } from './attach/demux.js';
+import { attachRaw } from './attach/raw-attach.js';
+import { SkipBytes } from './attach/skip-bytes.js';
+import { type DockerHostFacts, toDockerCreateOptions } from './create-options.js';
+import { cleanEngineMessage, isAlreadyInState, isGone, wrapEngineError } from './errors.js';
+import { type ContainerWatch, DockerEvents } from './events.js';
+import { dockerExec } from './exec.js';
+import { forgetImage, loadDockerImage } from './image.js';
+import { type NetnsHolder, NetnsHolders } from './netns/holders.js';
+import { awaitEngine, liveRestoreEnabled, watchContainer } from './outage.js';
+import { dockerUsage } from './usage.js';
 
 const DEFAULT_WATCHDOG_INTERVAL_MS = 2_000;
 /** How long the engine may stay unreachable (a daemon restart, say) before the run fails as infra. */
@@ -61,15 +65,6 @@ export interface DockerExecutorOptions {
    */
   reuseNetns?: boolean;
 }
-
-/** The engine connection broke under a running container and the executor took it back. */
-export type Reattachment = {
-  at: string;
-  /** Whether the container was still running when the engine came back. */
-  running: boolean;
-  /** Whether its output was replayed from the engine's logs (no bytes lost). */
-  replayed: boolean;
-};
 
 interface OutputStreams {
   stdout: Writable;
@@ -136,8 +131,9 @@ export class DockerExecutor implements ContainerExecutor {
   private stopping = false;
   private exitCode: number | null = null;
   private exitedUnwatched = false;
+  readonly capabilities: RuntimeCapabilities = { adopt: true, exec: true };
   /** Engine outages this container lived through. */
-  readonly reattachments: Reattachment[] = [];
+  private readonly reattached: Reattachment[] = [];
   private attachStream: Readable | Duplex | undefined;
   private output: Promise<void> | undefined;
   private exit: Promise<number> | undefined;
@@ -154,6 +150,10 @@ export class DockerExecutor implements ContainerExecutor {
     this.log = options.logger ?? pino({ level: 'silent' });
     this.watchdogIntervalMs = options.watchdogIntervalMs ?? DEFAULT_WATCHDOG_INTERVAL_MS;
     this.engineOutageMs = options.engineOutageMs ?? DEFAULT_ENGINE_OUTAGE_MS;
+  }
+
+  reattachments(): readonly Reattachment[] {
+    return this.reattached;
   }
 
   /** The container's id; '' before create. */
@@ -226,11 +226,7 @@ export class DockerExecutor implements ContainerExecutor {
    * `alreadyKept` bytes of each stream are skipped, so nothing is lost or doubled. Resolves with
    * whether the engine's logs made that possible.
    */
-  async adopt(
-    containerId: string,
-    streams: OutputStreams,
-    alreadyKept: { stdout: number; stderr: number },
-  ): Promise<{ replayed: boolean; running: boolean }> {
+  async adopt(containerId: string, streams: OutputStreams, alreadyKept: StreamCounts): Promise<Adoption> {
     const container = this.docker.getContainer(containerId);
     // Watch before looking, so an exit in between is not missed.
     await this.watchEvents(container);
@@ -505,7 +501,7 @@ export class DockerExecutor implements ContainerExecutor {
       );
     }
     const replayed = await this.follow(container, info, this.kept());
-    this.reattachments.push({ at: new Date().toISOString(), running, replayed });
+    this.reattached.push({ at: new Date().toISOString(), running, replayed });
     this.log.warn(
       { containerId: container.id, running, replayed },
       'docker engine back; container taken back',

@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import type { UsageSample } from './executor.js';
+import type { UsageSample } from '../executor.js';
 
 interface BlkioEntry {
   op: string;

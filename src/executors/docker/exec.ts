@@ -1,9 +1,9 @@
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Dockerode from 'dockerode';
-import { PhaseError, statusCodeOf } from '../jobs/errors.js';
-import { DockerDemux } from './demux.js';
-import type { ExecOptions, ExecResult } from './executor.js';
+import { PhaseError, statusCodeOf } from '../../jobs/errors.js';
+import type { ExecOptions, ExecResult } from '../executor.js';
+import { DockerDemux } from './attach/demux.js';
 
 /** How often to ask whether an exec finished after its stream ended (the engine lags a little). */
 const EXEC_POLL_MS = 20;

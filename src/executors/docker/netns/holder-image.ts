@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
-import { imagePresent, loadFailure, readLoadResponse } from './image-load.js';
+import { imagePresent, loadFailure, readLoadResponse } from '../image.js';
 
 /**
  * The image of the network-namespace holders (see netns-holders.ts): one static program that

@@ -1,8 +1,8 @@
-import type { Phase } from '../jobs/errors.js';
-import { PhaseError } from '../jobs/errors.js';
-import { type JobResult, terminationReason, type Usage } from '../jobs/result.js';
-import type { JobSpec } from '../jobs/spec.js';
-import type { OutputCapture } from './output.js';
+import type { Phase } from '../../jobs/errors.js';
+import { PhaseError } from '../../jobs/errors.js';
+import { type JobResult, terminationReason, type Usage } from '../../jobs/result.js';
+import type { JobSpec } from '../../jobs/spec.js';
+import type { OutputCapture } from '../output/capture.js';
 
 /** Why a run was asked to stop before its container finished on its own. */
 export type StopReason = 'cancelled' | 'timeout' | 'lost-lock' | 'shutdown' | 'detach';

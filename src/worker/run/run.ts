@@ -3,26 +3,25 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Reattachment } from '../executors/docker.js';
-import type { ContainerExecutor, ExecutorSpec } from '../executors/executor.js';
+import type { ContainerExecutor, ExecutorSpec } from '../../executors/executor.js';
 import {
   CommandNotFoundError,
   coerceError,
   InfrastructureError,
   type Phase,
   PhaseError,
-} from '../jobs/errors.js';
-import type { OutputStream } from '../jobs/keys.js';
-import type { JobProgress, RunPhase } from '../jobs/progress.js';
-import type { JobResult, Usage } from '../jobs/result.js';
-import { type JobSpec, stdinBytes } from '../jobs/spec.js';
-import { EventsLog } from './events-log.js';
-import type { LiveOutput } from './live-output.js';
-import { keptSoFar, OutputCapture } from './output.js';
-import { buildResult, type StopReason } from './run-result.js';
-import { UsageTracker } from './usage-sampler.js';
+} from '../../jobs/errors.js';
+import type { OutputStream } from '../../jobs/keys.js';
+import type { JobProgress, RunPhase } from '../../jobs/progress.js';
+import type { JobResult, Usage } from '../../jobs/result.js';
+import { type JobSpec, stdinBytes } from '../../jobs/spec.js';
+import { keptSoFar, OutputCapture } from '../output/capture.js';
+import { EventsLog } from '../output/events-log.js';
+import type { LiveOutput } from '../output/live-output.js';
+import { buildResult, type StopReason } from './result.js';
+import { UsageTracker } from './usage-tracker.js';
 
-export type { StopReason } from './run-result.js';
+export type { StopReason } from './result.js';
 
 /** First usage sample soon after start (short jobs get one too), then every interval. */
 const FIRST_USAGE_SAMPLE_MS = 500;
@@ -36,7 +35,7 @@ export interface RunContext {
   jobId: string;
   attempt: number;
   spec: JobSpec;
-  executor: ContainerExecutor & Partial<AdoptingExecutor> & { readonly containerId?: string };
+  executor: ContainerExecutor;
   logger: Logger;
   worker: { host: string; id: string };
   /** Directory for this attempt's stdout, stderr and events.log; null = keep only tails. */
@@ -53,18 +52,6 @@ export interface RunContext {
   usageIntervalMs?: number;
   /** Take over this container (left by a worker that crashed or detached) instead of creating one. */
   adopt?: { containerId: string; fromWorker: string };
-}
-
-/** The executor operations beyond the contract that the worker uses with Docker. */
-export interface AdoptingExecutor {
-  adopt(
-    containerId: string,
-    streams: { stdout: OutputCapture; stderr: OutputCapture },
-    alreadyKept: { stdout: number; stderr: number },
-  ): Promise<{ replayed: boolean; running: boolean }>;
-  detach(): void;
-  /** Engine outages (daemon restarts) the container lived through and was taken back after. */
-  readonly reattachments: readonly Reattachment[];
 }
 
 export interface RunOutcome {
@@ -284,7 +271,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     events.write('spec', describeSpec(spec));
     events.write('worker', { ...ctx.worker, jobId: ctx.jobId, attempt: ctx.attempt });
     await checkStop();
-    if (ctx.adopt && executor.adopt) {
+    if (ctx.adopt && executor.capabilities.adopt) {
       const taken = await executor.adopt(
         ctx.adopt.containerId,
         { stdout, stderr },
@@ -340,8 +327,8 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     clearTimeout(timer);
     clearTimeout(sampler);
     stop.removeEventListener('abort', onStop);
-    for (const reattached of executor.reattachments ?? []) {
-      events.write('engine-reattached', reattached);
+    for (const reattached of executor.reattachments()) {
+      events.write('engine-reattached', { ...reattached });
       if (reattached.running && !reattached.replayed) noteOutputGap('the docker engine was away');
     }
     if (firstError)
@@ -359,7 +346,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   }
   // Only a running container is left for adoption; one not started yet is removed as usual.
   const detached = letGo.signal.reason === 'detach' && exitCode === null && startedAt !== null;
-  if (detached) executor.detach?.();
+  if (detached) executor.detach();
   const release = async (): Promise<void> => {
     if (detached) return;
     // The engine may be restarting: try again for a while. The result is already known, so a
@@ -399,7 +386,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     stdout,
     stderr,
     adoptedFrom: ctx.adopt ? { attempt: ctx.attempt, worker: ctx.adopt.fromWorker } : null,
-    reattached: (executor.reattachments?.length ?? 0) > 0,
+    reattached: executor.reattachments().length > 0,
   });
   events.write('result', {
     state: result.state,
