@@ -1,5 +1,4 @@
 import type { Phase } from '../../jobs/errors.js';
-import { PhaseError } from '../../jobs/errors.js';
 import { type JobResult, terminationReason, type Usage } from '../../jobs/result.js';
 import type { JobSpec } from '../../jobs/spec.js';
 import type { OutputCapture } from '../output/capture.js';
@@ -20,8 +19,8 @@ export interface RunFacts {
   oomKilled: boolean;
   stopReason: StopReason | null;
   firstError: Error | null;
-  /** The phase the run was in when it ended. */
-  phase: Phase;
+  /** Where the first error happened (the run's last phase when there was none). */
+  errorPhase: Phase;
   marks: { phase: Phase | 'queued'; at: number }[];
   startedAt: string | null;
   finishedAt: number;
@@ -63,13 +62,7 @@ export function buildResult(f: RunFacts): JobResult {
     state = 'Cancelled';
     reason = userStop;
   }
-  const error =
-    f.firstError === null
-      ? null
-      : {
-          phase: f.firstError instanceof PhaseError ? f.firstError.phase : f.phase,
-          message: f.firstError.message,
-        };
+  const error = f.firstError === null ? null : { phase: f.errorPhase, message: f.firstError.message };
   return {
     jobId: f.jobId,
     state,

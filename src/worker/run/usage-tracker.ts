@@ -41,3 +41,58 @@ export class UsageTracker {
     };
   }
 }
+
+/** When a running container's usage is read: soon after start (short jobs get one too), then every `everyMs`. */
+export interface UsageTiming {
+  firstMs: number;
+  everyMs: number;
+}
+
+export const DEFAULT_USAGE_TIMING: UsageTiming = { firstMs: 500, everyMs: 1_000 };
+
+/**
+ * Reads a running container's usage on a timer into a UsageTracker, one reading at a time,
+ * from start() until stop(). A failed reading is skipped: the next one may work.
+ */
+export class UsageSampler {
+  readonly tracker = new UsageTracker();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly read: () => Promise<UsageSample | null>,
+    private readonly timing: UsageTiming,
+    private readonly hooks: {
+      /** After each reading: the usage so far, and a warning the first time memory nears its limit. */
+      sampled: (usage: Usage | null, warning: string | null, reading: UsageSample) => void;
+      failed: (error: unknown) => void;
+    },
+  ) {}
+
+  start(): void {
+    this.schedule(this.timing.firstMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.sample().then(() => this.schedule(this.timing.everyMs));
+    }, delayMs);
+  }
+
+  private async sample(): Promise<void> {
+    try {
+      const reading = await this.read();
+      if (!reading || this.stopped) return;
+      const warning = this.tracker.add(reading);
+      this.hooks.sampled(this.tracker.usage, warning, reading);
+    } catch (error) {
+      this.hooks.failed(error);
+    }
+  }
+}

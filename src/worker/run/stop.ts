@@ -1,0 +1,122 @@
+import type { ContainerExecutor } from '../../executors/executor.js';
+import type { RunPhase } from '../../jobs/progress.js';
+import type { EventsLog } from '../output/events-log.js';
+import { type LongTimer, setLongTimeout } from './long-timer.js';
+import type { StopReason } from './result.js';
+import type { RunState } from './state.js';
+
+/** Thrown by the checks between phases: the run was asked to stop before its container started. */
+export class StopRequested extends Error {
+  constructor(readonly reason: StopReason) {
+    super(`stop requested: ${reason}`);
+    this.name = 'StopRequested';
+  }
+}
+
+/** The StopReason a stop signal was aborted with; anything else counts as a cancel. */
+export function stopReasonOf(signal: AbortSignal): StopReason {
+  const reason = signal.reason as unknown;
+  return reason === 'timeout' || reason === 'lost-lock' || reason === 'shutdown' || reason === 'detach'
+    ? reason
+    : 'cancelled';
+}
+
+export interface StopDeps {
+  /** Aborted with a StopReason: cancel channel, lost lock, shutdown, detach. */
+  signal: AbortSignal;
+  /** The durable cancel flag (one Redis round trip). */
+  isCancelled: () => Promise<boolean>;
+  /** Counted from admission; undefined = no limit. */
+  maxRunTimeMs: number | undefined;
+  graceMs: number;
+  executor: ContainerExecutor;
+  state: RunState;
+  events: EventsLog;
+  transition: (next: RunPhase) => void;
+}
+
+/**
+ * The stop sources of one run (cancel, max run time, lost lock, shutdown, detach) and what each
+ * does to the container. Before the container runs, a stop is only remembered and the checks
+ * between phases throw StopRequested; once it runs, the container is stopped with the grace,
+ * removed at once (lost lock), or let go of (detach).
+ */
+export class StopSources {
+  /** Aborted to stop waiting for the container without stopping it (detach, lost lock). */
+  readonly letGo = new AbortController();
+  private stopping: Promise<void> | null = null;
+  private readonly timer: LongTimer | undefined;
+  private readonly onAbort = (): void => this.act();
+
+  constructor(private readonly deps: StopDeps) {
+    deps.signal.addEventListener('abort', this.onAbort, { once: true });
+    this.timer =
+      deps.maxRunTimeMs === undefined
+        ? undefined
+        : setLongTimeout(() => {
+            deps.state.stopReason ??= 'timeout';
+            this.act();
+          }, deps.maxRunTimeMs);
+  }
+
+  /** Throws StopRequested when a stop came in; no Redis round trip. */
+  check(): void {
+    const { signal, state } = this.deps;
+    if (signal.aborted) throw new StopRequested(stopReasonOf(signal));
+    // A max run time that ran out while loading or creating means the container never starts.
+    if (state.stopReason === 'timeout') throw new StopRequested('timeout');
+  }
+
+  /**
+   * check(), and the durable cancel flag. Read at admission and right before start; in between
+   * a cancel reaches the run through the signal (the cancel channel).
+   */
+  async checkDurable(): Promise<void> {
+    this.check();
+    if (await this.deps.isCancelled()) throw new StopRequested('cancelled');
+  }
+
+  /** Acts on a stop that came while there was nothing to stop yet; call once the container runs. */
+  actOnPending(): void {
+    if (this.deps.signal.aborted || this.deps.state.stopReason) this.act();
+  }
+
+  /** Settles when a stop under way is done; its failure is already the run's error. */
+  async settled(): Promise<void> {
+    await this.stopping?.catch(() => undefined);
+  }
+
+  dispose(): void {
+    this.timer?.clear();
+    this.deps.signal.removeEventListener('abort', this.onAbort);
+  }
+
+  private act(): void {
+    const { signal, state, events, executor } = this.deps;
+    state.stopReason ??= stopReasonOf(signal);
+    if (state.stopReason === 'detach') {
+      events.write('detaching', { containerId: executor.containerId });
+      this.letGo.abort('detach');
+      return;
+    }
+    if (state.phase !== 'running' || this.stopping) return;
+    if (state.stopReason === 'lost-lock') {
+      // Another worker owns the job now. Kill and remove at once, so that it never finds (and
+      // adopts) a container we killed: it either adopts the live one first or runs afresh.
+      events.write('lost-lock', { containerId: executor.containerId });
+      this.deps.transition('stopping');
+      this.letGo.abort('lost-lock');
+      this.stopping = executor.close().catch((error: unknown) => {
+        state.log.warn({ err: error }, 'could not remove the container after losing the lock');
+      });
+      return;
+    }
+    const { graceMs } = this.deps;
+    state.log.info({ reason: state.stopReason, graceMs }, 'stopping container');
+    events.write('stop-requested', { reason: state.stopReason, graceMs });
+    this.deps.transition('stopping');
+    this.stopping = executor.stop({ graceMs }).catch((error: unknown) => {
+      state.log.warn({ err: state.keepError(error) }, 'stop failed');
+    });
+  }
+}
