@@ -1,0 +1,237 @@
+import type {
+  Adoption,
+  ContainerExecutor,
+  ExecOptions,
+  ExecResult,
+  ExecutorSpec,
+  ExitDetails,
+  OutputSink,
+  Reattachment,
+  RuntimeCapabilities,
+  StreamCounts,
+  UsageSample,
+} from '../../src/executors/executor.js';
+
+/** The contract's operations, as the stub records them. */
+export type StubStep =
+  | 'loadImage'
+  | 'runtime'
+  | 'create'
+  | 'start'
+  | 'wait'
+  | 'stop'
+  | 'close'
+  | 'exitDetails'
+  | 'usage'
+  | 'adopt'
+  | 'detach';
+
+/** What the stub's "container" does; everything optional. */
+export interface StubScript {
+  /** The program's own exit code (default 0). */
+  exitCode?: number;
+  /** The program runs until exit(), stop() or close() (default: it exits right after start). */
+  runsUntilExited?: boolean;
+  /** Written to the output sinks when the program starts. */
+  stdout?: string | Buffer;
+  stderr?: string | Buffer;
+  /** A step that throws this error instead of doing its work. */
+  failures?: Partial<Record<StubStep, Error>>;
+  /** Steps that block, once called, until release(step). */
+  holds?: StubStep[];
+  /** What usage() reads while the program runs (default: null, as a runtime without stats). */
+  usage?: UsageSample;
+  oomKilled?: boolean;
+  /** The program ignores SIGTERM: a stop with a grace still ends in SIGKILL (137). */
+  ignoresTerm?: boolean;
+  capabilities?: Partial<RuntimeCapabilities>;
+  /** What adopt() says it found (default: running, replayed). */
+  adoption?: Adoption;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (error: Error) => void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+const SIGTERM_EXIT = 128 + 15;
+const SIGKILL_EXIT = 128 + 9;
+
+/**
+ * A scripted ContainerExecutor (crunch-run's stubExecutor): no runtime, no Docker. Records every
+ * call in order, lets a test hold a step or fail it, and runs a "program" that writes the
+ * scripted output and exits with the scripted code, or as a stop or close makes it.
+ */
+export class StubExecutor implements ContainerExecutor {
+  readonly capabilities: RuntimeCapabilities;
+  containerId = '';
+  readonly calls: StubStep[] = [];
+  readonly stopOptions: ({ graceMs?: number } | undefined)[] = [];
+  createdSpec: ExecutorSpec | null = null;
+  adopted: { containerId: string; alreadyKept: StreamCounts } | null = null;
+  private cgroup = '';
+  private exit: Deferred<number> | null = null;
+  private readonly holds = new Map<StubStep, Deferred<void>>();
+  private waiters: { step: StubStep; times: number; resolve: () => void }[] = [];
+
+  constructor(private readonly script: StubScript = {}) {
+    this.capabilities = { adopt: false, exec: false, ...script.capabilities };
+    for (const step of script.holds ?? []) this.holds.set(step, deferred());
+  }
+
+  /** Settles once `step` has been called `times` times (at once if it already was). */
+  reached(step: StubStep, times = 1): Promise<void> {
+    if (this.count(step) >= times) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ step, times, resolve }));
+  }
+
+  /** Lets a held step go on. */
+  release(step: StubStep): void {
+    this.holds.get(step)?.resolve();
+  }
+
+  /** The program exits with `code` now. */
+  exitNow(code: number): void {
+    this.exit?.resolve(code);
+  }
+
+  /** The runtime loses the container: a pending wait() rejects with `error`. */
+  crash(error: Error): void {
+    this.exit?.reject(error);
+  }
+
+  count(step: StubStep): number {
+    return this.calls.filter((s) => s === step).length;
+  }
+
+  async loadImage(_image: string, _tarballPath?: string): Promise<void> {
+    await this.enter('loadImage');
+  }
+
+  async runtime(): Promise<string> {
+    await this.enter('runtime');
+    return 'stub 1.0';
+  }
+
+  async create(spec: ExecutorSpec): Promise<void> {
+    await this.enter('create');
+    this.createdSpec = spec;
+    this.containerId = 'stub-container';
+    this.cgroup = 'stub-cgroup';
+  }
+
+  async start(): Promise<void> {
+    await this.enter('start');
+    const spec = this.createdSpec;
+    if (spec) this.run(spec.stdout, spec.stderr);
+  }
+
+  async adopt(
+    containerId: string,
+    output: { stdout: OutputSink; stderr: OutputSink },
+    alreadyKept: StreamCounts,
+  ): Promise<Adoption> {
+    await this.enter('adopt');
+    if (!this.capabilities.adopt) throw new Error('adopt: this runtime cannot adopt');
+    this.adopted = { containerId, alreadyKept };
+    this.containerId = containerId;
+    this.cgroup = 'stub-cgroup';
+    this.run(output.stdout, output.stderr);
+    return this.script.adoption ?? { running: true, replayed: true };
+  }
+
+  async wait(signal?: AbortSignal): Promise<number> {
+    await this.enter('wait');
+    const exit = this.exit;
+    if (!exit) throw new Error('wait: no container was started');
+    if (!signal) return exit.promise;
+    if (signal.aborted) throw new Error('wait: abandoned');
+    return new Promise<number>((resolve, reject) => {
+      const abandon = (): void => reject(new Error('wait: abandoned'));
+      signal.addEventListener('abort', abandon, { once: true });
+      exit.promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abandon));
+    });
+  }
+
+  async stop(options?: { graceMs?: number }): Promise<void> {
+    this.stopOptions.push(options);
+    await this.enter('stop');
+    const termWorks = (options?.graceMs ?? 0) > 0 && !this.script.ignoresTerm;
+    this.exitNow(termWorks ? SIGTERM_EXIT : SIGKILL_EXIT);
+  }
+
+  async close(): Promise<void> {
+    await this.enter('close');
+    this.exitNow(SIGKILL_EXIT);
+  }
+
+  async exitDetails(): Promise<ExitDetails> {
+    await this.enter('exitDetails');
+    return { oomKilled: this.script.oomKilled ?? false };
+  }
+
+  async usage(): Promise<UsageSample | null> {
+    await this.enter('usage');
+    return this.exit ? (this.script.usage ?? null) : null;
+  }
+
+  cgroupId(): string {
+    return this.cgroup;
+  }
+
+  async pid(): Promise<number> {
+    return this.exit ? 1 : 0;
+  }
+
+  async ipAddress(): Promise<string> {
+    throw new Error('ipAddress: the stub has no network');
+  }
+
+  async exec(_command: string[], _options?: ExecOptions): Promise<ExecResult> {
+    throw new Error('exec: the stub cannot exec');
+  }
+
+  detach(): void {
+    this.record('detach');
+  }
+
+  reattachments(): readonly Reattachment[] {
+    return [];
+  }
+
+  /** Records the call, waits while the step is held, then fails it if the script says so. */
+  private async enter(step: StubStep): Promise<void> {
+    this.record(step);
+    await this.holds.get(step)?.promise;
+    const failure = this.script.failures?.[step];
+    if (failure) throw failure;
+  }
+
+  private record(step: StubStep): void {
+    this.calls.push(step);
+    const due = this.waiters.filter((w) => w.step === step && this.count(step) >= w.times);
+    this.waiters = this.waiters.filter((w) => !due.includes(w));
+    for (const waiter of due) waiter.resolve();
+  }
+
+  private run(stdout: OutputSink, stderr: OutputSink): void {
+    const exit = deferred<number>();
+    this.exit = exit;
+    // A wait() abandoned on detach or a lost lock leaves this promise unobserved.
+    exit.promise.catch(() => undefined);
+    if (this.script.stdout !== undefined) stdout.write(this.script.stdout);
+    if (this.script.stderr !== undefined) stderr.write(this.script.stderr);
+    if (!this.script.runsUntilExited) exit.resolve(this.script.exitCode ?? 0);
+  }
+}

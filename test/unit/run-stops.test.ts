@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import { stubRun } from '../helpers/run-harness.js';
+
+const DAY_SECONDS = 24 * 3600;
+
+const phasesOf = (h: ReturnType<typeof stubRun>): string[] =>
+  h.published.at(-1)?.history.map((entry) => entry.phase) ?? [];
+
+describe('runJob on a stub executor: stop sources', () => {
+  it('a cancel flag set before admission never loads, creates or starts anything', async () => {
+    const h = stubRun();
+    h.cancelFlag.set = true;
+    const { result, error } = await h.run();
+    expect(result).toMatchObject({
+      state: 'Cancelled',
+      reason: 'cancelled',
+      exitCode: null,
+      containerId: null,
+    });
+    expect(error).toBeNull();
+    expect(h.executor.calls).not.toContain('loadImage');
+    expect(phasesOf(h)).toEqual(['admitted', 'finalizing', 'done']);
+  });
+
+  it('a cancel while the image loads never creates the container', async () => {
+    const h = stubRun({}, { holds: ['loadImage'] });
+    const outcome = h.run();
+    await h.executor.reached('loadImage');
+    h.stop.abort('cancelled');
+    h.executor.release('loadImage');
+    const { result } = await outcome;
+    expect(result).toMatchObject({ state: 'Cancelled', reason: 'cancelled' });
+    expect(h.executor.calls).not.toContain('create');
+    expect(h.executor.calls).not.toContain('stop');
+  });
+
+  it('a cancel flag set once the container exists never starts it', async () => {
+    const h = stubRun({}, { holds: ['create'] });
+    const outcome = h.run();
+    await h.executor.reached('create');
+    h.cancelFlag.set = true;
+    h.executor.release('create');
+    const { result } = await outcome;
+    expect(result).toMatchObject({ state: 'Cancelled', reason: 'cancelled', containerId: 'stub-container' });
+    expect(h.executor.calls).not.toContain('start');
+    expect(h.cancelFlag.reads).toBe(2);
+  });
+
+  it('a cancel while running stops with the grace, then finalizes as Cancelled', async () => {
+    const h = stubRun({ stopGraceSeconds: 2.5 }, { runsUntilExited: true });
+    const outcome = h.run();
+    await h.executor.reached('wait');
+    h.stop.abort('cancelled');
+    const { result, error, interruptedBy } = await outcome;
+    expect(h.executor.stopOptions).toEqual([{ graceMs: 2500 }]);
+    expect(result).toMatchObject({
+      state: 'Cancelled',
+      reason: 'cancelled',
+      exitCode: 143,
+      signal: 'SIGTERM',
+    });
+    expect(error).toBeNull();
+    expect(interruptedBy).toBeNull();
+    expect(phasesOf(h).slice(-4)).toEqual(['running', 'stopping', 'finalizing', 'done']);
+  });
+
+  it('a cancel that comes while starting stops the container once it runs', async () => {
+    const h = stubRun({}, { runsUntilExited: true, holds: ['start'] });
+    const outcome = h.run();
+    await h.executor.reached('start');
+    h.stop.abort('cancelled');
+    h.executor.release('start');
+    const { result } = await outcome;
+    expect(h.executor.count('stop')).toBe(1);
+    expect(result).toMatchObject({ state: 'Cancelled', reason: 'cancelled', exitCode: 143 });
+  });
+
+  it('the max run time stops the container: Cancelled, reason timeout', async () => {
+    const h = stubRun({ maxRunTimeSeconds: 0.05, stopGraceSeconds: 1 }, { runsUntilExited: true });
+    const { result } = await h.run();
+    expect(h.executor.stopOptions).toEqual([{ graceMs: 1000 }]);
+    expect(result).toMatchObject({ state: 'Cancelled', reason: 'timeout', exitCode: 143 });
+  });
+
+  it('a 30-day max run time does not stop a running container at once', async () => {
+    const h = stubRun(
+      { maxRunTimeSeconds: 30 * DAY_SECONDS },
+      {
+        runsUntilExited: true,
+        usage: { cpuSeconds: 0, memoryBytes: 0, peakMemoryBytes: 0, blockIoBytes: 0, memoryLimitBytes: null },
+      },
+      { usageTiming: { firstMs: 5, everyMs: 5 } },
+    );
+    const outcome = h.run();
+    // An overflowed setTimeout fires after 1 ms; three usage readings 5 ms apart outlast it.
+    await h.executor.reached('usage', 3);
+    expect(h.executor.calls).not.toContain('stop');
+    h.executor.exitNow(0);
+    expect((await outcome).result).toMatchObject({ state: 'Complete', reason: 'exited', exitCode: 0 });
+  });
+
+  it('a lost lock removes the container at once, without a grace, and says the run was interrupted', async () => {
+    const h = stubRun({ stopGraceSeconds: 30 }, { runsUntilExited: true });
+    const outcome = h.run();
+    await h.executor.reached('wait');
+    h.stop.abort('lost-lock');
+    const { result, interruptedBy } = await outcome;
+    expect(interruptedBy).toBe('lost-lock');
+    expect(h.executor.calls).not.toContain('stop');
+    expect(h.executor.count('close')).toBe(1);
+    expect(result.exitCode).toBeNull();
+    expect(phasesOf(h).slice(-3)).toEqual(['stopping', 'finalizing', 'done']);
+  });
+
+  it('a shutdown stops with the grace and says the run was interrupted', async () => {
+    const h = stubRun({ stopGraceSeconds: 1 }, { runsUntilExited: true });
+    const outcome = h.run();
+    await h.executor.reached('wait');
+    h.stop.abort('shutdown');
+    const { interruptedBy, release } = await outcome;
+    expect(interruptedBy).toBe('shutdown');
+    expect(h.executor.stopOptions).toEqual([{ graceMs: 1000 }]);
+    await release();
+    expect(h.executor.count('close')).toBe(1);
+  });
+
+  it('a detach lets go of a running container: executor.detach(), and release removes nothing', async () => {
+    const h = stubRun({}, { runsUntilExited: true });
+    const outcome = h.run();
+    await h.executor.reached('wait');
+    h.stop.abort('detach');
+    const { interruptedBy, release } = await outcome;
+    expect(interruptedBy).toBe('detach');
+    expect(h.executor.count('detach')).toBe(1);
+    await release();
+    expect(h.executor.calls).not.toContain('stop');
+    expect(h.executor.calls).not.toContain('close');
+  });
+
+  it('a detach before the container started removes it as usual', async () => {
+    const h = stubRun({}, { holds: ['create'] });
+    const outcome = h.run();
+    await h.executor.reached('create');
+    h.stop.abort('detach');
+    h.executor.release('create');
+    const { interruptedBy, release } = await outcome;
+    expect(interruptedBy).toBe('detach');
+    expect(h.executor.calls).not.toContain('detach');
+    expect(h.executor.calls).not.toContain('start');
+    await release();
+    expect(h.executor.count('close')).toBe(1);
+  });
+});
