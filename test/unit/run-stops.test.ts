@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { stubRun } from '../helpers/run-harness.js';
 
 const DAY_SECONDS = 24 * 3600;
@@ -80,6 +80,22 @@ describe('runJob on a stub executor: stop sources', () => {
     const { result } = await h.run();
     expect(h.executor.stopOptions).toEqual([{ graceMs: 1000 }]);
     expect(result).toMatchObject({ state: 'Cancelled', reason: 'timeout', exitCode: 143 });
+  });
+
+  it('a max run time that runs out while the image loads never creates the container', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const h = stubRun({ maxRunTimeSeconds: 1 }, { holds: ['loadImage'] });
+      const outcome = h.run();
+      await h.executor.reached('loadImage');
+      vi.advanceTimersByTime(1000);
+      h.executor.release('loadImage');
+      const { result } = await outcome;
+      expect(result).toMatchObject({ state: 'Cancelled', reason: 'timeout', exitCode: null });
+      expect(h.executor.calls).not.toContain('create');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a 30-day max run time does not stop a running container at once', async () => {
