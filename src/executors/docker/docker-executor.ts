@@ -297,10 +297,14 @@ export class DockerExecutor implements ContainerExecutor {
     onStopped?: () => void,
   ): ContainerExit {
     const settings = {
-      watchdogIntervalMs: this.options.watchdogIntervalMs ?? DEFAULT_WATCHDOG_INTERVAL_MS,
+      watchdogIntervalMs:
+        this.options.watchdogIntervalMs ??
+        this.rt.defaults.watchdogIntervalMs ??
+        DEFAULT_WATCHDOG_INTERVAL_MS,
       engineOutageMs:
         this.options.engineOutageMs ?? this.rt.defaults.engineOutageMs ?? DEFAULT_ENGINE_OUTAGE_MS,
-      outputDrainMs: this.options.outputDrainMs ?? OUTPUT_DRAIN_AFTER_INSPECT_MS,
+      outputDrainMs:
+        this.options.outputDrainMs ?? this.rt.defaults.outputDrainMs ?? OUTPUT_DRAIN_AFTER_INSPECT_MS,
     };
     const output = this.output as OutputFollower;
     return new ContainerExit(

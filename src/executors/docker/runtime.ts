@@ -17,6 +17,10 @@ export interface DockerRunDefaults {
   engineOutageMs?: number;
   /** GPU selection handed down from the worker's configuration. */
   visibleDevices?: { cuda?: string; amd?: string };
+  /** How often wait() checks that the daemon still answers. */
+  watchdogIntervalMs?: number;
+  /** How long wait() drains output once the exit code came from inspect (OUTPUT_DRAIN_AFTER_INSPECT_MS). */
+  outputDrainMs?: number;
 }
 
 export interface DockerRuntimeOptions extends DockerRunDefaults {
@@ -63,6 +67,8 @@ export class DockerRuntime implements ContainerRuntime {
       logDriver: options.logDriver,
       engineOutageMs: options.engineOutageMs,
       visibleDevices: options.visibleDevices,
+      watchdogIntervalMs: options.watchdogIntervalMs,
+      outputDrainMs: options.outputDrainMs,
     };
   }
 

@@ -307,7 +307,9 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     exitCode = await executor.wait(letGo.signal);
     clearTimeout(sampler);
     await stopping;
-    oomKilled = (await executor.exitDetails()).oomKilled;
+    const details = await executor.exitDetails();
+    oomKilled = details.oomKilled;
+    if (details.outputCut) events.write('warning', { message: details.outputCut });
     events.write('exited', { exitCode, oomKilled });
   } catch (error) {
     if (letGo.signal.aborted) {
