@@ -14,10 +14,11 @@ import type {
   StreamCounts,
   UsageSample,
 } from '../executor.js';
-import { ContainerExit, OUTPUT_DRAIN_AFTER_INSPECT_MS } from './container-exit.js';
+import { ContainerExit } from './container-exit.js';
 import { cleanEngineMessage, isAlreadyInState, isGone, wrapEngineError } from './errors.js';
 import type { ContainerWatch } from './events.js';
 import { dockerExec } from './exec.js';
+import { type DockerExecutorOptions, exitSettings, logDriverOf } from './executor-options.js';
 import { gatherGpuFacts } from './gpu-facts.js';
 import { ipAddressOf, oomKilledOf, pidOf, usageOf } from './inspect.js';
 import { MadeContainer, watchEvents } from './made-container.js';
@@ -25,47 +26,14 @@ import { OutputFollower } from './output-follower.js';
 import { DockerRuntime } from './runtime.js';
 import { stopContainer } from './stop.js';
 
-const DEFAULT_WATCHDOG_INTERVAL_MS = 2_000;
-/** How long the engine may stay unreachable (a daemon restart, say) before the run fails as infra. */
-const DEFAULT_ENGINE_OUTAGE_MS = 30_000;
-/**
- * No engine-side log copy by default: attach already gives us every byte, and it is the fastest
- * driver (PITFALLS.md, "The log driver matters for speed").
- */
-const DEFAULT_LOG_DRIVER = 'none';
-
-export interface DockerExecutorOptions {
-  /**
-   * The engine with its shared pools and caches (one per worker). Absent: this executor makes
-   * one of its own (on `docker`, or the default client) and closes it in close().
-   */
-  runtime?: DockerRuntime;
-  /** The engine client of the executor's own runtime; ignored when `runtime` is given. */
-  docker?: Dockerode;
-  /** Container name; the engine picks one when absent. */
-  name?: string;
-  labels?: Record<string, string>;
-  logger?: Logger;
-  /** How often wait() checks that the daemon still answers. */
-  watchdogIntervalMs?: number;
-  /** How long the daemon may be unreachable before the run fails; default: the runtime's, else 30 s. */
-  engineOutageMs?: number;
-  /** How long wait() drains output once the exit code came from inspect (see OUTPUT_DRAIN_AFTER_INSPECT_MS). */
-  outputDrainMs?: number;
-  /** Default: the runtime's, else "none". */
-  logDriver?: string;
-  /** GPU selection; default: the runtime's. */
-  visibleDevices?: { cuda?: string; amd?: string };
-  /** false: this job gets a namespace of its own even when the runtime reuses them. */
-  reuseNetns?: boolean;
-}
-
 /**
  * Where the executor is in its one container's life. `created` and `started` are ours
  * (create(), start()); `adopted` is a container another executor made; `detached` and `closed`
  * are final.
  */
 type ExecutorState = 'new' | 'created' | 'started' | 'adopted' | 'detached' | 'closed';
+
+export type { DockerExecutorOptions };
 
 /** Runs one container on a Docker engine through dockerode. One instance, one container. */
 export class DockerExecutor implements ContainerExecutor {
@@ -113,7 +81,7 @@ export class DockerExecutor implements ContainerExecutor {
       facts: await gatherGpuFacts(spec, this.options.visibleDevices ?? this.rt.defaults.visibleDevices),
       name: this.options.name,
       labels: this.options.labels,
-      logDriver: this.options.logDriver ?? this.rt.defaults.logDriver ?? DEFAULT_LOG_DRIVER,
+      logDriver: logDriverOf(this.options, this.rt.defaults),
       reuseNetns: this.options.reuseNetns !== false,
       tarballPath: this.tarballPath,
       output,
@@ -296,16 +264,7 @@ export class DockerExecutor implements ContainerExecutor {
     exitedUnwatched: boolean,
     onStopped?: () => void,
   ): ContainerExit {
-    const settings = {
-      watchdogIntervalMs:
-        this.options.watchdogIntervalMs ??
-        this.rt.defaults.watchdogIntervalMs ??
-        DEFAULT_WATCHDOG_INTERVAL_MS,
-      engineOutageMs:
-        this.options.engineOutageMs ?? this.rt.defaults.engineOutageMs ?? DEFAULT_ENGINE_OUTAGE_MS,
-      outputDrainMs:
-        this.options.outputDrainMs ?? this.rt.defaults.outputDrainMs ?? OUTPUT_DRAIN_AFTER_INSPECT_MS,
-    };
+    const settings = exitSettings(this.options, this.rt.defaults);
     const output = this.output as OutputFollower;
     return new ContainerExit(
       this.rt.docker,
