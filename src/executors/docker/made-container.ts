@@ -67,6 +67,9 @@ export class MadeContainer {
       ]);
       made.watch = watch;
     } catch (error) {
+      // The caller gets no container to close: remove it here, and give the holder back.
+      await made.discard();
+      made.releaseHolder();
       throw wrapEngineError('creating', 'cannot attach to the container output', error);
     }
     return made;
