@@ -77,6 +77,39 @@ export interface RuntimeCapabilities {
   exec: boolean;
 }
 
+/** The runtimes a worker can be told to use (STEVEDORE_RUNTIME, a spec's `runtime`). */
+export type RuntimeKind = 'docker' | 'singularity';
+
+/** A container the runtime holds, as the worker's recovery sees it. */
+export interface RuntimeContainer {
+  id: string;
+  labels: Record<string, string>;
+  /** The runtime's word for its state; "created" means it never started. */
+  state: string;
+  /** When it was created (ms since epoch). */
+  createdAt: number;
+}
+
+/**
+ * One runtime on this host, opened once per worker and shared by all its executors (connection,
+ * caches, subscriptions); closed when the worker closes. Also what recovery uses to find and
+ * remove containers a crashed worker left, without knowing which runtime it is.
+ */
+export interface ContainerRuntime {
+  readonly kind: RuntimeKind;
+  readonly capabilities: RuntimeCapabilities;
+  /** Name and version of the engine, e.g. "docker 20.10.24". */
+  version(): Promise<string>;
+  /** Every container, running or not, that carries all of `labels`. */
+  listContainers(labels: Record<string, string>): Promise<RuntimeContainer[]>;
+  /** The container's state now; null when it is gone. */
+  containerState(id: string): Promise<string | null>;
+  /** Removes a container, running or not, with its anonymous volumes; one already gone counts as removed. */
+  removeContainer(id: string): Promise<void>;
+  /** Releases what the runtime holds (pools, subscriptions). Idempotent. */
+  close(): Promise<void>;
+}
+
 export interface ExecOptions {
   /** User (name or uid[:gid]) to run as inside the container. */
   user?: string;
@@ -93,6 +126,11 @@ export interface ExecResult {
 export interface ExitDetails {
   /** The kernel killed the container for memory (the runtime's OOMKilled flag). */
   oomKilled: boolean;
+  /**
+   * Null when every byte of output was drained; otherwise why the rest was not (the exit came by
+   * another path than the output's end, and the output stream did not end in time after it).
+   */
+  outputCut: string | null;
 }
 
 /** One reading of a running container's resource use; fields are null where the runtime gives none. */

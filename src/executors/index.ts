@@ -1,10 +1,62 @@
+import type { Logger } from 'pino';
+import { RuntimeUnavailableError } from '../jobs/errors.js';
 import { DockerExecutor, type DockerExecutorOptions } from './docker/docker-executor.js';
-import type { ContainerExecutor } from './executor.js';
+import { DockerRuntime, type DockerRuntimeOptions } from './docker/runtime.js';
+import type { ContainerExecutor, ContainerRuntime, RuntimeKind } from './executor.js';
 
-export type RuntimeKind = 'docker' | 'singularity';
+/**
+ * The way in for the worker (and anyone who runs jobs the way it does): open the runtime once,
+ * then create one executor per job on it.
+ */
+
+/** Runtime-specific settings for openRuntime(); only the chosen runtime's are read. */
+export interface RuntimeOptions {
+  docker?: DockerRuntimeOptions;
+}
+
+const SINGULARITY_MISSING =
+  'this version of Stevedore has no Singularity/Apptainer executor yet; start the worker with STEVEDORE_RUNTIME=docker (or --runtime docker)';
+
+/**
+ * Opens the runtime a worker runs its jobs on and checks that it answers. Rejects with a
+ * RuntimeUnavailableError saying what is missing and what to do; it never falls back to another
+ * runtime. The caller closes what it returns.
+ */
+export async function openRuntime(
+  kind: RuntimeKind,
+  options: RuntimeOptions = {},
+): Promise<ContainerRuntime> {
+  switch (kind) {
+    case 'docker': {
+      const runtime = new DockerRuntime(options.docker);
+      try {
+        await runtime.checkAvailable();
+      } catch (error) {
+        await runtime.close();
+        throw error;
+      }
+      return runtime;
+    }
+    case 'singularity':
+      throw new RuntimeUnavailableError('singularity', SINGULARITY_MISSING);
+    default:
+      throw new RuntimeUnavailableError(
+        JSON.stringify(kind),
+        'unknown runtime; expected "docker" or "singularity"',
+      );
+  }
+}
 
 export interface ExecutorOptions {
-  docker?: DockerExecutorOptions;
+  /** The runtime from openRuntime(), shared by a worker's executors; absent: the executor opens its own. */
+  runtime?: ContainerRuntime;
+  /** Container name; the runtime picks one when absent. */
+  name?: string;
+  labels?: Record<string, string>;
+  /** Scoped to the job (jobId, attempt); the executor adds containerId. */
+  logger?: Logger;
+  /** Docker-only settings of this one executor. */
+  docker?: Omit<DockerExecutorOptions, 'runtime' | 'name' | 'labels' | 'logger'>;
 }
 
 /** Creates the executor for a runtime; one executor runs one container. */
@@ -12,13 +64,22 @@ export async function createExecutor(
   kind: RuntimeKind,
   options: ExecutorOptions = {},
 ): Promise<ContainerExecutor> {
+  const { runtime, name, labels, logger } = options;
+  if (runtime && runtime.kind !== kind) {
+    throw new Error(
+      `creating: asked for a ${kind} executor on a ${runtime.kind} runtime; open a ${kind} runtime for it`,
+    );
+  }
   switch (kind) {
     case 'docker':
-      return new DockerExecutor(options.docker);
+      if (runtime && !(runtime instanceof DockerRuntime)) {
+        throw new Error(
+          'creating: a docker executor needs the DockerRuntime that openRuntime("docker") returns',
+        );
+      }
+      return new DockerExecutor({ ...options.docker, runtime, name, labels, logger });
     case 'singularity':
-      throw new Error(
-        'creating: the singularity runtime is not available yet in this version of Stevedore; use runtime "docker"',
-      );
+      throw new Error(`creating: ${SINGULARITY_MISSING}`);
     default:
       throw new Error(
         `creating: unknown runtime ${JSON.stringify(kind)}; expected "docker" or "singularity"`,
@@ -32,12 +93,21 @@ export {
   toDockerCreateOptions,
 } from './docker/create-options.js';
 export { DockerExecutor, type DockerExecutorOptions } from './docker/docker-executor.js';
+export { DockerRuntime, type DockerRuntimeOptions } from './docker/runtime.js';
 export type {
+  Adoption,
   BindMount,
   ContainerExecutor,
+  ContainerRuntime,
   ExecOptions,
   ExecResult,
   ExecutorSpec,
   ExitDetails,
+  OutputSink,
+  Reattachment,
+  RuntimeCapabilities,
+  RuntimeContainer,
+  RuntimeKind,
+  StreamCounts,
   UsageSample,
 } from './executor.js';

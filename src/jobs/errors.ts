@@ -74,6 +74,17 @@ export class CancelledError extends Error {
   }
 }
 
+/** The container runtime a worker was told to use cannot be used on this host; the worker does not start. */
+export class RuntimeUnavailableError extends Error {
+  readonly runtime: string;
+
+  constructor(runtime: string, message: string, options?: { cause?: unknown }) {
+    super(`runtime ${runtime} is not available: ${message}`, options);
+    this.name = 'RuntimeUnavailableError';
+    this.runtime = runtime;
+  }
+}
+
 /** Bad input to the client or the CLI (not a job spec). */
 export class ValidationError extends Error {
   constructor(message: string) {

@@ -1,9 +1,7 @@
 import { join } from 'node:path';
 import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
-import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
-import { DockerExecutor } from '../executors/docker/docker-executor.js';
-import { HOLDER_LABEL, NetnsHolders } from '../executors/docker/netns/holders.js';
+import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
 import { connect, throttled } from '../jobs/connection.js';
 import { InvalidSpecError } from '../jobs/errors.js';
 import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
@@ -16,10 +14,12 @@ import { IdleCollector } from './idle-gc.js';
 import { LiveOutput } from './output/live-output.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
 import { runJob, type StopReason } from './run/run.js';
+import { checkJobRuntime } from './runtime-check.js';
 
 export interface WorkerDeps {
   logger?: Logger;
-  docker?: Dockerode;
+  /** Settings of the runtime beyond the worker's configuration (a docker client, say). */
+  runtimeOptions?: RuntimeOptions;
 }
 
 export interface WorkerHandle {
@@ -39,6 +39,18 @@ const safeName = (s: string): string => s.replace(/[^a-zA-Z0-9_.-]/g, '_');
 /** Starts a worker that takes container jobs from the queue and runs them. */
 export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<WorkerHandle> {
   const logger = (deps.logger ?? pino({ level: config.logLevel })).child({ workerId: config.workerId });
+  // First, so a runtime that cannot be used here stops the worker before it starts anything.
+  const runtime = await openRuntime(config.runtime, {
+    ...deps.runtimeOptions,
+    docker: {
+      logDriver: config.logDriver,
+      engineOutageMs: config.engineOutageMs,
+      visibleDevices: { cuda: config.cudaVisibleDevices, amd: config.amdVisibleDevices },
+      netns: config.netns,
+      owner: { queue: config.queue, workerId: config.workerId },
+      ...deps.runtimeOptions?.docker,
+    },
+  });
   const embedded = config.redisUrl ? undefined : await startEmbeddedRedis(config.stateDir, logger);
   const redisUrl = config.redisUrl ?? (embedded?.url as string);
   const address: QueueAddress = { queue: config.queue, prefix: config.prefix };
@@ -46,10 +58,6 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     logger.warn({ err: error }, 'Redis connection error; retrying (running containers are not affected)'),
   );
   const commands = connect(redisUrl, onRedisError);
-  const docker = deps.docker ?? new Dockerode();
-  const holders = NetnsHolders.of(docker, {
-    labels: { [HOLDER_LABEL]: config.queue, 'stevedore.worker-id': config.workerId },
-  });
   const runs = new Map<string, AbortController>();
   const idle = new IdleCollector(() => runs.size > 0);
   /** Container removals waiting for their job's result to be stored (then they run). */
@@ -90,6 +98,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     let spec: ReturnType<typeof parseJobSpec>;
     try {
       spec = parseJobSpec(job.data);
+      checkJobRuntime(spec, runtime.kind);
     } catch (error) {
       if (!(error instanceof InvalidSpecError)) throw error;
       log.warn({ issues: error.issues }, 'invalid job spec');
@@ -115,13 +124,10 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     // Taken before (a worker crashed or detached): adopt its container if it is still here,
     // so the job is not run twice; any other earlier container is removed.
     const adoptable =
-      job.attemptsStarted > 1 ? await findAdoptable(docker, config.queue, jobId, attempt, log) : null;
-    const executor = new DockerExecutor({
-      docker,
+      job.attemptsStarted > 1 ? await findAdoptable(runtime, config.queue, jobId, attempt, log) : null;
+    const executor = await createExecutor(runtime.kind, {
+      runtime,
       name: `stevedore-${safeName(config.queue)}-${safeName(jobId)}-${attempt}-${job.attemptsStarted}`,
-      logDriver: config.logDriver,
-      reuseNetns: config.netns === 'reuse',
-      engineOutageMs: config.engineOutageMs,
       labels: {
         'stevedore.queue': config.queue,
         'stevedore.job-id': jobId,
@@ -129,7 +135,6 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         'stevedore.worker-id': config.workerId,
       },
       logger: log,
-      visibleDevices: { cuda: config.cudaVisibleDevices, amd: config.amdVisibleDevices },
     });
     try {
       const outcome = await runJob({
@@ -208,7 +213,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   let reconciling: Promise<void> | undefined;
   const reconcile = (): Promise<void> => {
     reconciling ??= reconcileContainers({
-      docker,
+      runtime,
       queue,
       redis: commands,
       prefix: config.prefix,
@@ -262,7 +267,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         await queue.close();
         for (const id of [...releases.keys()]) releaseNow(id);
         await Promise.all(cleanups);
-        await holders.close();
+        await runtime.close();
         await stopListening();
         for (const connection of [commands, workerConnection]) {
           await connection.quit().catch(() => connection.disconnect());

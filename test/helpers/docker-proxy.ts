@@ -19,6 +19,8 @@ export class FreezableDockerProxy {
   readonly requestLines: string[] = [];
   /** The loopback port, when listening on TCP. */
   port = 0;
+  /** Requests whose answer is held back: all of it, or only its end (the connection stays open). */
+  private readonly holds: { line: RegExp; what: 'all' | 'end' }[] = [];
 
   private constructor(
     private readonly server: Server,
@@ -53,9 +55,9 @@ export class FreezableDockerProxy {
         }
         if (!proxy?.frozen) upstream.write(chunk);
       });
-      upstream.on('data', (chunk) => proxy?.frozen || client.write(chunk));
+      upstream.on('data', (chunk) => proxy?.frozen || proxy?.held(client, 'all') || client.write(chunk));
       client.on('end', () => upstream.end());
-      upstream.on('end', () => client.end());
+      upstream.on('end', () => proxy?.held(client) || client.end());
       const end = (): void => {
         client.destroy();
         upstream.destroy();
@@ -71,6 +73,20 @@ export class FreezableDockerProxy {
       await new Promise<void>((resolve) => server.listen(socketPath, resolve));
     }
     return proxy;
+  }
+
+  /**
+   * From now on, requests whose line matches get no answer (`all`), or their answer without its
+   * end (`end`: the engine finished, the client is never told), as a hung stream would.
+   */
+  hold(requestLine: RegExp, what: 'all' | 'end'): void {
+    this.holds.push({ line: requestLine, what });
+  }
+
+  /** Whether what the engine sends on this client's connection is held back (any hold, or one of `what`). */
+  private held(client: Socket, what?: 'all' | 'end'): boolean {
+    const line = this.requests.get(client) ?? '';
+    return this.holds.some((h) => (what === undefined || h.what === what) && h.line.test(line));
   }
 
   /** Cuts every open connection whose first request line matches; returns how many. */

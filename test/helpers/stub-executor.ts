@@ -42,6 +42,8 @@ export interface StubScript {
   /** What usage() reads while the program runs (default: null, as a runtime without stats). */
   usage?: UsageSample;
   oomKilled?: boolean;
+  /** What exitDetails() says about output that was not drained. */
+  outputCut?: string;
   /** The program ignores SIGTERM: a stop with a grace still ends in SIGKILL (137). */
   ignoresTerm?: boolean;
   capabilities?: Partial<RuntimeCapabilities>;
@@ -178,7 +180,7 @@ export class StubExecutor implements ContainerExecutor {
 
   async exitDetails(): Promise<ExitDetails> {
     await this.enter('exitDetails');
-    return { oomKilled: this.script.oomKilled ?? false };
+    return { oomKilled: this.script.oomKilled ?? false, outputCut: this.script.outputCut ?? null };
   }
 
   async usage(): Promise<UsageSample | null> {

@@ -38,7 +38,7 @@ describe('docker daemon restarted while a job runs', () => {
 
   it('with live-restore the container survives: taken back, one run, byte-exact output', async () => {
     const { engine, h } = await world(true);
-    await h.worker({ logDriver: 'local' }, { docker: engine.docker });
+    await h.worker({ logDriver: 'local' }, { runtimeOptions: { docker: { client: engine.docker } } });
     const client = h.client();
     const { id } = await client.submit(
       busybox(['sh', '-c', `i=1; while [ $i -le ${LINES} ]; do echo line-$i; i=$((i+1)); sleep 0.1; done`]),
@@ -63,7 +63,7 @@ describe('docker daemon restarted while a job runs', () => {
     const { engine, h } = await world(false);
     const marks = await mkdtemp(join(tmpdir(), 'stevedore-engine-restart-'));
     cleanup.push(() => rm(marks, { recursive: true, force: true }));
-    await h.worker({}, { docker: engine.docker });
+    await h.worker({}, { runtimeOptions: { docker: { client: engine.docker } } });
     const client = h.client();
     // The first run leaves a mark and waits (exit 5 on SIGTERM); the rerun sees the mark and ends at once.
     const script =

@@ -86,6 +86,7 @@ describe('DockerExecutor on the engine', () => {
     await expect(exit).resolves.toBe(0);
     expect(s.stdout.text).toBe('before\nafter\n');
     expect(e.reattachments()).toEqual([]);
+    expect((await e.exitDetails()).outputCut).toBeNull();
   });
 
   it('the watchdog rejects wait() when the daemon stops answering', async () => {
@@ -106,6 +107,31 @@ describe('DockerExecutor on the engine', () => {
     proxy.frozen = true;
     await expect(e.wait()).rejects.toThrow(
       /running: docker daemon stopped answering \(\d+ inspects failed over \d+\.\d s/,
+    );
+  });
+
+  it('when the exit code comes from inspect and the output stream never ends, wait() cuts it at the drain deadline and says so', async () => {
+    const proxy = await FreezableDockerProxy.start();
+    cleanup.push(() => proxy.close());
+    const e = new DockerExecutor({
+      docker: new Dockerode({ socketPath: proxy.socketPath }),
+      labels: testLabels('drain-deadline'),
+      watchdogIntervalMs: 100,
+      outputDrainMs: 300,
+    });
+    cleanup.push(() => e.close());
+    await e.loadImage(TEST_IMAGE, testImageTarball());
+    // The wait request never answers (so the watchdog's inspect gives the exit code) and the
+    // output stream never ends, as after a lost response on a hung connection.
+    proxy.hold(/\/containers\/[^/]+\/wait\?/, 'all');
+    proxy.hold(/\/containers\/[^/]+\/attach\?/, 'end');
+    const s = spec(['echo', 'all of it']);
+    await e.create(s);
+    await e.start();
+    await expect(e.wait()).resolves.toBe(0);
+    expect(s.stdout.text).toBe('all of it\n');
+    expect((await e.exitDetails()).outputCut).toMatch(
+      /^the output stream had not ended 300 ms after the exit code was read from inspect; it was cut after 10 stdout and 0 stderr bytes/,
     );
   });
 

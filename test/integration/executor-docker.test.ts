@@ -1,14 +1,19 @@
+import { afterAll } from 'vitest';
 import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
+import { DockerRuntime } from '../../src/executors/docker/runtime.js';
 import { TEST_IMAGE, testDocker, testLabels } from '../helpers/docker.js';
 import { executorSuite } from './executor-suite.js';
 
 const docker = testDocker();
+// One runtime for every executor of the suite, as a worker has (its holders are reused and closed here).
+const runtime = new DockerRuntime({ client: docker, holders: { labels: testLabels('conformance-holders') } });
+afterAll(() => runtime.close());
 
 executorSuite(
   {
     name: 'docker',
     unavailable: async () => null,
-    make: (testName) => new DockerExecutor({ docker, labels: testLabels(testName.slice(0, 200)) }),
+    make: (testName) => new DockerExecutor({ runtime, labels: testLabels(testName.slice(0, 200)) }),
     forgetImage: async () => {
       await docker
         .getImage(TEST_IMAGE)

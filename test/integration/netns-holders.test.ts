@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
-import { HOLDER_LABEL, NetnsHolders } from '../../src/executors/docker/netns/holders.js';
+import { HOLDER_LABEL } from '../../src/executors/docker/netns/holders.js';
+import { DockerRuntime } from '../../src/executors/docker/runtime.js';
 import type { ExecutorSpec } from '../../src/executors/executor.js';
 import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
 import { executorSpec } from '../helpers/executor-spec.js';
@@ -21,17 +22,18 @@ const spec = executorSpec;
 
 describe('network namespaces of jobs without network', () => {
   const docker = testDocker();
-  const holders = NetnsHolders.of(docker, { labels: testLabels('netns') });
+  const runtime = new DockerRuntime({ client: docker, holders: { labels: testLabels('netns') } });
+  const holders = runtime.holders as NonNullable<DockerRuntime['holders']>;
 
   afterAll(async () => {
-    await holders.close();
+    await runtime.close();
   });
 
   async function run(
     command: string[],
     options: { reuseNetns?: boolean; extra?: Partial<ExecutorSpec> } = {},
   ): Promise<{ code: number; lines: string[]; networkMode: string }> {
-    const e = new DockerExecutor({ docker, labels: testLabels('netns'), reuseNetns: options.reuseNetns });
+    const e = new DockerExecutor({ runtime, labels: testLabels('netns'), reuseNetns: options.reuseNetns });
     const s = spec(command, options.extra);
     try {
       await e.loadImage(TEST_IMAGE, testImageTarball());
@@ -88,7 +90,7 @@ describe('network namespaces of jobs without network', () => {
   });
 
   it('a holder removed between create and start is replaced: the job runs, its output whole', async () => {
-    const e = new DockerExecutor({ docker, labels: testLabels('netns') });
+    const e = new DockerExecutor({ runtime, labels: testLabels('netns') });
     const s = spec(['echo', 'still here']);
     try {
       await e.create(s);
@@ -111,15 +113,18 @@ describe('namespace holders that outlive their lifetime', () => {
   const docker = testDocker();
   // 4 s: the first job must still find its holder with more than the margin (1 s) of life left
   // on a loaded machine; the wait below outlasts it.
-  const holders = NetnsHolders.of(docker, { labels: testLabels('netns-expiry'), lifetimeSeconds: 4 });
+  const runtime = new DockerRuntime({
+    client: docker,
+    holders: { labels: testLabels('netns-expiry'), lifetimeSeconds: 4 },
+  });
 
   afterAll(async () => {
-    await holders.close();
+    await runtime.close();
   });
 
   it('end by themselves and are removed by the engine; the next job gets a new one', async () => {
     const run = async (): Promise<string> => {
-      const e = new DockerExecutor({ docker, labels: testLabels('netns-expiry') });
+      const e = new DockerExecutor({ runtime, labels: testLabels('netns-expiry') });
       try {
         await e.create(spec(['true']));
         await e.start();

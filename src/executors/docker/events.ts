@@ -80,11 +80,9 @@ export class ContainerWatch {
   }
 }
 
-const BY_CLIENT = new WeakMap<Dockerode, DockerEvents>();
-
 /**
- * One subscription to the engine's container events per Docker client, shared by every
- * executor on it: the exit, OOM and foreign-kill facts arrive without an inspect per job.
+ * One subscription to the engine's container events, shared by every executor of one
+ * DockerRuntime: the exit, OOM and foreign-kill facts arrive without an inspect per job.
  * The subscription opens for the first watched container, reconnects (replaying from the last
  * event seen) while any container is watched, and closes when none has been for a while. Its
  * socket never keeps the process alive.
@@ -97,16 +95,9 @@ export class DockerEvents {
   private idleTimer: NodeJS.Timeout | undefined;
   private buffered = '';
 
-  private constructor(private readonly docker: Dockerode) {}
+  private closed = false;
 
-  static of(docker: Dockerode): DockerEvents {
-    let events = BY_CLIENT.get(docker);
-    if (!events) {
-      events = new DockerEvents(docker);
-      BY_CLIENT.set(docker, events);
-    }
-    return events;
-  }
+  constructor(private readonly docker: Dockerode) {}
 
   /** Starts recording events for a container; resolves once the subscription is live. */
   async watch(containerId: string, ownSignal: () => boolean): Promise<ContainerWatch> {
@@ -132,11 +123,12 @@ export class DockerEvents {
     this.watches.delete(containerId);
     if (this.watches.size > 0) return;
     clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => this.close(), IDLE_CLOSE_MS);
+    this.idleTimer = setTimeout(() => this.closeIfIdle(), IDLE_CLOSE_MS);
     this.idleTimer.unref();
   }
 
   private open(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the engine event subscription is closed'));
     if (this.stream) return Promise.resolve();
     this.opening ??= this.subscribe().finally(() => {
       this.opening = undefined;
@@ -151,6 +143,10 @@ export class DockerEvents {
       filters: { type: ['container'], event: ['kill', 'oom', 'die'] },
     })) as unknown as IncomingMessage;
     stream.socket?.unref();
+    if (this.closed) {
+      stream.destroy();
+      throw new Error('the engine event subscription is closed');
+    }
     this.stream = stream;
     this.buffered = '';
     stream.setEncoding('utf8');
@@ -169,7 +165,7 @@ export class DockerEvents {
   /** Keeps trying while containers are watched; their `gap` flag already tells them events may be missing. */
   private reconnect(): void {
     const retry = setTimeout(() => {
-      if (this.watches.size === 0 || this.stream) return;
+      if (this.closed || this.watches.size === 0 || this.stream) return;
       this.open().catch(() => this.reconnect());
     }, RECONNECT_DELAY_MS);
     retry.unref();
@@ -196,8 +192,18 @@ export class DockerEvents {
     }
   }
 
-  private close(): void {
+  private closeIfIdle(): void {
     if (this.watches.size > 0) return;
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.destroy();
+  }
+
+  /** Ends the subscription for good (its runtime closed); watches still open get no more events. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.idleTimer);
+    this.watches.clear();
     const stream = this.stream;
     this.stream = undefined;
     stream?.destroy();

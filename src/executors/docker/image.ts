@@ -4,16 +4,31 @@ import type Dockerode from 'dockerode';
 import { InfrastructureError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
 
 /**
- * Images recently seen present, per engine client: a busy worker asks the engine once per
- * image every PRESENT_TTL_MS instead of once per job. An image removed meanwhile makes create
- * fail with the engine's "No such image", which the executor answers by loading it again.
+ * How long an image seen present is taken as present without asking: a busy worker asks the
+ * engine once per image this often instead of once per job. An image removed meanwhile makes
+ * create fail with the engine's "No such image", which the executor answers by loading it again.
  */
-const PRESENT = new WeakMap<Dockerode, Map<string, number>>();
 const PRESENT_TTL_MS = 30_000;
 
-/** Forgets that `image` was present (after the engine said it is not). */
-export function forgetImage(docker: Dockerode, image: string): void {
-  PRESENT.get(docker)?.delete(image);
+/** Loads images into one engine and remembers, for PRESENT_TTL_MS, which ones it has seen there. */
+export class DockerImages {
+  /** Image reference → until when it counts as present (ms since epoch). */
+  private readonly present = new Map<string, number>();
+
+  constructor(private readonly docker: Dockerode) {}
+
+  /** Makes `image` available: a no-op when recently seen or present, else loads the tarball. */
+  async load(image: string, tarballPath?: string): Promise<void> {
+    if ((this.present.get(image) ?? 0) > Date.now()) return;
+    this.present.delete(image);
+    await loadDockerImage(this.docker, image, tarballPath);
+    this.present.set(image, Date.now() + PRESENT_TTL_MS);
+  }
+
+  /** Forgets that `image` was present (after the engine said it is not). */
+  forget(image: string): void {
+    this.present.delete(image);
+  }
 }
 
 interface LoadMessage {
@@ -67,14 +82,7 @@ export function loadFailure(messages: LoadMessage[]): string | undefined {
  * when the tarball did not contain the image.
  */
 export async function loadDockerImage(docker: Dockerode, image: string, tarballPath?: string): Promise<void> {
-  const seen = PRESENT.get(docker) ?? new Map<string, number>();
-  PRESENT.set(docker, seen);
-  if ((seen.get(image) ?? 0) > Date.now()) return;
-  if (await imagePresent(docker, image)) {
-    seen.set(image, Date.now() + PRESENT_TTL_MS);
-    return;
-  }
-  seen.delete(image);
+  if (await imagePresent(docker, image)) return;
   if (!tarballPath) {
     throw new PhaseError(
       'loading-image',

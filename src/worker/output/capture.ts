@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { waitForDrain } from '../../executors/docker/attach/demux.js';
-import type { CopyingWritable } from '../../executors/docker/attach/raw-attach.js';
+import type { OutputSink } from '../../executors/executor.js';
 import { emptyStream, type StreamSummary, TAIL_BYTES, utf8Tail } from '../../jobs/result.js';
 import { BlockFile } from './block-file.js';
 import type { LiveOutput } from './live-output.js';
@@ -13,9 +13,9 @@ const TAIL_KEEP_BYTES = TAIL_BYTES + 4;
  * Where one output stream of a run goes: the full text to a file (with the file's
  * backpressure), a bounded live copy to Redis, the last TAIL_BYTES in memory for the result,
  * and a byte count. Takes chunks as a Writable, or copies of a reader's reused buffer
- * (writeCopy, see executors/raw-attach.ts).
+ * (writeCopy, see OutputSink in executors/executor.ts).
  */
-export class OutputCapture extends Writable implements CopyingWritable {
+export class OutputCapture extends Writable implements OutputSink {
   private file: BlockFile | undefined;
   private readonly tail = Buffer.allocUnsafe(TAIL_KEEP_BYTES);
   private tailLength = 0;

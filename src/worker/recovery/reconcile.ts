@@ -1,13 +1,16 @@
 import type { Queue } from 'bullmq';
-import type Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { ContainerRuntime, RuntimeContainer } from '../../executors/index.js';
+
+/** What recovery asks of the runtime: find containers by label, look at one, remove one. */
+export type RecoveryRuntime = Pick<ContainerRuntime, 'listContainers' | 'containerState' | 'removeContainer'>;
 
 export interface ReconcileOptions {
-  docker: Dockerode;
-  queue: Queue;
+  runtime: RecoveryRuntime;
+  queue: Pick<Queue, 'name' | 'getJob'>;
   /** A plain connection for the lock look-ups. */
-  redis: Redis;
+  redis: Pick<Redis, 'exists'>;
   prefix: string;
   /** Containers younger than this are left alone: a live worker may be about to use them. */
   graceMs: number;
@@ -45,14 +48,11 @@ export function leftoverVerdict(input: {
  * starts, so what a crashed worker left behind does not linger. Each removal is logged.
  */
 export async function reconcileContainers(options: ReconcileOptions): Promise<string[]> {
-  const { docker, queue, logger, redis } = options;
-  const containers = await docker.listContainers({
-    all: true,
-    filters: { label: [`stevedore.queue=${queue.name}`] },
-  });
+  const { runtime, queue, logger, redis } = options;
+  const containers = await runtime.listContainers({ 'stevedore.queue': queue.name });
   const removed: string[] = [];
   for (const c of containers) {
-    const jobId = c.Labels['stevedore.job-id'];
+    const jobId = c.labels['stevedore.job-id'];
     if (!jobId) continue;
     const job = await queue.getJob(jobId);
     const state = job ? await job.getState() : null;
@@ -62,24 +62,42 @@ export async function reconcileContainers(options: ReconcileOptions): Promise<st
     const verdict = leftoverVerdict({
       state: state === 'unknown' ? null : state,
       lockHeld,
-      ageMs: Date.now() - c.Created * 1000,
+      ageMs: Date.now() - c.createdAt,
       graceMs: options.graceMs,
       ownJob: options.ownJobs.has(jobId),
-      containerState: c.State,
+      containerState: c.state,
     });
     if (!verdict) continue;
-    try {
-      await docker.getContainer(c.Id).remove({ force: true, v: true });
-      removed.push(c.Id);
-      logger.warn(
-        { containerId: c.Id, jobId, attempt: c.Labels['stevedore.attempt'], reason: verdict },
-        'removed a leftover container',
-      );
-    } catch (error) {
-      logger.warn({ containerId: c.Id, jobId, err: error }, 'could not remove a leftover container');
+    const attempt = c.labels['stevedore.attempt'];
+    if (await removeOrWarn(runtime, logger, c, { jobId, attempt, reason: verdict }, 'a leftover container')) {
+      removed.push(c.id);
     }
   }
   return removed;
+}
+
+/**
+ * Removes one container and logs that it did, or logs at warn that it could not and why (the
+ * next reconcile tries again); true when it was removed.
+ */
+async function removeOrWarn(
+  runtime: RecoveryRuntime,
+  logger: Logger,
+  c: RuntimeContainer,
+  context: Record<string, unknown>,
+  what: string,
+): Promise<boolean> {
+  try {
+    await runtime.removeContainer(c.id);
+  } catch (error) {
+    logger.warn(
+      { containerId: c.id, ...context, err: error },
+      `could not remove ${what}; it is tried again at the next reconcile`,
+    );
+    return false;
+  }
+  logger.warn({ containerId: c.id, ...context }, `removed ${what}`);
+  return true;
 }
 
 const CREATED_SETTLE_MS = 100;
@@ -90,56 +108,42 @@ const CREATED_SETTLE_POLLS = 30;
  * attempt on this engine to adopt, and removes any other, so one job never has two containers.
  */
 export async function findAdoptable(
-  docker: Dockerode,
+  runtime: RecoveryRuntime,
   queueName: string,
   jobId: string,
   attempt: number,
   logger: Logger,
 ): Promise<{ containerId: string; worker: string } | null> {
-  const containers = await docker.listContainers({
-    all: true,
-    filters: { label: [`stevedore.queue=${queueName}`, `stevedore.job-id=${jobId}`] },
+  const containers = await runtime.listContainers({
+    'stevedore.queue': queueName,
+    'stevedore.job-id': jobId,
   });
-  const attemptOf = (c: Dockerode.ContainerInfo): number => Number(c.Labels['stevedore.attempt'] ?? 0);
-  const sorted = [...containers].sort((a, b) => attemptOf(b) - attemptOf(a) || b.Created - a.Created);
+  const attemptOf = (c: RuntimeContainer): number => Number(c.labels['stevedore.attempt'] ?? 0);
+  const sorted = [...containers].sort((a, b) => attemptOf(b) - attemptOf(a) || b.createdAt - a.createdAt);
   // A container still "created" may be one a live worker is about to start: give it a moment.
-  for (let i = 0; i < CREATED_SETTLE_POLLS && sorted[0]?.State === 'created'; i++) {
+  for (let i = 0; i < CREATED_SETTLE_POLLS && sorted[0]?.state === 'created'; i++) {
     await new Promise((r) => setTimeout(r, CREATED_SETTLE_MS));
-    const info = await docker
-      .getContainer(sorted[0].Id)
-      .inspect()
-      .catch(() => null);
-    if (!info) sorted.shift();
-    else if (info.State.Status !== 'created') sorted[0] = { ...sorted[0], State: info.State.Status };
+    const state = await runtime.containerState(sorted[0].id).catch(() => null);
+    if (state === null) sorted.shift();
+    else if (state !== 'created') sorted[0] = { ...sorted[0], state };
   }
   const [latest, ...older] = sorted;
   for (const c of older) {
-    await docker
-      .getContainer(c.Id)
-      .remove({ force: true, v: true })
-      .catch((error: unknown) =>
-        logger.warn({ containerId: c.Id, err: error }, 'could not remove an earlier container'),
-      );
-    logger.warn({ containerId: c.Id, attempt: attemptOf(c) }, 'removed an older container of this job');
+    await removeOrWarn(runtime, logger, c, { attempt: attemptOf(c) }, 'an older container of this job');
   }
   // Only a container of this same attempt is adopted: a crash or a detach leaves the attempt
   // count as it was, while an attempt that failed (say, the engine restarted under it) counts
   // one up, and its container's exit code is no answer to give. One that never started has none.
-  if (!latest || latest.State === 'created' || attemptOf(latest) !== attempt) {
+  if (!latest || latest.state === 'created' || attemptOf(latest) !== attempt) {
     if (latest) {
-      await docker
-        .getContainer(latest.Id)
-        .remove({ force: true, v: true })
-        .catch(() => undefined);
-      logger.warn(
-        { containerId: latest.Id, attempt: attemptOf(latest), state: latest.State },
-        'removed an earlier container that cannot be adopted; running the job afresh',
-      );
+      const context = { attempt: attemptOf(latest), state: latest.state };
+      await removeOrWarn(runtime, logger, latest, context, 'an earlier container that cannot be adopted');
+      logger.info('running the job afresh');
     }
     return null;
   }
   return {
-    containerId: latest.Id,
-    worker: latest.Labels['stevedore.worker-id'] ?? 'unknown',
+    containerId: latest.id,
+    worker: latest.labels['stevedore.worker-id'] ?? 'unknown',
   };
 }

@@ -128,7 +128,9 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     state.exitCode = await executor.wait(stops.letGo.signal);
     sampler.stop();
     await stops.settled();
-    state.oomKilled = (await executor.exitDetails()).oomKilled;
+    const details = await executor.exitDetails();
+    state.oomKilled = details.oomKilled;
+    if (details.outputCut) events.write('warning', { message: details.outputCut });
     events.write('exited', { exitCode: state.exitCode, oomKilled: state.oomKilled });
   } catch (error) {
     if (stops.letGo.signal.aborted) {

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
+import type { OutputSink } from '../../executor.js';
 import { AttachAnswer } from './attach-answer.js';
 import { drained } from './demux.js';
 import { FrameSplitter, type StreamName } from './frames.js';
@@ -20,21 +21,9 @@ const READ_BUFFER_BYTES = 256 * 1024;
  */
 const COALESCE_MS = 2;
 
-/**
- * An output target that copies what it is given before write returns, so the reader can reuse
- * its buffer. Returns what Writable.write returns; after false, it emits 'drain'.
- */
-export interface CopyingWritable extends Writable {
-  writeCopy(view: Buffer): boolean;
-}
-
-function isCopying(target: Writable): target is CopyingWritable {
-  return typeof (target as Partial<CopyingWritable>).writeCopy === 'function';
-}
-
-/** Hands `view` (valid only now) to `target`; false = wait for its 'drain'. */
-function give(target: Writable, view: Buffer): boolean {
-  return isCopying(target) ? target.writeCopy(view) : target.write(Buffer.from(view));
+/** Hands `view` (valid only now) to `target`, copied unless the sink copies it itself; false = wait for its 'drain'. */
+function give(target: OutputSink, view: Buffer): boolean {
+  return target.writeCopy ? target.writeCopy(view) : target.write(Buffer.from(view));
 }
 
 /** The docker-modem fields that say how it reaches the engine. */
@@ -94,7 +83,7 @@ export async function attachRaw(
   docker: Dockerode,
   containerId: string,
   options: { stdin: boolean },
-  targets: Record<StreamName, Writable>,
+  targets: Record<StreamName, OutputSink>,
 ): Promise<RawAttachment | null> {
   const modem = docker.modem as unknown as ModemSettings & {
     version?: unknown;

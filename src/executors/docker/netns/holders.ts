@@ -37,9 +37,7 @@ export interface NetnsHolderOptions {
   lifetimeSeconds?: number;
 }
 
-const pools = new WeakMap<Dockerode, NetnsHolders>();
-
-/** The holders of one engine client. */
+/** The holders of one DockerRuntime (one worker): made by it, closed with it. */
 export class NetnsHolders {
   private readonly free: NetnsHolder[] = [];
   private readonly inUse = new Set<NetnsHolder>();
@@ -49,22 +47,12 @@ export class NetnsHolders {
   private readonly lifetimeSeconds: number;
   private readonly marginMs: number;
 
-  private constructor(
+  constructor(
     private readonly docker: Dockerode,
-    private readonly options: NetnsHolderOptions,
+    private readonly options: NetnsHolderOptions = {},
   ) {
     this.lifetimeSeconds = options.lifetimeSeconds ?? DEFAULT_HOLDER_LIFETIME_S;
     this.marginMs = Math.min(MAX_MARGIN_MS, (this.lifetimeSeconds * 1000) / 4);
-  }
-
-  /** The pool of `docker`; `options` count only when this call makes it. */
-  static of(docker: Dockerode, options: NetnsHolderOptions = {}): NetnsHolders {
-    let pool = pools.get(docker);
-    if (!pool || pool.closed) {
-      pool = new NetnsHolders(docker, options);
-      pools.set(docker, pool);
-    }
-    return pool;
   }
 
   /** How many holders exist now (free and in use). */

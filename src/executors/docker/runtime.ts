@@ -1,0 +1,144 @@
+import Dockerode from 'dockerode';
+import { RuntimeUnavailableError } from '../../jobs/errors.js';
+import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../executor.js';
+import { cleanEngineMessage, isAlreadyInState, isGone } from './errors.js';
+import { DockerEvents } from './events.js';
+import { DockerImages } from './image.js';
+import { HOLDER_LABEL, type NetnsHolderOptions, NetnsHolders } from './netns/holders.js';
+
+/** How long the availability check waits for the engine's ping before the worker gives up starting. */
+const PING_TIMEOUT_MS = 10_000;
+
+/** What every executor of one runtime runs with, unless its own options say otherwise. */
+export interface DockerRunDefaults {
+  /** Docker log driver of job containers. */
+  logDriver?: string;
+  /** How long the daemon may be unreachable before a run fails (it may come back after a restart). */
+  engineOutageMs?: number;
+  /** GPU selection handed down from the worker's configuration. */
+  visibleDevices?: { cuda?: string; amd?: string };
+  /** How often wait() checks that the daemon still answers. */
+  watchdogIntervalMs?: number;
+  /** How long wait() drains output once the exit code came from inspect (OUTPUT_DRAIN_AFTER_INSPECT_MS). */
+  outputDrainMs?: number;
+}
+
+export interface DockerRuntimeOptions extends DockerRunDefaults {
+  /** The engine client; a default one (DOCKER_HOST or the local socket) when absent. */
+  client?: Dockerode;
+  /**
+   * `reuse` (default): jobs without network take turns in loopback-only namespaces of holders
+   * (netns/holders.ts); `fresh`: each gets a namespace of its own and no holder is made.
+   */
+  netns?: 'reuse' | 'fresh';
+  /** Labels and lifetime of the namespace holders. */
+  holders?: NetnsHolderOptions;
+  /** The worker this runtime serves: its holders are labelled with its queue and id (see HOLDER_LABEL). */
+  owner?: { queue: string; workerId: string };
+}
+
+/**
+ * One Docker engine as a worker uses it: the client with its connection pool, the namespace
+ * holders, the engine's event subscription, the image loader and the engine's version, shared
+ * by every DockerExecutor passed this object. Whoever makes it closes it.
+ */
+export class DockerRuntime implements ContainerRuntime {
+  readonly kind = 'docker' as const;
+  readonly capabilities: RuntimeCapabilities = { adopt: true, exec: true };
+  readonly docker: Dockerode;
+  readonly events: DockerEvents;
+  readonly images: DockerImages;
+  /** Null when namespaces are not reused. */
+  readonly holders: NetnsHolders | null;
+  readonly defaults: DockerRunDefaults;
+  private versionName: Promise<string> | undefined;
+  private closed = false;
+
+  constructor(options: DockerRuntimeOptions = {}) {
+    this.docker = options.client ?? new Dockerode();
+    this.events = new DockerEvents(this.docker);
+    this.images = new DockerImages(this.docker);
+    const owner: Record<string, string> = options.owner
+      ? { [HOLDER_LABEL]: options.owner.queue, 'stevedore.worker-id': options.owner.workerId }
+      : {};
+    const holderOptions = { ...options.holders, labels: { ...owner, ...options.holders?.labels } };
+    this.holders = options.netns === 'fresh' ? null : new NetnsHolders(this.docker, holderOptions);
+    this.defaults = {
+      logDriver: options.logDriver,
+      engineOutageMs: options.engineOutageMs,
+      visibleDevices: options.visibleDevices,
+      watchdogIntervalMs: options.watchdogIntervalMs,
+      outputDrainMs: options.outputDrainMs,
+    };
+  }
+
+  /** Rejects with what to do when the engine does not answer (a worker checks this before taking jobs). */
+  async checkAvailable(): Promise<void> {
+    try {
+      // dockerode takes an abortSignal here; @types/dockerode 4 does not list the options.
+      const ping = this.docker.ping as unknown as (options: { abortSignal: AbortSignal }) => Promise<unknown>;
+      await ping.call(this.docker, { abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) });
+    } catch (error) {
+      const where = describeEndpoint(this.docker);
+      throw new RuntimeUnavailableError(
+        'docker',
+        `the Docker engine at ${where} did not answer (${cleanEngineMessage((error as Error).message ?? String(error))}); start dockerd (as root: dockerd &, or systemctl start docker) or point DOCKER_HOST at a running engine`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Asked once per runtime rather than once per job; asked again after a failure. */
+  version(): Promise<string> {
+    if (!this.versionName) {
+      const name = this.docker.version().then((v) => `docker ${v.Version}`);
+      name.catch(() => {
+        if (this.versionName === name) this.versionName = undefined;
+      });
+      this.versionName = name;
+    }
+    return this.versionName;
+  }
+
+  async listContainers(labels: Record<string, string>): Promise<RuntimeContainer[]> {
+    const found = await this.docker.listContainers({
+      all: true,
+      filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+    });
+    return found.map((c) => ({ id: c.Id, labels: c.Labels, state: c.State, createdAt: c.Created * 1000 }));
+  }
+
+  async containerState(id: string): Promise<string | null> {
+    try {
+      return (await this.docker.getContainer(id).inspect()).State.Status;
+    } catch (error) {
+      if (isGone(error)) return null;
+      throw error;
+    }
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (error) {
+      // Gone already, or its removal is under way (409): either way it will not be there.
+      if (isGone(error) || isAlreadyInState(error)) return;
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.events.close();
+    await this.holders?.close();
+  }
+}
+
+/** Where the client talks to, for the unavailable message; never carries credentials. */
+function describeEndpoint(docker: Dockerode): string {
+  const modem = docker.modem as unknown as { socketPath?: unknown; host?: unknown; port?: unknown };
+  if (typeof modem.socketPath === 'string') return modem.socketPath;
+  if (typeof modem.host === 'string') return `${modem.host}:${String(modem.port ?? '')}`;
+  return 'the default socket (/var/run/docker.sock)';
+}
