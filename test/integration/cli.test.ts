@@ -128,6 +128,21 @@ describe('stevedore CLI', () => {
     });
   });
 
+  it('with no engine at DOCKER_HOST, `worker` and `demo` stop at once with one line saying what is missing and how to start it', async () => {
+    const noEngine = { ...env, DOCKER_HOST: `unix://${join(dir, 'no-such-docker.sock')}` };
+    for (const command of ['worker', 'demo']) {
+      const r = await stevedore([command], { env: noEngine, timeout: 20_000 });
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(String(r.stderr).split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^stevedore: no Docker engine at unix://${dir}/no-such-docker\\.sock \\(connect ENOENT .*\\): start one with \`sudo (dockerd|systemctl start docker)`,
+        ),
+      );
+    }
+  });
+
   it('a bad configuration stops the worker at start naming the variable', async () => {
     const r = await stevedore(['worker'], { env: { ...env, STEVEDORE_CONCURRENCY: 'lots' } });
     expect(r.exitCode).toBe(2);
