@@ -30,7 +30,8 @@ Run "stevedore <command> --help" for a command's options.`;
 export const WORKER_HELP = `Usage: stevedore worker [options]
 
 Takes container jobs from the queue and runs them. Every option can also be set by its
-environment variable. With no Redis URL, starts an embedded redis-server (loopback only).
+environment variable. With no Redis URL, uses the state directory's embedded redis-server
+(loopback only): the one already running, else it starts one; the last worker to stop stops it.
 
   --redis-url URL            REDIS_URL
   --queue NAME               STEVEDORE_QUEUE (default "stevedore")
