@@ -18,6 +18,7 @@ const MEMBER_NAME = 'stevedore-embedded-worker';
 const ANSWER_TIMEOUT_MS = 10_000;
 /** How long SHUTDOWN may take before we give up waiting for the process to end. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
+/** Between checks that the stopped server's process is gone (it exits within milliseconds of SHUTDOWN). */
 const EXIT_PROBE_INTERVAL_MS = 20;
 
 export interface EmbeddedRedis {
@@ -213,7 +214,7 @@ async function shutdown(port: number): Promise<void> {
   }
 }
 
-/** CLIENT LIST lines of the other workers' membership connections. */
+/** How many other workers hold a membership connection to the server (CLIENT LIST, by name). */
 async function otherMembers(member: Redis): Promise<number> {
   const own = await member.client('ID');
   const list = String(await member.client('LIST'));
@@ -225,6 +226,12 @@ async function otherMembers(member: Redis): Promise<number> {
 async function leave(stateDir: string, record: ServerRecord, member: Redis, logger: Logger): Promise<void> {
   const lock = await lockFile(lockPath(stateDir));
   try {
+    if (!alive(record.pid)) {
+      // Killed from outside: nothing to stop, and the next worker takes over its record.
+      member.disconnect();
+      logger.warn({ redisPid: record.pid }, 'the embedded redis-server had already exited');
+      return;
+    }
     const others = await otherMembers(member);
     if (others > 0) {
       await member.quit();
