@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The test command: lint + format check, type check, build, then the unit and integration
-# suites against the real Docker engine and a private Redis per test file. Installs the npm
-# dependencies itself when they are missing. Needs a running Docker engine (.ci/run starts one).
+# suites against the real Docker engine and a private Redis per test file. Does its own set-up
+# first (scripts/setup.sh test: engine, Redis, test tools, npm dependencies).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-[[ -d node_modules ]] || npm ci --no-audit --no-fund
+bash scripts/setup.sh test
 npm run --silent lint
 npm run --silent typecheck
 npm run --silent build

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import type { StevedoreClient, SubmitOptions } from '../jobs/client.js';
+import type { OutputStream } from '../jobs/keys.js';
 import { CLIENT_OPTIONS, clientFrom, jobIdArg, parse } from './options.js';
 import { specFromArgs } from './spec-from-args.js';
-import { SUBMIT_HELP, UsageError } from './usage.js';
+import { LOGS_HELP, SUBMIT_HELP, UsageError } from './usage.js';
 
 const SUBMIT_OPTIONS = {
   ...CLIENT_OPTIONS,
@@ -165,28 +166,38 @@ export async function cancelCommand(args: string[]): Promise<number> {
   });
 }
 
+/** Writes every chunk to `out`, waiting for it to drain when its buffer is full. */
+async function pump(chunks: AsyncIterable<Buffer>, out: NodeJS.WritableStream): Promise<void> {
+  for await (const chunk of chunks) {
+    if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+  }
+}
+
 export async function logsCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     ...CLIENT_OPTIONS,
     follow: { type: 'boolean', short: 'f' },
+    stdout: { type: 'boolean' },
     stderr: { type: 'boolean' },
     events: { type: 'boolean' },
   });
   if (values.help) {
-    console.log(`Usage: stevedore logs <id> [-f] [--stderr | --events]
-
-Prints a job's stdout (or stderr, or its events log) from the bounded copy kept in Redis
-(default: the last 1 MiB of each stream), from any host. -f follows a running job until it ends.
-The complete output is in the files on the worker host (see the result's stdout.path).`);
+    console.log(LOGS_HELP);
     return 0;
   }
-  if (values.stderr && values.events) throw new UsageError('logs: choose one of --stderr and --events');
+  const picked = (['stdout', 'stderr', 'events'] as const).filter((s) => values[s]);
+  if (picked.length > 1) throw new UsageError('logs: choose one of --stdout, --stderr and --events');
   const id = jobIdArg('logs', positionals);
-  const stream = values.stderr ? 'stderr' : values.events ? 'events' : 'stdout';
+  // As `docker logs`: each stream to its own fd, so `2>/dev/null` or `2>&1` work as usual.
+  const fdOf: Record<OutputStream, NodeJS.WritableStream> = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    events: process.stdout,
+  };
+  const streams: OutputStream[] = picked.length > 0 ? picked : ['stdout', 'stderr'];
   return withClient(clientFrom(values), async (client) => {
-    for await (const chunk of client.logs(id, { follow: values.follow ?? false, stream })) {
-      if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
-    }
+    const follow = values.follow ?? false;
+    await Promise.all(streams.map((stream) => pump(client.logs(id, { follow, stream }), fdOf[stream])));
     return 0;
   });
 }

@@ -16,7 +16,7 @@ Commands:
   status <id>       show a job's phase and progress
   result <id>       print a finished job's result as JSON
   cancel <id>       cancel a waiting or running job
-  logs <id>         print (-f: follow) a job's output or events, from any host
+  logs <id>         print (-f: follow) a job's stdout and stderr, or its events, from any host
   demo              start what is needed, run one real job, print its result
 
 Common options (client commands):
@@ -30,7 +30,8 @@ Run "stevedore <command> --help" for a command's options.`;
 export const WORKER_HELP = `Usage: stevedore worker [options]
 
 Takes container jobs from the queue and runs them. Every option can also be set by its
-environment variable. With no Redis URL, starts an embedded redis-server (loopback only).
+environment variable. With no Redis URL, uses the state directory's embedded redis-server
+(loopback only): the one already running, else it starts one; the last worker to stop stops it.
 
   --redis-url URL            REDIS_URL
   --queue NAME               STEVEDORE_QUEUE (default "stevedore")
@@ -76,3 +77,11 @@ Builds a job spec from a file and/or flags (flags win), validates it and enqueue
   --delay MS                 wait before running
   --wait                     wait for the result, print it, exit with the container's exit code
   --timeout MS               with --wait: give up after this long`;
+
+export const LOGS_HELP = `Usage: stevedore logs <id> [-f] [--stdout | --stderr | --events]
+
+Prints a job's output from the bounded copy kept in Redis (default: the last 1 MiB of each
+stream), from any host: its stdout to stdout and its stderr to stderr, as \`docker logs\` does.
+--stdout or --stderr prints only that stream (still to its own fd); --events prints its events
+log to stdout. -f follows a running job until it ends; on a finished job it prints everything
+and exits. The complete output is in the files on the worker host (see the result's stdout.path).`;

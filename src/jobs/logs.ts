@@ -23,10 +23,13 @@ export async function* readLiveOutput(options: {
   follow: boolean;
   finished: () => Promise<boolean>;
 }): AsyncGenerator<Buffer> {
-  const { connection, key, follow } = options;
+  const { connection, key } = options;
   let last = '0-0';
   let expected = 0;
   try {
+    // A finished job's output is all in Redis already (it is written before the result): read it
+    // through instead of blocking for entries that will never come.
+    const follow = options.follow && !(await options.finished());
     for (;;) {
       const entries: Entry[] = follow
         ? (((await connection.xreadBuffer('BLOCK', FOLLOW_BLOCK_MS, 'STREAMS', key, last))?.[0]?.[1] ??

@@ -1,11 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
 import { type Logger, pino } from 'pino';
 
 /** How long a redis-server gets to answer after spawn, and to exit after SIGTERM. */
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 10_000;
+/** Between readiness probes while redis-server starts (it answers within a few ms; loading a big AOF takes longer). */
+const READY_PROBE_INTERVAL_MS = 20;
 
 export interface RedisServerOptions {
   /** Directory for the append-only file and dump; created when missing. */
@@ -15,17 +18,62 @@ export interface RedisServerOptions {
   /** redis-server binary; found on PATH by default. */
   bin?: string;
   logger?: Logger;
+  /**
+   * Run the server in its own session with its output appended to this file, so that it
+   * outlives this process and a Ctrl-C in this process's terminal (the embedded Redis, which
+   * other workers may share). Without it the server's output is piped to us and it is our child only.
+   */
+  detachedLogFile?: string;
 }
 
-/** A free TCP port on 127.0.0.1, as the kernel hands it out. */
-export async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1, as the kernel hands it out; `preferred` when it can be bound. */
+export async function freePort(preferred = 0): Promise<number> {
+  const tryListen = (port: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        const address = server.address();
+        const bound = typeof address === 'object' && address ? address.port : 0;
+        server.close(() => resolve(bound));
+      });
+    });
+  if (preferred > 0) {
+    const port = await tryListen(preferred).catch(() => 0);
+    if (port > 0) return port;
+  }
+  return tryListen(0);
+}
+
+/** The first reply line of `PING` from 127.0.0.1:port ('+PONG', '-LOADING …'), or undefined when nothing answers. */
+export function pingReply(port: number, timeoutMs = 1_000): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    let reply = '';
+    const finish = (value: string | undefined): void => {
+      socket.destroy();
+      resolve(value);
+    };
+    socket.setTimeout(timeoutMs, () => finish(undefined));
+    socket.once('error', () => finish(undefined));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString();
+      if (reply.includes('\r\n')) finish(reply.split('\r\n')[0]);
+    });
+  });
+}
+
+const notFound = (bin: string): Error =>
+  new Error(`${bin} not found on PATH: install it (apt-get install redis-server) or set REDIS_URL`);
+
+/** `redis-server --version`'s `v=` field; rejects with what to install when the binary is missing. */
+export function redisServerVersion(bin = 'redis-server'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
+    execFile(bin, ['--version'], (error, stdout) => {
+      if ((error as NodeJS.ErrnoException | null)?.code === 'ENOENT') reject(notFound(bin));
+      else if (error) reject(new Error(`${bin} --version failed: ${error.message}`));
+      else resolve(/v=(\S+)/.exec(stdout)?.[1] ?? stdout.trim());
     });
   });
 }
@@ -79,7 +127,17 @@ export class RedisServerProcess {
       '--daemonize', 'no',
       '--logfile', '',
     ];
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const logFile = this.options.detachedLogFile;
+    const logFd = logFile ? openSync(logFile, 'a') : undefined;
+    let child: ChildProcess;
+    try {
+      child =
+        logFd === undefined
+          ? spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+          : spawn(bin, args, { stdio: ['ignore', logFd, logFd], detached: true });
+    } finally {
+      if (logFd !== undefined) closeSync(logFd);
+    }
     this.child = child;
     let output = '';
     const remember = (chunk: Buffer): void => {
@@ -87,47 +145,52 @@ export class RedisServerProcess {
     };
     child.stdout?.on('data', remember);
     child.stderr?.on('data', remember);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(
-          new Error(
-            `redis-server did not become ready on port ${this.portNumber} within ${START_TIMEOUT_MS} ms: ${output.trim()}`,
-          ),
-        );
-      }, START_TIMEOUT_MS);
-      const onData = (chunk: Buffer): void => {
-        if (chunk.toString().includes('Ready to accept connections')) done();
-      };
-      const onError = (error: NodeJS.ErrnoException): void => {
-        clearTimeout(timer);
-        reject(
-          error.code === 'ENOENT'
-            ? new Error(
-                `${bin} not found on PATH: install it (apt-get install redis-server) or set REDIS_URL`,
-              )
-            : error,
-        );
-      };
-      const onExit = (code: number | null): void => {
-        clearTimeout(timer);
-        reject(new Error(`redis-server exited with code ${code} before it was ready: ${output.trim()}`));
-      };
-      const done = (): void => {
-        clearTimeout(timer);
-        child.stdout?.off('data', onData);
-        child.off('exit', onExit);
-        child.off('error', onError);
-        resolve();
-      };
-      child.stdout?.on('data', onData);
-      child.once('error', onError);
-      child.once('exit', onExit);
-    });
+    const lastOutput = async (): Promise<string> =>
+      logFile ? (await readFile(logFile, 'utf8').catch(() => '')).slice(-4000).trim() : output.trim();
+    await this.untilReady(child, bin, lastOutput);
+    // A detached server must not keep this process alive; we still see its exit while we run.
+    if (logFile) child.unref();
     this.log.info(
-      { port: this.portNumber, dataDir: this.options.dataDir, pid: child.pid },
+      { port: this.portNumber, dataDir: this.options.dataDir, redisPid: child.pid },
       'redis-server started',
     );
+  }
+
+  /** Resolves when the server answers PING; rejects with its own words when it ends first or takes too long. */
+  private async untilReady(
+    child: ChildProcess,
+    bin: string,
+    lastOutput: () => Promise<string>,
+  ): Promise<void> {
+    let failure: (() => Promise<Error>) | undefined;
+    const end = new Promise<void>((resolve) => {
+      child.once('error', (error: NodeJS.ErrnoException) => {
+        failure = async () =>
+          error.code === 'ENOENT'
+            ? notFound(bin)
+            : new Error(`${bin} could not be started: ${error.message}`);
+        resolve();
+      });
+      child.once('exit', (code, signal) => {
+        failure ??= async () =>
+          new Error(
+            `redis-server exited (${signal ?? `code ${code}`}) before it was ready: ${await lastOutput()}`,
+          );
+        resolve();
+      });
+    });
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      if (failure) throw await failure();
+      if ((await pingReply(this.portNumber)) === '+PONG') return;
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(
+          `redis-server did not become ready on port ${this.portNumber} within ${START_TIMEOUT_MS} ms: ${await lastOutput()}`,
+        );
+      }
+      await Promise.race([end, new Promise((r) => setTimeout(r, READY_PROBE_INTERVAL_MS))]);
+    }
   }
 
   /** SIGTERM (Redis flushes its append-only file), then SIGKILL if it hangs. */

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stevedore } from '../helpers/cli.js';
 import { TEST_IMAGE, testImageTarball } from '../helpers/docker.js';
 import { TestRedis } from '../helpers/redis.js';
-import { Harness } from '../helpers/stevedore.js';
+import { busybox, Harness } from '../helpers/stevedore.js';
 
 describe('stevedore CLI', () => {
   let redis: TestRedis;
@@ -102,6 +102,45 @@ describe('stevedore CLI', () => {
     const exited = await worker;
     expect(exited.exitCode).toBe(0);
     expect(exited.stdout).toContain('worker closed');
+  });
+
+  it('`logs` prints stdout to fd 1 and stderr to fd 2, --stdout/--stderr pick one, -f on a finished job prints all and exits', async () => {
+    await h.worker();
+    const client = h.client();
+    const { id } = await client.submit(
+      busybox(['sh', '-c', 'echo out-1; echo err-1 >&2; echo out-2; echo err-2 >&2; exit 3']),
+    );
+    expect((await client.waitForResult(id, { timeoutMs: 30_000 })).exitCode).toBe(3);
+    const both = await stevedore(['logs', id], { env, stripFinalNewline: false });
+    expect(both).toMatchObject({ exitCode: 0, stdout: 'out-1\nout-2\n', stderr: 'err-1\nerr-2\n' });
+    const followed = await stevedore(['logs', id, '-f'], { env, stripFinalNewline: false, timeout: 10_000 });
+    expect(followed).toMatchObject({ exitCode: 0, stdout: 'out-1\nout-2\n', stderr: 'err-1\nerr-2\n' });
+    const onlyOut = await stevedore(['logs', id, '--stdout', '-f'], { env, stripFinalNewline: false });
+    expect(onlyOut).toMatchObject({ exitCode: 0, stdout: 'out-1\nout-2\n', stderr: '' });
+    const onlyErr = await stevedore(['logs', id, '--stderr'], { env, stripFinalNewline: false });
+    expect(onlyErr).toMatchObject({ exitCode: 0, stdout: '', stderr: 'err-1\nerr-2\n' });
+    const events = await stevedore(['logs', id, '--events'], { env });
+    expect(events.stdout).toMatch(/^\S+Z done\b/m);
+    const two = await stevedore(['logs', id, '--stdout', '--stderr'], { env });
+    expect(two).toMatchObject({
+      exitCode: 2,
+      stderr: 'stevedore: logs: choose one of --stdout, --stderr and --events',
+    });
+  });
+
+  it('with no engine at DOCKER_HOST, `worker` and `demo` stop at once with one line saying what is missing and how to start it', async () => {
+    const noEngine = { ...env, DOCKER_HOST: `unix://${join(dir, 'no-such-docker.sock')}` };
+    for (const command of ['worker', 'demo']) {
+      const r = await stevedore([command], { env: noEngine, timeout: 20_000 });
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(String(r.stderr).split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^stevedore: no Docker engine at unix://${dir}/no-such-docker\\.sock \\(connect ENOENT .*\\): start one with \`sudo (dockerd|systemctl start docker)`,
+        ),
+      );
+    }
   });
 
   it('a bad configuration stops the worker at start naming the variable', async () => {

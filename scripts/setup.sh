@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The one set-up for `npm run demo`, `npm test` and .ci/run on Debian 12 with Node 20: checks what
+# they need, and as root installs what is missing (one `apt-get update`, only when something is)
+# and starts the Docker engine when it does not answer; not as root, says in one line what to run.
+# Safe to run again; with everything there it installs nothing and takes a fraction of a second.
+#
+#   scripts/setup.sh [demo|test] [--check]
+#     demo     what the demo needs;  test (default): that and what the test suite needs
+#     --check  only report what is missing (exit 1 if anything is), change nothing
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+group=test
+check_only=false
+for arg in "$@"; do
+  case $arg in
+    demo | test) group=$arg ;;
+    --check) check_only=true ;;
+    *) echo "usage: scripts/setup.sh [demo|test] [--check]" >&2; exit 2 ;;
+  esac
+done
+
+# What is needed, one entry per line: "<group>|<check>|<how to get it>".
+#   group  demo (needed by the demo and the tests) or test (by the tests only)
+#   check  a command that succeeds when it is there
+#   how    apt:<Debian package>, or run:<script, from the repo root> for what Debian does not package
+REQUIREMENTS=(
+  'demo|command -v dockerd|apt:docker.io'
+  'demo|command -v redis-server|apt:redis-server'
+  'demo|has_package busybox-static|apt:busybox-static' # the test image is built from it
+  'demo|command -v flock|apt:util-linux'                # the embedded Redis's state-dir lock
+  'test|command -v ip|apt:iproute2'                     # the engine-restart test's private bridge
+)
+
+# Services, one entry per line: "<group>|<check that it answers>|<function that starts it>|<its name>".
+SERVICES=(
+  'demo|engine_answers|start_dockerd|the Docker engine'
+)
+
+DOCKER_WAIT_SECONDS=90 # a first dockerd start on a fresh machine sets up its storage and iptables
+DOCKERD_LOG=/var/log/stevedore-dockerd.log
+docker_socket=${DOCKER_HOST:-unix:///var/run/docker.sock}
+docker_socket=${docker_socket#unix://}
+
+has_package() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+engine_answers() { command -v docker >/dev/null && timeout 10 docker info >/dev/null 2>&1; }
+
+start_dockerd() {
+  if [[ -d /run/systemd/system ]]; then
+    systemctl start docker
+  else
+    # Its own session, so a Ctrl-C of the tests does not stop the engine with them.
+    setsid dockerd </dev/null >"$DOCKERD_LOG" 2>&1 &
+  fi
+  for ((i = 0; i < DOCKER_WAIT_SECONDS; i++)); do
+    engine_answers && return 0
+    sleep 1
+  done
+  echo "setup: dockerd did not answer within ${DOCKER_WAIT_SECONDS}s; the end of $DOCKERD_LOG:" >&2
+  tail -n 30 "$DOCKERD_LOG" >&2 || true
+  return 1
+}
+
+in_group() { [[ $1 == demo || $group == test ]]; }
+
+missing_packages=()
+missing_scripts=()
+for entry in "${REQUIREMENTS[@]}"; do
+  IFS='|' read -r needed_by check how <<<"$entry"
+  in_group "$needed_by" || continue
+  eval "$check" >/dev/null 2>&1 && continue
+  case $how in
+    apt:*) missing_packages+=("${how#apt:}") ;;
+    run:*) missing_scripts+=("${how#run:}") ;;
+  esac
+done
+stopped_services=()
+stopped_names=()
+no_access=false # a running engine this user may not use: no set-up fixes that, only its group or root
+for entry in "${SERVICES[@]}"; do
+  IFS='|' read -r needed_by check start name <<<"$entry"
+  in_group "$needed_by" || continue
+  eval "$check" && continue
+  if [[ $start == start_dockerd && -S $docker_socket && ! -w $docker_socket ]] && ((EUID != 0)); then
+    no_access=true
+  else
+    stopped_services+=("$start")
+    stopped_names+=("$name")
+  fi
+done
+
+missing=("${missing_packages[@]}" "${missing_scripts[@]}")
+if { ((${#missing[@]} + ${#stopped_services[@]} > 0)) && { $check_only || ((EUID != 0)); }; } || $no_access; then
+  what=()
+  ((${#missing[@]} > 0)) && what+=("missing ${missing[*]}")
+  for name in "${stopped_names[@]}"; do what+=("$name is not running"); done
+  if ((${#what[@]} > 0)) && ! $check_only; then
+    what[-1]+=": run once as root: sudo bash scripts/setup.sh $group"
+  fi
+  $no_access && what+=("the Docker engine at $docker_socket does not let this user in: join the docker group (sudo usermod -aG docker \$USER, then log in again) or run as root")
+  line="setup: ${what[0]}"
+  for part in "${what[@]:1}"; do line+="; $part"; done
+  if $check_only; then echo "$line"; else echo "$line" >&2; fi
+  exit 1
+fi
+$check_only && exit 0
+
+if ((${#missing_packages[@]} > 0)); then
+  echo "setup: installing ${missing_packages[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing_packages[@]}" >/dev/null
+fi
+for script in "${missing_scripts[@]}"; do
+  echo "setup: running $script"
+  bash "$script"
+done
+for i in "${!stopped_services[@]}"; do
+  echo "setup: starting ${stopped_names[i]}"
+  "${stopped_services[i]}"
+done
+
+[[ -d node_modules ]] || npm ci --no-audit --no-fund

@@ -1,0 +1,79 @@
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const SETUP = join(import.meta.dirname, '..', '..', 'scripts', 'setup.sh');
+/** What setup.sh itself runs besides the things it checks for. */
+const SCRIPT_TOOLS = ['dirname', 'dpkg-query', 'grep', 'docker', 'timeout'];
+
+const setup = (args: string[], options: { asNobody?: boolean; env?: Record<string, string> } = {}) => {
+  const command = options.asNobody
+    ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', 'env']
+    : ['env'];
+  const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
+  const [bin, ...rest] = [...command, ...env, '/bin/bash', SETUP, ...args];
+  return execa(bin as string, rest, { reject: false });
+};
+
+// The machine-changing path (apt-get, starting dockerd) is what .ci/run exercises on a fresh
+// machine; here only what is safe on a shared one: re-runs, reports and the non-root line.
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.warn('[skip] setup.sh tests: they switch to the nobody user and re-run set-up as root');
+
+describe.skipIf(!isRoot)('scripts/setup.sh', () => {
+  let bareBin: string;
+  beforeAll(async () => {
+    // A PATH with only the script's own tools: dockerd, redis-server, flock and ip look missing.
+    bareBin = await mkdtemp(join(tmpdir(), 'stevedore-setup-bin-'));
+    await chmod(bareBin, 0o755); // nobody runs from it too
+    for (const tool of SCRIPT_TOOLS) {
+      const found = ['/usr/local/bin', '/usr/bin', '/bin']
+        .map((d) => join(d, tool))
+        .find((p) => existsSync(p));
+      if (found) await symlink(found, join(bareBin, tool));
+    }
+  });
+  afterAll(() => rm(bareBin, { recursive: true, force: true }));
+
+  it('as root with everything there: does nothing, says nothing, fast, however often it runs', async () => {
+    for (const group of ['test', 'demo', 'test']) {
+      const started = Date.now();
+      const r = await setup([group]);
+      expect(r).toMatchObject({ exitCode: 0, stdout: '', stderr: '' });
+      expect(Date.now() - started).toBeLessThan(5_000);
+    }
+    expect(await setup(['--check'])).toMatchObject({ exitCode: 0, stdout: '' });
+  });
+
+  it('--check lists what is missing per group and changes nothing', async () => {
+    const env = { PATH: bareBin };
+    expect(await setup(['test', '--check'], { env })).toMatchObject({
+      exitCode: 1,
+      stdout: 'setup: missing docker.io redis-server util-linux iproute2',
+    });
+    expect(await setup(['demo', '--check'], { env })).toMatchObject({
+      exitCode: 1,
+      stdout: 'setup: missing docker.io redis-server util-linux',
+    });
+  });
+
+  it('not as root: one line saying what is missing and what to run', async () => {
+    const stopped = await setup(['demo'], {
+      asNobody: true,
+      env: { DOCKER_HOST: 'unix:///nonexistent.sock' },
+    });
+    expect(stopped).toMatchObject({
+      exitCode: 1,
+      stdout: '',
+      stderr: 'setup: the Docker engine is not running: run once as root: sudo bash scripts/setup.sh demo',
+    });
+    const bare = await setup(['test'], { asNobody: true, env: { PATH: bareBin } });
+    expect(bare.exitCode).toBe(1);
+    expect(bare.stderr).toBe(
+      'setup: missing docker.io redis-server util-linux iproute2: run once as root: sudo bash scripts/setup.sh test; the Docker engine at /var/run/docker.sock does not let this user in: join the docker group (sudo usermod -aG docker $USER, then log in again) or run as root',
+    );
+  });
+});
