@@ -44,7 +44,7 @@ environment variable. With no Redis URL, starts an embedded redis-server (loopba
   --engine-outage-ms MS      STEVEDORE_ENGINE_OUTAGE_MS (default 30000; a dockerd restart may take this long)
   --log-level LEVEL          LOG_LEVEL (default "info")
   --on-shutdown stop|detach  STEVEDORE_ON_SHUTDOWN (default "stop")
-  --log-driver NAME          STEVEDORE_LOG_DRIVER (default "none"; "local" keeps output for adoption)
+  --log-driver NAME          STEVEDORE_LOG_DRIVER (default "local", keeps output for adoption; "none" is faster, keeps none)
   --netns reuse|fresh        STEVEDORE_NETNS (default "reuse": jobs without network take turns in
                              loopback-only namespaces; "fresh": one new namespace per job)
 

@@ -96,6 +96,7 @@ function describeSpec(spec: JobSpec): Record<string, unknown> {
     network: spec.network,
     maxRunTimeSeconds: spec.maxRunTimeSeconds ?? null,
     stopGraceSeconds: spec.stopGraceSeconds,
+    init: spec.init,
   };
 }
 
@@ -427,6 +428,7 @@ export function toExecutorSpec(spec: JobSpec, stdout: OutputCapture, stderr: Out
     gpu: spec.resources.gpus
       ? { stack: spec.resources.gpus.stack, deviceCount: spec.resources.gpus.count }
       : undefined,
+    init: spec.init,
     stdin: input ? Readable.from([input]) : undefined,
     stdout,
     stderr,
