@@ -233,8 +233,8 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
       });
 
       it('escalates to SIGKILL after the grace period', async () => {
-        // sleep as PID 1 ignores SIGTERM (no handler), so only SIGKILL ends it.
-        const r = await start(['sleep', '30']);
+        // Without an init, sleep is PID 1 and ignores SIGTERM (no handler): only SIGKILL ends it.
+        const r = await start(['sleep', '30'], { init: false });
         const t0 = Date.now();
         await r.executor.stop({ graceMs: 300 });
         expect(await r.executor.wait()).toBe(137);
