@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
+import { JobCgroups } from '../executors/docker/cgroup.js';
 import { DockerExecutor } from '../executors/docker/docker-executor.js';
 import { HOLDER_LABEL, NetnsHolders } from '../executors/docker/netns/holders.js';
 import { connect, throttled } from '../jobs/connection.js';
@@ -50,6 +51,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const holders = NetnsHolders.of(docker, {
     labels: { [HOLDER_LABEL]: config.queue, 'stevedore.worker-id': config.workerId },
   });
+  const cgroups = new JobCgroups(docker);
   const runs = new Map<string, AbortController>();
   const idle = new IdleCollector(() => runs.size > 0);
   /** Container removals waiting for their job's result to be stored (then they run). */
@@ -122,6 +124,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       logDriver: config.logDriver,
       reuseNetns: config.netns === 'reuse',
       engineOutageMs: config.engineOutageMs,
+      cgroups,
       labels: {
         'stevedore.queue': config.queue,
         'stevedore.job-id': jobId,

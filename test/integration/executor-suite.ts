@@ -173,11 +173,17 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
         expect(Number(tiny.stdout.text.trim())).toBeGreaterThanOrEqual(6 * 1024 * 1024);
       });
 
-      it('fails clearly, without hanging, when the command does not exist', async () => {
+      it('fails clearly, without hanging, when the command does not exist (no init)', async () => {
         const e = executor();
         await e.loadImage(TEST_IMAGE, testImageTarball());
-        await e.create(spec(['no-such-program', 'x']));
+        await e.create(spec(['no-such-program', 'x'], { init: false }));
         await expect(e.start()).rejects.toThrow(/command not found.*no-such-program/);
+      });
+
+      it('under the init, a missing command exits 127 and stderr names it', async () => {
+        const r = await run(['no-such-program', 'x']);
+        expect(r.exitCode).toBe(127);
+        expect(r.stderr.text).toMatch(/no-such-program/);
       });
     });
 
@@ -256,7 +262,7 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
       it('close() is idempotent and safe after a failed start', async () => {
         const e = executor();
         await e.loadImage(TEST_IMAGE, testImageTarball());
-        await e.create(spec(['/missing']));
+        await e.create(spec(['/missing'], { init: false }));
         await expect(e.start()).rejects.toThrow();
         await e.close();
         await e.close();

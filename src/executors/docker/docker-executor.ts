@@ -11,6 +11,7 @@ import type {
   ExecResult,
   ExecutorSpec,
   ExitDetails,
+  FinalUsage,
   Reattachment,
   RuntimeCapabilities,
   StreamCounts,
@@ -19,6 +20,7 @@ import type {
 import { DockerDemux } from './attach/demux.js';
 import { attachRaw } from './attach/raw-attach.js';
 import { SkipBytes } from './attach/skip-bytes.js';
+import { type JobCgroup, JobCgroups, noUsage } from './cgroup.js';
 import { type DockerHostFacts, toDockerCreateOptions } from './create-options.js';
 import { cleanEngineMessage, isAlreadyInState, isGone, wrapEngineError } from './errors.js';
 import { type ContainerWatch, DockerEvents } from './events.js';
@@ -60,6 +62,8 @@ export interface DockerExecutorOptions {
    * getting one of its own. Default true.
    */
   reuseNetns?: boolean;
+  /** Per-job parent cgroups for final usage; one per worker. Made per executor when absent. */
+  cgroups?: JobCgroups;
 }
 
 interface OutputStreams {
@@ -139,6 +143,9 @@ export class DockerExecutor implements ContainerExecutor {
   /** The namespace holder this container joined; given back once the container stopped. */
   private holder: NetnsHolder | null = null;
   private holderReplaced = false;
+  private readonly cgroups: JobCgroups;
+  /** This container's parent cgroup, whose counters outlive it; or why it has none. */
+  private jobCgroup: JobCgroup | undefined;
 
   constructor(private readonly options: DockerExecutorOptions = {}) {
     defaultDocker ??= new Dockerode();
@@ -146,6 +153,7 @@ export class DockerExecutor implements ContainerExecutor {
     this.log = options.logger ?? pino({ level: 'silent' });
     this.watchdogIntervalMs = options.watchdogIntervalMs ?? DEFAULT_WATCHDOG_INTERVAL_MS;
     this.engineOutageMs = options.engineOutageMs ?? DEFAULT_ENGINE_OUTAGE_MS;
+    this.cgroups = options.cgroups ?? new JobCgroups(this.docker);
   }
 
   reattachments(): readonly Reattachment[] {
@@ -167,8 +175,11 @@ export class DockerExecutor implements ContainerExecutor {
     const facts = await gatherGpuFacts(spec, this.options.visibleDevices);
     const reuse = !spec.enableNetwork && this.options.reuseNetns !== false;
     this.holder = reuse ? await NetnsHolders.of(this.docker).acquire(this.log) : null;
+    // Kept when create() runs again for the same job (a namespace holder was replaced).
+    this.jobCgroup ??= await this.cgroups.prepare(spec.cgroupParent);
+    const cgroup = this.jobCgroup;
     const body = toDockerCreateOptions(
-      spec,
+      'parent' in cgroup ? { ...spec, cgroupParent: cgroup.parent } : spec,
       {
         name: this.options.name,
         labels: this.options.labels,
@@ -236,6 +247,10 @@ export class DockerExecutor implements ContainerExecutor {
     this.container = container;
     this.started = true;
     this.streams = streams;
+    const parent = info.HostConfig.CgroupParent;
+    this.jobCgroup = this.cgroups.owns(parent)
+      ? { parent }
+      : { unavailable: 'the adopted container has no per-job parent cgroup (made by an older worker)' };
     const replayed = await this.follow(container, info, alreadyKept);
     this.log.info({ containerId, replayed, running: info.State.Running }, 'container adopted');
     return { replayed, running: info.State.Running };
@@ -590,9 +605,11 @@ export class DockerExecutor implements ContainerExecutor {
       await container.remove({ force: true, v: true });
       this.releaseHolder();
       this.log.debug({ containerId: container.id }, 'container removed');
+      await this.removeCgroup(container.id);
     } catch (error) {
       if (isGone(error) || isAlreadyInState(error)) {
         this.releaseHolder();
+        await this.removeCgroup(container.id);
         return;
       }
       this.closed = false; // let a later close() try again
@@ -625,6 +642,27 @@ export class DockerExecutor implements ContainerExecutor {
     } catch (error) {
       if (isGone(error)) return null;
       throw wrapEngineError('running', 'cannot read container stats', error);
+    }
+  }
+
+  async finalUsage(): Promise<FinalUsage> {
+    const cgroup = this.jobCgroup;
+    if (!cgroup) return noUsage('no container was created');
+    if ('unavailable' in cgroup) return noUsage(cgroup.unavailable);
+    return this.cgroups
+      .read(cgroup.parent)
+      .catch((error: unknown) => noUsage(`cannot read cgroup ${cgroup.parent}: ${(error as Error).message}`));
+  }
+
+  /** Removes the parent cgroup once its container is gone; a failure leaves an empty directory, so it is only logged. */
+  private async removeCgroup(containerId: string): Promise<void> {
+    const cgroup = this.jobCgroup;
+    if (!cgroup || !('parent' in cgroup)) return;
+    try {
+      await this.cgroups.remove(cgroup.parent);
+      this.log.debug({ containerId, cgroup: cgroup.parent }, 'parent cgroup removed');
+    } catch (error) {
+      this.log.warn({ containerId, err: error }, 'could not remove the parent cgroup; an empty one is left');
     }
   }
 

@@ -310,6 +310,10 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     await stopping;
     oomKilled = (await executor.exitDetails()).oomKilled;
     events.write('exited', { exitCode, oomKilled });
+    // The one place the run's final counters are read: after the exit, before close().
+    const final = await executor.finalUsage();
+    tracker.addFinal(final);
+    if (final.missing) events.write('warning', { message: `usage incomplete: ${final.missing}` });
   } catch (error) {
     if (letGo.signal.aborted) {
       log.info({ reason: letGo.signal.reason }, 'let go of the container');
