@@ -32,6 +32,8 @@ const JOBS_PER_RUN: Record<number, number> = { 1: 12, 2: 20, 4: 32 };
 const LATENCY_JOBS = 100;
 const OUTPUT_BYTES = 500_000_000;
 const TRIVIAL = ['true'];
+/** Lines of `yes out` (4 bytes each) for the short-line output figure: a few seconds with `local`. */
+const SHORT_LINES = 2_000_000;
 
 interface Row {
   figure: string;
@@ -296,6 +298,7 @@ async function main(): Promise<void> {
 
           // Output throughput: 500 MB of stdout into the log file.
           const outSpec = { image: DEMO_IMAGE, command: ['head', '-c', String(OUTPUT_BYTES), '/dev/zero'] };
+          const linesSpec = { image: DEMO_IMAGE, command: ['sh', '-c', `yes out | head -n ${SHORT_LINES}`] };
           const rssBefore = (await worker.memory()).rss;
           let bareRuns = 0;
           const oursOut: number[] = [];
@@ -356,12 +359,17 @@ async function main(): Promise<void> {
           const noneOutClient = new StevedoreClient({ redis: redisServer.url, queue: noneOutWorker.queue });
           const oursNoneOut: number[] = [];
           const bareNoneOut: number[] = [];
+          const linesLocal: number[] = [];
+          const linesNone: number[] = [];
           try {
             for (let round = 0; round < REPEATS; round++) {
               oursNoneOut.push(
                 OUTPUT_BYTES / 1e6 / ((await stevedoreBatch(noneOutClient, outSpec, 1)) / 1000),
               );
               bareNoneOut.push(await bareOutput('none'));
+              // Short lines: the engine's local driver stores each line as its own message.
+              linesLocal.push(SHORT_LINES / ((await stevedoreBatch(client, linesSpec, 1)) / 1000));
+              linesNone.push(SHORT_LINES / ((await stevedoreBatch(noneOutClient, linesSpec, 1)) / 1000));
             }
           } finally {
             await noneOutClient.close();
@@ -372,6 +380,13 @@ async function main(): Promise<void> {
             stevedore: fmt(median(oursNoneOut)),
             baseline: `docker run --log-driver none -a stdout > file ${fmt(median(bareNoneOut))}`,
             ratio: spread(oursNoneOut.map((x, i) => x / (bareNoneOut[i] as number))),
+            target: '',
+          });
+          rows.push({
+            figure: `output of ${SHORT_LINES / 1e6} M 4-byte lines, defaults (local) vs none (lines/s)`,
+            stevedore: fmt(median(linesLocal), 0),
+            baseline: `none ${fmt(median(linesNone), 0)}`,
+            ratio: spread(linesLocal.map((x, i) => x / (linesNone[i] as number))),
             target: '',
           });
           rows.push({
