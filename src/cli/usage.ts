@@ -66,6 +66,7 @@ Builds a job spec from a file and/or flags (flags win), validates it and enqueue
   --vcpus N                  CPU limit
   --ram SIZE                 memory limit: bytes, or 512Mi, 2Gi, ...
   --network                  enable the network (default: none at all)
+  --no-init                  run the command as PID 1 (default: under the engine's init)
   --stdin-file PATH          send this file as the container's stdin
   --max-run-time SECONDS     stop the job after this long (result: Cancelled, timeout)
   --stop-grace SECONDS       SIGTERM → SIGKILL grace when stopping (default 10)

@@ -269,6 +269,17 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
       });
     });
 
+    describe('final usage', () => {
+      it('after wait(), even a run of milliseconds has CPU seconds and peak memory', async () => {
+        const r = await run(['true']);
+        expect(r.exitCode).toBe(0);
+        const usage = await r.executor.finalUsage();
+        expect(usage.missing).toBeNull();
+        expect(usage.cpuSeconds).toBeGreaterThan(0);
+        expect(usage.peakMemoryBytes).toBeGreaterThan(0);
+      });
+    });
+
     describe('stdin', () => {
       it('streams stdin and closes it so the program sees EOF', async () => {
         const r = await run(['cat'], {
