@@ -70,7 +70,7 @@ describe('toDockerCreateOptions', () => {
       { Type: 'bind', Source: '/srv/in', Target: '/in', ReadOnly: true },
       { Type: 'bind', Source: '/srv/out', Target: '/out', ReadOnly: false },
     ]);
-    expect(o.HostConfig?.Binds).toBeUndefined();
+    expect(o.HostConfig?.Binds).toEqual([]);
   });
 
   it('keeps ":" and "," in mount paths as path characters: no propagation or mode from user input', () => {
@@ -190,17 +190,18 @@ describe('toDockerCreateOptions with a namespace holder', () => {
   it("joins a job without network to the holder's namespace and binds its network files read-only", () => {
     const o = toDockerCreateOptions(spec(), { netnsHolder: holder });
     expect(o.HostConfig?.NetworkMode).toBe('container:h0lder');
-    expect(o.HostConfig?.Mounts).toEqual([
-      { Type: 'bind', Source: '/d/h0lder/hosts', Target: '/etc/hosts', ReadOnly: true },
-      { Type: 'bind', Source: '/d/h0lder/hostname', Target: '/etc/hostname', ReadOnly: true },
-      { Type: 'bind', Source: '/d/h0lder/resolv.conf', Target: '/etc/resolv.conf', ReadOnly: true },
+    expect(o.HostConfig?.Binds).toEqual([
+      '/d/h0lder/hosts:/etc/hosts:ro',
+      '/d/h0lder/hostname:/etc/hostname:ro',
+      '/d/h0lder/resolv.conf:/etc/resolv.conf:ro',
     ]);
+    expect(o.HostConfig?.Mounts).toEqual([]);
   });
 
   it('leaves a job with network alone', () => {
     const o = toDockerCreateOptions(spec({ enableNetwork: true }), { netnsHolder: holder });
     expect(o.HostConfig?.NetworkMode).toBe('default');
-    expect(o.HostConfig?.Mounts).toEqual([]);
+    expect(o.HostConfig?.Binds).toEqual([]);
   });
 
   it("lets the spec's own bind mount at one of those paths win", () => {
@@ -210,8 +211,10 @@ describe('toDockerCreateOptions with a namespace holder', () => {
     );
     expect(o.HostConfig?.Mounts).toEqual([
       { Type: 'bind', Source: '/srv/hosts', Target: '/etc/hosts', ReadOnly: true },
-      { Type: 'bind', Source: '/d/h0lder/hostname', Target: '/etc/hostname', ReadOnly: true },
-      { Type: 'bind', Source: '/d/h0lder/resolv.conf', Target: '/etc/resolv.conf', ReadOnly: true },
+    ]);
+    expect(o.HostConfig?.Binds).toEqual([
+      '/d/h0lder/hostname:/etc/hostname:ro',
+      '/d/h0lder/resolv.conf:/etc/resolv.conf:ro',
     ]);
   });
 });

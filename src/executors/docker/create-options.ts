@@ -44,17 +44,20 @@ function bindMount(source: string, target: string, readOnly: boolean): MountSett
   return { Type: 'bind', Source: source, Target: target, ReadOnly: readOnly };
 }
 
-/** The network files a holder's jobs see, bound read-only so that no job changes them for the next. */
-function holderFileMounts(holder: Pick<NetnsHolder, 'files'>, taken: Set<string>): MountSettings[] {
+/**
+ * The network files a holder's jobs see, bound read-only so that no job changes them for the
+ * next. Binds, not Mounts: these are the engine's own paths, and a holder that ended meanwhile
+ * must fail at start (which names the holder, so the executor makes the container again with a
+ * live one) rather than at create, where Mounts check that the source exists.
+ */
+function holderFileBinds(holder: Pick<NetnsHolder, 'files'>, taken: Set<string>): string[] {
   const files: [string, string][] = [
     ['/etc/hosts', holder.files.hosts],
     ['/etc/hostname', holder.files.hostname],
     ['/etc/resolv.conf', holder.files.resolvConf],
   ];
   // A bind mount of the spec's own at one of these paths wins.
-  return files
-    .filter(([target, source]) => source && !taken.has(target))
-    .map(([target, source]) => bindMount(source, target, true));
+  return files.filter(([target, source]) => source && !taken.has(target)).map(([t, s]) => `${s}:${t}:ro`);
 }
 
 function splitDeviceList(value: string | undefined): string[] {
@@ -97,7 +100,7 @@ export function toDockerCreateOptions(
     .map(([target, m]) => bindMount(m.hostPath, target, m.readOnly));
 
   const holder = spec.enableNetwork ? undefined : naming.netnsHolder;
-  if (holder) mounts.push(...holderFileMounts(holder, new Set(Object.keys(spec.bindMounts))));
+  const binds = holder ? holderFileBinds(holder, new Set(Object.keys(spec.bindMounts))) : [];
   const hostConfig: NonNullable<ContainerCreateOptions['HostConfig']> = {
     NetworkMode: spec.enableNetwork
       ? spec.networkMode || 'default'
@@ -105,6 +108,7 @@ export function toDockerCreateOptions(
         ? `container:${holder.id}`
         : 'none',
     Mounts: mounts,
+    Binds: binds,
     LogConfig: { Type: naming.logDriver ?? DEFAULT_LOG_DRIVER, Config: {} },
     // An init as PID 1 forwards SIGTERM to the program (a bare PID 1 ignores it without a
     // handler, so every stop would wait out the grace) and reaps zombies.
