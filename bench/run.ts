@@ -32,6 +32,8 @@ const JOBS_PER_RUN: Record<number, number> = { 1: 12, 2: 20, 4: 32 };
 const LATENCY_JOBS = 100;
 const OUTPUT_BYTES = 500_000_000;
 const TRIVIAL = ['true'];
+/** Lines of `yes out` (4 bytes each) for the short-line output figure: a few seconds with `local`. */
+const SHORT_LINES = 2_000_000;
 
 interface Row {
   figure: string;
@@ -41,7 +43,7 @@ interface Row {
   target: string;
 }
 
-const HOW = `Throughput: medians of ${THROUGHPUT_ROUNDS} interleaved rounds, ratio = median of the rounds' paired ratios (lowest–highest). Latency: ${LATENCY_JOBS} jobs, each paired with one bare container. Output: medians of ${OUTPUT_ROUNDS} paired runs in alternating order, ratio as for throughput (${REPEATS} with the local driver).`;
+const HOW = `Throughput: medians of ${THROUGHPUT_ROUNDS} interleaved rounds, ratio = median of the rounds' paired ratios (lowest–highest). Latency: ${LATENCY_JOBS} jobs, each paired with one bare container. Output: medians of ${OUTPUT_ROUNDS} paired runs in alternating order, ratio as for throughput (${REPEATS} with the none driver).`;
 
 const rows: Row[] = [];
 const fmt = (n: number, digits = 1): string => n.toFixed(digits);
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
   const probe = new DockerExecutor({ docker });
   await probe.loadImage(DEMO_IMAGE, tarball);
   const spec = { image: DEMO_IMAGE, command: TRIVIAL };
+  const noInitSpec = { ...spec, init: false };
   const dockerVersion = await probe.runtime();
   /** Redis, the bare loops' containers and the scratch dir (up to ~2 GB of output files). */
   const cleanUp = async (): Promise<void> => {
@@ -154,25 +157,37 @@ async function main(): Promise<void> {
         STEVEDORE_NETNS: 'fresh',
       });
       const freshClient = new StevedoreClient({ redis: redisServer.url, queue: freshWorker.queue });
+      // The old default log driver beside the new one (`local`), for the cost of keeping output.
+      const noneWorker = await WorkerProcess.start(redisServer.url, c, join(dir, `state-none-${c}`), {
+        STEVEDORE_LOG_DRIVER: 'none',
+      });
+      const noneClient = new StevedoreClient({ redis: redisServer.url, queue: noneWorker.queue });
       let freshStopped = false;
       const stopFresh = async (): Promise<void> => {
         if (freshStopped) return;
         freshStopped = true;
         await freshClient.close();
         await freshWorker.stop();
+        await noneClient.close();
+        await noneWorker.stop();
       };
       await new Promise((r) => setTimeout(r, 1_000)); // let start-up settle before reading RSS
       const startRss = (await worker.memory()).rss;
       try {
         await stevedoreBatch(client, spec, c); // warm-up
         await stevedoreBatch(freshClient, spec, c);
+        await stevedoreBatch(noneClient, spec, c);
         // Rounds interleave the systems, so that the machine's drift hits them alike.
         const ours: number[] = [];
         const oursFresh: number[] = [];
         const bare: number[] = [];
         const naive: number[] = [];
+        const oursNone: number[] = [];
+        const oursNoInit: number[] = [];
         for (let round = 0; round < THROUGHPUT_ROUNDS; round++) {
           ours.push(jobs / ((await stevedoreBatch(client, spec, jobs)) / 1000));
+          oursNone.push(jobs / ((await stevedoreBatch(noneClient, spec, jobs)) / 1000));
+          oursNoInit.push(jobs / ((await stevedoreBatch(client, noInitSpec, jobs)) / 1000));
           oursFresh.push(jobs / ((await stevedoreBatch(freshClient, spec, jobs)) / 1000));
           const t0 = performance.now();
           await bareLoop(docker, DEMO_IMAGE, TRIVIAL, jobs, c);
@@ -184,7 +199,7 @@ async function main(): Promise<void> {
         const freshRatios = oursFresh.map((x, i) => x / (bare[i] as number));
         const naiveRatios = ours.map((x, i) => x / (naive[i] as number));
         log(
-          `concurrency ${c}: stevedore ${ours.map((x) => fmt(x, 2))} fresh-netns ${oursFresh.map((x) => fmt(x, 2))} bare ${bare.map((x) => fmt(x, 2))} naive ${naive.map((x) => fmt(x, 2))} jobs/s`,
+          `concurrency ${c}: stevedore ${ours.map((x) => fmt(x, 2))} log-driver-none ${oursNone.map((x) => fmt(x, 2))} no-init ${oursNoInit.map((x) => fmt(x, 2))} fresh-netns ${oursFresh.map((x) => fmt(x, 2))} bare ${bare.map((x) => fmt(x, 2))} naive ${naive.map((x) => fmt(x, 2))} jobs/s`,
         );
         rows.push({
           figure: `throughput, concurrency ${c} (jobs/s)`,
@@ -192,6 +207,20 @@ async function main(): Promise<void> {
           baseline: `bare dockerode ${fmt(median(bare), 2)}`,
           ratio: spread(ratios),
           target: '≥ 1.0 (never < 0.95)',
+        });
+        rows.push({
+          figure: `… defaults (log driver local, init) vs STEVEDORE_LOG_DRIVER=none, concurrency ${c}`,
+          stevedore: fmt(median(ours), 2),
+          baseline: `none ${fmt(median(oursNone), 2)}`,
+          ratio: spread(ours.map((x, i) => x / (oursNone[i] as number))),
+          target: '',
+        });
+        rows.push({
+          figure: `… defaults (init) vs spec init: false, concurrency ${c}`,
+          stevedore: fmt(median(ours), 2),
+          baseline: `init off ${fmt(median(oursNoInit), 2)}`,
+          ratio: spread(ours.map((x, i) => x / (oursNoInit[i] as number))),
+          target: '',
         });
         rows.push({
           figure: `… with STEVEDORE_NETNS=fresh (a new namespace per job, as the bare loop), concurrency ${c}`,
@@ -269,16 +298,17 @@ async function main(): Promise<void> {
 
           // Output throughput: 500 MB of stdout into the log file.
           const outSpec = { image: DEMO_IMAGE, command: ['head', '-c', String(OUTPUT_BYTES), '/dev/zero'] };
+          const linesSpec = { image: DEMO_IMAGE, command: ['sh', '-c', `yes out | head -n ${SHORT_LINES}`] };
           const rssBefore = (await worker.memory()).rss;
           let bareRuns = 0;
           const oursOut: number[] = [];
           const bareOut: number[] = [];
           let peak = 0;
           for (let round = 0; round < OUTPUT_ROUNDS; round++) {
-            if (round % 2 === 1) bareOut.push(await bareOutput('none'));
+            if (round % 2 === 1) bareOut.push(await bareOutput('local'));
             oursOut.push(OUTPUT_BYTES / 1e6 / ((await stevedoreBatch(client, outSpec, 1)) / 1000));
             peak = Math.max(peak, (await worker.memory()).peak);
-            if (round % 2 === 0) bareOut.push(await bareOutput('none'));
+            if (round % 2 === 0) bareOut.push(await bareOutput('local'));
           }
           log(`output: stevedore ${oursOut.map((x) => fmt(x))} cli ${bareOut.map((x) => fmt(x))} MB/s`);
           async function bareOutput(driver: string): Promise<number> {
@@ -307,9 +337,9 @@ async function main(): Promise<void> {
             return OUTPUT_BYTES / 1e6 / (elapsed / 1000);
           }
           rows.push({
-            figure: 'output throughput, 500 MB stdout → file (MB/s)',
+            figure: 'output throughput, 500 MB stdout → file, defaults (log driver local) (MB/s)',
             stevedore: fmt(median(oursOut)),
-            baseline: `docker run -a stdout > file ${fmt(median(bareOut))}`,
+            baseline: `docker run --log-driver local -a stdout > file ${fmt(median(bareOut))}`,
             ratio: spread(oursOut.map((x, i) => x / (bareOut[i] as number))),
             target: '≥ 1.0',
           });
@@ -321,27 +351,49 @@ async function main(): Promise<void> {
             target: '≤ 100',
           });
 
-          // The same with the `local` log driver, which byte-exact adoption needs.
-          const localWorker = await WorkerProcess.start(redisServer.url, 1, join(dir, 'state-local'), {
-            STEVEDORE_LOG_DRIVER: 'local',
+          // The same with the `none` log driver, the old default: faster, but an adopting worker
+          // loses what nobody was attached for.
+          const noneOutWorker = await WorkerProcess.start(redisServer.url, 1, join(dir, 'state-none'), {
+            STEVEDORE_LOG_DRIVER: 'none',
           });
-          const localClient = new StevedoreClient({ redis: redisServer.url, queue: localWorker.queue });
-          const oursLocal: number[] = [];
-          const bareLocal: number[] = [];
+          const noneOutClient = new StevedoreClient({ redis: redisServer.url, queue: noneOutWorker.queue });
+          const oursNoneOut: number[] = [];
+          const bareNoneOut: number[] = [];
+          const linesLocal: number[] = [];
+          const linesNone: number[] = [];
           try {
             for (let round = 0; round < REPEATS; round++) {
-              oursLocal.push(OUTPUT_BYTES / 1e6 / ((await stevedoreBatch(localClient, outSpec, 1)) / 1000));
-              bareLocal.push(await bareOutput('local'));
+              oursNoneOut.push(
+                OUTPUT_BYTES / 1e6 / ((await stevedoreBatch(noneOutClient, outSpec, 1)) / 1000),
+              );
+              bareNoneOut.push(await bareOutput('none'));
+              // Short lines: the engine's local driver stores each line as its own message.
+              linesLocal.push(SHORT_LINES / ((await stevedoreBatch(client, linesSpec, 1)) / 1000));
+              linesNone.push(SHORT_LINES / ((await stevedoreBatch(noneOutClient, linesSpec, 1)) / 1000));
             }
           } finally {
-            await localClient.close();
-            await localWorker.stop();
+            await noneOutClient.close();
+            await noneOutWorker.stop();
           }
           rows.push({
-            figure: 'output throughput with STEVEDORE_LOG_DRIVER=local (MB/s)',
-            stevedore: fmt(median(oursLocal)),
-            baseline: `docker run --log-driver local -a stdout > file ${fmt(median(bareLocal))}`,
-            ratio: spread(oursLocal.map((x, i) => x / (bareLocal[i] as number))),
+            figure: 'output throughput with STEVEDORE_LOG_DRIVER=none (MB/s)',
+            stevedore: fmt(median(oursNoneOut)),
+            baseline: `docker run --log-driver none -a stdout > file ${fmt(median(bareNoneOut))}`,
+            ratio: spread(oursNoneOut.map((x, i) => x / (bareNoneOut[i] as number))),
+            target: '',
+          });
+          rows.push({
+            figure: `output of ${SHORT_LINES / 1e6} M 4-byte lines, defaults (local) vs none (lines/s)`,
+            stevedore: fmt(median(linesLocal), 0),
+            baseline: `none ${fmt(median(linesNone), 0)}`,
+            ratio: spread(linesLocal.map((x, i) => x / (linesNone[i] as number))),
+            target: '',
+          });
+          rows.push({
+            figure: 'output throughput, defaults (local) vs STEVEDORE_LOG_DRIVER=none (MB/s)',
+            stevedore: fmt(median(oursOut)),
+            baseline: `none ${fmt(median(oursNoneOut))}`,
+            ratio: fmt(median(oursOut) / median(oursNoneOut), 2),
             target: '',
           });
         }

@@ -16,6 +16,7 @@ const SUBMIT_OPTIONS = {
   vcpus: { type: 'string' },
   ram: { type: 'string' },
   network: { type: 'boolean' },
+  'no-init': { type: 'boolean' },
   'stdin-file': { type: 'string' },
   'max-run-time': { type: 'string' },
   'stop-grace': { type: 'string' },

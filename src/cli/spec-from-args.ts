@@ -11,6 +11,7 @@ export interface SubmitFlags {
   vcpus?: string;
   ram?: string;
   network?: boolean;
+  'no-init'?: boolean;
   'max-run-time'?: string;
   'stop-grace'?: string;
   label?: string[];
@@ -73,6 +74,7 @@ export function specFromArgs(
   if (flags.ram !== undefined) resources.ram = /^\d+$/.test(flags.ram) ? Number(flags.ram) : flags.ram;
   merge('resources', resources);
   if (flags.network) spec.network = { ...((file.network as object) ?? {}), enabled: true };
+  if (flags['no-init']) spec.init = false;
   set('maxRunTimeSeconds', number('max-run-time', flags['max-run-time']));
   set('stopGraceSeconds', number('stop-grace', flags['stop-grace']));
   merge('labels', pairs('label', flags.label));

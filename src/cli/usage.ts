@@ -45,7 +45,7 @@ environment variable. With no Redis URL, uses the state directory's embedded red
   --engine-outage-ms MS      STEVEDORE_ENGINE_OUTAGE_MS (default 30000; a dockerd restart may take this long)
   --log-level LEVEL          LOG_LEVEL (default "info")
   --on-shutdown stop|detach  STEVEDORE_ON_SHUTDOWN (default "stop")
-  --log-driver NAME          STEVEDORE_LOG_DRIVER (default "none"; "local" keeps output for adoption)
+  --log-driver NAME          STEVEDORE_LOG_DRIVER (default "local", keeps output for adoption; "none" is faster, keeps none)
   --netns reuse|fresh        STEVEDORE_NETNS (default "reuse": jobs without network take turns in
                              loopback-only namespaces; "fresh": one new namespace per job)
 
@@ -67,6 +67,7 @@ Builds a job spec from a file and/or flags (flags win), validates it and enqueue
   --vcpus N                  CPU limit
   --ram SIZE                 memory limit: bytes, or 512Mi, 2Gi, ...
   --network                  enable the network (default: none at all)
+  --no-init                  run the command as PID 1 (default: under the engine's init)
   --stdin-file PATH          send this file as the container's stdin
   --max-run-time SECONDS     stop the job after this long (result: Cancelled, timeout)
   --stop-grace SECONDS       SIGTERM → SIGKILL grace when stopping (default 10)

@@ -142,6 +142,18 @@ export interface UsageSample {
   memoryLimitBytes: number | null;
 }
 
+/**
+ * The whole run's resource use, read after wait() from counters that outlive the container
+ * (exact also for a job of a few milliseconds). A null field is one the runtime could not read.
+ */
+export interface FinalUsage {
+  cpuSeconds: number | null;
+  peakMemoryBytes: number | null;
+  blockIoBytes: number | null;
+  /** Why some field is null, for events.log; null when every counter was read. */
+  missing: string | null;
+}
+
 export interface ContainerExecutor {
   /** What this runtime can do; constant for the executor's life. */
   readonly capabilities: RuntimeCapabilities;
@@ -162,6 +174,8 @@ export interface ContainerExecutor {
   exitDetails(): Promise<ExitDetails>;
   /** Current resource use while the container runs; null when it is not running. */
   usage(): Promise<UsageSample | null>;
+  /** Final counters of the run; call after wait(). Never rejects: what it cannot read is null, with why. */
+  finalUsage(): Promise<FinalUsage>;
   /** The cgroup the container belongs to; '' before create. */
   cgroupId(): string;
   /** A process in the container; 0 when none runs. */

@@ -33,6 +33,17 @@ export class InfrastructureError extends PhaseError {
   }
 }
 
+/**
+ * The image cannot be had on this host, and no retry can change that (not present, no tarball
+ * that holds it). The job fails at once with reason `image`, never retried.
+ */
+export class ImageUnavailableError extends PhaseError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('loading-image', message, options);
+    this.name = 'ImageUnavailableError';
+  }
+}
+
 /** The program to run does not exist in the image: exit code 127, as a shell would say. */
 export class CommandNotFoundError extends PhaseError {
   readonly exitCode = 127;

@@ -2,7 +2,16 @@ import { constants } from 'node:os';
 import type { Phase } from './errors.js';
 
 export type RunState = 'Complete' | 'Cancelled' | 'Failed';
-export type RunReason = 'exited' | 'signalled' | 'oom' | 'timeout' | 'cancelled' | 'infra' | 'invalid';
+export type RunReason =
+  | 'exited'
+  | 'signalled'
+  | 'oom'
+  | 'timeout'
+  | 'cancelled'
+  | 'infra'
+  | 'invalid'
+  /** The image cannot be had on this host (not present, no tarball that holds it); never retried. */
+  | 'image';
 
 /** What is known about one output stream of a run. */
 export interface StreamSummary {

@@ -183,6 +183,8 @@ export const jobSpecSchema = z
       .min(0, 'must not be negative')
       .max(SPEC_LIMITS.stopGraceSeconds, `must be at most ${SPEC_LIMITS.stopGraceSeconds}`)
       .default(10),
+    /** Run the command under the runtime's init (signals forwarded, zombies reaped); false: the command is PID 1. */
+    init: z.boolean().default(true),
     runtime: z.enum(['docker', 'singularity']).optional(),
     labels: z
       .record(

@@ -1,5 +1,6 @@
 import { availableParallelism, homedir, hostname } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_LOG_DRIVER } from '../executors/docker/create-options.js';
 import { DEFAULT_LIVE_OUTPUT_BYTES, DEFAULT_PREFIX, DEFAULT_QUEUE, LIVE_CHUNK_BYTES } from '../jobs/keys.js';
 
 export type ShutdownMode = 'stop' | 'detach';
@@ -27,7 +28,7 @@ export interface WorkerConfig {
   liveOutputBytes: number;
   /** On SIGTERM: stop running containers and requeue their jobs, or leave them running for the next worker to adopt. */
   onShutdown: ShutdownMode;
-  /** Docker log driver for job containers: "none" (fastest) or one that keeps output (local, json-file) for adoption. */
+  /** Docker log driver for job containers: "local" (default) keeps output for adoption; "none" is faster and keeps none. */
   logDriver: string;
   /**
    * Jobs without network: "reuse" joins each to a loopback-only namespace a finished job of this
@@ -99,7 +100,7 @@ export function loadConfig(
       `STEVEDORE_ON_SHUTDOWN=${JSON.stringify(onShutdown)} is invalid: expected "stop" or "detach"`,
     );
   }
-  const logDriver = get('STEVEDORE_LOG_DRIVER') || 'none';
+  const logDriver = get('STEVEDORE_LOG_DRIVER') || DEFAULT_LOG_DRIVER;
   if (!/^[a-z0-9-]+$/.test(logDriver)) {
     throw new ConfigError(
       `STEVEDORE_LOG_DRIVER=${JSON.stringify(logDriver)} is invalid: expected a driver name such as none or local`,

@@ -5,6 +5,7 @@ import type {
   ExecResult,
   ExecutorSpec,
   ExitDetails,
+  FinalUsage,
   OutputSink,
   Reattachment,
   RuntimeCapabilities,
@@ -23,6 +24,7 @@ export type StubStep =
   | 'close'
   | 'exitDetails'
   | 'usage'
+  | 'finalUsage'
   | 'adopt'
   | 'detach';
 
@@ -39,6 +41,8 @@ export interface StubScript {
   failures?: Partial<Record<StubStep, Error>>;
   /** Steps that block, once called, until release(step). */
   holds?: StubStep[];
+  /** What finalUsage() reads after the exit (default: every counter missing, as a runtime without them). */
+  finalUsage?: FinalUsage;
   /** What usage() reads while the program runs (default: null, as a runtime without stats). */
   usage?: UsageSample;
   oomKilled?: boolean;
@@ -186,6 +190,18 @@ export class StubExecutor implements ContainerExecutor {
   async usage(): Promise<UsageSample | null> {
     await this.enter('usage');
     return this.exit ? (this.script.usage ?? null) : null;
+  }
+
+  async finalUsage(): Promise<FinalUsage> {
+    await this.enter('finalUsage');
+    return (
+      this.script.finalUsage ?? {
+        cpuSeconds: null,
+        peakMemoryBytes: null,
+        blockIoBytes: null,
+        missing: 'the stub keeps no counters',
+      }
+    );
   }
 
   cgroupId(): string {

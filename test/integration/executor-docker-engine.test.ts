@@ -35,8 +35,11 @@ describe('DockerExecutor on the engine', () => {
       Memory: 6 * 1024 * 1024,
       MemorySwap: 6 * 1024 * 1024,
       AutoRemove: false,
-      LogConfig: { Type: 'none' },
+      // The defaults: the engine keeps the output, an init is PID 1, a parent cgroup of its own.
+      LogConfig: { Type: 'local' },
+      Init: true,
     });
+    expect(info.HostConfig.CgroupParent).toMatch(/^\/stevedore\/[0-9a-f-]{36}$/);
     expect(info.Config.Tty).toBe(false);
     expect(info.Config.OpenStdin).toBe(false);
     // No network: a reused loopback-only namespace (see netns-holders.test.ts), or with reuse off its own.

@@ -173,11 +173,17 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
         expect(Number(tiny.stdout.text.trim())).toBeGreaterThanOrEqual(6 * 1024 * 1024);
       });
 
-      it('fails clearly, without hanging, when the command does not exist', async () => {
+      it('fails clearly, without hanging, when the command does not exist (no init)', async () => {
         const e = executor();
         await e.loadImage(TEST_IMAGE, testImageTarball());
-        await e.create(spec(['no-such-program', 'x']));
+        await e.create(spec(['no-such-program', 'x'], { init: false }));
         await expect(e.start()).rejects.toThrow(/command not found.*no-such-program/);
+      });
+
+      it('under the init, a missing command exits 127 and stderr names it', async () => {
+        const r = await run(['no-such-program', 'x']);
+        expect(r.exitCode).toBe(127);
+        expect(r.stderr.text).toMatch(/no-such-program/);
       });
     });
 
@@ -233,8 +239,8 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
       });
 
       it('escalates to SIGKILL after the grace period', async () => {
-        // sleep as PID 1 ignores SIGTERM (no handler), so only SIGKILL ends it.
-        const r = await start(['sleep', '30']);
+        // Without an init, sleep is PID 1 and ignores SIGTERM (no handler): only SIGKILL ends it.
+        const r = await start(['sleep', '30'], { init: false });
         const t0 = Date.now();
         await r.executor.stop({ graceMs: 300 });
         expect(await r.executor.wait()).toBe(137);
@@ -256,10 +262,21 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
       it('close() is idempotent and safe after a failed start', async () => {
         const e = executor();
         await e.loadImage(TEST_IMAGE, testImageTarball());
-        await e.create(spec(['/missing']));
+        await e.create(spec(['/missing'], { init: false }));
         await expect(e.start()).rejects.toThrow();
         await e.close();
         await e.close();
+      });
+    });
+
+    describe('final usage', () => {
+      it('after wait(), even a run of milliseconds has CPU seconds and peak memory', async () => {
+        const r = await run(['true']);
+        expect(r.exitCode).toBe(0);
+        const usage = await r.executor.finalUsage();
+        expect(usage.missing).toBeNull();
+        expect(usage.cpuSeconds).toBeGreaterThan(0);
+        expect(usage.peakMemoryBytes).toBeGreaterThan(0);
       });
     });
 

@@ -110,7 +110,8 @@ describe('job control', () => {
     await h.worker();
     const client = h.client();
     const { id } = await client.submit(
-      busybox(['sleep', '30'], { maxRunTimeSeconds: 1, stopGraceSeconds: 0.2 }),
+      // Without an init, sleep (PID 1) ignores SIGTERM, so the grace ends in our SIGKILL.
+      busybox(['sleep', '30'], { maxRunTimeSeconds: 1, stopGraceSeconds: 0.2, init: false }),
     );
     const result = await client.waitForResult(id, { timeoutMs: 15_000 });
     // Our own SIGKILL after the grace period is a timeout, never an oom.

@@ -113,10 +113,15 @@ describe('job spec honoured', () => {
 
   it('reports a missing command as exit 127 with a clear message', async () => {
     const client = h.client();
-    const { id } = await client.submit(busybox(['no-such-program']));
+    const { id } = await client.submit(busybox(['no-such-program'], { init: false }));
     const result = await client.waitForResult(id, { timeoutMs: 30_000 });
     expect(result).toMatchObject({ state: 'Complete', exitCode: 127 });
     expect(result.error?.message).toMatch(/starting: command not found.*no-such-program/);
+    // Under the default init, the init says so on stderr.
+    const init = await client.submit(busybox(['no-such-program']));
+    const underInit = await client.waitForResult(init.id, { timeoutMs: 30_000 });
+    expect(underInit).toMatchObject({ state: 'Complete', exitCode: 127 });
+    expect(underInit.stderr.tail).toMatch(/no-such-program/);
   });
 
   it('fails a job whose image cannot be loaded as infra, retried, with a final result', async () => {

@@ -16,6 +16,7 @@ describe('worker configuration', () => {
       engineOutageMs: 30_000,
       logLevel: 'info',
       netns: 'reuse',
+      logDriver: 'local',
     });
     expect(c.concurrency).toBeGreaterThanOrEqual(1);
   });

@@ -57,7 +57,7 @@ describe('toDockerCreateOptions', () => {
     expect(toDockerCreateOptions(spec()).HostConfig?.Memory).toBeUndefined();
   });
 
-  it('maps bind mounts to host:container[:ro]', () => {
+  it('maps bind mounts to structured bind Mounts, never a Binds string', () => {
     const o = toDockerCreateOptions(
       spec({
         bindMounts: {
@@ -66,7 +66,33 @@ describe('toDockerCreateOptions', () => {
         },
       }),
     );
-    expect(o.HostConfig?.Binds).toEqual(['/srv/in:/in:ro', '/srv/out:/out']);
+    expect(o.HostConfig?.Mounts).toEqual([
+      { Type: 'bind', Source: '/srv/in', Target: '/in', ReadOnly: true },
+      { Type: 'bind', Source: '/srv/out', Target: '/out', ReadOnly: false },
+    ]);
+    expect(o.HostConfig?.Binds).toEqual([]);
+  });
+
+  it('keeps ":" and "," in mount paths as path characters: no propagation or mode from user input', () => {
+    const o = toDockerCreateOptions(
+      spec({
+        bindMounts: {
+          '/x:rshared': { hostPath: '/srv/a:b,c', readOnly: false },
+          '/y,ro': { hostPath: '/srv/y:z', readOnly: true },
+        },
+      }),
+    );
+    expect(o.HostConfig?.Mounts).toEqual([
+      { Type: 'bind', Source: '/srv/a:b,c', Target: '/x:rshared', ReadOnly: false },
+      { Type: 'bind', Source: '/srv/y:z', Target: '/y,ro', ReadOnly: true },
+    ]);
+    for (const m of o.HostConfig?.Mounts ?? []) expect(m.BindOptions).toBeUndefined();
+  });
+
+  it('runs the command under the engine init by default, and as PID 1 when init is false', () => {
+    expect(toDockerCreateOptions(spec()).HostConfig?.Init).toBe(true);
+    expect(toDockerCreateOptions(spec({ init: true })).HostConfig?.Init).toBe(true);
+    expect(toDockerCreateOptions(spec({ init: false })).HostConfig?.Init).toBe(false);
   });
 
   it('disables the network unless enabled, then uses the mode or "default"', () => {
@@ -149,7 +175,9 @@ describe('toDockerCreateOptions', () => {
     expect(o.Labels).toEqual({ 'stevedore.job-id': '1' });
     expect(o.HostConfig?.AutoRemove).toBe(false);
     expect(o.HostConfig?.LogConfig?.Type).toBe('local');
-    expect(toDockerCreateOptions(spec()).HostConfig?.LogConfig?.Type).toBe('none');
+    expect(toDockerCreateOptions(spec(), { logDriver: 'none' }).HostConfig?.LogConfig?.Type).toBe('none');
+    // The default keeps every byte in the engine, so an adopting worker can replay it.
+    expect(toDockerCreateOptions(spec()).HostConfig?.LogConfig?.Type).toBe('local');
   });
 });
 
@@ -167,6 +195,7 @@ describe('toDockerCreateOptions with a namespace holder', () => {
       '/d/h0lder/hostname:/etc/hostname:ro',
       '/d/h0lder/resolv.conf:/etc/resolv.conf:ro',
     ]);
+    expect(o.HostConfig?.Mounts).toEqual([]);
   });
 
   it('leaves a job with network alone', () => {
@@ -180,8 +209,10 @@ describe('toDockerCreateOptions with a namespace holder', () => {
       spec({ bindMounts: { '/etc/hosts': { hostPath: '/srv/hosts', readOnly: true } } }),
       { netnsHolder: holder },
     );
+    expect(o.HostConfig?.Mounts).toEqual([
+      { Type: 'bind', Source: '/srv/hosts', Target: '/etc/hosts', ReadOnly: true },
+    ]);
     expect(o.HostConfig?.Binds).toEqual([
-      '/srv/hosts:/etc/hosts:ro',
       '/d/h0lder/hostname:/etc/hostname:ro',
       '/d/h0lder/resolv.conf:/etc/resolv.conf:ro',
     ]);

@@ -15,6 +15,7 @@ describe('toExecutorSpec', () => {
       resources: { vcpus: 2, ram: '1Gi', gpus: { stack: 'rocm', count: 2 } },
       network: { enabled: true, mode: 'bridge' },
       stdin: { base64: Buffer.from('input').toString('base64') },
+      init: false,
     });
     const [stdout, stderr] = [new Sink(), new Sink()];
     const mapped = toExecutorSpec(spec, stdout, stderr);
@@ -29,6 +30,7 @@ describe('toExecutorSpec', () => {
       enableNetwork: true,
       networkMode: 'bridge',
       gpu: { stack: 'rocm', deviceCount: 2 },
+      init: false,
     });
     expect(mapped.stdout).toBe(stdout);
     expect(mapped.stderr).toBe(stderr);

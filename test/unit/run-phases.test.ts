@@ -18,6 +18,7 @@ describe('runJob on a stub executor: phases and result', () => {
       'start',
       'wait',
       'exitDetails',
+      'finalUsage',
       'runtime',
     ]);
     const last = h.published.at(-1);

@@ -2,6 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { specFromArgs } from '../../src/cli/spec-from-args.js';
 
 describe('specFromArgs', () => {
+  it('--no-init turns the init off; without it the spec leaves the default', () => {
+    expect(specFromArgs({ image: 'i', 'no-init': true }, ['true'])).toMatchObject({ init: false });
+    expect(specFromArgs({ image: 'i' }, ['true'])).not.toHaveProperty('init');
+  });
+
   it('builds a spec from flags and the command after --', () => {
     expect(
       specFromArgs(

@@ -38,6 +38,7 @@ describe('parseJobSpec', () => {
       resources: {},
       network: { enabled: false },
       stopGraceSeconds: 10,
+      init: true,
       labels: {},
     });
   });

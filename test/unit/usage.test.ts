@@ -43,3 +43,22 @@ describe('usage', () => {
     expect(t.usage).toEqual({ cpuSeconds: 3, peakMemoryBytes: 99, blockIoBytes: null });
   });
 });
+
+describe('final usage', () => {
+  it('fills a run with no sample, and its CPU time wins over a late sample while the higher peak stays', () => {
+    const none = new UsageTracker();
+    none.addFinal({ cpuSeconds: 0.01, peakMemoryBytes: 300_000, blockIoBytes: null, missing: null });
+    expect(none.usage).toEqual({ cpuSeconds: 0.01, peakMemoryBytes: 300_000, blockIoBytes: null });
+
+    const sampled = new UsageTracker();
+    sampled.add({
+      cpuSeconds: 1,
+      memoryBytes: 10,
+      peakMemoryBytes: 900,
+      blockIoBytes: 7,
+      memoryLimitBytes: null,
+    });
+    sampled.addFinal({ cpuSeconds: 1.5, peakMemoryBytes: 800, blockIoBytes: null, missing: 'x' });
+    expect(sampled.usage).toEqual({ cpuSeconds: 1.5, peakMemoryBytes: 900, blockIoBytes: 7 });
+  });
+});

@@ -1,4 +1,4 @@
-import type { ContainerCreateOptions, DeviceRequest } from 'dockerode';
+import type { ContainerCreateOptions, DeviceRequest, MountSettings } from 'dockerode';
 import type { ExecutorSpec } from '../executor.js';
 import type { NetnsHolder } from './netns/holders.js';
 
@@ -9,6 +9,11 @@ export const CPU_PERIOD_US = 100_000;
 /** The engine rejects a CPU quota below 1 ms. */
 const MIN_CPU_QUOTA_US = 1_000;
 const NVIDIA_CAPABILITIES = ['gpu', 'nvidia', 'compute', 'utility'];
+/**
+ * The engine keeps every byte of output itself, so a container that outlives its worker is
+ * replayed byte-exact to the next one; `none` is faster but loses what nobody attached saw.
+ */
+export const DEFAULT_LOG_DRIVER = 'local';
 
 /** Facts about the host that the mapping needs; gathered by the caller so the mapping stays pure. */
 export interface DockerHostFacts {
@@ -25,13 +30,26 @@ export interface DockerHostFacts {
 export interface DockerNaming {
   name?: string;
   labels?: Record<string, string>;
-  /** Log driver for the container; see docker.ts for why the default is "none". */
+  /** Log driver for the container; DEFAULT_LOG_DRIVER when absent. */
   logDriver?: string;
   /** A job without network joins this holder's namespace instead of getting one of its own. */
   netnsHolder?: Pick<NetnsHolder, 'id' | 'files'>;
 }
 
-/** The network files a holder's jobs see, bound read-only so that no job changes them for the next. */
+/**
+ * A bind mount as a structured Mounts entry, never a `source:target:mode` string: a path with
+ * `:` or `,` stays a path and cannot smuggle in options such as propagation.
+ */
+function bindMount(source: string, target: string, readOnly: boolean): MountSettings {
+  return { Type: 'bind', Source: source, Target: target, ReadOnly: readOnly };
+}
+
+/**
+ * The network files a holder's jobs see, bound read-only so that no job changes them for the
+ * next. Binds, not Mounts: these are the engine's own paths, and a holder that ended meanwhile
+ * must fail at start (which names the holder, so the executor makes the container again with a
+ * live one) rather than at create, where Mounts check that the source exists.
+ */
 function holderFileBinds(holder: Pick<NetnsHolder, 'files'>, taken: Set<string>): string[] {
   const files: [string, string][] = [
     ['/etc/hosts', holder.files.hosts],
@@ -77,20 +95,24 @@ export function toDockerCreateOptions(
 ): ContainerCreateOptions {
   const hasStdin = spec.stdin !== undefined;
   const workingDir = spec.workingDir === undefined || spec.workingDir === '.' ? '' : spec.workingDir;
-  const binds = Object.entries(spec.bindMounts)
+  const mounts = Object.entries(spec.bindMounts)
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([target, m]) => `${m.hostPath}:${target}${m.readOnly ? ':ro' : ''}`);
+    .map(([target, m]) => bindMount(m.hostPath, target, m.readOnly));
 
   const holder = spec.enableNetwork ? undefined : naming.netnsHolder;
-  if (holder) binds.push(...holderFileBinds(holder, new Set(Object.keys(spec.bindMounts))));
+  const binds = holder ? holderFileBinds(holder, new Set(Object.keys(spec.bindMounts))) : [];
   const hostConfig: NonNullable<ContainerCreateOptions['HostConfig']> = {
     NetworkMode: spec.enableNetwork
       ? spec.networkMode || 'default'
       : holder
         ? `container:${holder.id}`
         : 'none',
+    Mounts: mounts,
     Binds: binds,
-    LogConfig: { Type: naming.logDriver ?? 'none', Config: {} },
+    LogConfig: { Type: naming.logDriver ?? DEFAULT_LOG_DRIVER, Config: {} },
+    // An init as PID 1 forwards SIGTERM to the program (a bare PID 1 ignores it without a
+    // handler, so every stop would wait out the grace) and reaps zombies.
+    Init: spec.init ?? true,
     // Never AutoRemove: a late wait() would get 404 and the exit state (OOMKilled) would be lost.
     AutoRemove: false,
   };

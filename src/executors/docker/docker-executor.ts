@@ -8,12 +8,14 @@ import type {
   ExecResult,
   ExecutorSpec,
   ExitDetails,
+  FinalUsage,
   OutputSink,
   Reattachment,
   RuntimeCapabilities,
   StreamCounts,
   UsageSample,
 } from '../executor.js';
+import { adoptedCgroup, type JobCgroup, noUsage } from './cgroup.js';
 import { ContainerExit } from './container-exit.js';
 import { cleanEngineMessage, isAlreadyInState, isGone, wrapEngineError } from './errors.js';
 import type { ContainerWatch } from './events.js';
@@ -52,6 +54,8 @@ export class DockerExecutor implements ContainerExecutor {
   /** Set before the executor sends any signal, so the engine's kill events can be told apart. */
   private stopping = false;
   private exitCode: number | null = null;
+  /** This container's parent cgroup, whose counters outlive it; or why it has none. */
+  private jobCgroup: JobCgroup | undefined;
 
   constructor(private readonly options: DockerExecutorOptions = {}) {
     this.runtimeOwned = options.runtime === undefined;
@@ -75,9 +79,11 @@ export class DockerExecutor implements ContainerExecutor {
   async create(spec: ExecutorSpec): Promise<void> {
     if (this.state !== 'new') throw new PhaseError('creating', `this executor is ${this.state}, not new`);
     const output = new OutputFollower(this.rt.docker, { stdout: spec.stdout, stderr: spec.stderr });
+    const cgroup = await this.rt.cgroups.prepare(spec.cgroupParent);
+    this.jobCgroup = cgroup;
     const made = await MadeContainer.make({
       runtime: this.rt,
-      spec,
+      spec: 'parent' in cgroup ? { ...spec, cgroupParent: cgroup.parent } : spec,
       facts: await gatherGpuFacts(spec, this.options.visibleDevices ?? this.rt.defaults.visibleDevices),
       name: this.options.name,
       labels: this.options.labels,
@@ -157,6 +163,7 @@ export class DockerExecutor implements ContainerExecutor {
     this.watch = watch;
     this.output = new OutputFollower(this.rt.docker, streams);
     this.state = 'adopted';
+    this.jobCgroup = adoptedCgroup(this.rt.cgroups, info.HostConfig.CgroupParent);
     const replayed = await this.output.resume(container, info, alreadyKept);
     this.exit = this.exitOf(container, !info.State.Running);
     this.exit.ask();
@@ -225,6 +232,14 @@ export class DockerExecutor implements ContainerExecutor {
     }
     this.state = 'closed';
     this.made?.releaseHolder();
+    if (container && this.jobCgroup && 'parent' in this.jobCgroup) {
+      // A failure leaves only an empty directory: logged, never the run's failure.
+      await this.rt.cgroups
+        .remove(this.jobCgroup.parent)
+        .catch((error: unknown) =>
+          this.log.warn({ containerId: container.id, err: error }, 'could not remove the parent cgroup'),
+        );
+    }
     if (this.runtimeOwned) await this.rt.close();
   }
 
@@ -237,6 +252,15 @@ export class DockerExecutor implements ContainerExecutor {
   async usage(): Promise<UsageSample | null> {
     const running = this.state === 'started' || this.state === 'adopted';
     return this.container && running ? usageOf(this.container) : null;
+  }
+
+  async finalUsage(): Promise<FinalUsage> {
+    const cgroup = this.jobCgroup;
+    if (!cgroup) return noUsage('no container was created');
+    if ('unavailable' in cgroup) return noUsage(cgroup.unavailable);
+    return this.rt.cgroups
+      .read(cgroup.parent)
+      .catch((error: unknown) => noUsage(`cannot read cgroup ${cgroup.parent}: ${(error as Error).message}`));
   }
 
   cgroupId(): string {

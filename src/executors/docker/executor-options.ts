@@ -1,17 +1,13 @@
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { type ExitSettings, OUTPUT_DRAIN_AFTER_INSPECT_MS } from './container-exit.js';
+import { DEFAULT_LOG_DRIVER } from './create-options.js';
 import type { DockerRunDefaults, DockerRuntime } from './runtime.js';
 
 /** How often wait() asks the engine about the container beside the wait request. */
 const DEFAULT_WATCHDOG_INTERVAL_MS = 2_000;
 /** How long the engine may stay unreachable (a daemon restart, say) before the run fails as infra. */
 const DEFAULT_ENGINE_OUTAGE_MS = 30_000;
-/**
- * No engine-side log copy by default: attach already gives us every byte, and it is the fastest
- * driver (PITFALLS.md, "The log driver matters for speed").
- */
-const DEFAULT_LOG_DRIVER = 'none';
 
 export interface DockerExecutorOptions {
   /**

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type Dockerode from 'dockerode';
-import { InfrastructureError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
+import { ImageUnavailableError, InfrastructureError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
 
 /**
  * How long an image seen present is taken as present without asking: a busy worker asks the
@@ -84,9 +84,8 @@ export function loadFailure(messages: LoadMessage[]): string | undefined {
 export async function loadDockerImage(docker: Dockerode, image: string, tarballPath?: string): Promise<void> {
   if (await imagePresent(docker, image)) return;
   if (!tarballPath) {
-    throw new PhaseError(
-      'loading-image',
-      `image ${image} is not present on this host and no imageTarball was given: load it first or give a tarball`,
+    throw new ImageUnavailableError(
+      `image ${image} is not present on this host and the job gives no imageTarball: load it on the host with "docker load" (or "docker pull" where a registry is reachable), or give the job an imageTarball; this version does not pull from registries`,
     );
   }
   try {
@@ -121,9 +120,8 @@ export async function loadDockerImage(docker: Dockerode, image: string, tarballP
       .map((m) => m.stream?.trim())
       .filter(Boolean)
       .join('; ');
-    throw new PhaseError(
-      'loading-image',
-      `tarball ${tarballPath} loaded but does not contain ${image} (engine said: ${loaded || 'nothing'})`,
+    throw new ImageUnavailableError(
+      `tarball ${tarballPath} loaded but does not contain ${image} (engine said: ${loaded || 'nothing'}): give a tarball made by "docker save ${image}"`,
     );
   }
 }

@@ -1,6 +1,7 @@
 import Dockerode from 'dockerode';
 import { RuntimeUnavailableError } from '../../jobs/errors.js';
 import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../executor.js';
+import { JobCgroups } from './cgroup.js';
 import { cleanEngineMessage, isAlreadyInState, isGone } from './errors.js';
 import { DockerEvents } from './events.js';
 import { DockerImages } from './image.js';
@@ -48,6 +49,8 @@ export class DockerRuntime implements ContainerRuntime {
   readonly docker: Dockerode;
   readonly events: DockerEvents;
   readonly images: DockerImages;
+  /** Per-job parent cgroups, whose counters outlive the container (final usage). */
+  readonly cgroups: JobCgroups;
   /** Null when namespaces are not reused. */
   readonly holders: NetnsHolders | null;
   readonly defaults: DockerRunDefaults;
@@ -58,6 +61,7 @@ export class DockerRuntime implements ContainerRuntime {
     this.docker = options.client ?? new Dockerode();
     this.events = new DockerEvents(this.docker);
     this.images = new DockerImages(this.docker);
+    this.cgroups = new JobCgroups(this.docker);
     const owner: Record<string, string> = options.owner
       ? { [HOLDER_LABEL]: options.owner.queue, 'stevedore.worker-id': options.owner.workerId }
       : {};

@@ -18,6 +18,7 @@ export function toExecutorSpec(spec: JobSpec, stdout: OutputSink, stderr: Output
     gpu: spec.resources.gpus
       ? { stack: spec.resources.gpus.stack, deviceCount: spec.resources.gpus.count }
       : undefined,
+    init: spec.init,
     stdin: input ? Readable.from([input]) : undefined,
     stdout,
     stderr,
@@ -39,5 +40,6 @@ export function describeSpec(spec: JobSpec): Record<string, unknown> {
     network: spec.network,
     maxRunTimeSeconds: spec.maxRunTimeSeconds ?? null,
     stopGraceSeconds: spec.stopGraceSeconds,
+    init: spec.init,
   };
 }

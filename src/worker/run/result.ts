@@ -1,4 +1,5 @@
 import type { Phase } from '../../jobs/errors.js';
+import { ImageUnavailableError } from '../../jobs/errors.js';
 import { type JobResult, terminationReason, type Usage } from '../../jobs/result.js';
 import type { JobSpec } from '../../jobs/spec.js';
 import type { OutputCapture } from '../output/capture.js';
@@ -61,6 +62,8 @@ export function buildResult(f: RunFacts): JobResult {
   } else if (userStop) {
     state = 'Cancelled';
     reason = userStop;
+  } else if (f.firstError instanceof ImageUnavailableError) {
+    reason = 'image';
   }
   const error = f.firstError === null ? null : { phase: f.errorPhase, message: f.firstError.message };
   return {

@@ -132,6 +132,10 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     state.oomKilled = details.oomKilled;
     if (details.outputCut) events.write('warning', { message: details.outputCut });
     events.write('exited', { exitCode: state.exitCode, oomKilled: state.oomKilled });
+    // The one place the run's final counters are read: after the exit, before close().
+    const final = await executor.finalUsage();
+    sampler.tracker.addFinal(final);
+    if (final.missing) events.write('warning', { message: `usage incomplete: ${final.missing}` });
   } catch (error) {
     if (stops.letGo.signal.aborted) {
       state.log.info({ reason: stops.letGo.signal.reason }, 'let go of the container');

@@ -1,4 +1,4 @@
-import type { UsageSample } from '../../executors/executor.js';
+import type { FinalUsage, UsageSample } from '../../executors/executor.js';
 import type { Usage } from '../../jobs/result.js';
 
 /** Share of the memory limit past which events.log warns. */
@@ -30,6 +30,17 @@ export class UsageTracker {
       return `memory at ${Math.round((100 * used) / limit)}% of its limit (${used} of ${limit} bytes)`;
     }
     return null;
+  }
+
+  /**
+   * Folds in the run's final counters: they are exact where samples are late or missing (a job
+   * shorter than the first sample has none), so their CPU time wins; the peak is the higher one.
+   */
+  addFinal(final: FinalUsage): void {
+    this.cpuSeconds = final.cpuSeconds ?? this.cpuSeconds;
+    if (final.peakMemoryBytes !== null)
+      this.peakMemoryBytes = Math.max(this.peakMemoryBytes ?? 0, final.peakMemoryBytes);
+    this.blockIoBytes = final.blockIoBytes ?? this.blockIoBytes;
   }
 
   get usage(): Usage | null {

@@ -1,0 +1,47 @@
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDocker } from '../helpers/docker.js';
+import { watchCreates } from '../helpers/events.js';
+import { TestRedis } from '../helpers/redis.js';
+import { Harness } from '../helpers/stevedore.js';
+
+describe('an image that cannot be had', () => {
+  let redis: TestRedis;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+  });
+  afterAll(async () => {
+    await redis.close();
+  });
+
+  it('is not on the host and has no tarball: fails at once, reason image, one attempt, the fix named', async () => {
+    const h = new Harness(redis);
+    const queue = new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } });
+    try {
+      const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+      await h.worker();
+      const client = h.client();
+      // Three attempts with a short backoff: an unretried failure shows as attemptsMade 1.
+      const { id } = await client.submit(
+        { image: 'stevedore-test/never-loaded:1', command: ['true'] },
+        { attempts: 3, backoff: { type: 'fixed', delay: 10 } },
+      );
+      const result = await client.waitForResult(id, { timeoutMs: 20_000 });
+      expect(result).toMatchObject({ state: 'Failed', reason: 'image', attempt: 1, containerId: null });
+      expect(result.attempts).toHaveLength(1);
+      expect(result.error?.phase).toBe('loading-image');
+      expect(result.error?.message).toMatch(/not present on this host/);
+      expect(result.error?.message).toMatch(/docker load/);
+      expect(result.error?.message).toMatch(/imageTarball/);
+      expect(result.error?.message).toMatch(/does not pull from registries/);
+      const job = await queue.getJob(id);
+      expect(await job?.getState()).toBe('failed');
+      expect(job?.attemptsMade).toBe(1);
+      expect(await creates.stop()).toEqual([]);
+    } finally {
+      await queue.close();
+      await h.close();
+    }
+  });
+});
