@@ -3,7 +3,7 @@ import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullm
 import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
 import { connect, throttled } from '../jobs/connection.js';
-import { InvalidSpecError } from '../jobs/errors.js';
+import { ImageUnavailableError, InvalidSpecError } from '../jobs/errors.js';
 import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
 import { type JobResult, resultWithoutRun } from '../jobs/result.js';
 import { type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
@@ -171,6 +171,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       }
       if (outcome.error) {
         await writeSideResult(outcome.result);
+        // No retry can bring an image that is neither on the host nor in the job's tarball.
+        if (outcome.error instanceof ImageUnavailableError)
+          throw new UnrecoverableError(outcome.error.message);
         throw outcome.error;
       }
       return outcome.result;
