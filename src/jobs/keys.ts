@@ -32,6 +32,19 @@ export const keys = {
   output: (a: QueueAddress, jobId: string, stream: OutputStream) => `${base(a)}:output:${jobId}:${stream}`,
 };
 
+/**
+ * BullMQ's own keys that Stevedore reads directly (BullMQ 6 layout: `<prefix>:<queue>:…`), so a
+ * change in BullMQ's layout is fixed here only.
+ */
+export const bullmqKeys = {
+  /** The job's hash (data, options, progress, result). */
+  job: (a: QueueAddress, jobId: string) => `${a.prefix}:${a.queue}:${jobId}`,
+  /** Held by the worker running the job; expires one lock duration after that worker died. */
+  lock: (a: QueueAddress, jobId: string) => `${a.prefix}:${a.queue}:${jobId}:lock`,
+  /** The queue's events stream (QueueEvents reads it). */
+  events: (a: QueueAddress) => `${a.prefix}:${a.queue}:events`,
+};
+
 /** How long cancel flags and side results live. */
 export const SIDE_KEY_TTL_SECONDS = 7 * 24 * 3600;
 

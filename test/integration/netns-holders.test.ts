@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
 import { HOLDER_LABEL, NetnsHolders } from '../../src/executors/docker/netns/holders.js';
 import type { ExecutorSpec } from '../../src/executors/executor.js';
+import { LABELS } from '../../src/jobs/names.js';
 import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
 import { executorSpec } from '../helpers/executor-spec.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -166,7 +167,7 @@ describe('a worker and its holders', () => {
       testDocker().listContainers({ all: true, filters: { label: [`${HOLDER_LABEL}=${h.queue}`] } });
     const made = await ofQueue();
     expect(made).toHaveLength(1);
-    expect(made[0]?.Labels['stevedore.worker-id']).toBe(worker.id);
+    expect(made[0]?.Labels[LABELS.workerId]).toBe(worker.id);
     await h.close();
     expect(await ofQueue()).toEqual([]);
   });

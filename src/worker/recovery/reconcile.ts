@@ -2,6 +2,8 @@ import type { Queue } from 'bullmq';
 import type Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { bullmqKeys } from '../../jobs/keys.js';
+import { LABELS, labelFilters } from '../../jobs/names.js';
 
 export interface ReconcileOptions {
   docker: Dockerode;
@@ -48,16 +50,16 @@ export async function reconcileContainers(options: ReconcileOptions): Promise<st
   const { docker, queue, logger, redis } = options;
   const containers = await docker.listContainers({
     all: true,
-    filters: { label: [`stevedore.queue=${queue.name}`] },
+    filters: { label: labelFilters(queue.name) },
   });
   const removed: string[] = [];
   for (const c of containers) {
-    const jobId = c.Labels['stevedore.job-id'];
+    const jobId = c.Labels[LABELS.jobId];
     if (!jobId) continue;
     const job = await queue.getJob(jobId);
     const state = job ? await job.getState() : null;
     const lockHeld = job
-      ? (await redis.exists(`${options.prefix}:${queue.name}:${jobId}:lock`)) === 1
+      ? (await redis.exists(bullmqKeys.lock({ prefix: options.prefix, queue: queue.name }, jobId))) === 1
       : false;
     const verdict = leftoverVerdict({
       state: state === 'unknown' ? null : state,
@@ -72,7 +74,7 @@ export async function reconcileContainers(options: ReconcileOptions): Promise<st
       await docker.getContainer(c.Id).remove({ force: true, v: true });
       removed.push(c.Id);
       logger.warn(
-        { containerId: c.Id, jobId, attempt: c.Labels['stevedore.attempt'], reason: verdict },
+        { containerId: c.Id, jobId, attempt: c.Labels[LABELS.attempt], reason: verdict },
         'removed a leftover container',
       );
     } catch (error) {
@@ -98,9 +100,9 @@ export async function findAdoptable(
 ): Promise<{ containerId: string; worker: string } | null> {
   const containers = await docker.listContainers({
     all: true,
-    filters: { label: [`stevedore.queue=${queueName}`, `stevedore.job-id=${jobId}`] },
+    filters: { label: labelFilters(queueName, jobId) },
   });
-  const attemptOf = (c: Dockerode.ContainerInfo): number => Number(c.Labels['stevedore.attempt'] ?? 0);
+  const attemptOf = (c: Dockerode.ContainerInfo): number => Number(c.Labels[LABELS.attempt] ?? 0);
   const sorted = [...containers].sort((a, b) => attemptOf(b) - attemptOf(a) || b.Created - a.Created);
   // A container still "created" may be one a live worker is about to start: give it a moment.
   for (let i = 0; i < CREATED_SETTLE_POLLS && sorted[0]?.State === 'created'; i++) {
@@ -140,6 +142,6 @@ export async function findAdoptable(
   }
   return {
     containerId: latest.Id,
-    worker: latest.Labels['stevedore.worker-id'] ?? 'unknown',
+    worker: latest.Labels[LABELS.workerId] ?? 'unknown',
   };
 }
