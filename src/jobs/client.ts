@@ -2,8 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connect, type RedisTarget } from './connection.js';
-import { UnknownJobError, ValidationError } from './errors.js';
+import { UnknownJobError } from './errors.js';
 import {
+  bullmqKeys,
   DEFAULT_PREFIX,
   DEFAULT_QUEUE,
   keys,
@@ -12,6 +13,7 @@ import {
   SIDE_KEY_TTL_SECONDS,
 } from './keys.js';
 import { readLiveOutput } from './logs.js';
+import { checkJobId } from './names.js';
 import type { JobProgress } from './progress.js';
 import { type JobResult, resultWithoutRun } from './result.js';
 import { type JobSpecInput, parseJobSpec } from './spec.js';
@@ -52,16 +54,6 @@ const DEFAULT_BACKOFF = { type: 'exponential' as const, delay: 1_000 };
 const EVENTS_CLOSE_MS = 1_000;
 const RECHECK_MS = 5_000;
 const WAITING_STATES = new Set(['waiting', 'delayed', 'prioritized', 'paused', 'waiting-children']);
-
-/** BullMQ rejects ids with ':' and all-digit ids (they collide with its own counters). */
-export function checkJobId(id: string): void {
-  const problems: string[] = [];
-  if (id === '') problems.push('must not be empty');
-  if (id.includes(':')) problems.push('must not contain ":"');
-  if (/^\d+$/.test(id)) problems.push('must not be all digits');
-  if (id.length > 200) problems.push('must be at most 200 characters');
-  if (problems.length > 0) throw new ValidationError(`jobId ${JSON.stringify(id)} ${problems.join(', ')}`);
-}
 
 /** Submits container jobs and reads their results, from any process. */
 export class StevedoreClient {
@@ -229,13 +221,7 @@ export class StevedoreClient {
       const connection = connect(this.options.redis, onError);
       // Read on from the stream's current end, named explicitly: with the default "$" the
       // events between "ready" and the first blocking read would be lost.
-      const [newest] = await this.redis.xrevrange(
-        `${this.address.prefix}:${this.address.queue}:events`,
-        '+',
-        '-',
-        'COUNT',
-        1,
-      );
+      const [newest] = await this.redis.xrevrange(bullmqKeys.events(this.address), '+', '-', 'COUNT', 1);
       const events = new QueueEvents(this.address.queue, {
         connection,
         prefix: this.address.prefix,

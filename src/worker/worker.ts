@@ -1,12 +1,12 @@
-import { join } from 'node:path';
 import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
 import { DockerExecutor } from '../executors/docker/docker-executor.js';
-import { HOLDER_LABEL, NetnsHolders } from '../executors/docker/netns/holders.js';
+import { NetnsHolders } from '../executors/docker/netns/holders.js';
 import { connect, throttled } from '../jobs/connection.js';
 import { InvalidSpecError } from '../jobs/errors.js';
 import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
+import { containerLabels, containerName, jobIdProblems, LABELS, logDirOf } from '../jobs/names.js';
 import { type JobResult, resultWithoutRun } from '../jobs/result.js';
 import { type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
 import { listenForCancels } from './cancel-listener.js';
@@ -34,8 +34,6 @@ export interface WorkerHandle {
 /** Leftover containers are looked for at start and then every this many lock durations. */
 const RECONCILE_EVERY_LOCKS = 4;
 
-const safeName = (s: string): string => s.replace(/[^a-zA-Z0-9_.-]/g, '_');
-
 /** Starts a worker that takes container jobs from the queue and runs them. */
 export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<WorkerHandle> {
   const logger = (deps.logger ?? pino({ level: config.logLevel })).child({ workerId: config.workerId });
@@ -48,7 +46,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const commands = connect(redisUrl, onRedisError);
   const docker = deps.docker ?? new Dockerode();
   const holders = NetnsHolders.of(docker, {
-    labels: { [HOLDER_LABEL]: config.queue, 'stevedore.worker-id': config.workerId },
+    labels: { [LABELS.netnsHolder]: config.queue, [LABELS.workerId]: config.workerId },
   });
   const runs = new Map<string, AbortController>();
   const idle = new IdleCollector(() => runs.size > 0);
@@ -87,12 +85,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     const jobId = job.id as string;
     const attempt = job.attemptsMade + 1;
     const log = logger.child({ jobId, attempt });
-    let spec: ReturnType<typeof parseJobSpec>;
-    try {
-      spec = parseJobSpec(job.data);
-    } catch (error) {
-      if (!(error instanceof InvalidSpecError)) throw error;
-      log.warn({ issues: error.issues }, 'invalid job spec');
+    const rejectAsInvalid = async (message: string): Promise<never> => {
       await writeSideResult(
         resultWithoutRun({
           jobId,
@@ -101,10 +94,26 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
           reason: 'invalid',
           attempt,
           worker: workerInfo,
-          error: { phase: 'validating', message: error.message },
+          error: { phase: 'validating', message },
         }),
       );
-      throw new UnrecoverableError(error.message);
+      throw new UnrecoverableError(message);
+    };
+    // A producer other than StevedoreClient may enqueue ids the client would refuse.
+    const idProblems = jobIdProblems(jobId, 'queued');
+    if (idProblems.length > 0) {
+      log.warn({ problems: idProblems }, 'invalid job id');
+      await rejectAsInvalid(
+        `validating: job id ${JSON.stringify(jobId)} ${idProblems.join(', ')}; submit the job again with an id that has none of these`,
+      );
+    }
+    let spec: ReturnType<typeof parseJobSpec>;
+    try {
+      spec = parseJobSpec(job.data);
+    } catch (error) {
+      if (!(error instanceof InvalidSpecError)) throw error;
+      log.warn({ issues: error.issues }, 'invalid job spec');
+      return rejectAsInvalid(error.message);
     }
     const controller = new AbortController();
     runs.set(jobId, controller);
@@ -116,18 +125,14 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     // so the job is not run twice; any other earlier container is removed.
     const adoptable =
       job.attemptsStarted > 1 ? await findAdoptable(docker, config.queue, jobId, attempt, log) : null;
+    const run = { queue: config.queue, jobId, attempt };
     const executor = new DockerExecutor({
       docker,
-      name: `stevedore-${safeName(config.queue)}-${safeName(jobId)}-${attempt}-${job.attemptsStarted}`,
+      name: containerName({ ...run, started: job.attemptsStarted }),
       logDriver: config.logDriver,
       reuseNetns: config.netns === 'reuse',
       engineOutageMs: config.engineOutageMs,
-      labels: {
-        'stevedore.queue': config.queue,
-        'stevedore.job-id': jobId,
-        'stevedore.attempt': String(attempt),
-        'stevedore.worker-id': config.workerId,
-      },
+      labels: containerLabels({ ...run, workerId: config.workerId }),
       logger: log,
       visibleDevices: { cuda: config.cudaVisibleDevices, amd: config.amdVisibleDevices },
     });
@@ -140,7 +145,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         adopt: adoptable ? { containerId: adoptable.containerId, fromWorker: adoptable.worker } : undefined,
         logger: log,
         worker: workerInfo,
-        outputDir: join(config.logDir, safeName(config.queue), safeName(jobId), String(attempt)),
+        outputDir: logDirOf(config.logDir, run),
         enqueuedAt: job.timestamp,
         stop: controller.signal,
         isCancelled: async () => (await commands.exists(keys.cancel(address, jobId))) === 1,
