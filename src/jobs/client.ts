@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connect, type RedisTarget } from './connection.js';
-import { UnknownJobError } from './errors.js';
+import { coerceError, UnknownJobError } from './errors.js';
 import {
   bullmqKeys,
   DEFAULT_PREFIX,
@@ -54,6 +54,8 @@ const DEFAULT_BACKOFF = { type: 'exponential' as const, delay: 1_000 };
 const EVENTS_CLOSE_MS = 1_000;
 const RECHECK_MS = 5_000;
 const WAITING_STATES = new Set(['waiting', 'delayed', 'prioritized', 'paused', 'waiting-children']);
+/** States a job reaches once a worker has taken it. */
+const TAKEN_STATES = new Set(['active', 'completed', 'failed']);
 
 /** Submits container jobs and reads their results, from any process. */
 export class StevedoreClient {
@@ -188,9 +190,16 @@ export class StevedoreClient {
       try {
         await job.remove();
         return 'cancelled';
-      } catch {
-        // Taken by a worker meanwhile (locked): that worker will see the flag and cancel it.
+      } catch (error) {
         await this.redis.del(keys.result(this.address, id));
+        // BullMQ refuses to remove a locked job with a plain Error: the job's state, not the
+        // message, says whether a worker took it meanwhile (it then sees the flag and cancels).
+        if (!TAKEN_STATES.has(await job.getState())) {
+          throw new Error(
+            `cancelling job ${id}: removing it from the queue failed (${coerceError(error).message}); its cancel flag is set, so no worker starts it; run cancel again`,
+            { cause: error },
+          );
+        }
       }
     }
     await this.redis.publish(keys.cancelChannel(this.address), id);
