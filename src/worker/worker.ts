@@ -81,6 +81,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     );
   };
 
+  const isCancelled = async (jobId: string): Promise<boolean> =>
+    (await commands.exists(keys.cancel(address, jobId))) === 1;
+
   const processor = async (job: Job<JobSpecInput, JobResult>, token?: string, signal?: AbortSignal) => {
     const jobId = job.id as string;
     const attempt = job.attemptsMade + 1;
@@ -148,7 +151,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         outputDir: logDirOf(config.logDir, run),
         enqueuedAt: job.timestamp,
         stop: controller.signal,
-        isCancelled: async () => (await commands.exists(keys.cancel(address, jobId))) === 1,
+        isCancelled: () => isCancelled(jobId),
         publish: (progress) => job.updateProgress(progress as unknown as object),
         openLive: (stream) =>
           new LiveOutput(commands, keys.output(address, jobId, stream), config.liveOutputBytes, attempt, log),
@@ -202,12 +205,14 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     'error',
     throttled((error) => logger.error({ err: error }, 'worker error')),
   );
-  const stopListening = await listenForCancels(
-    connect(redisUrl, onRedisError),
-    keys.cancelChannel(address),
-    (jobId) => stopRun(jobId, 'cancelled'),
+  const stopListening = await listenForCancels({
+    subscriber: connect(redisUrl, onRedisError),
+    channel: keys.cancelChannel(address),
+    onCancel: (jobId) => stopRun(jobId, 'cancelled'),
     logger,
-  );
+    running: () => [...runs.keys()],
+    isCancelled,
+  });
   await worker.waitUntilReady();
   const queue = new Queue(config.queue, { connection: commands, prefix: config.prefix });
   let reconciling: Promise<void> | undefined;
