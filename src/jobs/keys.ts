@@ -28,6 +28,8 @@ export const keys = {
   cancelChannel: (a: QueueAddress) => `${base(a)}:cancel-channel`,
   /** Results of jobs that did not complete through BullMQ (failed, or cancelled while waiting). */
   result: (a: QueueAddress, jobId: string) => `${base(a)}:result:${jobId}`,
+  /** Earlier runs of a job that ended without its final result (a list of AttemptRecord JSON). */
+  runs: (a: QueueAddress, jobId: string) => `${base(a)}:runs:${jobId}`,
   /** Bounded live copy of one output stream of a job (a Redis stream of chunks). */
   output: (a: QueueAddress, jobId: string, stream: OutputStream) => `${base(a)}:output:${jobId}:${stream}`,
 };

@@ -14,6 +14,7 @@ import type { WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { IdleCollector } from './idle-gc.js';
 import { LiveOutput } from './output/live-output.js';
+import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
 import { runJob, type StopReason } from './run/run.js';
 
@@ -63,6 +64,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     void done.finally(() => cleanups.delete(done));
   };
   const workerInfo = { host: config.host, id: config.workerId };
+  const history = new RunHistory(commands, address);
 
   const stopRun = (jobId: string, reason: StopReason): void => {
     const controller = runs.get(jobId);
@@ -128,6 +130,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     // so the job is not run twice; any other earlier container is removed.
     const adoptable =
       job.attemptsStarted > 1 ? await findAdoptable(docker, config.queue, jobId, attempt, log) : null;
+    const earlier =
+      job.attemptsStarted > 1 ? await earlierRuns(history, jobId, job.progress, adoptable !== null) : [];
     const run = { queue: config.queue, jobId, attempt };
     const executor = new DockerExecutor({
       docker,
@@ -156,9 +160,19 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         openLive: (stream) =>
           new LiveOutput(commands, keys.output(address, jobId, stream), config.liveOutputBytes, attempt, log),
       });
+      const result = withEarlierRuns(outcome.result, earlier);
       if (outcome.interruptedBy === 'shutdown' || outcome.interruptedBy === 'detach') {
         // A stopped container goes before the job goes back: nobody may adopt its exit code.
         await outcome.release();
+        await history.add(
+          jobId,
+          thisRun(
+            result,
+            outcome.interruptedBy === 'detach'
+              ? 'worker shut down; container left running for the next worker to adopt'
+              : 'worker shut down; container stopped, job put back without spending an attempt',
+          ),
+        );
         log.info(
           { detached: outcome.interruptedBy === 'detach' },
           'worker shutting down: job goes back to the queue without spending an attempt',
@@ -170,13 +184,17 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       releases.set(jobId, outcome.release);
       if (outcome.interruptedBy === 'lost-lock') {
         releaseNow(jobId);
-        throw new Error('lost the job lock: another worker may own this job; container stopped');
+        const message = 'lost the job lock: another worker may own this job; container stopped';
+        await history.add(jobId, thisRun(result, message));
+        throw new Error(message);
       }
       if (outcome.error) {
-        await writeSideResult(outcome.result);
+        // BullMQ may run it again: the next run's result lists this one.
+        await history.add(jobId, thisRun(result));
+        await writeSideResult(result);
         throw outcome.error;
       }
-      return outcome.result;
+      return result;
     } finally {
       runs.delete(jobId);
       idle.runEnded();
