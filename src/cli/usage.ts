@@ -47,6 +47,8 @@ environment variable. With no Redis URL, starts an embedded redis-server (loopba
   --log-driver NAME          STEVEDORE_LOG_DRIVER (default "none"; "local" keeps output for adoption)
   --netns reuse|fresh        STEVEDORE_NETNS (default "reuse": jobs without network take turns in
                              loopback-only namespaces; "fresh": one new namespace per job)
+  --keep-finished N          STEVEDORE_KEEP_FINISHED (default 1000 completed and 1000 failed jobs
+                             kept in Redis with their results and live output; a week at most)
 
 SIGTERM or SIGINT: stop taking jobs. Default (stop): running jobs may finish within the grace
 period, then are stopped and put back in the queue without spending an attempt. detach (for

@@ -19,6 +19,7 @@ const WORKER_OPTIONS = {
   'on-shutdown': { type: 'string' },
   'log-driver': { type: 'string' },
   netns: { type: 'string' },
+  'keep-finished': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -38,6 +39,7 @@ const FLAG_ENV: Record<string, string> = {
   'on-shutdown': 'STEVEDORE_ON_SHUTDOWN',
   'log-driver': 'STEVEDORE_LOG_DRIVER',
   netns: 'STEVEDORE_NETNS',
+  'keep-finished': 'STEVEDORE_KEEP_FINISHED',
 };
 
 export async function workerCommand(args: string[]): Promise<number> {

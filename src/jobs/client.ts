@@ -47,8 +47,6 @@ interface EventsHub {
 
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished';
 
-/** How long finished jobs (and their results) stay in Redis. */
-const KEEP_FINISHED_SECONDS = 7 * 24 * 3600;
 const DEFAULT_ATTEMPTS = 3;
 const DEFAULT_BACKOFF = { type: 'exponential' as const, delay: 1_000 };
 const EVENTS_CLOSE_MS = 1_000;
@@ -82,8 +80,6 @@ export class StevedoreClient {
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       priority: options.priority,
       delay: options.delay,
-      removeOnComplete: { age: KEEP_FINISHED_SECONDS },
-      removeOnFail: { age: KEEP_FINISHED_SECONDS },
     });
     if (job.id === undefined) throw new Error('submitting: Redis did not return a job id');
     return { id: job.id };

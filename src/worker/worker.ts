@@ -5,7 +5,7 @@ import { DockerExecutor } from '../executors/docker/docker-executor.js';
 import { NetnsHolders } from '../executors/docker/netns/holders.js';
 import { connect, throttled } from '../jobs/connection.js';
 import { InvalidSpecError } from '../jobs/errors.js';
-import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
+import { KEEP_FINISHED_SECONDS, keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
 import { containerLabels, containerName, jobIdProblems, LABELS, logDirOf } from '../jobs/names.js';
 import { type JobResult, resultWithoutRun } from '../jobs/result.js';
 import { type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
@@ -16,6 +16,7 @@ import { IdleCollector } from './idle-gc.js';
 import { LiveOutput } from './output/live-output.js';
 import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
+import { type FinishedAs, FinishedRetention } from './retention.js';
 import { runJob, type StopReason } from './run/run.js';
 
 export interface WorkerDeps {
@@ -65,6 +66,10 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   };
   const workerInfo = { host: config.host, id: config.workerId };
   const history = new RunHistory(commands, address);
+  const retention = new FinishedRetention(commands, address, {
+    age: KEEP_FINISHED_SECONDS,
+    count: config.keepFinished,
+  });
 
   const stopRun = (jobId: string, reason: StopReason): void => {
     const controller = runs.get(jobId);
@@ -212,10 +217,27 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     // repeated crashes must not turn a job into a failure (its container may still be fine).
     stalledInterval: config.lockDurationMs,
     maxStalledCount: 10,
+    // Jobs leave their own retention to the worker (STEVEDORE_KEEP_FINISHED).
+    removeOnComplete: retention.keep,
+    removeOnFail: retention.keep,
     autorun: false,
   });
-  worker.on('completed', (job) => releaseNow(job.id as string));
-  worker.on('failed', (job) => job && releaseNow(job.id as string));
+  const retain = (kind: FinishedAs, jobId: string): void =>
+    void retention
+      .finished(kind, jobId)
+      .catch((error: unknown) =>
+        logger.warn({ err: error, jobId }, 'could not trim finished jobs; retrying on the next'),
+      );
+  worker.on('completed', (job) => {
+    releaseNow(job.id as string);
+    retain('completed', job.id as string);
+  });
+  worker.on('failed', (job) => {
+    if (!job) return;
+    releaseNow(job.id as string);
+    // Set only when BullMQ will not run it again.
+    if (job.finishedOn) retain('failed', job.id as string);
+  });
   worker.on('lockRenewalFailed', (jobIds: string[]) => {
     for (const id of jobIds) stopRun(id, 'lost-lock');
   });
