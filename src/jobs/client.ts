@@ -152,6 +152,11 @@ export class StevedoreClient {
       key: keys.output(this.address, id, options.stream ?? 'stdout'),
       follow: options.follow ?? false,
       finished: async () => (await this.getResult(id)) !== null,
+      kept: async () => {
+        const stream = options.stream ?? 'stdout';
+        if (stream === 'events') return null;
+        return (await this.getResult(id))?.[stream] ?? null;
+      },
     });
   }
 

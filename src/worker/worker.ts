@@ -13,6 +13,7 @@ import { listenForCancels } from './cancel-listener.js';
 import type { WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { IdleCollector } from './idle-gc.js';
+import { trimFinishedCopies } from './output/finished-copy.js';
 import { LiveOutput } from './output/live-output.js';
 import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
@@ -222,21 +223,29 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     removeOnFail: retention.keep,
     autorun: false,
   });
-  const retain = (kind: FinishedAs, jobId: string): void =>
-    void retention
-      .finished(kind, jobId)
+  // Off the job's path, once BullMQ has stored the result: a reader never lacks both copies.
+  const retain = (kind: FinishedAs, jobId: string, result: JobResult | null): void => {
+    const done = trimFinishedCopies(commands, address, jobId, result)
+      .then(() => retention.finished(kind, jobId))
+      .then(() => undefined)
       .catch((error: unknown) =>
-        logger.warn({ err: error, jobId }, 'could not trim finished jobs; retrying on the next'),
+        logger.warn(
+          { err: error, jobId },
+          'could not trim finished jobs in Redis; the next finished job retries',
+        ),
       );
-  worker.on('completed', (job) => {
+    cleanups.add(done);
+    void done.finally(() => cleanups.delete(done));
+  };
+  worker.on('completed', (job, result) => {
     releaseNow(job.id as string);
-    retain('completed', job.id as string);
+    retain('completed', job.id as string, result);
   });
   worker.on('failed', (job) => {
     if (!job) return;
     releaseNow(job.id as string);
     // Set only when BullMQ will not run it again.
-    if (job.finishedOn) retain('failed', job.id as string);
+    if (job.finishedOn) retain('failed', job.id as string, null);
   });
   worker.on('lockRenewalFailed', (jobIds: string[]) => {
     for (const id of jobIds) stopRun(id, 'lost-lock');
