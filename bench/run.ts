@@ -11,6 +11,7 @@ import { IDLE_GC_DELAY_MS } from '../src/worker/idle-gc.js';
 import { RedisServerProcess } from '../src/worker/redis-server.js';
 import { BENCH_LABEL, bareLoop } from './bare.js';
 import { naiveRun } from './naive.js';
+import { measureRedisMemory, redisMemoryRows } from './redis-memory.js';
 import { median, percentile } from './stats.js';
 import { stevedoreBatch, stevedoreJob, stevedoreLatencies, WorkerProcess } from './stevedore.js';
 
@@ -407,6 +408,9 @@ async function main(): Promise<void> {
     await admin.quit();
     await cleanUp();
   }
+
+  log('Redis memory per finished job');
+  rows.push(...redisMemoryRows(await measureRedisMemory()));
 
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30, 0)} GiB, ${dockerVersion}, Node ${process.version}`;
   const table = [

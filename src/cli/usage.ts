@@ -48,6 +48,8 @@ environment variable. With no Redis URL, uses the state directory's embedded red
   --log-driver NAME          STEVEDORE_LOG_DRIVER (default "local", keeps output for adoption; "none" is faster, keeps none)
   --netns reuse|fresh        STEVEDORE_NETNS (default "reuse": jobs without network take turns in
                              loopback-only namespaces; "fresh": one new namespace per job)
+  --keep-finished N          STEVEDORE_KEEP_FINISHED (default 1000 completed and 1000 failed jobs
+                             kept in Redis with their results and live output; a week at most)
 
 SIGTERM or SIGINT: stop taking jobs. Default (stop): running jobs may finish within the grace
 period, then are stopped and put back in the queue without spending an attempt. detach (for

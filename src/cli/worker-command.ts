@@ -21,6 +21,7 @@ const WORKER_OPTIONS = {
   'on-shutdown': { type: 'string' },
   'log-driver': { type: 'string' },
   netns: { type: 'string' },
+  'keep-finished': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -40,6 +41,7 @@ const FLAG_ENV: Record<string, string> = {
   'on-shutdown': 'STEVEDORE_ON_SHUTDOWN',
   'log-driver': 'STEVEDORE_LOG_DRIVER',
   netns: 'STEVEDORE_NETNS',
+  'keep-finished': 'STEVEDORE_KEEP_FINISHED',
 };
 
 export async function workerCommand(args: string[]): Promise<number> {

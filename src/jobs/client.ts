@@ -2,8 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connect, type RedisTarget } from './connection.js';
-import { UnknownJobError, ValidationError } from './errors.js';
+import { coerceError, UnknownJobError } from './errors.js';
 import {
+  bullmqKeys,
   DEFAULT_PREFIX,
   DEFAULT_QUEUE,
   keys,
@@ -12,6 +13,7 @@ import {
   SIDE_KEY_TTL_SECONDS,
 } from './keys.js';
 import { readLiveOutput } from './logs.js';
+import { checkJobId } from './names.js';
 import type { JobProgress } from './progress.js';
 import { type JobResult, resultWithoutRun } from './result.js';
 import { type JobSpecInput, parseJobSpec } from './spec.js';
@@ -45,23 +47,13 @@ interface EventsHub {
 
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished';
 
-/** How long finished jobs (and their results) stay in Redis. */
-const KEEP_FINISHED_SECONDS = 7 * 24 * 3600;
 const DEFAULT_ATTEMPTS = 3;
 const DEFAULT_BACKOFF = { type: 'exponential' as const, delay: 1_000 };
 const EVENTS_CLOSE_MS = 1_000;
 const RECHECK_MS = 5_000;
 const WAITING_STATES = new Set(['waiting', 'delayed', 'prioritized', 'paused', 'waiting-children']);
-
-/** BullMQ rejects ids with ':' and all-digit ids (they collide with its own counters). */
-export function checkJobId(id: string): void {
-  const problems: string[] = [];
-  if (id === '') problems.push('must not be empty');
-  if (id.includes(':')) problems.push('must not contain ":"');
-  if (/^\d+$/.test(id)) problems.push('must not be all digits');
-  if (id.length > 200) problems.push('must be at most 200 characters');
-  if (problems.length > 0) throw new ValidationError(`jobId ${JSON.stringify(id)} ${problems.join(', ')}`);
-}
+/** States a job reaches once a worker has taken it. */
+const TAKEN_STATES = new Set(['active', 'completed', 'failed']);
 
 /** Submits container jobs and reads their results, from any process. */
 export class StevedoreClient {
@@ -88,8 +80,6 @@ export class StevedoreClient {
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       priority: options.priority,
       delay: options.delay,
-      removeOnComplete: { age: KEEP_FINISHED_SECONDS },
-      removeOnFail: { age: KEEP_FINISHED_SECONDS },
     });
     if (job.id === undefined) throw new Error('submitting: Redis did not return a job id');
     return { id: job.id };
@@ -162,6 +152,11 @@ export class StevedoreClient {
       key: keys.output(this.address, id, options.stream ?? 'stdout'),
       follow: options.follow ?? false,
       finished: async () => (await this.getResult(id)) !== null,
+      kept: async () => {
+        const stream = options.stream ?? 'stdout';
+        if (stream === 'events') return null;
+        return (await this.getResult(id))?.[stream] ?? null;
+      },
     });
   }
 
@@ -196,9 +191,16 @@ export class StevedoreClient {
       try {
         await job.remove();
         return 'cancelled';
-      } catch {
-        // Taken by a worker meanwhile (locked): that worker will see the flag and cancel it.
+      } catch (error) {
         await this.redis.del(keys.result(this.address, id));
+        // BullMQ refuses to remove a locked job with a plain Error: the job's state, not the
+        // message, says whether a worker took it meanwhile (it then sees the flag and cancels).
+        if (!TAKEN_STATES.has(await job.getState())) {
+          throw new Error(
+            `cancelling job ${id}: removing it from the queue failed (${coerceError(error).message}); its cancel flag is set, so no worker starts it; run cancel again`,
+            { cause: error },
+          );
+        }
       }
     }
     await this.redis.publish(keys.cancelChannel(this.address), id);
@@ -229,13 +231,7 @@ export class StevedoreClient {
       const connection = connect(this.options.redis, onError);
       // Read on from the stream's current end, named explicitly: with the default "$" the
       // events between "ready" and the first blocking read would be lost.
-      const [newest] = await this.redis.xrevrange(
-        `${this.address.prefix}:${this.address.queue}:events`,
-        '+',
-        '-',
-        'COUNT',
-        1,
-      );
+      const [newest] = await this.redis.xrevrange(bullmqKeys.events(this.address), '+', '-', 'COUNT', 1);
       const events = new QueueEvents(this.address.queue, {
         connection,
         prefix: this.address.prefix,

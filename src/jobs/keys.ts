@@ -28,12 +28,36 @@ export const keys = {
   cancelChannel: (a: QueueAddress) => `${base(a)}:cancel-channel`,
   /** Results of jobs that did not complete through BullMQ (failed, or cancelled while waiting). */
   result: (a: QueueAddress, jobId: string) => `${base(a)}:result:${jobId}`,
+  /** Earlier runs of a job that ended without its final result (a list of AttemptRecord JSON). */
+  runs: (a: QueueAddress, jobId: string) => `${base(a)}:runs:${jobId}`,
+  /** Finished jobs by finish time, to keep Stevedore's keys of the same newest ones BullMQ keeps. */
+  finished: (a: QueueAddress, kind: 'completed' | 'failed') => `${base(a)}:finished:${kind}`,
   /** Bounded live copy of one output stream of a job (a Redis stream of chunks). */
   output: (a: QueueAddress, jobId: string, stream: OutputStream) => `${base(a)}:output:${jobId}:${stream}`,
 };
 
-/** How long cancel flags and side results live. */
+/**
+ * BullMQ's own keys that Stevedore reads directly (BullMQ 6 layout: `<prefix>:<queue>:…`), so a
+ * change in BullMQ's layout is fixed here only.
+ */
+export const bullmqKeys = {
+  /** The job's hash (data, options, progress, result). */
+  job: (a: QueueAddress, jobId: string) => `${a.prefix}:${a.queue}:${jobId}`,
+  /** Held by the worker running the job; expires one lock duration after that worker died. */
+  lock: (a: QueueAddress, jobId: string) => `${a.prefix}:${a.queue}:${jobId}:lock`,
+  /** The queue's events stream (QueueEvents reads it). */
+  events: (a: QueueAddress) => `${a.prefix}:${a.queue}:events`,
+};
+
+/** How long cancel flags and side results live; finished jobs are kept as long (KEEP_FINISHED_SECONDS). */
 export const SIDE_KEY_TTL_SECONDS = 7 * 24 * 3600;
+/** Age limit of finished jobs: a week, for looking back at last week's runs. */
+export const KEEP_FINISHED_SECONDS = SIDE_KEY_TTL_SECONDS;
+/**
+ * Count limit of finished jobs of each kind (completed, failed). A finished job keeps up to its
+ * live-output cap per stream in Redis (1 MiB by default), so the count is what bounds Redis.
+ */
+export const DEFAULT_KEEP_FINISHED = 1_000;
 
 export const DEFAULT_QUEUE = 'stevedore';
 export const DEFAULT_PREFIX = 'bull';

@@ -22,10 +22,26 @@ export async function* readLiveOutput(options: {
   key: string;
   follow: boolean;
   finished: () => Promise<boolean>;
+  /**
+   * The finished job's own copy of this stream (its result's tail), for when the worker dropped
+   * the live copy because the result holds all of it; null when there is none.
+   */
+  kept?: () => Promise<{ bytes: number; tail: string } | null>;
 }): AsyncGenerator<Buffer> {
   const { connection, key } = options;
   let last = '0-0';
   let expected = 0;
+  /** Whether the last entry read ended an attempt (nothing of it is left to read). */
+  let ended = false;
+  /** The bytes of the result's tail past what was read, once the live copy is gone. */
+  const rest = async function* (): AsyncGenerator<Buffer> {
+    if (ended || !options.kept || (await connection.exists(key)) === 1) return;
+    const kept = await options.kept();
+    if (!kept) return;
+    const tail = Buffer.from(kept.tail);
+    const from = expected - (kept.bytes - tail.length);
+    if (from >= 0 && from < tail.length) yield tail.subarray(from);
+  };
   try {
     // A finished job's output is all in Redis already (it is written before the result): read it
     // through instead of blocking for entries that will never come.
@@ -40,10 +56,11 @@ export async function* readLiveOutput(options: {
         last = String(id);
         const fields = fieldsOf(raw);
         if (fields.has('eof')) {
-          sawEnd = true;
+          sawEnd = ended = true;
           expected = 0; // a retried attempt starts again at offset 0
           continue;
         }
+        ended = false;
         const offset = Number(String(fields.get('o') ?? '0'));
         const data = fields.get('d') ?? Buffer.alloc(0);
         if (offset > expected) {
@@ -54,14 +71,22 @@ export async function* readLiveOutput(options: {
         yield data;
         expected = offset + data.length;
       }
-      if (!follow && entries.length === 0) return;
+      if (!follow && entries.length === 0) {
+        if (await options.finished()) yield* rest();
+        return;
+      }
       if (follow && (entries.length === 0 || sawEnd) && (await options.finished())) {
         // Anything written between the read and the check is in Redis before the result is.
-        const rest = (await connection.xrangeBuffer(key, `(${last}`, '+')) as Entry[];
-        for (const [, raw] of rest) {
+        const left = (await connection.xrangeBuffer(key, `(${last}`, '+')) as Entry[];
+        for (const [, raw] of left) {
           const data = fieldsOf(raw).get('d');
-          if (data) yield data;
+          if (data) {
+            yield data;
+            expected += data.length;
+            ended = false;
+          } else ended = true;
         }
+        yield* rest();
         return;
       }
     }

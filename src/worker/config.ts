@@ -1,7 +1,13 @@
 import { availableParallelism, homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_LOG_DRIVER } from '../executors/docker/create-options.js';
-import { DEFAULT_LIVE_OUTPUT_BYTES, DEFAULT_PREFIX, DEFAULT_QUEUE, LIVE_CHUNK_BYTES } from '../jobs/keys.js';
+import {
+  DEFAULT_KEEP_FINISHED,
+  DEFAULT_LIVE_OUTPUT_BYTES,
+  DEFAULT_PREFIX,
+  DEFAULT_QUEUE,
+  LIVE_CHUNK_BYTES,
+} from '../jobs/keys.js';
 
 export type ShutdownMode = 'stop' | 'detach';
 
@@ -26,6 +32,8 @@ export interface WorkerConfig {
   host: string;
   /** Bytes of each output stream of each job kept in Redis for live logs. */
   liveOutputBytes: number;
+  /** Finished jobs of each kind (completed, failed) kept in Redis, newest first; older than a week go anyway. */
+  keepFinished: number;
   /** On SIGTERM: stop running containers and requeue their jobs, or leave them running for the next worker to adopt. */
   onShutdown: ShutdownMode;
   /** Docker log driver for job containers: "local" (default) keeps output for adoption; "none" is faster and keeps none. */
@@ -145,6 +153,11 @@ export function loadConfig(
       get('STEVEDORE_LIVE_OUTPUT_BYTES'),
       DEFAULT_LIVE_OUTPUT_BYTES,
       LIVE_CHUNK_BYTES,
+    ),
+    keepFinished: positiveInt(
+      'STEVEDORE_KEEP_FINISHED',
+      get('STEVEDORE_KEEP_FINISHED'),
+      DEFAULT_KEEP_FINISHED,
     ),
     workerId:
       get('STEVEDORE_WORKER_ID') || `${host}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`,

@@ -1,18 +1,21 @@
-import { join } from 'node:path';
 import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
 import { connect, throttled } from '../jobs/connection.js';
 import { ImageUnavailableError, InvalidSpecError } from '../jobs/errors.js';
-import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
+import { KEEP_FINISHED_SECONDS, keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
+import { containerLabels, containerName, jobIdProblems, logDirOf } from '../jobs/names.js';
 import { type JobResult, resultWithoutRun } from '../jobs/result.js';
 import { type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
 import { listenForCancels } from './cancel-listener.js';
 import type { WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { IdleCollector } from './idle-gc.js';
+import { trimFinishedCopies } from './output/finished-copy.js';
 import { LiveOutput } from './output/live-output.js';
+import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
+import { type FinishedAs, FinishedRetention } from './retention.js';
 import { runJob, type StopReason } from './run/run.js';
 import { checkJobRuntime } from './runtime-check.js';
 
@@ -33,8 +36,6 @@ export interface WorkerHandle {
 
 /** Leftover containers are looked for at start and then every this many lock durations. */
 const RECONCILE_EVERY_LOCKS = 4;
-
-const safeName = (s: string): string => s.replace(/[^a-zA-Z0-9_.-]/g, '_');
 
 /** Starts a worker that takes container jobs from the queue and runs them. */
 export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<WorkerHandle> {
@@ -73,6 +74,11 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     void done.finally(() => cleanups.delete(done));
   };
   const workerInfo = { host: config.host, id: config.workerId };
+  const history = new RunHistory(commands, address);
+  const retention = new FinishedRetention(commands, address, {
+    age: KEEP_FINISHED_SECONDS,
+    count: config.keepFinished,
+  });
 
   const stopRun = (jobId: string, reason: StopReason): void => {
     const controller = runs.get(jobId);
@@ -91,17 +97,14 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     );
   };
 
+  const isCancelled = async (jobId: string): Promise<boolean> =>
+    (await commands.exists(keys.cancel(address, jobId))) === 1;
+
   const processor = async (job: Job<JobSpecInput, JobResult>, token?: string, signal?: AbortSignal) => {
     const jobId = job.id as string;
     const attempt = job.attemptsMade + 1;
     const log = logger.child({ jobId, attempt });
-    let spec: ReturnType<typeof parseJobSpec>;
-    try {
-      spec = parseJobSpec(job.data);
-      checkJobRuntime(spec, runtime.kind);
-    } catch (error) {
-      if (!(error instanceof InvalidSpecError)) throw error;
-      log.warn({ issues: error.issues }, 'invalid job spec');
+    const rejectAsInvalid = async (message: string): Promise<never> => {
       await writeSideResult(
         resultWithoutRun({
           jobId,
@@ -110,10 +113,27 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
           reason: 'invalid',
           attempt,
           worker: workerInfo,
-          error: { phase: 'validating', message: error.message },
+          error: { phase: 'validating', message },
         }),
       );
-      throw new UnrecoverableError(error.message);
+      throw new UnrecoverableError(message);
+    };
+    // A producer other than StevedoreClient may enqueue ids the client would refuse.
+    const idProblems = jobIdProblems(jobId, 'queued');
+    if (idProblems.length > 0) {
+      log.warn({ problems: idProblems }, 'invalid job id');
+      await rejectAsInvalid(
+        `validating: job id ${JSON.stringify(jobId)} ${idProblems.join(', ')}; submit the job again with an id that has none of these`,
+      );
+    }
+    let spec: ReturnType<typeof parseJobSpec>;
+    try {
+      spec = parseJobSpec(job.data);
+      checkJobRuntime(spec, runtime.kind);
+    } catch (error) {
+      if (!(error instanceof InvalidSpecError)) throw error;
+      log.warn({ issues: error.issues }, 'invalid job spec');
+      return rejectAsInvalid(error.message);
     }
     const controller = new AbortController();
     runs.set(jobId, controller);
@@ -125,15 +145,13 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     // so the job is not run twice; any other earlier container is removed.
     const adoptable =
       job.attemptsStarted > 1 ? await findAdoptable(runtime, config.queue, jobId, attempt, log) : null;
+    const earlier =
+      job.attemptsStarted > 1 ? await earlierRuns(history, jobId, job.progress, adoptable !== null) : [];
+    const run = { queue: config.queue, jobId, attempt };
     const executor = await createExecutor(runtime.kind, {
       runtime,
-      name: `stevedore-${safeName(config.queue)}-${safeName(jobId)}-${attempt}-${job.attemptsStarted}`,
-      labels: {
-        'stevedore.queue': config.queue,
-        'stevedore.job-id': jobId,
-        'stevedore.attempt': String(attempt),
-        'stevedore.worker-id': config.workerId,
-      },
+      name: containerName({ ...run, started: job.attemptsStarted }),
+      labels: containerLabels({ ...run, workerId: config.workerId }),
       logger: log,
     });
     try {
@@ -145,17 +163,27 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         adopt: adoptable ? { containerId: adoptable.containerId, fromWorker: adoptable.worker } : undefined,
         logger: log,
         worker: workerInfo,
-        outputDir: join(config.logDir, safeName(config.queue), safeName(jobId), String(attempt)),
+        outputDir: logDirOf(config.logDir, run),
         enqueuedAt: job.timestamp,
         stop: controller.signal,
-        isCancelled: async () => (await commands.exists(keys.cancel(address, jobId))) === 1,
+        isCancelled: () => isCancelled(jobId),
         publish: (progress) => job.updateProgress(progress as unknown as object),
         openLive: (stream) =>
           new LiveOutput(commands, keys.output(address, jobId, stream), config.liveOutputBytes, attempt, log),
       });
+      const result = withEarlierRuns(outcome.result, earlier);
       if (outcome.interruptedBy === 'shutdown' || outcome.interruptedBy === 'detach') {
         // A stopped container goes before the job goes back: nobody may adopt its exit code.
         await outcome.release();
+        await history.add(
+          jobId,
+          thisRun(
+            result,
+            outcome.interruptedBy === 'detach'
+              ? 'worker shut down; container left running for the next worker to adopt'
+              : 'worker shut down; container stopped, job put back without spending an attempt',
+          ),
+        );
         log.info(
           { detached: outcome.interruptedBy === 'detach' },
           'worker shutting down: job goes back to the queue without spending an attempt',
@@ -167,16 +195,20 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       releases.set(jobId, outcome.release);
       if (outcome.interruptedBy === 'lost-lock') {
         releaseNow(jobId);
-        throw new Error('lost the job lock: another worker may own this job; container stopped');
+        const message = 'lost the job lock: another worker may own this job; container stopped';
+        await history.add(jobId, thisRun(result, message));
+        throw new Error(message);
       }
       if (outcome.error) {
-        await writeSideResult(outcome.result);
+        // BullMQ may run it again: the next run's result lists this one.
+        await history.add(jobId, thisRun(result));
+        await writeSideResult(result);
         // No retry can bring an image that is neither on the host nor in the job's tarball.
         if (outcome.error instanceof ImageUnavailableError)
           throw new UnrecoverableError(outcome.error.message);
         throw outcome.error;
       }
-      return outcome.result;
+      return result;
     } finally {
       runs.delete(jobId);
       idle.runEnded();
@@ -194,10 +226,35 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     // repeated crashes must not turn a job into a failure (its container may still be fine).
     stalledInterval: config.lockDurationMs,
     maxStalledCount: 10,
+    // Jobs leave their own retention to the worker (STEVEDORE_KEEP_FINISHED).
+    removeOnComplete: retention.keep,
+    removeOnFail: retention.keep,
     autorun: false,
   });
-  worker.on('completed', (job) => releaseNow(job.id as string));
-  worker.on('failed', (job) => job && releaseNow(job.id as string));
+  // Off the job's path, once BullMQ has stored the result: a reader never lacks both copies.
+  const retain = (kind: FinishedAs, jobId: string, result: JobResult | null): void => {
+    const done = trimFinishedCopies(commands, address, jobId, result)
+      .then(() => retention.finished(kind, jobId))
+      .then(() => undefined)
+      .catch((error: unknown) =>
+        logger.warn(
+          { err: error, jobId },
+          'could not trim finished jobs in Redis; the next finished job retries',
+        ),
+      );
+    cleanups.add(done);
+    void done.finally(() => cleanups.delete(done));
+  };
+  worker.on('completed', (job, result) => {
+    releaseNow(job.id as string);
+    retain('completed', job.id as string, result);
+  });
+  worker.on('failed', (job) => {
+    if (!job) return;
+    releaseNow(job.id as string);
+    // Set only when BullMQ will not run it again.
+    if (job.finishedOn) retain('failed', job.id as string, null);
+  });
   worker.on('lockRenewalFailed', (jobIds: string[]) => {
     for (const id of jobIds) stopRun(id, 'lost-lock');
   });
@@ -205,12 +262,14 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     'error',
     throttled((error) => logger.error({ err: error }, 'worker error')),
   );
-  const stopListening = await listenForCancels(
-    connect(redisUrl, onRedisError),
-    keys.cancelChannel(address),
-    (jobId) => stopRun(jobId, 'cancelled'),
+  const stopListening = await listenForCancels({
+    subscriber: connect(redisUrl, onRedisError),
+    channel: keys.cancelChannel(address),
+    onCancel: (jobId) => stopRun(jobId, 'cancelled'),
     logger,
-  );
+    running: () => [...runs.keys()],
+    isCancelled,
+  });
   await worker.waitUntilReady();
   const queue = new Queue(config.queue, { connection: commands, prefix: config.prefix });
   let reconciling: Promise<void> | undefined;

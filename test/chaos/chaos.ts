@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { execa, type ResultPromise } from 'execa';
 import { StevedoreClient } from '../../src/jobs/client.js';
+import { LABELS, labelFilters } from '../../src/jobs/names.js';
 import type { JobResult } from '../../src/jobs/result.js';
 import { RedisServerProcess } from '../../src/worker/redis-server.js';
 import { removeHoldersOf } from '../helpers/holders.js';
@@ -65,7 +66,7 @@ export async function chaos(o: ChaosOptions): Promise<ChaosSummary> {
   const docker = new Dockerode();
   const startsPerJob = new Map<string, number>();
   const events = (await docker.getEvents({
-    filters: { type: ['container'], event: ['start'], label: [`stevedore.queue=${queue}`] },
+    filters: { type: ['container'], event: ['start'], label: labelFilters(queue) },
   })) as NodeJS.ReadableStream & { destroy(): void };
   let pending = '';
   events.on('data', (chunk: Buffer) => {
@@ -73,12 +74,12 @@ export async function chaos(o: ChaosOptions): Promise<ChaosSummary> {
     pending = lines.pop() ?? '';
     for (const line of lines.filter(Boolean)) {
       const id = (JSON.parse(line) as { Actor: { Attributes: Record<string, string> } }).Actor.Attributes[
-        'stevedore.job-id'
+        LABELS.jobId
       ];
       if (id) startsPerJob.set(id, (startsPerJob.get(id) ?? 0) + 1);
       if (id && process.env.CHAOS_DEBUG)
         log(
-          `event ${JSON.stringify({ t: Date.now() - started, job: id, w: (JSON.parse(line) as { Actor: { Attributes: Record<string, string> } }).Actor.Attributes['stevedore.worker-id'], a: (JSON.parse(line) as { Actor: { Attributes: Record<string, string> } }).Actor.Attributes['stevedore.attempt'] })}`,
+          `event ${JSON.stringify({ t: Date.now() - started, job: id, w: (JSON.parse(line) as { Actor: { Attributes: Record<string, string> } }).Actor.Attributes[LABELS.workerId], a: (JSON.parse(line) as { Actor: { Attributes: Record<string, string> } }).Actor.Attributes[LABELS.attempt] })}`,
         );
     }
   });
@@ -178,7 +179,7 @@ export async function chaos(o: ChaosOptions): Promise<ChaosSummary> {
   }
   const leftovers = await docker.listContainers({
     all: true,
-    filters: { label: [`stevedore.queue=${queue}`] },
+    filters: { label: labelFilters(queue) },
   });
   for (const c of leftovers) await docker.getContainer(c.Id).remove({ force: true });
   // Namespace holders of the SIGKILLed workers would end by themselves within their lifetime;

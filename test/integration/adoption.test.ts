@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labelFilters } from '../../src/jobs/names.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
@@ -28,7 +29,7 @@ describe('adoption instead of re-running', () => {
   it('a detached container is adopted by the next worker: one run, byte-exact output', async () => {
     const h = new Harness(redis);
     try {
-      const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+      const creates = await watchCreates(testDocker(), labelFilters(h.queue));
       // Both workers share the host's log directory, as two workers on one host do.
       const logDir = (await h.config()).logDir;
       const first = await h.worker({ onShutdown: 'detach', logDriver: 'local', logDir });
@@ -57,7 +58,7 @@ describe('adoption instead of re-running', () => {
   it('a container that exited while no worker was attached is collected, not re-run', async () => {
     const h = new Harness(redis);
     try {
-      const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+      const creates = await watchCreates(testDocker(), labelFilters(h.queue));
       const first = await h.worker({ onShutdown: 'detach', logDriver: 'local' });
       const client = h.client();
       const { id } = await client.submit(
@@ -79,7 +80,7 @@ describe('adoption instead of re-running', () => {
   it('after a worker process is SIGKILLed, the next worker adopts its running container', async () => {
     const h = new Harness(redis);
     try {
-      const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+      const creates = await watchCreates(testDocker(), labelFilters(h.queue));
       const config = await h.config({ lockDurationMs: 1_500, logDriver: 'local' });
       const doomed = stevedore(['worker'], {
         env: {

@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { LABELS } from '../../src/jobs/names.js';
 import { TestRedis } from '../helpers/redis.js';
 import { ScratchEngine } from '../helpers/scratch-engine.js';
 import { busybox, Harness, until, untilRunning } from '../helpers/stevedore.js';
@@ -11,7 +12,7 @@ const expected = Array.from({ length: LINES }, (_, i) => `line-${i + 1}\n`).join
 
 /** The job containers on the engine (its namespace holders live until the worker closes). */
 const jobContainers = (engine: ScratchEngine) =>
-  engine.docker.listContainers({ all: true, filters: { label: ['stevedore.job-id'] } });
+  engine.docker.listContainers({ all: true, filters: { label: [LABELS.jobId] } });
 
 /** The docker daemon restarts under a running job, on a private engine so no other test is touched. */
 describe('docker daemon restarted while a job runs', () => {

@@ -4,6 +4,7 @@ import Dockerode from 'dockerode';
 import type { TestProject } from 'vitest/node';
 import { bundledImageTarball } from '../../src/cli/demo.js';
 import { HOLDER_LABEL } from '../../src/executors/docker/netns/holders.js';
+import { LABELS } from '../../src/jobs/names.js';
 import { REDIS_PID_DIR } from '../helpers/redis.js';
 
 declare module 'vitest' {
@@ -13,7 +14,7 @@ declare module 'vitest' {
 }
 
 /** Labels that mark containers made by tests: executor tests and stevedore workers on test queues. */
-const LEAK_LABELS = ['stevedore.test', 'stevedore.queue'];
+const LEAK_LABELS = ['stevedore.test', LABELS.queue];
 
 async function requireDocker(docker: Dockerode): Promise<void> {
   try {

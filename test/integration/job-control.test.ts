@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import { keys } from '../../src/jobs/keys.js';
+import { labelFilters } from '../../src/jobs/names.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -26,7 +27,7 @@ describe('job control', () => {
 
   it('cancels a waiting job: removed, result Cancelled, no container', async () => {
     const client = h.client();
-    const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+    const creates = await watchCreates(testDocker(), labelFilters(h.queue));
     const { id } = await client.submit(busybox(['true']), { delay: 60_000 });
     expect(await client.getResult(id)).toBeNull();
     expect(await client.cancel(id)).toBe('cancelled');
@@ -73,7 +74,7 @@ describe('job control', () => {
 
   it('a job whose cancel is recorded before a worker takes it never starts a container', async () => {
     const client = h.client();
-    const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+    const creates = await watchCreates(testDocker(), labelFilters(h.queue));
     const { id } = await client.submit(busybox(['sh', '-c', 'echo should-not-run']));
     // The durable flag is what cancel() records first; a worker that takes the job checks it
     // before creating and again before starting the container.
@@ -155,7 +156,7 @@ describe('job control', () => {
 
   it('two workers on one queue run each of 50 jobs exactly once', async () => {
     const since = Date.now();
-    const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+    const creates = await watchCreates(testDocker(), labelFilters(h.queue));
     await h.worker({ concurrency: 2 });
     await h.worker({ concurrency: 2 });
     const client = h.client();

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { labelFilters } from '../../src/jobs/names.js';
 import { testDocker } from '../helpers/docker.js';
 import { TestRedis } from '../helpers/redis.js';
 import { busybox, Harness } from '../helpers/stevedore.js';
@@ -64,7 +65,7 @@ describe('job path: submit → worker → container → result', () => {
     const left = async () =>
       testDocker().listContainers({
         all: true,
-        filters: { label: [`stevedore.queue=${h.queue}`, `stevedore.job-id=${id}`] },
+        filters: { label: labelFilters(h.queue, id) },
       });
     for (let i = 0; i < 100 && (await left()).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect((await left()).map((c) => `${c.Id.slice(0, 12)} ${c.State} ${c.Status}`)).toEqual([]);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidSpecError } from '../../src/jobs/errors.js';
+import { labelFilters } from '../../src/jobs/names.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
 import { INVALID_SPECS as INVALID } from '../helpers/invalid-specs.js';
@@ -40,7 +41,7 @@ describe('job spec validation', () => {
     const client = h.client();
     // Bypass the client's check, as a producer using BullMQ directly would.
     const queue = new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } });
-    const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+    const creates = await watchCreates(testDocker(), labelFilters(h.queue));
     try {
       const jobs = await Promise.all(
         INVALID.map(([, spec]) =>

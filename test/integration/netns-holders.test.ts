@@ -4,6 +4,7 @@ import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
 import { HOLDER_LABEL } from '../../src/executors/docker/netns/holders.js';
 import { DockerRuntime } from '../../src/executors/docker/runtime.js';
 import type { ExecutorSpec } from '../../src/executors/executor.js';
+import { LABELS } from '../../src/jobs/names.js';
 import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
 import { executorSpec } from '../helpers/executor-spec.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -171,7 +172,7 @@ describe('a worker and its holders', () => {
       testDocker().listContainers({ all: true, filters: { label: [`${HOLDER_LABEL}=${h.queue}`] } });
     const made = await ofQueue();
     expect(made).toHaveLength(1);
-    expect(made[0]?.Labels['stevedore.worker-id']).toBe(worker.id);
+    expect(made[0]?.Labels[LABELS.workerId]).toBe(worker.id);
     await h.close();
     expect(await ofQueue()).toEqual([]);
   });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labelFilters } from '../../src/jobs/names.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -21,7 +22,7 @@ describe('Redis outage', () => {
   });
 
   it('containers keep running while Redis is down; results are written when it returns; nothing lost or run twice', async () => {
-    const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
+    const creates = await watchCreates(testDocker(), labelFilters(h.queue));
     await h.worker({ concurrency: 3, lockDurationMs: 60_000 });
     const client = h.client();
     const ids = await Promise.all(
@@ -37,7 +38,7 @@ describe('Redis outage', () => {
     await new Promise((r) => setTimeout(r, OUTAGE_MS));
     const stillThere = await testDocker().listContainers({
       all: true,
-      filters: { label: [`stevedore.queue=${h.queue}`] },
+      filters: { label: labelFilters(h.queue) },
     });
     expect(stillThere.every((c) => c.State === 'exited')).toBe(true);
     await redis.startAgain();

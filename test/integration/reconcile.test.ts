@@ -1,6 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
+import { bullmqKeys } from '../../src/jobs/keys.js';
+import { LABELS, labelFilters } from '../../src/jobs/names.js';
 import { TEST_IMAGE, testDocker, testImageTarball } from '../helpers/docker.js';
 import { TestRedis } from '../helpers/redis.js';
 import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
@@ -24,10 +26,10 @@ describe('reconciliation of leftover containers', () => {
       Image: TEST_IMAGE,
       Cmd: ['sleep', '300'],
       Labels: {
-        'stevedore.queue': h.queue,
-        'stevedore.job-id': jobId,
-        'stevedore.attempt': '1',
-        'stevedore.worker-id': 'dead',
+        [LABELS.queue]: h.queue,
+        [LABELS.jobId]: jobId,
+        [LABELS.attempt]: '1',
+        [LABELS.workerId]: 'dead',
       },
       HostConfig: { NetworkMode: 'none' },
     });
@@ -71,7 +73,7 @@ describe('reconciliation of leftover containers', () => {
     await new Promise((r) => setTimeout(r, 1_200)); // older than the grace period
     await h.worker({ lockDurationMs: 1_000 });
     const live = await testDocker().listContainers({
-      filters: { label: [`stevedore.queue=${h.queue}`, `stevedore.job-id=${id}`] },
+      filters: { label: labelFilters(h.queue, id) },
     });
     expect(live).toHaveLength(1);
     await client.cancel(id);
@@ -85,7 +87,7 @@ describe('reconciliation of leftover containers', () => {
     const earlier = await leftover(id, false);
     // Mark the job as started once before, as a crashed worker's attempt would have.
     const raw = new Redis(redis.url);
-    await raw.hset(`bull:${h.queue}:${id}`, 'ats', '1');
+    await raw.hset(bullmqKeys.job({ prefix: 'bull', queue: h.queue }, id), 'ats', '1');
     await raw.quit();
     await h.worker();
     const result = await client.waitForResult(id, { timeoutMs: 20_000 });
@@ -99,7 +101,7 @@ describe('reconciliation of leftover containers', () => {
     const earlier = await leftover(id); // running, labelled attempt 1
     // The job failed once (attemptsMade 1, started once): this is attempt 2.
     const raw = new Redis(redis.url);
-    await raw.hset(`bull:${h.queue}:${id}`, 'ats', '1', 'atm', '1');
+    await raw.hset(bullmqKeys.job({ prefix: 'bull', queue: h.queue }, id), 'ats', '1', 'atm', '1');
     await raw.quit();
     await h.worker();
     const result = await client.waitForResult(id, { timeoutMs: 20_000 });

@@ -6,6 +6,8 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StevedoreClient } from '../../src/jobs/client.js';
+import { bullmqKeys } from '../../src/jobs/keys.js';
+import { labelFilters } from '../../src/jobs/names.js';
 import { loadConfig } from '../../src/worker/config.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
@@ -69,8 +71,7 @@ describe('worker and Redis', () => {
     const client = h.client();
     const { id } = await client.submit(busybox(['sleep', '60'], { stopGraceSeconds: 0 }));
     const docker = testDocker();
-    const running = () =>
-      docker.listContainers({ filters: { label: [`stevedore.queue=${h.queue}`, `stevedore.job-id=${id}`] } });
+    const running = () => docker.listContainers({ filters: { label: labelFilters(h.queue, id) } });
     let first: string | undefined;
     for (let i = 0; i < 200 && !first; i++) {
       first = (await running())[0]?.Id;
@@ -79,7 +80,7 @@ describe('worker and Redis', () => {
     expect(first).toBeDefined();
     // Take the lock away, as another worker's stalled-job recovery would.
     const raw = new Redis(redis.url);
-    await raw.del(`bull:${h.queue}:${id}:lock`);
+    await raw.del(bullmqKeys.lock({ prefix: 'bull', queue: h.queue }, id));
     await raw.quit();
     let stopped = false;
     for (let i = 0; i < 100; i++) {

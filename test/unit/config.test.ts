@@ -17,6 +17,7 @@ describe('worker configuration', () => {
       logLevel: 'info',
       netns: 'reuse',
       logDriver: 'local',
+      keepFinished: 1_000,
     });
     expect(c.concurrency).toBeGreaterThanOrEqual(1);
   });
@@ -34,6 +35,7 @@ describe('worker configuration', () => {
         STEVEDORE_SHUTDOWN_GRACE_MS: '0',
         STEVEDORE_ENGINE_OUTAGE_MS: '90000',
         STEVEDORE_NETNS: 'fresh',
+        STEVEDORE_KEEP_FINISHED: '50',
         LOG_LEVEL: 'debug',
       },
       { STEVEDORE_CONCURRENCY: '8' },
@@ -48,6 +50,7 @@ describe('worker configuration', () => {
       shutdownGraceMs: 0,
       engineOutageMs: 90_000,
       netns: 'fresh',
+      keepFinished: 50,
       logLevel: 'debug',
     });
   });
@@ -62,6 +65,10 @@ describe('worker configuration', () => {
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL="localhost:6379" is invalid'],
     [{ STEVEDORE_QUEUE: 'a:b' }, 'STEVEDORE_QUEUE="a:b" is invalid: must not contain ":"'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL="loud" is invalid'],
+    [
+      { STEVEDORE_KEEP_FINISHED: '0' },
+      'STEVEDORE_KEEP_FINISHED="0" is invalid: expected a whole number >= 1',
+    ],
     [{ STEVEDORE_NETNS: 'shared' }, 'STEVEDORE_NETNS="shared" is invalid: expected "reuse" or "fresh"'],
     [
       { STEVEDORE_ENGINE_OUTAGE_MS: '5' },

@@ -1,5 +1,6 @@
 import Dockerode from 'dockerode';
 import { RuntimeUnavailableError } from '../../jobs/errors.js';
+import { LABELS } from '../../jobs/names.js';
 import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../executor.js';
 import { JobCgroups } from './cgroup.js';
 import { cleanEngineMessage, isAlreadyInState, isGone } from './errors.js';
@@ -63,7 +64,7 @@ export class DockerRuntime implements ContainerRuntime {
     this.images = new DockerImages(this.docker);
     this.cgroups = new JobCgroups(this.docker);
     const owner: Record<string, string> = options.owner
-      ? { [HOLDER_LABEL]: options.owner.queue, 'stevedore.worker-id': options.owner.workerId }
+      ? { [HOLDER_LABEL]: options.owner.queue, [LABELS.workerId]: options.owner.workerId }
       : {};
     const holderOptions = { ...options.holders, labels: { ...owner, ...options.holders?.labels } };
     this.holders = options.netns === 'fresh' ? null : new NetnsHolders(this.docker, holderOptions);

@@ -2,6 +2,8 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ContainerRuntime, RuntimeContainer } from '../../executors/index.js';
+import { bullmqKeys } from '../../jobs/keys.js';
+import { LABELS } from '../../jobs/names.js';
 
 /** What recovery asks of the runtime: find containers by label, look at one, remove one. */
 export type RecoveryRuntime = Pick<ContainerRuntime, 'listContainers' | 'containerState' | 'removeContainer'>;
@@ -49,15 +51,15 @@ export function leftoverVerdict(input: {
  */
 export async function reconcileContainers(options: ReconcileOptions): Promise<string[]> {
   const { runtime, queue, logger, redis } = options;
-  const containers = await runtime.listContainers({ 'stevedore.queue': queue.name });
+  const containers = await runtime.listContainers({ [LABELS.queue]: queue.name });
   const removed: string[] = [];
   for (const c of containers) {
-    const jobId = c.labels['stevedore.job-id'];
+    const jobId = c.labels[LABELS.jobId];
     if (!jobId) continue;
     const job = await queue.getJob(jobId);
     const state = job ? await job.getState() : null;
     const lockHeld = job
-      ? (await redis.exists(`${options.prefix}:${queue.name}:${jobId}:lock`)) === 1
+      ? (await redis.exists(bullmqKeys.lock({ prefix: options.prefix, queue: queue.name }, jobId))) === 1
       : false;
     const verdict = leftoverVerdict({
       state: state === 'unknown' ? null : state,
@@ -68,7 +70,7 @@ export async function reconcileContainers(options: ReconcileOptions): Promise<st
       containerState: c.state,
     });
     if (!verdict) continue;
-    const attempt = c.labels['stevedore.attempt'];
+    const attempt = c.labels[LABELS.attempt];
     if (await removeOrWarn(runtime, logger, c, { jobId, attempt, reason: verdict }, 'a leftover container')) {
       removed.push(c.id);
     }
@@ -115,10 +117,10 @@ export async function findAdoptable(
   logger: Logger,
 ): Promise<{ containerId: string; worker: string } | null> {
   const containers = await runtime.listContainers({
-    'stevedore.queue': queueName,
-    'stevedore.job-id': jobId,
+    [LABELS.queue]: queueName,
+    [LABELS.jobId]: jobId,
   });
-  const attemptOf = (c: RuntimeContainer): number => Number(c.labels['stevedore.attempt'] ?? 0);
+  const attemptOf = (c: RuntimeContainer): number => Number(c.labels[LABELS.attempt] ?? 0);
   const sorted = [...containers].sort((a, b) => attemptOf(b) - attemptOf(a) || b.createdAt - a.createdAt);
   // A container still "created" may be one a live worker is about to start: give it a moment.
   for (let i = 0; i < CREATED_SETTLE_POLLS && sorted[0]?.state === 'created'; i++) {
@@ -144,6 +146,6 @@ export async function findAdoptable(
   }
   return {
     containerId: latest.id,
-    worker: latest.labels['stevedore.worker-id'] ?? 'unknown',
+    worker: latest.labels[LABELS.workerId] ?? 'unknown',
   };
 }

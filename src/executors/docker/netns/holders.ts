@@ -1,5 +1,6 @@
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
+import { LABELS } from '../../../jobs/names.js';
 import { ensureHolderImage, HOLDER_ENTRYPOINT } from './holder-image.js';
 
 /**
@@ -16,7 +17,7 @@ import { ensureHolderImage, HOLDER_ENTRYPOINT } from './holder-image.js';
  * goes away without anyone cleaning up.
  */
 
-export const HOLDER_LABEL = 'stevedore.netns-holder';
+export const HOLDER_LABEL = LABELS.netnsHolder;
 /** How long a holder lives; a worker makes a new one per slot this often. */
 export const DEFAULT_HOLDER_LIFETIME_S = 600;
 /** A holder with less life left than this is not handed out: the job's start must come before its end. */

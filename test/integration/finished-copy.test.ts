@@ -1,0 +1,57 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { keys } from '../../src/jobs/keys.js';
+import { TestRedis } from '../helpers/redis.js';
+import { busybox, Harness, until } from '../helpers/stevedore.js';
+
+const text = async (chunks: AsyncIterable<Buffer>): Promise<string> => {
+  let out = '';
+  for await (const chunk of chunks) out += chunk.toString();
+  return out;
+};
+
+describe("a finished job's live copies", () => {
+  let redis: TestRedis;
+  let raw: Redis;
+  let h: Harness;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    raw = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    raw.disconnect();
+    await redis.close();
+  });
+  beforeEach(() => {
+    h = new Harness(redis);
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('keep only what the result lacks, and logs still read the whole output', async () => {
+    await h.worker();
+    const client = h.client();
+    const { id } = await client.submit(busybox(['sh', '-c', 'echo hello; echo oops >&2']));
+    await client.waitForResult(id, { timeoutMs: 30_000 });
+    const address = { prefix: 'bull', queue: h.queue };
+    // The result's tail holds all of stdout and stderr: their streams go.
+    await until(
+      async () =>
+        (await raw.exists(keys.output(address, id, 'stdout'), keys.output(address, id, 'stderr'))) === 0 &&
+        (await raw.xlen(keys.output(address, id, 'events'))) <= 2,
+      5_000,
+    );
+    expect(await text(client.logs(id))).toBe('hello\n');
+    expect(await text(client.logs(id, { stream: 'stderr' }))).toBe('oops\n');
+    expect(await text(client.logs(id, { follow: true }))).toBe('hello\n');
+    // The events keep how the run ended, compacted; the rest is marked as on the worker host.
+    const eventsKey = keys.output(address, id, 'events');
+    expect(Number(await raw.memory('USAGE', eventsKey))).toBeLessThan(1024);
+    expect(await raw.ttl(eventsKey)).toBeGreaterThan(0);
+    const events = await text(client.logs(id, { stream: 'events' }));
+    expect(events).toMatch(/^\[stevedore: \d+ earlier bytes not kept live/);
+    expect(events).toMatch(/ done\n$/);
+  });
+});
