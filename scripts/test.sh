@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: lint + format check, type check, build, then the unit and integration
+# The test command: lint + format check, type check, dependency rules, build, then the unit and integration
 # suites against the real Docker engine and a private Redis per test file. Installs the npm
 # dependencies itself when they are missing. Needs a running Docker engine (.ci/run starts one).
 set -euo pipefail
@@ -8,6 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
 npm run --silent lint
 npm run --silent typecheck
+npm run --silent depcheck
 npm run --silent build
 
 report=$(mktemp)
