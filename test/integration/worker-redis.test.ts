@@ -11,7 +11,7 @@ import { startWorker } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, testQueue } from '../helpers/stevedore.js';
+import { busybox, Harness, testQueue, until } from '../helpers/stevedore.js';
 
 describe('worker and Redis', () => {
   const cleanup: (() => Promise<void>)[] = [];
@@ -71,26 +71,16 @@ describe('worker and Redis', () => {
     const docker = testDocker();
     const running = () =>
       docker.listContainers({ filters: { label: [`stevedore.queue=${h.queue}`, `stevedore.job-id=${id}`] } });
-    let first: string | undefined;
-    for (let i = 0; i < 200 && !first; i++) {
-      first = (await running())[0]?.Id;
-      if (!first) await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(first).toBeDefined();
+    const first = await until(async () => (await running())[0]?.Id, 10_000);
     // Take the lock away, as another worker's stalled-job recovery would.
     const raw = new Redis(redis.url);
     await raw.del(`bull:${h.queue}:${id}:lock`);
     await raw.quit();
-    let stopped = false;
-    for (let i = 0; i < 100; i++) {
+    // The worker stops its container, and no second one runs meanwhile.
+    await until(async () => {
       const live = await running();
       expect(live.length).toBeLessThanOrEqual(1);
-      if (!live.some((c) => c.Id === first)) {
-        stopped = true;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(stopped).toBe(true);
+      return !live.some((c) => c.Id === first);
+    }, 10_000);
   });
 });
