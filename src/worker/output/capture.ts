@@ -13,7 +13,7 @@ const TAIL_KEEP_BYTES = TAIL_BYTES + 4;
  * Where one output stream of a run goes: the full text to a file (with the file's
  * backpressure), a bounded live copy to Redis, the last TAIL_BYTES in memory for the result,
  * and a byte count. Takes chunks as a Writable, or copies of a reader's reused buffer
- * (writeCopy, see executors/raw-attach.ts).
+ * (writeCopy, see executors/docker/attach/raw-attach.ts).
  */
 export class OutputCapture extends Writable implements CopyingWritable {
   private file: BlockFile | undefined;
