@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: lint + format check, type check, build, then the unit and integration
+# The test command: lint + format check, type check, dependency rules, build, then the unit and integration
 # suites against the real Docker engine and a private Redis per test file. Does its own set-up
 # first (scripts/setup.sh test: engine, Redis, test tools, npm dependencies).
 set -euo pipefail
@@ -8,6 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh test
 npm run --silent lint
 npm run --silent typecheck
+npm run --silent depcheck
 npm run --silent build
 
 report=$(mktemp)

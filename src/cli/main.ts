@@ -1,14 +1,9 @@
 #!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=1 --v8-pool-size=1 --initial-old-space-size=24 --expose-gc
-// A worker is a long-running, I/O-bound daemon: V8's default young generation (16 MiB
-// semi-spaces) holds ~30 MB of idle RSS it never needs; 1 MiB semi-spaces cost a few more
-// scavenges under heavy output, and one V8 helper thread instead of one per core saves ~4 MB
-// more. With its ~15 MB heap V8 otherwise starts a full mark-compact every 150–300 ms while
-// output streams through (35–40 per 500 MB); a 24 MB initial old-space limit leaves one, at
-// the same RSS. --expose-gc lets an idle worker collect once (worker/idle-gc.ts): ~4 MB less
-// idle RSS (BENCHMARKS.md). Only flags at start-up work for these. MALLOC_MMAP_THRESHOLD_
-// fixes glibc's threshold at 128 KiB: otherwise freeing a large buffer (a job's 256 KiB read
-// buffer, its 1 MiB file blocks) raises it, later ones come from the heap and stay resident
-// after they are freed; measured 2–4 MB less idle RSS after 100 jobs (four pairs).
+// A worker is a long-running, I/O-bound daemon, so the shebang sizes V8 for a small heap: small
+// semi-spaces and one helper thread (idle RSS), a 24 MB initial old space (no full GCs while
+// output streams), --expose-gc for the idle collection (worker/idle-gc.ts). MALLOC_MMAP_THRESHOLD_
+// stops glibc raising its threshold, so large freed buffers go back to the system. Only flags
+// at start-up work for these; the figures are in BENCHMARKS.md.
 import './lazy-transports.js';
 import { InvalidSpecError, UnknownJobError, ValidationError } from '../jobs/errors.js';
 import { ConfigError } from '../worker/config.js';

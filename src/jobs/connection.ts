@@ -5,8 +5,8 @@ export type RedisTarget = string | RedisOptions | Redis;
 
 /**
  * A new connection to `target`. BullMQ needs `maxRetriesPerRequest: null` on connections it
- * blocks on (PITFALLS.md), so every connection we make gets it: commands then wait for Redis
- * to come back instead of failing after a few retries.
+ * blocks on (docs/pitfalls.md, "Connections"), so every connection we make gets it: commands
+ * then wait for Redis to come back instead of failing after a few retries.
  */
 export function connect(target: RedisTarget, onError: (error: Error) => void = () => undefined): Redis {
   const redis =

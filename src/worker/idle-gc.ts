@@ -1,6 +1,11 @@
 /** How long a worker must have had nothing to run before it collects its garbage. */
 export const IDLE_GC_DELAY_MS = 2_000;
 
+/** The collector `--expose-gc` puts on the global object, null without the flag. */
+function exposedGc(): (() => void) | null {
+  return (globalThis as { gc?: () => void }).gc ?? null;
+}
+
 /**
  * Once a worker has had nothing to run for a while, one full garbage collection hands the
  * memory that the last jobs used back to the system, so an idle worker stays small. Needs
@@ -11,7 +16,8 @@ export class IdleCollector {
 
   constructor(
     private readonly busy: () => boolean,
-    private readonly collect: (() => void) | undefined = (globalThis as { gc?: () => void }).gc,
+    /** What collects; null for none (the default is the exposed gc, looked up when this is made). */
+    private readonly collect: (() => void) | null = exposedGc(),
     private readonly delayMs = IDLE_GC_DELAY_MS,
   ) {}
 

@@ -122,7 +122,7 @@ export class RedisServerProcess {
       '--appendonly', 'yes',
       '--appendfsync', 'everysec',
       '--save', '',
-      // BullMQ needs keys never evicted (PITFALLS.md).
+      // BullMQ needs keys never evicted (docs/pitfalls.md, "Connections").
       '--maxmemory-policy', 'noeviction',
       '--daemonize', 'no',
       '--logfile', '',

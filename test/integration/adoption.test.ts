@@ -7,7 +7,7 @@ import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
 import { removeHoldersOf } from '../helpers/holders.js';
 import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
+import { busybox, Harness, until, untilRunning } from '../helpers/stevedore.js';
 
 const LINES = 30;
 const expected = Array.from({ length: LINES }, (_, i) => `line-${i + 1}\n`).join('');
@@ -66,7 +66,12 @@ describe('adoption instead of re-running', () => {
       );
       await untilRunning(client, id);
       await first.close();
-      await new Promise((r) => setTimeout(r, 2_000)); // it exits meanwhile
+      // It exits while no worker is there: wait for the engine to say so.
+      const ofJob = {
+        all: true,
+        filters: { label: [`stevedore.queue=${h.queue}`, `stevedore.job-id=${id}`] },
+      };
+      await until(async () => (await testDocker().listContainers(ofJob))[0]?.State === 'exited', 15_000);
       await h.worker({ logDriver: 'local' });
       const result = await client.waitForResult(id, { timeoutMs: 30_000 });
       expect(result).toMatchObject({ state: 'Complete', exitCode: 5, adopted: true });

@@ -7,6 +7,7 @@ import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
 import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
 import { FreezableDockerProxy } from '../helpers/docker-proxy.js';
 import { executorSpec } from '../helpers/executor-spec.js';
+import { until } from '../helpers/stevedore.js';
 
 /** Docker-specific behaviour that the runtime-neutral conformance suite cannot express. */
 describe('DockerExecutor on the engine', () => {
@@ -84,8 +85,8 @@ describe('DockerExecutor on the engine', () => {
     await e.create(s);
     await e.start();
     const exit = e.wait();
-    await new Promise((r) => setTimeout(r, 300));
-    expect(proxy.cut(/^GET (\/v[\d.]+)?\/events/)).toBe(1);
+    // Cut the event stream as soon as it is open (while "sleep 1" runs), not after a guessed pause.
+    await until(async () => proxy.cut(/^GET (\/v[\d.]+)?\/events/) === 1, 5_000);
     await expect(exit).resolves.toBe(0);
     expect(s.stdout.text).toBe('before\nafter\n');
     expect(e.reattachments()).toEqual([]);

@@ -1,7 +1,8 @@
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { StevedoreClient } from '../../src/jobs/client.js';
-import { keys } from '../../src/jobs/keys.js';
+import { DEFAULT_PREFIX, keys } from '../../src/jobs/keys.js';
 import { labelFilters } from '../../src/jobs/names.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
@@ -39,8 +40,16 @@ describe('job control', () => {
       containerId: null,
     });
     await h.worker();
-    await new Promise((r) => setTimeout(r, 300));
-    expect(await creates.stop()).toEqual([]);
+    // Make it due now, as if its delay had passed, then run a probe job behind it: once the probe
+    // is done the worker has had its chance at the cancelled one (a 300 ms pause proved nothing).
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(h.queue, { connection, prefix: DEFAULT_PREFIX });
+    await queue.promoteJobs();
+    await queue.close();
+    await connection.quit();
+    const { id: probe } = await client.submit(busybox(['true']));
+    const probeResult = await client.waitForResult(probe, { timeoutMs: 20_000 });
+    expect(await creates.stop()).toEqual([probeResult.containerId]);
   });
 
   it('cancels an active job from another process within 2 s', async () => {

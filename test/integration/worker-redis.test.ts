@@ -13,7 +13,7 @@ import { startWorker } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, testQueue } from '../helpers/stevedore.js';
+import { busybox, Harness, testQueue, until } from '../helpers/stevedore.js';
 
 describe('worker and Redis', () => {
   const cleanup: (() => Promise<void>)[] = [];
@@ -72,26 +72,16 @@ describe('worker and Redis', () => {
     const { id } = await client.submit(busybox(['sleep', '60'], { stopGraceSeconds: 0 }));
     const docker = testDocker();
     const running = () => docker.listContainers({ filters: { label: labelFilters(h.queue, id) } });
-    let first: string | undefined;
-    for (let i = 0; i < 200 && !first; i++) {
-      first = (await running())[0]?.Id;
-      if (!first) await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(first).toBeDefined();
+    const first = await until(async () => (await running())[0]?.Id, 10_000);
     // Take the lock away, as another worker's stalled-job recovery would.
     const raw = new Redis(redis.url);
     await raw.del(bullmqKeys.lock({ prefix: 'bull', queue: h.queue }, id));
     await raw.quit();
-    let stopped = false;
-    for (let i = 0; i < 100; i++) {
+    // The worker stops its container, and no second one runs meanwhile.
+    await until(async () => {
       const live = await running();
       expect(live.length).toBeLessThanOrEqual(1);
-      if (!live.some((c) => c.Id === first)) {
-        stopped = true;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(stopped).toBe(true);
+      return !live.some((c) => c.Id === first);
+    }, 10_000);
   });
 });

@@ -38,10 +38,12 @@ describe('DockerDemux', () => {
   });
 
   it('waits for a slow consumer', async () => {
-    const big = Buffer.alloc(200_000, 'z');
+    const big = Buffer.alloc(100_000, 'z');
     const slow = new Sink(1);
-    await demux([frame(1, big)], slow);
-    expect(slow.buffer.length).toBe(200_000);
+    await demux([frame(1, big), frame(1, big), frame(1, big)], slow);
+    expect(slow.buffer.length).toBe(300_000);
+    // A demux that ignored backpressure would have queued every frame in the sink at once.
+    expect(slow.maxQueued).toBe(100_000);
   });
 
   it('fails when the stream ends inside a frame', async () => {

@@ -7,6 +7,7 @@ describe('IdleCollector', () => {
   });
   afterEach(() => {
     vi.useRealTimers();
+    vi.unstubAllGlobals();
   });
 
   it('collects once the worker has stayed idle for the delay, not before', () => {
@@ -53,8 +54,29 @@ describe('IdleCollector', () => {
     expect(collect).toHaveBeenCalledTimes(1);
   });
 
-  it('does nothing without an exposed gc, and nothing after stop()', () => {
-    expect(() => new IdleCollector(() => false, undefined).runEnded()).not.toThrow();
+  it('uses the gc that --expose-gc exposes when none is given', () => {
+    const exposed = vi.fn();
+    vi.stubGlobal('gc', exposed);
+    new IdleCollector(() => false).collectNow();
+    expect(exposed).toHaveBeenCalledTimes(1);
+  });
+
+  it('does nothing with no gc: null given, or none exposed', () => {
+    const exposed = vi.fn();
+    vi.stubGlobal('gc', exposed);
+    const off = new IdleCollector(() => false, null);
+    off.collectNow();
+    off.runEnded();
+    vi.advanceTimersByTime(IDLE_GC_DELAY_MS * 2);
+    expect(exposed).not.toHaveBeenCalled();
+    vi.stubGlobal('gc', undefined);
+    const unexposed = new IdleCollector(() => false);
+    expect(() => unexposed.collectNow()).not.toThrow();
+    unexposed.runEnded();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('does nothing after stop()', () => {
     const collect = vi.fn();
     const idle = new IdleCollector(() => false, collect);
     idle.runEnded();

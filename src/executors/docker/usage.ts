@@ -27,7 +27,8 @@ export function usageFromStats(stats: StatsBody): UsageSample | null {
   return {
     cpuSeconds: total === undefined ? null : total / 1e9,
     memoryBytes: memory.usage ?? null,
-    // max_usage exists only on cgroup v1 (PITFALLS.md); elsewhere the sampler keeps the maximum.
+    // max_usage exists only on cgroup v1 (docs/pitfalls.md, "Stats"); elsewhere the sampler
+    // keeps the maximum.
     peakMemoryBytes: memory.max_usage ?? memory.usage ?? null,
     blockIoBytes: io.length > 0 ? ioBytes : null,
     memoryLimitBytes: memory.limit ?? null,

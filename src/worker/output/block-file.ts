@@ -6,22 +6,18 @@ export const BLOCK_BYTES = 1024 * 1024;
 /** A block that is not full is written after this long, so the file follows slow output closely. */
 export const BLOCK_FLUSH_MS = 50;
 /**
- * A block goes to the kernel in write() calls of at most this size. The kernel sizes its
- * page-cache folios by the write, and on these VMs large ones cost up to ~10× more once a few
- * GB of page cache exist (500 MB into a new file, plain writes: 1.5–2.4 s of system time with
- * 1 MiB writes or a 1 MiB writev, 0.16–0.37 s with 32–64 KiB; ~0.15 s for every size while the
- * page cache is small). In the worker, with 4 GB of page cache: 1 MiB 1.8–2.7 s of CPU per
- * 500 MB, 256 KiB 1.5–1.6 s, 128 KiB 1.7–2.0 s, 64 KiB 1.9–2.1 s (more writes, more hand-offs).
+ * A block goes to the kernel in write() calls of at most this size: the kernel sizes its
+ * page-cache folios by the write, and large ones get much dearer once the page cache is big,
+ * while smaller writes cost more calls. 256 KiB was the cheapest (BENCHMARKS.md, "256 KiB").
  */
 export const WRITE_SLICE_BYTES = 256 * 1024;
 
 /**
  * A file written in 1 MiB blocks: chunks are copied into the current block, which is written
  * (in WRITE_SLICE_BYTES writes) once full or BLOCK_FLUSH_MS after its last byte, while the next
- * one fills. An fs.WriteStream write per 64 KiB chunk of fast output cost this worker more than
- * the copy (~1 s of system time per 500 MB against ~0.6 s in blocks, measured before the
- * slicing below). At most one write is in flight, in order, and a full block waits for it: the
- * disk's pace reaches the container through backpressure.
+ * one fills: a write per 64 KiB chunk (fs.WriteStream) cost more than the copy (BENCHMARKS.md).
+ * At most one write is in flight, in order, and a full block waits for it: the disk's pace
+ * reaches the container through backpressure.
  */
 export class BlockFile extends Writable {
   private readonly handle: Promise<FileHandle>;

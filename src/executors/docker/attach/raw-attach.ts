@@ -7,17 +7,15 @@ import { drained } from './demux.js';
 import { FrameSplitter, type StreamName } from './frames.js';
 
 /**
- * Bytes read from the engine per read(2). The attach stream is read into this one buffer, again
- * and again, instead of into a fresh 64 KiB buffer per read (net.Socket's default): at 100 MB/s
- * those buffers and the garbage collection behind them cost the worker more CPU than the bytes.
+ * Bytes read from the engine per read(2), into this one buffer again and again: a fresh 64 KiB
+ * buffer per read (net.Socket's default) and its garbage cost more CPU than the bytes
+ * (BENCHMARKS.md, "raw socket").
  */
 const READ_BUFFER_BYTES = 256 * 1024;
 /**
- * After a read that found less than a quarter of the buffer (the worker keeps up with the
- * engine, which writes frames of at most 32 KiB), the next read waits this long, so it takes
- * several frames at once. Measured at 500 MB of output: ~23,000 reads of ~22 KiB each without,
- * and the worker's main thread ~1.3–1.7 s of CPU against ~0.6–1.0 s with; the engine's socket
- * holds ~200 KiB, so it rarely has to wait for us, and a large read never waits.
+ * After a read that found less than a quarter of the buffer, the next read waits this long, so
+ * it takes several of the engine's (≤ 32 KiB) frames in one wake-up instead of one each; the
+ * engine's socket buffer is large enough that it rarely waits for us (BENCHMARKS.md).
  */
 const COALESCE_MS = 2;
 

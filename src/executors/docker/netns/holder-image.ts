@@ -4,7 +4,7 @@ import type Dockerode from 'dockerode';
 import { imagePresent, loadFailure, readLoadResponse } from '../image.js';
 
 /**
- * The image of the network-namespace holders (see netns-holders.ts): one static program that
+ * The image of the network-namespace holders (see holders.ts): one static program that
  * sleeps for a fixed time and exits. Written here byte by byte, so a worker needs no registry,
  * no tarball and no compiler to make it. Only x86-64 engines get one; elsewhere every job gets
  * a fresh namespace as before.

@@ -6,9 +6,8 @@ import { ensureHolderImage, HOLDER_ENTRYPOINT } from './holder-image.js';
 /**
  * Network namespaces for jobs without network, made once and used by one job after another.
  *
- * A fresh network namespace is most of what a trivial container costs the host (the kernel
- * tears each one down in a worker thread: on a 2-core machine about 40 % of the CPU a
- * `docker run --network none true` takes). A holder is a tiny container with no network whose
+ * A fresh network namespace is most of what a trivial container costs the host (a setup hook
+ * in dockerd and the kernel's teardown; BENCHMARKS.md, "holder"). A holder is a tiny container with no network whose
  * only process sleeps; a job joins its namespace (`container:<holder>`), which holds nothing
  * but loopback. A holder serves one job at a time, so jobs never share a namespace while they
  * run; its /etc/hosts, /etc/hostname and /etc/resolv.conf are bound read-only into the job, so

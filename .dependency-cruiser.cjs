@@ -1,0 +1,95 @@
+/**
+ * The import rules of DESIGN.md's layout table, checked by `npm run depcheck` (and so by `npm test`):
+ * cli → server/gateway → worker → policy/executors → jobs, no cycles, and each runtime folder on
+ * its own behind the contract in src/executors/executor.ts.
+ */
+
+/** Every runtime folder under src/executors/ (docker/ now; podman/ and singularity/ later). */
+const RUNTIME = '^src/executors/([^/]+)/';
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'A cycle makes two modules one concern: split out what both need.',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'jobs-imports-only-jobs',
+      severity: 'error',
+      comment: 'src/jobs is the job contract that producers use as a library: nothing of ours but itself.',
+      from: { path: '^src/jobs/' },
+      to: { path: '^src/', pathNot: '^src/jobs/' },
+    },
+    {
+      name: 'contract-imports-only-job-types',
+      severity: 'error',
+      comment:
+        'src/executors/executor.ts is the runtime-neutral contract: it may name src/jobs types, nothing else of ours.',
+      from: { path: '^src/executors/executor\\.ts$' },
+      to: { path: '^src/', pathNot: '^src/jobs/' },
+    },
+    {
+      name: 'contract-imports-jobs-as-types',
+      severity: 'error',
+      comment: 'The contract takes only types from src/jobs (`import type`), so it carries no code.',
+      from: { path: '^src/executors/executor\\.ts$' },
+      to: { path: '^src/jobs/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'runtimes-stay-apart',
+      severity: 'error',
+      comment: 'A runtime folder never imports another: each stands alone behind executor.ts.',
+      from: { path: RUNTIME },
+      to: { path: '^src/executors/[^/]+/', pathNot: '^src/executors/$1/' },
+    },
+    {
+      name: 'runtimes-import-contract-and-jobs',
+      severity: 'error',
+      comment:
+        'A runtime folder implements executor.ts with help from src/jobs, and uses nothing else of ours (not index.ts).',
+      from: { path: RUNTIME },
+      to: { path: '^src/', pathNot: ['^src/executors/executor\\.ts$', '^src/jobs/', '^src/executors/$1/'] },
+    },
+    {
+      name: 'executors-below-worker',
+      severity: 'error',
+      comment:
+        'Executors are driven by the worker and never reach up into it (or into policy, server, gateway, cli).',
+      from: { path: '^src/executors/' },
+      to: { path: '^src/(worker|policy|server|gateway|cli)/' },
+    },
+    {
+      name: 'policy-imports-only-jobs',
+      severity: 'error',
+      comment: 'src/policy is a pure check of a spec: it sees src/jobs and itself only.',
+      from: { path: '^src/policy/' },
+      to: { path: '^src/', pathNot: ['^src/policy/', '^src/jobs/'] },
+    },
+    {
+      name: 'worker-below-server-and-cli',
+      severity: 'error',
+      comment: 'The worker is used by the HTTP pieces and the CLI, never the other way round.',
+      from: { path: '^src/worker/' },
+      to: { path: '^src/(server|gateway|cli)/' },
+    },
+    {
+      name: 'server-gateway-below-cli',
+      severity: 'error',
+      comment:
+        'server/ and gateway/ consume the worker and the executor contract; only the CLI sits above them.',
+      from: { path: '^src/(server|gateway)/' },
+      to: { path: '^src/(cli|worker/(run|output|recovery))/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    includeOnly: '^src/',
+    // `import type` counts too, so a cycle or a wrong-way type import is caught.
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+  },
+};
