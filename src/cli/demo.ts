@@ -4,12 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import Dockerode from 'dockerode';
 import { pino } from 'pino';
+import { openRuntime } from '../executors/index.js';
 import { StevedoreClient } from '../jobs/client.js';
 import { loadConfig } from '../worker/config.js';
 import { startWorker } from '../worker/worker.js';
-import { requireDockerEngine } from './engine-check.js';
 import { parse } from './options.js';
 
 const run = promisify(execFile);
@@ -34,7 +33,8 @@ export async function demoCommand(args: string[]): Promise<number> {
     console.log(DEMO_HELP);
     return 0;
   }
-  await requireDockerEngine(new Dockerode());
+  // One clear line, before anything is started or submitted, when no engine answers.
+  await (await openRuntime('docker')).close();
   const stateDir = await mkdtemp(join(tmpdir(), 'stevedore-demo-'));
   const config = {
     ...loadConfig(process.env, { STEVEDORE_STATE_DIR: stateDir }),

@@ -1,8 +1,6 @@
-import Dockerode from 'dockerode';
 import { pino } from 'pino';
 import { loadConfig } from '../worker/config.js';
 import { startWorker } from '../worker/worker.js';
-import { requireDockerEngine } from './engine-check.js';
 import { parse } from './options.js';
 import { WORKER_HELP } from './usage.js';
 
@@ -56,7 +54,6 @@ export async function workerCommand(args: string[]): Promise<number> {
     if (typeof value === 'string') overrides[variable] = value;
   }
   const config = loadConfig(process.env, overrides);
-  if (config.runtime === 'docker') await requireDockerEngine(new Dockerode());
   const logger = pino({ level: config.logLevel });
   const handle = await startWorker(config, { logger });
   return new Promise<number>((resolve) => {

@@ -137,7 +137,7 @@ describe('stevedore CLI', () => {
       expect(String(r.stderr).split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(
         new RegExp(
-          `^stevedore: no Docker engine at unix://${dir}/no-such-docker\\.sock \\(connect ENOENT .*\\): start one with \`sudo (dockerd|systemctl start docker)`,
+          `^stevedore: runtime docker is not available: no Docker engine at unix://${dir}/no-such-docker\\.sock \\(connect ENOENT .*\\): start one with \`sudo (dockerd|systemctl start docker)`,
         ),
       );
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { engineAddress, engineUnreachableMessage } from '../../src/cli/engine-check.js';
+import { engineAddress, engineUnreachableMessage } from '../../src/executors/docker/engine-check.js';
 
 const failure = (code: string, message: string): NodeJS.ErrnoException =>
   Object.assign(new Error(message), { code });

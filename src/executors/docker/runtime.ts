@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs';
 import Dockerode from 'dockerode';
 import { RuntimeUnavailableError } from '../../jobs/errors.js';
 import { LABELS } from '../../jobs/names.js';
 import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../executor.js';
+import type { ModemSettings } from './attach/raw-attach.js';
 import { JobCgroups } from './cgroup.js';
-import { cleanEngineMessage, isAlreadyInState, isGone } from './errors.js';
+import { engineAddress, engineUnreachableMessage } from './engine-check.js';
+import { isAlreadyInState, isGone } from './errors.js';
 import { DockerEvents } from './events.js';
 import { DockerImages } from './image.js';
 import { HOLDER_LABEL, type NetnsHolderOptions, NetnsHolders } from './netns/holders.js';
@@ -84,10 +87,11 @@ export class DockerRuntime implements ContainerRuntime {
       const ping = this.docker.ping as unknown as (options: { abortSignal: AbortSignal }) => Promise<unknown>;
       await ping.call(this.docker, { abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) });
     } catch (error) {
-      const where = describeEndpoint(this.docker);
+      const address = await engineAddress(this.docker.modem as ModemSettings);
+      const systemd = existsSync('/run/systemd/system');
       throw new RuntimeUnavailableError(
         'docker',
-        `the Docker engine at ${where} did not answer (${cleanEngineMessage((error as Error).message ?? String(error))}); start dockerd (as root: dockerd &, or systemctl start docker) or point DOCKER_HOST at a running engine`,
+        engineUnreachableMessage(address, error as NodeJS.ErrnoException, systemd),
         { cause: error },
       );
     }
@@ -138,12 +142,4 @@ export class DockerRuntime implements ContainerRuntime {
     this.events.close();
     await this.holders?.close();
   }
-}
-
-/** Where the client talks to, for the unavailable message; never carries credentials. */
-function describeEndpoint(docker: Dockerode): string {
-  const modem = docker.modem as unknown as { socketPath?: unknown; host?: unknown; port?: unknown };
-  if (typeof modem.socketPath === 'string') return modem.socketPath;
-  if (typeof modem.host === 'string') return `${modem.host}:${String(modem.port ?? '')}`;
-  return 'the default socket (/var/run/docker.sock)';
 }

@@ -1,9 +1,4 @@
-import { existsSync } from 'node:fs';
-import type Dockerode from 'dockerode';
-import type { ModemSettings } from '../executors/docker/attach/raw-attach.js';
-
-/** How long the engine gets to answer a ping at start before we call it unreachable. */
-const PING_TIMEOUT_MS = 5_000;
+import type { ModemSettings } from './attach/raw-attach.js';
 
 /** Where dockerode reaches the engine (the default socket, or DOCKER_HOST as docker-modem read it). */
 export async function engineAddress(modem: ModemSettings): Promise<string> {
@@ -36,31 +31,5 @@ export function engineUnreachableMessage(
       return `the Docker engine at ${address} does not let this user in ${said}: run as root, or join the docker group (\`sudo usermod -aG docker $USER\`, then log in again)`;
     default:
       return `the Docker engine at ${address} did not answer ${said}: check that dockerd runs (${start}), or set DOCKER_HOST to a running engine`;
-  }
-}
-
-/**
- * Fails with one clear line when no Docker engine answers, before anything is started or
- * submitted (`stevedore worker`, `stevedore demo`); otherwise every job would fail as infra.
- */
-export async function requireDockerEngine(docker: Dockerode): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      docker.ping(),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer within ${PING_TIMEOUT_MS} ms`)),
-          PING_TIMEOUT_MS,
-        );
-      }),
-    ]);
-  } catch (error) {
-    const address = await engineAddress(docker.modem as ModemSettings);
-    throw new Error(
-      engineUnreachableMessage(address, error as NodeJS.ErrnoException, existsSync('/run/systemd/system')),
-    );
-  } finally {
-    clearTimeout(timer);
   }
 }
