@@ -31,6 +31,7 @@ export async function openRuntime(
       const runtime = new DockerRuntime(options.docker);
       try {
         await runtime.checkAvailable();
+        await runtime.tidy();
       } catch (error) {
         await runtime.close();
         throw error;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readdir, readFile, rmdir } from 'node:fs/promises';
+import { readdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { FinalUsage } from '../executor.js';
@@ -8,6 +8,8 @@ import type { FinalUsage } from '../executor.js';
 const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
 /** Parent of every job's own cgroup; the engine creates both levels when the container starts. */
 const PARENT_PREFIX = '/stevedore';
+/** A parent younger than this may belong to a container the engine is starting right now. */
+const SWEEP_MIN_AGE_MS = 60_000;
 
 /** How the engine lays out cgroups, from its `docker info`. */
 interface CgroupLayout {
@@ -147,6 +149,39 @@ export class JobCgroups {
       blockIoBytes: io === null ? null : parseIoStatBytes(io),
       missing: missing.length > 0 ? missing.join('; ') : null,
     };
+  }
+
+  /**
+   * Removes per-job parents that their containers left behind when someone other than their
+   * executor removed them (reconcile, `docker rm`, an engine restart). The kernel refuses to
+   * remove a cgroup that still holds a container, so only empty ones go. Resolves with how many.
+   */
+  async sweep(minAgeMs = SWEEP_MIN_AGE_MS): Promise<number> {
+    const layout = await this.engineLayout();
+    if (layout?.driver !== 'cgroupfs') return 0;
+    const bases =
+      layout.version === 2
+        ? [join(this.root, PARENT_PREFIX)]
+        : (await readdir(this.root).catch(() => [] as string[])).map((c) =>
+            join(this.root, c, PARENT_PREFIX),
+          );
+    let removed = 0;
+    for (const base of bases) {
+      for (const name of await readdir(base).catch(() => [] as string[])) {
+        if (!this.owns(`${PARENT_PREFIX}/${name}`)) continue;
+        const dir = join(base, name);
+        const made = await stat(dir).catch(() => null);
+        if (!made || Date.now() - made.mtimeMs < minAgeMs) continue;
+        if (
+          await rmdir(dir).then(
+            () => true,
+            () => false,
+          )
+        )
+          removed += 1;
+      }
+    }
+    return removed;
   }
 
   /** Removes the parent cgroup (in every hierarchy on v1) once its container is gone. */

@@ -127,13 +127,24 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async removeContainer(id: string): Promise<void> {
+    const container = this.docker.getContainer(id);
+    const parent = await container.inspect().then(
+      (info) => info.HostConfig.CgroupParent,
+      () => undefined,
+    );
     try {
-      await this.docker.getContainer(id).remove({ force: true, v: true });
+      await container.remove({ force: true, v: true });
     } catch (error) {
       // Gone already, or its removal is under way (409): either way it will not be there.
-      if (isGone(error) || isAlreadyInState(error)) return;
-      throw error;
+      if (!isGone(error) && !isAlreadyInState(error)) throw error;
     }
+    // Its per-job parent cgroup would outlive it otherwise; an empty directory left is harmless.
+    if (this.cgroups.owns(parent)) await this.cgroups.remove(parent).catch(() => undefined);
+  }
+
+  /** Housekeeping when a worker opens the runtime: parent cgroups that removed containers left. */
+  async tidy(): Promise<void> {
+    await this.cgroups.sweep().catch(() => 0);
   }
 
   async close(): Promise<void> {
