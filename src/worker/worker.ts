@@ -2,11 +2,12 @@ import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullm
 import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
 import { connect, throttled } from '../jobs/connection.js';
-import { ImageUnavailableError, InvalidSpecError } from '../jobs/errors.js';
+import { ImageUnavailableError } from '../jobs/errors.js';
 import { KEEP_FINISHED_SECONDS, keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
-import { containerLabels, containerName, jobIdProblems, logDirOf } from '../jobs/names.js';
-import { type JobResult, resultWithoutRun } from '../jobs/result.js';
-import { type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
+import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
+import type { JobResult } from '../jobs/result.js';
+import type { JobSpecInput } from '../jobs/spec.js';
+import { admitJob } from './admission.js';
 import { listenForCancels } from './cancel-listener.js';
 import type { WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
@@ -17,7 +18,6 @@ import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/hi
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
 import { type FinishedAs, FinishedRetention } from './retention.js';
 import { runJob, type StopReason } from './run/run.js';
-import { checkJobRuntime } from './runtime-check.js';
 
 export interface WorkerDeps {
   logger?: Logger;
@@ -52,7 +52,12 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       ...deps.runtimeOptions?.docker,
     },
   });
-  const embedded = config.redisUrl ? undefined : await startEmbeddedRedis(config.stateDir, logger);
+  const embedded = config.redisUrl
+    ? undefined
+    : await startEmbeddedRedis(config.stateDir, logger).catch(async (error: unknown) => {
+        await runtime.close(); // nothing else is open yet
+        throw error;
+      });
   const redisUrl = config.redisUrl ?? (embedded?.url as string);
   const address: QueueAddress = { queue: config.queue, prefix: config.prefix };
   const onRedisError = throttled((error) =>
@@ -104,37 +109,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     const jobId = job.id as string;
     const attempt = job.attemptsMade + 1;
     const log = logger.child({ jobId, attempt });
-    const rejectAsInvalid = async (message: string): Promise<never> => {
-      await writeSideResult(
-        resultWithoutRun({
-          jobId,
-          data: job.data,
-          state: 'Failed',
-          reason: 'invalid',
-          attempt,
-          worker: workerInfo,
-          error: { phase: 'validating', message },
-        }),
-      );
-      throw new UnrecoverableError(message);
-    };
-    // A producer other than StevedoreClient may enqueue ids the client would refuse.
-    const idProblems = jobIdProblems(jobId, 'queued');
-    if (idProblems.length > 0) {
-      log.warn({ problems: idProblems }, 'invalid job id');
-      await rejectAsInvalid(
-        `validating: job id ${JSON.stringify(jobId)} ${idProblems.join(', ')}; submit the job again with an id that has none of these`,
-      );
-    }
-    let spec: ReturnType<typeof parseJobSpec>;
-    try {
-      spec = parseJobSpec(job.data);
-      checkJobRuntime(spec, runtime.kind);
-    } catch (error) {
-      if (!(error instanceof InvalidSpecError)) throw error;
-      log.warn({ issues: error.issues }, 'invalid job spec');
-      return rejectAsInvalid(error.message);
-    }
+    const spec = await admitJob(job, { runtime: runtime.kind, worker: workerInfo, log, writeSideResult });
     const controller = new AbortController();
     runs.set(jobId, controller);
     // BullMQ's own signal (worker.cancelJob / cancelAllJobs) stops the run too.

@@ -1,0 +1,56 @@
+import { type Job, UnrecoverableError } from 'bullmq';
+import type { Logger } from 'pino';
+import type { RuntimeKind } from '../executors/index.js';
+import { InvalidSpecError } from '../jobs/errors.js';
+import { jobIdProblems } from '../jobs/names.js';
+import { type JobResult, resultWithoutRun } from '../jobs/result.js';
+import { type JobSpec, type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
+import { checkJobRuntime } from './runtime-check.js';
+
+export interface AdmissionContext {
+  runtime: RuntimeKind;
+  worker: { host: string; id: string };
+  log: Logger;
+  /** Stores a result for a job that BullMQ fails without a return value. */
+  writeSideResult: (result: JobResult) => Promise<void>;
+}
+
+/**
+ * The job as this worker may run it: its id as the client would take it, its spec valid and
+ * for this worker's runtime. Anything else is failed for good (UnrecoverableError) with an
+ * `invalid` result naming every problem, and never reaches a runtime.
+ */
+export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: AdmissionContext): Promise<JobSpec> {
+  const jobId = job.id as string;
+  const reject = async (message: string): Promise<never> => {
+    await ctx.writeSideResult(
+      resultWithoutRun({
+        jobId,
+        data: job.data,
+        state: 'Failed',
+        reason: 'invalid',
+        attempt: job.attemptsMade + 1,
+        worker: ctx.worker,
+        error: { phase: 'validating', message },
+      }),
+    );
+    throw new UnrecoverableError(message);
+  };
+  // A producer other than StevedoreClient may enqueue ids the client would refuse.
+  const idProblems = jobIdProblems(jobId, 'queued');
+  if (idProblems.length > 0) {
+    ctx.log.warn({ problems: idProblems }, 'invalid job id');
+    return reject(
+      `validating: job id ${JSON.stringify(jobId)} ${idProblems.join(', ')}; submit the job again with an id that has none of these`,
+    );
+  }
+  try {
+    const spec = parseJobSpec(job.data);
+    checkJobRuntime(spec, ctx.runtime);
+    return spec;
+  } catch (error) {
+    if (!(error instanceof InvalidSpecError)) throw error;
+    ctx.log.warn({ issues: error.issues }, 'invalid job spec');
+    return reject(error.message);
+  }
+}
