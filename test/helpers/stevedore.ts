@@ -1,13 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import type { JobSpecInput } from '../../src/jobs/spec.js';
 import { loadConfig, type WorkerConfig } from '../../src/worker/config.js';
 import { startWorker, type WorkerDeps, type WorkerHandle } from '../../src/worker/worker.js';
 import { TEST_IMAGE, testImageTarball } from './docker.js';
-import type { TestRedis } from './redis.js';
+import { TestRedis } from './redis.js';
 
 let counter = 0;
 
@@ -68,6 +70,55 @@ export class Harness {
     for (const c of this.clients.splice(0)) await c.close();
     for (const d of this.dirs.splice(0)) await rm(d, { recursive: true, force: true });
   }
+}
+
+/** What a worker test file runs against; each field is there once its hook has run. */
+export interface TestWorld {
+  /** The file's private redis-server. */
+  readonly redis: TestRedis;
+  /** A plain connection to it, for looking at keys. */
+  readonly raw: Redis;
+  /** This test's worker and client harness (its own queue and log dir). */
+  readonly h: Harness;
+}
+
+/**
+ * Registers the usual hooks of a worker test file: one Redis (and a plain connection) for the
+ * file, a fresh Harness for each test, each closed after it.
+ */
+export function useTestWorld(): TestWorld {
+  let redis: TestRedis | undefined;
+  let raw: Redis | undefined;
+  let h: Harness | undefined;
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    raw = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    raw?.disconnect();
+    await redis?.close();
+  });
+  beforeEach(() => {
+    h = new Harness(redis as TestRedis);
+  });
+  afterEach(async () => {
+    await h?.close();
+  });
+  const ready = <T>(value: T | undefined, name: string): T => {
+    if (value === undefined) throw new Error(`the test world's ${name} is used before its hook ran`);
+    return value;
+  };
+  return {
+    get redis() {
+      return ready(redis, 'redis');
+    },
+    get raw() {
+      return ready(raw, 'raw');
+    },
+    get h() {
+      return ready(h, 'h');
+    },
+  };
 }
 
 /** Polls `probe` until it is truthy; fails after `timeoutMs`. */

@@ -1,30 +1,15 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
+import { describe, expect, it } from 'vitest';
+import { busybox, untilRunning, useTestWorld } from '../helpers/stevedore.js';
 
 /** Well under the default 10 s grace: the stop did not wait it out. */
 const QUICK_STOP_MS = 2_000;
 
 describe('jobs run under the engine init by default', () => {
-  let redis: TestRedis;
-  let h: Harness;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-  });
-  afterAll(async () => {
-    await redis.close();
-  });
-  beforeEach(() => {
-    h = new Harness(redis);
-  });
-  afterEach(async () => {
-    await h.close();
-  });
+  const world = useTestWorld();
 
   it('cancelling a running `sleep 60` with default settings completes in under 2 s', async () => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     const { id } = await client.submit(busybox(['sleep', '60']));
     await untilRunning(client, id);
     expect(await client.cancel(id)).toBe('cancelling');
@@ -34,8 +19,8 @@ describe('jobs run under the engine init by default', () => {
   });
 
   it('a program that traps SIGTERM gets it first and finishes its handler before SIGKILL', async () => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     const { id } = await client.submit(
       busybox(
         [
@@ -56,8 +41,8 @@ describe('jobs run under the engine init by default', () => {
   });
 
   it('with init: false the command is PID 1; by default it is not', async () => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     const withInit = await client.submit(busybox(['sh', '-c', 'echo $$']));
     const bare = await client.submit(busybox(['sh', '-c', 'echo $$'], { init: false }));
     const [a, b] = await Promise.all([

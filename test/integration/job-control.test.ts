@@ -1,34 +1,19 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import { DEFAULT_PREFIX, keys } from '../../src/jobs/keys.js';
 import { labelFilters } from '../../src/jobs/names.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
+import { busybox, untilRunning, useTestWorld } from '../helpers/stevedore.js';
 
 describe('job control', () => {
-  let redis: TestRedis;
-  let h: Harness;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-  });
-  afterAll(async () => {
-    await redis.close();
-  });
-  beforeEach(() => {
-    h = new Harness(redis);
-  });
-  afterEach(async () => {
-    await h.close();
-  });
+  const world = useTestWorld();
 
   it('cancels a waiting job: removed, result Cancelled, no container', async () => {
-    const client = h.client();
-    const creates = await watchCreates(testDocker(), labelFilters(h.queue));
+    const client = world.h.client();
+    const creates = await watchCreates(testDocker(), labelFilters(world.h.queue));
     const { id } = await client.submit(busybox(['true']), { delay: 60_000 });
     expect(await client.getResult(id)).toBeNull();
     expect(await client.cancel(id)).toBe('cancelled');
@@ -39,11 +24,11 @@ describe('job control', () => {
       exitCode: null,
       containerId: null,
     });
-    await h.worker();
+    await world.h.worker();
     // Make it due now, as if its delay had passed, then run a probe job behind it: once the probe
     // is done the worker has had its chance at the cancelled one (a 300 ms pause proved nothing).
-    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const queue = new Queue(h.queue, { connection, prefix: DEFAULT_PREFIX });
+    const connection = new Redis(world.redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(world.h.queue, { connection, prefix: DEFAULT_PREFIX });
     await queue.promoteJobs();
     await queue.close();
     await connection.quit();
@@ -53,15 +38,15 @@ describe('job control', () => {
   });
 
   it('cancels an active job from another process within 2 s', async () => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     const { id } = await client.submit(
       busybox(['sh', '-c', 'trap "exit 143" TERM; echo started; while true; do sleep 0.1; done'], {
         stopGraceSeconds: 5,
       }),
     );
     await untilRunning(client, id);
-    const canceller = new StevedoreClient({ redis: redis.url, queue: h.queue });
+    const canceller = new StevedoreClient({ redis: world.redis.url, queue: world.h.queue });
     const t0 = Date.now();
     try {
       expect(await canceller.cancel(id)).toBe('cancelling');
@@ -82,15 +67,15 @@ describe('job control', () => {
   });
 
   it('a job whose cancel is recorded before a worker takes it never starts a container', async () => {
-    const client = h.client();
-    const creates = await watchCreates(testDocker(), labelFilters(h.queue));
+    const client = world.h.client();
+    const creates = await watchCreates(testDocker(), labelFilters(world.h.queue));
     const { id } = await client.submit(busybox(['sh', '-c', 'echo should-not-run']));
     // The durable flag is what cancel() records first; a worker that takes the job checks it
     // before creating and again before starting the container.
-    const raw = new Redis(redis.url);
-    await raw.set(keys.cancel({ prefix: 'bull', queue: h.queue }, id), '1');
+    const raw = new Redis(world.redis.url);
+    await raw.set(keys.cancel({ prefix: 'bull', queue: world.h.queue }, id), '1');
     await raw.quit();
-    await h.worker();
+    await world.h.worker();
     const result = await client.waitForResult(id, { timeoutMs: 10_000 });
     expect(result).toMatchObject({
       state: 'Cancelled',
@@ -102,8 +87,8 @@ describe('job control', () => {
   });
 
   it('cancel racing the start: whichever wins, no output and a Cancelled result', async () => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     for (let i = 0; i < 5; i++) {
       const { id } = await client.submit(
         busybox(['sh', '-c', 'sleep 2; echo finished'], { stopGraceSeconds: 0 }),
@@ -117,8 +102,8 @@ describe('job control', () => {
   });
 
   it('stops a job at its max run time: Cancelled, reason timeout', async () => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     const { id } = await client.submit(
       // Without an init, sleep (PID 1) ignores SIGTERM, so the grace ends in our SIGKILL.
       busybox(['sleep', '30'], { maxRunTimeSeconds: 1, stopGraceSeconds: 0.2, init: false }),
@@ -135,8 +120,8 @@ describe('job control', () => {
   });
 
   it('a max run time that runs out before the container starts means it never starts', async () => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     // 1 ms: over before the engine has even created the container.
     const { id } = await client.submit(busybox(['echo', 'ran'], { maxRunTimeSeconds: 0.001 }));
     const result = await client.waitForResult(id, { timeoutMs: 15_000 });
@@ -145,8 +130,8 @@ describe('job control', () => {
   });
 
   it('graceful shutdown puts a running job back without spending an attempt; a second worker completes it', async () => {
-    const first = await h.worker({ shutdownGraceMs: 300 });
-    const client = h.client();
+    const first = await world.h.worker({ shutdownGraceMs: 300 });
+    const client = world.h.client();
     const { id } = await client.submit(
       busybox(['sh', '-c', 'if [ -f /tmp/x ]; then :; fi; echo run; sleep 2; echo done'], {
         stopGraceSeconds: 0,
@@ -156,7 +141,7 @@ describe('job control', () => {
     await untilRunning(client, id);
     await first.close();
     expect(await client.getResult(id)).toBeNull();
-    const second = await h.worker();
+    const second = await world.h.worker();
     const result = await client.waitForResult(id, { timeoutMs: 20_000 });
     expect(result).toMatchObject({ state: 'Complete', exitCode: 0, attempt: 1 });
     expect(result.stdout.tail).toBe('run\ndone\n');
@@ -165,10 +150,10 @@ describe('job control', () => {
 
   it('two workers on one queue run each of 50 jobs exactly once', async () => {
     const since = Date.now();
-    const creates = await watchCreates(testDocker(), labelFilters(h.queue));
-    await h.worker({ concurrency: 2 });
-    await h.worker({ concurrency: 2 });
-    const client = h.client();
+    const creates = await watchCreates(testDocker(), labelFilters(world.h.queue));
+    await world.h.worker({ concurrency: 2 });
+    await world.h.worker({ concurrency: 2 });
+    const client = world.h.client();
     const ids = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
         client.submit(busybox(['echo', `job-${i}`]), { jobId: `job-${i}-${since}` }),
@@ -185,13 +170,13 @@ describe('job control', () => {
   });
 
   it('a result outlives the worker that wrote it', async () => {
-    const worker = await h.worker();
-    const client = h.client();
+    const worker = await world.h.worker();
+    const client = world.h.client();
     const { id } = await client.submit(busybox(['sh', '-c', 'echo kept; exit 3']));
     const result = await client.waitForResult(id, { timeoutMs: 15_000 });
     await worker.close();
-    await redis.restart();
-    const later = new StevedoreClient({ redis: redis.url, queue: h.queue });
+    await world.redis.restart();
+    const later = new StevedoreClient({ redis: world.redis.url, queue: world.h.queue });
     try {
       expect(await later.getResult(id)).toEqual(result);
       await expect(later.getResult('no-such-job')).rejects.toThrow(/unknown job "no-such-job"/);

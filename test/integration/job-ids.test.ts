@@ -1,32 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Queue } from 'bullmq';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness } from '../helpers/stevedore.js';
+import { describe, expect, it } from 'vitest';
+import { busybox, useTestWorld } from '../helpers/stevedore.js';
 
 describe('job ids', () => {
-  let redis: TestRedis;
-  let h: Harness;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-  });
-  afterAll(async () => {
-    await redis.close();
-  });
-  beforeEach(() => {
-    h = new Harness(redis);
-  });
-  afterEach(async () => {
-    await h.close();
-  });
+  const world = useTestWorld();
 
   it('fails a job a foreign producer enqueued with an id the client refuses, as invalid', async () => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     // BullMQ itself lets these through: a three-part id with ':' and digits with a leading zero.
-    const producer = new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } });
+    const producer = new Queue(world.h.queue, { connection: { host: '127.0.0.1', port: world.redis.port } });
     try {
       for (const id of ['a:b:c', '007']) {
         await producer.add('run', busybox(['true']), { jobId: id, attempts: 3 });
@@ -43,8 +28,8 @@ describe('job ids', () => {
   });
 
   it('gives a/b, a_b and .. log directories of their own', async () => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     const ids = ['a/b', 'a_b', '..', 'x'];
     for (const id of ids) await client.submit(busybox(['echo', `I am ${id}`]), { jobId: id });
     const results = await Promise.all(ids.map((id) => client.waitForResult(id, { timeoutMs: 30_000 })));

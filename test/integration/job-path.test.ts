@@ -1,30 +1,15 @@
 import { readFile } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { labelFilters } from '../../src/jobs/names.js';
 import { testDocker } from '../helpers/docker.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness } from '../helpers/stevedore.js';
+import { busybox, useTestWorld } from '../helpers/stevedore.js';
 
 describe('job path: submit → worker → container → result', () => {
-  let redis: TestRedis;
-  let h: Harness;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-  });
-  afterAll(async () => {
-    await redis.close();
-  });
-  beforeEach(() => {
-    h = new Harness(redis);
-  });
-  afterEach(async () => {
-    await h.close();
-  });
+  const world = useTestWorld();
 
   it.each([0, 1, 42])('reports exit code %i as a Complete result with tails', async (code) => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     const { id } = await client.submit(
       busybox(['sh', '-c', `echo out-${code}; echo err-${code} >&2; exit ${code}`], {
         labels: { team: 'qa' },
@@ -47,7 +32,7 @@ describe('job path: submit → worker → container → result', () => {
     });
     expect(result.runtime).toMatch(/^docker /);
     expect(result.containerId).toMatch(/^[0-9a-f]{64}$/);
-    expect(result.worker?.id).toBe(h.workers[0]?.id);
+    expect(result.worker?.id).toBe(world.h.workers[0]?.id);
     expect(result.phases).toHaveProperty('running');
     expect(await readFile(result.stdout.path as string, 'utf8')).toBe(`out-${code}\n`);
     expect(await client.getResult(id)).toEqual(result);
@@ -65,7 +50,7 @@ describe('job path: submit → worker → container → result', () => {
     const left = async () =>
       testDocker().listContainers({
         all: true,
-        filters: { label: labelFilters(h.queue, id) },
+        filters: { label: labelFilters(world.h.queue, id) },
       });
     for (let i = 0; i < 100 && (await left()).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect((await left()).map((c) => `${c.Id.slice(0, 12)} ${c.State} ${c.Status}`)).toEqual([]);

@@ -1,35 +1,16 @@
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UnknownJobError } from '../../src/jobs/errors.js';
 import { keys } from '../../src/jobs/keys.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, until } from '../helpers/stevedore.js';
+import { busybox, until, useTestWorld } from '../helpers/stevedore.js';
 
 describe('finished jobs kept by count', () => {
-  let redis: TestRedis;
-  let raw: Redis;
-  let h: Harness;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    raw = new Redis(redis.url);
-  });
-  afterAll(async () => {
-    raw.disconnect();
-    await redis.close();
-  });
-  beforeEach(() => {
-    h = new Harness(redis);
-  });
-  afterEach(async () => {
-    await h.close();
-  });
+  const world = useTestWorld();
 
   it('keeps the newest STEVEDORE_KEEP_FINISHED of each kind, with their side keys, and drops the rest', async () => {
-    await h.worker({ keepFinished: 2, concurrency: 1 });
-    const client = h.client();
-    const address = { prefix: 'bull', queue: h.queue };
+    await world.h.worker({ keepFinished: 2, concurrency: 1 });
+    const client = world.h.client();
+    const address = { prefix: 'bull', queue: world.h.queue };
     const sideKeys = (id: string): string[] => [
       keys.output(address, id, 'stdout'),
       keys.output(address, id, 'events'),
@@ -43,7 +24,7 @@ describe('finished jobs kept by count', () => {
       completed.push(id);
     }
     // The client refuses an invalid spec: enqueue them as a foreign producer would.
-    const producer = new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } });
+    const producer = new Queue(world.h.queue, { connection: { host: '127.0.0.1', port: world.redis.port } });
     const failed = ['bad-0', 'bad-1', 'bad-2'];
     try {
       for (const id of failed) {
@@ -56,10 +37,10 @@ describe('finished jobs kept by count', () => {
     const [oldest, ...newest] = completed;
     await expect(client.getResult(oldest as string)).rejects.toThrow(UnknownJobError);
     // Trimmed right after BullMQ stored the newest job's result, off the job's path.
-    await until(async () => (await raw.exists(...sideKeys(oldest as string))) === 0, 5_000);
+    await until(async () => (await world.raw.exists(...sideKeys(oldest as string))) === 0, 5_000);
     for (const id of newest) {
       expect((await client.getResult(id))?.state).toBe('Complete');
-      expect(await raw.exists(keys.output(address, id, 'stdout'))).toBe(1);
+      expect(await world.raw.exists(keys.output(address, id, 'stdout'))).toBe(1);
     }
     const [oldestFailed, ...newestFailed] = failed;
     await expect(client.getResult(oldestFailed as string)).rejects.toThrow(UnknownJobError);

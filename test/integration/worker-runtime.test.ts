@@ -1,38 +1,23 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RuntimeUnavailableError } from '../../src/jobs/errors.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness } from '../helpers/stevedore.js';
+import { busybox, useTestWorld } from '../helpers/stevedore.js';
 
 /** The worker runs its jobs on the runtime it is told to, or not at all: never silently on another. */
 describe("the worker's runtime", () => {
-  let redis: TestRedis;
-  let h: Harness;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-  });
-  afterAll(async () => {
-    await redis.close();
-  });
-  beforeEach(() => {
-    h = new Harness(redis);
-  });
-  afterEach(async () => {
-    await h.close();
-  });
+  const world = useTestWorld();
 
   it('a worker told to run singularity, which this host cannot, fails at start saying what to do', async () => {
-    const started = h.worker({ runtime: 'singularity' });
+    const started = world.h.worker({ runtime: 'singularity' });
     await expect(started).rejects.toBeInstanceOf(RuntimeUnavailableError);
     await expect(started).rejects.toThrow(
       /^runtime singularity is not available: .*no Singularity\/Apptainer executor.*STEVEDORE_RUNTIME=docker/,
     );
-    expect(h.workers).toEqual([]);
+    expect(world.h.workers).toEqual([]);
   });
 
   it('a job asking for a runtime this worker does not run fails as invalid, with no container', async () => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     const { id } = await client.submit(busybox(['true'], { runtime: 'singularity' }));
     const result = await client.waitForResult(id, { timeoutMs: 20_000 });
     expect(result).toMatchObject({
