@@ -62,7 +62,7 @@ describe('DockerRuntime', () => {
     const opened = openRuntime('docker', { docker: { client } });
     await expect(opened).rejects.toBeInstanceOf(RuntimeUnavailableError);
     await expect(opened).rejects.toThrow(
-      /^runtime docker is not available: the Docker engine at \/nonexistent\/stevedore-test\/docker.sock did not answer \(.*ENOENT.*\); start dockerd/,
+      /^runtime docker is not available: no Docker engine at unix:\/\/\/nonexistent\/stevedore-test\/docker.sock \(connect ENOENT .*\): start one with `sudo (dockerd|systemctl start docker)/,
     );
   });
 });
