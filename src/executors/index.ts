@@ -104,6 +104,7 @@ export type {
   ExecResult,
   ExecutorSpec,
   ExitDetails,
+  FinalUsage,
   OutputSink,
   Reattachment,
   RuntimeCapabilities,
