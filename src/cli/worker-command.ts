@@ -55,7 +55,18 @@ export async function workerCommand(args: string[]): Promise<number> {
   }
   const config = loadConfig(process.env, overrides);
   const logger = pino({ level: config.logLevel });
-  const handle = await startWorker(config, { logger });
+  // A signal while the worker starts (a compose stop right after up) is held until it has
+  // started, then closes it as usual; without a handler Node would end at once, leaving no cleanup.
+  let early: NodeJS.Signals | undefined;
+  const holdSignal = (signal: NodeJS.Signals): void => {
+    early ??= signal;
+  };
+  process.on('SIGTERM', holdSignal);
+  process.on('SIGINT', holdSignal);
+  const handle = await startWorker(config, { logger }).finally(() => {
+    process.off('SIGTERM', holdSignal);
+    process.off('SIGINT', holdSignal);
+  });
   return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -75,5 +86,6 @@ export async function workerCommand(args: string[]): Promise<number> {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    if (early) onSignal(early);
   });
 }

@@ -143,6 +143,29 @@ describe('stevedore CLI', () => {
     }
   });
 
+  it('a SIGTERM while the worker is still starting is held until it has started, then closes it cleanly', async () => {
+    // Its own state dir, so it starts an embedded Redis first: its first log line comes long
+    // before the worker takes jobs.
+    const stateDir = await mkdtemp(join(tmpdir(), 'stevedore-early-signal-'));
+    const worker = stevedore(['worker', '--log-level', 'info'], {
+      env: { STEVEDORE_QUEUE: h.queue, STEVEDORE_STATE_DIR: stateDir },
+    });
+    try {
+      worker.stdout?.once('data', () => worker.kill('SIGTERM'));
+      const r = await worker;
+      expect(r.signal).toBeUndefined();
+      expect(r.exitCode).toBe(0);
+      const messages = String(r.stdout)
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as { msg: string }).msg);
+      expect(messages.indexOf('worker started')).toBeGreaterThanOrEqual(0);
+      expect(messages.indexOf('worker closed')).toBeGreaterThan(messages.indexOf('worker started'));
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+
   it('a bad configuration stops the worker at start naming the variable', async () => {
     const r = await stevedore(['worker'], { env: { ...env, STEVEDORE_CONCURRENCY: 'lots' } });
     expect(r.exitCode).toBe(2);
