@@ -115,7 +115,7 @@ async function main(): Promise<void> {
   const admin = new Redis(redisServer.url);
   const tarball = await bundledImageTarball();
   const probe = new DockerExecutor({ docker });
-  await probe.loadImage(DEMO_IMAGE, tarball);
+  await probe.loadImage({ image: DEMO_IMAGE, tarballPath: tarball, pullPolicy: 'if-not-present' });
   const spec = { image: DEMO_IMAGE, command: TRIVIAL };
   const noInitSpec = { ...spec, init: false };
   const dockerVersion = await probe.runtime();

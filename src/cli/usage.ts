@@ -50,6 +50,10 @@ environment variable. With no Redis URL, uses the state directory's embedded red
                              loopback-only namespaces; "fresh": one new namespace per job)
   --keep-finished N          STEVEDORE_KEEP_FINISHED (default 1000 completed and 1000 failed jobs
                              kept in Redis with their results and live output; a week at most)
+  --registry-auth FILE       STEVEDORE_REGISTRY_AUTH (default $DOCKER_CONFIG/config.json, else
+                             ~/.docker/config.json): registry credentials, Docker's config.json "auths"
+  --pull-timeout-ms MS       STEVEDORE_PULL_TIMEOUT_MS (default 1800000): a whole image pull
+  --pull-stall-ms MS         STEVEDORE_PULL_STALL_MS (default 60000): a pull with no byte of progress
 
 SIGTERM or SIGINT: stop taking jobs. Default (stop): running jobs may finish within the grace
 period, then are stopped and put back in the queue without spending an attempt. detach (for

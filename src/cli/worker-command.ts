@@ -20,6 +20,9 @@ const WORKER_OPTIONS = {
   'log-driver': { type: 'string' },
   netns: { type: 'string' },
   'keep-finished': { type: 'string' },
+  'registry-auth': { type: 'string' },
+  'pull-timeout-ms': { type: 'string' },
+  'pull-stall-ms': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -40,6 +43,9 @@ const FLAG_ENV: Record<string, string> = {
   'log-driver': 'STEVEDORE_LOG_DRIVER',
   netns: 'STEVEDORE_NETNS',
   'keep-finished': 'STEVEDORE_KEEP_FINISHED',
+  'registry-auth': 'STEVEDORE_REGISTRY_AUTH',
+  'pull-timeout-ms': 'STEVEDORE_PULL_TIMEOUT_MS',
+  'pull-stall-ms': 'STEVEDORE_PULL_STALL_MS',
 };
 
 export async function workerCommand(args: string[]): Promise<number> {

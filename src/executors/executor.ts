@@ -1,4 +1,8 @@
 import type { Readable, Writable } from 'node:stream';
+import type { ImagePullPolicy } from '../jobs/image-ref.js';
+import type { PullProgress } from '../jobs/progress.js';
+
+export type { ImagePullPolicy, PullProgress };
 
 /**
  * The executor contract: a runtime-neutral container spec and the operations every container
@@ -46,6 +50,34 @@ export interface OutputSink extends Writable {
   writeCopy?(view: Buffer): boolean;
 }
 
+/** What loadImage() is asked for. */
+export interface ImageRequest {
+  image: string;
+  /** A `docker save` tarball to load the image from instead of a registry. */
+  tarballPath?: string;
+  /** if-not-present: pull when absent; always: pull every time (a digest already present excepted); never: fail when absent. */
+  pullPolicy: ImagePullPolicy;
+  /** Called as a pull moves (this job's or the one it waits on). */
+  onProgress?: (progress: PullProgress) => void;
+  /** Aborted: stop waiting (a pull other jobs wait on goes on). */
+  signal?: AbortSignal;
+}
+
+/** Which image a container runs, as the result reports it. */
+export interface ImageIdentity {
+  /** The engine's id of the image (sha256:…). */
+  imageId: string;
+  /** The repo digest (name@sha256:…) when the image came from a registry; null otherwise. */
+  imageDigest: string | null;
+}
+
+/** What loadImage() did. */
+export interface LoadedImage extends ImageIdentity {
+  source: 'present' | 'registry' | 'tarball';
+  /** Set when the image was pulled for this call, or by a pull it waited on. */
+  pull: { durationMs: number; bytes: number; layers: number; shared: boolean } | null;
+}
+
 /** Bytes of each stream an output already holds (skipped when output is replayed). */
 export interface StreamCounts {
   stdout: number;
@@ -58,6 +90,8 @@ export interface Adoption {
   running: boolean;
   /** Whether its output was replayed from the runtime's own copy (no byte lost). */
   replayed: boolean;
+  /** The image it runs; null when the runtime cannot tell. */
+  image: ImageIdentity | null;
 }
 
 /** The connection to the runtime broke under a running container and the executor took it back. */
@@ -159,9 +193,13 @@ export interface ContainerExecutor {
   readonly capabilities: RuntimeCapabilities;
   /** The container's id in the runtime; '' before create() or adopt(). */
   readonly containerId: string;
-  /** Makes the image available; a no-op when it is already present. */
-  loadImage(image: string, tarballPath?: string): Promise<void>;
-  /** Creates the container without starting it. */
+  /**
+   * Makes the image available by the request's pull policy, and says which image that is; create()
+   * then runs exactly that one. Rejects with ImageUnavailableError when it cannot be had (never
+   * worth a retry), InfrastructureError when the runtime or registry failed or timed out.
+   */
+  loadImage(request: ImageRequest): Promise<LoadedImage>;
+  /** Creates the container without starting it (from the image loadImage() found, when it was called). */
   create(spec: ExecutorSpec): Promise<void>;
   start(): Promise<void>;
   /** The exit code (128+N when killed by signal N); resolves only after stdout/stderr are drained. */

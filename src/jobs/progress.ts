@@ -4,6 +4,16 @@ import type { Usage } from './result.js';
 /** The phases of the run state machine (see DESIGN.md): the run's own phases of `Phase`, and `done`. */
 export type RunPhase = Exclude<Phase, 'validating' | 'exec' | 'closing'> | 'done';
 
+/** Where an image pull is, while a run waits in loading-image. */
+export interface PullProgress {
+  image: string;
+  layersDone: number;
+  layers: number;
+  /** Bytes downloaded so far, of `totalBytes` known so far (layers announce their size as they start). */
+  bytes: number;
+  totalBytes: number;
+}
+
 /** Published as BullMQ job progress on every transition, so anyone can watch a job. */
 export interface JobProgress {
   phase: RunPhase;
@@ -15,4 +25,6 @@ export interface JobProgress {
   worker: string;
   containerId?: string;
   usage?: Usage;
+  /** While loading-image pulls (or waits on another job's pull of the same image). */
+  pull?: PullProgress;
 }

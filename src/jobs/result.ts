@@ -10,7 +10,10 @@ export type RunReason =
   | 'cancelled'
   | 'infra'
   | 'invalid'
-  /** The image cannot be had on this host (not present, no tarball that holds it); never retried. */
+  /**
+   * The image cannot be had: not in the registry, access denied, a malformed reference, absent
+   * with pull policy `never`, a tarball without it. Never retried.
+   */
   | 'image';
 
 /** What is known about one output stream of a run. */
@@ -51,6 +54,10 @@ export interface JobResult {
   containerId: string | null;
   cgroupId: string | null;
   image: string;
+  /** The engine's id of the image that ran (sha256:…); null when the run got no image. */
+  imageId: string | null;
+  /** The repo digest (name@sha256:…) when the image came from a registry; else null. */
+  imageDigest: string | null;
   startedAt: string | null;
   finishedAt: string;
   /** Milliseconds spent in each phase, in order. */
@@ -136,6 +143,8 @@ export function resultWithoutRun(input: {
     containerId: null,
     cgroupId: null,
     image: typeof data.image === 'string' ? data.image : '',
+    imageId: null,
+    imageDigest: null,
     startedAt: null,
     finishedAt: (input.finishedAt ?? new Date()).toISOString(),
     phases: {},

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InvalidSpecError, type SpecIssue } from './errors.js';
+import { defaultPullPolicy, IMAGE_PULL_POLICIES, type ImagePullPolicy, parseImageRef } from './image-ref.js';
 
 /** Limits that keep one job from filling Redis or the host; each error message names its limit. */
 export const SPEC_LIMITS = {
@@ -121,6 +122,8 @@ export const jobSpecSchema = z
       .max(SPEC_LIMITS.imageChars, `must be at most ${SPEC_LIMITS.imageChars} characters`)
       .refine((s) => !/\s/.test(s), 'must not contain whitespace'),
     imageTarball: absolutePath().optional(),
+    /** Absent: `always` for a `latest` or missing tag, else `if-not-present` (see defaultPullPolicy). */
+    imagePullPolicy: z.enum(IMAGE_PULL_POLICIES).optional(),
     command: z
       .array(
         z
@@ -241,4 +244,18 @@ export function parseJobSpec(input: unknown): JobSpec {
 export function stdinBytes(spec: JobSpec): Buffer | undefined {
   if (spec.stdin === undefined) return undefined;
   return typeof spec.stdin === 'string' ? Buffer.from(spec.stdin) : Buffer.from(spec.stdin.base64, 'base64');
+}
+
+/**
+ * The pull policy a run uses: the spec's, else the default for its reference. An image from a
+ * tarball is loaded when absent, whatever its tag: it comes from no registry.
+ */
+export function pullPolicyOf(
+  spec: Pick<JobSpec, 'image' | 'imageTarball' | 'imagePullPolicy'>,
+): ImagePullPolicy {
+  if (spec.imagePullPolicy) return spec.imagePullPolicy;
+  if (spec.imageTarball) return 'if-not-present';
+  const ref = parseImageRef(spec.image);
+  // A malformed reference fails when the image is looked for, with the reason `image`.
+  return typeof ref === 'string' ? 'if-not-present' : defaultPullPolicy(ref);
 }

@@ -1,6 +1,7 @@
 import { availableParallelism, homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_LOG_DRIVER } from '../executors/docker/create-options.js';
+import { DEFAULT_PULL_STALL_MS, DEFAULT_PULL_TIMEOUT_MS } from '../executors/docker/pull.js';
 import {
   DEFAULT_KEEP_FINISHED,
   DEFAULT_LIVE_OUTPUT_BYTES,
@@ -45,6 +46,12 @@ export interface WorkerConfig {
   netns: 'reuse' | 'fresh';
   cudaVisibleDevices?: string;
   amdVisibleDevices?: string;
+  /** The Docker config.json with registry credentials; `required` when named explicitly. */
+  registryAuth: { path: string; required: boolean };
+  /** A whole image pull may take this long (then: infra, retried). */
+  pullTimeoutMs: number;
+  /** A pull may go this long without a byte of progress (then: infra, retried). */
+  pullStallMs: number;
 }
 
 export class ConfigError extends Error {
@@ -68,6 +75,19 @@ function positiveInt(name: string, value: string | undefined, fallback: number, 
 /** Default state directory: $XDG_STATE_HOME/stevedore or ~/.local/state/stevedore. */
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'stevedore');
+}
+
+/**
+ * Where registry credentials are read from: STEVEDORE_REGISTRY_AUTH (it must be there), else
+ * Docker's own places, $DOCKER_CONFIG/config.json or ~/.docker/config.json (none there: anonymous pulls).
+ */
+export function registryAuthPath(
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv,
+): { path: string; required: boolean } {
+  if (explicit) return { path: explicit, required: true };
+  const dir = env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
+  return { path: join(dir, 'config.json'), required: false };
 }
 
 /**
@@ -164,6 +184,19 @@ export function loadConfig(
     host,
     cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES,
     amdVisibleDevices: env.AMD_VISIBLE_DEVICES,
+    registryAuth: registryAuthPath(get('STEVEDORE_REGISTRY_AUTH') || undefined, env),
+    pullTimeoutMs: positiveInt(
+      'STEVEDORE_PULL_TIMEOUT_MS',
+      get('STEVEDORE_PULL_TIMEOUT_MS'),
+      DEFAULT_PULL_TIMEOUT_MS,
+      1_000,
+    ),
+    pullStallMs: positiveInt(
+      'STEVEDORE_PULL_STALL_MS',
+      get('STEVEDORE_PULL_STALL_MS'),
+      DEFAULT_PULL_STALL_MS,
+      100,
+    ),
   };
 }
 

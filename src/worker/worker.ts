@@ -1,6 +1,7 @@
 import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
+import { RegistryAuthError, RegistryCredentials } from '../executors/registry-auth.js';
 import { connect, throttled } from '../jobs/connection.js';
 import { ImageUnavailableError } from '../jobs/errors.js';
 import { KEEP_FINISHED_SECONDS, keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
@@ -9,7 +10,7 @@ import type { JobResult } from '../jobs/result.js';
 import type { JobSpecInput } from '../jobs/spec.js';
 import { admitJob } from './admission.js';
 import { listenForCancels } from './cancel-listener.js';
-import type { WorkerConfig } from './config.js';
+import { ConfigError, type WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { IdleCollector } from './idle-gc.js';
 import { trimFinishedCopies } from './output/finished-copy.js';
@@ -37,9 +38,24 @@ export interface WorkerHandle {
 /** Leftover containers are looked for at start and then every this many lock durations. */
 const RECONCILE_EVERY_LOCKS = 4;
 
+/** The registry credentials file, read now: a bad one stops the worker here, naming the file and entry. */
+function readCredentials(config: WorkerConfig, logger: Logger): RegistryCredentials {
+  try {
+    return RegistryCredentials.load(config.registryAuth.path, {
+      required: config.registryAuth.required,
+      onReloadError: (message) => logger.warn({ registryAuth: config.registryAuth.path }, message),
+    });
+  } catch (error) {
+    if (error instanceof RegistryAuthError) throw new ConfigError(error.message);
+    throw error;
+  }
+}
+
 /** Starts a worker that takes container jobs from the queue and runs them. */
 export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<WorkerHandle> {
   const logger = (deps.logger ?? pino({ level: config.logLevel })).child({ workerId: config.workerId });
+  const credentials = readCredentials(config, logger);
+  if (credentials.hosts.length > 0) logger.info({ registryAuth: credentials }, 'registry credentials read');
   // First, so a runtime that cannot be used here stops the worker before it starts anything.
   const runtime = await openRuntime(config.runtime, {
     ...deps.runtimeOptions,
@@ -49,6 +65,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       visibleDevices: { cuda: config.cudaVisibleDevices, amd: config.amdVisibleDevices },
       netns: config.netns,
       owner: { queue: config.queue, workerId: config.workerId },
+      credentials,
+      pull: { timeoutMs: config.pullTimeoutMs, stallMs: config.pullStallMs },
       ...deps.runtimeOptions?.docker,
     },
   });

@@ -5,7 +5,7 @@ import { chaos, summaryTable } from './chaos.js';
 /** `npm run chaos`: the long form (about two minutes, loopback only). */
 const IMAGE = 'stevedore-test/busybox:1';
 const tarball = await bundledImageTarball();
-await new DockerExecutor().loadImage(IMAGE, tarball);
+await new DockerExecutor().loadImage({ image: IMAGE, tarballPath: tarball, pullPolicy: 'if-not-present' });
 const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 100_000);
 console.error(`chaos: seed ${seed} (CHAOS_SEED=${seed} repeats this run)`);
 const summary = await chaos({

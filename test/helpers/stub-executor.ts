@@ -6,7 +6,10 @@ import type {
   ExecutorSpec,
   ExitDetails,
   FinalUsage,
+  ImageRequest,
+  LoadedImage,
   OutputSink,
+  PullProgress,
   Reattachment,
   RuntimeCapabilities,
   StreamCounts,
@@ -51,9 +54,15 @@ export interface StubScript {
   /** The program ignores SIGTERM: a stop with a grace still ends in SIGKILL (137). */
   ignoresTerm?: boolean;
   capabilities?: Partial<RuntimeCapabilities>;
-  /** What adopt() says it found (default: running, replayed). */
+  /** What adopt() says it found (default: running, replayed, image unknown). */
   adoption?: Adoption;
+  /** What loadImage() says it found (default: present, STUB_IMAGE_ID, no digest). */
+  image?: LoadedImage;
+  /** Progress loadImage() reports, in order, before it returns (a pull). */
+  pullProgress?: PullProgress[];
 }
+
+export const STUB_IMAGE_ID = `sha256:${'5'.repeat(64)}`;
 
 interface Deferred<T> {
   promise: Promise<T>;
@@ -86,6 +95,7 @@ export class StubExecutor implements ContainerExecutor {
   readonly stopOptions: ({ graceMs?: number } | undefined)[] = [];
   createdSpec: ExecutorSpec | null = null;
   adopted: { containerId: string; alreadyKept: StreamCounts } | null = null;
+  imageRequest: ImageRequest | null = null;
   private cgroup = '';
   private exit: Deferred<number> | null = null;
   private readonly holds = new Map<StubStep, Deferred<void>>();
@@ -121,8 +131,11 @@ export class StubExecutor implements ContainerExecutor {
     return this.calls.filter((s) => s === step).length;
   }
 
-  async loadImage(_image: string, _tarballPath?: string): Promise<void> {
+  async loadImage(request: ImageRequest): Promise<LoadedImage> {
+    this.imageRequest = request;
     await this.enter('loadImage');
+    for (const progress of this.script.pullProgress ?? []) request.onProgress?.(progress);
+    return this.script.image ?? { imageId: STUB_IMAGE_ID, imageDigest: null, source: 'present', pull: null };
   }
 
   async runtime(): Promise<string> {
@@ -154,7 +167,7 @@ export class StubExecutor implements ContainerExecutor {
     this.containerId = containerId;
     this.cgroup = 'stub-cgroup';
     this.run(output.stdout, output.stderr);
-    return this.script.adoption ?? { running: true, replayed: true };
+    return this.script.adoption ?? { running: true, replayed: true, image: null };
   }
 
   async wait(signal?: AbortSignal): Promise<number> {

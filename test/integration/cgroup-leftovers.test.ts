@@ -23,7 +23,7 @@ describe('per-job parent cgroups left by containers removed from outside their e
 
   it('go with the container when recovery removes it through the runtime', async () => {
     const e = new DockerExecutor({ runtime, labels: testLabels('cgroup-leftovers') });
-    await e.loadImage(TEST_IMAGE, testImageTarball());
+    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
     await e.create(executorSpec(['true']));
     await e.start();
     expect(await e.wait()).toBe(0);
@@ -42,7 +42,7 @@ describe('per-job parent cgroups left by containers removed from outside their e
     await mkdir(stray, { recursive: true });
     const e = new DockerExecutor({ runtime, labels: testLabels('cgroup-leftovers') });
     try {
-      await e.loadImage(TEST_IMAGE, testImageTarball());
+      await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
       await e.create(executorSpec(['sleep', '30']));
       await e.start();
       const info = await testDocker().getContainer(e.containerId).inspect();

@@ -25,7 +25,7 @@ describe('DockerExecutor on the engine', () => {
     const name = `stevedore-test-create-${process.pid}`;
     const e = new DockerExecutor({ docker, name, labels: testLabels('create') });
     cleanup.push(() => e.close());
-    await e.loadImage(TEST_IMAGE, testImageTarball());
+    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
     await e.create(spec(['true']));
     const info = await docker.getContainer(e.containerId).inspect();
     expect(info.Name).toBe(`/${name}`);
@@ -54,7 +54,7 @@ describe('DockerExecutor on the engine', () => {
   it('a container stopped from outside (docker stop) fails wait() as infra, not as the job exit', async () => {
     const e = new DockerExecutor({ docker, labels: testLabels('foreign-stop') });
     cleanup.push(() => e.close());
-    await e.loadImage(TEST_IMAGE, testImageTarball());
+    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
     await e.create(spec(['sh', '-c', "trap 'exit 5' TERM; while true; do sleep 0.1; done"]));
     await e.start();
     await docker.getContainer(e.containerId).stop({ t: 5 });
@@ -65,7 +65,7 @@ describe('DockerExecutor on the engine', () => {
 
   it('close() removes the container', async () => {
     const e = new DockerExecutor({ docker, labels: testLabels('close') });
-    await e.loadImage(TEST_IMAGE, testImageTarball());
+    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
     await e.create(spec(['true']));
     const id = e.containerId;
     await e.close();
@@ -80,7 +80,7 @@ describe('DockerExecutor on the engine', () => {
       labels: testLabels('events-cut'),
     });
     cleanup.push(() => e.close());
-    await e.loadImage(TEST_IMAGE, testImageTarball());
+    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
     const s = spec(['sh', '-c', 'echo before; sleep 1; echo after']);
     await e.create(s);
     await e.start();
@@ -103,7 +103,7 @@ describe('DockerExecutor on the engine', () => {
       watchdogIntervalMs: 100,
       engineOutageMs: 500,
     });
-    await e.loadImage(TEST_IMAGE, testImageTarball());
+    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
     await e.create(spec(['sleep', '60']));
     const id = e.containerId;
     cleanup.push(() => docker.getContainer(id).remove({ force: true }));
@@ -124,7 +124,7 @@ describe('DockerExecutor on the engine', () => {
       outputDrainMs: 300,
     });
     cleanup.push(() => e.close());
-    await e.loadImage(TEST_IMAGE, testImageTarball());
+    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
     // The wait request never answers (so the watchdog's inspect gives the exit code) and the
     // output stream never ends, as after a lost response on a hung connection.
     proxy.hold(/\/containers\/[^/]+\/wait\?/, 'all');
@@ -155,7 +155,7 @@ describe('DockerExecutor on the engine', () => {
     for (const [name, client] of Object.entries(clients)) {
       const e = new DockerExecutor({ docker: client, labels: testLabels('attach-paths') });
       cleanup.push(() => e.close());
-      await e.loadImage(TEST_IMAGE, testImageTarball());
+      await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
       const s = executorSpec(['sh', '-c', 'cat; printf "to stderr" >&2; exit 3'], {
         stdin: Readable.from([Buffer.from('line one\n'), Buffer.from('line two')]),
       });

@@ -64,7 +64,7 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
       const e = executor();
       const s = spec(command, extra);
       if (extra.stdout) s.stdout = extra.stdout as Sink;
-      await e.loadImage(TEST_IMAGE, testImageTarball());
+      await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
       await e.create(s);
       await e.start();
       return { executor: e, stdout: s.stdout, stderr: s.stderr };
@@ -88,9 +88,17 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
 
       it('loads the image from a docker-save tarball, then is a no-op', async () => {
         const e = executor();
-        await e.loadImage(TEST_IMAGE, testImageTarball());
+        await e.loadImage({
+          image: TEST_IMAGE,
+          tarballPath: testImageTarball(),
+          pullPolicy: 'if-not-present',
+        });
         await expect(
-          e.loadImage(TEST_IMAGE, '/nonexistent/ignored-because-present.tar'),
+          e.loadImage({
+            image: TEST_IMAGE,
+            tarballPath: '/nonexistent/ignored-because-present.tar',
+            pullPolicy: 'if-not-present',
+          }),
         ).resolves.toBeUndefined();
         await e.create(spec(['true']));
         await e.start();
@@ -104,18 +112,36 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
         await writeFile(empty, '');
         await writeFile(corrupt, Buffer.alloc(4096, 7));
         const e = executor();
-        await expect(e.loadImage('stevedore-test/absent:1', join(dir, 'missing.tar'))).rejects.toThrow(
-          /loading-image: cannot read image tarball .*missing\.tar/,
-        );
-        await expect(e.loadImage('stevedore-test/absent:1', empty)).rejects.toThrow(/loading-image: .+/);
-        await expect(e.loadImage('stevedore-test/absent:1', corrupt)).rejects.toThrow(/loading-image: .+/);
-        await expect(e.loadImage('stevedore-test/absent:1')).rejects.toThrow(/not present.*no imageTarball/);
+        await expect(
+          e.loadImage({
+            image: 'stevedore-test/absent:1',
+            tarballPath: join(dir, 'missing.tar'),
+            pullPolicy: 'if-not-present',
+          }),
+        ).rejects.toThrow(/loading-image: cannot read image tarball .*missing\.tar/);
+        await expect(
+          e.loadImage({ image: 'stevedore-test/absent:1', tarballPath: empty, pullPolicy: 'if-not-present' }),
+        ).rejects.toThrow(/loading-image: .+/);
+        await expect(
+          e.loadImage({
+            image: 'stevedore-test/absent:1',
+            tarballPath: corrupt,
+            pullPolicy: 'if-not-present',
+          }),
+        ).rejects.toThrow(/loading-image: .+/);
+        await expect(
+          e.loadImage({ image: 'stevedore-test/absent:1', pullPolicy: 'if-not-present' }),
+        ).rejects.toThrow(/not present.*no imageTarball/);
       });
 
       it('rejects a tarball that does not hold the image', async () => {
-        await expect(executor().loadImage('stevedore-test/other:9', testImageTarball())).rejects.toThrow(
-          /does not contain stevedore-test\/other:9/,
-        );
+        await expect(
+          executor().loadImage({
+            image: 'stevedore-test/other:9',
+            tarballPath: testImageTarball(),
+            pullPolicy: 'if-not-present',
+          }),
+        ).rejects.toThrow(/does not contain stevedore-test\/other:9/);
       });
     });
 
@@ -180,7 +206,11 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
 
       it('fails clearly, without hanging, when the command does not exist (no init)', async () => {
         const e = executor();
-        await e.loadImage(TEST_IMAGE, testImageTarball());
+        await e.loadImage({
+          image: TEST_IMAGE,
+          tarballPath: testImageTarball(),
+          pullPolicy: 'if-not-present',
+        });
         await e.create(spec(['no-such-program', 'x'], { init: false }));
         await expect(e.start()).rejects.toThrow(/command not found.*no-such-program/);
       });
@@ -267,7 +297,11 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
 
       it('stop is safe on a container that never started or already exited', async () => {
         const e = executor();
-        await e.loadImage(TEST_IMAGE, testImageTarball());
+        await e.loadImage({
+          image: TEST_IMAGE,
+          tarballPath: testImageTarball(),
+          pullPolicy: 'if-not-present',
+        });
         await e.stop({ graceMs: 100 });
         await e.create(spec(['true']));
         await e.stop();
@@ -279,7 +313,11 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
 
       it('close() is idempotent and safe after a failed start', async () => {
         const e = executor();
-        await e.loadImage(TEST_IMAGE, testImageTarball());
+        await e.loadImage({
+          image: TEST_IMAGE,
+          tarballPath: testImageTarball(),
+          pullPolicy: 'if-not-present',
+        });
         await e.create(spec(['/missing'], { init: false }));
         await expect(e.start()).rejects.toThrow();
         await e.close();
@@ -420,7 +458,11 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
       it('reports cgroup, pid and runtime', async () => {
         const e = executor();
         expect(e.cgroupId()).toBe('');
-        await e.loadImage(TEST_IMAGE, testImageTarball());
+        await e.loadImage({
+          image: TEST_IMAGE,
+          tarballPath: testImageTarball(),
+          pullPolicy: 'if-not-present',
+        });
         await e.create(spec(['sleep', '30']));
         expect(e.cgroupId()).not.toBe('');
         await e.start();

@@ -39,7 +39,7 @@ describe('network namespaces of jobs without network', () => {
     const e = new DockerExecutor({ runtime, labels: testLabels('netns'), reuseNetns: options.reuseNetns });
     const s = spec(command, options.extra);
     try {
-      await e.loadImage(TEST_IMAGE, testImageTarball());
+      await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
       await e.create(s);
       await e.start();
       const code = await e.wait();

@@ -14,7 +14,11 @@ describe('reconciliation of leftover containers', () => {
   beforeAll(async () => {
     redis = await TestRedis.start();
     h = new Harness(redis);
-    await new DockerExecutor().loadImage(TEST_IMAGE, testImageTarball());
+    await new DockerExecutor().loadImage({
+      image: TEST_IMAGE,
+      tarballPath: testImageTarball(),
+      pullPolicy: 'if-not-present',
+    });
   });
   afterAll(async () => {
     await h.close();

@@ -12,7 +12,11 @@ it('loads the test image from its tarball and runs echo ok in a real container',
   const executor = new DockerExecutor({ docker, labels: testLabels('smoke') });
   const stdout = new Sink();
   try {
-    await executor.loadImage(TEST_IMAGE, testImageTarball());
+    await executor.loadImage({
+      image: TEST_IMAGE,
+      tarballPath: testImageTarball(),
+      pullPolicy: 'if-not-present',
+    });
     await executor.create({
       image: TEST_IMAGE,
       command: ['echo', 'ok'],

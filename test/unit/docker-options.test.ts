@@ -172,12 +172,20 @@ describe('toDockerCreateOptions', () => {
       logDriver: 'local',
     });
     expect(o.name).toBe('job-1');
-    expect(o.Labels).toEqual({ 'stevedore.job-id': '1' });
+    expect(o.Labels).toEqual({ 'stevedore.job-id': '1', 'stevedore.image': 'img:1' });
     expect(o.HostConfig?.AutoRemove).toBe(false);
     expect(o.HostConfig?.LogConfig?.Type).toBe('local');
     expect(toDockerCreateOptions(spec(), { logDriver: 'none' }).HostConfig?.LogConfig?.Type).toBe('none');
     // The default keeps every byte in the engine, so an adopting worker can replay it.
     expect(toDockerCreateOptions(spec()).HostConfig?.LogConfig?.Type).toBe('local');
+  });
+
+  it('runs the image id loadImage() found, so a tag moved since cannot change what runs', () => {
+    const id = `sha256:${'a'.repeat(64)}`;
+    const o = toDockerCreateOptions(spec(), { imageId: id });
+    expect(o.Image).toBe(id);
+    expect(o.Labels?.['stevedore.image']).toBe('img:1');
+    expect(toDockerCreateOptions(spec()).Image).toBe('img:1');
   });
 });
 

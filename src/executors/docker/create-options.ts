@@ -34,7 +34,15 @@ export interface DockerNaming {
   logDriver?: string;
   /** A job without network joins this holder's namespace instead of getting one of its own. */
   netnsHolder?: Pick<NetnsHolder, 'id' | 'files'>;
+  /**
+   * The id of the image loadImage() found for spec.image: the container runs exactly that one,
+   * even if the tag moves before create. The reference stays on the container as IMAGE_LABEL.
+   */
+  imageId?: string;
 }
+
+/** The image reference a container was made for (its Config.Image is the image's id). */
+export const IMAGE_LABEL = 'stevedore.image';
 
 /**
  * A bind mount as a structured Mounts entry, never a `source:target:mode` string: a path with
@@ -141,11 +149,11 @@ export function toDockerCreateOptions(
   }
 
   const options: ContainerCreateOptions = {
-    Image: spec.image,
+    Image: naming.imageId ?? spec.image,
     Cmd: spec.command,
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
     WorkingDir: workingDir,
-    Labels: { ...(naming.labels ?? {}) },
+    Labels: { ...(naming.labels ?? {}), [IMAGE_LABEL]: spec.image },
     Tty: false,
     AttachStdout: true,
     AttachStderr: true,

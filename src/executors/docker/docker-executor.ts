@@ -9,6 +9,8 @@ import type {
   ExecutorSpec,
   ExitDetails,
   FinalUsage,
+  ImageRequest,
+  LoadedImage,
   OutputSink,
   Reattachment,
   RuntimeCapabilities,
@@ -17,13 +19,14 @@ import type {
 } from '../executor.js';
 import { adoptedCgroup, type JobCgroup, noUsage } from './cgroup.js';
 import { ContainerExit } from './container-exit.js';
+import { IMAGE_LABEL } from './create-options.js';
 import { cleanEngineMessage, isAlreadyInState, isGone, wrapEngineError } from './errors.js';
 import type { ContainerWatch } from './events.js';
 import { dockerExec } from './exec.js';
 import { type DockerExecutorOptions, exitSettings, logDriverOf } from './executor-options.js';
 import { gatherGpuFacts } from './gpu-facts.js';
 import { ipAddressOf, oomKilledOf, pidOf, usageOf } from './inspect.js';
-import { MadeContainer, watchEvents } from './made-container.js';
+import { MadeContainer, type MakeOptions, watchEvents } from './made-container.js';
 import { OutputFollower } from './output-follower.js';
 import { DockerRuntime } from './runtime.js';
 import { stopContainer } from './stop.js';
@@ -49,7 +52,8 @@ export class DockerExecutor implements ContainerExecutor {
   private watch: ContainerWatch | undefined;
   private exit: ContainerExit | undefined;
   private output: OutputFollower | undefined;
-  private tarballPath: string | undefined;
+  /** What loadImage() was asked for and found; create() runs that image. */
+  private image: { request: ImageRequest; loaded: LoadedImage } | undefined;
   private spec: ExecutorSpec | undefined;
   /** Set before the executor sends any signal, so the engine's kill events can be told apart. */
   private stopping = false;
@@ -71,9 +75,26 @@ export class DockerExecutor implements ContainerExecutor {
     return this.exit?.reattached ?? [];
   }
 
-  async loadImage(image: string, tarballPath?: string): Promise<void> {
-    this.tarballPath = tarballPath;
-    await this.rt.images.load(image, tarballPath);
+  async loadImage(request: ImageRequest): Promise<LoadedImage> {
+    const loaded = await this.rt.images.ensure(request, this.log);
+    this.image = { request, loaded };
+    return loaded;
+  }
+
+  /** The image create() uses: the one loadImage() found for this spec, loaded again if it went. */
+  private imageFor(spec: ExecutorSpec): MakeOptions['image'] {
+    const image = this.image;
+    if (!image || image.request.image !== spec.image) return undefined;
+    return {
+      id: image.loaded.imageId,
+      reload: async () => {
+        this.rt.images.forget(spec.image);
+        const { signal: _, onProgress: __, ...request } = image.request;
+        const again = await this.rt.images.ensure(request, this.log);
+        this.image = { request: image.request, loaded: again };
+        return again.imageId;
+      },
+    };
   }
 
   async create(spec: ExecutorSpec): Promise<void> {
@@ -89,7 +110,7 @@ export class DockerExecutor implements ContainerExecutor {
       labels: this.options.labels,
       logDriver: logDriverOf(this.options, this.rt.defaults),
       reuseNetns: this.options.reuseNetns !== false,
-      tarballPath: this.tarballPath,
+      image: this.imageFor(spec),
       output,
       ownSignal: () => this.ownSignal(),
       log: this.log,
@@ -168,7 +189,9 @@ export class DockerExecutor implements ContainerExecutor {
     this.exit = this.exitOf(container, !info.State.Running);
     this.exit.ask();
     this.log.info({ containerId, replayed, running: info.State.Running }, 'container adopted');
-    return { replayed, running: info.State.Running };
+    const reference = info.Config.Labels?.[IMAGE_LABEL] ?? info.Config.Image;
+    const image = await this.rt.images.identityOf(info.Image, reference);
+    return { replayed, running: info.State.Running, image };
   }
 
   async wait(signal?: AbortSignal): Promise<number> {

@@ -3,47 +3,21 @@ import { stat } from 'node:fs/promises';
 import type Dockerode from 'dockerode';
 import { ImageUnavailableError, InfrastructureError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
 
-/**
- * How long an image seen present is taken as present without asking: a busy worker asks the
- * engine once per image this often instead of once per job. An image removed meanwhile makes
- * create fail with the engine's "No such image", which the executor answers by loading it again.
- */
-const PRESENT_TTL_MS = 30_000;
-
-/** Loads images into one engine and remembers, for PRESENT_TTL_MS, which ones it has seen there. */
-export class DockerImages {
-  /** Image reference → until when it counts as present (ms since epoch). */
-  private readonly present = new Map<string, number>();
-
-  constructor(private readonly docker: Dockerode) {}
-
-  /** Makes `image` available: a no-op when recently seen or present, else loads the tarball. */
-  async load(image: string, tarballPath?: string): Promise<void> {
-    if ((this.present.get(image) ?? 0) > Date.now()) return;
-    this.present.delete(image);
-    await loadDockerImage(this.docker, image, tarballPath);
-    this.present.set(image, Date.now() + PRESENT_TTL_MS);
-  }
-
-  /** Forgets that `image` was present (after the engine said it is not). */
-  forget(image: string): void {
-    this.present.delete(image);
-  }
-}
-
 interface LoadMessage {
   stream?: string;
   error?: string;
   errorDetail?: { message?: string };
 }
 
-/** Whether the engine has `image`; an engine error other than 404 is an infrastructure error. */
-export async function imagePresent(docker: Dockerode, image: string): Promise<boolean> {
+/** The engine's record of `image` (id, repo digests); null when it has none. Other engine errors are infra. */
+export async function inspectImage(
+  docker: Dockerode,
+  image: string,
+): Promise<Pick<Dockerode.ImageInspectInfo, 'Id' | 'RepoDigests'> | null> {
   try {
-    await docker.getImage(image).inspect();
-    return true;
+    return await docker.getImage(image).inspect();
   } catch (error) {
-    if (statusCodeOf(error) === 404) return false;
+    if (statusCodeOf(error) === 404) return null;
     throw new InfrastructureError(
       'loading-image',
       `cannot inspect image ${image}: ${(error as Error).message}`,
@@ -52,6 +26,11 @@ export async function imagePresent(docker: Dockerode, image: string): Promise<bo
       },
     );
   }
+}
+
+/** Whether the engine has `image`; an engine error other than 404 is an infrastructure error. */
+export async function imagePresent(docker: Dockerode, image: string): Promise<boolean> {
+  return (await inspectImage(docker, image)) !== null;
 }
 
 /** Reads the engine's JSON-lines answer to an image load or import; it says 200 even when that failed. */
@@ -77,17 +56,10 @@ export function loadFailure(messages: LoadMessage[]): string | undefined {
 }
 
 /**
- * Makes `image` available to the engine: a no-op when present, otherwise loads the
- * `docker save` tarball. Rejects with the engine's own message when the load fails, and
- * when the tarball did not contain the image.
+ * Loads `image` into the engine from its `docker save` tarball. Rejects with the engine's own
+ * message when the load fails, and when the tarball did not contain the image.
  */
-export async function loadDockerImage(docker: Dockerode, image: string, tarballPath?: string): Promise<void> {
-  if (await imagePresent(docker, image)) return;
-  if (!tarballPath) {
-    throw new ImageUnavailableError(
-      `image ${image} is not present on this host and the job gives no imageTarball: load it on the host with "docker load" (or "docker pull" where a registry is reachable), or give the job an imageTarball; this version does not pull from registries`,
-    );
-  }
+export async function loadImageTarball(docker: Dockerode, image: string, tarballPath: string): Promise<void> {
   try {
     const info = await stat(tarballPath);
     if (!info.isFile()) throw new Error('not a regular file');

@@ -18,8 +18,8 @@ export interface MakeOptions {
   logDriver: string;
   /** Join a namespace holder when the spec has no network. */
   reuseNetns: boolean;
-  /** The image's tarball, to load it again if the engine lost the image since loadImage(). */
-  tarballPath?: string;
+  /** The image loadImage() found, and how to load it again if the engine lost it since. */
+  image?: { id: string; reload: () => Promise<string> };
   output: OutputFollower;
   /** Whether a kill the engine reports now was sent by the executor itself. */
   ownSignal: () => boolean;
@@ -48,7 +48,13 @@ export class MadeContainer {
     const holder = holders ? await holders.acquire(o.log) : null;
     const body = toDockerCreateOptions(
       o.spec,
-      { name: o.name, labels: o.labels, logDriver: o.logDriver, netnsHolder: holder ?? undefined },
+      {
+        name: o.name,
+        labels: o.labels,
+        logDriver: o.logDriver,
+        netnsHolder: holder ?? undefined,
+        imageId: o.image?.id,
+      },
       o.facts,
     );
     let container: Dockerode.Container;
@@ -136,10 +142,10 @@ async function createWithImage(
   try {
     return await docker.createContainer(body);
   } catch (error) {
-    if (statusCodeOf(error) !== 404 || o.tarballPath === undefined) throw error;
-    o.runtime.images.forget(o.spec.image);
-    await o.runtime.images.load(o.spec.image, o.tarballPath);
-    return docker.createContainer(body);
+    if (statusCodeOf(error) !== 404 || !o.image) throw error;
+    const id = await o.image.reload();
+    o.image = { ...o.image, id };
+    return docker.createContainer({ ...body, Image: id });
   }
 }
 

@@ -3,13 +3,15 @@ import Dockerode from 'dockerode';
 import { RuntimeUnavailableError } from '../../jobs/errors.js';
 import { LABELS } from '../../jobs/names.js';
 import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../executor.js';
+import type { RegistryCredentials } from '../registry-auth.js';
 import type { ModemSettings } from './attach/raw-attach.js';
 import { JobCgroups } from './cgroup.js';
 import { engineAddress, engineUnreachableMessage } from './engine-check.js';
 import { isAlreadyInState, isGone } from './errors.js';
 import { DockerEvents } from './events.js';
-import { DockerImages } from './image.js';
+import { DockerImages } from './images.js';
 import { HOLDER_LABEL, type NetnsHolderOptions, NetnsHolders } from './netns/holders.js';
+import type { PullSettings } from './pull.js';
 
 /** How long the availability check waits for the engine's ping before the worker gives up starting. */
 const PING_TIMEOUT_MS = 10_000;
@@ -40,6 +42,10 @@ export interface DockerRuntimeOptions extends DockerRunDefaults {
   holders?: NetnsHolderOptions;
   /** The worker this runtime serves: its holders are labelled with its queue and id (see HOLDER_LABEL). */
   owner?: { queue: string; workerId: string };
+  /** Registry credentials for pulls; none: pulls are anonymous. */
+  credentials?: RegistryCredentials;
+  /** Pull timeouts; DEFAULT_PULL_TIMEOUT_MS and DEFAULT_PULL_STALL_MS when absent. */
+  pull?: Partial<PullSettings>;
 }
 
 /**
@@ -64,7 +70,7 @@ export class DockerRuntime implements ContainerRuntime {
   constructor(options: DockerRuntimeOptions = {}) {
     this.docker = options.client ?? new Dockerode();
     this.events = new DockerEvents(this.docker);
-    this.images = new DockerImages(this.docker);
+    this.images = new DockerImages(this.docker, { credentials: options.credentials, pull: options.pull });
     this.cgroups = new JobCgroups(this.docker);
     const owner: Record<string, string> = options.owner
       ? { [HOLDER_LABEL]: options.owner.queue, [LABELS.workerId]: options.owner.workerId }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { JobProgress, RunPhase } from '../../jobs/progress.js';
+import type { JobProgress, PullProgress, RunPhase } from '../../jobs/progress.js';
 import type { Usage } from '../../jobs/result.js';
 import type { HistoryEntry } from './state.js';
 
@@ -31,7 +31,11 @@ export class ProgressPublisher {
     private readonly log: () => Logger,
   ) {}
 
-  update(phase: RunPhase, history: readonly HistoryEntry[], usage?: Usage): void {
+  update(
+    phase: RunPhase,
+    history: readonly HistoryEntry[],
+    extra: { usage?: Usage; pull?: PullProgress } = {},
+  ): void {
     this.latest = {
       phase,
       at: history.at(-1)?.at ?? new Date().toISOString(),
@@ -39,7 +43,8 @@ export class ProgressPublisher {
       attempt: this.source.attempt,
       worker: this.source.worker,
       containerId: this.source.containerId() || undefined,
-      usage,
+      usage: extra.usage,
+      pull: extra.pull,
     };
     if (phase === 'done') this.send();
     else this.coalescing ??= setTimeout(() => this.send(), PROGRESS_COALESCE_MS);

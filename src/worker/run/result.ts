@@ -1,3 +1,4 @@
+import type { ImageIdentity } from '../../executors/executor.js';
 import type { Phase } from '../../jobs/errors.js';
 import { ImageUnavailableError } from '../../jobs/errors.js';
 import { type JobResult, terminationReason, type Usage } from '../../jobs/result.js';
@@ -16,6 +17,8 @@ export interface RunFacts {
   runtime: string | null;
   containerId: string | null;
   cgroupId: string | null;
+  /** The image that ran (or would have); null when none was found. */
+  image: ImageIdentity | null;
   exitCode: number | null;
   oomKilled: boolean;
   stopReason: StopReason | null;
@@ -77,6 +80,8 @@ export function buildResult(f: RunFacts): JobResult {
     containerId: f.containerId,
     cgroupId: f.cgroupId,
     image: f.spec.image,
+    imageId: f.image?.imageId ?? null,
+    imageDigest: f.image?.imageDigest ?? null,
     startedAt: f.startedAt,
     finishedAt: new Date(f.finishedAt).toISOString(),
     phases: phaseDurations(f.marks, f.finishedAt),

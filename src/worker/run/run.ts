@@ -7,6 +7,7 @@ import type { JobResult } from '../../jobs/result.js';
 import type { JobSpec } from '../../jobs/spec.js';
 import type { LiveOutput } from '../output/live-output.js';
 import { describeSpec, toExecutorSpec } from './executor-spec.js';
+import { loadRunImage } from './image-load.js';
 import { ProgressPublisher } from './progress.js';
 import { releaseContainer } from './release.js';
 import { buildResult } from './result.js';
@@ -91,7 +92,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
         events.write('warning', { message: warning });
         state.log.warn({ usage: reading }, warning);
       }
-      if (state.phase === 'running') progress.update('running', state.history, usage ?? undefined);
+      if (state.phase === 'running') progress.update('running', state.history, { usage: usage ?? undefined });
     },
     failed: (error) => state.log.debug({ err: error }, 'usage sample failed'),
   });
@@ -105,11 +106,18 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       const streams = { stdout: output.stdout, stderr: output.stderr };
       const taken = await executor.adopt(ctx.adopt.containerId, streams, output.kept);
       state.log = state.log.child({ containerId: executor.containerId });
+      state.image = taken.image;
       events.write('adopted', { ...ctx.adopt, ...taken });
       if (!taken.replayed && taken.running) output.noteGap('no worker was attached');
     } else {
       transition('loading-image');
-      await executor.loadImage(spec.image, spec.imageTarball);
+      state.image = await loadRunImage({
+        spec,
+        executor,
+        events,
+        stops,
+        onPull: (pull) => progress.update('loading-image', state.history, { pull }),
+      });
       events.write('runtime', { runtime: await executor.runtime() });
       stops.check();
       transition('creating');
@@ -176,6 +184,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     runtime: await executor.runtime().catch(() => null),
     containerId: executor.containerId || null,
     cgroupId: executor.cgroupId() || null,
+    image: state.image,
     exitCode: state.exitCode,
     oomKilled: state.oomKilled,
     stopReason: state.stopReason,

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { ImageIdentity } from '../../executors/executor.js';
 import { coerceError, type Phase, PhaseError } from '../../jobs/errors.js';
 import type { RunPhase } from '../../jobs/progress.js';
 import type { StopReason } from './result.js';
@@ -19,6 +20,8 @@ export class RunState {
   oomKilled = false;
   startedAt: string | null = null;
   stopReason: StopReason | null = null;
+  /** The image the container runs, once loadImage() or an adoption said. */
+  image: ImageIdentity | null = null;
   /** The job's logger; gains the containerId once there is a container. */
   log: Logger;
   readonly history: HistoryEntry[] = [];

@@ -44,6 +44,7 @@ export interface StopDeps {
 export class StopSources {
   /** Aborted to stop waiting for the container without stopping it (detach, lost lock). */
   readonly letGo = new AbortController();
+  private readonly stopAsked = new AbortController();
   private stopping: Promise<void> | null = null;
   private readonly timer: LongTimer | undefined;
   private readonly onAbort = (): void => this.act();
@@ -57,6 +58,11 @@ export class StopSources {
             deps.state.stopReason ??= 'timeout';
             this.act();
           }, deps.maxRunTimeMs);
+  }
+
+  /** Aborted by any stop, for waits before the container runs (an image pull, say). */
+  get asked(): AbortSignal {
+    return this.stopAsked.signal;
   }
 
   /** Throws StopRequested when a stop came in; no Redis round trip. */
@@ -94,6 +100,7 @@ export class StopSources {
   private act(): void {
     const { signal, state, events, executor } = this.deps;
     state.stopReason ??= stopReasonOf(signal);
+    this.stopAsked.abort(state.stopReason);
     if (state.stopReason === 'detach') {
       events.write('detaching', { containerId: executor.containerId });
       this.letGo.abort('detach');
