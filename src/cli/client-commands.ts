@@ -10,6 +10,7 @@ const SUBMIT_OPTIONS = {
   ...CLIENT_OPTIONS,
   image: { type: 'string' },
   'image-tarball': { type: 'string' },
+  pull: { type: 'string' },
   env: { type: 'string', multiple: true },
   workdir: { type: 'string' },
   mount: { type: 'string', multiple: true },

@@ -5,6 +5,7 @@ import { UsageError } from './usage.js';
 export interface SubmitFlags {
   image?: string;
   'image-tarball'?: string;
+  pull?: string;
   env?: string[];
   workdir?: string;
   mount?: string[];
@@ -65,6 +66,7 @@ export function specFromArgs(
   };
   set('image', flags.image);
   set('imageTarball', flags['image-tarball']);
+  set('imagePullPolicy', flags.pull); // checked with the rest of the spec
   if (command.length > 0) spec.command = command;
   merge('env', pairs('env', flags.env));
   set('workingDir', flags.workdir);

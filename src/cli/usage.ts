@@ -67,6 +67,8 @@ Builds a job spec from a file and/or flags (flags win), validates it and enqueue
 
   --image IMAGE              image to run
   --image-tarball PATH       docker-save tarball to load the image from
+  --pull POLICY              imagePullPolicy: if-not-present, always or never (default: always
+                             for a :latest or untagged image, else if-not-present)
   --env NAME=VALUE           environment variable (repeatable)
   --workdir DIR              working directory inside the container
   --mount CPATH=HOSTPATH[:rw]  bind mount, read-only unless :rw (repeatable)
