@@ -69,8 +69,13 @@ export class TestRegistry {
         const started = await spawnRegistry(config, port);
         if ('child' in started) {
           const registry = new TestRegistry(started.child, port, dir, options.auth);
-          await registry.remember();
-          await registry.answers();
+          try {
+            await registry.remember();
+            await registry.answers();
+          } catch (error) {
+            await registry.close(); // a registry that is not what we asked for is not left running
+            throw error;
+          }
           return registry;
         }
         if (!started.bindFailed || attempt >= BIND_ATTEMPTS) throw new Error(started.message);
@@ -145,7 +150,6 @@ export class TestRegistry {
     const expected = this.auth ? 401 : 200;
     const response = await fetch(`http://${this.host}/v2/`);
     if (response.status !== expected) {
-      await this.close();
       throw new Error(`test registry at ${this.host}: GET /v2/ answered ${response.status}, not ${expected}`);
     }
   }
