@@ -30,6 +30,8 @@ REQUIREMENTS=(
   'demo|has_package busybox-static|apt:busybox-static' # the test image is built from it
   'demo|command -v flock|apt:util-linux'                # the embedded Redis's state-dir lock
   'test|command -v ip|apt:iproute2'                     # the engine-restart test's private bridge
+  'test|command -v docker-registry|apt:docker-registry' # a real registry (distribution 2.x) for pull tests
+  'test|command -v htpasswd|apt:apache2-utils'          # the bcrypt htpasswd file of the auth registry
 )
 
 # Services, one entry per line: "<group>|<check that it answers>|<function that starts it>|<its name>".

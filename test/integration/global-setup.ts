@@ -6,6 +6,7 @@ import { bundledImageTarball } from '../../src/cli/demo.js';
 import { HOLDER_LABEL } from '../../src/executors/docker/netns/holders.js';
 import { LABELS } from '../../src/jobs/names.js';
 import { REDIS_PID_DIR } from '../helpers/redis.js';
+import { REGISTRY_PID_DIR } from '../helpers/registry.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -39,17 +40,21 @@ function alive(pid: number): boolean {
   }
 }
 
-async function leakedRedis(): Promise<number[]> {
-  const names = await readdir(REDIS_PID_DIR).catch(() => [] as string[]);
+/**
+ * Test processes (redis-server, docker-registry) still alive from their pid files in `dir`, each
+ * holding the directory to remove; they are killed and their files removed.
+ */
+async function leakedProcesses(dir: string): Promise<number[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
   const leaked: number[] = [];
   for (const name of names) {
     const pid = Number(name);
-    const dataDir = await readFile(join(REDIS_PID_DIR, name), 'utf8').catch(() => '');
+    const dataDir = await readFile(join(dir, name), 'utf8').catch(() => '');
     if (alive(pid)) {
       leaked.push(pid);
       process.kill(pid, 'SIGKILL');
     }
-    await rm(join(REDIS_PID_DIR, name), { force: true });
+    await rm(join(dir, name), { force: true });
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   }
   return leaked;
@@ -92,15 +97,20 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await requireDocker(docker);
   // Leftovers from an earlier, interrupted run would be blamed on this one: clear them first.
   await leakedContainers(docker);
-  await leakedRedis();
+  await leakedProcesses(REDIS_PID_DIR);
+  await leakedProcesses(REGISTRY_PID_DIR);
   project.provide('imageTarball', await bundledImageTarball());
 
   return async () => {
     const containers = [...(await leakedHolders(docker)), ...(await leakedContainers(docker))];
-    const redis = await leakedRedis();
+    const redis = await leakedProcesses(REDIS_PID_DIR);
+    const registries = await leakedProcesses(REGISTRY_PID_DIR);
     const problems: string[] = [];
     if (containers.length > 0) problems.push(`containers left by tests: ${containers.join('; ')}`);
     if (redis.length > 0) problems.push(`test redis-server processes left running: pids ${redis.join(', ')}`);
+    if (registries.length > 0) {
+      problems.push(`test docker-registry processes left running: pids ${registries.join(', ')}`);
+    }
     if (problems.length > 0) {
       // Vitest reports an error thrown here but still exits 0, so fail the process explicitly.
       process.exitCode = 1;
