@@ -1,11 +1,16 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const SETUP = join(import.meta.dirname, '..', '..', 'scripts', 'setup.sh');
+const SETUP_SOURCE = join(import.meta.dirname, '..', '..', 'scripts', 'setup.sh');
+/**
+ * The script runs from a copy in a directory everyone may enter: the checkout may sit under a
+ * directory only its owner can (a mktemp -d clone), where nobody could not even read the script.
+ */
+let SETUP = SETUP_SOURCE;
 /** What setup.sh itself runs besides the things it checks for. */
 const SCRIPT_TOOLS = ['dirname', 'dpkg-query', 'grep', 'docker', 'timeout'];
 
@@ -25,7 +30,16 @@ if (!isRoot) console.warn('[skip] setup.sh tests: they switch to the nobody user
 
 describe.skipIf(!isRoot)('scripts/setup.sh', () => {
   let bareBin: string;
+  let copy: string;
   beforeAll(async () => {
+    copy = await mkdtemp(join(tmpdir(), 'stevedore-setup-copy-'));
+    await chmod(copy, 0o755);
+    await mkdir(join(copy, 'scripts'), { mode: 0o755 });
+    SETUP = join(copy, 'scripts', 'setup.sh');
+    await copyFile(SETUP_SOURCE, SETUP);
+    await chmod(SETUP, 0o755);
+    // Installed already: the copy must not look like a checkout that needs `npm ci`.
+    await symlink(join(SETUP_SOURCE, '..', '..', 'node_modules'), join(copy, 'node_modules'));
     // A PATH with only the script's own tools: dockerd, redis-server, flock and ip look missing.
     bareBin = await mkdtemp(join(tmpdir(), 'stevedore-setup-bin-'));
     await chmod(bareBin, 0o755); // nobody runs from it too
@@ -36,7 +50,10 @@ describe.skipIf(!isRoot)('scripts/setup.sh', () => {
       if (found) await symlink(found, join(bareBin, tool));
     }
   });
-  afterAll(() => rm(bareBin, { recursive: true, force: true }));
+  afterAll(async () => {
+    await rm(bareBin, { recursive: true, force: true });
+    await rm(copy, { recursive: true, force: true });
+  });
 
   it('as root with everything there: does nothing, says nothing, fast, however often it runs', async () => {
     for (const group of ['test', 'demo', 'test']) {
