@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QueueEvents } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobProgress } from '../../src/jobs/progress.js';
 import { testDocker } from '../helpers/docker.js';
@@ -137,6 +137,30 @@ describe('image pulls', () => {
       expect(result.error?.message).toMatch(/made no progress for 1500 ms \(STEVEDORE_PULL_STALL_MS\)/);
     } finally {
       await silent.close();
+    }
+  });
+
+  it('a pull that failed for one attempt is not remembered: the retry pulls afresh and runs', async () => {
+    const proxy = await RegistryProxy.start(registry.port, { held: true });
+    const queue = new Queue(world.h.queue, { connection: { host: '127.0.0.1', port: world.redis.port } });
+    try {
+      const auth = await writeDockerConfig(join(dir, 'retry.json'), { [proxy.host]: AUTH });
+      await world.h.worker({ pullStallMs: 1_000, registryAuth: { path: auth, required: true } });
+      const client = world.h.client();
+      const { id } = await client.submit(
+        { image: `${proxy.host}/${NAME}:1`, command: ['cat', '/variant'] },
+        { attempts: 2, backoff: { type: 'fixed', delay: 1_500 } },
+      );
+      // The first attempt stalls behind the held proxy; the registry is back during the backoff.
+      await until(async () => ((await queue.getJob(id))?.attemptsMade ?? 0) >= 1);
+      proxy.open();
+      const result = await client.waitForResult(id, { timeoutMs: 60_000 });
+      expect(result).toMatchObject({ state: 'Complete', exitCode: 0, attempt: 2, imageId });
+      expect(result.attempts.map((a) => a.reason)).toEqual(['infra', 'exited']);
+    } finally {
+      await queue.close();
+      await proxy.close();
+      await removeImage(docker, imageId);
     }
   });
 

@@ -30,6 +30,7 @@ export function describeSpec(spec: JobSpec): Record<string, unknown> {
   return {
     image: spec.image,
     imageTarball: spec.imageTarball ?? null,
+    imagePullPolicy: spec.imagePullPolicy ?? null,
     command: spec.command,
     envNames: Object.keys(spec.env),
     workingDir: spec.workingDir ?? null,
