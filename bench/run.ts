@@ -11,14 +11,18 @@ import { IDLE_GC_DELAY_MS } from '../src/worker/idle-gc.js';
 import { RedisServerProcess } from '../src/worker/redis-server.js';
 import { BENCH_LABEL, bareLoop } from './bare.js';
 import { naiveRun } from './naive.js';
+import { PullFigure, pullRows } from './pull.js';
 import { measureRedisMemory, redisMemoryRows } from './redis-memory.js';
-import { median, percentile } from './stats.js';
+import { type BenchRow, fmt, median, percentile, spread } from './stats.js';
 import { stevedoreBatch, stevedoreJob, stevedoreLatencies, WorkerProcess } from './stevedore.js';
 
 /**
  * `npm run bench`: Stevedore against the bare runtime and the naive alternative, on this
  * machine, in one run (loopback only, bounded). Prints a table and writes BENCHMARKS.md.
+ * `--only pull` runs the image pull figure alone and only prints it (BENCHMARKS.md keeps the
+ * whole run's block).
  */
+const FIGURES_ALONE = ['pull'] as const;
 const REPEATS = 3;
 /**
  * Output runs per side: the figure drifts within one bench run (the kernel's page-cache work
@@ -36,21 +40,9 @@ const TRIVIAL = ['true'];
 /** Lines of `yes out` (4 bytes each) for the short-line output figure: a few seconds with `local`. */
 const SHORT_LINES = 2_000_000;
 
-interface Row {
-  figure: string;
-  stevedore: string;
-  baseline: string;
-  ratio: string;
-  target: string;
-}
+const HOW = `Throughput: medians of ${THROUGHPUT_ROUNDS} interleaved rounds, ratio = median of the rounds' paired ratios (lowest–highest). Latency: ${LATENCY_JOBS} jobs, each paired with one bare container. Output: medians of ${OUTPUT_ROUNDS} paired runs in alternating order, ratio as for throughput (${REPEATS} with the none driver). Pull: 5 pairs in alternating order, each side from an engine without the image, ratio as for throughput.`;
 
-const HOW = `Throughput: medians of ${THROUGHPUT_ROUNDS} interleaved rounds, ratio = median of the rounds' paired ratios (lowest–highest). Latency: ${LATENCY_JOBS} jobs, each paired with one bare container. Output: medians of ${OUTPUT_ROUNDS} paired runs in alternating order, ratio as for throughput (${REPEATS} with the none driver).`;
-
-const rows: Row[] = [];
-const fmt = (n: number, digits = 1): string => n.toFixed(digits);
-/** The median of paired ratios, with the lowest and highest. */
-const spread = (r: number[]): string =>
-  `${fmt(median(r), 2)} (${fmt(Math.min(...r), 2)}–${fmt(Math.max(...r), 2)})`;
+const rows: BenchRow[] = [];
 const log = (line: string): void => console.error(`[bench] ${line}`);
 
 /**
@@ -106,7 +98,68 @@ async function writeResults(block: string): Promise<void> {
   await writeFile(path, next);
 }
 
+/**
+ * Interrupted (Ctrl-C, a timeout): stop the workers (they write into the scratch dir) and the
+ * pull figure (its registry and image), then `cleanUp` the rest rather than leave it behind.
+ * `on`, not `once`: execa's exit hook re-raises the signal (and the process dies mid-cleanup)
+ * when it finds no other listener left.
+ */
+function cleanUpOnInterrupt(dir: string, cleanUp: () => Promise<void>): void {
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupted) return;
+      interrupted = true;
+      log(`${signal}: stopping the workers and cleaning up`);
+      Promise.all([...WorkerProcess.running].map((w) => w.stop()))
+        .then(() => Promise.all([...PullFigure.running].map((p) => p.close())))
+        .then(cleanUp)
+        .then(() =>
+          log('interrupted; workers, registry, Redis, containers, images and scratch files removed'),
+        )
+        .catch((error: unknown) => log(`cleanup failed: ${String(error)}; remove ${dir} yourself`))
+        .finally(() => process.exit(130));
+    });
+  }
+}
+
+const machine = (dockerVersion: string): string =>
+  `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30, 0)} GiB, ${dockerVersion}, Node ${process.version}`;
+
+const table = (): string =>
+  [
+    '| figure | Stevedore | baseline | ratio | target |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.figure} | ${r.stevedore} | ${r.baseline} | ${r.ratio} | ${r.target} |`),
+  ].join('\n');
+
+/** One figure alone, for working on it: its own Redis and scratch dir; printed, not written. */
+async function alone(figure: (typeof FIGURES_ALONE)[number]): Promise<void> {
+  const docker = new Dockerode();
+  const dir = await mkdtemp(join(tmpdir(), 'stevedore-bench-'));
+  const redisServer = new RedisServerProcess({ dataDir: join(dir, 'redis') });
+  const cleanUp = async (): Promise<void> => {
+    await redisServer.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+  cleanUpOnInterrupt(dir, cleanUp);
+  try {
+    await redisServer.start();
+    if (figure === 'pull') rows.push(...(await pullRows(docker, redisServer.url, dir, log)));
+  } finally {
+    await cleanUp();
+  }
+  const dockerVersion = await new DockerExecutor({ docker }).runtime();
+  console.log(`\nMachine: ${machine(dockerVersion)}\n\n${table()}\n`);
+}
+
 async function main(): Promise<void> {
+  const onlyAt = process.argv.indexOf('--only');
+  if (onlyAt !== -1) {
+    const figure = FIGURES_ALONE.find((f) => f === process.argv[onlyAt + 1]);
+    if (!figure) throw new Error(`--only takes one of: ${FIGURES_ALONE.join(', ')}`);
+    return alone(figure);
+  }
   const started = Date.now();
   const docker = new Dockerode();
   const dir = await mkdtemp(join(tmpdir(), 'stevedore-bench-'));
@@ -127,23 +180,10 @@ async function main(): Promise<void> {
     }
     await rm(dir, { recursive: true, force: true });
   };
-  // Interrupted (Ctrl-C, a timeout): stop the workers (they write into the scratch dir), then
-  // remove the rest rather than leave it behind. `on`, not `once`: execa's exit hook re-raises
-  // the signal (and the process dies mid-cleanup) when it finds no other listener left.
-  let interrupted = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (interrupted) return;
-      interrupted = true;
-      log(`${signal}: stopping the workers and cleaning up`);
-      admin.disconnect();
-      Promise.all([...WorkerProcess.running].map((w) => w.stop()))
-        .then(cleanUp)
-        .then(() => log('interrupted; workers, Redis, containers and scratch files removed'))
-        .catch((error: unknown) => log(`cleanup failed: ${String(error)}; remove ${dir} yourself`))
-        .finally(() => process.exit(130));
-    });
-  }
+  cleanUpOnInterrupt(dir, async () => {
+    admin.disconnect();
+    await cleanUp();
+  });
 
   try {
     // Warm the engine (first container start pays for the image's first mount).
@@ -404,6 +444,7 @@ async function main(): Promise<void> {
         await stopFresh();
       }
     }
+    rows.push(...(await pullRows(docker, redisServer.url, dir, log)));
   } finally {
     await admin.quit();
     await cleanUp();
@@ -412,17 +453,11 @@ async function main(): Promise<void> {
   log('Redis memory per finished job');
   rows.push(...redisMemoryRows(await measureRedisMemory()));
 
-  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${fmt(totalmem() / 2 ** 30, 0)} GiB, ${dockerVersion}, Node ${process.version}`;
-  const table = [
-    '| figure | Stevedore | baseline | ratio | target |',
-    '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.figure} | ${r.stevedore} | ${r.baseline} | ${r.ratio} | ${r.target} |`),
-  ].join('\n');
   console.log(
-    `\nMachine: ${machine}\n${HOW} ${fmt((Date.now() - started) / 1000, 0)} s in all.\n\n${table}\n`,
+    `\nMachine: ${machine(dockerVersion)}\n${HOW} ${fmt((Date.now() - started) / 1000, 0)} s in all.\n\n${table()}\n`,
   );
   await writeResults(
-    `Machine: ${machine}, measured ${new Date().toISOString().slice(0, 10)}. ${HOW}\n\n${table}`,
+    `Machine: ${machine(dockerVersion)}, measured ${new Date().toISOString().slice(0, 10)}. ${HOW}\n\n${table()}`,
   );
 }
 

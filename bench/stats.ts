@@ -23,3 +23,18 @@ export async function pool(
     }),
   );
 }
+
+export const fmt = (n: number, digits = 1): string => n.toFixed(digits);
+
+/** The median of paired ratios, with the lowest and highest: how the bench prints a ratio. */
+export const spread = (r: number[]): string =>
+  `${fmt(median(r), 2)} (${fmt(Math.min(...r), 2)}–${fmt(Math.max(...r), 2)})`;
+
+/** One row of the bench's table. */
+export interface BenchRow {
+  figure: string;
+  stevedore: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+}
