@@ -175,7 +175,7 @@ describe('pullImage on a fake engine', () => {
     const stream = new PassThrough();
     const { docker } = fakeDocker(stream);
     const done = pullImage(docker, IMAGE, {
-      settings: { timeoutMs: 400, stallMs: 150 },
+      settings: { timeoutMs: 800, stallMs: 300 },
       onProgress: () => {},
     });
     send(stream, { status: 'Pulling fs layer', id: 'l1', progressDetail: {} });
@@ -183,11 +183,11 @@ describe('pullImage on a fake engine', () => {
     const ticker = setInterval(() => {
       current += 1;
       send(stream, { status: 'Downloading', id: 'l1', progressDetail: { current, total: 1_000 } });
-    }, 30);
+    }, 20);
     const error = await rejection(done).finally(() => clearInterval(ticker));
     expect(error).toBeInstanceOf(InfrastructureError);
     expect(error.message).toMatch(
-      /did not finish within 400 ms \(STEVEDORE_PULL_TIMEOUT_MS\) after \d+ of 1000 bytes/,
+      /did not finish within 800 ms \(STEVEDORE_PULL_TIMEOUT_MS\) after \d+ of 1000 bytes/,
     );
   });
 
