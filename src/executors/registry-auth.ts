@@ -109,6 +109,7 @@ export class RegistryCredentials {
           `registry credentials ${path} cannot be read: give a Docker config.json there, or unset STEVEDORE_REGISTRY_AUTH`,
         );
       }
+      credentials.seen = 'gone'; // absent from the start is no change to warn about; appearing is
       return credentials;
     }
     credentials.read(stamp);

@@ -32,7 +32,11 @@ export interface ImageRef {
 
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
-const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}$/;
+/**
+ * The digests the engine accepts (go-digest's algorithms, lower-case hex of the algorithm's
+ * length); the grammar's looser `[0-9a-fA-F]{32,}` would pass what `docker pull` rejects.
+ */
+const DIGEST = /^(?:sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$/;
 const HOST =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$/;
 /** Docker's own limit on a repository name. */
@@ -61,7 +65,9 @@ export function parseImageRef(reference: string): ImageRef | string {
   const first = parts[0] ?? '';
   if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost')) {
     if (!HOST.test(first)) return `"${first}" is not a registry host`;
-    registry = HUB_ALIASES.has(first) ? DOCKER_HUB : first;
+    // Host names are case-insensitive; auths keys are lower-cased too (registryOfAuthKey).
+    const host = first.toLowerCase();
+    registry = HUB_ALIASES.has(host) ? DOCKER_HUB : host;
     parts.shift();
   }
   const bad = parts.find((part) => !COMPONENT.test(part));

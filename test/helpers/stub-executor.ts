@@ -60,6 +60,8 @@ export interface StubScript {
   image?: LoadedImage;
   /** Progress loadImage() reports, in order, before it returns (a pull). */
   pullProgress?: PullProgress[];
+  /** loadImage() pulls until its signal aborts, then rejects as a real executor does. */
+  pullsUntilAborted?: boolean;
 }
 
 export const STUB_IMAGE_ID = `sha256:${'5'.repeat(64)}`;
@@ -78,6 +80,15 @@ function deferred<T>(): Deferred<T> {
     reject = rej;
   });
   return { promise, resolve, reject };
+}
+
+/** Rejects once `signal` aborts, as DockerImages does for a job that stops waiting on a pull. */
+function untilAborted(signal: AbortSignal | undefined): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    const giveUp = (): void => reject(new Error('stopped waiting for the image', { cause: signal?.reason }));
+    if (signal?.aborted) giveUp();
+    signal?.addEventListener('abort', giveUp, { once: true });
+  });
 }
 
 const SIGTERM_EXIT = 128 + 15;
@@ -134,6 +145,7 @@ export class StubExecutor implements ContainerExecutor {
   async loadImage(request: ImageRequest): Promise<LoadedImage> {
     this.imageRequest = request;
     await this.enter('loadImage');
+    if (this.script.pullsUntilAborted) await untilAborted(request.signal);
     for (const progress of this.script.pullProgress ?? []) request.onProgress?.(progress);
     return this.script.image ?? { imageId: STUB_IMAGE_ID, imageDigest: null, source: 'present', pull: null };
   }

@@ -28,15 +28,24 @@ export interface PullOutcome {
 
 /**
  * The engine's words for an image that cannot exist or cannot be had: no retry helps. Anything
- * else (registry unreachable, engine trouble, a reset connection) is worth a retry.
+ * else (registry unreachable, engine trouble, a reset connection) is worth a retry. A "permission
+ * denied" is the engine's own disk, not the registry's "denied: requested access…".
  */
 const IMAGE_PROBLEM =
-  /manifest unknown|not found|unauthorized|denied|authentication required|no basic auth credentials|invalid reference format|repository name must|does not exist|name unknown|invalid tag format|no matching manifest/i;
+  /manifest unknown|not found|unauthorized|(?<!permission )denied|authentication required|no basic auth credentials|invalid reference format|repository name must|does not exist|name unknown|invalid tag format|no matching manifest/i;
+/**
+ * A registry's rate limit (Docker Hub's "toomanyrequests", passed on by the engine as 429): the
+ * image is there, and a retry after the backoff gets it.
+ */
+const RATE_LIMITED = /toomanyrequests|too many requests/i;
+const TOO_MANY_REQUESTS = 429;
 
 /** The pull failure as an ImageUnavailableError (never retried) or an InfrastructureError. */
 export function pullFailure(image: string, message: string, statusCode?: number): Error {
   const said = cleanEngineMessage(message);
-  if ((statusCode !== undefined && statusCode >= 400 && statusCode < 500) || IMAGE_PROBLEM.test(said)) {
+  const clientError = statusCode !== undefined && statusCode >= 400 && statusCode < 500;
+  const rateLimited = statusCode === TOO_MANY_REQUESTS || RATE_LIMITED.test(said);
+  if (!rateLimited && (clientError || IMAGE_PROBLEM.test(said))) {
     return new ImageUnavailableError(
       `cannot pull ${image}: ${said}. Check the name and tag, and that the worker's registry credentials (STEVEDORE_REGISTRY_AUTH) cover this registry`,
     );
