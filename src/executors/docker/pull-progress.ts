@@ -13,6 +13,8 @@ interface Layer {
   downloaded: number;
   total: number;
   extracted: number;
+  /** Downloaded and checked (a small layer may say only this, with no byte count before it). */
+  fetched: boolean;
   done: boolean;
 }
 
@@ -48,7 +50,7 @@ export class PullTracker {
     const layer = this.layerOf(id, status);
     if (!layer) return false;
     const detail = message.progressDetail ?? {};
-    const before = `${layer.downloaded}/${layer.extracted}/${layer.done}`;
+    const before = stepOf(layer);
     switch (status) {
       case 'Downloading':
         layer.downloaded = Math.max(layer.downloaded, detail.current ?? 0);
@@ -57,6 +59,7 @@ export class PullTracker {
       case 'Download complete':
       case 'Verifying Checksum':
         if (layer.total > 0) layer.downloaded = layer.total;
+        layer.fetched = true;
         break;
       case 'Extracting':
         if (layer.total > 0) layer.downloaded = layer.total;
@@ -70,7 +73,7 @@ export class PullTracker {
       default:
         break;
     }
-    return before !== `${layer.downloaded}/${layer.extracted}/${layer.done}`;
+    return before !== stepOf(layer);
   }
 
   get progress(): PullProgress {
@@ -96,8 +99,13 @@ export class PullTracker {
     ) {
       return undefined;
     }
-    const layer: Layer = { downloaded: 0, total: 0, extracted: 0, done: false };
+    const layer: Layer = { downloaded: 0, total: 0, extracted: 0, fetched: false, done: false };
     this.layers.set(id, layer);
     return layer;
   }
+}
+
+/** Where a layer is; a change of it is progress. */
+function stepOf(layer: Layer): string {
+  return `${layer.downloaded}/${layer.extracted}/${layer.fetched}/${layer.done}`;
 }
