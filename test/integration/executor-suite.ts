@@ -88,18 +88,21 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
 
       it('loads the image from a docker-save tarball, then is a no-op', async () => {
         const e = executor();
-        await e.loadImage({
+        const loaded = await e.loadImage({
           image: TEST_IMAGE,
           tarballPath: testImageTarball(),
           pullPolicy: 'if-not-present',
         });
+        // From no registry: an id, but no repo digest.
+        expect(loaded).toMatchObject({ source: 'tarball', imageDigest: null, pull: null });
+        expect(loaded.imageId).toMatch(/^sha256:[0-9a-f]{64}$/);
         await expect(
           e.loadImage({
             image: TEST_IMAGE,
             tarballPath: '/nonexistent/ignored-because-present.tar',
             pullPolicy: 'if-not-present',
           }),
-        ).resolves.toBeUndefined();
+        ).resolves.toEqual({ source: 'present', imageId: loaded.imageId, imageDigest: null, pull: null });
         await e.create(spec(['true']));
         await e.start();
         expect(await e.wait()).toBe(0);

@@ -54,6 +54,23 @@ describe('LiveOutput on Redis', () => {
     await server.close();
   });
 
+  it('keeps a slow writer’s lines up to the cap, not only its last few entries', async () => {
+    // One line per send (the sends are 100 ms apart): each line is its own small entry.
+    const live = new LiveOutput(redis, 'live:slow', 256 * 1024, 1, log);
+    const lines = Array.from({ length: 30 }, (_, i) => `line-${i + 1}\n`);
+    for (const line of lines) {
+      live.push(Buffer.from(line));
+      await new Promise((r) => setTimeout(r, 130));
+    }
+    await live.finish();
+    const { pieces, eof } = await readBack(redis, 'live:slow');
+    expect(pieces.length).toBeGreaterThan(10); // sent as many small entries, as a slow job makes them
+    expect(Buffer.concat(pieces.map((p) => p.d)).toString()).toBe(lines.join(''));
+    expect(pieces[0]?.o).toBe(0);
+    expect(eof).toBe(lines.join('').length);
+    expect(live.truncated).toBe(false);
+  });
+
   it('keeps output under its cap whole and exact, offsets contiguous, with the end marker', async () => {
     const all = randomBytes(700_000);
     const live = new LiveOutput(redis, 'live:small', 1024 * 1024, 1, log);

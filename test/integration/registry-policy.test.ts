@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { imagePresent } from '../../src/executors/docker/image.js';
 import type { JobSpecInput } from '../../src/jobs/spec.js';
 import { leftoverContainers, testDocker } from '../helpers/docker.js';
 import { TestRegistry } from '../helpers/registry.js';
@@ -80,16 +81,15 @@ describe('pull policies when a tag moves', () => {
     expect(exact.result).toMatchObject({ imageId: images.a, imageDigest: byDigest });
 
     // Gone from the host, the digest is pulled again: still exactly that image.
-    const fetches = (await registry.fetched(NAME)).manifests.filter((d) => d === first).length;
     // The last job's container is removed just after its result is stored; an image in use would stay.
     await until(
       async () => (await leftoverContainers(docker, `stevedore.queue=${world.h.queue}`)).length === 0,
     );
     await removeImage(docker, images.a);
+    expect(await imagePresent(docker, images.a)).toBe(false);
     const again = await run({ image: byDigest });
     expect(again.variant).toBe('policy-a');
     expect(again.result).toMatchObject({ imageId: images.a, imageDigest: byDigest });
-    expect((await registry.fetched(NAME)).manifests.filter((d) => d === first)).toHaveLength(fetches + 1);
   });
 
   it('an untagged reference means latest and is pulled every time, as in Kubernetes', async () => {

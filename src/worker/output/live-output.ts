@@ -12,11 +12,16 @@ const FLUSH_INTERVAL_MS = 100;
 const MAX_FLUSH_INTERVAL_MS = 1_000;
 /** Pending output is copied into blocks of this size, used again once sent or dropped. */
 const PENDING_BLOCK_BYTES = 64 * 1024;
+/** What Redis spends on a small stream entry beside its data (ID, field names, listpack headers), rounded up. */
+const SMALL_ENTRY_OVERHEAD_BYTES = 64;
 
 /**
  * Publishes one output stream of a run to Redis in bounded form, for `stevedore logs` on any
  * host: a Redis stream of chunks (≤ LIVE_CHUNK_BYTES each, field `o` = byte offset, `d` =
- * data) capped at capBytes / LIVE_CHUNK_BYTES entries, oldest dropped. At most one write is in
+ * data), the newest of them that fit in capBytes of Redis memory, oldest dropped. The stream is
+ * trimmed by entry count (MAXLEN), counted here from what each entry costs: a full chunk its
+ * allocation, a small one (a slow writer's line per flush) its bytes and overhead, so a job
+ * that prints a line a second keeps its last capBytes too, not its last few entries. At most one write is in
  * flight; meanwhile output collects in memory up to capBytes (oldest dropped), so neither a
  * fast container nor a slow Redis can grow the worker's memory or Redis beyond the cap.
  */
@@ -34,7 +39,12 @@ export class LiveOutput {
   private inFlight: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private interval = FLUSH_INTERVAL_MS;
-  private readonly maxEntries: number;
+  /** What the entries this output added cost in Redis, oldest first: the ones a MAXLEN keeps. */
+  private readonly costs: number[] = [];
+  private costsFrom = 0;
+  private keptCost = 0;
+  /** Memory the kept entries may take; one full entry's worth is left for the end marker and the stream's own bookkeeping. */
+  private readonly costCap: number;
 
   constructor(
     private readonly redis: Redis,
@@ -43,13 +53,30 @@ export class LiveOutput {
     private readonly attempt: number,
     private readonly logger: Logger,
   ) {
-    // One entry's worth of room is left for the stream's own bookkeeping and the end marker.
-    this.maxEntries = Math.max(1, Math.floor(capBytes / LIVE_ENTRY_ALLOCATION_BYTES) - 1);
+    this.costCap = Math.max(LIVE_ENTRY_ALLOCATION_BYTES, capBytes - LIVE_ENTRY_ALLOCATION_BYTES);
   }
 
   /** True once any byte was dropped from the Redis copy. */
   get truncated(): boolean {
-    return this.dropped || this.produced > this.maxEntries * LIVE_CHUNK_BYTES;
+    return this.dropped;
+  }
+
+  /** Counts one more entry of `bytes`; how many of the newest entries the stream may keep. */
+  private keep(bytes: number): number {
+    const cost = bytes >= LIVE_CHUNK_BYTES ? LIVE_ENTRY_ALLOCATION_BYTES : bytes + SMALL_ENTRY_OVERHEAD_BYTES;
+    this.costs.push(cost);
+    this.keptCost += cost;
+    while (this.keptCost > this.costCap && this.costs.length - this.costsFrom > 1) {
+      this.keptCost -= this.costs[this.costsFrom] as number;
+      this.costsFrom += 1;
+      this.dropped = true;
+    }
+    // The array's dropped head is cut now and then, not on every entry.
+    if (this.costsFrom > 1024) {
+      this.costs.splice(0, this.costsFrom);
+      this.costsFrom = 0;
+    }
+    return this.costs.length - this.costsFrom;
   }
 
   /** Takes a copy of `chunk` (the caller may reuse it). */
@@ -112,13 +139,13 @@ export class LiveOutput {
     const pipeline = this.redis.pipeline();
     for (let at = Math.max(0, data.length - this.capBytes); at < data.length; at += LIVE_CHUNK_BYTES) {
       const chunk = data.subarray(at, at + LIVE_CHUNK_BYTES);
-      pipeline.xadd(this.key, 'MAXLEN', this.maxEntries, '*', 'o', String(offset + at), 'd', chunk);
+      pipeline.xadd(this.key, 'MAXLEN', this.keep(chunk.length), '*', 'o', String(offset + at), 'd', chunk);
     }
     if (marker) {
       pipeline.xadd(
         this.key,
         'MAXLEN',
-        this.maxEntries + 1,
+        this.costs.length - this.costsFrom + 1,
         '*',
         'eof',
         String(this.attempt),
