@@ -69,7 +69,8 @@ describe.skipIf(!isRoot)('scripts/setup.sh', () => {
     const env = { PATH: bareBin };
     expect(await setup(['test', '--check'], { env })).toMatchObject({
       exitCode: 1,
-      stdout: 'setup: missing docker.io redis-server util-linux iproute2 docker-registry apache2-utils docker-compose debootstrap',
+      stdout:
+        'setup: missing docker.io redis-server util-linux iproute2 docker-registry apache2-utils docker-compose debootstrap',
     });
     expect(await setup(['demo', '--check'], { env })).toMatchObject({
       exitCode: 1,
