@@ -6,7 +6,8 @@ import { execa, type Result } from 'execa';
 import { testQueue } from './stevedore.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
-const STACK = join(REPO, 'scripts', 'stack.sh');
+export const STACK = join(REPO, 'scripts', 'stack.sh');
+export const SEED = join(REPO, 'scripts', 'seed-images.sh');
 /** A cold `up` seeds the base images (debootstrap, ~4 min here) and builds the worker image. */
 export const COLD_UP_MS = 10 * 60_000;
 
@@ -47,6 +48,11 @@ export class ComposeStack {
     this.port = await freePort();
   }
 
+  /** The env file stack.sh writes for this stack (never the repo's .env). */
+  get envFile(): string {
+    return join(this.dir, 'env');
+  }
+
   /** Runs `scripts/stack.sh -p <project> …args`; rejects with its output when it fails. */
   async stack(args: string[], timeoutMs = 120_000): Promise<Result> {
     const result = await execa('bash', [STACK, '-p', this.project, ...args], {
@@ -55,7 +61,7 @@ export class ComposeStack {
       all: true,
       timeout: timeoutMs,
       env: {
-        STEVEDORE_ENV_FILE: join(this.dir, 'env'),
+        STEVEDORE_ENV_FILE: this.envFile,
         STEVEDORE_REDIS_PASSWORD: this.password,
         STEVEDORE_REDIS_PORT: String(this.port),
         STEVEDORE_QUEUE: this.queue,

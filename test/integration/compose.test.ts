@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import { execa } from 'execa';
@@ -9,7 +10,7 @@ import { HOLDER_LABEL } from '../../src/executors/docker/netns/holders.js';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import { LABELS } from '../../src/jobs/names.js';
 import type { JobResult } from '../../src/jobs/result.js';
-import { COLD_UP_MS, ComposeStack } from '../helpers/compose.js';
+import { COLD_UP_MS, ComposeStack, SEED, STACK } from '../helpers/compose.js';
 import { TEST_IMAGE, testDocker, testImageTarball } from '../helpers/docker.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
@@ -107,6 +108,18 @@ describe('the compose stack (scripts/stack.sh, two worker replicas)', () => {
     }
   });
 
+  it('keeps the seeded base images and the worker image when their inputs are unchanged', async () => {
+    const started = Date.now();
+    expect(await execa('bash', [SEED, '--check'], { reject: false })).toMatchObject({
+      exitCode: 0,
+      stdout: '',
+    });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    const before = await docker.getImage('stevedore/worker:local').inspect();
+    await stack.stack(['build']);
+    expect((await docker.getImage('stevedore/worker:local').inspect()).Id).toBe(before.Id);
+  });
+
   it('down -v leaves no container of the project or its queue, and no volume', async () => {
     await stack.stack(['down', '-v']);
     expect(await leftovers()).toEqual([]);
@@ -115,5 +128,33 @@ describe('the compose stack (scripts/stack.sh, two worker replicas)', () => {
     });
     expect(Volumes.map((v) => v.Name)).toEqual([]);
     expect(existsSync(stack.logDir)).toBe(true); // the host's log dir is the user's, never removed
+  });
+});
+
+describe('scripts/stack.sh settings', () => {
+  it('generates a Redis password into the env file once, says where, and keeps it private', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-stack-env-'));
+    const envFile = join(dir, 'env');
+    const run = () =>
+      execa('bash', [STACK, 'config', '-q'], {
+        reject: false,
+        env: { STEVEDORE_ENV_FILE: envFile, STEVEDORE_LOG_DIR: join(dir, 'logs') },
+      });
+    try {
+      const first = await run();
+      expect(first).toMatchObject({
+        exitCode: 0,
+        stderr: `stack: generated STEVEDORE_REDIS_PASSWORD into ${envFile}`,
+      });
+      const written = await readFile(envFile, 'utf8');
+      expect(written).toMatch(/^STEVEDORE_REDIS_PASSWORD=[0-9a-f]{48}$/m);
+      expect(written).toMatch(/^STEVEDORE_DOCKER_GID=\d+$/m);
+      expect(written).toMatch(/^STEVEDORE_STOP_GRACE=45s$/m);
+      expect((await stat(envFile)).mode & 0o777).toBe(0o600);
+      expect(await run()).toMatchObject({ exitCode: 0, stderr: '' });
+      expect(await readFile(envFile, 'utf8')).toBe(written);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
