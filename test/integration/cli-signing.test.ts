@@ -83,6 +83,21 @@ describe('stevedore keygen and signed submit', () => {
       env: { ...env, STEVEDORE_SIGNING_KEY: join(keys, 'producer.key') },
     });
     expect(byEnv.exitCode).toBe(0);
+    const stale = await stevedore(
+      [
+        'submit',
+        ...job,
+        '--signing-key',
+        join(keys, 'producer.key'),
+        '--not-after',
+        '2000-01-01T00:00:00Z',
+        '--',
+        'true',
+      ],
+      { env },
+    );
+    expect(stale.exitCode).toBe(2);
+    expect(stale.stderr).toContain('must be a time in the future');
     const unsigned = await stevedore(['submit', ...job, '--', 'echo', 'no'], { env });
     expect(unsigned.exitCode).toBe(1);
     expect(JSON.parse(String(unsigned.stdout))).toMatchObject({ state: 'Failed', reason: 'invalid' });

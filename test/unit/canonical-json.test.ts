@@ -12,9 +12,9 @@ describe('canonicalJson (RFC 8785)', () => {
   });
 
   it('sorts names by UTF-16 code units and keeps array order', () => {
-    // € is U+20AC, after ö (U+00F6); 😀 is a surrogate pair starting 0xD83D, after both.
-    expect(canonicalJson({ '€': 1, '\r': 2, '1': 3, '\u0080': 4, '😀': 5, ö: 6 })).toBe(
-      '{"\\r":2,"1":3,"\u0080":4,"ö":6,"€":1,"😀":5}',
+    // 😀 (U+1F600) is the surrogates D83D DE00 in UTF-16, so it sorts before ｱ (U+FF71).
+    expect(canonicalJson({ '€': 1, '\r': 2, '1': 3, '\u0080': 4, ｱ: 7, '😀': 5, ö: 6 })).toBe(
+      '{"\\r":2,"1":3,"\u0080":4,"ö":6,"€":1,"😀":5,"ｱ":7}',
     );
     expect(canonicalJson([3, 1, 2])).toBe('[3,1,2]');
   });
