@@ -31,8 +31,12 @@ function encodeNumber(value: number, path: string): string {
   return JSON.stringify(value);
 }
 
-function encode(value: unknown, path: string): string {
+/** Deeper than any spec nests (4 levels): hostile job data must not exhaust the stack of a recursive encoder. */
+const MAX_DEPTH = 64;
+
+function encode(value: unknown, path: string, depth = 0): string {
   if (value === null) return 'null';
+  if (depth > MAX_DEPTH) throw new CanonicalEncodingError(path, `nests deeper than ${MAX_DEPTH} levels`);
   switch (typeof value) {
     case 'boolean':
       return value ? 'true' : 'false';
@@ -46,7 +50,7 @@ function encode(value: unknown, path: string): string {
       throw new CanonicalEncodingError(path, `is a ${typeof value}, which JSON does not have`);
   }
   if (Array.isArray(value)) {
-    return `[${value.map((item, i) => encode(item, `${path}[${i}]`)).join(',')}]`;
+    return `[${value.map((item, i) => encode(item, `${path}[${i}]`, depth + 1)).join(',')}]`;
   }
   const prototype = Object.getPrototypeOf(value) as unknown;
   if (prototype !== Object.prototype && prototype !== null) {
@@ -56,7 +60,7 @@ function encode(value: unknown, path: string): string {
   const names = Object.keys(value).sort();
   const members = names.map((name) => {
     const inner = path ? `${path}.${name}` : name;
-    return `${encodeString(name, inner)}:${encode((value as Record<string, unknown>)[name], inner)}`;
+    return `${encodeString(name, inner)}:${encode((value as Record<string, unknown>)[name], inner, depth + 1)}`;
   });
   return `{${members.join(',')}}`;
 }

@@ -39,5 +39,8 @@ describe('canonicalJson (RFC 8785)', () => {
     expect(() => canonicalJson({ s: 'a\uD800b' })).toThrow('s contains a lone UTF-16 surrogate');
     expect(() => canonicalJson({ d: new Date(0) })).toThrow('d is not a plain object');
     expect(() => canonicalJson(10n)).toThrow('(top level) is a bigint');
+    // Hostile nesting is an encoding error, not a stack overflow.
+    const deep = JSON.parse(`${'['.repeat(100_000)}${']'.repeat(100_000)}`) as unknown;
+    expect(() => canonicalJson({ labels: deep })).toThrow('nests deeper than 64 levels');
   });
 });
