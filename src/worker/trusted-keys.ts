@@ -101,14 +101,7 @@ export class TrustedKeys {
     try {
       now = await fingerprint(this.dir);
     } catch (error) {
-      // Gone or unreadable: trusting nothing is the safe side; every job is refused until it is back.
-      if (this.keys.size > 0)
-        this.logger.warn(
-          { trustedKeys: this.dir, err: error },
-          'trusted keys directory cannot be read: no key is trusted until it can',
-        );
-      this.keys = new Map();
-      this.seen = '';
+      this.trustNothing(error);
       return;
     }
     if (now === this.seen) return;
@@ -122,10 +115,25 @@ export class TrustedKeys {
         { trustedKeys: this.dir, file, keptOld: old !== undefined },
         `bad trusted key file: ${problem}`,
       );
+    }).catch((error: unknown) => {
+      this.trustNothing(error);
+      return undefined;
     });
+    if (!keys) return;
     for (const [id, key] of kept) keys.set(id, key);
     this.keys = keys;
     this.seen = now;
     this.logger.info({ trustedKeys: this.dir, keyIds: this.ids() }, 'trusted keys re-read');
+  }
+
+  /** Gone or unreadable: trusting nothing is the safe side; every job is refused until it is back. */
+  private trustNothing(error: unknown): void {
+    if (this.keys.size > 0)
+      this.logger.warn(
+        { trustedKeys: this.dir, err: error },
+        'trusted keys directory cannot be read: no key is trusted until it can',
+      );
+    this.keys = new Map();
+    this.seen = '';
   }
 }
