@@ -1,4 +1,5 @@
 export * from './executors/index.js';
+export { canonicalJson } from './jobs/canonical-json.js';
 export {
   type CancelOutcome,
   type ClientOptions,
@@ -9,6 +10,13 @@ export type { RedisTarget } from './jobs/connection.js';
 export * from './jobs/errors.js';
 export type { JobProgress, RunPhase } from './jobs/progress.js';
 export type { AttemptRecord, JobResult, RunReason, RunState, StreamSummary, Usage } from './jobs/result.js';
+export {
+  type JobSignature,
+  SIGNATURE_FIELD,
+  type SigningKey,
+  signedMessage,
+  verifyJobSignature,
+} from './jobs/signing.js';
 export { type JobSpec, type JobSpecInput, parseJobSpec } from './jobs/spec.js';
 export { ConfigError, loadConfig, type WorkerConfig } from './worker/config.js';
 export { startWorker, type WorkerHandle } from './worker/worker.js';

@@ -28,6 +28,8 @@ const SUBMIT_OPTIONS = {
   delay: { type: 'string' },
   wait: { type: 'boolean' },
   timeout: { type: 'string' },
+  'signing-key': { type: 'string' },
+  'not-after': { type: 'string' },
 } as const;
 
 async function withClient<T>(client: StevedoreClient, fn: (c: StevedoreClient) => Promise<T>): Promise<T> {
@@ -66,6 +68,16 @@ function wholeNumber(flag: string, value: string | undefined): number | undefine
   return n;
 }
 
+function timeOf(flag: string, value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const time = new Date(value);
+  if (Number.isNaN(time.getTime()))
+    throw new UsageError(
+      `--${flag} ${JSON.stringify(value)}: expected an ISO 8601 time such as 2026-12-31T23:00:00Z`,
+    );
+  return time;
+}
+
 export async function submitCommand(args: string[]): Promise<number> {
   const dashdash = args.indexOf('--');
   const before = dashdash === -1 ? args : args.slice(0, dashdash);
@@ -93,9 +105,10 @@ export async function submitCommand(args: string[]): Promise<number> {
     attempts: wholeNumber('attempts', values.attempts),
     priority: wholeNumber('priority', values.priority),
     delay: wholeNumber('delay', values.delay),
+    notAfter: timeOf('not-after', values['not-after']),
   };
   const timeoutMs = wholeNumber('timeout', values.timeout);
-  return withClient(clientFrom(values), async (client) => {
+  return withClient(clientFrom(values, { signing: true }), async (client) => {
     const { id } = await client.submit(spec, options);
     if (!values.wait) {
       console.log(id);

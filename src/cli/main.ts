@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   cancel: async () => (await import('./client-commands.js')).cancelCommand,
   logs: async () => (await import('./client-commands.js')).logsCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
+  keygen: async () => (await import('./keygen.js')).keygenCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

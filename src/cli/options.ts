@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { StevedoreClient } from '../jobs/client.js';
+import type { SigningKey } from '../jobs/signing.js';
 import { loadClientConfig } from '../worker/config.js';
 import { redisUrlFile } from '../worker/embedded-redis.js';
 import { UsageError } from './usage.js';
@@ -24,13 +26,25 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
   }
 }
 
-/** A client for the queue named by the flags, the environment or a local embedded worker. */
-export function clientFrom(values: {
-  'redis-url'?: string;
-  queue?: string;
-  prefix?: string;
-}): StevedoreClient {
+/** The key of `--signing-key FILE` / STEVEDORE_SIGNING_KEY; its id is the file's base name without .key. */
+function readSigningKey(file: string): SigningKey {
+  try {
+    return { id: basename(file, '.key'), privateKey: readFileSync(file, 'utf8') };
+  } catch (error) {
+    throw new UsageError(`cannot read signing key ${file}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * A client for the queue named by the flags, the environment or a local embedded worker; with
+ * `signing`, one that signs with the key of --signing-key or STEVEDORE_SIGNING_KEY, if any.
+ */
+export function clientFrom(
+  values: { 'redis-url'?: string; queue?: string; prefix?: string; 'signing-key'?: string },
+  { signing = false } = {},
+): StevedoreClient {
   const overrides: Record<string, string> = {};
+  if (values['signing-key']) overrides.STEVEDORE_SIGNING_KEY = values['signing-key'];
   if (values['redis-url']) overrides.REDIS_URL = values['redis-url'];
   if (values.queue) overrides.STEVEDORE_QUEUE = values.queue;
   if (values.prefix) overrides.STEVEDORE_PREFIX = values.prefix;
@@ -46,7 +60,13 @@ export function clientFrom(values: {
       'no Redis to talk to: set REDIS_URL or --redis-url, or start `stevedore worker` on this host (it runs an embedded Redis)',
     );
   }
-  return new StevedoreClient({ redis: config.redisUrl, queue: config.queue, prefix: config.prefix });
+  const signingKey = signing && config.signingKeyFile ? readSigningKey(config.signingKeyFile) : undefined;
+  return new StevedoreClient({
+    redis: config.redisUrl,
+    queue: config.queue,
+    prefix: config.prefix,
+    signingKey,
+  });
 }
 
 /** The single job id positional of status/result/cancel. */

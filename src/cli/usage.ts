@@ -18,6 +18,7 @@ Commands:
   cancel <id>       cancel a waiting or running job
   logs <id>         print (-f: follow) a job's stdout and stderr, or its events, from any host
   demo              start what is needed, run one real job, print its result
+  keygen --id NAME  write an Ed25519 key pair NAME.key / NAME.pub for signed jobs
 
 Common options (client commands):
   --redis-url URL   Redis (default: $REDIS_URL, else the embedded Redis of a local worker)
@@ -54,6 +55,8 @@ environment variable. With no Redis URL, uses the state directory's embedded red
                              ~/.docker/config.json): registry credentials, Docker's config.json "auths"
   --pull-timeout-ms MS       STEVEDORE_PULL_TIMEOUT_MS (default 1800000): a whole image pull
   --pull-stall-ms MS         STEVEDORE_PULL_STALL_MS (default 60000): a pull with no byte of progress
+  --trusted-keys DIR         STEVEDORE_TRUSTED_KEYS (default unset: no signature required): run only
+                             jobs signed by a key whose <id>.pub is in DIR
 
 SIGTERM or SIGINT: stop taking jobs. Default (stop): running jobs may finish within the grace
 period, then are stopped and put back in the queue without spending an attempt. detach (for
@@ -84,6 +87,9 @@ Builds a job spec from a file and/or flags (flags win), validates it and enqueue
   --attempts N               tries for infrastructure failures (default 3)
   --priority N               1 = highest
   --delay MS                 wait before running
+  --signing-key FILE         sign the job with this Ed25519 key (default: $STEVEDORE_SIGNING_KEY);
+                             the key id is the file's base name without .key
+  --not-after TIME           signed jobs: no worker takes the job after TIME (ISO 8601; default 24 h)
   --wait                     wait for the result, print it, exit with the container's exit code
   --timeout MS               with --wait: give up after this long`;
 
@@ -94,3 +100,10 @@ stream), from any host: its stdout to stdout and its stderr to stderr, as \`dock
 --stdout or --stderr prints only that stream (still to its own fd); --events prints its events
 log to stdout. -f follows a running job until it ends; on a finished job it prints everything
 and exits. The complete output is in the files on the worker host (see the result's stdout.path).`;
+
+export const KEYGEN_HELP = `Usage: stevedore keygen --id NAME [--out DIR]
+
+Writes an Ed25519 key pair for signed jobs: DIR/NAME.key (PKCS#8 PEM, mode 0600; the producer's,
+for --signing-key or STEVEDORE_SIGNING_KEY) and DIR/NAME.pub (SPKI PEM; copy it into each
+worker's STEVEDORE_TRUSTED_KEYS directory). DIR defaults to the current directory. Never
+overwrites a file; NAME is the key id (letters, digits, ".", "_", "-").`;

@@ -1,8 +1,9 @@
+import { type KeyObject, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connect, type RedisTarget } from './connection.js';
-import { coerceError, UnknownJobError } from './errors.js';
+import { coerceError, UnknownJobError, ValidationError } from './errors.js';
 import {
   bullmqKeys,
   DEFAULT_PREFIX,
@@ -16,6 +17,7 @@ import { readLiveOutput } from './logs.js';
 import { checkJobId } from './names.js';
 import type { JobProgress } from './progress.js';
 import { type JobResult, resultWithoutRun } from './result.js';
+import { type SigningKey, signedJobData, toPrivateKey } from './signing.js';
 import { type JobSpecInput, parseJobSpec } from './spec.js';
 
 export interface ClientOptions {
@@ -24,6 +26,8 @@ export interface ClientOptions {
   prefix?: string;
   /** Called on Redis connection errors (the client reconnects by itself); default: ignore. */
   onError?: (error: Error) => void;
+  /** Signs every submitted job (README "Signed jobs"), for workers that trust only signed jobs. */
+  signingKey?: SigningKey;
 }
 
 export interface SubmitOptions {
@@ -36,6 +40,8 @@ export interface SubmitOptions {
   priority?: number;
   /** Milliseconds to wait before the job may run. */
   delay?: number;
+  /** Signed jobs only: no worker takes the job after this (Date or Unix ms); default 24 h from now. */
+  notAfter?: Date | number;
 }
 
 interface EventsHub {
@@ -61,8 +67,14 @@ export class StevedoreClient {
   private readonly redis: Redis;
   private readonly queue: Queue;
   private events: Promise<EventsHub> | undefined;
+  private readonly signer: { id: string; privateKey: KeyObject } | undefined;
 
   constructor(private readonly options: ClientOptions) {
+    // Checked before anything connects, so a bad key is one clear error and nothing to close.
+    this.signer = options.signingKey && {
+      id: options.signingKey.id,
+      privateKey: toPrivateKey(options.signingKey),
+    };
     this.address = { queue: options.queue ?? DEFAULT_QUEUE, prefix: options.prefix ?? DEFAULT_PREFIX };
     const onError = options.onError ?? (() => undefined);
     this.redis = connect(options.redis, onError);
@@ -74,8 +86,19 @@ export class StevedoreClient {
   async submit(spec: JobSpecInput, options: SubmitOptions = {}): Promise<{ id: string }> {
     parseJobSpec(spec);
     if (options.jobId !== undefined) checkJobId(options.jobId);
-    const job = await this.queue.add('run', spec, {
-      jobId: options.jobId,
+    if (!this.signer && options.notAfter !== undefined)
+      throw new ValidationError('notAfter applies to signed jobs only: give the client a signingKey');
+    // A signature covers the job id, so a signed job gets its id here rather than from BullMQ.
+    const jobId = this.signer ? (options.jobId ?? randomUUID()) : options.jobId;
+    const data = this.signer
+      ? signedJobData(
+          spec,
+          { jobId: jobId as string, queue: this.address.queue, notAfter: options.notAfter },
+          this.signer,
+        )
+      : spec;
+    const job = await this.queue.add('run', data, {
+      jobId,
       attempts: options.attempts ?? DEFAULT_ATTEMPTS,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       priority: options.priority,

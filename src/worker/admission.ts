@@ -6,6 +6,7 @@ import { jobIdProblems } from '../jobs/names.js';
 import { type JobResult, resultWithoutRun } from '../jobs/result.js';
 import { type JobSpec, type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
 import { checkJobRuntime } from './runtime-check.js';
+import { checkSignature, type SignatureGate } from './signature-check.js';
 
 export interface AdmissionContext {
   runtime: RuntimeKind;
@@ -13,6 +14,8 @@ export interface AdmissionContext {
   log: Logger;
   /** Stores a result for a job that BullMQ fails without a return value. */
   writeSideResult: (result: JobResult) => Promise<void>;
+  /** Trusted keys (STEVEDORE_TRUSTED_KEYS): when set, only jobs signed by one of them are admitted. */
+  signatures: SignatureGate;
 }
 
 /**
@@ -44,8 +47,10 @@ export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: Admission
       `validating: job id ${JSON.stringify(jobId)} ${idProblems.join(', ')}; submit the job again with an id that has none of these`,
     );
   }
+  const signed = await checkSignature({ id: jobId, data: job.data }, ctx.signatures, ctx.log);
+  if (!signed.ok) return reject(signed.message);
   try {
-    const spec = parseJobSpec(job.data);
+    const spec = parseJobSpec(signed.spec);
     checkJobRuntime(spec, ctx.runtime);
     return spec;
   } catch (error) {

@@ -52,6 +52,8 @@ export interface WorkerConfig {
   pullTimeoutMs: number;
   /** A pull may go this long without a byte of progress (then: infra, retried). */
   pullStallMs: number;
+  /** A directory of `<key id>.pub` files; set: only jobs signed by one of them run. */
+  trustedKeysDir?: string;
 }
 
 export class ConfigError extends Error {
@@ -197,6 +199,7 @@ export function loadConfig(
       DEFAULT_PULL_STALL_MS,
       100,
     ),
+    trustedKeysDir: get('STEVEDORE_TRUSTED_KEYS') || undefined,
   };
 }
 
@@ -207,6 +210,8 @@ export interface ClientConfig {
   queue: string;
   prefix: string;
   stateDir: string;
+  /** STEVEDORE_SIGNING_KEY: the producer's private key file; submit signs with it. */
+  signingKeyFile?: string;
 }
 
 /** REDIS_URL, else the URL an embedded-Redis worker on this host wrote to its state directory. */
@@ -228,5 +233,6 @@ export function loadClientConfig(
     queue: get('STEVEDORE_QUEUE') || DEFAULT_QUEUE,
     prefix: get('STEVEDORE_PREFIX') || DEFAULT_PREFIX,
     stateDir,
+    signingKeyFile: get('STEVEDORE_SIGNING_KEY') || undefined,
   };
 }

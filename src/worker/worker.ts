@@ -19,6 +19,7 @@ import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/hi
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
 import { type FinishedAs, FinishedRetention } from './retention.js';
 import { runJob, type StopReason } from './run/run.js';
+import { TrustedKeys } from './trusted-keys.js';
 
 export interface WorkerDeps {
   logger?: Logger;
@@ -56,6 +57,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const logger = (deps.logger ?? pino({ level: config.logLevel })).child({ workerId: config.workerId });
   const credentials = readCredentials(config, logger);
   if (credentials.hosts.length > 0) logger.info({ registryAuth: credentials }, 'registry credentials read');
+  const trusted = config.trustedKeysDir ? await TrustedKeys.load(config.trustedKeysDir, logger) : undefined;
   // First, so a runtime that cannot be used here stops the worker before it starts anything.
   const runtime = await openRuntime(config.runtime, {
     ...deps.runtimeOptions,
@@ -127,7 +129,13 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     const jobId = job.id as string;
     const attempt = job.attemptsMade + 1;
     const log = logger.child({ jobId, attempt });
-    const spec = await admitJob(job, { runtime: runtime.kind, worker: workerInfo, log, writeSideResult });
+    const spec = await admitJob(job, {
+      runtime: runtime.kind,
+      worker: workerInfo,
+      log,
+      writeSideResult,
+      signatures: { trusted, queue: config.queue, now: Date.now },
+    });
     const controller = new AbortController();
     runs.set(jobId, controller);
     // BullMQ's own signal (worker.cancelJob / cancelAllJobs) stops the run too.
