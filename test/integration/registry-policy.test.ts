@@ -19,8 +19,11 @@ beforeAll(async () => {
   images.b = await buildTestImage(docker, 'stevedore-test/registry-policy:b', { variant: 'policy-b' });
 });
 
+/** Every image id the file built or pulled: rebuilt variants get new ids, and each is removed at the end. */
+const made = new Set<string>();
+
 afterAll(async () => {
-  await Promise.all([removeImage(docker, images.a), removeImage(docker, images.b)]);
+  for (const id of [...made, images.a, images.b]) await removeImage(docker, id);
   await registry?.close();
 });
 
@@ -31,6 +34,7 @@ async function run(spec: Omit<JobSpecInput, 'command'>) {
   const { id } = await client.submit({ ...spec, command: ['cat', '/variant'] });
   const result = await client.waitForResult(id, { timeoutMs: 30_000 });
   expect(result).toMatchObject({ state: 'Complete', exitCode: 0 });
+  if (result.imageId) made.add(result.imageId);
   return {
     result,
     variant: result.stdout.tail,
