@@ -10,6 +10,13 @@ export type { ImagePullPolicy, PullProgress };
  * containerExecutor; see shared/DESIGN.md.
  */
 
+/**
+ * Processes and threads per container when the spec names no limit: far more than a batch job
+ * starts (a JVM with a few hundred threads fits), few enough that a fork bomb stays a small
+ * fraction of the host's pid_max (32768 by default on Linux).
+ */
+export const DEFAULT_PIDS_LIMIT = 4096;
+
 export interface BindMount {
   hostPath: string;
   readOnly: boolean;
@@ -36,6 +43,8 @@ export interface ExecutorSpec {
   cgroupParent?: string;
   /** Run the command under the runtime's init process (signals forwarded, zombies reaped). */
   init?: boolean;
+  /** Most processes and threads the container may hold at once; absent = DEFAULT_PIDS_LIMIT, never unlimited. */
+  pidsLimit?: number;
   stdin?: Readable;
   stdout: OutputSink;
   stderr: OutputSink;

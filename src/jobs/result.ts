@@ -18,7 +18,13 @@ export type RunReason =
 
 /** What is known about one output stream of a run. */
 export interface StreamSummary {
+  /** Bytes the stream carried, all of them, also those past the cap. */
   bytes: number;
+  /**
+   * Bytes of it the file at `path` holds: `bytes` unless the worker's per-stream cap
+   * (maxOutputBytes) was reached, where the file ends; 0 when no file is kept.
+   */
+  keptBytes: number;
   /** The last bytes (at most TAIL_BYTES), cut on a UTF-8 character boundary. */
   tail: string;
   /** Where the full text is kept on the worker host; null when no log directory is set. */
@@ -110,7 +116,13 @@ export function utf8Tail(buffer: Buffer, max = TAIL_BYTES): string {
   return buffer.subarray(start).toString('utf8');
 }
 
-export const emptyStream = (): StreamSummary => ({ bytes: 0, tail: '', path: null, truncated: false });
+export const emptyStream = (): StreamSummary => ({
+  bytes: 0,
+  keptBytes: 0,
+  tail: '',
+  path: null,
+  truncated: false,
+});
 
 /**
  * The result of a job that never ran a container (invalid spec, cancelled while waiting, failed

@@ -2,6 +2,7 @@ import { availableParallelism, homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_LOG_DRIVER } from '../executors/docker/create-options.js';
 import { DEFAULT_PULL_STALL_MS, DEFAULT_PULL_TIMEOUT_MS } from '../executors/docker/pull.js';
+import { DEFAULT_PIDS_LIMIT } from '../executors/executor.js';
 import {
   DEFAULT_KEEP_FINISHED,
   DEFAULT_LIVE_OUTPUT_BYTES,
@@ -9,8 +10,22 @@ import {
   DEFAULT_QUEUE,
   LIVE_CHUNK_BYTES,
 } from '../jobs/keys.js';
+import { DEFAULT_MAX_OUTPUT_BYTES } from './output/capture.js';
 
 export type ShutdownMode = 'stop' | 'detach';
+
+/** Bounds on every job the worker runs; the worker policy supplies them, these are the defaults. */
+export interface WorkerLimits {
+  /** Processes and threads per job container. */
+  pidsLimit: number;
+  /** Bytes of each output stream of a job kept on disk; the rest is counted, not written. */
+  maxOutputBytes: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<WorkerLimits> = {
+  pidsLimit: DEFAULT_PIDS_LIMIT,
+  maxOutputBytes: DEFAULT_MAX_OUTPUT_BYTES,
+};
 
 /** Everything a worker needs to know; `loadConfig` is the one reader of process.env. */
 export interface WorkerConfig {
@@ -54,6 +69,7 @@ export interface WorkerConfig {
   pullStallMs: number;
   /** A directory of `<key id>.pub` files; set: only jobs signed by one of them run. */
   trustedKeysDir?: string;
+  limits: WorkerLimits;
 }
 
 export class ConfigError extends Error {
@@ -200,6 +216,7 @@ export function loadConfig(
       100,
     ),
     trustedKeysDir: get('STEVEDORE_TRUSTED_KEYS') || undefined,
+    limits: { ...DEFAULT_LIMITS },
   };
 }
 

@@ -171,6 +171,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         publish: (progress) => job.updateProgress(progress as unknown as object),
         openLive: (stream) =>
           new LiveOutput(commands, keys.output(address, jobId, stream), config.liveOutputBytes, attempt, log),
+        limits: config.limits,
       });
       const result = withEarlierRuns(outcome.result, earlier);
       if (outcome.interruptedBy === 'shutdown' || outcome.interruptedBy === 'detach') {

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { JobProgress } from '../../src/jobs/progress.js';
 import { type JobSpecInput, parseJobSpec } from '../../src/jobs/spec.js';
+import { DEFAULT_LIMITS } from '../../src/worker/config.js';
 import { type RunContext, type RunOutcome, runJob } from '../../src/worker/run/run.js';
 import { StubExecutor, type StubScript } from './stub-executor.js';
 
@@ -70,6 +71,7 @@ export function stubRun(
     logger: pino({ level: 'debug' }, logs),
     worker: { host: 'stub-host', id: 'worker-1' },
     outputDir: null,
+    limits: DEFAULT_LIMITS,
     enqueuedAt: Date.now(),
     stop: stop.signal,
     isCancelled: async () => {

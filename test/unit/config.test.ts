@@ -18,6 +18,8 @@ describe('worker configuration', () => {
       netns: 'reuse',
       logDriver: 'local',
       keepFinished: 1_000,
+      // Limits come from the worker policy; without one, these safe defaults (no env variable).
+      limits: { pidsLimit: 4096, maxOutputBytes: 1024 ** 3 },
     });
     expect(c.concurrency).toBeGreaterThanOrEqual(1);
   });

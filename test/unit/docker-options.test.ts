@@ -1,7 +1,11 @@
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { DOCKER_MIN_MEMORY_BYTES, toDockerCreateOptions } from '../../src/executors/docker/create-options.js';
-import type { ExecutorSpec } from '../../src/executors/executor.js';
+import {
+  DOCKER_MIN_MEMORY_BYTES,
+  DROPPED_CAPABILITIES,
+  toDockerCreateOptions,
+} from '../../src/executors/docker/create-options.js';
+import { DEFAULT_PIDS_LIMIT, type ExecutorSpec } from '../../src/executors/executor.js';
 
 function spec(extra: Partial<ExecutorSpec> = {}): ExecutorSpec {
   return {
@@ -178,6 +182,50 @@ describe('toDockerCreateOptions', () => {
     expect(toDockerCreateOptions(spec(), { logDriver: 'none' }).HostConfig?.LogConfig?.Type).toBe('none');
     // The default keeps every byte in the engine, so an adopting worker can replay it.
     expect(toDockerCreateOptions(spec()).HostConfig?.LogConfig?.Type).toBe('local');
+  });
+
+  it.each([
+    ['a minimal spec', spec()],
+    [
+      'a spec with network, mounts, a GPU and a cgroup parent',
+      spec({
+        enableNetwork: true,
+        networkMode: 'bridge',
+        bindMounts: { '/out': { hostPath: '/srv/out', readOnly: false } },
+        gpu: { stack: 'cuda', deviceCount: 1 },
+        cgroupParent: '/jobs',
+        init: false,
+      }),
+    ],
+  ])('hardens %s: no new privileges, no added caps, the dropped ones dropped, never privileged', (_, s) => {
+    const host = toDockerCreateOptions(s).HostConfig;
+    expect(host?.SecurityOpt).toEqual(['no-new-privileges']);
+    expect(host?.Privileged).toBe(false);
+    expect(host?.CapAdd).toEqual([]);
+    expect(host?.CapDrop).toEqual(['NET_RAW', 'MKNOD', 'AUDIT_WRITE', 'SETFCAP', 'SETPCAP', 'SYS_CHROOT']);
+    expect(host?.PidsLimit).toBe(DEFAULT_PIDS_LIMIT);
+  });
+
+  it('keeps what `chown`, `su` and package managers need in a container', () => {
+    for (const kept of ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETUID', 'SETGID', 'KILL']) {
+      expect(DROPPED_CAPABILITIES).not.toContain(kept);
+    }
+  });
+
+  it('passes no host device without a GPU, and only the GPU mapping with one', () => {
+    expect(toDockerCreateOptions(spec()).HostConfig?.Devices).toBeUndefined();
+    expect(toDockerCreateOptions(spec()).HostConfig?.DeviceRequests).toBeUndefined();
+    const cuda = toDockerCreateOptions(spec({ gpu: { stack: 'cuda', deviceCount: 1 } })).HostConfig;
+    expect(cuda?.Devices).toBeUndefined();
+    expect(cuda?.DeviceRequests).toHaveLength(1);
+  });
+
+  it('maps pidsLimit, and never to "unlimited": absent, zero, negative or fractional give the default', () => {
+    expect(toDockerCreateOptions(spec({ pidsLimit: 64 })).HostConfig?.PidsLimit).toBe(64);
+    for (const bad of [undefined, 0, -1, 1.5, Number.NaN]) {
+      expect(toDockerCreateOptions(spec({ pidsLimit: bad })).HostConfig?.PidsLimit).toBe(DEFAULT_PIDS_LIMIT);
+    }
+    expect(DEFAULT_PIDS_LIMIT).toBe(4096);
   });
 
   it('runs the image id loadImage() found, so a tag moved since cannot change what runs', () => {

@@ -18,7 +18,7 @@ describe('toExecutorSpec', () => {
       init: false,
     });
     const [stdout, stderr] = [new Sink(), new Sink()];
-    const mapped = toExecutorSpec(spec, stdout, stderr);
+    const mapped = toExecutorSpec(spec, stdout, stderr, { pidsLimit: 64 });
     expect(mapped).toMatchObject({
       image: 'img:1',
       command: ['sh', '-c', 'cat'],
@@ -31,6 +31,7 @@ describe('toExecutorSpec', () => {
       networkMode: 'bridge',
       gpu: { stack: 'rocm', deviceCount: 2 },
       init: false,
+      pidsLimit: 64,
     });
     expect(mapped.stdout).toBe(stdout);
     expect(mapped.stderr).toBe(stderr);
@@ -42,6 +43,7 @@ describe('toExecutorSpec', () => {
       parseJobSpec({ image: 'img:1', command: ['true'] }),
       new Sink(),
       new Sink(),
+      { pidsLimit: 4096 },
     );
     expect(mapped).toMatchObject({ vcpus: 0, ramBytes: 0, enableNetwork: false, bindMounts: {}, env: {} });
     expect(mapped.gpu).toBeUndefined();

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TAIL_BYTES, utf8Tail } from '../../src/jobs/result.js';
-import { OutputCapture } from '../../src/worker/output/capture.js';
+import { DEFAULT_MAX_OUTPUT_BYTES, OutputCapture } from '../../src/worker/output/capture.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'stevedore-capture-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));
@@ -70,5 +70,68 @@ describe('OutputCapture', () => {
       );
       expect(capture.summary()).toMatchObject({ bytes: 12_582_912, tail: 'x'.repeat(TAIL_BYTES) });
     }
+  });
+
+  describe('with a cap on the file', () => {
+    const CAP = 3 * 1024 * 1024 + 7; // not a multiple of any chunk or block size
+
+    it('ends the file exactly at the cap, counts the rest, keeps the tail of the whole stream, and says where once', async () => {
+      for (const copies of [true, false]) {
+        const path = join(dir, `capped-${copies}`);
+        const capped: number[] = [];
+        const capture = new OutputCapture(path, null, undefined, {
+          maxBytes: CAP,
+          onCapped: (at) => capped.push(at),
+        });
+        const pieces = Array.from({ length: 9 }, () => randomBytes(1024 * 1024 - 1));
+        for (const piece of pieces) {
+          const more = copies ? capture.writeCopy(piece) : capture.write(piece);
+          if (!more) await new Promise((r) => capture.once('drain', r));
+        }
+        await capture.close();
+        const all = Buffer.concat(pieces);
+        expect(Buffer.compare(await readFile(path), all.subarray(0, CAP))).toBe(0);
+        expect(capture.summary()).toMatchObject({ bytes: all.length, keptBytes: CAP, tail: utf8Tail(all) });
+        expect(capped).toEqual([CAP]);
+      }
+    });
+
+    it('reports keptBytes equal to bytes under the cap, and 0 when no file is kept', async () => {
+      const path = join(dir, 'under-cap');
+      const under = new OutputCapture(path, null, undefined, { maxBytes: CAP });
+      await feed(under, [Buffer.from('small')]);
+      expect(under.summary()).toMatchObject({ bytes: 5, keptBytes: 5 });
+      const none = new OutputCapture(null, null, undefined, { maxBytes: 2 });
+      await feed(none, [Buffer.from('no file')]);
+      expect(none.summary()).toMatchObject({ bytes: 7, keptBytes: 0 });
+    });
+
+    it('continues an adopted run up to the cap and no further, however much of it the file already holds', async () => {
+      for (const already of [CAP - 10, CAP, CAP + 5]) {
+        const path = join(dir, `adopted-${already}`);
+        const earlier = Buffer.alloc(already, 'e');
+        await writeFile(path, earlier);
+        const capped: number[] = [];
+        const capture = new OutputCapture(
+          path,
+          null,
+          { bytes: already, tail: earlier.subarray(-10) },
+          {
+            maxBytes: CAP,
+            onCapped: (at) => capped.push(at),
+          },
+        );
+        await feed(capture, [Buffer.alloc(100, 'r'), Buffer.alloc(50, 's')]);
+        const file = await readFile(path);
+        expect(file.length).toBe(Math.max(CAP, already));
+        expect(file.subarray(already).toString()).toBe('r'.repeat(Math.max(0, CAP - already)));
+        expect(capture.summary()).toMatchObject({ bytes: already + 150, keptBytes: Math.max(CAP, already) });
+        expect(capped).toEqual([Math.max(CAP, already)]);
+      }
+    });
+
+    it('defaults to DEFAULT_MAX_OUTPUT_BYTES, 1 GiB', () => {
+      expect(DEFAULT_MAX_OUTPUT_BYTES).toBe(1024 ** 3);
+    });
   });
 });

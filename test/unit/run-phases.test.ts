@@ -115,8 +115,8 @@ describe('runJob on a stub executor: phases and result', () => {
       adopted: false,
       labels: { team: 'a' },
       usage: { cpuSeconds: 1.5, peakMemoryBytes: 20, blockIoBytes: 30 },
-      stdout: { bytes: 4, tail: 'out\n', path: null, truncated: false },
-      stderr: { bytes: 5, tail: 'err!\n', path: null, truncated: false },
+      stdout: { bytes: 4, keptBytes: 0, tail: 'out\n', path: null, truncated: false },
+      stderr: { bytes: 5, keptBytes: 0, tail: 'err!\n', path: null, truncated: false },
       attempts: [{ attempt: 2, worker: 'worker-1', state: 'Complete', reason: 'oom', error: null }],
     });
     expect(result.startedAt).not.toBeNull();
@@ -125,6 +125,12 @@ describe('runJob on a stub executor: phases and result', () => {
       enableNetwork: false,
       vcpus: 0,
     });
+  });
+
+  it("gives the container the worker's pids limit", async () => {
+    const h = stubRun({}, {}, { limits: { pidsLimit: 64, maxOutputBytes: 1024 } });
+    await h.run();
+    expect(h.executor.createdSpec?.pidsLimit).toBe(64);
   });
 
   it('adopts a container instead of creating one when the runtime can, and says so in the result', async () => {

@@ -1,5 +1,5 @@
 import type { ContainerCreateOptions, DeviceRequest, MountSettings } from 'dockerode';
-import type { ExecutorSpec } from '../executor.js';
+import { DEFAULT_PIDS_LIMIT, type ExecutorSpec } from '../executor.js';
 import type { NetnsHolder } from './netns/holders.js';
 
 /** Docker 20.10 refuses a memory limit below 6 MiB (daemon/daemon_unix.go linuxMinMemory). */
@@ -9,6 +9,15 @@ export const CPU_PERIOD_US = 100_000;
 /** The engine rejects a CPU quota below 1 ms. */
 const MIN_CPU_QUOTA_US = 1_000;
 const NVIDIA_CAPABILITIES = ['gpu', 'nvidia', 'compute', 'utility'];
+/**
+ * Dropped from the engine's default set for every job, with no way to add them back: a batch job
+ * has no use for them, and each is a step in known escapes or attacks on the host's network.
+ * NET_RAW: raw and packet sockets (ARP/DNS spoofing on the bridge; ping needs it). MKNOD: device
+ * nodes. AUDIT_WRITE: lines in the host's audit log. SETFCAP / SETPCAP: file capabilities and
+ * others' capability sets. SYS_CHROOT: chroot. Kept, since `chown`, `su` and apt inside a
+ * container need them: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, SETUID, SETGID, KILL, NET_BIND_SERVICE.
+ */
+export const DROPPED_CAPABILITIES = ['NET_RAW', 'MKNOD', 'AUDIT_WRITE', 'SETFCAP', 'SETPCAP', 'SYS_CHROOT'];
 /**
  * The engine keeps every byte of output itself, so a container that outlives its worker is
  * replayed byte-exact to the next one; `none` is faster but loses what nobody attached saw.
@@ -95,6 +104,11 @@ function rocmDevices(facts: DockerHostFacts): { devices: string[]; groups: numbe
   return { devices: ['/dev/kfd', ...chosen.map((d) => d.path)], groups: [...groups].sort((a, b) => a - b) };
 }
 
+/** A positive whole number of processes; anything else is the safe default, never "unlimited" (0 or -1 to the engine). */
+function pidsLimit(limit: number | undefined): number {
+  return limit !== undefined && Number.isInteger(limit) && limit > 0 ? limit : DEFAULT_PIDS_LIMIT;
+}
+
 /** Maps a runtime-neutral spec to the Docker Engine API's container create body. Pure. */
 export function toDockerCreateOptions(
   spec: ExecutorSpec,
@@ -123,6 +137,14 @@ export function toDockerCreateOptions(
     Init: spec.init ?? true,
     // Never AutoRemove: a late wait() would get 404 and the exit state (OOMKilled) would be lost.
     AutoRemove: false,
+    // Always on, whatever the spec says: no process gains privileges (setuid, file capabilities),
+    // no capability is added and some are dropped, never privileged, and the processes (and
+    // threads) are bounded so a fork bomb cannot take the host's pid space.
+    SecurityOpt: ['no-new-privileges'],
+    Privileged: false,
+    CapAdd: [],
+    CapDrop: [...DROPPED_CAPABILITIES],
+    PidsLimit: pidsLimit(spec.pidsLimit),
   };
   if (spec.vcpus > 0) {
     hostConfig.CpuPeriod = CPU_PERIOD_US;

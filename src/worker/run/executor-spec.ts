@@ -2,8 +2,13 @@ import { Readable } from 'node:stream';
 import type { ExecutorSpec, OutputSink } from '../../executors/executor.js';
 import { type JobSpec, stdinBytes } from '../../jobs/spec.js';
 
-/** The executor's view of a job spec, with this run's output streams. */
-export function toExecutorSpec(spec: JobSpec, stdout: OutputSink, stderr: OutputSink): ExecutorSpec {
+/** The executor's view of a job spec, with this run's output streams and the worker's limits. */
+export function toExecutorSpec(
+  spec: JobSpec,
+  stdout: OutputSink,
+  stderr: OutputSink,
+  limits: { pidsLimit: number },
+): ExecutorSpec {
   const input = stdinBytes(spec);
   return {
     image: spec.image,
@@ -19,6 +24,7 @@ export function toExecutorSpec(spec: JobSpec, stdout: OutputSink, stderr: Output
       ? { stack: spec.resources.gpus.stack, deviceCount: spec.resources.gpus.count }
       : undefined,
     init: spec.init,
+    pidsLimit: limits.pidsLimit,
     stdin: input ? Readable.from([input]) : undefined,
     stdout,
     stderr,

@@ -21,11 +21,15 @@ export class RunOutput {
     readonly kept: StreamCounts,
   ) {}
 
-  /** Opens the files; when `adopting`, the captures continue what an earlier worker wrote. */
+  /**
+   * Opens the files; when `adopting`, the captures continue what an earlier worker wrote. Each
+   * file keeps at most `maxOutputBytes` of its stream, and events.log says when one is capped.
+   */
   static async open(
     dir: string | null,
     openLive: ((stream: OutputStream) => LiveOutput) | undefined,
     adopting: boolean,
+    maxOutputBytes: number,
   ): Promise<RunOutput> {
     if (dir) await mkdir(dir, { recursive: true });
     const file = (name: string): string | null => (dir ? join(dir, name) : null);
@@ -34,13 +38,21 @@ export class RunOutput {
     const [keptOut, keptErr] = adopting
       ? await Promise.all([keptSoFar(file('stdout')), keptSoFar(file('stderr'))])
       : [undefined, undefined];
-    return new RunOutput(
-      events,
-      liveEvents,
-      new OutputCapture(file('stdout'), openLive?.('stdout') ?? null, keptOut),
-      new OutputCapture(file('stderr'), openLive?.('stderr') ?? null, keptErr),
-      { stdout: keptOut?.bytes ?? 0, stderr: keptErr?.bytes ?? 0 },
-    );
+    const capture = (stream: 'stdout' | 'stderr', kept: typeof keptOut): OutputCapture =>
+      new OutputCapture(file(stream), openLive?.(stream) ?? null, kept, {
+        maxBytes: maxOutputBytes,
+        onCapped: (atByte) =>
+          events.write('output-capped', {
+            stream,
+            atByte,
+            maxOutputBytes,
+            message: `${stream} reached the worker's cap of ${maxOutputBytes} bytes: the file ends here; the rest is counted, not written, and the job goes on`,
+          }),
+      });
+    return new RunOutput(events, liveEvents, capture('stdout', keptOut), capture('stderr', keptErr), {
+      stdout: keptOut?.bytes ?? 0,
+      stderr: keptErr?.bytes ?? 0,
+    });
   }
 
   /** A running container followed from now on, with no runtime copy to replay: a gap in its output. */

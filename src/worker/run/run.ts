@@ -18,6 +18,12 @@ import { DEFAULT_USAGE_TIMING, UsageSampler, type UsageTiming } from './usage-tr
 
 export type { StopReason } from './result.js';
 
+/** Bounds the worker puts on every job (WorkerConfig.limits). */
+export interface RunLimits {
+  pidsLimit: number;
+  maxOutputBytes: number;
+}
+
 export interface RunContext {
   jobId: string;
   attempt: number;
@@ -39,6 +45,8 @@ export interface RunContext {
   usageTiming?: UsageTiming;
   /** Take over this container (left by a worker that crashed or detached) instead of creating one. */
   adopt?: { containerId: string; fromWorker: string };
+  /** The worker's bounds on every job: processes per container, bytes per output stream on disk. */
+  limits: RunLimits;
 }
 
 export interface RunOutcome {
@@ -63,7 +71,12 @@ export interface RunOutcome {
 export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   const { spec, executor } = ctx;
   const state = new RunState(ctx.enqueuedAt, ctx.logger);
-  const output = await RunOutput.open(ctx.outputDir, ctx.openLive, ctx.adopt !== undefined);
+  const output = await RunOutput.open(
+    ctx.outputDir,
+    ctx.openLive,
+    ctx.adopt !== undefined,
+    ctx.limits.maxOutputBytes,
+  );
   const { events } = output;
   const progress = new ProgressPublisher(
     ctx.publish,
@@ -101,6 +114,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     transition('admitted');
     events.write('spec', describeSpec(spec));
     events.write('worker', { ...ctx.worker, jobId: ctx.jobId, attempt: ctx.attempt });
+    events.write('limits', { ...ctx.limits });
     await stops.checkDurable();
     if (ctx.adopt && executor.capabilities.adopt) {
       const streams = { stdout: output.stdout, stderr: output.stderr };
@@ -121,7 +135,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       events.write('runtime', { runtime: await executor.runtime() });
       stops.check();
       transition('creating');
-      await executor.create(toExecutorSpec(spec, output.stdout, output.stderr));
+      await executor.create(toExecutorSpec(spec, output.stdout, output.stderr, ctx.limits));
       state.log = state.log.child({ containerId: executor.containerId });
       events.write('created', { containerId: executor.containerId, cgroupId: executor.cgroupId() });
       await stops.checkDurable();
