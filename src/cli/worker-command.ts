@@ -23,6 +23,7 @@ const WORKER_OPTIONS = {
   'registry-auth': { type: 'string' },
   'pull-timeout-ms': { type: 'string' },
   'pull-stall-ms': { type: 'string' },
+  policy: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -46,6 +47,7 @@ const FLAG_ENV: Record<string, string> = {
   'registry-auth': 'STEVEDORE_REGISTRY_AUTH',
   'pull-timeout-ms': 'STEVEDORE_PULL_TIMEOUT_MS',
   'pull-stall-ms': 'STEVEDORE_PULL_STALL_MS',
+  policy: 'STEVEDORE_POLICY',
 };
 
 export async function workerCommand(args: string[]): Promise<number> {

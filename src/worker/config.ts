@@ -52,6 +52,10 @@ export interface WorkerConfig {
   pullTimeoutMs: number;
   /** A pull may go this long without a byte of progress (then: infra, retried). */
   pullStallMs: number;
+  /** STEVEDORE_POLICY: the policy file (YAML or JSON); absent = the safe defaults. */
+  policyPath?: string;
+  /** DOCKER_HOST as set: its socket is a host path no job may bind. */
+  dockerHost?: string;
 }
 
 export class ConfigError extends Error {
@@ -197,6 +201,8 @@ export function loadConfig(
       DEFAULT_PULL_STALL_MS,
       100,
     ),
+    policyPath: get('STEVEDORE_POLICY') || undefined,
+    dockerHost: env.DOCKER_HOST || undefined,
   };
 }
 

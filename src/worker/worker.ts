@@ -15,6 +15,7 @@ import { startEmbeddedRedis } from './embedded-redis.js';
 import { IdleCollector } from './idle-gc.js';
 import { trimFinishedCopies } from './output/finished-copy.js';
 import { LiveOutput } from './output/live-output.js';
+import { loadWorkerPolicy, redisDataDir } from './policy-load.js';
 import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
 import { type FinishedAs, FinishedRetention } from './retention.js';
@@ -55,6 +56,7 @@ function readCredentials(config: WorkerConfig, logger: Logger): RegistryCredenti
 export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<WorkerHandle> {
   const logger = (deps.logger ?? pino({ level: config.logLevel })).child({ workerId: config.workerId });
   const credentials = readCredentials(config, logger);
+  const policy = await loadWorkerPolicy(config);
   if (credentials.hosts.length > 0) logger.info({ registryAuth: credentials }, 'registry credentials read');
   // First, so a runtime that cannot be used here stops the worker before it starts anything.
   const runtime = await openRuntime(config.runtime, {
@@ -82,6 +84,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     logger.warn({ err: error }, 'Redis connection error; retrying (running containers are not affected)'),
   );
   const commands = connect(redisUrl, onRedisError);
+  policy.neverAllowed.push(...(await redisDataDir(commands)));
   const runs = new Map<string, AbortController>();
   const idle = new IdleCollector(() => runs.size > 0);
   /** Container removals waiting for their job's result to be stored (then they run). */
@@ -127,7 +130,13 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     const jobId = job.id as string;
     const attempt = job.attemptsMade + 1;
     const log = logger.child({ jobId, attempt });
-    const spec = await admitJob(job, { runtime: runtime.kind, worker: workerInfo, log, writeSideResult });
+    const spec = await admitJob(job, {
+      runtime: runtime.kind,
+      worker: workerInfo,
+      log,
+      policy,
+      writeSideResult,
+    });
     const controller = new AbortController();
     runs.set(jobId, controller);
     // BullMQ's own signal (worker.cancelJob / cancelAllJobs) stops the run too.
@@ -293,7 +302,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   idle.collectNow();
   void worker.run();
   logger.info(
-    { queue: config.queue, concurrency: config.concurrency, runtime: config.runtime },
+    { queue: config.queue, concurrency: config.concurrency, runtime: config.runtime, policy: policy.source },
     'worker started',
   );
 
