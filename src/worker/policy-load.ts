@@ -45,7 +45,7 @@ async function resolvePrefixes(prefixes: AllowedPath[]): Promise<AllowedPath[]> 
 }
 
 /** The paths no job may touch, each as written and as resolved on this host. */
-async function neverAllowedPaths(config: WorkerConfig): Promise<NeverAllowed[]> {
+export async function neverAllowedPaths(config: WorkerConfig): Promise<NeverAllowed[]> {
   const named: NeverAllowed[] = [{ path: '/', what: 'the host root' }];
   const fromHost = config.dockerHost?.startsWith('unix://')
     ? config.dockerHost.slice('unix://'.length)
