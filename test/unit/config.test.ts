@@ -55,6 +55,19 @@ describe('worker configuration', () => {
     });
   });
 
+  it('takes the policy file from STEVEDORE_POLICY (the --policy flag wins), and none by default', () => {
+    expect(loadConfig({}).policyPath).toBeUndefined();
+    expect(loadConfig({ STEVEDORE_POLICY: '/etc/stevedore/policy.yaml' }).policyPath).toBe(
+      '/etc/stevedore/policy.yaml',
+    );
+    expect(loadConfig({ STEVEDORE_POLICY: '/a.yaml' }, { STEVEDORE_POLICY: '/b.json' }).policyPath).toBe(
+      '/b.json',
+    );
+    expect(loadConfig({ DOCKER_HOST: 'unix:///run/user/1/docker.sock' }).dockerHost).toBe(
+      'unix:///run/user/1/docker.sock',
+    );
+  });
+
   it.each([
     [{ STEVEDORE_CONCURRENCY: '0' }, 'STEVEDORE_CONCURRENCY="0" is invalid: expected a whole number >= 1'],
     [{ STEVEDORE_CONCURRENCY: '2.5' }, 'STEVEDORE_CONCURRENCY="2.5" is invalid'],
