@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -152,6 +152,39 @@ describe('the policy check on what it allows', () => {
       network: { enabled: true, mode: 'container:abc' },
     });
     expect(joined.denials).toEqual([]);
+  });
+});
+
+describe('the never-allowed paths', () => {
+  it('include the engine socket DOCKER_HOST names, as written and resolved', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-sock-'));
+    try {
+      await mkdir(join(dir, 'real'));
+      await writeFile(join(dir, 'real', 'engine.sock'), '');
+      await symlink(join(dir, 'real'), join(dir, 'run'));
+      const written = join(dir, 'run', 'engine.sock');
+      const never = await neverAllowedPaths({ ...loadConfig({}), dockerHost: `unix://${written}` });
+      expect(never).toEqual(
+        expect.arrayContaining([
+          { path: written, what: 'the engine socket' },
+          { path: join(dir, 'real', 'engine.sock'), what: 'the engine socket' },
+        ]),
+      );
+      const spec = parseJobSpec({
+        image: 'busybox',
+        command: ['true'],
+        mounts: { '/s': { hostPath: join(dir, 'real') } },
+      });
+      const { denials } = checkPolicy(spec, parsePolicy({ mounts: [{ hostPath: dir }] }, 'test'), {
+        paths: await pathFacts(hostPathsOf(spec)),
+        neverAllowed: never,
+      });
+      expect(deniedMessage(denials)).toBe(
+        `denied by policy: mounts./s.hostPath ${dir}/real is never allowed: it holds the engine socket ${dir}/real/engine.sock`,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
