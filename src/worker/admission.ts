@@ -20,9 +20,10 @@ export interface AdmissionContext {
 }
 
 /**
- * The job as this worker may run it: its id as the client would take it, its spec valid and
- * for this worker's runtime and policy (with the policy's defaults applied). Anything else is failed for good (UnrecoverableError) with an
- * `invalid` result naming every problem, and never reaches a runtime.
+ * The job as this worker may run it: its id as the client would take it, its spec valid, for
+ * this worker's runtime and within its policy (whose defaults it then carries). Anything else
+ * is failed for good (UnrecoverableError) with an `invalid` result naming every problem, and
+ * never reaches a runtime.
  */
 export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: AdmissionContext): Promise<JobSpec> {
   const jobId = job.id as string;
