@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelFilters } from '../../src/jobs/names.js';
 import { ConfigError } from '../../src/worker/config.js';
+import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
 import { hostileWorld } from '../helpers/hostile-specs.js';
@@ -116,5 +117,18 @@ describe('worker policy', () => {
     const missing = await h.worker({ policyPath: join(dir, 'nope.yaml') }).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(ConfigError);
     expect((missing as Error).message).toMatch(/^STEVEDORE_POLICY=.*nope\.yaml cannot be read \(ENOENT\)/);
+  });
+
+  it('`stevedore worker --policy FILE` reads that file: an unknown key stops it at start, named in one line', async () => {
+    const bad = join(dir, 'flag.json');
+    await writeFile(bad, JSON.stringify({ networkModes: ['default'], mount: [] }));
+    const r = await stevedore(['worker', '--policy', bad], {
+      env: { REDIS_URL: world.redis.url, STEVEDORE_QUEUE: world.h.queue, STEVEDORE_STATE_DIR: dir },
+      timeout: 30_000,
+    });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toBe(
+      `stevedore: policy STEVEDORE_POLICY=${bad} is invalid: (policy): unknown key mount`,
+    );
   });
 });
