@@ -1,6 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { bundledImageTarball, DEMO_IMAGE } from '../src/cli/demo.js';
@@ -23,6 +23,16 @@ export interface RedisMemoryFigure {
 }
 
 const OUTPUT = 'fifteen bytes!\n';
+
+/** A policy file in `dir` that lets jobs load the bundled tarball (the default policy loads none). */
+async function tarballPolicy(dir: string): Promise<string> {
+  const path = join(dir, 'policy.json');
+  await writeFile(
+    path,
+    JSON.stringify({ imageTarballs: [{ hostPath: dirname(await bundledImageTarball()) }] }),
+  );
+  return path;
+}
 
 const used = async (redis: Redis): Promise<number> =>
   Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? Number.NaN);
@@ -53,6 +63,7 @@ export async function measureRedisMemory(jobs = 200): Promise<RedisMemoryFigure>
         concurrency: 4,
         stateDir: dir,
         logDir: join(dir, 'logs'),
+        policyPath: await tarballPolicy(dir),
       },
       { logger: pino({ level: process.env.BENCH_LOG_LEVEL ?? 'silent' }) },
     );

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
@@ -36,13 +36,16 @@ export async function demoCommand(args: string[]): Promise<number> {
   // One clear line, before anything is started or submitted, when no engine answers.
   await (await openRuntime('docker')).close();
   const stateDir = await mkdtemp(join(tmpdir(), 'stevedore-demo-'));
+  const tarball = await bundledImageTarball();
+  // The default policy loads no tarballs: the demo's own allows exactly its bundled one's directory.
+  const policyPath = join(stateDir, 'policy.json');
+  await writeFile(policyPath, JSON.stringify({ imageTarballs: [{ hostPath: dirname(tarball) }] }));
   const config = {
-    ...loadConfig(process.env, { STEVEDORE_STATE_DIR: stateDir }),
+    ...loadConfig(process.env, { STEVEDORE_STATE_DIR: stateDir, STEVEDORE_POLICY: policyPath }),
     queue: 'stevedore-demo',
     concurrency: 1,
   };
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
-  const tarball = await bundledImageTarball();
   const worker = await startWorker(config, { logger });
   const client = new StevedoreClient({ redis: worker.redisUrl, queue: config.queue, prefix: config.prefix });
   try {

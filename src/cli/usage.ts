@@ -57,6 +57,8 @@ environment variable. With no Redis URL, uses the state directory's embedded red
   --pull-stall-ms MS         STEVEDORE_PULL_STALL_MS (default 60000): a pull with no byte of progress
   --trusted-keys DIR         STEVEDORE_TRUSTED_KEYS (default unset: no signature required): run only
                              jobs signed by a key whose <id>.pub is in DIR
+  --policy FILE              STEVEDORE_POLICY: what jobs may ask for (YAML or JSON; default: no host
+                             mounts, no tarballs, network modes default and bridge; see README)
 
 SIGTERM or SIGINT: stop taking jobs. Default (stop): running jobs may finish within the grace
 period, then are stopped and put back in the queue without spending an attempt. detach (for

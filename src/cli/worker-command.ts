@@ -24,6 +24,7 @@ const WORKER_OPTIONS = {
   'pull-timeout-ms': { type: 'string' },
   'pull-stall-ms': { type: 'string' },
   'trusted-keys': { type: 'string' },
+  policy: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -48,6 +49,7 @@ const FLAG_ENV: Record<string, string> = {
   'pull-timeout-ms': 'STEVEDORE_PULL_TIMEOUT_MS',
   'pull-stall-ms': 'STEVEDORE_PULL_STALL_MS',
   'trusted-keys': 'STEVEDORE_TRUSTED_KEYS',
+  policy: 'STEVEDORE_POLICY',
 };
 
 export async function workerCommand(args: string[]): Promise<number> {

@@ -19,6 +19,12 @@ export const SPEC_LIMITS = {
   labelChars: 1024,
   maxRunTimeSeconds: 30 * 24 * 3600,
   stopGraceSeconds: 3600,
+  /** The whole spec as JSON: room for the largest stdin (8 MiB, 10.7 MiB as base64) and the rest. */
+  specBytes: 12 * 1024 * 1024,
+  /** Every key and string value: each field's own caps add up to about 7,000. */
+  specStrings: 10_000,
+  /** Objects and arrays inside each other; a real spec nests 4 deep. */
+  specDepth: 16,
 } as const;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -233,8 +239,39 @@ function toIssues(error: z.ZodError): SpecIssue[] {
   });
 }
 
+/**
+ * Why a spec is too big as a whole, before any field is looked at: the per-field caps alone
+ * would let one job carry half a gigabyte of arguments.
+ */
+function wholeSpecProblem(input: unknown): string | null {
+  let strings = 0;
+  const stack: [unknown, number][] = [[input, 0]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number];
+    if (typeof value === 'string') strings += 1;
+    else if (value !== null && typeof value === 'object') {
+      if (depth >= SPEC_LIMITS.specDepth) return `is nested deeper than ${SPEC_LIMITS.specDepth} levels`;
+      const entries = Array.isArray(value) ? value : Object.entries(value).flat();
+      for (const child of entries) stack.push([child, depth + 1]);
+    }
+    if (strings > SPEC_LIMITS.specStrings)
+      return `has more than ${SPEC_LIMITS.specStrings} strings (keys and values)`;
+  }
+  let bytes: number;
+  try {
+    bytes = Buffer.byteLength(JSON.stringify(input) ?? '');
+  } catch (error) {
+    return `cannot be encoded as JSON: ${(error as Error).message}`;
+  }
+  if (bytes > SPEC_LIMITS.specBytes)
+    return `is ${bytes} bytes as JSON, more than the ${SPEC_LIMITS.specBytes} a spec may be`;
+  return null;
+}
+
 /** Validates a job spec; throws InvalidSpecError listing every problem at once. */
 export function parseJobSpec(input: unknown): JobSpec {
+  const tooBig = wholeSpecProblem(input);
+  if (tooBig) throw new InvalidSpecError([{ path: '', message: tooBig }]);
   const parsed = jobSpecSchema.safeParse(input);
   if (!parsed.success) throw new InvalidSpecError(toIssues(parsed.error));
   return parsed.data;

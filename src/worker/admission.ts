@@ -5,6 +5,8 @@ import { InvalidSpecError } from '../jobs/errors.js';
 import { jobIdProblems } from '../jobs/names.js';
 import { type JobResult, resultWithoutRun } from '../jobs/result.js';
 import { type JobSpec, type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
+import { deniedMessage } from '../policy/check.js';
+import type { WorkerPolicy } from './policy-load.js';
 import { checkJobRuntime } from './runtime-check.js';
 import { checkSignature, type SignatureGate } from './signature-check.js';
 
@@ -12,6 +14,8 @@ export interface AdmissionContext {
   runtime: RuntimeKind;
   worker: { host: string; id: string };
   log: Logger;
+  /** STEVEDORE_POLICY: what a job may ask for on this worker. */
+  policy: WorkerPolicy;
   /** Stores a result for a job that BullMQ fails without a return value. */
   writeSideResult: (result: JobResult) => Promise<void>;
   /** Trusted keys (STEVEDORE_TRUSTED_KEYS): when set, only jobs signed by one of them are admitted. */
@@ -19,9 +23,10 @@ export interface AdmissionContext {
 }
 
 /**
- * The job as this worker may run it: its id as the client would take it, its spec valid and
- * for this worker's runtime. Anything else is failed for good (UnrecoverableError) with an
- * `invalid` result naming every problem, and never reaches a runtime.
+ * The job as this worker may run it: its id as the client would take it, its spec valid, for
+ * this worker's runtime and within its policy (whose defaults it then carries). Anything else
+ * is failed for good (UnrecoverableError) with an `invalid` result naming every problem, and
+ * never reaches a runtime.
  */
 export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: AdmissionContext): Promise<JobSpec> {
   const jobId = job.id as string;
@@ -49,13 +54,24 @@ export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: Admission
   }
   const signed = await checkSignature({ id: jobId, data: job.data }, ctx.signatures, ctx.log);
   if (!signed.ok) return reject(signed.message);
+  let spec: JobSpec;
   try {
-    const spec = parseJobSpec(signed.spec);
+    spec = parseJobSpec(signed.spec);
     checkJobRuntime(spec, ctx.runtime);
-    return spec;
   } catch (error) {
     if (!(error instanceof InvalidSpecError)) throw error;
     ctx.log.warn({ issues: error.issues }, 'invalid job spec');
     return reject(error.message);
   }
+  // Before anything is pulled, loaded, opened or created.
+  const checked = await ctx.policy.check(spec);
+  if (checked.denials.length > 0) {
+    // Denials name fields, paths, images and modes, never env values.
+    ctx.log.warn(
+      { denials: checked.denials.map((d) => d.message), policy: ctx.policy.source },
+      'job denied by policy',
+    );
+    return reject(deniedMessage(checked.denials));
+  }
+  return checked.spec;
 }

@@ -69,7 +69,12 @@ export interface WorkerConfig {
   pullStallMs: number;
   /** A directory of `<key id>.pub` files; set: only jobs signed by one of them run. */
   trustedKeysDir?: string;
-  limits: WorkerLimits;
+  /** Set by code (tests, embedders): wins over the policy file's pidsLimit and maxOutputBytes. */
+  limits?: WorkerLimits;
+  /** STEVEDORE_POLICY: the policy file (YAML or JSON); absent = the safe defaults. */
+  policyPath?: string;
+  /** DOCKER_HOST as set: its socket is a host path no job may bind. */
+  dockerHost?: string;
 }
 
 export class ConfigError extends Error {
@@ -216,7 +221,8 @@ export function loadConfig(
       100,
     ),
     trustedKeysDir: get('STEVEDORE_TRUSTED_KEYS') || undefined,
-    limits: { ...DEFAULT_LIMITS },
+    policyPath: get('STEVEDORE_POLICY') || undefined,
+    dockerHost: env.DOCKER_HOST || undefined,
   };
 }
 

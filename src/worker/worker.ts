@@ -15,6 +15,7 @@ import { startEmbeddedRedis } from './embedded-redis.js';
 import { IdleCollector } from './idle-gc.js';
 import { trimFinishedCopies } from './output/finished-copy.js';
 import { LiveOutput } from './output/live-output.js';
+import { loadWorkerPolicy, redisDataDir } from './policy-load.js';
 import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
 import { type FinishedAs, FinishedRetention } from './retention.js';
@@ -56,6 +57,7 @@ function readCredentials(config: WorkerConfig, logger: Logger): RegistryCredenti
 export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<WorkerHandle> {
   const logger = (deps.logger ?? pino({ level: config.logLevel })).child({ workerId: config.workerId });
   const credentials = readCredentials(config, logger);
+  const policy = await loadWorkerPolicy(config);
   if (credentials.hosts.length > 0) logger.info({ registryAuth: credentials }, 'registry credentials read');
   const trusted = config.trustedKeysDir ? await TrustedKeys.load(config.trustedKeysDir, logger) : undefined;
   // First, so a runtime that cannot be used here stops the worker before it starts anything.
@@ -84,6 +86,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     logger.warn({ err: error }, 'Redis connection error; retrying (running containers are not affected)'),
   );
   const commands = connect(redisUrl, onRedisError);
+  policy.neverAllowed.push(...(await redisDataDir(commands)));
   const runs = new Map<string, AbortController>();
   const idle = new IdleCollector(() => runs.size > 0);
   /** Container removals waiting for their job's result to be stored (then they run). */
@@ -133,6 +136,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       runtime: runtime.kind,
       worker: workerInfo,
       log,
+      policy,
       writeSideResult,
       signatures: { trusted, queue: config.queue, now: Date.now },
     });
@@ -171,7 +175,10 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         publish: (progress) => job.updateProgress(progress as unknown as object),
         openLive: (stream) =>
           new LiveOutput(commands, keys.output(address, jobId, stream), config.liveOutputBytes, attempt, log),
-        limits: config.limits,
+        limits: config.limits ?? {
+          pidsLimit: policy.policy.pidsLimit,
+          maxOutputBytes: policy.policy.maxOutputBytes,
+        },
       });
       const result = withEarlierRuns(outcome.result, earlier);
       if (outcome.interruptedBy === 'shutdown' || outcome.interruptedBy === 'detach') {
@@ -302,7 +309,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   idle.collectNow();
   void worker.run();
   logger.info(
-    { queue: config.queue, concurrency: config.concurrency, runtime: config.runtime },
+    { queue: config.queue, concurrency: config.concurrency, runtime: config.runtime, policy: policy.source },
     'worker started',
   );
 

@@ -1,6 +1,6 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Dockerode from 'dockerode';
 import { execa, type ResultPromise } from 'execa';
 import { StevedoreClient } from '../../src/jobs/client.js';
@@ -84,6 +84,9 @@ export async function chaos(o: ChaosOptions): Promise<ChaosSummary> {
     }
   });
 
+  // The default policy loads no tarballs: allow the one the jobs use.
+  const policyPath = join(dir, 'policy.json');
+  await writeFile(policyPath, JSON.stringify({ imageTarballs: [{ hostPath: dirname(o.imageTarball) }] }));
   let workerCount = 0;
   const workers = new Set<ResultPromise>();
   const startWorker = (): void => {
@@ -98,6 +101,7 @@ export async function chaos(o: ChaosOptions): Promise<ChaosSummary> {
         STEVEDORE_LOG_DRIVER: 'local',
         STEVEDORE_CONCURRENCY: '3',
         STEVEDORE_WORKER_ID: `chaos-${workerCount}`,
+        STEVEDORE_POLICY: policyPath,
         LOG_LEVEL: 'warn',
       },
       reject: false,

@@ -1,6 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
@@ -22,6 +22,25 @@ export function testQueue(): string {
 /** A job spec on the test image, loaded from its tarball. */
 export function busybox(command: string[], extra: Partial<JobSpecInput> = {}): JobSpecInput {
   return { image: TEST_IMAGE, imageTarball: testImageTarball(), command, ...extra };
+}
+
+/**
+ * The policy test workers run under: what the tests need and no more. Tarballs from the test
+ * image's directory; mounts of mkdtemp dirs under os.tmpdir() (tmpdir itself holds the
+ * workers' state and log dirs, so the never-allowed rules still apply inside it).
+ */
+export function testPolicy(): Record<string, unknown> {
+  return {
+    imageTarballs: [{ hostPath: dirname(testImageTarball()) }],
+    mounts: [{ hostPath: tmpdir(), readWrite: true }],
+  };
+}
+
+/** Writes `policy` as JSON into `dir` and returns the file's path (for STEVEDORE_POLICY). */
+export async function writePolicy(dir: string, policy: Record<string, unknown>): Promise<string> {
+  const path = join(dir, 'policy.json');
+  await writeFile(path, JSON.stringify(policy));
+  return path;
 }
 
 /** A worker and client on one queue of a test Redis; `close()` ends both and removes the log dir. */
@@ -46,6 +65,7 @@ export class Harness {
       lockDurationMs: 5_000,
       shutdownGraceMs: 5_000,
       workerId: `test-worker-${this.workers.length + 1}-${process.pid}`,
+      policyPath: await writePolicy(dir, testPolicy()),
       ...overrides,
     };
   }

@@ -93,6 +93,7 @@ describe('adoption instead of re-running', () => {
           STEVEDORE_QUEUE: h.queue,
           STEVEDORE_STATE_DIR: config.stateDir,
           STEVEDORE_LOG_DIR: config.logDir,
+          STEVEDORE_POLICY: config.policyPath as string,
           STEVEDORE_LOCK_DURATION_MS: '1500',
           STEVEDORE_LOG_DRIVER: 'local',
           STEVEDORE_WORKER_ID: 'doomed',

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stevedore } from '../helpers/cli.js';
 import { TEST_IMAGE, testImageTarball } from '../helpers/docker.js';
 import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness } from '../helpers/stevedore.js';
+import { busybox, Harness, testPolicy, writePolicy } from '../helpers/stevedore.js';
 
 describe('stevedore CLI', () => {
   let redis: TestRedis;
@@ -17,7 +17,12 @@ describe('stevedore CLI', () => {
     redis = await TestRedis.start();
     h = new Harness(redis);
     dir = await mkdtemp(join(tmpdir(), 'stevedore-cli-'));
-    env = { REDIS_URL: redis.url, STEVEDORE_QUEUE: h.queue, STEVEDORE_STATE_DIR: dir };
+    env = {
+      REDIS_URL: redis.url,
+      STEVEDORE_QUEUE: h.queue,
+      STEVEDORE_STATE_DIR: dir,
+      STEVEDORE_POLICY: await writePolicy(dir, testPolicy()),
+    };
   });
   afterAll(async () => {
     await h.close();

@@ -9,7 +9,7 @@ import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { removeHoldersOf } from '../helpers/holders.js';
 import { duplicateKeys } from '../helpers/json-keys.js';
-import { busybox, testQueue } from '../helpers/stevedore.js';
+import { busybox, testPolicy, testQueue, writePolicy } from '../helpers/stevedore.js';
 
 interface LogLine {
   msg: string;
@@ -92,7 +92,13 @@ describe('embedded Redis: one per state directory', () => {
       await removeHoldersOf(testDocker(), queue); // a SIGKILLed worker leaves its namespace holder
       await rm(stateDir, { recursive: true, force: true });
     });
-    const env = { STEVEDORE_STATE_DIR: stateDir, STEVEDORE_QUEUE: queue, REDIS_URL: '', LOG_LEVEL: 'info' };
+    const env = {
+      STEVEDORE_STATE_DIR: stateDir,
+      STEVEDORE_QUEUE: queue,
+      REDIS_URL: '',
+      LOG_LEVEL: 'info',
+      STEVEDORE_POLICY: await writePolicy(stateDir, testPolicy()),
+    };
     const start = (): WorkerProcess => {
       const w = new WorkerProcess(env);
       workers.push(w);

@@ -1,9 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HOLDER_LABEL } from '../../src/executors/docker/netns/holders.js';
 import { testDocker } from '../helpers/docker.js';
-import { busybox, useTestWorld } from '../helpers/stevedore.js';
+import { busybox, testPolicy, useTestWorld, writePolicy } from '../helpers/stevedore.js';
 
 /** Capability numbers (linux/capability.h) the job must lack, and some it must keep. */
 const DROPPED = { MKNOD: 27, NET_RAW: 13, AUDIT_WRITE: 29, SETFCAP: 31, SETPCAP: 8, SYS_CHROOT: 18 };
@@ -76,8 +77,15 @@ describe('always-on hardening of job containers', () => {
     }
   });
 
-  it('bounds a fork bomb by the pids limit; the worker and the next job are unaffected', async () => {
-    await world.h.worker({ limits: { pidsLimit: 64, maxOutputBytes: 1024 * 1024 } });
+  it('bounds a fork bomb by the policy’s pids limit; the worker and the next job are unaffected', async () => {
+    // The limits as users set them: pidsLimit and maxOutputBytes in the worker's policy file.
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-hardening-'));
+    const policyPath = await writePolicy(dir, {
+      ...testPolicy(),
+      pidsLimit: 64,
+      maxOutputBytes: 1024 * 1024,
+    });
+    await world.h.worker({ policyPath });
     const client = world.h.client();
     // busybox sh gives up a subshell whose fork fails, so the bomb dies out under the limit;
     // maxRunTimeSeconds is the backstop should it not. The cgroup's own counter (cgroup v1's
@@ -100,5 +108,6 @@ describe('always-on hardening of job containers', () => {
     const next = await client.submit(busybox(['sh', '-c', 'echo fine']));
     const after = await client.waitForResult(next.id, { timeoutMs: 30_000 });
     expect(after).toMatchObject({ state: 'Complete', exitCode: 0, stdout: { tail: 'fine\n' } });
+    await rm(dir, { recursive: true, force: true });
   });
 });

@@ -9,7 +9,7 @@ import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
 import { INVALID_SPECS as INVALID } from '../helpers/invalid-specs.js';
 import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness } from '../helpers/stevedore.js';
+import { busybox, Harness, testPolicy, writePolicy } from '../helpers/stevedore.js';
 
 describe('job spec validation', () => {
   let redis: TestRedis;
@@ -74,17 +74,26 @@ describe('job spec honoured', () => {
   let redis: TestRedis;
   let h: Harness;
   let dir: string;
+  let policyDir: string;
 
   beforeAll(async () => {
     redis = await TestRedis.start();
     h = new Harness(redis);
-    await h.worker();
+    policyDir = await mkdtemp(join(tmpdir(), 'stevedore-spec-policy-'));
     dir = await mkdtemp(join(tmpdir(), 'stevedore-spec-'));
+    // Tarballs from `dir` too, for the one that cannot be loaded.
+    const policy = testPolicy();
+    const policyPath = await writePolicy(policyDir, {
+      ...policy,
+      imageTarballs: [...(policy.imageTarballs as object[]), { hostPath: dir }],
+    });
+    await h.worker({ policyPath });
   });
   afterAll(async () => {
     await h.close();
     await redis.close();
     await rm(dir, { recursive: true, force: true });
+    await rm(policyDir, { recursive: true, force: true });
   });
 
   it('passes env, working dir, mounts, stdin and resources to the container', async () => {
@@ -127,13 +136,15 @@ describe('job spec honoured', () => {
 
   it('fails a job whose image cannot be loaded as infra, retried, with a final result', async () => {
     const client = h.client();
+    const broken = join(dir, 'broken.tar');
+    await writeFile(broken, 'not a tarball');
     const { id } = await client.submit(
-      { image: 'stevedore-test/missing:1', imageTarball: '/nonexistent.tar', command: ['true'] },
+      { image: 'stevedore-test/missing:1', imageTarball: broken, command: ['true'] },
       { attempts: 2, backoff: 10 },
     );
     const result = await client.waitForResult(id, { timeoutMs: 30_000 });
     expect(result).toMatchObject({ state: 'Failed', reason: 'infra', attempt: 2 });
     expect(result.error?.phase).toBe('loading-image');
-    expect(result.error?.message).toMatch(/cannot read image tarball \/nonexistent\.tar/);
+    expect(result.error?.message).toMatch(/loading-image: /);
   });
 });

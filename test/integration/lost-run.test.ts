@@ -26,6 +26,7 @@ describe('the history of a job whose worker was lost', () => {
           STEVEDORE_QUEUE: h.queue,
           STEVEDORE_STATE_DIR: config.stateDir,
           STEVEDORE_LOG_DIR: config.logDir,
+          STEVEDORE_POLICY: config.policyPath as string,
           STEVEDORE_LOCK_DURATION_MS: '1500',
           STEVEDORE_WORKER_ID: 'doomed',
         },

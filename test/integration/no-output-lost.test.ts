@@ -35,6 +35,7 @@ describe('no output lost with the defaults', () => {
         STEVEDORE_QUEUE: h.queue,
         STEVEDORE_STATE_DIR: config.stateDir,
         STEVEDORE_LOG_DIR: config.logDir,
+        STEVEDORE_POLICY: config.policyPath as string,
         STEVEDORE_LOCK_DURATION_MS: String(LOCK_MS),
         STEVEDORE_WORKER_ID: 'doomed',
       },

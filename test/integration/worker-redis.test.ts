@@ -13,7 +13,7 @@ import { startWorker } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, testQueue, until } from '../helpers/stevedore.js';
+import { busybox, Harness, testPolicy, testQueue, until, writePolicy } from '../helpers/stevedore.js';
 
 describe('worker and Redis', () => {
   const cleanup: (() => Promise<void>)[] = [];
@@ -26,7 +26,12 @@ describe('worker and Redis', () => {
     cleanup.push(() => rm(stateDir, { recursive: true, force: true }));
     const lines: string[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
-    const config = { ...loadConfig({ STEVEDORE_STATE_DIR: stateDir }), queue: testQueue(), concurrency: 1 };
+    const config = {
+      ...loadConfig({ STEVEDORE_STATE_DIR: stateDir }),
+      queue: testQueue(),
+      concurrency: 1,
+      policyPath: await writePolicy(stateDir, testPolicy()),
+    };
     expect(config.redisUrl).toBeUndefined();
     const worker = await startWorker(config, { logger });
     const url = worker.redisUrl;

@@ -18,10 +18,10 @@ describe('worker configuration', () => {
       netns: 'reuse',
       logDriver: 'local',
       keepFinished: 1_000,
-      // Limits come from the worker policy; without one, these safe defaults (no env variable).
-      limits: { pidsLimit: 4096, maxOutputBytes: 1024 ** 3 },
     });
     expect(c.concurrency).toBeGreaterThanOrEqual(1);
+    // Limits come from the worker policy file (pidsLimit, maxOutputBytes), not the environment.
+    expect(c.limits).toBeUndefined();
   });
 
   it('reads every variable, and flags win over the environment', () => {
@@ -55,6 +55,19 @@ describe('worker configuration', () => {
       keepFinished: 50,
       logLevel: 'debug',
     });
+  });
+
+  it('takes the policy file from STEVEDORE_POLICY (the --policy flag wins), and none by default', () => {
+    expect(loadConfig({}).policyPath).toBeUndefined();
+    expect(loadConfig({ STEVEDORE_POLICY: '/etc/stevedore/policy.yaml' }).policyPath).toBe(
+      '/etc/stevedore/policy.yaml',
+    );
+    expect(loadConfig({ STEVEDORE_POLICY: '/a.yaml' }, { STEVEDORE_POLICY: '/b.json' }).policyPath).toBe(
+      '/b.json',
+    );
+    expect(loadConfig({ DOCKER_HOST: 'unix:///run/user/1/docker.sock' }).dockerHost).toBe(
+      'unix:///run/user/1/docker.sock',
+    );
   });
 
   it.each([

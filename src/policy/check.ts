@@ -1,0 +1,132 @@
+import { canonicalRef, parseImageRef } from '../jobs/image-ref.js';
+import type { JobSpec } from '../jobs/spec.js';
+import { hostPathProblem, type NeverAllowed, type PathFact } from './host-paths.js';
+import { matchesAny } from './patterns.js';
+import { normalizeHostPath, type Policy } from './policy.js';
+
+/** What the worker found on its host for one job, so the check itself stays pure. */
+export interface PolicyFacts {
+  /** Every host path the spec names (hostPathsOf), as written → what is there. */
+  paths: ReadonlyMap<string, PathFact>;
+  neverAllowed: readonly NeverAllowed[];
+}
+
+/** One broken rule: `message` starts with the field, e.g. `mounts./data.hostPath /etc is not under …`. */
+export interface PolicyDenial {
+  field: string;
+  message: string;
+}
+
+export interface PolicyOutcome {
+  /** The spec as it runs: host paths resolved, and the policy's defaults for ram, vcpus and run time. */
+  spec: JobSpec;
+  /** Empty when the job may run. */
+  denials: PolicyDenial[];
+}
+
+/**
+ * Container paths no mount may cover: the kernel's file systems and the network files the
+ * worker binds read-only, which belong to the runtime, not the job.
+ */
+const RUNTIME_TARGETS = ['/proc', '/sys', '/dev', '/etc/hosts', '/etc/hostname', '/etc/resolv.conf'];
+
+/** The host paths a spec names, for the worker to resolve before the check. */
+export function hostPathsOf(spec: Pick<JobSpec, 'mounts' | 'imageTarball'>): string[] {
+  const paths = Object.values(spec.mounts).map((m) => m.hostPath);
+  if (spec.imageTarball !== undefined) paths.push(spec.imageTarball);
+  return [...new Set(paths)];
+}
+
+/** The message of a denied job: every broken rule, in spec order. */
+export function deniedMessage(denials: readonly PolicyDenial[]): string {
+  return `denied by policy: ${denials.map((d) => d.message).join('; ')}`;
+}
+
+const list = (values: readonly (string | number)[]): string => values.join(', ') || 'none';
+
+/**
+ * The one policy check, between spec parsing and executor create: every rule the spec breaks,
+ * and the spec with the policy's defaults applied. A value over a max is denied, never lowered.
+ */
+export function checkPolicy(spec: JobSpec, policy: Policy, facts: PolicyFacts): PolicyOutcome {
+  const denials: PolicyDenial[] = [];
+  const deny = (field: string, detail: string): void => {
+    denials.push({ field, message: `${field} ${detail}` });
+  };
+  const factOf = (path: string): PathFact =>
+    facts.paths.get(path) ?? { kind: 'unreadable', code: 'not looked up by the worker' };
+  const realOf = (path: string): string => {
+    const fact = factOf(path);
+    return fact.kind === 'real' ? fact.path : path;
+  };
+
+  const ref = parseImageRef(spec.image);
+  const forms = typeof ref === 'string' ? [spec.image] : [spec.image, canonicalRef(ref)];
+  if (!matchesAny(policy.images, forms))
+    deny('image', `${spec.image} matches none of the allowed images (${list(policy.images)})`);
+
+  if (spec.imageTarball !== undefined) {
+    const problem = hostPathProblem(
+      spec.imageTarball,
+      factOf(spec.imageTarball),
+      false,
+      policy.imageTarballs,
+      facts.neverAllowed,
+      'tarball path',
+    );
+    if (problem) deny('imageTarball', problem);
+  }
+
+  const mounts: JobSpec['mounts'] = {};
+  for (const [target, mount] of Object.entries(spec.mounts)) {
+    const inside = normalizeHostPath(target);
+    const covered = RUNTIME_TARGETS.find((t) => inside === t || inside.startsWith(`${t}/`));
+    if (covered)
+      deny(`mounts.${target}`, `is never allowed as a container path: ${covered} belongs to the runtime`);
+    const problem = hostPathProblem(
+      mount.hostPath,
+      factOf(mount.hostPath),
+      !mount.readOnly,
+      policy.mounts,
+      facts.neverAllowed,
+      'host path',
+    );
+    if (problem) deny(`mounts.${target}.hostPath`, problem);
+    mounts[target] = { ...mount, hostPath: realOf(mount.hostPath) };
+  }
+
+  if (spec.network.enabled) {
+    const mode = spec.network.mode ?? 'default';
+    if (!matchesAny(policy.networkModes, [mode]))
+      deny('network.mode', `${JSON.stringify(mode)} is not in networkModes (${list(policy.networkModes)})`);
+  }
+
+  const { resources: limits } = policy;
+  const { vcpus, ram, gpus } = spec.resources;
+  if (vcpus !== undefined && limits.maxVcpus !== undefined && vcpus > limits.maxVcpus)
+    deny('resources.vcpus', `${vcpus} is over maxVcpus ${limits.maxVcpus}`);
+  if (ram !== undefined && limits.maxRam !== undefined && ram > limits.maxRam)
+    deny('resources.ram', `${ram} bytes is over maxRam ${limits.maxRam} bytes`);
+  if (gpus !== undefined && limits.maxGpus !== undefined && gpus.count > limits.maxGpus)
+    deny('resources.gpus.count', `${gpus.count} is over maxGpus ${limits.maxGpus}`);
+  if (spec.maxRunTimeSeconds !== undefined && spec.maxRunTimeSeconds > policy.maxRunTimeSeconds)
+    deny(
+      'maxRunTimeSeconds',
+      `${spec.maxRunTimeSeconds} is over the policy's cap ${policy.maxRunTimeSeconds}`,
+    );
+
+  return {
+    spec: {
+      ...spec,
+      imageTarball: spec.imageTarball === undefined ? undefined : realOf(spec.imageTarball),
+      mounts,
+      resources: {
+        ...spec.resources,
+        vcpus: vcpus ?? limits.defaultVcpus,
+        ram: ram ?? limits.defaultRam,
+      },
+      maxRunTimeSeconds: spec.maxRunTimeSeconds ?? policy.maxRunTimeSeconds,
+    },
+    denials,
+  };
+}

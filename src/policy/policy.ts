@@ -1,0 +1,149 @@
+import { z } from 'zod';
+import { parseRam, SPEC_LIMITS } from '../jobs/spec.js';
+
+/**
+ * The worker policy (STEVEDORE_POLICY): what jobs on this worker may ask for. Every key has a
+ * default, and the defaults are the safe choice: no host paths, no tarballs, no host network.
+ */
+
+/** A job with no `ram` gets this, so it cannot take the host's memory (lowered to maxRam when that is smaller). */
+export const DEFAULT_RAM_BYTES = 1024 ** 3; // 1 GiB
+/** A job with no maxRunTimeSeconds is stopped after this, and none may ask for more. */
+export const DEFAULT_MAX_RUN_TIME_SECONDS = 24 * 3600;
+/** Processes (and threads) one job may have: bounds a fork bomb, well above what real jobs run. */
+export const DEFAULT_PIDS_LIMIT = 4096;
+/** Output kept on disk per stream per job; past it bytes are counted, not written. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 ** 3; // 1 GiB
+/** Docker's default network modes: a private namespace on the default bridge. */
+export const DEFAULT_NETWORK_MODES: readonly string[] = ['default', 'bridge'];
+
+export interface AllowedPath {
+  /** Absolute, normalized (no `//`, no trailing `/`); resolved on the host by the worker at start. */
+  hostPath: string;
+  readWrite: boolean;
+}
+
+export interface Policy {
+  /** Glob patterns of allowed image references; `**` alone allows every image. */
+  images: string[];
+  mounts: AllowedPath[];
+  imageTarballs: AllowedPath[];
+  networkModes: string[];
+  resources: {
+    maxVcpus?: number;
+    maxRam?: number;
+    maxGpus?: number;
+    defaultVcpus?: number;
+    defaultRam: number;
+  };
+  maxRunTimeSeconds: number;
+  pidsLimit: number;
+  maxOutputBytes: number;
+}
+
+/** A policy file that cannot be used; each issue names its key. */
+export class PolicyError extends Error {
+  readonly issues: { key: string; message: string }[];
+
+  constructor(source: string, issues: { key: string; message: string }[]) {
+    const lines = issues.map((i) => `${i.key || '(policy)'}: ${i.message}`);
+    super(`policy ${source} is invalid: ${lines.join('; ')}`);
+    this.name = 'PolicyError';
+    this.issues = issues;
+  }
+}
+
+/** "/srv//data/" → "/srv/data"; only absolute paths without `..` reach here. */
+export function normalizeHostPath(path: string): string {
+  const joined = `/${path.split('/').filter(Boolean).join('/')}`;
+  return joined;
+}
+
+const size = (what: string) =>
+  z.union([z.number(), z.string()]).transform((value, ctx) => {
+    const bytes = parseRam(value);
+    if (bytes === undefined || !Number.isInteger(bytes) || bytes <= 0) {
+      ctx.addIssue({ code: 'custom', message: `must be a positive ${what} such as 1073741824 or "1Gi"` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const hostPrefix = z
+  .object({
+    hostPath: z
+      .string()
+      .refine((p) => p.startsWith('/'), 'must be an absolute path (start with /)')
+      .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments')
+      .refine((p) => !p.includes('\0'), 'must not contain NUL bytes')
+      .transform(normalizeHostPath),
+    readWrite: z.boolean().default(false),
+  })
+  .strict();
+
+const positive = z.number().positive('must be greater than 0');
+
+const policySchema = z
+  .object({
+    images: z.array(z.string().min(1, 'must not be empty')).default(['**']),
+    mounts: z.array(hostPrefix).default([]),
+    imageTarballs: z.array(hostPrefix).default([]),
+    networkModes: z.array(z.string().min(1, 'must not be empty')).default([...DEFAULT_NETWORK_MODES]),
+    resources: z
+      .object({
+        maxVcpus: positive.max(SPEC_LIMITS.vcpus).optional(),
+        maxRam: size('byte count').optional(),
+        maxGpus: z.number().int('must be a whole number').min(0, 'must not be negative').optional(),
+        defaultVcpus: positive.max(SPEC_LIMITS.vcpus).optional(),
+        defaultRam: size('byte count').optional(),
+      })
+      .strict()
+      .default({}),
+    maxRunTimeSeconds: positive
+      .max(SPEC_LIMITS.maxRunTimeSeconds, `must be at most ${SPEC_LIMITS.maxRunTimeSeconds} (30 days)`)
+      .default(DEFAULT_MAX_RUN_TIME_SECONDS),
+    pidsLimit: z.number().int('must be a whole number').min(1).default(DEFAULT_PIDS_LIMIT),
+    maxOutputBytes: size('byte count').default(DEFAULT_MAX_OUTPUT_BYTES),
+  })
+  .strict();
+
+/** The policy as written in a file, before defaults. */
+export type PolicyInput = z.input<typeof policySchema>;
+
+/**
+ * Validates a policy (the parsed YAML or JSON of STEVEDORE_POLICY; undefined = none: all
+ * defaults). Throws PolicyError naming every bad or unknown key; `source` names the file.
+ */
+export function parsePolicy(input: unknown, source: string): Policy {
+  const parsed = policySchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    throw new PolicyError(
+      source,
+      parsed.error.issues.map((issue) => {
+        const key = issue.path.map(String).join('.');
+        if (issue.code === 'unrecognized_keys')
+          return { key, message: `unknown key ${issue.keys.join(', ')}` };
+        return { key, message: issue.message };
+      }),
+    );
+  }
+  const { resources, ...rest } = parsed.data;
+  const problems: { key: string; message: string }[] = [];
+  const defaultRam = resources.defaultRam ?? Math.min(DEFAULT_RAM_BYTES, resources.maxRam ?? Infinity);
+  if (resources.maxRam !== undefined && defaultRam > resources.maxRam)
+    problems.push({
+      key: 'resources.defaultRam',
+      message: `is above resources.maxRam (${resources.maxRam})`,
+    });
+  if (
+    resources.maxVcpus !== undefined &&
+    resources.defaultVcpus !== undefined &&
+    resources.defaultVcpus > resources.maxVcpus
+  )
+    problems.push({
+      key: 'resources.defaultVcpus',
+      message: `is above resources.maxVcpus (${resources.maxVcpus})`,
+    });
+  if (problems.length > 0) throw new PolicyError(source, problems);
+  return { ...rest, resources: { ...resources, defaultRam } };
+}

@@ -1,0 +1,123 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { parse as parseYaml } from 'yaml';
+import type { JobSpec } from '../jobs/spec.js';
+import { checkPolicy, hostPathsOf, type PolicyOutcome } from '../policy/check.js';
+import type { NeverAllowed } from '../policy/host-paths.js';
+import { type AllowedPath, type Policy, PolicyError, parsePolicy } from '../policy/policy.js';
+import { ConfigError, type WorkerConfig } from './config.js';
+import { pathFacts, resolvedOrWritten } from './path-facts.js';
+
+/** The engine's default socket; also resolved, since /var/run is usually a link to /run. */
+const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+/** How long the worker asks Redis where it keeps its data before going on without knowing. */
+const REDIS_DIR_TIMEOUT_MS = 2_000;
+
+/** The policy as this worker applies it: prefixes resolved on its host, and the paths never allowed. */
+export interface WorkerPolicy {
+  readonly policy: Policy;
+  readonly neverAllowed: NeverAllowed[];
+  /** The file it came from, or "(defaults)". */
+  readonly source: string;
+  /** The check for one job, with its host paths resolved now. */
+  check(spec: JobSpec): Promise<PolicyOutcome>;
+}
+
+async function readPolicyFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      `STEVEDORE_POLICY=${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}): point it at a YAML or JSON policy file, or unset it for the safe defaults`,
+    );
+  }
+  try {
+    return parseYaml(text); // JSON is YAML too
+  } catch (error) {
+    throw new ConfigError(`STEVEDORE_POLICY=${path} is not YAML or JSON: ${(error as Error).message}`);
+  }
+}
+
+async function resolvePrefixes(prefixes: AllowedPath[]): Promise<AllowedPath[]> {
+  return Promise.all(prefixes.map(async (p) => ({ ...p, hostPath: await resolvedOrWritten(p.hostPath) })));
+}
+
+/** The paths no job may touch, each as written and as resolved on this host. */
+export async function neverAllowedPaths(config: WorkerConfig): Promise<NeverAllowed[]> {
+  const named: NeverAllowed[] = [{ path: '/', what: 'the host root' }];
+  const fromHost = config.dockerHost?.startsWith('unix://')
+    ? config.dockerHost.slice('unix://'.length)
+    : undefined;
+  for (const socket of [DEFAULT_DOCKER_SOCKET, fromHost]) {
+    if (socket) named.push({ path: socket, what: 'the engine socket' });
+  }
+  named.push(
+    { path: config.stateDir, what: "the worker's state dir" },
+    { path: config.logDir, what: "the worker's log dir" },
+    { path: join(config.stateDir, 'redis'), what: 'the Redis data dir' },
+  );
+  if (config.policyPath) named.push({ path: config.policyPath, what: 'the policy file' });
+  const all: NeverAllowed[] = [];
+  for (const n of named) {
+    all.push(n);
+    const real = await resolvedOrWritten(n.path);
+    if (real !== n.path) all.push({ path: real, what: n.what });
+  }
+  return all;
+}
+
+/**
+ * Reads STEVEDORE_POLICY (YAML or JSON) once, at start: a file that cannot be read, an unknown
+ * key or a bad value stops the worker with a ConfigError naming the key.
+ */
+export async function loadWorkerPolicy(config: WorkerConfig): Promise<WorkerPolicy> {
+  const source = config.policyPath ?? '(defaults)';
+  const input = config.policyPath ? await readPolicyFile(config.policyPath) : undefined;
+  let parsed: Policy;
+  try {
+    parsed = parsePolicy(input, config.policyPath ? `STEVEDORE_POLICY=${config.policyPath}` : '(defaults)');
+  } catch (error) {
+    if (error instanceof PolicyError) throw new ConfigError(error.message);
+    throw error;
+  }
+  const policy: Policy = {
+    ...parsed,
+    mounts: await resolvePrefixes(parsed.mounts),
+    imageTarballs: await resolvePrefixes(parsed.imageTarballs),
+  };
+  const neverAllowed = await neverAllowedPaths(config);
+  return {
+    policy,
+    neverAllowed,
+    source,
+    check: async (spec) =>
+      checkPolicy(spec, policy, { paths: await pathFacts(hostPathsOf(spec)), neverAllowed }),
+  };
+}
+
+/**
+ * Where Redis keeps its data (`CONFIG GET dir`), when this Redis says: on this host that
+ * directory is never allowed either. A Redis that refuses (ACL, renamed CONFIG) or is slow is skipped.
+ */
+export async function redisDataDir(redis: Redis): Promise<NeverAllowed[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const answer = await Promise.race([
+    (redis.config('GET', 'dir') as Promise<string[]>).catch(() => []),
+    new Promise<string[]>((resolve) => {
+      timer = setTimeout(() => resolve([]), REDIS_DIR_TIMEOUT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  const dir = answer[1];
+  if (!dir?.startsWith('/')) return [];
+  const real = await resolvedOrWritten(dir);
+  const what = 'the Redis data dir';
+  return real === dir
+    ? [{ path: dir, what }]
+    : [
+        { path: dir, what },
+        { path: real, what },
+      ];
+}

@@ -1,0 +1,134 @@
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labelFilters } from '../../src/jobs/names.js';
+import { ConfigError } from '../../src/worker/config.js';
+import { stevedore } from '../helpers/cli.js';
+import { testDocker } from '../helpers/docker.js';
+import { watchCreates } from '../helpers/events.js';
+import { hostileWorld } from '../helpers/hostile-specs.js';
+import { busybox, testPolicy, useTestWorld, writePolicy } from '../helpers/stevedore.js';
+
+describe('worker policy', () => {
+  const world = useTestWorld();
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stevedore-policy-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('fails every hostile spec at once, unretried, with its exact message, and creates, loads and writes nothing', async () => {
+    const { h, redis } = world;
+    const hostile = await hostileWorld(await mkdtemp(join(dir, 'world-')));
+    await h.worker({
+      concurrency: 4,
+      stateDir: hostile.stateDir,
+      logDir: hostile.logDir,
+      policyPath: hostile.policyPath,
+    });
+    const client = h.client();
+    // As a producer using BullMQ directly would: no client-side check, any job data at all.
+    const queue = new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } });
+    const creates = await watchCreates(testDocker(), labelFilters(h.queue));
+    try {
+      const jobs = await Promise.all(
+        hostile.table.map(([, data]) =>
+          queue.add('run', data, { attempts: 3, backoff: { type: 'fixed', delay: 10 } }),
+        ),
+      );
+      for (const [i, job] of jobs.entries()) {
+        const [what, , expected] = hostile.table[i] as (typeof hostile.table)[number];
+        const result = await client.waitForResult(job.id as string, { timeoutMs: 30_000 });
+        expect(result, what).toMatchObject({
+          state: 'Failed',
+          reason: 'invalid',
+          containerId: null,
+          attempt: 1,
+        });
+        expect(result.error, what).toEqual({ phase: 'validating', message: expected });
+        const fresh = await queue.getJob(job.id as string);
+        expect(fresh?.attemptsMade, what).toBe(1);
+      }
+      expect(await creates.stop()).toEqual([]);
+      // No job got as far as its output files.
+      expect(await readdir(hostile.logDir)).toEqual([]);
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('under the default policy denies a tarball and a host mount, and logs the refusal without env values', async () => {
+    const { h } = world;
+    const lines: string[] = [];
+    await h.worker(
+      { policyPath: undefined },
+      { logger: pino({ level: 'info' }, { write: (line: string) => lines.push(line) }) },
+    );
+    const creates = await watchCreates(testDocker(), labelFilters(h.queue));
+    const client = h.client();
+    const spec = busybox(['true'], { env: { TOKEN: 'hunter2-secret' }, mounts: { '/d': { hostPath: dir } } });
+    const { id } = await client.submit(spec);
+    const result = await client.waitForResult(id, { timeoutMs: 20_000 });
+    expect(result).toMatchObject({ state: 'Failed', reason: 'invalid', attempt: 1 });
+    expect(result.error?.message).toBe(
+      `denied by policy: imageTarball ${spec.imageTarball} is not under an allowed tarball path; mounts./d.hostPath ${dir} is not under an allowed host path`,
+    );
+    expect(await creates.stop()).toEqual([]);
+    const refusal = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'job denied by policy');
+    expect(refusal).toMatchObject({ jobId: id, policy: '(defaults)' });
+    expect(lines.join('')).not.toContain('hunter2-secret');
+  });
+
+  it('gives a job the policy defaults: its memory limit and its run time cap', async () => {
+    const { h } = world;
+    const policyPath = await writePolicy(await mkdtemp(join(dir, 'defaults-')), {
+      ...testPolicy(),
+      resources: { defaultRam: '48Mi' },
+      maxRunTimeSeconds: 2,
+    });
+    await h.worker({ policyPath });
+    const client = h.client();
+    const limit = await client.submit(busybox(['cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes']));
+    expect((await client.waitForResult(limit.id, { timeoutMs: 30_000 })).stdout.tail).toBe(
+      `${48 * 1024 ** 2}\n`,
+    );
+    const long = await client.submit(busybox(['sleep', '60'], { stopGraceSeconds: 0 }));
+    const stopped = await client.waitForResult(long.id, { timeoutMs: 30_000 });
+    expect(stopped).toMatchObject({ state: 'Cancelled', reason: 'timeout' });
+  });
+
+  it('a bad policy file stops the worker at start, naming the key; a missing one names the file', async () => {
+    const { h } = world;
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(bad, 'mounts:\n  - hostPath: /srv\n    readwrite: true\nnetworkModes: host\n');
+    const error = await h.worker({ policyPath: bad }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe(
+      `policy STEVEDORE_POLICY=${bad} is invalid: mounts.0: unknown key readwrite; networkModes: Invalid input: expected array, received string`,
+    );
+    const missing = await h.worker({ policyPath: join(dir, 'nope.yaml') }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(ConfigError);
+    expect((missing as Error).message).toMatch(/^STEVEDORE_POLICY=.*nope\.yaml cannot be read \(ENOENT\)/);
+  });
+
+  it('`stevedore worker --policy FILE` reads that file: an unknown key stops it at start, named in one line', async () => {
+    const bad = join(dir, 'flag.json');
+    await writeFile(bad, JSON.stringify({ networkModes: ['default'], mount: [] }));
+    const r = await stevedore(['worker', '--policy', bad], {
+      env: { REDIS_URL: world.redis.url, STEVEDORE_QUEUE: world.h.queue, STEVEDORE_STATE_DIR: dir },
+      timeout: 30_000,
+    });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toBe(
+      `stevedore: policy STEVEDORE_POLICY=${bad} is invalid: (policy): unknown key mount`,
+    );
+  });
+});

@@ -1,0 +1,242 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidSpecError } from '../../src/jobs/errors.js';
+import { parseJobSpec } from '../../src/jobs/spec.js';
+import { checkPolicy, deniedMessage, hostPathsOf, type PolicyFacts } from '../../src/policy/check.js';
+import type { NeverAllowed } from '../../src/policy/host-paths.js';
+import { parsePolicy } from '../../src/policy/policy.js';
+import { loadConfig } from '../../src/worker/config.js';
+import { pathFacts } from '../../src/worker/path-facts.js';
+import { neverAllowedPaths } from '../../src/worker/policy-load.js';
+import { type HostileWorld, hostileWorld } from '../helpers/hostile-specs.js';
+
+/** The message a worker would fail `data` with under the world's policy, or null when it runs. */
+async function refusal(world: HostileWorld, never: NeverAllowed[], data: unknown): Promise<string | null> {
+  let spec: ReturnType<typeof parseJobSpec>;
+  try {
+    spec = parseJobSpec(data);
+  } catch (error) {
+    if (error instanceof InvalidSpecError) return error.message;
+    throw error;
+  }
+  const facts: PolicyFacts = { paths: await pathFacts(hostPathsOf(spec)), neverAllowed: never };
+  const { denials } = checkPolicy(spec, parsePolicy(world.policy, 'test'), facts);
+  return denials.length > 0 ? deniedMessage(denials) : null;
+}
+
+describe('the policy check against hostile specs', () => {
+  let dir: string;
+  let world: HostileWorld;
+  let never: NeverAllowed[];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stevedore-hostile-'));
+    world = await hostileWorld(dir);
+    never = await neverAllowedPaths({
+      ...loadConfig({}),
+      stateDir: world.stateDir,
+      logDir: world.logDir,
+      policyPath: world.policyPath,
+    });
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('has at least 40 of them', () => {
+    expect(world.table.length).toBeGreaterThanOrEqual(40);
+  });
+
+  it('refuses each with its exact message', async () => {
+    for (const [what, data, expected] of world.table) {
+      expect(await refusal(world, never, data), what).toBe(expected);
+    }
+  });
+});
+
+describe('the policy check on what it allows', () => {
+  let dir: string;
+  const none: NeverAllowed[] = [{ path: '/', what: 'the host root' }];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stevedore-allowed-'));
+    await mkdir(join(dir, 'srv', 'scratch', 'job'), { recursive: true });
+    await mkdir(join(dir, 'srv', 'ro'), { recursive: true });
+    await symlink(join(dir, 'srv', 'scratch', 'job'), join(dir, 'srv', 'ro', 'to-scratch'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const check = async (policy: unknown, data: unknown) => {
+    const spec = parseJobSpec(data);
+    return checkPolicy(spec, parsePolicy(policy, 'test'), {
+      paths: await pathFacts(hostPathsOf(spec)),
+      neverAllowed: none,
+    });
+  };
+
+  it('applies the defaults: ram 1 GiB, no vcpu limit, run time 24 h; a value the spec names stays', async () => {
+    const bare = await check(undefined, { image: 'busybox', command: ['true'] });
+    expect(bare.denials).toEqual([]);
+    expect(bare.spec.resources).toEqual({ ram: 1024 ** 3, vcpus: undefined });
+    expect(bare.spec.maxRunTimeSeconds).toBe(24 * 3600);
+    const named = await check(
+      { resources: { defaultVcpus: 1, defaultRam: '128Mi' } },
+      { image: 'busybox', command: ['true'], resources: { ram: '64Mi' }, maxRunTimeSeconds: 5 },
+    );
+    expect(named.spec.resources).toEqual({ ram: 64 * 1024 ** 2, vcpus: 1 });
+    expect(named.spec.maxRunTimeSeconds).toBe(5);
+  });
+
+  it('lowers the shipped default ram to maxRam when that is smaller', () => {
+    expect(parsePolicy({ resources: { maxRam: '256Mi' } }, 'test').resources.defaultRam).toBe(
+      256 * 1024 ** 2,
+    );
+  });
+
+  it('by default denies every host mount and tarball, and host networking', async () => {
+    const { denials } = await check(undefined, {
+      image: 'busybox',
+      imageTarball: join(dir, 'srv', 'ro'),
+      command: ['true'],
+      mounts: { '/d': { hostPath: join(dir, 'srv') } },
+      network: { enabled: true, mode: 'host' },
+    });
+    expect(denials.map((d) => d.field)).toEqual(['imageTarball', 'mounts./d.hostPath', 'network.mode']);
+  });
+
+  it('lets the longest prefix win, and binds the resolved path, not the link', async () => {
+    const policy = {
+      mounts: [
+        { hostPath: join(dir, 'srv') },
+        { hostPath: `${join(dir, 'srv', 'scratch')}/`, readWrite: true },
+      ],
+    };
+    const link = join(dir, 'srv', 'ro', 'to-scratch');
+    const { denials, spec } = await check(policy, {
+      image: 'busybox',
+      command: ['true'],
+      mounts: { '/out': { hostPath: link, readOnly: false }, '/in': { hostPath: join(dir, 'srv', 'ro') } },
+    });
+    expect(denials).toEqual([]);
+    expect(spec.mounts['/out']).toEqual({ hostPath: join(dir, 'srv', 'scratch', 'job'), readOnly: false });
+  });
+
+  it('matches images as written or in canonical form, and network modes by glob when listed', async () => {
+    const policy = {
+      images: ['docker.io/library/python:3.*', 'busybox:*'],
+      networkModes: ['default', 'container:*'],
+    };
+    for (const image of [
+      'python:3.12',
+      'docker.io/library/python:3.12',
+      'busybox:1.36',
+      'index.docker.io/library/python:3.11',
+    ]) {
+      expect((await check(policy, { image, command: ['true'] })).denials, image).toEqual([]);
+    }
+    expect((await check(policy, { image: 'python:2.7', command: ['true'] })).denials).toHaveLength(1);
+    // `*` stays within one path segment; `**` crosses them.
+    expect(
+      (await check({ images: ['team/*'] }, { image: 'team/a/b', command: ['true'] })).denials,
+    ).toHaveLength(1);
+    expect((await check({ images: ['team/**'] }, { image: 'team/a/b', command: ['true'] })).denials).toEqual(
+      [],
+    );
+    const joined = await check(policy, {
+      image: 'busybox:1',
+      command: ['true'],
+      network: { enabled: true, mode: 'container:abc' },
+    });
+    expect(joined.denials).toEqual([]);
+  });
+});
+
+describe('the never-allowed paths', () => {
+  it('include the engine socket DOCKER_HOST names, as written and resolved', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-sock-'));
+    try {
+      await mkdir(join(dir, 'real'));
+      await writeFile(join(dir, 'real', 'engine.sock'), '');
+      await symlink(join(dir, 'real'), join(dir, 'run'));
+      const written = join(dir, 'run', 'engine.sock');
+      const never = await neverAllowedPaths({ ...loadConfig({}), dockerHost: `unix://${written}` });
+      expect(never).toEqual(
+        expect.arrayContaining([
+          { path: written, what: 'the engine socket' },
+          { path: join(dir, 'real', 'engine.sock'), what: 'the engine socket' },
+        ]),
+      );
+      const spec = parseJobSpec({
+        image: 'busybox',
+        command: ['true'],
+        mounts: { '/s': { hostPath: join(dir, 'real') } },
+      });
+      const { denials } = checkPolicy(spec, parsePolicy({ mounts: [{ hostPath: dir }] }, 'test'), {
+        paths: await pathFacts(hostPathsOf(spec)),
+        neverAllowed: never,
+      });
+      expect(deniedMessage(denials)).toBe(
+        `denied by policy: mounts./s.hostPath ${dir}/real is never allowed: it holds the engine socket ${dir}/real/engine.sock`,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the policy file', () => {
+  it('names an unknown key, at any depth', () => {
+    expect(() => parsePolicy({ mount: [] }, 'p.yaml')).toThrow(
+      'policy p.yaml is invalid: (policy): unknown key mount',
+    );
+    expect(() => parsePolicy({ resources: { maxCpus: 2 } }, 'p.yaml')).toThrow(
+      'policy p.yaml is invalid: resources: unknown key maxCpus',
+    );
+    expect(() => parsePolicy({ mounts: [{ hostPath: '/srv', rw: true }] }, 'p.yaml')).toThrow(
+      'policy p.yaml is invalid: mounts.0: unknown key rw',
+    );
+  });
+
+  it('names a bad value', () => {
+    expect(() => parsePolicy({ mounts: [{ hostPath: 'srv' }] }, 'p')).toThrow(
+      'mounts.0.hostPath: must be an absolute path (start with /)',
+    );
+    expect(() => parsePolicy({ resources: { maxRam: 'lots' } }, 'p')).toThrow(
+      'resources.maxRam: must be a positive byte count such as 1073741824 or "1Gi"',
+    );
+    expect(() => parsePolicy({ pidsLimit: 0 }, 'p')).toThrow('pidsLimit:');
+    expect(() => parsePolicy({ resources: { maxRam: '1Gi', defaultRam: '2Gi' } }, 'p')).toThrow(
+      'resources.defaultRam: is above resources.maxRam (1073741824)',
+    );
+    expect(() => parsePolicy({ resources: { maxVcpus: 1, defaultVcpus: 2 } }, 'p')).toThrow(
+      'resources.defaultVcpus: is above resources.maxVcpus (1)',
+    );
+  });
+
+  it('has safe defaults, and exposes pidsLimit and maxOutputBytes plainly', () => {
+    expect(parsePolicy(undefined, 'none')).toEqual({
+      images: ['**'],
+      mounts: [],
+      imageTarballs: [],
+      networkModes: ['default', 'bridge'],
+      resources: { defaultRam: 1024 ** 3 },
+      maxRunTimeSeconds: 86_400,
+      pidsLimit: 4096,
+      maxOutputBytes: 1024 ** 3,
+    });
+    expect(parsePolicy({ pidsLimit: 100, maxOutputBytes: '10Mi' }, 'p')).toMatchObject({
+      pidsLimit: 100,
+      maxOutputBytes: 10 * 1024 ** 2,
+    });
+  });
+
+  it('normalizes prefixes: // and a trailing / go', () => {
+    expect(parsePolicy({ mounts: [{ hostPath: '//srv//data/' }] }, 'p').mounts).toEqual([
+      { hostPath: '/srv/data', readWrite: false },
+    ]);
+  });
+});
