@@ -1,12 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { StevedoreClient } from '../jobs/client.js';
-import { loadClientConfig } from '../worker/config.js';
+import { checkRedisAccess } from '../jobs/redis-check.js';
+import { loadClientConfig, REDIS_TLS_VARIABLES } from '../worker/config.js';
 import { redisUrlFile } from '../worker/embedded-redis.js';
+import { readRedisTls } from '../worker/redis-tls.js';
 import { UsageError } from './usage.js';
 
 export const CLIENT_OPTIONS = {
   'redis-url': { type: 'string' },
+  'redis-tls-ca': { type: 'string' },
+  'redis-tls-cert': { type: 'string' },
+  'redis-tls-key': { type: 'string' },
   queue: { type: 'string' },
   prefix: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -24,14 +29,23 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
   }
 }
 
-/** A client for the queue named by the flags, the environment or a local embedded worker. */
-export function clientFrom(values: {
+/**
+ * A client for the queue named by the flags, the environment or a local embedded worker; wrong
+ * credentials or an untrusted certificate fail here, before any command waits on Redis.
+ */
+export async function clientFrom(values: {
   'redis-url'?: string;
+  'redis-tls-ca'?: string;
+  'redis-tls-cert'?: string;
+  'redis-tls-key'?: string;
   queue?: string;
   prefix?: string;
-}): StevedoreClient {
+}): Promise<StevedoreClient> {
   const overrides: Record<string, string> = {};
   if (values['redis-url']) overrides.REDIS_URL = values['redis-url'];
+  if (values['redis-tls-ca']) overrides[REDIS_TLS_VARIABLES.ca] = values['redis-tls-ca'];
+  if (values['redis-tls-cert']) overrides[REDIS_TLS_VARIABLES.cert] = values['redis-tls-cert'];
+  if (values['redis-tls-key']) overrides[REDIS_TLS_VARIABLES.key] = values['redis-tls-key'];
   if (values.queue) overrides.STEVEDORE_QUEUE = values.queue;
   if (values.prefix) overrides.STEVEDORE_PREFIX = values.prefix;
   const config = loadClientConfig(process.env, overrides, (stateDir) => {
@@ -46,7 +60,9 @@ export function clientFrom(values: {
       'no Redis to talk to: set REDIS_URL or --redis-url, or start `stevedore worker` on this host (it runs an embedded Redis)',
     );
   }
-  return new StevedoreClient({ redis: config.redisUrl, queue: config.queue, prefix: config.prefix });
+  const tls = readRedisTls(config.redisTls);
+  await checkRedisAccess(config.redisUrl, tls);
+  return new StevedoreClient({ redis: config.redisUrl, tls, queue: config.queue, prefix: config.prefix });
 }
 
 /** The single job id positional of status/result/cancel. */

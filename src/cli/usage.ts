@@ -20,7 +20,10 @@ Commands:
   demo              start what is needed, run one real job, print its result
 
 Common options (client commands):
-  --redis-url URL   Redis (default: $REDIS_URL, else the embedded Redis of a local worker)
+  --redis-url URL   Redis (default: $REDIS_URL, else the embedded Redis of a local worker);
+                    redis://user:password@host:port for an ACL user, rediss://… for TLS
+  --redis-tls-ca FILE, --redis-tls-cert FILE, --redis-tls-key FILE
+                    PEM files for rediss:// (default: $STEVEDORE_REDIS_TLS_CA, _CERT, _KEY)
   --queue NAME      queue name (default: $STEVEDORE_QUEUE or "stevedore")
   --prefix P        BullMQ key prefix (default: $STEVEDORE_PREFIX or "bull")
   -h, --help        help for a command
@@ -33,7 +36,10 @@ Takes container jobs from the queue and runs them. Every option can also be set 
 environment variable. With no Redis URL, uses the state directory's embedded redis-server
 (loopback only): the one already running, else it starts one; the last worker to stop stops it.
 
-  --redis-url URL            REDIS_URL
+  --redis-url URL            REDIS_URL (redis://user:password@host:port, rediss://… for TLS)
+  --redis-tls-ca FILE        STEVEDORE_REDIS_TLS_CA: CA (PEM) that signed the rediss:// server's certificate
+  --redis-tls-cert FILE      STEVEDORE_REDIS_TLS_CERT: client certificate (PEM), for tls-auth-clients
+  --redis-tls-key FILE       STEVEDORE_REDIS_TLS_KEY: its private key (PEM)
   --queue NAME               STEVEDORE_QUEUE (default "stevedore")
   --prefix P                 STEVEDORE_PREFIX (default "bull")
   --concurrency N            STEVEDORE_CONCURRENCY (default: number of cores)

@@ -2,10 +2,11 @@ import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullm
 import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
 import { RegistryAuthError, RegistryCredentials } from '../executors/registry-auth.js';
-import { connect, throttled } from '../jobs/connection.js';
+import { connect, type RedisTls, throttled } from '../jobs/connection.js';
 import { ImageUnavailableError } from '../jobs/errors.js';
 import { KEEP_FINISHED_SECONDS, keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
 import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
+import { checkRedisAccess, RedisAccessError } from '../jobs/redis-check.js';
 import type { JobResult } from '../jobs/result.js';
 import type { JobSpecInput } from '../jobs/spec.js';
 import { admitJob } from './admission.js';
@@ -17,6 +18,7 @@ import { trimFinishedCopies } from './output/finished-copy.js';
 import { LiveOutput } from './output/live-output.js';
 import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
+import { readRedisTls } from './redis-tls.js';
 import { type FinishedAs, FinishedRetention } from './retention.js';
 import { runJob, type StopReason } from './run/run.js';
 
@@ -51,10 +53,25 @@ function readCredentials(config: WorkerConfig, logger: Logger): RegistryCredenti
   }
 }
 
+/**
+ * Wrong credentials, a missing ACL permission or an untrusted certificate stop the worker here,
+ * as a ConfigError (one line, no password); a Redis not up yet is waited for as before.
+ */
+async function checkExternalRedis(url: string, tls: RedisTls | undefined): Promise<undefined> {
+  try {
+    await checkRedisAccess(url, tls);
+  } catch (error) {
+    if (error instanceof RedisAccessError) throw new ConfigError(`connecting to Redis: ${error.message}`);
+    throw error;
+  }
+  return undefined;
+}
+
 /** Starts a worker that takes container jobs from the queue and runs them. */
 export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<WorkerHandle> {
   const logger = (deps.logger ?? pino({ level: config.logLevel })).child({ workerId: config.workerId });
   const credentials = readCredentials(config, logger);
+  const tls = readRedisTls(config.redisTls);
   if (credentials.hosts.length > 0) logger.info({ registryAuth: credentials }, 'registry credentials read');
   // First, so a runtime that cannot be used here stops the worker before it starts anything.
   const runtime = await openRuntime(config.runtime, {
@@ -71,9 +88,12 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     },
   });
   const embedded = config.redisUrl
-    ? undefined
-    : await startEmbeddedRedis(config.stateDir, logger).catch(async (error: unknown) => {
+    ? await checkExternalRedis(config.redisUrl, tls).catch(async (error: unknown) => {
         await runtime.close(); // nothing else is open yet
+        throw error;
+      })
+    : await startEmbeddedRedis(config.stateDir, logger).catch(async (error: unknown) => {
+        await runtime.close();
         throw error;
       });
   const redisUrl = config.redisUrl ?? (embedded?.url as string);
@@ -81,7 +101,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const onRedisError = throttled((error) =>
     logger.warn({ err: error }, 'Redis connection error; retrying (running containers are not affected)'),
   );
-  const commands = connect(redisUrl, onRedisError);
+  const commands = connect(redisUrl, onRedisError, tls);
   const runs = new Map<string, AbortController>();
   const idle = new IdleCollector(() => runs.size > 0);
   /** Container removals waiting for their job's result to be stored (then they run). */
@@ -209,7 +229,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   };
 
   // BullMQ does not close a connection it was handed; we quit it after worker.close().
-  const workerConnection = connect(redisUrl, onRedisError);
+  const workerConnection = connect(redisUrl, onRedisError, tls);
   const worker = new Worker<JobSpecInput, JobResult>(config.queue, processor, {
     connection: workerConnection,
     prefix: config.prefix,
@@ -256,7 +276,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     throttled((error) => logger.error({ err: error }, 'worker error')),
   );
   const stopListening = await listenForCancels({
-    subscriber: connect(redisUrl, onRedisError),
+    subscriber: connect(redisUrl, onRedisError, tls),
     channel: keys.cancelChannel(address),
     onCancel: (jobId) => stopRun(jobId, 'cancelled'),
     logger,
