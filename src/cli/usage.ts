@@ -34,7 +34,8 @@ export const WORKER_HELP = `Usage: stevedore worker [options]
 
 Takes container jobs from the queue and runs them. Every option can also be set by its
 environment variable. With no Redis URL, uses the state directory's embedded redis-server
-(loopback only): the one already running, else it starts one; the last worker to stop stops it.
+(loopback only, a random password kept in the state directory): the one already running, else
+it starts one; the last worker to stop stops it.
 
   --redis-url URL            REDIS_URL (redis://user:password@host:port, rediss://… for TLS)
   --redis-tls-ca FILE        STEVEDORE_REDIS_TLS_CA: CA (PEM) that signed the rediss:// server's certificate

@@ -182,7 +182,7 @@ async function startNew(
       dataDir,
       replaced: previous?.pid,
     },
-    'no REDIS_URL given: started an embedded redis-server (loopback only, password in the state directory, append-only file on)',
+    'no REDIS_URL given: started an embedded redis-server (loopback only, append-only file on)',
   );
   return { record, member };
 }

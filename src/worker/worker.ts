@@ -30,6 +30,7 @@ export interface WorkerDeps {
 
 export interface WorkerHandle {
   readonly id: string;
+  /** The Redis in use, with its password if any: for connecting, never for logs (redactRedisUrl). */
   readonly redisUrl: string;
   /** Stops taking jobs; running jobs get `shutdownGraceMs`, then are stopped and put back without spending an attempt. */
   close(options?: { graceMs?: number }): Promise<void>;

@@ -30,7 +30,7 @@ describe('worker and Redis', () => {
     expect(config.redisUrl).toBeUndefined();
     const worker = await startWorker(config, { logger });
     const url = worker.redisUrl;
-    expect(url).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+    expect(url).toMatch(/^redis:\/\/:[0-9a-f]{64}@127\.0\.0\.1:\d+$/);
     expect((await readFile(join(stateDir, 'redis.url'), 'utf8')).trim()).toBe(url);
     expect(lines.join('')).toContain('started an embedded redis-server');
     const client = new StevedoreClient({ redis: url, queue: config.queue });
