@@ -35,7 +35,8 @@ function explain(where: string, error: NodeJS.ErrnoException): string | undefine
   if (error.code && CERT_CODES.has(error.code)) {
     return `the TLS certificate of Redis at ${where} was not accepted (${error.code}: ${message}): set STEVEDORE_REDIS_TLS_CA (--redis-tls-ca) to the CA that signed the server's certificate`;
   }
-  if (where.startsWith('rediss:') && error.code === 'ECONNRESET') {
+  // TLS 1.3 reports a missing client certificate after the handshake: as an alert, or a reset.
+  if (where.startsWith('rediss:') && (error.code === 'ECONNRESET' || /certificate required/.test(message))) {
     return `Redis at ${where} closed the TLS connection (${message}): a server with tls-auth-clients needs a client certificate: set STEVEDORE_REDIS_TLS_CERT and STEVEDORE_REDIS_TLS_KEY (--redis-tls-cert, --redis-tls-key)`;
   }
   if (/handshake|certificate|ssl|tls/i.test(`${message} ${error.code ?? ''}`)) {
