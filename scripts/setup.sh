@@ -32,6 +32,7 @@ REQUIREMENTS=(
   'test|command -v ip|apt:iproute2'                     # the engine-restart test's private bridge
   'test|command -v docker-registry|apt:docker-registry' # a real registry (distribution 2.x) for pull tests
   'test|command -v htpasswd|apt:apache2-utils'          # the bcrypt htpasswd file of the auth registry
+  'test|command -v openssl|apt:openssl'                 # CA, server and client certificates of the rediss:// tests
 )
 
 # Services, one entry per line: "<group>|<check that it answers>|<function that starts it>|<its name>".
