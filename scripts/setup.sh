@@ -34,6 +34,7 @@ REQUIREMENTS=(
   'test|command -v htpasswd|apt:apache2-utils'          # the bcrypt htpasswd file of the auth registry
   'test|command -v docker-compose|apt:docker-compose'   # the compose stack's test (Debian's is 1.29)
   'test|command -v debootstrap|apt:debootstrap'         # scripts/seed-images.sh: base images without a registry
+  'test|command -v openssl|apt:openssl'                 # CA, server and client certificates of the rediss:// tests
 )
 
 # Services, one entry per line: "<group>|<check that it answers>|<function that starts it>|<its name>".

@@ -108,7 +108,7 @@ export async function submitCommand(args: string[]): Promise<number> {
     notAfter: timeOf('not-after', values['not-after']),
   };
   const timeoutMs = wholeNumber('timeout', values.timeout);
-  return withClient(clientFrom(values, { signing: true }), async (client) => {
+  return withClient(await clientFrom(values, { signing: true }), async (client) => {
     const { id } = await client.submit(spec, options);
     if (!values.wait) {
       console.log(id);
@@ -130,7 +130,7 @@ export async function statusCommand(args: string[]): Promise<number> {
     return 0;
   }
   const id = jobIdArg('status', positionals);
-  return withClient(clientFrom(values), async (client) => {
+  return withClient(await clientFrom(values), async (client) => {
     const [progress, result] = await Promise.all([client.getProgress(id), client.getResult(id)]);
     const status = result
       ? { id, finished: true, state: result.state, reason: result.reason, exitCode: result.exitCode }
@@ -149,7 +149,7 @@ export async function resultCommand(args: string[]): Promise<number> {
     return 0;
   }
   const id = jobIdArg('result', positionals);
-  return withClient(clientFrom(values), async (client) => {
+  return withClient(await clientFrom(values), async (client) => {
     const result = await client.getResult(id);
     if (!result) {
       console.error(`job ${id} has not finished yet; try: stevedore status ${id}`);
@@ -169,7 +169,7 @@ export async function cancelCommand(args: string[]): Promise<number> {
     return 0;
   }
   const id = jobIdArg('cancel', positionals);
-  return withClient(clientFrom(values), async (client) => {
+  return withClient(await clientFrom(values), async (client) => {
     const outcome = await client.cancel(id);
     const text = {
       cancelled: `job ${id} cancelled before it ran`,
@@ -210,7 +210,7 @@ export async function logsCommand(args: string[]): Promise<number> {
     events: process.stdout,
   };
   const streams: OutputStream[] = picked.length > 0 ? picked : ['stdout', 'stderr'];
-  return withClient(clientFrom(values), async (client) => {
+  return withClient(await clientFrom(values), async (client) => {
     const follow = values.follow ?? false;
     await Promise.all(streams.map((stream) => pump(client.logs(id, { follow, stream }), fdOf[stream])));
     return 0;

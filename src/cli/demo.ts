@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { openRuntime } from '../executors/index.js';
 import { StevedoreClient } from '../jobs/client.js';
+import { redactRedisUrl } from '../jobs/redis-url.js';
 import { loadConfig } from '../worker/config.js';
 import { startWorker } from '../worker/worker.js';
 import { parse } from './options.js';
@@ -62,7 +63,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       labels: { source: 'stevedore demo' },
     });
     console.error(
-      `submitted job ${id} to queue ${config.queue} at ${worker.redisUrl}; waiting for its result…`,
+      `submitted job ${id} to queue ${config.queue} at ${redactRedisUrl(worker.redisUrl)}; waiting for its result…`,
     );
     const result = await client.waitForResult(id, { timeoutMs: 120_000 });
     console.log(JSON.stringify(result, null, 2));

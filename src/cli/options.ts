@@ -2,13 +2,18 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { StevedoreClient } from '../jobs/client.js';
+import { checkRedisAccess } from '../jobs/redis-check.js';
 import type { SigningKey } from '../jobs/signing.js';
-import { loadClientConfig } from '../worker/config.js';
+import { loadClientConfig, REDIS_TLS_VARIABLES } from '../worker/config.js';
 import { redisUrlFile } from '../worker/embedded-redis.js';
+import { readRedisTls } from '../worker/redis-tls.js';
 import { UsageError } from './usage.js';
 
 export const CLIENT_OPTIONS = {
   'redis-url': { type: 'string' },
+  'redis-tls-ca': { type: 'string' },
+  'redis-tls-cert': { type: 'string' },
+  'redis-tls-key': { type: 'string' },
   queue: { type: 'string' },
   prefix: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -38,14 +43,26 @@ function readSigningKey(file: string): SigningKey {
 /**
  * A client for the queue named by the flags, the environment or a local embedded worker; with
  * `signing`, one that signs with the key of --signing-key or STEVEDORE_SIGNING_KEY, if any.
+ * Wrong credentials or an untrusted certificate fail here, before any command waits on Redis.
  */
-export function clientFrom(
-  values: { 'redis-url'?: string; queue?: string; prefix?: string; 'signing-key'?: string },
+export async function clientFrom(
+  values: {
+    'redis-url'?: string;
+    'redis-tls-ca'?: string;
+    'redis-tls-cert'?: string;
+    'redis-tls-key'?: string;
+    queue?: string;
+    prefix?: string;
+    'signing-key'?: string;
+  },
   { signing = false } = {},
-): StevedoreClient {
+): Promise<StevedoreClient> {
   const overrides: Record<string, string> = {};
   if (values['signing-key']) overrides.STEVEDORE_SIGNING_KEY = values['signing-key'];
   if (values['redis-url']) overrides.REDIS_URL = values['redis-url'];
+  if (values['redis-tls-ca']) overrides[REDIS_TLS_VARIABLES.ca] = values['redis-tls-ca'];
+  if (values['redis-tls-cert']) overrides[REDIS_TLS_VARIABLES.cert] = values['redis-tls-cert'];
+  if (values['redis-tls-key']) overrides[REDIS_TLS_VARIABLES.key] = values['redis-tls-key'];
   if (values.queue) overrides.STEVEDORE_QUEUE = values.queue;
   if (values.prefix) overrides.STEVEDORE_PREFIX = values.prefix;
   const config = loadClientConfig(process.env, overrides, (stateDir) => {
@@ -61,8 +78,11 @@ export function clientFrom(
     );
   }
   const signingKey = signing && config.signingKeyFile ? readSigningKey(config.signingKeyFile) : undefined;
+  const tls = readRedisTls(config.redisTls);
+  await checkRedisAccess(config.redisUrl, tls);
   return new StevedoreClient({
     redis: config.redisUrl,
+    tls,
     queue: config.queue,
     prefix: config.prefix,
     signingKey,

@@ -21,7 +21,10 @@ Commands:
   keygen --id NAME  write an Ed25519 key pair NAME.key / NAME.pub for signed jobs
 
 Common options (client commands):
-  --redis-url URL   Redis (default: $REDIS_URL, else the embedded Redis of a local worker)
+  --redis-url URL   Redis (default: $REDIS_URL, else the embedded Redis of a local worker);
+                    redis://user:password@host:port for an ACL user, rediss://… for TLS
+  --redis-tls-ca FILE, --redis-tls-cert FILE, --redis-tls-key FILE
+                    PEM files for rediss:// (default: $STEVEDORE_REDIS_TLS_CA, _CERT, _KEY)
   --queue NAME      queue name (default: $STEVEDORE_QUEUE or "stevedore")
   --prefix P        BullMQ key prefix (default: $STEVEDORE_PREFIX or "bull")
   -h, --help        help for a command
@@ -32,9 +35,13 @@ export const WORKER_HELP = `Usage: stevedore worker [options]
 
 Takes container jobs from the queue and runs them. Every option can also be set by its
 environment variable. With no Redis URL, uses the state directory's embedded redis-server
-(loopback only): the one already running, else it starts one; the last worker to stop stops it.
+(loopback only, a random password kept in the state directory): the one already running, else
+it starts one; the last worker to stop stops it.
 
-  --redis-url URL            REDIS_URL
+  --redis-url URL            REDIS_URL (redis://user:password@host:port, rediss://… for TLS)
+  --redis-tls-ca FILE        STEVEDORE_REDIS_TLS_CA: CA (PEM) that signed the rediss:// server's certificate
+  --redis-tls-cert FILE      STEVEDORE_REDIS_TLS_CERT: client certificate (PEM), for tls-auth-clients
+  --redis-tls-key FILE       STEVEDORE_REDIS_TLS_KEY: its private key (PEM)
   --queue NAME               STEVEDORE_QUEUE (default "stevedore")
   --prefix P                 STEVEDORE_PREFIX (default "bull")
   --concurrency N            STEVEDORE_CONCURRENCY (default: number of cores)

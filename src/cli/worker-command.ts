@@ -6,6 +6,9 @@ import { WORKER_HELP } from './usage.js';
 
 const WORKER_OPTIONS = {
   'redis-url': { type: 'string' },
+  'redis-tls-ca': { type: 'string' },
+  'redis-tls-cert': { type: 'string' },
+  'redis-tls-key': { type: 'string' },
   queue: { type: 'string' },
   prefix: { type: 'string' },
   concurrency: { type: 'string' },
@@ -31,6 +34,9 @@ const WORKER_OPTIONS = {
 /** Flag name → the environment variable it stands for. */
 const FLAG_ENV: Record<string, string> = {
   'redis-url': 'REDIS_URL',
+  'redis-tls-ca': 'STEVEDORE_REDIS_TLS_CA',
+  'redis-tls-cert': 'STEVEDORE_REDIS_TLS_CERT',
+  'redis-tls-key': 'STEVEDORE_REDIS_TLS_KEY',
   queue: 'STEVEDORE_QUEUE',
   prefix: 'STEVEDORE_PREFIX',
   concurrency: 'STEVEDORE_CONCURRENCY',

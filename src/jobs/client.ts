@@ -2,7 +2,7 @@ import { type KeyObject, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { connect, type RedisTarget } from './connection.js';
+import { connect, type RedisTarget, type RedisTls } from './connection.js';
 import { coerceError, UnknownJobError, ValidationError } from './errors.js';
 import {
   bullmqKeys,
@@ -22,6 +22,8 @@ import { type JobSpecInput, parseJobSpec } from './spec.js';
 
 export interface ClientOptions {
   redis: RedisTarget;
+  /** CA, client certificate and key (PEM) for a `rediss://` URL or options; ignored for a connected instance. */
+  tls?: RedisTls;
   queue?: string;
   prefix?: string;
   /** Called on Redis connection errors (the client reconnects by itself); default: ignore. */
@@ -77,7 +79,7 @@ export class StevedoreClient {
     };
     this.address = { queue: options.queue ?? DEFAULT_QUEUE, prefix: options.prefix ?? DEFAULT_PREFIX };
     const onError = options.onError ?? (() => undefined);
-    this.redis = connect(options.redis, onError);
+    this.redis = connect(options.redis, onError, options.tls);
     this.queue = new Queue(this.address.queue, { connection: this.redis, prefix: this.address.prefix });
     this.queue.on('error', onError);
   }
@@ -171,7 +173,7 @@ export class StevedoreClient {
   async *logs(id: string, options: { follow?: boolean; stream?: OutputStream } = {}): AsyncGenerator<Buffer> {
     await this.getResult(id); // an unknown id fails here, clearly
     yield* readLiveOutput({
-      connection: connect(this.options.redis, this.options.onError),
+      connection: connect(this.options.redis, this.options.onError, this.options.tls),
       key: keys.output(this.address, id, options.stream ?? 'stdout'),
       follow: options.follow ?? false,
       finished: async () => (await this.getResult(id)) !== null,
@@ -251,7 +253,7 @@ export class StevedoreClient {
   private queueEvents(): Promise<EventsHub> {
     this.events ??= (async () => {
       const onError = this.options.onError ?? (() => undefined);
-      const connection = connect(this.options.redis, onError);
+      const connection = connect(this.options.redis, onError, this.options.tls);
       // Read on from the stream's current end, named explicitly: with the default "$" the
       // events between "ready" and the first blocking read would be lost.
       const [newest] = await this.redis.xrevrange(bullmqKeys.events(this.address), '+', '-', 'COUNT', 1);

@@ -4,21 +4,68 @@ import { Redis, type RedisOptions } from 'ioredis';
 export type RedisTarget = string | RedisOptions | Redis;
 
 /**
+ * TLS material for a `rediss://` server, as PEM text or bytes: `ca` to trust a private CA
+ * (default: Node's built-in CAs), `cert` and `key` for servers that check clients (`tls-auth-clients`).
+ */
+export interface RedisTls {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
+/**
  * A new connection to `target`. BullMQ needs `maxRetriesPerRequest: null` on connections it
  * blocks on (docs/pitfalls.md, "Connections"), so every connection we make gets it: commands
  * then wait for Redis to come back instead of failing after a few retries.
  */
-export function connect(target: RedisTarget, onError: (error: Error) => void = () => undefined): Redis {
+export function connect(
+  target: RedisTarget,
+  onError: (error: Error) => void = () => undefined,
+  tls?: RedisTls,
+): Redis {
   const redis =
-    target instanceof Redis
-      ? target.duplicate({ maxRetriesPerRequest: null })
-      : typeof target === 'string'
-        ? new Redis(target, { maxRetriesPerRequest: null })
-        : new Redis({ ...target, maxRetriesPerRequest: null });
+    target instanceof Redis ? target.duplicate({ maxRetriesPerRequest: null }) : newRedis(target, tls, {});
   // ioredis reconnects by itself and queued commands wait for it; without a listener it would
   // print every failed reconnect to stderr. The caller decides what to log.
-  redis.on('error', onError);
+  redis.on('error', (error: Error) => onError(withoutSecrets(error)));
   return redis;
+}
+
+/**
+ * ioredis options for a URL or options object, with `tls` added (ioredis reads the URL itself;
+ * `rediss://` alone means TLS with Node's defaults). BullMQ's own extra connections (a Worker's
+ * blocking client) are `duplicate()`s of ours, so they inherit TLS and credentials.
+ */
+function redisOptions(target: string | RedisOptions, tls?: RedisTls): [string | undefined, RedisOptions] {
+  const extra: RedisOptions = { maxRetriesPerRequest: null, ...(tls ? { tls } : {}) };
+  return typeof target === 'string' ? [target, extra] : [undefined, { ...target, ...extra }];
+}
+
+/** A connection made from `redisOptions`, for callers that set more options (the start-up check). */
+export function newRedis(
+  target: string | RedisOptions,
+  tls: RedisTls | undefined,
+  more: RedisOptions,
+): Redis {
+  const [url, options] = redisOptions(target, tls);
+  return url === undefined ? new Redis({ ...options, ...more }) : new Redis(url, { ...options, ...more });
+}
+
+/** Commands whose arguments hold credentials (`AUTH [user] password`, `HELLO … AUTH user password`). */
+const SECRET_COMMANDS = new Set(['auth', 'hello']);
+
+/**
+ * The error with the arguments of a failed AUTH or HELLO hidden: ioredis hangs the failed command
+ * on its ReplyError (`error.command.args`), and a logger that prints the error would print the
+ * password. Other errors are returned as they are.
+ */
+export function withoutSecrets<E extends Error>(error: E): E {
+  const command = (error as E & { command?: { name?: unknown; args?: unknown } }).command;
+  if (!command || typeof command.name !== 'string' || !SECRET_COMMANDS.has(command.name.toLowerCase())) {
+    return error;
+  }
+  Object.defineProperty(error, 'command', { value: { name: command.name, args: ['***'] }, enumerable: true });
+  return error;
 }
 
 /** An error handler that logs at most once per `intervalMs`, for reconnect storms. */

@@ -10,6 +10,7 @@ import {
   DEFAULT_QUEUE,
   LIVE_CHUNK_BYTES,
 } from '../jobs/keys.js';
+import { redactRedisUrl } from '../jobs/redis-url.js';
 import { DEFAULT_MAX_OUTPUT_BYTES } from './output/capture.js';
 
 export type ShutdownMode = 'stop' | 'detach';
@@ -31,6 +32,8 @@ export const DEFAULT_LIMITS: Readonly<WorkerLimits> = {
 export interface WorkerConfig {
   /** Absent: start a private redis-server (embedded mode). */
   redisUrl?: string;
+  /** PEM files for a `rediss://` REDIS_URL (read at start by `readRedisTls`); absent: Node's defaults. */
+  redisTls?: RedisTlsFiles;
   queue: string;
   prefix: string;
   concurrency: number;
@@ -84,6 +87,58 @@ export class ConfigError extends Error {
   }
 }
 
+/** Paths of the TLS files for `rediss://`, from STEVEDORE_REDIS_TLS_CA, _CERT and _KEY. */
+export interface RedisTlsFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** The variables of `RedisTlsFiles`, each also a `--redis-tls-…` flag. */
+export const REDIS_TLS_VARIABLES = {
+  ca: 'STEVEDORE_REDIS_TLS_CA',
+  cert: 'STEVEDORE_REDIS_TLS_CERT',
+  key: 'STEVEDORE_REDIS_TLS_KEY',
+} as const;
+
+/** REDIS_URL checked for its scheme; the message shows it with the password hidden. */
+function checkRedisUrl(redisUrl: string | undefined): void {
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError(
+      `REDIS_URL=${JSON.stringify(redactRedisUrl(redisUrl))} is invalid: expected redis://[user:password@]host:port[/db] or rediss://… for TLS`,
+    );
+  }
+}
+
+/**
+ * The TLS files named by the environment, undefined when none is. They only make sense with a
+ * `rediss://` URL, and a client certificate needs its key: anything else is a ConfigError now
+ * rather than a plain-text connection or a handshake failure later.
+ */
+function redisTlsFiles(
+  get: (name: string) => string | undefined,
+  redisUrl: string | undefined,
+): RedisTlsFiles | undefined {
+  const files: RedisTlsFiles = {};
+  for (const [field, variable] of Object.entries(REDIS_TLS_VARIABLES) as [keyof RedisTlsFiles, string][]) {
+    const value = get(variable);
+    if (value) files[field] = value;
+  }
+  const named = Object.keys(files).map((f) => REDIS_TLS_VARIABLES[f as keyof RedisTlsFiles]);
+  if (named.length === 0) return undefined;
+  if (!redisUrl?.startsWith('rediss://')) {
+    throw new ConfigError(
+      `${named.join(', ')} ${named.length > 1 ? 'are' : 'is'} set, but REDIS_URL ${redisUrl ? 'is not a rediss:// URL' : 'is unset (the embedded Redis has no TLS)'}: use REDIS_URL=rediss://host:port, or unset ${named.join(', ')}`,
+    );
+  }
+  if ((files.cert === undefined) !== (files.key === undefined)) {
+    throw new ConfigError(
+      `${files.cert ? REDIS_TLS_VARIABLES.cert : REDIS_TLS_VARIABLES.key} is set without ${files.cert ? REDIS_TLS_VARIABLES.key : REDIS_TLS_VARIABLES.cert}: a client certificate needs its key`,
+    );
+  }
+  return files;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function positiveInt(name: string, value: string | undefined, fallback: number, min = 1): number {
@@ -129,11 +184,8 @@ export function loadConfig(
     );
   }
   const redisUrl = get('REDIS_URL') || undefined;
-  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new ConfigError(
-      `REDIS_URL=${JSON.stringify(redisUrl)} is invalid: expected redis://host:port[/db]`,
-    );
-  }
+  checkRedisUrl(redisUrl);
+  const redisTls = redisTlsFiles(get, redisUrl);
   const queue = get('STEVEDORE_QUEUE') || DEFAULT_QUEUE;
   if (queue.includes(':'))
     throw new ConfigError(`STEVEDORE_QUEUE=${JSON.stringify(queue)} is invalid: must not contain ":"`);
@@ -163,6 +215,7 @@ export function loadConfig(
   }
   return {
     redisUrl,
+    redisTls,
     queue,
     prefix: get('STEVEDORE_PREFIX') || DEFAULT_PREFIX,
     concurrency: positiveInt('STEVEDORE_CONCURRENCY', get('STEVEDORE_CONCURRENCY'), availableParallelism()),
@@ -230,6 +283,7 @@ export function loadConfig(
 export interface ClientConfig {
   /** Undefined when neither REDIS_URL nor an embedded worker's URL file is there. */
   redisUrl?: string;
+  redisTls?: RedisTlsFiles;
   queue: string;
   prefix: string;
   stateDir: string;
@@ -246,13 +300,10 @@ export function loadClientConfig(
   const get = (name: string): string | undefined => overrides[name] ?? env[name];
   const stateDir = get('STEVEDORE_STATE_DIR') || defaultStateDir(env);
   const redisUrl = get('REDIS_URL') || readUrlFile(stateDir);
-  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new ConfigError(
-      `REDIS_URL=${JSON.stringify(redisUrl)} is invalid: expected redis://host:port[/db]`,
-    );
-  }
+  checkRedisUrl(redisUrl);
   return {
     redisUrl,
+    redisTls: redisTlsFiles(get, redisUrl),
     queue: get('STEVEDORE_QUEUE') || DEFAULT_QUEUE,
     prefix: get('STEVEDORE_PREFIX') || DEFAULT_PREFIX,
     stateDir,

@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readlink, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { redactRedisUrl } from '../jobs/redis-url.js';
 import { freePort, RedisServerProcess, redisServerVersion } from './redis-server.js';
 import { lockFile } from './state-lock.js';
 
@@ -20,8 +22,15 @@ const ANSWER_TIMEOUT_MS = 10_000;
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 /** Between checks that the stopped server's process is gone (it exits within milliseconds of SHUTDOWN). */
 const EXIT_PROBE_INTERVAL_MS = 20;
+/** 32 random bytes as hex: nothing to guess, and no character that needs quoting in a URL or redis.conf. */
+const PASSWORD_BYTES = 32;
+/** redis.url and redis.json hold the password: for the state directory's owner only. */
+const SECRET_FILE_MODE = 0o600;
+/** The state directory holds those files and the data: other local users may not even list it. */
+const STATE_DIR_MODE = 0o700;
 
 export interface EmbeddedRedis {
+  /** With the password (`redis://:<password>@127.0.0.1:<port>`): a secret, never to be logged. */
   url: string;
   /** Leaves the server; stops it (SHUTDOWN, append-only file flushed) when no other worker uses it. */
   stop: () => Promise<void>;
@@ -30,7 +39,12 @@ export interface EmbeddedRedis {
 interface ServerRecord {
   pid: number;
   port: number;
+  /** The server's requirepass; absent only in a record written before servers had one. */
+  password?: string;
 }
+
+const urlOf = (record: ServerRecord): string =>
+  `redis://${record.password === undefined ? '' : `:${record.password}@`}127.0.0.1:${record.port}`;
 
 function alive(pid: number): boolean {
   try {
@@ -44,7 +58,9 @@ function alive(pid: number): boolean {
 async function readRecord(stateDir: string): Promise<ServerRecord | undefined> {
   try {
     const parsed = JSON.parse(await readFile(redisServerFile(stateDir), 'utf8')) as Partial<ServerRecord>;
-    return Number.isInteger(parsed.pid) && Number.isInteger(parsed.port)
+    return Number.isInteger(parsed.pid) &&
+      Number.isInteger(parsed.port) &&
+      (parsed.password === undefined || typeof parsed.password === 'string')
       ? (parsed as ServerRecord)
       : undefined;
   } catch {
@@ -52,16 +68,19 @@ async function readRecord(stateDir: string): Promise<ServerRecord | undefined> {
   }
 }
 
-async function writeAtomically(path: string, text: string): Promise<void> {
-  await writeFile(`${path}.tmp`, text);
+/** Written whole or not at all, readable by the owner only from its first byte. */
+async function writeSecretFile(path: string, text: string): Promise<void> {
+  await rm(`${path}.tmp`, { force: true }); // a leftover could have been made with a wider mode
+  await writeFile(`${path}.tmp`, text, { mode: SECRET_FILE_MODE, flag: 'wx' });
   await rename(`${path}.tmp`, path);
 }
 
 /** A connection that names us as a user of the server; undefined when nothing answers on the port. */
-async function joinServer(port: number, logger: Logger): Promise<Redis | undefined> {
+async function joinServer(record: ServerRecord, logger: Logger): Promise<Redis | undefined> {
   const member = new Redis({
     host: '127.0.0.1',
-    port,
+    port: record.port,
+    password: record.password,
     connectionName: MEMBER_NAME,
     lazyConnect: true,
     maxRetriesPerRequest: null,
@@ -103,7 +122,7 @@ async function servesDataDir(pid: number, dataDir: string): Promise<boolean> {
  * The server outlives a crashed worker; the last worker to stop stops it.
  */
 export async function startEmbeddedRedis(stateDir: string, logger: Logger): Promise<EmbeddedRedis> {
-  await mkdir(stateDir, { recursive: true });
+  await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
   const dataDir = dataDirOf(stateDir);
   const version = await redisServerVersion(); // before the lock: a missing redis-server is the first thing to say
   const lock = await lockFile(lockPath(stateDir));
@@ -114,7 +133,7 @@ export async function startEmbeddedRedis(stateDir: string, logger: Logger): Prom
     if (found) {
       ({ record, member } = found);
       logger.info(
-        { url: `redis://127.0.0.1:${record.port}`, redisPid: record.pid, dataDir },
+        { url: redactRedisUrl(urlOf(record)), redisPid: record.pid, dataDir },
         'no REDIS_URL given: using the embedded redis-server already running for this state directory',
       );
     } else {
@@ -123,7 +142,7 @@ export async function startEmbeddedRedis(stateDir: string, logger: Logger): Prom
   } finally {
     await lock.release();
   }
-  return { url: `redis://127.0.0.1:${record.port}`, stop: () => leave(stateDir, record, member, logger) };
+  return { url: urlOf(record), stop: () => leave(stateDir, record, member, logger) };
 }
 
 /** Starts the state directory's server (under the lock) and records it for the next worker and for clients. */
@@ -136,25 +155,28 @@ async function startNew(
   const previous = await readRecord(stateDir);
   const logFile = join(stateDir, 'redis-server.log');
   // The old port when it is free, so a client holding the old redis.url still finds it.
+  // And its password, so that client still gets in; a first start makes one.
+  const password = previous?.password ?? randomBytes(PASSWORD_BYTES).toString('hex');
   const server = new RedisServerProcess({
     dataDir,
     port: await freePort(previous?.port ?? 0),
+    password,
     logger,
     detachedLogFile: logFile,
   });
   await server.start();
-  const record = { pid: server.pid as number, port: server.port };
-  const member = await joinServer(record.port, logger);
+  const record: ServerRecord = { pid: server.pid as number, port: server.port, password };
+  const member = await joinServer(record, logger);
   if (!member) {
     throw new Error(
       `the embedded redis-server (pid ${record.pid}) stopped answering right after it started; see ${logFile}`,
     );
   }
-  await writeAtomically(redisServerFile(stateDir), `${JSON.stringify(record)}\n`);
-  await writeAtomically(redisUrlFile(stateDir), `redis://127.0.0.1:${record.port}\n`);
+  await writeSecretFile(redisServerFile(stateDir), `${JSON.stringify(record)}\n`);
+  await writeSecretFile(redisUrlFile(stateDir), `${urlOf(record)}\n`);
   logger.info(
     {
-      url: `redis://127.0.0.1:${record.port}`,
+      url: redactRedisUrl(urlOf(record)),
       redisPid: record.pid,
       version,
       dataDir,
@@ -183,7 +205,7 @@ async function findRunning(
     );
     return undefined;
   }
-  const member = await joinServer(record.port, logger);
+  const member = await joinServer(record, logger);
   if (member && (await isOurs(member, record, dataDir).catch(() => false))) return { record, member };
   member?.disconnect();
   // Two servers on one append-only file would corrupt it: never start a second one.
@@ -196,10 +218,11 @@ async function findRunning(
  * SHUTDOWN on a connection of its own that never reconnects: the reply never comes (the server
  * closes the connection as it exits), and a reconnecting client would send it again.
  */
-async function shutdown(port: number): Promise<void> {
+async function shutdown(record: ServerRecord): Promise<void> {
   const connection = new Redis({
     host: '127.0.0.1',
-    port,
+    port: record.port,
+    password: record.password,
     lazyConnect: true,
     retryStrategy: () => null,
     maxRetriesPerRequest: 0,
@@ -242,7 +265,7 @@ async function leave(stateDir: string, record: ServerRecord, member: Redis, logg
       return;
     }
     member.disconnect();
-    await shutdown(record.port);
+    await shutdown(record);
     const deadline = Date.now() + SHUTDOWN_TIMEOUT_MS;
     while (alive(record.pid) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, EXIT_PROBE_INTERVAL_MS));

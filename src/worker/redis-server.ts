@@ -17,6 +17,11 @@ export interface RedisServerOptions {
   port?: number;
   /** redis-server binary; found on PATH by default. */
   bin?: string;
+  /**
+   * `requirepass` for the default user. It reaches the server on its stdin (`redis-server -`),
+   * never its command line, which every local user can read in /proc.
+   */
+  password?: string;
   logger?: Logger;
   /**
    * Run the server in its own session with its output appended to this file, so that it
@@ -45,8 +50,15 @@ export async function freePort(preferred = 0): Promise<number> {
   return tryListen(0);
 }
 
-/** The first reply line of `PING` from 127.0.0.1:port ('+PONG', '-LOADING …'), or undefined when nothing answers. */
-export function pingReply(port: number, timeoutMs = 1_000): Promise<string | undefined> {
+/** One command in the Redis protocol (RESP array of bulk strings), so any byte in a password is safe. */
+const resp = (...words: string[]): string =>
+  `*${words.length}\r\n${words.map((w) => `$${Buffer.byteLength(w)}\r\n${w}\r\n`).join('')}`;
+
+/**
+ * The first reply line of `PING` from 127.0.0.1:port ('+PONG', '-LOADING …', '-NOAUTH …'), after
+ * `AUTH password` when one is given; undefined when nothing answers.
+ */
+export function pingReply(port: number, timeoutMs = 1_000, password?: string): Promise<string | undefined> {
   return new Promise((resolve) => {
     const socket = createConnection({ host: '127.0.0.1', port });
     let reply = '';
@@ -56,10 +68,16 @@ export function pingReply(port: number, timeoutMs = 1_000): Promise<string | und
     };
     socket.setTimeout(timeoutMs, () => finish(undefined));
     socket.once('error', () => finish(undefined));
-    socket.once('connect', () => socket.write('PING\r\n'));
+    const lines = password === undefined ? 1 : 2; // AUTH's own reply comes first
+    socket.once('connect', () =>
+      socket.write(`${password === undefined ? '' : resp('AUTH', password)}${resp('PING')}`),
+    );
     socket.on('data', (chunk) => {
       reply += chunk.toString();
-      if (reply.includes('\r\n')) finish(reply.split('\r\n')[0]);
+      const got = reply.split('\r\n');
+      // A refused AUTH is the answer itself: the PING after it only says NOAUTH again.
+      if (got.length > 1 && got[0]?.startsWith('-')) finish(got[0]);
+      else if (got.length > lines) finish(got[lines - 1]);
     });
   });
 }
@@ -97,8 +115,10 @@ export class RedisServerProcess {
     return this.portNumber;
   }
 
+  /** With the password when there is one: a secret, never to be logged (see redactRedisUrl). */
   get url(): string {
-    return `redis://127.0.0.1:${this.portNumber}`;
+    const auth = this.options.password === undefined ? '' : `:${encodeURIComponent(this.options.password)}@`;
+    return `redis://${auth}127.0.0.1:${this.portNumber}`;
   }
 
   get pid(): number | undefined {
@@ -115,26 +135,41 @@ export class RedisServerProcess {
     if (this.portNumber === 0) this.portNumber = await freePort();
     const bin = this.options.bin ?? 'redis-server';
     // biome-ignore format: one flag and its value per line
+    const password = this.options.password;
     const args = [
-      '--port', String(this.portNumber),
-      '--bind', '127.0.0.1',
-      '--dir', this.options.dataDir,
-      '--appendonly', 'yes',
-      '--appendfsync', 'everysec',
-      '--save', '',
+      ...(password === undefined ? [] : ['-']), // the rest of the configuration from stdin
+      '--port',
+      String(this.portNumber),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.options.dataDir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--save',
+      '',
       // BullMQ needs keys never evicted (docs/pitfalls.md, "Connections").
-      '--maxmemory-policy', 'noeviction',
-      '--daemonize', 'no',
-      '--logfile', '',
+      '--maxmemory-policy',
+      'noeviction',
+      '--daemonize',
+      'no',
+      '--logfile',
+      '',
     ];
     const logFile = this.options.detachedLogFile;
     const logFd = logFile ? openSync(logFile, 'a') : undefined;
     let child: ChildProcess;
     try {
+      const stdin = password === undefined ? 'ignore' : 'pipe';
       child =
         logFd === undefined
-          ? spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-          : spawn(bin, args, { stdio: ['ignore', logFd, logFd], detached: true });
+          ? spawn(bin, args, { stdio: [stdin, 'pipe', 'pipe'] })
+          : spawn(bin, args, { stdio: [stdin, logFd, logFd], detached: true });
+      // A config line; a password with a newline or quote would end or break it, so quote it.
+      child.stdin?.on('error', () => undefined); // a server that exits at once: its exit says why
+      child.stdin?.end(password === undefined ? undefined : `requirepass ${JSON.stringify(password)}\n`);
     } finally {
       if (logFd !== undefined) closeSync(logFd);
     }
@@ -182,7 +217,7 @@ export class RedisServerProcess {
     const deadline = Date.now() + START_TIMEOUT_MS;
     for (;;) {
       if (failure) throw await failure();
-      if ((await pingReply(this.portNumber)) === '+PONG') return;
+      if ((await pingReply(this.portNumber, undefined, this.options.password)) === '+PONG') return;
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
         throw new Error(

@@ -2,10 +2,11 @@ import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullm
 import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
 import { RegistryAuthError, RegistryCredentials } from '../executors/registry-auth.js';
-import { connect, throttled } from '../jobs/connection.js';
+import { connect, type RedisTls, throttled } from '../jobs/connection.js';
 import { ImageUnavailableError } from '../jobs/errors.js';
 import { KEEP_FINISHED_SECONDS, keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
 import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
+import { checkRedisAccess, RedisAccessError } from '../jobs/redis-check.js';
 import type { JobResult } from '../jobs/result.js';
 import type { JobSpecInput } from '../jobs/spec.js';
 import { admitJob } from './admission.js';
@@ -18,6 +19,7 @@ import { LiveOutput } from './output/live-output.js';
 import { loadWorkerPolicy, redisDataDir } from './policy-load.js';
 import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
+import { readRedisTls } from './redis-tls.js';
 import { type FinishedAs, FinishedRetention } from './retention.js';
 import { runJob, type StopReason } from './run/run.js';
 import { TrustedKeys } from './trusted-keys.js';
@@ -30,6 +32,7 @@ export interface WorkerDeps {
 
 export interface WorkerHandle {
   readonly id: string;
+  /** The Redis in use, with its password if any: for connecting, never for logs (redactRedisUrl). */
   readonly redisUrl: string;
   /** Stops taking jobs; running jobs get `shutdownGraceMs`, then are stopped and put back without spending an attempt. */
   close(options?: { graceMs?: number }): Promise<void>;
@@ -53,11 +56,26 @@ function readCredentials(config: WorkerConfig, logger: Logger): RegistryCredenti
   }
 }
 
+/**
+ * Wrong credentials, a missing ACL permission or an untrusted certificate stop the worker here,
+ * as a ConfigError (one line, no password); a Redis not up yet is waited for as before.
+ */
+async function checkExternalRedis(url: string, tls: RedisTls | undefined): Promise<undefined> {
+  try {
+    await checkRedisAccess(url, tls);
+  } catch (error) {
+    if (error instanceof RedisAccessError) throw new ConfigError(`connecting to Redis: ${error.message}`);
+    throw error;
+  }
+  return undefined;
+}
+
 /** Starts a worker that takes container jobs from the queue and runs them. */
 export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<WorkerHandle> {
   const logger = (deps.logger ?? pino({ level: config.logLevel })).child({ workerId: config.workerId });
   const credentials = readCredentials(config, logger);
   const policy = await loadWorkerPolicy(config);
+  const tls = readRedisTls(config.redisTls);
   if (credentials.hosts.length > 0) logger.info({ registryAuth: credentials }, 'registry credentials read');
   const trusted = config.trustedKeysDir ? await TrustedKeys.load(config.trustedKeysDir, logger) : undefined;
   // First, so a runtime that cannot be used here stops the worker before it starts anything.
@@ -75,9 +93,12 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     },
   });
   const embedded = config.redisUrl
-    ? undefined
-    : await startEmbeddedRedis(config.stateDir, logger).catch(async (error: unknown) => {
+    ? await checkExternalRedis(config.redisUrl, tls).catch(async (error: unknown) => {
         await runtime.close(); // nothing else is open yet
+        throw error;
+      })
+    : await startEmbeddedRedis(config.stateDir, logger).catch(async (error: unknown) => {
+        await runtime.close();
         throw error;
       });
   const redisUrl = config.redisUrl ?? (embedded?.url as string);
@@ -85,7 +106,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const onRedisError = throttled((error) =>
     logger.warn({ err: error }, 'Redis connection error; retrying (running containers are not affected)'),
   );
-  const commands = connect(redisUrl, onRedisError);
+  const commands = connect(redisUrl, onRedisError, tls);
   policy.neverAllowed.push(...(await redisDataDir(commands)));
   const runs = new Map<string, AbortController>();
   const idle = new IdleCollector(() => runs.size > 0);
@@ -225,7 +246,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   };
 
   // BullMQ does not close a connection it was handed; we quit it after worker.close().
-  const workerConnection = connect(redisUrl, onRedisError);
+  const workerConnection = connect(redisUrl, onRedisError, tls);
   const worker = new Worker<JobSpecInput, JobResult>(config.queue, processor, {
     connection: workerConnection,
     prefix: config.prefix,
@@ -272,7 +293,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     throttled((error) => logger.error({ err: error }, 'worker error')),
   );
   const stopListening = await listenForCancels({
-    subscriber: connect(redisUrl, onRedisError),
+    subscriber: connect(redisUrl, onRedisError, tls),
     channel: keys.cancelChannel(address),
     onCancel: (jobId) => stopRun(jobId, 'cancelled'),
     logger,

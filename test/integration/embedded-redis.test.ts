@@ -5,6 +5,7 @@ import { Queue } from 'bullmq';
 import type { ResultPromise } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StevedoreClient } from '../../src/jobs/client.js';
+import { redactRedisUrl } from '../../src/jobs/redis-url.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { removeHoldersOf } from '../helpers/holders.js';
@@ -115,15 +116,19 @@ describe('embedded Redis: one per state directory', () => {
     expect(shared.redisPid).toBe(first.redisPid);
     expect(shared.url).toBe(first.url);
     expect(await serversIn(dataDir)).toEqual([first.redisPid]);
-    expect(await urlFile()).toBe(first.url);
+    // The log shows the URL with its password hidden; the URL file, for clients, has it.
+    const url = await urlFile();
+    expect(redactRedisUrl(url)).toBe(first.url);
+    const password = new URL(url).password;
+    expect(password).toMatch(/^[0-9a-f]{64}$/);
 
-    const client = new StevedoreClient({ redis: first.url as string, queue });
+    const client = new StevedoreClient({ redis: url, queue });
     cleanup.push(() => client.close());
     // Delayed, so that neither worker takes it before both are killed.
     const { id } = await client.submit(busybox(['echo', 'ran after the crash']), { delay: 3_000 });
     expect(await a.kill('SIGKILL')).toBeUndefined();
     expect(await b.kill('SIGKILL')).toBeUndefined();
-    const admin = new Queue(queue, { connection: { url: first.url } });
+    const admin = new Queue(queue, { connection: { url } });
     expect(await admin.getJobState(id)).toBe('delayed');
     await admin.close();
     expect(await serversIn(dataDir)).toEqual([first.redisPid]); // the orphan lives on
@@ -137,7 +142,7 @@ describe('embedded Redis: one per state directory', () => {
       stdout: { tail: 'ran after the crash\n' },
     });
     expect(await serversIn(dataDir)).toEqual([first.redisPid]); // no third server
-    expect(await urlFile()).toBe(first.url);
+    expect(await urlFile()).toBe(url);
 
     // A server that dies with its worker: the next worker takes over its record, on the same data.
     await c.kill('SIGKILL');
@@ -146,6 +151,7 @@ describe('embedded Redis: one per state directory', () => {
     const takeover = await d.line(STARTED);
     expect(takeover.replaced).toBe(first.redisPid);
     expect(takeover.url).toBe(first.url); // its old port was free again
+    expect(await urlFile()).toBe(url); // and its password kept, so clients holding the URL get in
     expect(await serversIn(dataDir)).toEqual([takeover.redisPid]);
     expect((await client.getResult(id))?.stdout.tail).toBe('ran after the crash\n');
 
@@ -158,6 +164,7 @@ describe('embedded Redis: one per state directory', () => {
     const lines = workers.flatMap((w) => w.raw);
     expect(lines.length).toBeGreaterThan(8);
     expect(lines.filter((l) => duplicateKeys(l).length > 0)).toEqual([]);
+    expect(lines.filter((l) => l.includes(password))).toEqual([]);
   });
 
   it('the last of two workers to stop stops the server; the first leaves it running', async () => {

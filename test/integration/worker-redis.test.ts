@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +35,7 @@ describe('worker and Redis', () => {
     expect(config.redisUrl).toBeUndefined();
     const worker = await startWorker(config, { logger });
     const url = worker.redisUrl;
-    expect(url).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+    expect(url).toMatch(/^redis:\/\/:[0-9a-f]{64}@127\.0\.0\.1:\d+$/);
     expect((await readFile(join(stateDir, 'redis.url'), 'utf8')).trim()).toBe(url);
     expect(lines.join('')).toContain('started an embedded redis-server');
     const client = new StevedoreClient({ redis: url, queue: config.queue });
@@ -43,7 +43,23 @@ describe('worker and Redis', () => {
     expect((await client.waitForResult(id, { timeoutMs: 20_000 })).stdout.tail).toBe('embedded\n');
     const admin = new Redis(url);
     expect(await admin.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
+    expect(await admin.config('GET', 'bind')).toEqual(['bind', '127.0.0.1']);
     await admin.quit();
+    // Anyone without the state directory's files (another local user) is refused.
+    const { port: openPort } = new URL(url);
+    const stranger = new Redis({
+      host: '127.0.0.1',
+      port: Number(openPort),
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+    });
+    stranger.on('error', () => undefined);
+    await expect(stranger.ping()).rejects.toThrow(/^NOAUTH Authentication required/);
+    stranger.disconnect();
+    for (const file of ['redis.url', 'redis.json']) {
+      expect((await stat(join(stateDir, file))).mode & 0o777, file).toBe(0o600);
+    }
+    expect(lines.join('')).not.toContain(new URL(url).password);
     await client.close();
     await worker.close();
     const { port } = new URL(url);

@@ -1,0 +1,81 @@
+import { Redis } from 'ioredis';
+import { newRedis, type RedisTarget, type RedisTls, withoutSecrets } from './connection.js';
+import { redactRedisUrl } from './redis-url.js';
+
+/** How long the start-up check waits for a first answer (a TLS handshake included). */
+const CHECK_TIMEOUT_MS = 10_000;
+
+/** Node's codes for a server certificate the client does not accept (node:tls, OpenSSL's verify errors). */
+const CERT_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** Redis could be reached but refused us: wrong credentials, missing ACL permission, or TLS trouble. */
+export class RedisAccessError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RedisAccessError';
+  }
+}
+
+/** What went wrong and what to do, in words that never hold the password. */
+function explain(where: string, error: NodeJS.ErrnoException): string | undefined {
+  const message = error.message;
+  if (/^(WRONGPASS|NOAUTH)/.test(message)) {
+    return `Redis at ${where} refused the credentials (${message}): check the user and password in REDIS_URL`;
+  }
+  if (/^NOPERM/.test(message)) {
+    return `Redis at ${where} lets this user in but not do what Stevedore needs (${message}): see README "Redis ACL users" for the rules the user needs`;
+  }
+  if (error.code && CERT_CODES.has(error.code)) {
+    return `the TLS certificate of Redis at ${where} was not accepted (${error.code}: ${message}): set STEVEDORE_REDIS_TLS_CA (--redis-tls-ca) to the CA that signed the server's certificate`;
+  }
+  // TLS 1.3 reports a missing client certificate after the handshake: as an alert, or a reset.
+  if (where.startsWith('rediss:') && (error.code === 'ECONNRESET' || /certificate required/.test(message))) {
+    return `Redis at ${where} closed the TLS connection (${message}): a server with tls-auth-clients needs a client certificate: set STEVEDORE_REDIS_TLS_CERT and STEVEDORE_REDIS_TLS_KEY (--redis-tls-cert, --redis-tls-key)`;
+  }
+  if (/handshake|certificate|ssl|tls/i.test(`${message} ${error.code ?? ''}`)) {
+    return `the TLS handshake with Redis at ${where} failed (${message}): check rediss:// and STEVEDORE_REDIS_TLS_CA / _CERT / _KEY (a server with tls-auth-clients needs a client certificate)`;
+  }
+  return undefined;
+}
+
+/**
+ * Connects once, without retries, and runs the commands every worker and client need first, so
+ * that wrong credentials or an untrusted certificate stop the caller at once with a clear error
+ * (`RedisAccessError`) instead of a silent reconnect loop. A Redis that is merely not up yet is
+ * not an error here: the caller's own connections wait for it, as they do for an outage.
+ */
+export async function checkRedisAccess(target: RedisTarget, tls?: RedisTls): Promise<void> {
+  if (target instanceof Redis) return; // a caller's own connection: theirs to check
+  const where =
+    typeof target === 'string'
+      ? redactRedisUrl(target)
+      : `${target.host ?? 'localhost'}:${target.port ?? 6379}`;
+  const probe: Redis = newRedis(target, tls, {
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    connectTimeout: CHECK_TIMEOUT_MS,
+  });
+  let first: NodeJS.ErrnoException | undefined;
+  probe.on('error', (error: NodeJS.ErrnoException) => {
+    first ??= error;
+  });
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (error) {
+    const cause = first ?? (error as NodeJS.ErrnoException);
+    const message = explain(where, cause) ?? explain(where, error as NodeJS.ErrnoException);
+    if (message) throw new RedisAccessError(message, { cause: withoutSecrets(cause) });
+  } finally {
+    probe.disconnect();
+  }
+}
