@@ -4,6 +4,7 @@ import Dockerode from 'dockerode';
 import type { TestProject } from 'vitest/node';
 import { bundledImageTarball } from '../../src/cli/demo.js';
 import { HOLDER_LABEL } from '../../src/executors/docker/netns/holders.js';
+import { openRuntime } from '../../src/executors/index.js';
 import { LABELS } from '../../src/jobs/names.js';
 import { REDIS_PID_DIR } from '../helpers/redis.js';
 import { REGISTRY_PID_DIR } from '../helpers/registry.js';
@@ -17,18 +18,14 @@ declare module 'vitest' {
 /** Labels that mark containers made by tests: executor tests and stevedore workers on test queues. */
 const LEAK_LABELS = ['stevedore.test', LABELS.queue];
 
+/** The engine the tests need, checked as a worker checks it: the same one-line message when it is not there. */
 async function requireDocker(docker: Dockerode): Promise<void> {
-  try {
-    await Promise.race([
-      docker.ping(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5_000).unref()),
-    ]);
-  } catch (error) {
-    const where = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
-    throw new Error(
-      `integration tests need a Docker engine, and none answered at ${where} (${(error as Error).message}): start one with \`dockerd &\` as root (or run .ci/run), or set DOCKER_HOST`,
-    );
-  }
+  const runtime = await openRuntime('docker', { docker: { client: docker, netns: 'fresh' } }).catch(
+    (error: unknown) => {
+      throw new Error(`integration tests need a Docker engine: ${(error as Error).message} (or run .ci/run)`);
+    },
+  );
+  await runtime.close();
 }
 
 function alive(pid: number): boolean {
