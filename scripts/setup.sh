@@ -54,8 +54,15 @@ start_dockerd() {
   if [[ -d /run/systemd/system ]]; then
     systemctl start docker
   else
-    # Its own session, so a Ctrl-C of the tests does not stop the engine with them.
-    setsid dockerd </dev/null >"$DOCKERD_LOG" 2>&1 &
+    # Its own session, so a Ctrl-C of the tests does not stop the engine with them; and none of
+    # the caller's open files (a lock a `flock` around the tests holds would be held for good).
+    (
+      for fd in /proc/self/fd/*; do
+        n=${fd##*/}
+        if ((n > 2)); then eval "exec $n>&-" 2>/dev/null || true; fi
+      done
+      exec setsid dockerd </dev/null >"$DOCKERD_LOG" 2>&1
+    ) &
   fi
   for ((i = 0; i < DOCKER_WAIT_SECONDS; i++)); do
     engine_answers && return 0
