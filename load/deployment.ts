@@ -11,6 +11,8 @@ export interface Replica {
   kill(): Promise<void>;
   /** SIGTERM (the worker detaches its running containers), then the same worker starts anew. */
   restart(): Promise<void>;
+  /** SIGTERM, and wait for the worker to exit. */
+  stop(): Promise<void>;
   /** Resident memory in bytes, null when it cannot be read (not running). */
   rssBytes(): Promise<number | null>;
 }
@@ -53,6 +55,9 @@ export async function composeWorkers(
           },
           restart: async () => {
             await container.restart({ t: RESTART_GRACE_S });
+          },
+          stop: async () => {
+            await container.stop({ t: RESTART_GRACE_S });
           },
           rssBytes: async () => {
             // cgroup v1 (these machines) reports the resident set as memory_stats.stats.rss.
@@ -109,6 +114,7 @@ function localProcess(target: Target, concurrency: number, stateDir: string, nam
   return {
     name,
     kill: () => stop('SIGKILL'),
+    stop: () => stop('SIGTERM'),
     restart: async () => {
       await stop('SIGTERM');
       spawn();
@@ -145,8 +151,9 @@ export async function localWorkers(
       for (const p of killed) await p.restart();
       killed.clear();
     },
+    // SIGTERM: each worker shuts down and removes its own namespace holders.
     close: async () => {
-      await Promise.all(processes.map((p) => p.kill()));
+      await Promise.all(processes.filter((p) => !killed.has(p)).map((p) => p.stop()));
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
+import { HOLDER_LABEL } from '../src/executors/docker/netns/holders.js';
 import { LABELS } from '../src/jobs/names.js';
 
 interface EngineEvent {
@@ -60,4 +61,29 @@ export function usedMemory(info: string): number {
   const match = /^used_memory:(\d+)/m.exec(info);
   if (!match) throw new Error('INFO memory: no used_memory line in the answer');
   return Number(match[1]);
+}
+
+/**
+ * Network-namespace holders of the queue, by the worker id that made them. A worker removes its
+ * own when it shuts down; one that is SIGKILLed cannot, and no other worker removes them yet.
+ */
+export async function queueHolders(docker: Dockerode, queue: string): Promise<Map<string, string[]>> {
+  const found = await docker.listContainers({ all: true, filters: { label: [`${HOLDER_LABEL}=${queue}`] } });
+  const byWorker = new Map<string, string[]>();
+  for (const c of found) {
+    const worker = c.Labels[LABELS.workerId] ?? '(no worker id)';
+    byWorker.set(worker, [...(byWorker.get(worker) ?? []), c.Id]);
+  }
+  return byWorker;
+}
+
+/** Removes what queueHolders found, after it has been reported; returns how many per worker. */
+export async function removeHolders(
+  docker: Dockerode,
+  holders: Map<string, string[]>,
+): Promise<Record<string, number>> {
+  for (const ids of holders.values()) {
+    await Promise.all(ids.map((id) => docker.getContainer(id).remove({ force: true })));
+  }
+  return Object.fromEntries([...holders].map(([worker, ids]) => [worker, ids.length]));
 }

@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { COLD_UP_MS, ComposeStack } from '../test/helpers/compose.js';
 import { TestRedis } from '../test/helpers/redis.js';
 import { composeWorkers, localWorkers, type Target, type Workers } from './deployment.js';
+import { queueHolders, removeHolders } from './engine.js';
 import { DEFAULT_MIX, parseMix } from './mix.js';
 import { type LoadReport, renderTable, writeLoadBlock } from './report.js';
 import { runLoad } from './run-load.js';
@@ -71,11 +72,15 @@ async function ensureImage(): Promise<void> {
 
 async function once(target: Target, workers: Workers, disrupt: boolean): Promise<LoadReport> {
   say(`${count} jobs on ${workers.describe}${disrupt ? ', with a kill and a rolling restart' : ''}`);
+  let report: LoadReport;
   try {
-    return await runLoad({ target, workers, docker, image: IMAGE, count, mix, disrupt, timeoutMs, say });
+    report = await runLoad({ target, workers, docker, image: IMAGE, count, mix, disrupt, timeoutMs, say });
   } finally {
     await workers.close();
   }
+  // Only a killed worker's holders should be left: counted, then removed so the next run starts clean.
+  report.holdersLeft = await removeHolders(docker, await queueHolders(docker, target.queue));
+  return report;
 }
 
 async function main(): Promise<LoadReport[]> {

@@ -17,6 +17,8 @@ export interface LoadReport {
   runTwice: string[];
   wrong: string[];
   leaked: string[];
+  /** Namespace holders left after the workers stopped, per worker id (set once they have). */
+  holdersLeft: Record<string, number>;
   actions: string[];
 }
 
@@ -97,6 +99,7 @@ export function summarize(input: SummaryInput): LoadReport {
     runTwice,
     wrong,
     leaked: input.leaked,
+    holdersLeft: {},
     actions: input.actions,
   };
 }
@@ -113,16 +116,23 @@ export function renderTable(reports: LoadReport[]): string {
       .map((n) => pct(n, total))
       .join(' / ');
     const rss = Object.values(r.rssBytes);
-    return `| ${r.describe} | ${r.jobs} | ${(r.elapsedMs / 1000).toFixed(1)} s | ${r.jobsPerSecond.toFixed(1)} | ${r.latencyMs.p50} / ${r.latencyMs.p95} / ${r.latencyMs.p99} | ${shares} | ${mib(r.redis.beforeBytes)} → ${mib(r.redis.afterBytes)} (${mib(r.redis.perThousandBytes)}) | ${rss.length ? mib(Math.max(...rss)) : 'n/a'} | ${r.lost.length} / ${r.runTwice.length} / ${r.wrong.length} / ${r.leaked.length} |`;
+    return `| ${r.describe} | ${r.jobs} | ${(r.elapsedMs / 1000).toFixed(1)} s | ${r.jobsPerSecond.toFixed(1)} | ${r.latencyMs.p50} / ${r.latencyMs.p95} / ${r.latencyMs.p99} | ${shares} | ${mib(r.redis.beforeBytes)} → ${mib(r.redis.afterBytes)} (${mib(r.redis.perThousandBytes)}) | ${rss.length ? mib(Math.max(...rss)) : 'n/a'} | ${r.lost.length} / ${r.runTwice.length} / ${r.wrong.length} / ${r.leaked.length} | ${Object.values(r.holdersLeft).reduce((a, b) => a + b, 0)} |`;
   });
   const details = reports.flatMap((r) =>
-    [...r.actions, ...r.lost, ...r.runTwice, ...r.wrong, ...r.leaked.map((c) => `leaked ${c}`)].map(
-      (line) => `- ${r.describe}: ${line}`,
-    ),
+    [
+      ...r.actions,
+      ...r.lost,
+      ...r.runTwice,
+      ...r.wrong,
+      ...r.leaked.map((c) => `leaked ${c}`),
+      ...Object.entries(r.holdersLeft).map(
+        ([w, n]) => `${n} network-namespace holders of worker ${w} left (removed by the load test)`,
+      ),
+    ].map((line) => `- ${r.describe}: ${line}`),
   );
   return [
-    '| workers | jobs | wall | jobs/s | submit→result ms p50 / p95 / p99 | share per worker (result.worker.id) | Redis used_memory before → after (per 1,000 finished) | peak worker RSS | lost / run twice / wrong / leaked |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| workers | jobs | wall | jobs/s | submit→result ms p50 / p95 / p99 | share per worker (result.worker.id) | Redis used_memory before → after (per 1,000 finished) | peak worker RSS | lost / run twice / wrong / leaked | netns holders left |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
     ...(details.length ? ['', ...details] : []),
   ].join('\n');
