@@ -14,7 +14,7 @@ import { runLoad } from './run-load.js';
 
 /**
  * `npm run load -- [--jobs N] [--mix trivial=10,output=2,…] [--replicas N] [--compose]
- * [--scaling] [--no-disrupt] [--no-write] [--redis URL --queue Q]`: the load test of issue 16,
+ * [--scaling] [--no-disrupt] [--no-write] [--redis URL | --external] [--queue Q]`: the load test of issue 16,
  * loopback only and bounded by --timeout. README "Load test".
  */
 const IMAGE = 'stevedore-test/busybox:1';
@@ -36,6 +36,8 @@ const { values } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     timeout: { type: 'string', default: '900' },
     redis: { type: 'string' },
+    /** REDIS_URL from the environment, against workers run elsewhere (the loadgen profile). */
+    external: { type: 'boolean', default: false },
     queue: { type: 'string', default: process.env.STEVEDORE_QUEUE ?? 'stevedore' },
   },
 });
@@ -52,6 +54,8 @@ const concurrency = positive('concurrency', values.concurrency);
 const timeoutMs = positive('timeout', values.timeout) * 1000;
 const mix = values.mix ? parseMix(values.mix) : DEFAULT_MIX;
 const docker = new Dockerode();
+const externalRedis = values.redis ?? (values.external ? process.env.REDIS_URL : undefined);
+if (values.external && !externalRedis) throw new Error('--external: REDIS_URL is not set');
 const say = (line: string) => console.error(`load: ${line}`);
 
 /** The test image, built from Debian's busybox-static and loaded when the engine lacks it. */
@@ -88,7 +92,7 @@ async function main(): Promise<LoadReport[]> {
   const stateDir = await mkdtemp(join(tmpdir(), 'stevedore-load-'));
   const reports: LoadReport[] = [];
   try {
-    if (values.redis) {
+    if (externalRedis) {
       // Against workers someone else runs (the loadgen profile): nothing to kill or scale.
       const external: Workers = {
         describe: 'the running workers',
@@ -96,7 +100,7 @@ async function main(): Promise<LoadReport[]> {
         heal: async () => {},
         close: async () => {},
       };
-      reports.push(await once({ redisUrl: values.redis, queue: values.queue, logDir: '' }, external, false));
+      reports.push(await once({ redisUrl: externalRedis, queue: values.queue, logDir: '' }, external, false));
       return reports;
     }
     if (!values.compose && !values.scaling) {
@@ -142,7 +146,7 @@ async function main(): Promise<LoadReport[]> {
 const reports = await main();
 const table = renderTable(reports);
 console.log(table);
-if (!values['no-write'] && !values.redis) {
+if (!values['no-write'] && !externalRedis) {
   await writeLoadBlock(
     `Written ${new Date().toISOString()} by \`npm run load -- ${process.argv.slice(2).join(' ')}\`.\n\n${table}`,
   );
