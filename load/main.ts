@@ -127,12 +127,14 @@ async function main(): Promise<LoadReport[]> {
       say('bringing up the compose stack (a cold first run seeds and builds the images)');
       await stack.stack(['up', '-d', '--scale', 'worker=0'], COLD_UP_MS);
       const target = { redisUrl: stack.redisUrl, queue: stack.queue, logDir: stack.logDir };
-      for (const n of values.scaling ? SCALING_REPLICAS : [replicas]) {
-        const disrupt = !values.scaling && !values['no-disrupt'] && n > 1;
-        reports.push(await once(target, await composeWorkers(stack, docker, n), disrupt));
-        if (values.scaling) {
-          reports.push(await once(target, await localWorkers(target, 1, n * concurrency, stateDir), false));
-        }
+      if (values.compose) {
+        const disrupt = !values['no-disrupt'] && replicas > 1;
+        reports.push(await once(target, await composeWorkers(stack, docker, replicas), disrupt));
+      }
+      // Undisturbed, so the figures compare: N replicas against one process doing N× the work.
+      for (const n of values.scaling ? SCALING_REPLICAS : []) {
+        reports.push(await once(target, await composeWorkers(stack, docker, n), false));
+        reports.push(await once(target, await localWorkers(target, 1, n * concurrency, stateDir), false));
       }
     } finally {
       await stack.close();
