@@ -33,6 +33,9 @@ export class ComposeStack {
   private dir = '';
   private port = 0;
 
+  /** `env` overrides the stack's settings below (e.g. STEVEDORE_ON_SHUTDOWN, STEVEDORE_CONCURRENCY). */
+  constructor(private readonly env: Record<string, string> = {}) {}
+
   get logDir(): string {
     return join(this.dir, 'logs');
   }
@@ -70,6 +73,7 @@ export class ComposeStack {
         STEVEDORE_SHUTDOWN_GRACE_MS: '5000',
         STEVEDORE_LOCK_DURATION_MS: '5000',
         LOG_LEVEL: 'warn',
+        ...this.env,
       },
     });
     if (result.exitCode !== 0) {

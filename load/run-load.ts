@@ -1,0 +1,210 @@
+import { readFile } from 'node:fs/promises';
+import { Job, Queue, QueueEvents } from 'bullmq';
+import type Dockerode from 'dockerode';
+import { Redis } from 'ioredis';
+import { StevedoreClient } from '../src/jobs/client.js';
+import { InvalidSpecError } from '../src/jobs/errors.js';
+import type { JobResult } from '../src/jobs/result.js';
+import type { Target, Workers } from './deployment.js';
+import { disturb } from './disturb.js';
+import { EngineRunCounter, queueContainers, usedMemory } from './engine.js';
+import { allowedStarts, checkResult, type Mix, type PlannedJob, planJobs, sha256, specFor } from './mix.js';
+import { type LoadReport, summarize } from './report.js';
+
+export interface LoadOptions {
+  target: Target;
+  workers: Workers;
+  docker: Dockerode;
+  image: string;
+  count: number;
+  mix: Mix;
+  /** Kill one replica at a quarter of the results, restart the rest one by one at half. */
+  disrupt: boolean;
+  /** The whole run's bound: jobs without a result by then count as lost. */
+  timeoutMs: number;
+  say: (line: string) => void;
+}
+
+/** Time a finished job's container may take to be removed after its result is stored. */
+const REMOVAL_SETTLE_MS = 20_000;
+/** How often unfinished plain-BullMQ jobs are looked up directly, in case an event was missed. */
+const SWEEP_MS = 3_000;
+/** How often a cancel job's progress is read until it is running. */
+const CANCEL_POLL_MS = 200;
+const PREFIX = 'bull';
+
+export interface Outcome {
+  job: PlannedJob;
+  submittedAt: number;
+  finishedAt?: number;
+  result?: JobResult;
+  /** Invalid specs the client refused before they reached the queue (the client's own check). */
+  refused?: boolean;
+}
+
+/** Runs one load test against the workers and returns its figures. */
+export async function runLoad(options: LoadOptions): Promise<LoadReport> {
+  const { target, docker } = options;
+  const runId = Date.now().toString(36);
+  const jobs = planJobs(options.count, options.mix, runId);
+  const outcomes = new Map(jobs.map((job) => [job.id, { job, submittedAt: 0 } as Outcome]));
+  const redis = new Redis(target.redisUrl, { maxRetriesPerRequest: null });
+  const counter = new EngineRunCounter(docker, target.queue);
+  const client = new StevedoreClient({ redis: target.redisUrl, queue: target.queue });
+  // BullMQ leaves connections it was given open on close(): these are quit in `finally`.
+  const connections = [redis.duplicate(), redis.duplicate()] as const;
+  const queue = new Queue(target.queue, { connection: connections[0], prefix: PREFIX });
+  const events = new QueueEvents(target.queue, { connection: connections[1], prefix: PREFIX });
+  const rss = new Map<string, number>();
+  let finished = 0;
+  let done: () => void = () => undefined;
+  const allDone = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const settle = (id: string, result: JobResult) => {
+    const outcome = outcomes.get(id);
+    if (!outcome || outcome.result || outcome.refused) return;
+    outcome.result = result;
+    outcome.finishedAt = Date.now();
+    finished += 1;
+    if (finished === jobs.length) done();
+  };
+  // Plain BullMQ: the result is the completed job's returnvalue, or the side key for a failed one.
+  const sideResult = async (id: string) => {
+    const text = await redis.get(`${PREFIX}:${target.queue}:stevedore:result:${id}`);
+    return text ? (JSON.parse(text) as JobResult) : null;
+  };
+  const plainResult = async (id: string): Promise<JobResult | null> => {
+    const job = await Job.fromId<unknown, JobResult>(queue, id);
+    if (job?.finishedOn && job.returnvalue) return job.returnvalue;
+    return sideResult(id);
+  };
+  const plain = (id: string) => outcomes.get(id)?.job.via === 'bullmq';
+  events.on('completed', ({ jobId, returnvalue }) => {
+    if (!plain(jobId)) return;
+    const value =
+      typeof returnvalue === 'string'
+        ? (JSON.parse(returnvalue) as JobResult)
+        : (returnvalue as unknown as JobResult);
+    settle(jobId, value);
+  });
+  events.on('failed', ({ jobId }) => {
+    if (plain(jobId)) void sideResult(jobId).then((r) => r && settle(jobId, r));
+  });
+  const sweep = setInterval(() => {
+    for (const o of outcomes.values()) {
+      if (o.job.via === 'bullmq' && o.submittedAt && !o.result) {
+        void plainResult(o.job.id).then((r) => r && settle(o.job.id, r));
+      }
+    }
+  }, SWEEP_MS);
+  const sampler = setInterval(() => {
+    void options.workers.replicas().then((replicas) =>
+      Promise.all(
+        replicas.map(async (r) => {
+          const bytes = await r.rssBytes().catch(() => null);
+          if (bytes !== null) rss.set(r.name, Math.max(rss.get(r.name) ?? 0, bytes));
+        }),
+      ),
+    );
+  }, 2_000);
+
+  try {
+    await events.waitUntilReady();
+    await counter.open();
+    const memoryBefore = usedMemory(await redis.info('memory'));
+    const started = Date.now();
+    const submitted = jobs.map((job) => submitOne(job));
+    async function submitOne(job: PlannedJob): Promise<void> {
+      const outcome = outcomes.get(job.id) as Outcome;
+      const spec = specFor(job, options.image);
+      outcome.submittedAt = Date.now();
+      if (job.via === 'bullmq') {
+        await queue.add('run', spec, {
+          jobId: job.id,
+          attempts: 3,
+          backoff: { type: 'exponential', delay: 1000 },
+        });
+      } else {
+        try {
+          await client.submit(spec, { jobId: job.id });
+        } catch (error) {
+          if (job.kind !== 'invalid' || !(error instanceof InvalidSpecError)) throw error;
+          outcome.refused = true;
+          finished += 1;
+          if (finished === jobs.length) done();
+          return;
+        }
+        void client
+          .waitForResult(job.id, { timeoutMs: options.timeoutMs })
+          .then((r) => settle(job.id, r))
+          .catch(() => undefined); // no result in time: counted as lost below
+      }
+      if (job.kind === 'cancel') await cancelWhenRunning(client, job.id, options.timeoutMs);
+    }
+    const disturbance = options.disrupt
+      ? disturb(options.workers, () => finished / jobs.length, options.say)
+      : Promise.resolve([]);
+    await Promise.race([allDone, new Promise((resolve) => setTimeout(resolve, options.timeoutMs))]);
+    const elapsedMs = Date.now() - started;
+    await Promise.allSettled(submitted);
+    const actions = await disturbance;
+    const leaked = await containersLeft(docker, target.queue);
+    const memoryAfter = usedMemory(await redis.info('memory'));
+    const hashes = await outputHashes([...outcomes.values()]);
+    return summarize({
+      describe: options.workers.describe,
+      outcomes: [...outcomes.values()],
+      starts: counter.starts,
+      hashes,
+      elapsedMs,
+      memoryBefore,
+      memoryAfter,
+      rss,
+      leaked,
+      actions,
+      check: checkResult,
+      allowedStarts,
+    });
+  } finally {
+    clearInterval(sweep);
+    clearInterval(sampler);
+    counter.close();
+    await events.close();
+    await queue.close();
+    await client.close();
+    await Promise.all([redis, ...connections].map((c) => c.quit().catch(() => c.disconnect())));
+  }
+}
+
+/** Waits for the job to report phase `running` (or to finish), then cancels it through the client. */
+async function cancelWhenRunning(client: StevedoreClient, id: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const progress = await client.getProgress(id);
+    if (progress?.phase === 'running') break;
+    await new Promise((resolve) => setTimeout(resolve, CANCEL_POLL_MS));
+  }
+  await client.cancel(id);
+}
+
+/** The sha256 of each output job's stdout file, read on the host at the path its result names. */
+async function outputHashes(outcomes: Outcome[]): Promise<Map<string, string | null>> {
+  const hashes = new Map<string, string | null>();
+  for (const o of outcomes) {
+    if (o.job.kind !== 'output' || !o.result?.stdout.path) continue;
+    const data = await readFile(o.result.stdout.path).catch(() => null);
+    hashes.set(o.job.id, data ? sha256(data) : null);
+  }
+  return hashes;
+}
+
+/** The queue's containers still there once finished jobs have had time to be removed. */
+async function containersLeft(docker: Dockerode, queue: string): Promise<string[]> {
+  const deadline = Date.now() + REMOVAL_SETTLE_MS;
+  for (;;) {
+    const left = await queueContainers(docker, queue);
+    if (left.length === 0 || Date.now() > deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
