@@ -1,11 +1,13 @@
 import { Queue } from 'bullmq';
+import Dockerode from 'dockerode';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startWorkerEndpoint, type WorkerEndpoint } from '../../src/server/worker-endpoint.js';
 import type { WorkerConfig } from '../../src/worker/config.js';
-import type { WorkerHandle } from '../../src/worker/worker.js';
+import type { WorkerDeps, WorkerHandle } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
+import { FreezableDockerProxy } from '../helpers/docker-proxy.js';
 import { parseProm, sampleOf } from '../helpers/prom-text.js';
 import { TestRegistry } from '../helpers/registry.js';
 import { buildTestImage, pushImage, removeImage } from '../helpers/registry-images.js';
@@ -39,9 +41,10 @@ afterEach(async () => {
 /** A worker with its endpoint on a free loopback port, as `stevedore worker --http` wires it. */
 async function observedWorker(
   overrides: Partial<WorkerConfig> = {},
+  deps: WorkerDeps = {},
 ): Promise<{ worker: WorkerHandle; url: string }> {
   endpoint = await startWorkerEndpoint({ host: '127.0.0.1', port: 0 }, pino({ level: 'silent' }));
-  const worker = await world.h.worker(overrides, { events: endpoint.events });
+  const worker = await world.h.worker(overrides, { ...deps, events: endpoint.events });
   endpoint.attach(worker);
   return { worker, url: `http://127.0.0.1:${endpoint.address.port}` };
 }
@@ -129,6 +132,29 @@ describe('the worker HTTP endpoint', () => {
       await world.redis.startAgain();
     }
     await until(async () => (await get(`${url}/readyz`)).status === 200);
+  });
+
+  it('/readyz turns 503 naming the engine while it does not answer, and 200 when it does again', async () => {
+    const proxy = await FreezableDockerProxy.start();
+    try {
+      const { url } = await observedWorker(
+        {},
+        { runtimeOptions: { docker: { client: new Dockerode({ socketPath: proxy.socketPath }) } } },
+      );
+      expect((await get(`${url}/readyz`)).status).toBe(200);
+      proxy.frozen = true;
+      const down = await get(`${url}/readyz`);
+      expect(down.status).toBe(503);
+      expect(down.text).toMatch(/^not ready: engine: /);
+      expect(down.text).not.toMatch(/redis:/);
+      expect(sampleOf(parseProm((await get(`${url}/metrics`)).text), 'stevedore_engine_up')).toBe(0);
+      proxy.frozen = false;
+      await until(async () => (await get(`${url}/readyz`)).status === 200);
+    } finally {
+      proxy.frozen = false;
+      await world.h.close();
+      await proxy.close();
+    }
   });
 
   it('/readyz is 503 while the worker closes', async () => {
