@@ -18,6 +18,7 @@ import { WorkerEvents } from './observer.js';
 import { trimFinishedCopies } from './output/finished-copy.js';
 import { LiveOutput } from './output/live-output.js';
 import { loadWorkerPolicy, redisDataDir } from './policy-load.js';
+import { probeWorker, type WorkerProbe } from './probe.js';
 import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
 import { readRedisTls } from './redis-tls.js';
@@ -25,20 +26,14 @@ import { type FinishedAs, FinishedRetention } from './retention.js';
 import { runJob, type StopReason } from './run/run.js';
 import { TrustedKeys } from './trusted-keys.js';
 
+export type { WorkerProbe } from './probe.js';
+
 export interface WorkerDeps {
   logger?: Logger;
   /** Settings of the runtime beyond the worker's configuration (a docker client, say). */
   runtimeOptions?: RuntimeOptions;
   /** Where the worker tells what it does (metrics subscribe before it starts); absent: its own. */
   events?: WorkerEvents;
-}
-
-/** What is wrong with a worker now, each null when fine: for /readyz and the up gauges. */
-export interface WorkerProbe {
-  redis: string | null;
-  engine: string | null;
-  /** Why it takes no jobs (closing, paused). */
-  jobs: string | null;
 }
 
 export interface WorkerHandle {
@@ -57,25 +52,6 @@ export interface WorkerHandle {
   probe(): Promise<WorkerProbe>;
   /** The queue's jobs by state (one Redis read; callers cache it). */
   queueCounts(): Promise<Record<string, number>>;
-}
-
-/** A readiness probe answers well within a Kubernetes probe's default 1 s timeout. */
-const PROBE_TIMEOUT_MS = 800;
-
-/** Null when `check` settles within PROBE_TIMEOUT_MS, else what went wrong. */
-async function answers(check: () => Promise<unknown>): Promise<string | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
-  });
-  try {
-    await Promise.race([check(), late]);
-    return null;
-  } catch (error) {
-    return (error as Error).message;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Leftover containers are looked for at start and then every this many lock durations. */
@@ -398,18 +374,12 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     queue: config.queue,
     capacity: config.concurrency,
     events,
-    probe: async () => {
-      const [redis, engine] = await Promise.all([
-        // A connection that is reconnecting queues commands rather than failing them: say so at once.
-        answers(async () => {
-          if (commands.status !== 'ready') throw new Error(`connection is ${commands.status}`);
-          await commands.ping();
-        }),
-        answers(() => runtime.checkAvailable()),
-      ]);
-      const jobs = closing ? 'worker is closing' : worker.isPaused() ? 'worker is paused' : null;
-      return { redis, engine, jobs };
-    },
+    probe: () =>
+      probeWorker(
+        commands,
+        runtime,
+        closing ? 'worker is closing' : worker.isPaused() ? 'worker is paused' : null,
+      ),
     queueCounts: () => queue.getJobCounts(),
     close: (options = {}) => {
       closing ??= (async () => {

@@ -2,11 +2,12 @@ import { Queue } from 'bullmq';
 import Dockerode from 'dockerode';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { LABELS } from '../../src/jobs/names.js';
 import { startWorkerEndpoint, type WorkerEndpoint } from '../../src/server/worker-endpoint.js';
 import type { WorkerConfig } from '../../src/worker/config.js';
 import type { WorkerDeps, WorkerHandle } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
-import { testDocker } from '../helpers/docker.js';
+import { TEST_IMAGE, testDocker } from '../helpers/docker.js';
 import { FreezableDockerProxy } from '../helpers/docker-proxy.js';
 import { parseProm, sampleOf } from '../helpers/prom-text.js';
 import { TestRegistry } from '../helpers/registry.js';
@@ -173,6 +174,44 @@ describe('the worker HTTP endpoint', () => {
       await client.cancel(id);
       await closed;
     }
+  });
+
+  it('counts an adopted container and a leftover container reconciling removed', async () => {
+    const logDir = (await world.h.config()).logDir;
+    const first = await world.h.worker({ onShutdown: 'detach', logDir });
+    const client = world.h.client();
+    const { id } = await client.submit(busybox(['sleep', '30'], { stopGraceSeconds: 0 }));
+    await untilRunning(client, id);
+    await first.close();
+    const leftover = await docker.createContainer({
+      Image: TEST_IMAGE,
+      Cmd: ['true'],
+      Labels: { [LABELS.queue]: world.h.queue, [LABELS.jobId]: 'unknown-job', [LABELS.attempt]: '1' },
+    });
+    // Reconciling leaves a container younger than one lock duration alone: age it past the 1 s minimum.
+    await new Promise((r) => setTimeout(r, 1_100));
+    endpoint = await startWorkerEndpoint({ host: '127.0.0.1', port: 0 }, pino({ level: 'silent' }));
+    const events = endpoint.events;
+    // Leaving `admitted` on an adoption is entering `running` (a cancel before it would stop the run before adopt()).
+    const running = new Promise<void>((resolve) =>
+      events.on('phase-ended', (e) => e.phase === 'admitted' && e.jobId === id && resolve()),
+    );
+    const second = await world.h.worker({ logDir, lockDurationMs: 1_000 }, { events });
+    endpoint.attach(second);
+    await running;
+    await client.cancel(id);
+    expect(await client.waitForResult(id, { timeoutMs: 20_000 })).toMatchObject({
+      state: 'Cancelled',
+      adopted: true,
+    });
+    await expect(leftover.inspect()).rejects.toMatchObject({ statusCode: 404 });
+    const s = parseProm((await get(`http://127.0.0.1:${endpoint.address.port}/metrics`)).text);
+    expect(sampleOf(s, 'stevedore_adoptions_total')).toBe(1);
+    expect(sampleOf(s, 'stevedore_containers_reconciled_total', { action: 'removed' })).toBe(1);
+    expect(sampleOf(s, 'stevedore_jobs_total', { state: 'Cancelled', reason: 'cancelled' })).toBe(1);
+    // An adopted run starts at running: no image was loaded and no container made for it here.
+    expect(sampleOf(s, 'stevedore_job_phase_seconds_count', { phase: 'loading-image' })).toBeUndefined();
+    expect(sampleOf(s, 'stevedore_job_phase_seconds_count', { phase: 'running' })).toBe(1);
   });
 
   it('stevedore health exits 1 when nothing answers, 2 on a bad address', async () => {
