@@ -19,4 +19,5 @@ export {
 } from './jobs/signing.js';
 export { type JobSpec, type JobSpecInput, parseJobSpec } from './jobs/spec.js';
 export { ConfigError, loadConfig, type WorkerConfig } from './worker/config.js';
-export { startWorker, type WorkerHandle } from './worker/worker.js';
+export { type WorkerEventMap, WorkerEvents } from './worker/observer.js';
+export { startWorker, type WorkerHandle, type WorkerProbe } from './worker/worker.js';

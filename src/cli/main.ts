@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   logs: async () => (await import('./client-commands.js')).logsCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   keygen: async () => (await import('./keygen.js')).keygenCommand,
+  health: async () => (await import('./health.js')).healthCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -19,6 +19,7 @@ Commands:
   logs <id>         print (-f: follow) a job's stdout and stderr, or its events, from any host
   demo              start what is needed, run one real job, print its result
   keygen --id NAME  write an Ed25519 key pair NAME.key / NAME.pub for signed jobs
+  health            exit 0 when a worker's /readyz answers 200, else 1 (--http host:port)
 
 Common options (client commands):
   --redis-url URL   Redis (default: $REDIS_URL, else the embedded Redis of a local worker);
@@ -66,6 +67,8 @@ it starts one; the last worker to stop stops it.
                              jobs signed by a key whose <id>.pub is in DIR
   --policy FILE              STEVEDORE_POLICY: what jobs may ask for (YAML or JSON; default: no host
                              mounts, no tarballs, network modes default and bridge; see README)
+  --http HOST:PORT           STEVEDORE_HTTP (default off): serve /metrics, /healthz and /readyz;
+                             a bare port listens on 127.0.0.1, 0.0.0.0:PORT on every address
 
 SIGTERM or SIGINT: stop taking jobs. Default (stop): running jobs may finish within the grace
 period, then are stopped and put back in the queue without spending an attempt. detach (for
@@ -116,3 +119,9 @@ Writes an Ed25519 key pair for signed jobs: DIR/NAME.key (PKCS#8 PEM, mode 0600;
 for --signing-key or STEVEDORE_SIGNING_KEY) and DIR/NAME.pub (SPKI PEM; copy it into each
 worker's STEVEDORE_TRUSTED_KEYS directory). DIR defaults to the current directory. Never
 overwrites a file; NAME is the key id (letters, digits, ".", "_", "-").`;
+
+export const HEALTH_HELP = `Usage: stevedore health [--http HOST:PORT]
+
+Asks a worker's /readyz (default address: $STEVEDORE_HTTP; 0.0.0.0 is asked on 127.0.0.1) and
+exits 0 when it answers 200, 1 when it answers otherwise or not at all, printing its answer (what
+is down). For compose health checks and Kubernetes exec probes.`;

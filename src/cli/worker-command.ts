@@ -28,6 +28,7 @@ const WORKER_OPTIONS = {
   'pull-stall-ms': { type: 'string' },
   'trusted-keys': { type: 'string' },
   policy: { type: 'string' },
+  http: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -56,6 +57,7 @@ const FLAG_ENV: Record<string, string> = {
   'pull-stall-ms': 'STEVEDORE_PULL_STALL_MS',
   'trusted-keys': 'STEVEDORE_TRUSTED_KEYS',
   policy: 'STEVEDORE_POLICY',
+  http: 'STEVEDORE_HTTP',
 };
 
 export async function workerCommand(args: string[]): Promise<number> {
@@ -79,10 +81,20 @@ export async function workerCommand(args: string[]): Promise<number> {
   };
   process.on('SIGTERM', holdSignal);
   process.on('SIGINT', holdSignal);
-  const handle = await startWorker(config, { logger }).finally(() => {
-    process.off('SIGTERM', holdSignal);
-    process.off('SIGINT', holdSignal);
-  });
+  // Loaded only when asked for: a worker without STEVEDORE_HTTP carries no prom-client.
+  const endpoint = config.http
+    ? await (await import('../server/worker-endpoint.js')).startWorkerEndpoint(config.http, logger)
+    : undefined;
+  const handle = await startWorker(config, { logger, events: endpoint?.events })
+    .catch(async (error: unknown) => {
+      await endpoint?.close();
+      throw error;
+    })
+    .finally(() => {
+      process.off('SIGTERM', holdSignal);
+      process.off('SIGINT', holdSignal);
+    });
+  endpoint?.attach(handle);
   return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -92,13 +104,17 @@ export async function workerCommand(args: string[]): Promise<number> {
         process.exit(130);
       }
       logger.info({ signal, running: handle.running() }, 'shutting down');
-      handle.close().then(
-        () => resolve(0),
-        (error: unknown) => {
-          logger.error({ err: error }, 'shutdown failed');
-          resolve(1);
-        },
-      );
+      // The endpoint outlives the close, so /readyz says "closing" to the probes meanwhile.
+      handle
+        .close()
+        .finally(() => endpoint?.close())
+        .then(
+          () => resolve(0),
+          (error: unknown) => {
+            logger.error({ err: error }, 'shutdown failed');
+            resolve(1);
+          },
+        );
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);

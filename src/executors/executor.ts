@@ -143,6 +143,8 @@ export interface ContainerRuntime {
   readonly capabilities: RuntimeCapabilities;
   /** Name and version of the engine, e.g. "docker 20.10.24". */
   version(): Promise<string>;
+  /** Rejects, saying what to do, when the engine does not answer now (start-up, readiness probes). */
+  checkAvailable(): Promise<void>;
   /** Every container, running or not, that carries all of `labels`. */
   listContainers(labels: Record<string, string>): Promise<RuntimeContainer[]>;
   /** The container's state now; null when it is gone. */

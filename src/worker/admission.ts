@@ -20,6 +20,8 @@ export interface AdmissionContext {
   writeSideResult: (result: JobResult) => Promise<void>;
   /** Trusted keys (STEVEDORE_TRUSTED_KEYS): when set, only jobs signed by one of them are admitted. */
   signatures: SignatureGate;
+  /** Told of every job refused as invalid, with its result (the worker's events). */
+  onInvalid?: (result: JobResult) => void;
 }
 
 /**
@@ -31,17 +33,17 @@ export interface AdmissionContext {
 export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: AdmissionContext): Promise<JobSpec> {
   const jobId = job.id as string;
   const reject = async (message: string): Promise<never> => {
-    await ctx.writeSideResult(
-      resultWithoutRun({
-        jobId,
-        data: job.data,
-        state: 'Failed',
-        reason: 'invalid',
-        attempt: job.attemptsMade + 1,
-        worker: ctx.worker,
-        error: { phase: 'validating', message },
-      }),
-    );
+    const result = resultWithoutRun({
+      jobId,
+      data: job.data,
+      state: 'Failed',
+      reason: 'invalid',
+      attempt: job.attemptsMade + 1,
+      worker: ctx.worker,
+      error: { phase: 'validating', message },
+    });
+    await ctx.writeSideResult(result);
+    ctx.onInvalid?.(result);
     throw new UnrecoverableError(message);
   };
   // A producer other than StevedoreClient may enqueue ids the client would refuse.

@@ -14,9 +14,11 @@ import { listenForCancels } from './cancel-listener.js';
 import { ConfigError, type WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { IdleCollector } from './idle-gc.js';
+import { WorkerEvents } from './observer.js';
 import { trimFinishedCopies } from './output/finished-copy.js';
 import { LiveOutput } from './output/live-output.js';
 import { loadWorkerPolicy, redisDataDir } from './policy-load.js';
+import { probeWorker, type WorkerProbe } from './probe.js';
 import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
 import { readRedisTls } from './redis-tls.js';
@@ -24,10 +26,14 @@ import { type FinishedAs, FinishedRetention } from './retention.js';
 import { runJob, type StopReason } from './run/run.js';
 import { TrustedKeys } from './trusted-keys.js';
 
+export type { WorkerProbe } from './probe.js';
+
 export interface WorkerDeps {
   logger?: Logger;
   /** Settings of the runtime beyond the worker's configuration (a docker client, say). */
   runtimeOptions?: RuntimeOptions;
+  /** Where the worker tells what it does (metrics subscribe before it starts); absent: its own. */
+  events?: WorkerEvents;
 }
 
 export interface WorkerHandle {
@@ -38,6 +44,14 @@ export interface WorkerHandle {
   close(options?: { graceMs?: number }): Promise<void>;
   /** Number of jobs running now. */
   running(): number;
+  readonly queue: string;
+  /** Jobs it runs at once (STEVEDORE_CONCURRENCY). */
+  readonly capacity: number;
+  readonly events: WorkerEvents;
+  /** Asks Redis and the engine now, each within PROBE_TIMEOUT_MS. */
+  probe(): Promise<WorkerProbe>;
+  /** The queue's jobs by state (one Redis read; callers cache it). */
+  queueCounts(): Promise<Record<string, number>>;
 }
 
 /** Leftover containers are looked for at start and then every this many lock durations. */
@@ -73,6 +87,7 @@ async function checkExternalRedis(url: string, tls: RedisTls | undefined): Promi
 /** Starts a worker that takes container jobs from the queue and runs them. */
 export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<WorkerHandle> {
   const logger = (deps.logger ?? pino({ level: config.logLevel })).child({ workerId: config.workerId });
+  const events = deps.events ?? new WorkerEvents();
   const credentials = readCredentials(config, logger);
   const policy = await loadWorkerPolicy(config);
   const tls = readRedisTls(config.redisTls);
@@ -146,6 +161,16 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     );
   };
 
+  /** An attempt's result, told to the events once (not for runs put back by a shutdown). */
+  const finished = (result: JobResult): void => {
+    const { jobId, state, reason } = result;
+    events.emit('job-finished', { jobId, queue: config.queue, state, reason });
+    for (const stream of ['stdout', 'stderr'] as const) {
+      if (result[stream].bytes > 0)
+        events.emit('output-bytes', { jobId, stream, bytes: result[stream].bytes });
+    }
+  };
+
   const isCancelled = async (jobId: string): Promise<boolean> =>
     (await commands.exists(keys.cancel(address, jobId))) === 1;
 
@@ -160,7 +185,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       policy,
       writeSideResult,
       signatures: { trusted, queue: config.queue, now: Date.now },
+      onInvalid: (result) => finished(result),
     });
+    events.emit('job-admitted', { jobId, attempt });
     const controller = new AbortController();
     runs.set(jobId, controller);
     // BullMQ's own signal (worker.cancelJob / cancelAllJobs) stops the run too.
@@ -173,6 +200,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       job.attemptsStarted > 1 ? await findAdoptable(runtime, config.queue, jobId, attempt, log) : null;
     const earlier =
       job.attemptsStarted > 1 ? await earlierRuns(history, jobId, job.progress, adoptable !== null) : [];
+    if (adoptable) events.emit('adopted', { jobId, containerId: adoptable.containerId });
     const run = { queue: config.queue, jobId, attempt };
     const executor = await createExecutor(runtime.kind, {
       runtime,
@@ -200,8 +228,10 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
           pidsLimit: policy.policy.pidsLimit,
           maxOutputBytes: policy.policy.maxOutputBytes,
         },
+        events,
       });
       const result = withEarlierRuns(outcome.result, earlier);
+      if (outcome.interruptedBy === null) finished(result);
       if (outcome.interruptedBy === 'shutdown' || outcome.interruptedBy === 'detach') {
         // A stopped container goes before the job goes back: nobody may adopt its exit code.
         await outcome.release();
@@ -313,7 +343,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       logger,
       ownJobs: new Set([...runs.keys(), ...releases.keys()]),
     })
-      .then(() => undefined)
+      .then((removed) => {
+        if (removed.length > 0) events.emit('reconciled', { action: 'removed', count: removed.length });
+      })
       .catch((error: unknown) =>
         logger.warn({ err: error }, 'could not reconcile leftover containers; continuing'),
       )
@@ -339,6 +371,16 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     id: config.workerId,
     redisUrl,
     running: () => runs.size,
+    queue: config.queue,
+    capacity: config.concurrency,
+    events,
+    probe: () =>
+      probeWorker(
+        commands,
+        runtime,
+        closing ? 'worker is closing' : worker.isPaused() ? 'worker is paused' : null,
+      ),
+    queueCounts: () => queue.getJobCounts(),
     close: (options = {}) => {
       closing ??= (async () => {
         const graceMs = options.graceMs ?? config.shutdownGraceMs;

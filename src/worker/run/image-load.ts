@@ -1,5 +1,6 @@
 import type { ContainerExecutor, ImageIdentity, PullProgress } from '../../executors/executor.js';
 import { type JobSpec, pullPolicyOf } from '../../jobs/spec.js';
+import type { PullResult } from '../observer.js';
 import type { EventsLog } from '../output/events-log.js';
 import type { StopSources } from './stop.js';
 
@@ -10,6 +11,8 @@ export interface ImageLoadDeps {
   stops: StopSources;
   /** Publishes the pull's progress (coalesced with the other progress writes). */
   onPull: (pull: PullProgress) => void;
+  /** Told when the image came from a registry (this job's pull or one it waited on) or a pull failed. */
+  onPulled?: (result: PullResult, seconds: number) => void;
 }
 
 /**
@@ -21,6 +24,7 @@ export async function loadRunImage(deps: ImageLoadDeps): Promise<ImageIdentity> 
   const { spec, executor, events, stops } = deps;
   const policy = pullPolicyOf(spec);
   let loaded: Awaited<ReturnType<ContainerExecutor['loadImage']>>;
+  const began = Date.now();
   try {
     loaded = await executor.loadImage({
       image: spec.image,
@@ -31,9 +35,15 @@ export async function loadRunImage(deps: ImageLoadDeps): Promise<ImageIdentity> 
     });
   } catch (error) {
     stops.check();
+    // Only a registry can fail a pull: a tarball load or `never` fails without one.
+    if (!spec.imageTarball && policy !== 'never') deps.onPulled?.('failed', (Date.now() - began) / 1000);
     throw error;
   }
-  if (loaded.pull) events.write('pull', { image: spec.image, ...loaded.pull });
+  if (loaded.pull) {
+    events.write('pull', { image: spec.image, ...loaded.pull });
+    if (loaded.source === 'registry')
+      deps.onPulled?.(loaded.pull.shared ? 'shared' : 'pulled', loaded.pull.durationMs / 1000);
+  }
   events.write('image', {
     image: spec.image,
     pullPolicy: policy,

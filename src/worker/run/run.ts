@@ -5,6 +5,7 @@ import type { OutputStream } from '../../jobs/keys.js';
 import type { JobProgress, RunPhase } from '../../jobs/progress.js';
 import type { JobResult } from '../../jobs/result.js';
 import type { JobSpec } from '../../jobs/spec.js';
+import type { WorkerEvents } from '../observer.js';
 import type { LiveOutput } from '../output/live-output.js';
 import { describeSpec, toExecutorSpec } from './executor-spec.js';
 import { loadRunImage } from './image-load.js';
@@ -47,6 +48,8 @@ export interface RunContext {
   adopt?: { containerId: string; fromWorker: string };
   /** The worker's bounds on every job: processes per container, bytes per output stream on disk. */
   limits: RunLimits;
+  /** The worker's events: phase ends and pulls are told here (metrics); absent = nobody listens. */
+  events?: WorkerEvents;
 }
 
 export interface RunOutcome {
@@ -84,7 +87,12 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     () => state.log,
   );
   const transition = (next: RunPhase): void => {
+    const left = state.marks.at(-1);
     state.enter(next);
+    if (left && next !== left.phase) {
+      const seconds = (Date.now() - left.at) / 1000;
+      ctx.events?.emit('phase-ended', { jobId: ctx.jobId, phase: left.phase, seconds });
+    }
     events.write(next);
     state.log.debug({ phase: next }, 'phase');
     progress.update(next, state.history);
@@ -131,6 +139,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
         events,
         stops,
         onPull: (pull) => progress.update('loading-image', state.history, { pull }),
+        onPulled: (result, seconds) => ctx.events?.emit('pull-done', { jobId: ctx.jobId, result, seconds }),
       });
       events.write('runtime', { runtime: await executor.runtime() });
       stops.check();

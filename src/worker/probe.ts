@@ -1,0 +1,46 @@
+import type { Redis } from 'ioredis';
+import type { ContainerRuntime } from '../executors/index.js';
+
+/** What is wrong with a worker now, each null when fine: for /readyz and the up gauges. */
+export interface WorkerProbe {
+  redis: string | null;
+  engine: string | null;
+  /** Why it takes no jobs (closing, paused). */
+  jobs: string | null;
+}
+
+/** A readiness probe answers well within a Kubernetes probe's default 1 s timeout. */
+const PROBE_TIMEOUT_MS = 800;
+
+/** Null when `check` settles within PROBE_TIMEOUT_MS, else what went wrong. */
+async function answers(check: () => Promise<unknown>): Promise<string | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([check(), late]);
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Asks Redis and the engine now, at once; `jobs` is why the worker takes none, if it does not. */
+export async function probeWorker(
+  redis: Pick<Redis, 'status' | 'ping'>,
+  runtime: Pick<ContainerRuntime, 'checkAvailable'>,
+  jobs: string | null,
+): Promise<WorkerProbe> {
+  const [redisDown, engineDown] = await Promise.all([
+    // A connection that is reconnecting queues commands rather than failing them: say so at once.
+    answers(async () => {
+      if (redis.status !== 'ready') throw new Error(`connection is ${redis.status}`);
+      await redis.ping();
+    }),
+    answers(() => runtime.checkAvailable()),
+  ]);
+  return { redis: redisDown, engine: engineDown, jobs };
+}
