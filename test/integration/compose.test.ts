@@ -12,6 +12,7 @@ import { LABELS } from '../../src/jobs/names.js';
 import type { JobResult } from '../../src/jobs/result.js';
 import { COLD_UP_MS, ComposeStack, SEED, STACK } from '../helpers/compose.js';
 import { TEST_IMAGE, testDocker, testImageTarball } from '../helpers/docker.js';
+import { until } from '../helpers/stevedore.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 const JOB_TIMEOUT_MS = 60_000;
@@ -70,6 +71,22 @@ describe('the compose stack (scripts/stack.sh, two worker replicas)', () => {
     expect(result).toMatchObject({ state: 'Complete', reason: 'exited', exitCode: 3 });
     expect(result.stdout.tail).toBe('from-cli\n');
     await expectOutputOnHost(result, 'from-cli\n');
+  });
+
+  it('reports each worker healthy through its own /readyz (stevedore health)', async () => {
+    const workers = await docker.listContainers({
+      filters: {
+        label: [`com.docker.compose.project=${stack.project}`, 'com.docker.compose.service=worker'],
+      },
+    });
+    expect(workers).toHaveLength(2);
+    // The healthcheck runs every 10 s after a 10 s start period.
+    await until(async () => {
+      const states = await Promise.all(
+        workers.map(async (w) => (await docker.getContainer(w.Id).inspect()).State.Health?.Status),
+      );
+      return states.every((s) => s === 'healthy');
+    }, 60_000);
   });
 
   it('runs a job submitted with StevedoreClient', async () => {
