@@ -1,47 +1,15 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stevedore } from '../helpers/cli.js';
-import { TestRedis } from '../helpers/redis.js';
-import { Harness, testPolicy, until, writePolicy } from '../helpers/stevedore.js';
-
-/** A loopback port nothing listens on now (the OS's choice, released at once). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { describe, expect, it } from 'vitest';
+import { stevedore, useCliWorld } from '../helpers/cli.js';
+import { freePort } from '../helpers/compose.js';
+import { until } from '../helpers/stevedore.js';
 
 describe('stevedore worker --http and stevedore health', () => {
-  let redis: TestRedis;
-  let h: Harness;
-  let dir: string;
-  let env: Record<string, string>;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    h = new Harness(redis);
-    dir = await mkdtemp(join(tmpdir(), 'stevedore-cli-health-'));
-    env = {
-      REDIS_URL: redis.url,
-      STEVEDORE_QUEUE: h.queue,
-      STEVEDORE_STATE_DIR: dir,
-      STEVEDORE_POLICY: await writePolicy(dir, testPolicy()),
-    };
-  });
-  afterAll(async () => {
-    await h.close();
-    await redis.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const world = useCliWorld('stevedore-cli-health-');
 
   it('a worker process serves /metrics and /readyz where --http says; health exits 0 on it, 1 once it is gone', async () => {
     const address = `127.0.0.1:${await freePort()}`;
-    const worker = stevedore(['worker', '--http', address, '--concurrency', '3'], { env });
+    const worker = stevedore(['worker', '--http', address, '--concurrency', '3'], { env: world.env });
     try {
       // health reads STEVEDORE_HTTP as the worker does.
       await until(
@@ -68,7 +36,7 @@ describe('stevedore worker --http and stevedore health', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const { port } = taken.address() as { port: number };
     try {
-      const r = await stevedore(['worker', '--http', `127.0.0.1:${port}`], { env });
+      const r = await stevedore(['worker', '--http', `127.0.0.1:${port}`], { env: world.env });
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toMatch(
         new RegExp(
@@ -81,7 +49,7 @@ describe('stevedore worker --http and stevedore health', () => {
   });
 
   it('a bad --http is a usage error naming the flag', async () => {
-    const r = await stevedore(['worker', '--http', 'localhost:99999'], { env });
+    const r = await stevedore(['worker', '--http', 'localhost:99999'], { env: world.env });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/^stevedore: STEVEDORE_HTTP="localhost:99999" is invalid: expected host:port/);
   });

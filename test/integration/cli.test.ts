@@ -1,34 +1,13 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stevedore } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { stevedore, useCliWorld } from '../helpers/cli.js';
 import { TEST_IMAGE, testImageTarball } from '../helpers/docker.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, testPolicy, writePolicy } from '../helpers/stevedore.js';
+import { busybox } from '../helpers/stevedore.js';
 
 describe('stevedore CLI', () => {
-  let redis: TestRedis;
-  let h: Harness;
-  let dir: string;
-  let env: Record<string, string>;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    h = new Harness(redis);
-    dir = await mkdtemp(join(tmpdir(), 'stevedore-cli-'));
-    env = {
-      REDIS_URL: redis.url,
-      STEVEDORE_QUEUE: h.queue,
-      STEVEDORE_STATE_DIR: dir,
-      STEVEDORE_POLICY: await writePolicy(dir, testPolicy()),
-    };
-  });
-  afterAll(async () => {
-    await h.close();
-    await redis.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const world = useCliWorld('stevedore-cli-');
 
   it('prints help and exits 0; a usage error is one line and exits 2', async () => {
     const help = await stevedore(['--help']);
@@ -36,7 +15,7 @@ describe('stevedore CLI', () => {
     expect(help.stdout).toContain('Usage: stevedore <command>');
     const submitHelp = await stevedore(['submit', '--help']);
     expect(submitHelp.stdout).toContain('--image IMAGE');
-    const bad = await stevedore(['submit', '--no-such-flag'], { env });
+    const bad = await stevedore(['submit', '--no-such-flag'], { env: world.env });
     expect(bad.exitCode).toBe(2);
     expect(String(bad.stderr).trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/^stevedore: .*--no-such-flag/);
@@ -46,7 +25,7 @@ describe('stevedore CLI', () => {
   });
 
   it('a worker process runs `submit --wait` jobs and exits with the container exit code; SIGTERM stops it cleanly', async () => {
-    const worker = stevedore(['worker', '--concurrency', '2', '--log-level', 'info'], { env });
+    const worker = stevedore(['worker', '--concurrency', '2', '--log-level', 'info'], { env: world.env });
     try {
       const submit = await stevedore(
         [
@@ -63,42 +42,42 @@ describe('stevedore CLI', () => {
           '-c',
           'echo "hi $WHO"; exit 7',
         ],
-        { env },
+        { env: world.env },
       );
       expect(submit.exitCode).toBe(7);
       const result = JSON.parse(String(submit.stdout));
       expect(result).toMatchObject({ state: 'Complete', exitCode: 7, stdout: { tail: 'hi cli\n' } });
 
-      const specFile = join(dir, 'spec.yaml');
+      const specFile = join(world.dir, 'spec.yaml');
       await writeFile(
         specFile,
         `image: ${TEST_IMAGE}\nimageTarball: ${testImageTarball()}\ncommand: [sleep, "30"]\n`,
       );
-      const submitted = await stevedore(['submit', specFile], { env });
+      const submitted = await stevedore(['submit', specFile], { env: world.env });
       expect(submitted.exitCode).toBe(0);
       const id = String(submitted.stdout).trim();
       let status = { finished: false, phase: '' };
       for (let i = 0; i < 100 && status.phase !== 'running'; i++) {
-        status = JSON.parse(String((await stevedore(['status', id], { env })).stdout));
+        status = JSON.parse(String((await stevedore(['status', id], { env: world.env })).stdout));
       }
       expect(status.phase).toBe('running');
-      const pending = await stevedore(['result', id], { env });
+      const pending = await stevedore(['result', id], { env: world.env });
       expect(pending.exitCode).toBe(3);
-      const cancel = await stevedore(['cancel', id], { env });
+      const cancel = await stevedore(['cancel', id], { env: world.env });
       expect(cancel.stdout).toBe(`job ${id} is running: its worker is stopping it`);
       for (let i = 0; i < 100; i++) {
-        const r = await stevedore(['result', id], { env });
+        const r = await stevedore(['result', id], { env: world.env });
         if (r.exitCode === 0) {
           expect(JSON.parse(String(r.stdout))).toMatchObject({ state: 'Cancelled', reason: 'cancelled' });
           break;
         }
       }
       const invalid = await stevedore(['submit', '--image', TEST_IMAGE, '--vcpus=-2', '--', 'true'], {
-        env,
+        env: world.env,
       });
       expect(invalid.exitCode).toBe(2);
       expect(invalid.stderr).toContain('resources.vcpus: must be greater than 0');
-      const unknownId = await stevedore(['result', 'nope'], { env });
+      const unknownId = await stevedore(['result', 'nope'], { env: world.env });
       expect(unknownId.exitCode).toBe(2);
       expect(unknownId.stderr).toMatch(/unknown job "nope"/);
     } finally {
@@ -110,23 +89,30 @@ describe('stevedore CLI', () => {
   });
 
   it('`logs` prints stdout to fd 1 and stderr to fd 2, --stdout/--stderr pick one, -f on a finished job prints all and exits', async () => {
-    await h.worker();
-    const client = h.client();
+    await world.h.worker();
+    const client = world.h.client();
     const { id } = await client.submit(
       busybox(['sh', '-c', 'echo out-1; echo err-1 >&2; echo out-2; echo err-2 >&2; exit 3']),
     );
     expect((await client.waitForResult(id, { timeoutMs: 30_000 })).exitCode).toBe(3);
-    const both = await stevedore(['logs', id], { env, stripFinalNewline: false });
+    const both = await stevedore(['logs', id], { env: world.env, stripFinalNewline: false });
     expect(both).toMatchObject({ exitCode: 0, stdout: 'out-1\nout-2\n', stderr: 'err-1\nerr-2\n' });
-    const followed = await stevedore(['logs', id, '-f'], { env, stripFinalNewline: false, timeout: 10_000 });
+    const followed = await stevedore(['logs', id, '-f'], {
+      env: world.env,
+      stripFinalNewline: false,
+      timeout: 10_000,
+    });
     expect(followed).toMatchObject({ exitCode: 0, stdout: 'out-1\nout-2\n', stderr: 'err-1\nerr-2\n' });
-    const onlyOut = await stevedore(['logs', id, '--stdout', '-f'], { env, stripFinalNewline: false });
+    const onlyOut = await stevedore(['logs', id, '--stdout', '-f'], {
+      env: world.env,
+      stripFinalNewline: false,
+    });
     expect(onlyOut).toMatchObject({ exitCode: 0, stdout: 'out-1\nout-2\n', stderr: '' });
-    const onlyErr = await stevedore(['logs', id, '--stderr'], { env, stripFinalNewline: false });
+    const onlyErr = await stevedore(['logs', id, '--stderr'], { env: world.env, stripFinalNewline: false });
     expect(onlyErr).toMatchObject({ exitCode: 0, stdout: '', stderr: 'err-1\nerr-2\n' });
-    const events = await stevedore(['logs', id, '--events'], { env });
+    const events = await stevedore(['logs', id, '--events'], { env: world.env });
     expect(events.stdout).toMatch(/^\S+Z done\b/m);
-    const two = await stevedore(['logs', id, '--stdout', '--stderr'], { env });
+    const two = await stevedore(['logs', id, '--stdout', '--stderr'], { env: world.env });
     expect(two).toMatchObject({
       exitCode: 2,
       stderr: 'stevedore: logs: choose one of --stdout, --stderr and --events',
@@ -134,7 +120,7 @@ describe('stevedore CLI', () => {
   });
 
   it('with no engine at DOCKER_HOST, `worker` and `demo` stop at once with one line saying what is missing and how to start it', async () => {
-    const noEngine = { ...env, DOCKER_HOST: `unix://${join(dir, 'no-such-docker.sock')}` };
+    const noEngine = { ...world.env, DOCKER_HOST: `unix://${join(world.dir, 'no-such-docker.sock')}` };
     for (const command of ['worker', 'demo']) {
       const r = await stevedore([command], { env: noEngine, timeout: 20_000 });
       expect(r.exitCode).toBe(1);
@@ -142,7 +128,7 @@ describe('stevedore CLI', () => {
       expect(String(r.stderr).split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(
         new RegExp(
-          `^stevedore: runtime docker is not available: no Docker engine at unix://${dir}/no-such-docker\\.sock \\(connect ENOENT .*\\): start one with \`sudo (dockerd|systemctl start docker)`,
+          `^stevedore: runtime docker is not available: no Docker engine at unix://${world.dir}/no-such-docker\\.sock \\(connect ENOENT .*\\): start one with \`sudo (dockerd|systemctl start docker)`,
         ),
       );
     }
@@ -153,7 +139,7 @@ describe('stevedore CLI', () => {
     // before the worker takes jobs.
     const stateDir = await mkdtemp(join(tmpdir(), 'stevedore-early-signal-'));
     const worker = stevedore(['worker', '--log-level', 'info'], {
-      env: { STEVEDORE_QUEUE: h.queue, STEVEDORE_STATE_DIR: stateDir },
+      env: { STEVEDORE_QUEUE: world.h.queue, STEVEDORE_STATE_DIR: stateDir },
     });
     try {
       worker.stdout?.once('data', () => worker.kill('SIGTERM'));
@@ -172,7 +158,7 @@ describe('stevedore CLI', () => {
   });
 
   it('a bad configuration stops the worker at start naming the variable', async () => {
-    const r = await stevedore(['worker'], { env: { ...env, STEVEDORE_CONCURRENCY: 'lots' } });
+    const r = await stevedore(['worker'], { env: { ...world.env, STEVEDORE_CONCURRENCY: 'lots' } });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toBe('stevedore: STEVEDORE_CONCURRENCY="lots" is invalid: expected a whole number >= 1');
   });
