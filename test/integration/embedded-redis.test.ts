@@ -99,6 +99,10 @@ describe('embedded Redis: one per state directory', () => {
       REDIS_URL: '',
       LOG_LEVEL: 'info',
       STEVEDORE_POLICY: await writePolicy(stateDir, testPolicy()),
+      // As the Harness's workers: waits tied to these (30 s each by default) must end well
+      // within the 30 s a stopped worker process is given before it is killed.
+      STEVEDORE_LOCK_DURATION_MS: '5000',
+      STEVEDORE_SHUTDOWN_GRACE_MS: '5000',
     };
     const start = (): WorkerProcess => {
       const w = new WorkerProcess(env);
