@@ -53,6 +53,11 @@ class WorkerProcess {
     });
   }
 
+  /** Its last log lines, for an assertion's message. */
+  tail(lines = 15): string {
+    return this.raw.slice(-lines).join('\n');
+  }
+
   async kill(signal: NodeJS.Signals): Promise<number | undefined> {
     this.child.kill(signal);
     return (await this.child).exitCode;
@@ -160,7 +165,8 @@ describe('embedded Redis: one per state directory', () => {
     expect((await client.getResult(id))?.stdout.tail).toBe('ran after the crash\n');
 
     // The last worker to leave stops the server and removes its files.
-    expect(await d.kill('SIGTERM')).toBe(0);
+    await d.line('worker started');
+    expect(await d.kill('SIGTERM'), d.tail()).toBe(0);
     expect(await serversIn(dataDir)).toEqual([]);
     await expect(urlFile()).rejects.toThrow(/ENOENT/);
 
