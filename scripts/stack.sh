@@ -78,6 +78,37 @@ if [[ $log_dir != /* ]]; then
   exit 1
 fi
 mkdir -p "$log_dir"
+# The workers' policy, and the one host directory the stack's jobs may bind (read-write). Both are
+# mounted into the workers at the same path: the policy check resolves a job's host paths there.
+job_data=$(setting STEVEDORE_JOB_DATA)
+if [[ -z $job_data ]]; then
+  job_data=$repo/.stevedore/data
+  store STEVEDORE_JOB_DATA "$job_data"
+fi
+policy=$(setting STEVEDORE_POLICY)
+if [[ -z $policy ]]; then
+  policy=$repo/.stevedore/policy.yml
+  store STEVEDORE_POLICY "$policy"
+fi
+for path in "$job_data" "$policy"; do
+  if [[ $path != /* ]]; then
+    say "$path must be an absolute path: it is mounted at the same path in the workers"
+    exit 1
+  fi
+done
+mkdir -p "$job_data" "$(dirname "$policy")"
+if [[ ! -e $policy ]]; then
+  cat >"$policy" <<EOF
+# The workers' policy (README "Policy"), written by scripts/stack.sh; edit it and restart the
+# workers. Jobs may bind host paths under STEVEDORE_JOB_DATA only; every other key is the safe
+# default. A prefix added here must also be mounted into the workers (same path, read-only) in a
+# docker-compose.override.yml, so that they can resolve it.
+mounts:
+  - hostPath: $job_data
+    readWrite: true
+EOF
+  say "wrote the default policy to $policy (job mounts under $job_data)"
+fi
 # The socket's group differs per host; recomputed every run, as are the values derived below.
 if [[ ! -S $socket ]]; then
   say "no Docker engine socket at $socket: start dockerd (sudo bash scripts/setup.sh demo) or set STEVEDORE_DOCKER_SOCKET"

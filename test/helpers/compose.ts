@@ -40,6 +40,16 @@ export class ComposeStack {
     return join(this.dir, 'logs');
   }
 
+  /** The host directory the stack's policy lets jobs bind (STEVEDORE_JOB_DATA). */
+  get jobData(): string {
+    return join(this.dir, 'data');
+  }
+
+  /** The workers' policy file; stack.sh writes its default there (STEVEDORE_POLICY). */
+  get policyFile(): string {
+    return join(this.dir, 'policy.yml');
+  }
+
   /** REDIS_URL of the stack's Redis as published on the host. */
   get redisUrl(): string {
     return `redis://:${this.password}@127.0.0.1:${this.port}`;
@@ -69,6 +79,8 @@ export class ComposeStack {
         STEVEDORE_REDIS_PORT: String(this.port),
         STEVEDORE_QUEUE: this.queue,
         STEVEDORE_LOG_DIR: this.logDir,
+        STEVEDORE_JOB_DATA: this.jobData,
+        STEVEDORE_POLICY: this.policyFile,
         STEVEDORE_CONCURRENCY: '2',
         STEVEDORE_SHUTDOWN_GRACE_MS: '5000',
         STEVEDORE_LOCK_DURATION_MS: '5000',

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
@@ -71,6 +71,35 @@ describe('the compose stack (scripts/stack.sh, two worker replicas)', () => {
     expect(result).toMatchObject({ state: 'Complete', reason: 'exited', exitCode: 3 });
     expect(result.stdout.tail).toBe('from-cli\n');
     await expectOutputOnHost(result, 'from-cli\n');
+  });
+
+  it('runs under the policy stack.sh wrote: a job binds a directory under STEVEDORE_JOB_DATA, and a bind of /etc is refused', async () => {
+    expect(await readFile(stack.policyFile, 'utf8')).toContain(`hostPath: ${stack.jobData}`);
+    const dir = join(stack.jobData, 'job-dir');
+    await mkdir(dir, { recursive: true });
+    const client = new StevedoreClient({ redis: stack.redisUrl, queue: stack.queue });
+    try {
+      const allowed = await client.submit({
+        image: TEST_IMAGE,
+        command: ['sh', '-c', 'echo written > /out/file'],
+        mounts: { '/out': { hostPath: dir, readOnly: false } },
+      });
+      expect(await client.waitForResult(allowed.id, { timeoutMs: JOB_TIMEOUT_MS })).toMatchObject({
+        state: 'Complete',
+        exitCode: 0,
+      });
+      expect(await readFile(join(dir, 'file'), 'utf8')).toBe('written\n');
+      const denied = await client.submit({
+        image: TEST_IMAGE,
+        command: ['true'],
+        mounts: { '/h': { hostPath: '/etc', readOnly: true } },
+      });
+      const refused = await client.waitForResult(denied.id, { timeoutMs: JOB_TIMEOUT_MS });
+      expect(refused).toMatchObject({ state: 'Failed', reason: 'invalid' });
+      expect(JSON.stringify(refused)).toMatch(/\/etc/);
+    } finally {
+      await client.close();
+    }
   });
 
   it('reports each worker healthy through its own /readyz (stevedore health)', async () => {
@@ -155,13 +184,21 @@ describe('scripts/stack.sh settings', () => {
     const run = () =>
       execa('bash', [STACK, 'config', '-q'], {
         reject: false,
-        env: { STEVEDORE_ENV_FILE: envFile, STEVEDORE_LOG_DIR: join(dir, 'logs') },
+        env: {
+          STEVEDORE_ENV_FILE: envFile,
+          STEVEDORE_LOG_DIR: join(dir, 'logs'),
+          STEVEDORE_POLICY: join(dir, 'policy.yml'),
+          STEVEDORE_JOB_DATA: join(dir, 'data'),
+        },
       });
     try {
       const first = await run();
       expect(first).toMatchObject({
         exitCode: 0,
-        stderr: `stack: generated STEVEDORE_REDIS_PASSWORD into ${envFile}`,
+        stderr: [
+          `stack: generated STEVEDORE_REDIS_PASSWORD into ${envFile}`,
+          `stack: wrote the default policy to ${join(dir, 'policy.yml')} (job mounts under ${join(dir, 'data')})`,
+        ].join('\n'),
       });
       const written = await readFile(envFile, 'utf8');
       expect(written).toMatch(/^STEVEDORE_REDIS_PASSWORD=[0-9a-f]{48}$/m);
