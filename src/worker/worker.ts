@@ -255,7 +255,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       releases.set(jobId, outcome.release);
       if (outcome.interruptedBy === 'lost-lock') {
         releaseNow(jobId);
-        const message = 'lost the job lock: another worker may own this job; container stopped';
+        const message = 'lost the job lock: another worker may own this job; container left for it to adopt';
         await history.add(jobId, thisRun(result, message));
         throw new Error(message);
       }

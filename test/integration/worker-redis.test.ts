@@ -7,11 +7,12 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import { bullmqKeys } from '../../src/jobs/keys.js';
-import { labelFilters } from '../../src/jobs/names.js';
+import { LABELS, labelFilters } from '../../src/jobs/names.js';
 import { loadConfig } from '../../src/worker/config.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
+import { watchCreates } from '../helpers/events.js';
 import { TestRedis } from '../helpers/redis.js';
 import { busybox, Harness, testPolicy, testQueue, until, writePolicy } from '../helpers/stevedore.js';
 
@@ -83,26 +84,25 @@ describe('worker and Redis', () => {
     );
   });
 
-  it('on a lost lock stops the local container, so a job never has two live containers', async () => {
+  it('on a lost lock leaves its container to the job’s next owner, which adopts it: one container, one run, its exit code', async () => {
     const redis = await TestRedis.start();
     cleanup.push(() => redis.close());
     const h = new Harness(redis);
     cleanup.push(() => h.close());
     await h.worker({ lockDurationMs: 2_000 });
     const client = h.client();
-    const { id } = await client.submit(busybox(['sleep', '60'], { stopGraceSeconds: 0 }));
-    const docker = testDocker();
-    const running = () => docker.listContainers({ filters: { label: labelFilters(h.queue, id) } });
+    const creates = await watchCreates(testDocker(), [`${LABELS.queue}=${h.queue}`]);
+    const { id } = await client.submit(busybox(['sh', '-c', 'echo ran; sleep 6; exit 7']));
+    const running = () => testDocker().listContainers({ filters: { label: labelFilters(h.queue, id) } });
     const first = await until(async () => (await running())[0]?.Id, 10_000);
-    // Take the lock away, as another worker's stalled-job recovery would.
+    // Take the lock away, as another worker's stalled-job recovery would. The job goes back to
+    // the queue (this worker's own stalled check) and is taken again: by the same worker here.
     const raw = new Redis(redis.url);
     await raw.del(bullmqKeys.lock({ prefix: 'bull', queue: h.queue }, id));
     await raw.quit();
-    // The worker stops its container, and no second one runs meanwhile.
-    await until(async () => {
-      const live = await running();
-      expect(live.length).toBeLessThanOrEqual(1);
-      return !live.some((c) => c.Id === first);
-    }, 10_000);
+    const result = await client.waitForResult(id, { timeoutMs: 60_000 });
+    expect(result).toMatchObject({ state: 'Complete', exitCode: 7, containerId: first });
+    expect(result.attempts.map((a) => a.error)).toContainEqual(expect.stringMatching(/lost the job lock/));
+    expect(await creates.stop()).toEqual([first]);
   });
 });

@@ -115,18 +115,48 @@ describe('runJob on a stub executor: stop sources', () => {
     expect((await outcome).result).toMatchObject({ state: 'Complete', reason: 'exited', exitCode: 0 });
   });
 
-  it('a lost lock removes the container at once, without a grace, and says the run was interrupted', async () => {
+  it('a lost lock lets go of the running container for the job’s new owner: no stop, and release removes nothing', async () => {
     const h = stubRun({ stopGraceSeconds: 30 }, { runsUntilExited: true });
     const outcome = h.run();
     await h.executor.reached('wait');
     h.stop.abort('lost-lock');
-    const { result, interruptedBy } = await outcome;
+    const { result, interruptedBy, release } = await outcome;
     expect(interruptedBy).toBe('lost-lock');
-    expect(h.executor.calls).not.toContain('stop');
-    expect(h.executor.count('close')).toBe(1);
     expect(result.exitCode).toBeNull();
-    expect(phasesOf(h).slice(-3)).toEqual(['stopping', 'finalizing', 'done']);
+    await release();
+    expect(h.executor.calls).not.toContain('stop');
+    expect(h.executor.calls).not.toContain('close');
   });
+
+  it('a lost lock before the container started removes it as usual', async () => {
+    const h = stubRun({}, { holds: ['create'] });
+    const outcome = h.run();
+    await h.executor.reached('create');
+    h.stop.abort('lost-lock');
+    h.executor.release('create');
+    const { interruptedBy, release } = await outcome;
+    expect(interruptedBy).toBe('lost-lock');
+    expect(h.executor.calls).not.toContain('start');
+    await release();
+    expect(h.executor.count('close')).toBe(1);
+  });
+
+  for (const reason of ['shutdown', 'detach', 'lost-lock', 'cancelled'] as const) {
+    it(`a ${reason} that comes after the container exited by itself leaves the result as it was`, async () => {
+      const h = stubRun({}, { holds: ['finalUsage'] });
+      const outcome = h.run();
+      await h.executor.reached('finalUsage');
+      h.stop.abort(reason);
+      h.executor.release('finalUsage');
+      const { result, interruptedBy, release } = await outcome;
+      expect(interruptedBy).toBeNull();
+      expect(result).toMatchObject({ state: 'Complete', reason: 'exited', exitCode: 0 });
+      expect(h.executor.calls).not.toContain('stop');
+      expect(h.executor.calls).not.toContain('detach');
+      await release();
+      expect(h.executor.count('close')).toBe(1);
+    });
+  }
 
   it('a shutdown stops with the grace and says the run was interrupted', async () => {
     const h = stubRun({ stopGraceSeconds: 1 }, { runsUntilExited: true });

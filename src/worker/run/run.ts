@@ -157,6 +157,8 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     // A stop that arrived while starting is acted on now that there is something to stop.
     stops.actOnPending();
     state.exitCode = await executor.wait(stops.letGo.signal);
+    // It exited before a detach or a lost lock could let go of it: the exit code is the answer.
+    if (state.stopReason === 'detach' || state.stopReason === 'lost-lock') state.stopReason = null;
     sampler.stop();
     await stops.settled();
     const details = await executor.exitDetails();
@@ -195,9 +197,12 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     });
   }
 
-  // Only a running container is left for adoption; one not started yet is removed as usual.
+  // Only a started container is left for adoption (by the next worker after a detach, by the
+  // job's new owner after a lost lock); one not started yet is removed as usual.
   const detached =
-    stops.letGo.signal.reason === 'detach' && state.exitCode === null && state.startedAt !== null;
+    (state.stopReason === 'detach' || state.stopReason === 'lost-lock') &&
+    state.exitCode === null &&
+    state.startedAt !== null;
   if (detached) executor.detach();
   const result = buildResult({
     jobId: ctx.jobId,

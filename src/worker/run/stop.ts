@@ -99,25 +99,22 @@ export class StopSources {
 
   private act(): void {
     const { signal, state, events, executor } = this.deps;
+    // The container has exited by itself: its exit code is the answer, whatever asks now. (A
+    // shutdown or detach that put the job back here would have it run a second time.)
+    if (state.exitCode !== null) return;
     state.stopReason ??= stopReasonOf(signal);
     this.stopAsked.abort(state.stopReason);
-    if (state.stopReason === 'detach') {
-      events.write('detaching', { containerId: executor.containerId });
-      this.letGo.abort('detach');
+    if (state.stopReason === 'detach' || state.stopReason === 'lost-lock') {
+      // Detach: the next worker adopts the container. Lost lock: another worker may own the job
+      // now, and it adopts this same container (same attempt), running or exited; stopping or
+      // removing it here would make that worker run the job again.
+      events.write(state.stopReason === 'detach' ? 'detaching' : 'lost-lock', {
+        containerId: executor.containerId,
+      });
+      this.letGo.abort(state.stopReason);
       return;
     }
     if (state.phase !== 'running' || this.stopping) return;
-    if (state.stopReason === 'lost-lock') {
-      // Another worker owns the job now. Kill and remove at once, so that it never finds (and
-      // adopts) a container we killed: it either adopts the live one first or runs afresh.
-      events.write('lost-lock', { containerId: executor.containerId });
-      this.deps.transition('stopping');
-      this.letGo.abort('lost-lock');
-      this.stopping = executor.close().catch((error: unknown) => {
-        state.log.warn({ err: error }, 'could not remove the container after losing the lock');
-      });
-      return;
-    }
     const { graceMs } = this.deps;
     state.log.info({ reason: state.stopReason, graceMs }, 'stopping container');
     events.write('stop-requested', { reason: state.stopReason, graceMs });
