@@ -74,7 +74,12 @@ async function ensureImage(): Promise<void> {
   await execa('docker', ['load', '-i', stdout.trim()]);
 }
 
-async function once(target: Target, workers: Workers, disrupt: boolean): Promise<LoadReport> {
+async function once(
+  target: Target,
+  workers: Workers,
+  disrupt: boolean,
+  workersStayUp = false,
+): Promise<LoadReport> {
   say(`${count} jobs on ${workers.describe}${disrupt ? ', with a kill and a rolling restart' : ''}`);
   let report: LoadReport;
   try {
@@ -82,8 +87,10 @@ async function once(target: Target, workers: Workers, disrupt: boolean): Promise
   } finally {
     await workers.close();
   }
-  // Only a killed worker's holders should be left: counted, then removed so the next run starts clean.
-  report.holdersLeft = await removeHolders(docker, await queueHolders(docker, target.queue));
+  // Only a killed worker's holders should be left: counted, then removed so the next run starts
+  // clean. Workers someone else runs still use theirs: those are left alone.
+  if (!workersStayUp)
+    report.holdersLeft = await removeHolders(docker, await queueHolders(docker, target.queue));
   return report;
 }
 
@@ -100,7 +107,9 @@ async function main(): Promise<LoadReport[]> {
         heal: async () => {},
         close: async () => {},
       };
-      reports.push(await once({ redisUrl: externalRedis, queue: values.queue, logDir: '' }, external, false));
+      reports.push(
+        await once({ redisUrl: externalRedis, queue: values.queue, logDir: '' }, external, false, true),
+      );
       return reports;
     }
     if (!values.compose && !values.scaling) {
