@@ -2,13 +2,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
  * Headers on every answer: no caching of job data, no framing (the cancel button cannot be
- * clicked through another site's frame), no Referer (a first visit's `?token=` never leaks),
- * and scripts only from this dashboard (app.js), so injected markup could not run any.
+ * clicked through another site's frame), no Referer to other sites (a first visit's `?token=`
+ * never leaks; `no-referrer` would also make Chromium send `Origin: null` on our own form POSTs,
+ * which the CSRF guard refuses), and scripts only from this dashboard (app.js).
  */
 const SECURITY_HEADERS = {
   'cache-control': 'no-store',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  'referrer-policy': 'same-origin',
   'x-content-type-options': 'nosniff',
   'content-security-policy':
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",

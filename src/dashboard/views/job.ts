@@ -11,14 +11,19 @@ const NOTICES: Record<CancelOutcome, string> = {
   finished: 'It had already finished; nothing to cancel.',
 };
 
+/** An argument as a shell would need it, so the command reads as what ran. */
+function shellWord(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
+}
+
 function summary(j: JobDetail): SafeHtml {
   const phase = j.result ? 'done' : (j.progress?.phase ?? 'queued');
   return html`<dl id="summary">
 <dt>state</dt><dd id="state" class="state">${j.state}</dd>
 <dt>phase</dt><dd id="phase">${phase}</dd>
-<dt>waiting</dt><dd id="waiting">${j.waiting ?? '—'}</dd>
+${j.result ? '' : html`<dt>waiting</dt><dd id="waiting">${j.waiting ?? '—'}</dd>`}
 <dt>image</dt><dd>${j.image}</dd>
-<dt>command</dt><dd><code>${j.command.join(' ')}</code></dd>
+<dt>command</dt><dd><code>${j.command.map(shellWord).join(' ')}</code></dd>
 <dt>submitted</dt><dd>${time(j.submittedAt)}</dd>
 ${j.progress ? html`<dt>worker</dt><dd>${j.progress.worker} (attempt ${j.progress.attempt})</dd>` : ''}
 ${j.progress?.containerId ? html`<dt>container</dt><dd><code>${j.progress.containerId.slice(0, 12)}</code></dd>` : ''}
