@@ -1,27 +1,20 @@
 import type { JobProgress } from '../jobs/progress.js';
 import type { AttemptRecord, JobResult, RunReason } from '../jobs/result.js';
+import type { WorkerPresence } from '../jobs/workers.js';
 import type { ListQuery, ListState, PageWindow } from './list-query.js';
 
 /** What the views show; the store reads it, the views only render it. */
 
-/** One worker on the queue, as its presence entry says (src/jobs/workers.ts). */
-export interface WorkerRow {
-  id: string;
-  host: string;
-  pid: number;
-  capacity: number;
-  running: string[];
-  startedAt: string;
-  seenAt: string;
-}
+/** One worker on the queue, as its presence entry says. */
+export type WorkerRow = WorkerPresence;
 
 export interface Overview {
   queue: string;
   counts: Record<string, number>;
   /** Finished jobs per minute, oldest first; the last is the minute under way. */
   throughput: { from: number; completed: number; failed: number }[];
-  /** null: this Stevedore's workers publish no presence yet. */
-  workers: WorkerRow[] | null;
+  /** Workers seen within the presence limit (30 s), by id. */
+  workers: WorkerRow[];
 }
 
 export interface JobRow {

@@ -1,13 +1,12 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { StevedoreClient } from '../jobs/client.js';
 import { connect, type RedisTarget, type RedisTls, throttled } from '../jobs/connection.js';
 import { DEFAULT_PREFIX, DEFAULT_QUEUE, type QueueAddress } from '../jobs/keys.js';
+import { listWorkers } from '../jobs/workers.js';
 import { checkAccess, isLoopback, sameOrigin, tokenCookie } from './auth.js';
-import type { WorkerRow } from './model.js';
 import { redirect, send } from './respond.js';
 import { answerError, type Request, routes } from './routes.js';
 import { checkDashboardAccess, type ListenAddress } from './settings.js';
@@ -22,8 +21,6 @@ export interface DashboardOptions {
   queue?: string;
   prefix?: string;
   logger: Logger;
-  /** The queue's live workers (presence); absent: the overview says workers publish none. */
-  workers?: (redis: Redis, address: QueueAddress) => Promise<WorkerRow[]>;
 }
 
 export interface Dashboard {
@@ -55,13 +52,12 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const queue = new Queue(address.queue, { connection: redis, prefix: address.prefix });
   queue.on('error', onError);
   const client = new StevedoreClient({ redis, queue: address.queue, prefix: address.prefix, onError });
-  const listWorkers = options.workers;
   const store = new DashboardStore({
     queue,
     redis,
     client,
     address,
-    workers: listWorkers ? () => listWorkers(redis, address) : undefined,
+    workers: async () => (await listWorkers(redis, address)).workers,
   });
   const table = routes({ store, client, logger, redis, address });
   const pending = new Set<Promise<void>>();

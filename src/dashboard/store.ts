@@ -23,8 +23,8 @@ export interface StoreDeps {
   redis: Redis;
   client: StevedoreClient;
   address: QueueAddress;
-  /** The queue's live workers; absent until workers publish their presence. */
-  workers?: () => Promise<WorkerRow[]>;
+  /** The queue's live workers (their presence entries). */
+  workers: () => Promise<WorkerRow[]>;
   now?: () => number;
 }
 
@@ -91,7 +91,7 @@ export class DashboardStore {
     const [counts, replies, workers] = await Promise.all([
       queue.getJobCounts(...COUNTED),
       pipeline.exec(),
-      this.deps.workers ? this.deps.workers() : Promise.resolve(null),
+      this.deps.workers(),
     ]);
     const numbers = (replies ?? []).map(([error, n]) => {
       if (error) throw error;

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Dashboard, type DashboardOptions, startDashboard } from '../../src/dashboard/server.js';
 import { stevedore } from '../helpers/cli.js';
 import { freePort } from '../helpers/compose.js';
-import { busybox, useTestWorld } from '../helpers/stevedore.js';
+import { busybox, until, useTestWorld } from '../helpers/stevedore.js';
 
 // The dashboard against a real Redis, a real worker and engine, in Debian's headless Chromium.
 const world = useTestWorld();
@@ -105,6 +105,15 @@ describe('the dashboard in a browser', () => {
       expect(await page.textContent('#stdout')).toBe('line-1\nline-2\nline-3\n');
       expect(await client.getResult(slow.id)).toBeNull();
       expect(await page.textContent('#state')).toBe('active');
+
+      // The overview lists the worker with its capacity and the job it runs (its presence entry
+      // is rewritten when a slot is taken, so this is a matter of polling).
+      const worker = world.h.workers[0]?.id as string;
+      await until(async () => {
+        const text = await (await fetch(base)).text();
+        const workers = /<table id="workers">[\s\S]*?<\/table>/.exec(text)?.[0] ?? '';
+        return workers.includes(worker) && workers.includes('1 / 2') && workers.includes(`>${slow.id}</a>`);
+      }, SLOW_MS);
 
       // A second job, cancelled from its page with the button.
       const doomed = await client.submit(busybox(['sleep', '600']));

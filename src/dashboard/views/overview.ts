@@ -33,9 +33,6 @@ function workerRow(w: WorkerRow): SafeHtml {
 }
 
 function workers(o: Overview): SafeHtml {
-  if (o.workers === null) {
-    return html`<h2>Workers</h2><p class="note">The workers of this queue publish no presence yet.</p>`;
-  }
   if (o.workers.length === 0) {
     return html`<h2>Workers</h2><p id="workers" class="note">No worker seen on this queue in the last 30 s.</p>`;
   }
