@@ -181,6 +181,26 @@ describe('dashboard access', () => {
     );
   });
 
+  it('stevedore dashboard serves the overview on its --listen address until SIGTERM', async () => {
+    const port = await freePort();
+    const child = stevedore(['dashboard', '--listen', `127.0.0.1:${port}`], {
+      env: { REDIS_URL: world.redis.url, STEVEDORE_QUEUE: world.h.queue },
+    });
+    try {
+      const text = await until(async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/`).catch(() => null);
+        return res?.status === 200 ? res.text() : null;
+      }, SLOW_MS);
+      expect(text).toContain(`queue ${world.h.queue}`);
+      expect(text).toContain('No worker seen on this queue in the last 30 s.');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const exited = await child;
+    expect(exited.exitCode).toBe(0);
+    expect(String(exited.stdout)).toContain(`"url":"http://127.0.0.1:${port}/"`);
+  });
+
   it('with a token, a request without it gets 401; the Bearer header, or ?token= then its cookie, get in', async () => {
     const { base, logged } = await open({ listen: { host: '0.0.0.0', port: 0 }, token: TOKEN });
     const bare = await fetch(`${base}/`);
