@@ -1,6 +1,6 @@
 /**
  * The import rules of DESIGN.md's layout table, checked by `npm run depcheck` (and so by `npm test`):
- * cli → server/gateway → worker → policy/executors → jobs, no cycles, and each runtime folder on
+ * cli → server/gateway → worker → policy/executors → jobs (and cli → dashboard → jobs), no cycles, and each runtime folder on
  * its own behind the contract in src/executors/executor.ts.
  */
 
@@ -68,7 +68,7 @@ module.exports = {
       comment:
         'Executors are driven by the worker and never reach up into it (or into policy, server, gateway, cli).',
       from: { path: '^src/executors/' },
-      to: { path: '^src/(worker|policy|server|gateway|cli)/' },
+      to: { path: '^src/(worker|policy|server|gateway|dashboard|cli)/' },
     },
     {
       name: 'policy-imports-only-jobs',
@@ -82,7 +82,7 @@ module.exports = {
       severity: 'error',
       comment: 'The worker is used by the HTTP pieces and the CLI, never the other way round.',
       from: { path: '^src/worker/' },
-      to: { path: '^src/(server|gateway|cli)/' },
+      to: { path: '^src/(server|gateway|dashboard|cli)/' },
     },
     {
       name: 'server-gateway-below-cli',
@@ -90,7 +90,15 @@ module.exports = {
       comment:
         'server/ and gateway/ consume the worker and the executor contract; only the CLI sits above them.',
       from: { path: '^src/(server|gateway)/' },
-      to: { path: '^src/(cli|worker/(run|output|recovery))/' },
+      to: { path: '^src/(cli|dashboard|worker/(run|output|recovery))/' },
+    },
+    {
+      name: 'dashboard-over-jobs-and-server',
+      severity: 'error',
+      comment:
+        'src/dashboard is a client of the queue: it reads Redis through src/jobs and may use src/server helpers, never the worker or the executors; only the CLI starts it.',
+      from: { path: '^src/dashboard/' },
+      to: { path: '^src/', pathNot: ['^src/dashboard/', '^src/jobs/', '^src/server/'] },
     },
   ],
   options: {

@@ -35,6 +35,7 @@ REQUIREMENTS=(
   'test|command -v docker-compose|apt:docker-compose'   # the compose stack's test (Debian's is 1.29)
   'test|command -v debootstrap|apt:debootstrap'         # scripts/seed-images.sh: base images without a registry
   'test|command -v openssl|apt:openssl'                 # CA, server and client certificates of the rediss:// tests
+  'test|command -v chromium|apt:chromium'               # the dashboard's browser test (playwright-core drives it)
 )
 
 # Services, one entry per line: "<group>|<check that it answers>|<function that starts it>|<its name>".

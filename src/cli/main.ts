@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo.js')).demoCommand,
   keygen: async () => (await import('./keygen.js')).keygenCommand,
   health: async () => (await import('./health.js')).healthCommand,
+  dashboard: async () => (await import('./dashboard.js')).dashboardCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { StevedoreClient } from '../jobs/client.js';
+import { type ClientOptions, StevedoreClient } from '../jobs/client.js';
 import { checkRedisAccess } from '../jobs/redis-check.js';
 import type { SigningKey } from '../jobs/signing.js';
 import { loadClientConfig, REDIS_TLS_VARIABLES } from '../worker/config.js';
@@ -40,23 +40,26 @@ function readSigningKey(file: string): SigningKey {
   }
 }
 
+/** The flags every client command takes (CLIENT_OPTIONS), and submit's --signing-key. */
+export interface ClientFlags {
+  'redis-url'?: string;
+  'redis-tls-ca'?: string;
+  'redis-tls-cert'?: string;
+  'redis-tls-key'?: string;
+  queue?: string;
+  prefix?: string;
+  'signing-key'?: string;
+}
+
 /**
- * A client for the queue named by the flags, the environment or a local embedded worker; with
- * `signing`, one that signs with the key of --signing-key or STEVEDORE_SIGNING_KEY, if any.
- * Wrong credentials or an untrusted certificate fail here, before any command waits on Redis.
+ * Client options for the queue named by the flags, the environment or a local embedded worker;
+ * with `signing`, with the key of --signing-key or STEVEDORE_SIGNING_KEY, if any. Wrong
+ * credentials or an untrusted certificate fail here, before any command waits on Redis.
  */
-export async function clientFrom(
-  values: {
-    'redis-url'?: string;
-    'redis-tls-ca'?: string;
-    'redis-tls-cert'?: string;
-    'redis-tls-key'?: string;
-    queue?: string;
-    prefix?: string;
-    'signing-key'?: string;
-  },
+export async function clientOptionsFrom(
+  values: ClientFlags,
   { signing = false } = {},
-): Promise<StevedoreClient> {
+): Promise<ClientOptions & { redis: string; queue: string; prefix: string }> {
   const overrides: Record<string, string> = {};
   if (values['signing-key']) overrides.STEVEDORE_SIGNING_KEY = values['signing-key'];
   if (values['redis-url']) overrides.REDIS_URL = values['redis-url'];
@@ -80,13 +83,12 @@ export async function clientFrom(
   const signingKey = signing && config.signingKeyFile ? readSigningKey(config.signingKeyFile) : undefined;
   const tls = readRedisTls(config.redisTls);
   await checkRedisAccess(config.redisUrl, tls);
-  return new StevedoreClient({
-    redis: config.redisUrl,
-    tls,
-    queue: config.queue,
-    prefix: config.prefix,
-    signingKey,
-  });
+  return { redis: config.redisUrl, tls, queue: config.queue, prefix: config.prefix, signingKey };
+}
+
+/** A client for the queue named by the flags (see clientOptionsFrom). */
+export async function clientFrom(values: ClientFlags, { signing = false } = {}): Promise<StevedoreClient> {
+  return new StevedoreClient(await clientOptionsFrom(values, { signing }));
 }
 
 /** The single job id positional of status/result/cancel. */

@@ -20,6 +20,7 @@ Commands:
   demo              start what is needed, run one real job, print its result
   keygen --id NAME  write an Ed25519 key pair NAME.key / NAME.pub for signed jobs
   health            exit 0 when a worker's /readyz answers 200, else 1 (--http host:port)
+  dashboard         serve the web dashboard (--listen host:port, default 127.0.0.1:9465)
 
 Common options (client commands):
   --redis-url URL   Redis (default: $REDIS_URL, else the embedded Redis of a local worker);
@@ -125,3 +126,15 @@ export const HEALTH_HELP = `Usage: stevedore health [--http HOST:PORT]
 Asks a worker's /readyz (default address: $STEVEDORE_HTTP; 0.0.0.0 is asked on 127.0.0.1) and
 exits 0 when it answers 200, 1 when it answers otherwise or not at all, printing its answer (what
 is down). For compose health checks and Kubernetes exec probes.`;
+
+export const DASHBOARD_HELP = `Usage: stevedore dashboard [--listen HOST:PORT] [client options]
+
+Serves a web dashboard over the queue's Redis: counts, throughput and workers; the jobs list by
+state and reason; each job's timeline, result, attempts, live output and a cancel button.
+
+  --listen HOST:PORT   where to listen (default 127.0.0.1:9465; a bare port is on 127.0.0.1)
+  --log-level LEVEL    LOG_LEVEL (default "info")
+
+An address other than loopback needs STEVEDORE_DASHBOARD_TOKEN (16 characters or more); with it
+set, every request needs the token: open /?token=TOKEN once (an HttpOnly cookie keeps it) or send
+Authorization: Bearer TOKEN. Takes the client options of every client command (see --help).`;

@@ -34,6 +34,8 @@ export const keys = {
   finished: (a: QueueAddress, kind: 'completed' | 'failed') => `${base(a)}:finished:${kind}`,
   /** Bounded live copy of one output stream of a job (a Redis stream of chunks). */
   output: (a: QueueAddress, jobId: string, stream: OutputStream) => `${base(a)}:output:${jobId}:${stream}`,
+  /** The queue's workers: a hash of worker id → WorkerPresence JSON, each entry kept fresh by its worker. */
+  workers: (a: QueueAddress) => `${base(a)}:workers`,
 };
 
 /**

@@ -9,6 +9,7 @@ import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
 import { checkRedisAccess, RedisAccessError } from '../jobs/redis-check.js';
 import type { JobResult } from '../jobs/result.js';
 import type { JobSpecInput } from '../jobs/spec.js';
+import { PresenceWriter } from '../jobs/workers.js';
 import { admitJob } from './admission.js';
 import { listenForCancels } from './cancel-listener.js';
 import { ConfigError, type WorkerConfig } from './config.js';
@@ -171,6 +172,16 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     }
   };
 
+  // Tells readers (`stevedore status`, the dashboard) that this worker serves the queue, and how busy it is.
+  const presence = new PresenceWriter(commands, address, {
+    id: config.workerId,
+    host: config.host,
+    pid: process.pid,
+    capacity: config.concurrency,
+    running: () => [...runs.keys()],
+    onError: onRedisError,
+  });
+
   const isCancelled = async (jobId: string): Promise<boolean> =>
     (await commands.exists(keys.cancel(address, jobId))) === 1;
 
@@ -190,6 +201,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     events.emit('job-admitted', { jobId, attempt });
     const controller = new AbortController();
     runs.set(jobId, controller);
+    presence.changed();
     // BullMQ's own signal (worker.cancelJob / cancelAllJobs) stops the run too.
     signal?.addEventListener('abort', () => stopRun(jobId, (signal.reason as StopReason) ?? 'cancelled'), {
       once: true,
@@ -271,6 +283,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       return result;
     } finally {
       runs.delete(jobId);
+      presence.changed();
       idle.runEnded();
     }
   };
@@ -360,6 +373,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const reconciler = setInterval(() => void reconcile(), config.lockDurationMs * RECONCILE_EVERY_LOCKS);
   reconciler.unref();
   idle.collectNow();
+  await presence.start();
   void worker.run();
   logger.info(
     { queue: config.queue, concurrency: config.concurrency, runtime: config.runtime, policy: policy.source },
@@ -394,6 +408,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
           config.onShutdown === 'detach' ? 0 : graceMs,
         );
         await closed;
+        await presence.stop();
         clearTimeout(timer);
         clearInterval(reconciler);
         idle.stop();
