@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { StevedoreClient } from '../../src/jobs/client.js';
+import { keys } from '../../src/jobs/keys.js';
 import type { JobStatus } from '../../src/jobs/status.js';
 import type { WaitingReason } from '../../src/jobs/waiting.js';
 import { listWorkers } from '../../src/jobs/workers.js';
@@ -44,7 +45,19 @@ async function untilWaiting(
 describe('worker presence', () => {
   it('lists a started worker with its capacity and running jobs, and forgets it on a clean close', async () => {
     const { h, raw } = world;
+    // Left by workers that died long ago, and one nobody can read: a starting worker prunes them.
+    const old = {
+      id: 'dead',
+      host: 'h',
+      pid: 1,
+      capacity: 1,
+      running: [],
+      startedAt: '',
+      seenAt: new Date(Date.now() - 2 * 3_600_000).toISOString(),
+    };
+    await raw.hset(keys.workers(address()), 'dead', JSON.stringify(old), 'garbled', '{');
     const worker = await h.worker({ concurrency: 2 });
+    expect(await raw.hkeys(keys.workers(address()))).toEqual([worker.id]);
     const started = await listWorkers(raw, address());
     expect(started.workers.map((w) => [w.id, w.capacity, w.running, w.pid])).toEqual([
       [worker.id, 2, [], process.pid],
