@@ -52,63 +52,37 @@ export async function readStatus(
     .exec();
   if (!replies) throw new Error(`reading the status of job ${id}: Redis aborted the transaction; try again`);
   for (const [error] of replies) if (error) throw error;
-  const [
-    fields,
-    completed,
-    failed,
-    delayedScore,
+  const values = replies.map(([, value]) => value);
+  const [timestamp, delay, atm, attemptsMade, failedReason, progressText, optsText] = values[0] as (
+    | string
+    | null
+  )[];
+  if (timestamp === null || timestamp === undefined) return null;
+  const [completed, failed, delayedScore, prioritizedRank, activeAt, waitAt, pausedAt, children] =
+    values.slice(1, 9) as [
+      string | null,
+      string | null,
+      string | null,
+      number | null,
+      number | null,
+      number | null,
+      number | null,
+      string | null,
+    ];
+  const [waitLength, pausedLength, pausedFlag] = values.slice(9, 12) as [number, number, number];
+  const workerHash = values[12] as Record<string, string>;
+  const { state, ahead, readyAt } = placeOf({
+    completed: completed !== null,
+    failed: failed !== null,
+    delayedScore: delayedScore === null ? null : Number(delayedScore),
     prioritizedRank,
     activeAt,
     waitAt,
     pausedAt,
-    children,
+    waitingChildren: children !== null,
     waitLength,
     pausedLength,
-    pausedFlag,
-    workerHash,
-  ] = replies.map(([, value]) => value) as [
-    (string | null)[],
-    string | null,
-    string | null,
-    string | null,
-    number | null,
-    number | null,
-    number | null,
-    number | null,
-    string | null,
-    number,
-    number,
-    number,
-    Record<string, string>,
-  ];
-  const [timestamp, delay, atm, attemptsMade, failedReason, progressText, optsText] = fields;
-  if (timestamp === null || timestamp === undefined) return null;
-
-  const state: QueueState =
-    completed !== null
-      ? 'completed'
-      : failed !== null
-        ? 'failed'
-        : delayedScore !== null
-          ? 'delayed'
-          : prioritizedRank !== null
-            ? 'prioritized'
-            : activeAt !== null
-              ? 'active'
-              : waitAt !== null || pausedAt !== null
-                ? 'waiting'
-                : children !== null
-                  ? 'waiting-children'
-                  : 'unknown';
-  // Workers take from the right of `wait`, and from `prioritized` (lowest score first) only when `wait` is empty.
-  const ahead =
-    state === 'prioritized'
-      ? waitLength + (prioritizedRank as number)
-      : waitAt !== null
-        ? waitLength - 1 - waitAt
-        : pausedAt !== null
-          ? pausedLength - 1 - pausedAt
-          : undefined;
+  });
   const staleMs = options.staleMs ?? DEFAULT_PRESENCE_STALE_MS;
   const now = options.now ?? Date.now();
   const { workers, newestSeenAt } = listWorkersFrom(workerHash, { staleMs, now });
@@ -119,7 +93,7 @@ export async function readStatus(
     paused: pausedFlag === 1,
     enqueuedAt: Number(timestamp),
     delayMs: Number(delay ?? 0) || 0,
-    readyAt: delayedScore === null ? undefined : Math.floor(Number(delayedScore) / DELAYED_SCORE_FACTOR),
+    readyAt,
     attemptsMade: Number(attemptsMade ?? atm ?? 0) || 0,
     attempts: attemptsOf(optsText),
     failedReason: failedReason ?? undefined,
@@ -130,6 +104,40 @@ export async function readStatus(
     progress,
   };
   return { id, state, progress, waiting: whyWaiting(facts) };
+}
+
+/** What Redis said about the job's id in each of BullMQ's lists and sets (null: not in it). */
+export interface Placement {
+  completed: boolean;
+  failed: boolean;
+  delayedScore: number | null;
+  prioritizedRank: number | null;
+  /** LPOS: index from the head of the list. */
+  activeAt: number | null;
+  waitAt: number | null;
+  pausedAt: number | null;
+  waitingChildren: boolean;
+  waitLength: number;
+  pausedLength: number;
+}
+
+/**
+ * The job's state (checked in the order of BullMQ's getStateV2.lua), how many jobs a worker
+ * takes before it, and a delayed job's ready time.
+ */
+export function placeOf(p: Placement): { state: QueueState; ahead?: number; readyAt?: number } {
+  if (p.completed) return { state: 'completed' };
+  if (p.failed) return { state: 'failed' };
+  if (p.delayedScore !== null)
+    return { state: 'delayed', readyAt: Math.floor(p.delayedScore / DELAYED_SCORE_FACTOR) };
+  // Workers take from `prioritized` (lowest score first) only when `wait` is empty (moveToActive.lua).
+  if (p.prioritizedRank !== null) return { state: 'prioritized', ahead: p.waitLength + p.prioritizedRank };
+  if (p.activeAt !== null) return { state: 'active' };
+  // Jobs are LPUSHed and taken from the right (RPOPLPUSH): the ones ahead are to its right.
+  if (p.waitAt !== null) return { state: 'waiting', ahead: p.waitLength - 1 - p.waitAt };
+  if (p.pausedAt !== null) return { state: 'waiting', ahead: p.pausedLength - 1 - p.pausedAt };
+  if (p.waitingChildren) return { state: 'waiting-children' };
+  return { state: 'unknown' };
 }
 
 function parseProgress(text: string | null | undefined): JobProgress | null {
