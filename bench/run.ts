@@ -14,15 +14,16 @@ import { naiveRun } from './naive.js';
 import { PullFigure, pullRows } from './pull.js';
 import { measureRedisMemory, redisMemoryRows } from './redis-memory.js';
 import { type BenchRow, fmt, median, percentile, spread } from './stats.js';
+import { statusReadRows } from './status-read.js';
 import { stevedoreBatch, stevedoreJob, stevedoreLatencies, WorkerProcess } from './stevedore.js';
 
 /**
  * `npm run bench`: Stevedore against the bare runtime and the naive alternative, on this
  * machine, in one run (loopback only, bounded). Prints a table and writes BENCHMARKS.md.
- * `--only pull` runs the image pull figure alone and only prints it (BENCHMARKS.md keeps the
+ * `--only pull` (or `status`) runs the image pull (or status read) figure alone and only prints it (BENCHMARKS.md keeps the
  * whole run's block).
  */
-const FIGURES_ALONE = ['pull'] as const;
+const FIGURES_ALONE = ['pull', 'status'] as const;
 const REPEATS = 3;
 /**
  * Output runs per side: the figure drifts within one bench run (the kernel's page-cache work
@@ -146,6 +147,7 @@ async function alone(figure: (typeof FIGURES_ALONE)[number]): Promise<void> {
   try {
     await redisServer.start();
     if (figure === 'pull') rows.push(...(await pullRows(docker, redisServer.url, dir, log)));
+    if (figure === 'status') rows.push(...(await statusReadRows(redisServer.url, log)));
   } finally {
     await cleanUp();
   }
@@ -445,6 +447,7 @@ async function main(): Promise<void> {
       }
     }
     rows.push(...(await pullRows(docker, redisServer.url, dir, log)));
+    rows.push(...(await statusReadRows(redisServer.url, log)));
   } finally {
     await admin.quit();
     await cleanUp();

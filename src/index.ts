@@ -18,6 +18,14 @@ export {
   verifyJobSignature,
 } from './jobs/signing.js';
 export { type JobSpec, type JobSpecInput, parseJobSpec } from './jobs/spec.js';
+export type { JobStatus } from './jobs/status.js';
+export { type QueueState, type Waiting, type WaitingReason, whyWaiting } from './jobs/waiting.js';
+export {
+  DEFAULT_PRESENCE_STALE_MS,
+  listWorkers,
+  type WorkerList,
+  type WorkerPresence,
+} from './jobs/workers.js';
 export { ConfigError, loadConfig, type WorkerConfig } from './worker/config.js';
 export { type WorkerEventMap, WorkerEvents } from './worker/observer.js';
 export { startWorker, type WorkerHandle, type WorkerProbe } from './worker/worker.js';

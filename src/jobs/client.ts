@@ -19,6 +19,7 @@ import type { JobProgress } from './progress.js';
 import { type JobResult, resultWithoutRun } from './result.js';
 import { type SigningKey, signedJobData, toPrivateKey } from './signing.js';
 import { type JobSpecInput, parseJobSpec } from './spec.js';
+import { type JobStatus, readStatus } from './status.js';
 
 export interface ClientOptions {
   redis: RedisTarget;
@@ -30,6 +31,8 @@ export interface ClientOptions {
   onError?: (error: Error) => void;
   /** Signs every submitted job (README "Signed jobs"), for workers that trust only signed jobs. */
   signingKey?: SigningKey;
+  /** getStatus: a worker not seen for this long counts as gone (default 30 s, DEFAULT_PRESENCE_STALE_MS). */
+  workerStaleMs?: number;
 }
 
 export interface SubmitOptions {
@@ -193,6 +196,21 @@ export class StevedoreClient {
     }
     const progress = job.progress;
     return typeof progress === 'object' && progress !== null ? (progress as unknown as JobProgress) : null;
+  }
+
+  /**
+   * Where the job is, its progress, and while it is not running why it waits (`waiting`), read
+   * at once from the queue's state and the workers' presence: a few Redis commands in one round
+   * trip, whatever the queue's length. Throws UnknownJobError for an unknown id.
+   */
+  async getStatus(id: string, options: { staleMs?: number } = {}): Promise<JobStatus> {
+    const status = await readStatus(this.redis, this.address, id, {
+      staleMs: options.staleMs ?? this.options.workerStaleMs,
+    });
+    if (status) return status;
+    // Only a side result is left of a job removed from BullMQ (cancelled while it waited).
+    if (await this.sideResult(id)) return { id, state: 'failed', progress: null, waiting: null };
+    throw new UnknownJobError(id);
   }
 
   /**

@@ -49,6 +49,21 @@ export const bullmqKeys = {
   lock: (a: QueueAddress, jobId: string) => `${a.prefix}:${a.queue}:${jobId}:lock`,
   /** The queue's events stream (QueueEvents reads it). */
   events: (a: QueueAddress) => `${a.prefix}:${a.queue}:events`,
+  /**
+   * A job's place: `wait` and `active` are lists (jobs are LPUSHed and taken from the right),
+   * `prioritized` (taken only when `wait` is empty), `delayed` (score = ready time × 0x1000),
+   * `completed`, `failed` and `waiting-children` are sorted sets; `paused` is a list older
+   * BullMQ versions moved jobs to. `meta` holds the queue's `paused` flag.
+   */
+  wait: (a: QueueAddress) => `${a.prefix}:${a.queue}:wait`,
+  active: (a: QueueAddress) => `${a.prefix}:${a.queue}:active`,
+  paused: (a: QueueAddress) => `${a.prefix}:${a.queue}:paused`,
+  prioritized: (a: QueueAddress) => `${a.prefix}:${a.queue}:prioritized`,
+  delayed: (a: QueueAddress) => `${a.prefix}:${a.queue}:delayed`,
+  completed: (a: QueueAddress) => `${a.prefix}:${a.queue}:completed`,
+  failed: (a: QueueAddress) => `${a.prefix}:${a.queue}:failed`,
+  waitingChildren: (a: QueueAddress) => `${a.prefix}:${a.queue}:waiting-children`,
+  meta: (a: QueueAddress) => `${a.prefix}:${a.queue}:meta`,
 };
 
 /** How long cancel flags and side results live; finished jobs are kept as long (KEEP_FINISHED_SECONDS). */

@@ -61,9 +61,17 @@ export async function listWorkers(
   address: QueueAddress,
   options: { staleMs?: number; now?: number } = {},
 ): Promise<WorkerList> {
+  return listWorkersFrom(await redis.hgetall(keys.workers(address)), options);
+}
+
+/** listWorkers on a presence hash already read (readStatus reads it in its own MULTI). */
+export function listWorkersFrom(
+  hash: Record<string, string>,
+  options: { staleMs?: number; now?: number } = {},
+): WorkerList {
   const staleMs = options.staleMs ?? DEFAULT_PRESENCE_STALE_MS;
   const now = options.now ?? Date.now();
-  const entries = Object.values(await redis.hgetall(keys.workers(address)))
+  const entries = Object.values(hash)
     .map(parseEntry)
     .filter((entry): entry is WorkerPresence => entry !== null);
   let newest = Number.NEGATIVE_INFINITY;

@@ -178,14 +178,16 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     host: config.host,
     pid: process.pid,
     capacity: config.concurrency,
-    running: () => [...runs.keys()],
+    running: () => [...taken],
     onError: onRedisError,
   });
+  /** Jobs holding one of BullMQ's slots, from the moment they are taken (admission included). */
+  const taken = new Set<string>();
 
   const isCancelled = async (jobId: string): Promise<boolean> =>
     (await commands.exists(keys.cancel(address, jobId))) === 1;
 
-  const processor = async (job: Job<JobSpecInput, JobResult>, token?: string, signal?: AbortSignal) => {
+  const run = async (job: Job<JobSpecInput, JobResult>, token?: string, signal?: AbortSignal) => {
     const jobId = job.id as string;
     const attempt = job.attemptsMade + 1;
     const log = logger.child({ jobId, attempt });
@@ -201,7 +203,6 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     events.emit('job-admitted', { jobId, attempt });
     const controller = new AbortController();
     runs.set(jobId, controller);
-    presence.changed();
     // BullMQ's own signal (worker.cancelJob / cancelAllJobs) stops the run too.
     signal?.addEventListener('abort', () => stopRun(jobId, (signal.reason as StopReason) ?? 'cancelled'), {
       once: true,
@@ -283,8 +284,20 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       return result;
     } finally {
       runs.delete(jobId);
-      presence.changed();
       idle.runEnded();
+    }
+  };
+
+  // Three plain parameters, so BullMQ hands over its signal (docs/pitfalls.md, "Abort signal").
+  const processor = async (job: Job<JobSpecInput, JobResult>, token?: string, signal?: AbortSignal) => {
+    const jobId = job.id as string;
+    taken.add(jobId);
+    presence.changed();
+    try {
+      return await run(job, token, signal);
+    } finally {
+      taken.delete(jobId);
+      presence.changed();
     }
   };
 
