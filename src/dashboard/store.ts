@@ -52,25 +52,10 @@ function commandOf(data: unknown): string[] {
   return Array.isArray(command) ? command.map(String) : [];
 }
 
-/** The words of the waiting reason a worker publishes (`progress.waiting.message`), when it does. */
-function publishedWaiting(progress: unknown): string | null {
-  const waiting = (progress as { waiting?: { message?: unknown } } | null)?.waiting;
-  return typeof waiting?.message === 'string' ? waiting.message : null;
-}
-
-/** Why a job is not running, from what the queue says, when its worker published no reason. */
-function waitingFromState(job: AnyJob, state: string, progress: JobProgress | null): string | null {
-  if (state === 'delayed') {
-    const until = job.timestamp + (job.opts.delay ?? 0);
-    return `delayed until ${new Date(until).toISOString()}`;
-  }
-  if (state === 'waiting' || state === 'prioritized' || state === 'paused') {
-    return state === 'paused' ? 'the queue is paused' : 'queued: no worker has taken it yet';
-  }
-  if (state === 'active' && progress && progress.phase !== 'running' && progress.phase !== 'done') {
-    return `taken by ${progress.worker}: ${progress.phase}`;
-  }
-  return null;
+/** What a job that a worker has taken is doing before it runs (getStatus says why others wait). */
+function takenPhase(progress: JobProgress | null): string | null {
+  if (!progress || progress.phase === 'running' || progress.phase === 'done') return null;
+  return `taken by ${progress.worker}: ${progress.phase}`;
 }
 
 /** Every read the dashboard makes: bounded ones only (counts, one page of one list, one job). */
@@ -161,9 +146,10 @@ export class DashboardStore {
         waiting: null,
       };
     }
-    const [state, runLines] = await Promise.all([
+    const [state, runLines, status] = await Promise.all([
       job.getState(),
       result ? Promise.resolve([]) : redis.lrange(keys.runs(address, id), 0, -1),
+      result ? Promise.resolve(null) : client.getStatus(id),
     ]);
     const progress = progressOf(job);
     return {
@@ -175,7 +161,10 @@ export class DashboardStore {
       progress,
       result,
       earlierRuns: runLines.map((line) => JSON.parse(line) as AttemptRecord),
-      waiting: result ? null : (publishedWaiting(job.progress) ?? waitingFromState(job, state, progress)),
+      // The same words as `stevedore status`: queued behind N, no worker, busy, delayed, pulling, backoff.
+      waiting: result
+        ? null
+        : (status?.waiting?.message ?? (state === 'active' ? takenPhase(progress) : null)),
     };
   }
 

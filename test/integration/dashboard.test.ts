@@ -93,7 +93,8 @@ describe('the dashboard in a browser', () => {
       // No worker yet: the job waits, and the page says so.
       await page.goto(`${base}/job?id=${encodeURIComponent(slow.id)}`);
       expect(await page.textContent('#phase')).toBe('queued');
-      expect(await page.textContent('#waiting')).toBe('queued: no worker has taken it yet');
+      // The words of stevedore status (getStatus): nobody serves the queue yet.
+      expect(await page.textContent('#waiting')).toMatch(/^next in line; no worker on this queue/);
       expect(await page.textContent('#state')).toBe('waiting');
       await page.evaluate(() => {
         (globalThis as unknown as { loadedOnce: boolean }).loadedOnce = true;
