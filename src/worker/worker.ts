@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
@@ -105,6 +106,13 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       credentials,
       pull: { timeoutMs: config.pullTimeoutMs, stallMs: config.pullStallMs },
       ...deps.runtimeOptions?.docker,
+    },
+    singularity: {
+      ...config.singularity,
+      stateDir: join(config.stateDir, 'singularity'),
+      credentials,
+      visibleDevices: { cuda: config.cudaVisibleDevices, amd: config.amdVisibleDevices },
+      ...deps.runtimeOptions?.singularity,
     },
   });
   const embedded = config.redisUrl
