@@ -205,9 +205,13 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     // Taken before (a worker crashed or detached): adopt its container if it is still here,
     // so the job is not run twice; any other earlier container is removed.
     const adoptable =
-      job.attemptsStarted > 1 ? await findAdoptable(runtime, config.queue, jobId, attempt, log) : null;
+      job.attemptsStarted > 1
+        ? await findAdoptable(runtime, config.queue, jobId, attempt, log, runtime.capabilities.adopt)
+        : null;
     const earlier =
-      job.attemptsStarted > 1 ? await earlierRuns(history, jobId, job.progress, adoptable !== null) : [];
+      job.attemptsStarted > 1
+        ? await earlierRuns(history, jobId, job.progress, adoptable !== null, runtime.capabilities.adopt)
+        : [];
     if (adoptable) events.emit('adopted', { jobId, containerId: adoptable.containerId });
     const run = { queue: config.queue, jobId, attempt };
     const executor = await createExecutor(runtime.kind, {
