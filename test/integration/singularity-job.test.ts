@@ -34,7 +34,7 @@ describe.skipIf(bin === null)('job path on Apptainer: submit → worker (runtime
       stderr: { tail: 'err\n' },
     });
     expect(result.runtime).toMatch(/^(apptainer|singularity)/);
-    expect(result.cgroupId).toMatch(/^\/stevedore\/[0-9a-f-]{36}$/);
+    expect(result.cgroupId).toMatch(/^\/stevedore\/singularity\/[0-9a-f-]{36}$/);
     expect(result.imageId).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(result.usage?.cpuSeconds).toBeGreaterThan(0);
     expect(result).not.toHaveProperty('limitsNotApplied');

@@ -25,8 +25,8 @@ import type { SingularityRuntime } from './runtime.js';
 /** Where the executor is in its one container's life; `closed` is final. */
 type ExecutorState = 'new' | 'created' | 'started' | 'closed';
 
-/** Parent of every job's own cgroup (each hierarchy): `/stevedore/<container id>`. */
-const CGROUP_PARENT = '/stevedore';
+/** Parent of every job's own cgroup (each hierarchy); apart from the Docker runtime's /stevedore/<uuid>, which its sweep removes when empty. */
+const CGROUP_PARENT = '/stevedore/singularity';
 
 export interface SingularityExecutorOptions {
   runtime: SingularityRuntime;
