@@ -36,6 +36,7 @@ REQUIREMENTS=(
   'test|command -v debootstrap|apt:debootstrap'         # scripts/seed-images.sh: base images without a registry
   'test|command -v openssl|apt:openssl'                 # CA, server and client certificates of the rediss:// tests
   'test|command -v chromium|apt:chromium'               # the dashboard's browser test (playwright-core drives it)
+  'test|apptainer_found|run:scripts/install-apptainer.sh' # the singularity runtime's tests (Debian 12 has no package)
 )
 
 # Services, one entry per line: "<group>|<check that it answers>|<function that starts it>|<its name>".
@@ -48,6 +49,7 @@ DOCKERD_LOG=/var/log/stevedore-dockerd.log
 docker_socket=${DOCKER_HOST:-unix:///var/run/docker.sock}
 docker_socket=${docker_socket#unix://}
 
+apptainer_found() { command -v apptainer || command -v singularity || [[ -x /opt/apptainer/bin/apptainer ]]; }
 has_package() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 engine_answers() { command -v docker >/dev/null && timeout 10 docker info >/dev/null 2>&1; }
 

@@ -176,6 +176,8 @@ export interface ExitDetails {
    * another path than the output's end, and the output stream did not end in time after it).
    */
   outputCut: string | null;
+  /** Limits of the spec the runtime could not apply on this host, each with why; empty when all held. */
+  notApplied: string[];
 }
 
 /** One reading of a running container's resource use; fields are null where the runtime gives none. */

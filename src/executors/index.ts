@@ -3,6 +3,8 @@ import { RuntimeUnavailableError } from '../jobs/errors.js';
 import { DockerExecutor, type DockerExecutorOptions } from './docker/docker-executor.js';
 import { DockerRuntime, type DockerRuntimeOptions } from './docker/runtime.js';
 import type { ContainerExecutor, ContainerRuntime, RuntimeKind } from './executor.js';
+import { SingularityRuntime, type SingularityRuntimeOptions } from './singularity/runtime.js';
+import { SingularityExecutor } from './singularity/singularity-executor.js';
 
 /**
  * The way in for the worker (and anyone who runs jobs the way it does): open the runtime once,
@@ -12,10 +14,8 @@ import type { ContainerExecutor, ContainerRuntime, RuntimeKind } from './executo
 /** Runtime-specific settings for openRuntime(); only the chosen runtime's are read. */
 export interface RuntimeOptions {
   docker?: DockerRuntimeOptions;
+  singularity?: SingularityRuntimeOptions;
 }
-
-const SINGULARITY_MISSING =
-  'this version of Stevedore has no Singularity/Apptainer executor yet; start the worker with STEVEDORE_RUNTIME=docker (or --runtime docker)';
 
 /**
  * Opens the runtime a worker runs its jobs on and checks that it answers. Rejects with a
@@ -39,7 +39,7 @@ export async function openRuntime(
       return runtime;
     }
     case 'singularity':
-      throw new RuntimeUnavailableError('singularity', SINGULARITY_MISSING);
+      return SingularityRuntime.open(options.singularity);
     default:
       throw new RuntimeUnavailableError(
         JSON.stringify(kind),
@@ -80,7 +80,12 @@ export async function createExecutor(
       }
       return new DockerExecutor({ ...options.docker, runtime, name, labels, logger });
     case 'singularity':
-      throw new Error(`creating: ${SINGULARITY_MISSING}`);
+      if (!(runtime instanceof SingularityRuntime)) {
+        throw new Error(
+          'creating: a singularity executor needs the SingularityRuntime that openRuntime("singularity") returns',
+        );
+      }
+      return new SingularityExecutor({ runtime, labels, logger });
     default:
       throw new Error(
         `creating: unknown runtime ${JSON.stringify(kind)}; expected "docker" or "singularity"`,
@@ -113,3 +118,6 @@ export type {
   StreamCounts,
   UsageSample,
 } from './executor.js';
+export { toSingularityArgs } from './singularity/args.js';
+export { SingularityRuntime, type SingularityRuntimeOptions } from './singularity/runtime.js';
+export { SingularityExecutor } from './singularity/singularity-executor.js';

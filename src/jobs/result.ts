@@ -77,6 +77,8 @@ export interface JobResult {
   attempts: AttemptRecord[];
   labels: Record<string, string>;
   error: { phase: Phase; message: string } | null;
+  /** Present when the runtime could not apply a limit of the spec (say, no cgroups): each limit and why. */
+  limitsNotApplied?: string[];
 }
 
 /** How many bytes of each stream the result keeps. */

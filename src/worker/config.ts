@@ -38,6 +38,8 @@ export interface WorkerConfig {
   prefix: string;
   concurrency: number;
   runtime: 'docker' | 'singularity';
+  /** STEVEDORE_SINGULARITY_BIN, STEVEDORE_SIF_CACHE (and its cap), the PATH the program is looked for on. */
+  singularity: { bin?: string; sifCache?: string; sifCacheBytes?: number; searchPath?: string };
   /** Full stdout/stderr of every attempt are written here. */
   logDir: string;
   /** Embedded Redis data and its URL file. */
@@ -243,6 +245,14 @@ export function loadConfig(
     prefix: get('STEVEDORE_PREFIX') || DEFAULT_PREFIX,
     concurrency: positiveInt('STEVEDORE_CONCURRENCY', get('STEVEDORE_CONCURRENCY'), availableParallelism()),
     runtime,
+    singularity: {
+      bin: get('STEVEDORE_SINGULARITY_BIN') || undefined,
+      sifCache: get('STEVEDORE_SIF_CACHE') || undefined,
+      sifCacheBytes: get('STEVEDORE_SIF_CACHE_BYTES')
+        ? positiveInt('STEVEDORE_SIF_CACHE_BYTES', get('STEVEDORE_SIF_CACHE_BYTES'), 0, 1)
+        : undefined,
+      searchPath: env.PATH,
+    },
     logDir: get('STEVEDORE_LOG_DIR') || join(stateDir, 'logs'),
     stateDir,
     lockDurationMs: positiveInt(

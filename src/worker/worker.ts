@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
@@ -107,6 +108,13 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       pull: { timeoutMs: config.pullTimeoutMs, stallMs: config.pullStallMs },
       ...deps.runtimeOptions?.docker,
     },
+    singularity: {
+      ...config.singularity,
+      stateDir: join(config.stateDir, 'singularity'),
+      credentials,
+      visibleDevices: { cuda: config.cudaVisibleDevices, amd: config.amdVisibleDevices },
+      ...deps.runtimeOptions?.singularity,
+    },
   });
   const embedded = config.redisUrl
     ? await checkExternalRedis(config.redisUrl, tls).catch(async (error: unknown) => {
@@ -210,9 +218,13 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     // Taken before (a worker crashed or detached): adopt its container if it is still here,
     // so the job is not run twice; any other earlier container is removed.
     const adoptable =
-      job.attemptsStarted > 1 ? await findAdoptable(runtime, config.queue, jobId, attempt, log) : null;
+      job.attemptsStarted > 1
+        ? await findAdoptable(runtime, config.queue, jobId, attempt, log, runtime.capabilities.adopt)
+        : null;
     const earlier =
-      job.attemptsStarted > 1 ? await earlierRuns(history, jobId, job.progress, adoptable !== null) : [];
+      job.attemptsStarted > 1
+        ? await earlierRuns(history, jobId, job.progress, adoptable !== null, runtime.capabilities.adopt)
+        : [];
     if (adoptable) events.emit('adopted', { jobId, containerId: adoptable.containerId });
     const run = { queue: config.queue, jobId, attempt };
     const executor = await createExecutor(runtime.kind, {

@@ -209,7 +209,11 @@ export class StubExecutor implements ContainerExecutor {
 
   async exitDetails(): Promise<ExitDetails> {
     await this.enter('exitDetails');
-    return { oomKilled: this.script.oomKilled ?? false, outputCut: this.script.outputCut ?? null };
+    return {
+      oomKilled: this.script.oomKilled ?? false,
+      outputCut: this.script.outputCut ?? null,
+      notApplied: [],
+    };
   }
 
   async usage(): Promise<UsageSample | null> {

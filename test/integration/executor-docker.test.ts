@@ -14,6 +14,8 @@ executorSuite(
     name: 'docker',
     unavailable: async () => null,
     make: (testName) => new DockerExecutor({ runtime, labels: testLabels(testName.slice(0, 200)) }),
+    runtimeVersion: /^docker .*\d+\.\d+/,
+    limitsSeen: 'inside',
     forgetImage: async () => {
       await docker
         .getImage(TEST_IMAGE)

@@ -1,36 +1,40 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { createExecutor } from '../../src/executors/index.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
+import { SingularityRuntime } from '../../src/executors/singularity/runtime.js';
+import { SingularityExecutor } from '../../src/executors/singularity/singularity-executor.js';
+import { testLabels } from '../helpers/docker.js';
+import { testSingularityBin } from '../helpers/singularity.js';
 import { executorSuite } from './executor-suite.js';
 
-const run = promisify(execFile);
+const bin = await testSingularityBin();
+const dir = await mkdtemp(join(tmpdir(), 'stevedore-sif-'));
+afterAll(() => rm(dir, { recursive: true, force: true }));
 
-async function singularityMissing(): Promise<string | null> {
-  for (const bin of ['apptainer', 'singularity']) {
-    try {
-      await run(bin, ['--version']);
-      return null;
-    } catch {
-      // try the next name
-    }
-  }
-  return 'neither apptainer nor singularity is installed (Debian 12 has no package for them)';
-}
-
-const reason = await singularityMissing();
+const opened =
+  bin === null
+    ? 'neither apptainer nor singularity is installed (Debian 12 has no package: run scripts/setup.sh test)'
+    : await SingularityRuntime.open({ bin, sifCache: join(dir, 'sif'), stateDir: join(dir, 'state') }).catch(
+        (error: Error) => error.message,
+      );
+const runtime = typeof opened === 'string' ? null : opened;
 
 executorSuite(
   {
     name: 'singularity',
-    unavailable: singularityMissing,
-    make: () => {
-      throw new Error('singularity executor not implemented yet');
+    unavailable: async () => (typeof opened === 'string' ? opened : null),
+    make: (testName) => {
+      if (!runtime) throw new Error('no singularity runtime');
+      return new SingularityExecutor({ runtime, labels: testLabels(testName.slice(0, 200)) });
     },
-    forgetImage: async () => undefined,
+    forgetImage: async () => {
+      await rm(join(dir, 'sif'), { recursive: true, force: true });
+    },
+    runtimeVersion: /^(apptainer|singularity(-ce)?) version \d+\.\d+/,
+    // Apptainer sets its own variables in every container (APPTAINER_*, SINGULARITY_*, its shell prompt).
+    runtimeEnv: /^(APPTAINER_|SINGULARITY_|LD_LIBRARY_PATH$|PS1$|PROMPT_COMMAND$|LANG$)/,
+    limitsSeen: 'host-cgroup',
   },
-  reason ??
-    (await createExecutor('singularity').then(
-      () => null,
-      (error: Error) => error.message,
-    )),
+  typeof opened === 'string' ? opened : null,
 );

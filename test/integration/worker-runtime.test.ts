@@ -6,11 +6,14 @@ import { busybox, useTestWorld } from '../helpers/stevedore.js';
 describe("the worker's runtime", () => {
   const world = useTestWorld();
 
-  it('a worker told to run singularity, which this host cannot, fails at start saying what to do', async () => {
-    const started = world.h.worker({ runtime: 'singularity' });
+  it('a worker told to run singularity with a program that is not there fails at start saying what to do', async () => {
+    const started = world.h.worker({
+      runtime: 'singularity',
+      singularity: { bin: '/nonexistent/apptainer' },
+    });
     await expect(started).rejects.toBeInstanceOf(RuntimeUnavailableError);
     await expect(started).rejects.toThrow(
-      /^runtime singularity is not available: .*no Singularity\/Apptainer executor.*STEVEDORE_RUNTIME=docker/,
+      /^runtime singularity is not available: \/nonexistent\/apptainer --version failed .*install Apptainer.*STEVEDORE_SINGULARITY_BIN/,
     );
     expect(world.h.workers).toEqual([]);
   });

@@ -269,7 +269,7 @@ export class DockerExecutor implements ContainerExecutor {
   async exitDetails(): Promise<ExitDetails> {
     const container = this.requireContainer('running');
     const oomKilled = await oomKilledOf(container, this.watch, this.exitCode);
-    return { oomKilled, outputCut: this.exit?.outputCut ?? null };
+    return { oomKilled, outputCut: this.exit?.outputCut ?? null, notApplied: [] };
   }
 
   async usage(): Promise<UsageSample | null> {

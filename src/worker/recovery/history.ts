@@ -42,7 +42,11 @@ function traceOf(progress: unknown): RunTrace | null {
  * The run an earlier worker left without a record, or null: the job's progress names a run that
  * the history does not have as its latest entry, and nothing is left of it to adopt.
  */
-export function lostRun(progress: unknown, recorded: readonly AttemptRecord[]): AttemptRecord | null {
+export function lostRun(
+  progress: unknown,
+  recorded: readonly AttemptRecord[],
+  canAdopt = true,
+): AttemptRecord | null {
   const trace = traceOf(progress);
   if (!trace) return null;
   const last = recorded.at(-1);
@@ -53,7 +57,9 @@ export function lostRun(progress: unknown, recorded: readonly AttemptRecord[]): 
     worker: trace.worker,
     state: 'Failed',
     reason: 'infra',
-    error: `worker lost ${when}; its container was gone, so the job ran again`,
+    error: canAdopt
+      ? `worker lost ${when}; its container was gone, so the job ran again`
+      : `worker lost ${when}; this runtime cannot adopt a container (it ends with its worker), so the job ran again`,
   };
 }
 
@@ -86,9 +92,10 @@ export async function earlierRuns(
   jobId: string,
   progress: unknown,
   adopting: boolean,
+  canAdopt = true,
 ): Promise<AttemptRecord[]> {
   const recorded = await history.read(jobId);
-  const lost = adopting ? null : lostRun(progress, recorded);
+  const lost = adopting ? null : lostRun(progress, recorded, canAdopt);
   if (!lost) return recorded;
   await history.add(jobId, lost);
   return [...recorded, lost];

@@ -115,6 +115,8 @@ export async function findAdoptable(
   jobId: string,
   attempt: number,
   logger: Logger,
+  /** The runtime's capabilities.adopt: without it every earlier container is removed and the job runs again. */
+  canAdopt = true,
 ): Promise<{ containerId: string; worker: string } | null> {
   const containers = await runtime.listContainers({
     [LABELS.queue]: queueName,
@@ -128,6 +130,13 @@ export async function findAdoptable(
     const state = await runtime.containerState(sorted[0].id).catch(() => null);
     if (state === null) sorted.shift();
     else if (state !== 'created') sorted[0] = { ...sorted[0], state };
+  }
+  if (!canAdopt) {
+    for (const c of sorted) {
+      const context = { attempt: attemptOf(c), state: c.state };
+      await removeOrWarn(runtime, logger, c, context, 'an earlier container (this runtime cannot adopt)');
+    }
+    return null;
   }
   const [latest, ...older] = sorted;
   for (const c of older) {

@@ -21,6 +21,7 @@ export interface RunFacts {
   image: ImageIdentity | null;
   exitCode: number | null;
   oomKilled: boolean;
+  limitsNotApplied: string[];
   stopReason: StopReason | null;
   firstError: Error | null;
   /** Where the first error happened (the run's last phase when there was none). */
@@ -107,5 +108,6 @@ export function buildResult(f: RunFacts): JobResult {
     ],
     labels: f.spec.labels,
     error,
+    ...(f.limitsNotApplied.length > 0 ? { limitsNotApplied: f.limitsNotApplied } : {}),
   };
 }

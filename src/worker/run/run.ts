@@ -164,6 +164,8 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     const details = await executor.exitDetails();
     state.oomKilled = details.oomKilled;
     if (details.outputCut) events.write('warning', { message: details.outputCut });
+    state.limitsNotApplied = details.notApplied;
+    for (const note of details.notApplied) events.write('warning', { message: `limit not applied: ${note}` });
     events.write('exited', { exitCode: state.exitCode, oomKilled: state.oomKilled });
     // The one place the run's final counters are read: after the exit, before close().
     const final = await executor.finalUsage();
@@ -215,6 +217,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     image: state.image,
     exitCode: state.exitCode,
     oomKilled: state.oomKilled,
+    limitsNotApplied: state.limitsNotApplied,
     stopReason: state.stopReason,
     firstError: state.firstError,
     errorPhase: state.errorPhase,

@@ -18,6 +18,8 @@ export class RunState {
   phase: Phase = 'admitted';
   exitCode: number | null = null;
   oomKilled = false;
+  /** Limits the runtime could not apply (exitDetails), for the result. */
+  limitsNotApplied: string[] = [];
   startedAt: string | null = null;
   stopReason: StopReason | null = null;
   /** The image the container runs, once loadImage() or an adoption said. */

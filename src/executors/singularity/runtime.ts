@@ -1,0 +1,117 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../executor.js';
+import type { RegistryCredentials } from '../registry-auth.js';
+import { findSingularity, type SingularityBinary } from './binary.js';
+import { JobCgroup } from './cgroup.js';
+import { SingularityImages } from './images.js';
+import { ContainerRecords } from './records.js';
+import { DEFAULT_SIF_CACHE_BYTES, SifCache } from './sif-cache.js';
+
+export interface SingularityRuntimeOptions {
+  /** STEVEDORE_SINGULARITY_BIN; absent: apptainer, else singularity, on `searchPath`. */
+  bin?: string;
+  /** Where programs are looked for (the worker's PATH). */
+  searchPath?: string;
+  /** STEVEDORE_SIF_CACHE: converted images; default ~/.cache/stevedore/sif. */
+  sifCache?: string;
+  /** Cap of the SIF cache in bytes; least recently used images go past it. */
+  sifCacheBytes?: number;
+  /** Records of the containers this host's workers run (for removing a crashed worker's). */
+  stateDir?: string;
+  credentials?: RegistryCredentials;
+  /** Local Docker engine socket for `docker-daemon:` images. */
+  dockerSocket?: string;
+  visibleDevices?: { cuda?: string; amd?: string };
+  /** Where the host's cgroup filesystem is (tests). */
+  cgroupRoot?: string;
+}
+
+/** Where the SIF cache is when STEVEDORE_SIF_CACHE is not set. */
+export function defaultSifCache(home = homedir()): string {
+  return join(home, '.cache', 'stevedore', 'sif');
+}
+
+/**
+ * Apptainer (or SingularityCE) on this host, opened once per worker: the program, the SIF cache
+ * and the records of running containers. A container is a process of the worker's: it cannot
+ * outlive its worker to be adopted (capabilities.adopt is false); a crashed worker's container is
+ * found by its record and removed, and its job runs again.
+ */
+export class SingularityRuntime implements ContainerRuntime {
+  readonly kind = 'singularity' as const;
+  readonly capabilities: RuntimeCapabilities = { adopt: false, exec: true };
+  readonly records: ContainerRecords;
+
+  private constructor(
+    readonly bin: SingularityBinary,
+    readonly images: SingularityImages,
+    readonly options: SingularityRuntimeOptions,
+  ) {
+    this.records = new ContainerRecords(
+      options.stateDir ?? join(homedir(), '.local', 'state', 'stevedore', 'singularity'),
+    );
+  }
+
+  /** Finds the program and checks that it runs; rejects with a RuntimeUnavailableError saying what to do. */
+  static async open(options: SingularityRuntimeOptions = {}): Promise<SingularityRuntime> {
+    const bin = await findSingularity({ explicit: options.bin, searchPath: options.searchPath });
+    const cache = new SifCache(
+      options.sifCache ?? defaultSifCache(),
+      options.sifCacheBytes ?? DEFAULT_SIF_CACHE_BYTES,
+    );
+    const images = new SingularityImages(bin, cache, {
+      credentials: options.credentials,
+      dockerSocket: options.dockerSocket,
+    });
+    return new SingularityRuntime(bin, images, options);
+  }
+
+  async version(): Promise<string> {
+    return this.bin.version;
+  }
+
+  async checkAvailable(): Promise<void> {
+    await findSingularity({ explicit: this.bin.path });
+  }
+
+  async listContainers(labels: Record<string, string>): Promise<RuntimeContainer[]> {
+    const matching = (await this.records.all()).filter((r) =>
+      Object.entries(labels).every(([k, v]) => r.labels[k] === v),
+    );
+    return Promise.all(
+      matching.map(async (r) => ({
+        id: r.id,
+        labels: r.labels,
+        state: await ContainerRecords.stateOf(r),
+        createdAt: r.createdAt,
+      })),
+    );
+  }
+
+  async containerState(id: string): Promise<string | null> {
+    const record = await this.records.read(id);
+    return record ? ContainerRecords.stateOf(record) : null;
+  }
+
+  /** Kills whatever still runs in the container's cgroup, then removes the cgroup and the record. */
+  async removeContainer(id: string): Promise<void> {
+    const record = await this.records.read(id);
+    if (!record) return;
+    if (record.cgroup !== '') {
+      const cgroup = await JobCgroup.existing(record.cgroup, this.options.cgroupRoot);
+      for (let i = 0; i < 50 && (await cgroup.pids()).length > 0; i++) {
+        await cgroup.signalAll('SIGKILL');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await cgroup.remove();
+    } else if ((await ContainerRecords.stateOf(record)) === 'running') {
+      process.kill(-record.pid, 'SIGKILL');
+    }
+    await this.records.remove(id);
+  }
+
+  async close(): Promise<void> {
+    // Nothing held open: the program runs per container.
+  }
+}

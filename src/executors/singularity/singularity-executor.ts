@@ -1,0 +1,302 @@
+import { randomUUID } from 'node:crypto';
+import { type Logger, pino } from 'pino';
+import { CommandNotFoundError, InfrastructureError, PhaseError } from '../../jobs/errors.js';
+import type {
+  Adoption,
+  ContainerExecutor,
+  ExecOptions,
+  ExecResult,
+  ExecutorSpec,
+  ExitDetails,
+  FinalUsage,
+  ImageRequest,
+  LoadedImage,
+  Reattachment,
+  RuntimeCapabilities,
+  UsageSample,
+} from '../executor.js';
+import { type SingularityCommand, toSingularityArgs } from './args.js';
+import { JobCgroup } from './cgroup.js';
+import { addressOf, nsenterExec } from './exec.js';
+import { type ProcessExit, SingularityProcess } from './process.js';
+import { processStartTime } from './records.js';
+import type { SingularityRuntime } from './runtime.js';
+
+/** Where the executor is in its one container's life; `closed` is final. */
+type ExecutorState = 'new' | 'created' | 'started' | 'closed';
+
+/** Parent of every job's own cgroup (each hierarchy); apart from the Docker runtime's /stevedore/<uuid>, which its sweep removes when empty. */
+const CGROUP_PARENT = '/stevedore/singularity';
+
+export interface SingularityExecutorOptions {
+  runtime: SingularityRuntime;
+  labels?: Record<string, string>;
+  logger?: Logger;
+}
+
+/** Runs one container with Apptainer/SingularityCE as a child process of the worker. One instance, one container. */
+export class SingularityExecutor implements ContainerExecutor {
+  readonly capabilities: RuntimeCapabilities;
+  private readonly rt: SingularityRuntime;
+  private readonly log: Logger;
+  private state: ExecutorState = 'new';
+  private id = '';
+  private image: { request: ImageRequest; loaded: LoadedImage; key: string } | undefined;
+  private spec: ExecutorSpec | undefined;
+  private command: SingularityCommand | undefined;
+  private cgroup: JobCgroup | { unavailable: string } | undefined;
+  private process: SingularityProcess | undefined;
+  private exited: ProcessExit | undefined;
+  private releaseImage: (() => void) | undefined;
+
+  constructor(private readonly options: SingularityExecutorOptions) {
+    this.rt = options.runtime;
+    this.capabilities = this.rt.capabilities;
+    this.log = options.logger ?? pino({ level: 'silent' });
+  }
+
+  get containerId(): string {
+    return this.id;
+  }
+
+  reattachments(): readonly Reattachment[] {
+    return [];
+  }
+
+  async loadImage(request: ImageRequest): Promise<LoadedImage> {
+    const { loaded, key } = await this.rt.images.ensure(request, this.log);
+    this.image = { request, loaded, key };
+    return loaded;
+  }
+
+  async create(spec: ExecutorSpec): Promise<void> {
+    if (this.state !== 'new') throw new PhaseError('creating', `this executor is ${this.state}, not new`);
+    if (!this.image || this.image.request.image !== spec.image) {
+      await this.loadImage({ image: spec.image, pullPolicy: 'if-not-present' });
+    }
+    const image = this.image as NonNullable<typeof this.image>;
+    this.releaseImage = await this.rt.images.cache.acquire(image.key);
+    this.id = randomUUID();
+    const base = spec.cgroupParent ? `/${spec.cgroupParent.replace(/^\/+|\/+$/g, '')}` : CGROUP_PARENT;
+    const cgroup = await JobCgroup.make(`${base}/${this.id}`, this.rt.options.cgroupRoot);
+    this.cgroup = cgroup;
+    const command = toSingularityArgs(spec, {
+      flavour: this.rt.bin.flavour,
+      sifPath: this.rt.images.cache.pathOf(image.key),
+      cgroups:
+        cgroup instanceof JobCgroup ? { available: true } : { available: false, why: cgroup.unavailable },
+      cudaVisibleDevices: this.rt.options.visibleDevices?.cuda,
+      amdVisibleDevices: this.rt.options.visibleDevices?.amd,
+    });
+    if (cgroup instanceof JobCgroup) {
+      try {
+        await cgroup.apply(command.limits);
+      } catch (error) {
+        await cgroup.remove().catch(() => undefined);
+        throw new InfrastructureError(
+          'creating',
+          `cannot set limits on cgroup ${cgroup.path}: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        );
+      }
+    }
+    for (const note of command.notApplied)
+      this.log.warn({ containerId: this.id }, `limit not applied: ${note}`);
+    await this.rt.records.write(this.record(0, ''));
+    this.command = command;
+    this.spec = spec;
+    this.state = 'created';
+  }
+
+  private record(pid: number, pidStartedAt: string) {
+    return {
+      id: this.id,
+      labels: this.options.labels ?? {},
+      cgroup: this.cgroup instanceof JobCgroup ? this.cgroup.path : '',
+      pid,
+      pidStartedAt,
+      createdAt: Date.now(),
+    };
+  }
+
+  async start(): Promise<void> {
+    const { spec, command } = this;
+    if (this.state !== 'created' || !spec || !command) {
+      throw new PhaseError(
+        'starting',
+        `no container to start: this executor is ${this.state} (call create() first)`,
+      );
+    }
+    const cgroup = this.cgroup instanceof JobCgroup ? this.cgroup : null;
+    const child = new SingularityProcess(this.rt.bin.path, command, cgroup, spec);
+    this.process = child;
+    this.state = 'started';
+    void child.exit.then(
+      (exit) => {
+        this.exited = exit;
+      },
+      () => undefined,
+    );
+    if (child.pid === 0) {
+      const why = await child.exit.then(
+        () => 'no process',
+        (error: Error) => error.message,
+      );
+      throw new InfrastructureError('starting', `cannot run ${this.rt.bin.path}: ${why}`);
+    }
+    await this.rt.records.write(this.record(child.pid, (await processStartTime(child.pid)) ?? ''));
+    this.log.debug({ containerId: this.id, pid: child.pid }, 'container started');
+    // Started = the command runs (so pid() and exec() find it). Without an init the runtime's own
+    // "not found" is the start's failure, as on Docker; under the init it is exit 127.
+    if (spec.init === false) {
+      const early = await child.commandStarted();
+      if (early?.missingCommand) {
+        throw new CommandNotFoundError(
+          `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (${this.rt.bin.flavour} said: ${early.missingCommand})`,
+        );
+      }
+    }
+  }
+
+  async adopt(): Promise<Adoption> {
+    throw new PhaseError(
+      'running',
+      `the ${this.rt.bin.flavour} runtime cannot adopt a container: its containers end with their worker`,
+    );
+  }
+
+  async wait(signal?: AbortSignal): Promise<number> {
+    const child = this.process;
+    if (!child)
+      throw new PhaseError('running', `wait() needs a started container; this executor is ${this.state}`);
+    signal?.throwIfAborted();
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new PhaseError('running', 'wait aborted', { cause: signal?.reason }));
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const exit = await Promise.race([child.exit, aborted]);
+      return exit.code;
+    } catch (error) {
+      if (error instanceof PhaseError) throw error;
+      throw new InfrastructureError(
+        'running',
+        `the ${this.rt.bin.flavour} process failed: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    } finally {
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async stop(options: { graceMs?: number } = {}): Promise<void> {
+    const child = this.process;
+    if (!child?.running) return;
+    const graceMs = Math.max(0, options.graceMs ?? 0);
+    if (graceMs > 0) {
+      child.terminate();
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([
+        child.exit.then(
+          () => true,
+          () => true,
+        ),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (ended) return;
+    }
+    await child.kill();
+  }
+
+  detach(): void {
+    // Nothing outlives the worker here (capabilities.adopt is false): a detaching worker's close() stops it.
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    const child = this.process;
+    if (child?.running) {
+      await child.kill();
+      await child.exit.catch(() => undefined);
+    }
+    this.state = 'closed';
+    this.releaseImage?.();
+    if (this.cgroup instanceof JobCgroup) {
+      const cgroup = this.cgroup;
+      // A failure leaves only an empty directory: logged, never the run's failure.
+      await cgroup
+        .remove()
+        .catch((error: unknown) =>
+          this.log.warn({ containerId: this.id, err: error }, 'could not remove the job cgroup'),
+        );
+    }
+    if (this.id) await this.rt.records.remove(this.id);
+  }
+
+  async exitDetails(): Promise<ExitDetails> {
+    // OOM kills show as a SIGKILL; the memory cgroup's failcnt tells them apart.
+    const oomKilled =
+      this.exited?.code === 137 && this.cgroup instanceof JobCgroup ? await this.cgroup.oomKilled() : false;
+    return { oomKilled, outputCut: null, notApplied: this.command?.notApplied ?? [] };
+  }
+
+  async usage(): Promise<UsageSample | null> {
+    if (!this.process?.running || !(this.cgroup instanceof JobCgroup)) return null;
+    return this.cgroup.sample();
+  }
+
+  async finalUsage(): Promise<FinalUsage> {
+    const cgroup = this.cgroup;
+    const none = (missing: string): FinalUsage => ({
+      cpuSeconds: null,
+      peakMemoryBytes: null,
+      blockIoBytes: null,
+      missing,
+    });
+    if (!cgroup) return none('no container was created');
+    if (!(cgroup instanceof JobCgroup)) return none(cgroup.unavailable);
+    return cgroup.final();
+  }
+
+  cgroupId(): string {
+    if (this.cgroup instanceof JobCgroup) return this.cgroup.path;
+    return this.id;
+  }
+
+  async pid(): Promise<number> {
+    return this.process?.containerPid() ?? 0;
+  }
+
+  runtime(): Promise<string> {
+    return this.rt.version();
+  }
+
+  async ipAddress(): Promise<string> {
+    const pid = await this.runningPid('running');
+    if (!this.spec?.enableNetwork) throw new PhaseError('running', 'the container has no network');
+    const address = await addressOf(pid);
+    if (!address)
+      throw new PhaseError('running', "the container has no network address (no network, or the host's)");
+    return address;
+  }
+
+  async exec(command: string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return nsenterExec(await this.runningPid('exec'), command, options);
+  }
+
+  private async runningPid(phase: 'running' | 'exec'): Promise<number> {
+    if (!this.process) throw new PhaseError(phase, 'no container: call create() and start() first');
+    await this.process.commandStarted();
+    const pid = await this.process.containerPid();
+    if (pid === 0) throw new PhaseError(phase, 'the container is not running');
+    return pid;
+  }
+}

@@ -1,0 +1,78 @@
+import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SifCache } from '../../src/executors/singularity/sif-cache.js';
+import { parseManifest } from '../../src/executors/singularity/tarball.js';
+
+const key = (c: string) => c.repeat(64);
+const dirs: string[] = [];
+async function cache(maxBytes: number): Promise<SifCache> {
+  const dir = await mkdtemp(join(tmpdir(), 'sif-cache-'));
+  dirs.push(dir);
+  return new SifCache(dir, maxBytes);
+}
+const writeBytes = (n: number) => async (target: string) => writeFile(target, Buffer.alloc(n));
+
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+describe('SifCache', () => {
+  it('converts once per digest, also when asked concurrently', async () => {
+    const c = await cache(1000);
+    let conversions = 0;
+    const convert = async (target: string) => {
+      conversions += 1;
+      await writeFile(target, 'sif');
+    };
+    const [a, b] = await Promise.all([c.ensure(key('a'), convert), c.ensure(key('a'), convert)]);
+    expect(conversions).toBe(1);
+    expect([a.converted, b.converted].sort()).toEqual([false, true]);
+    expect((await c.ensure(key('a'), convert)).converted).toBe(false);
+  });
+
+  it('evicts the least recently used past the cap, never one in use or the newest', async () => {
+    const c = await cache(250);
+    await c.ensure(key('a'), writeBytes(100));
+    await c.ensure(key('b'), writeBytes(100));
+    await utimes(c.pathOf(key('a')), new Date(1000), new Date(1000));
+    await utimes(c.pathOf(key('b')), new Date(2000), new Date(2000));
+    const release = await c.acquire(key('a')); // used now: b is the least recently used
+    await c.ensure(key('c'), writeBytes(100));
+    expect((await readdir(c.dir)).filter((n) => n.endsWith('.sif')).sort()).toEqual([
+      `${key('a')}.sif`,
+      `${key('c')}.sif`,
+    ]);
+    release();
+    await utimes(c.pathOf(key('a')), new Date(1000), new Date(1000));
+    await c.ensure(key('d'), writeBytes(100));
+    expect(await c.has(key('a'))).toBe(false);
+    expect(await c.has(key('c'))).toBe(true);
+  });
+
+  it('remembers references by digest and forgets those whose SIF was evicted', async () => {
+    const c = await cache(150);
+    await c.ensure(key('a'), writeBytes(100));
+    await c.remember('docker.io/library/busybox:1', key('a'));
+    expect(await c.lookup('docker.io/library/busybox:1')).toBe(key('a'));
+    await utimes(c.pathOf(key('a')), new Date(1000), new Date(1000));
+    await c.ensure(key('b'), writeBytes(100));
+    expect(await c.lookup('docker.io/library/busybox:1')).toBeNull();
+  });
+
+  it('rejects a key that is no sha256 digest', async () => {
+    expect(() => new SifCache('/x').pathOf('../etc')).toThrow(/not a sha256 digest/);
+  });
+});
+
+describe('tarball keys', () => {
+  it('keys a tarball by the sha256 of its manifest.json and lists its tags', () => {
+    const body = Buffer.from('[{"Config":"c.json","RepoTags":["a/b:1","a/b:2"],"Layers":["l/layer.tar"]}]');
+    const m = parseManifest(body);
+    expect(m.key).toMatch(/^[0-9a-f]{64}$/);
+    expect(m.repoTags).toEqual(['a/b:1', 'a/b:2']);
+    expect(parseManifest(Buffer.from(body)).key).toBe(m.key);
+    expect(() => parseManifest(Buffer.from('{}'))).toThrow(/not a list/);
+  });
+});
