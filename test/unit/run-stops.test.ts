@@ -116,7 +116,7 @@ describe('runJob on a stub executor: stop sources', () => {
   });
 
   it('a lost lock lets go of the running container for the job’s new owner: no stop, and release removes nothing', async () => {
-    const h = stubRun({ stopGraceSeconds: 30 }, { runsUntilExited: true });
+    const h = stubRun({ stopGraceSeconds: 30 }, { runsUntilExited: true, capabilities: { adopt: true } });
     const outcome = h.run();
     await h.executor.reached('wait');
     h.stop.abort('lost-lock');
@@ -126,6 +126,20 @@ describe('runJob on a stub executor: stop sources', () => {
     await release();
     expect(h.executor.calls).not.toContain('stop');
     expect(h.executor.calls).not.toContain('close');
+  });
+
+  it('on a runtime that cannot adopt, a lost lock or a detach removes the container: nobody could take it over', async () => {
+    for (const reason of ['lost-lock', 'detach'] as const) {
+      const h = stubRun({}, { runsUntilExited: true });
+      const outcome = h.run();
+      await h.executor.reached('wait');
+      h.stop.abort(reason);
+      const { interruptedBy, release } = await outcome;
+      expect(interruptedBy).toBe(reason);
+      expect(h.executor.calls).not.toContain('detach');
+      await release();
+      expect(h.executor.count('close')).toBe(1);
+    }
   });
 
   it('a lost lock before the container started removes it as usual', async () => {
@@ -171,7 +185,7 @@ describe('runJob on a stub executor: stop sources', () => {
   });
 
   it('a detach lets go of a running container: executor.detach(), and release removes nothing', async () => {
-    const h = stubRun({}, { runsUntilExited: true });
+    const h = stubRun({}, { runsUntilExited: true, capabilities: { adopt: true } });
     const outcome = h.run();
     await h.executor.reached('wait');
     h.stop.abort('detach');

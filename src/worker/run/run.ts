@@ -200,8 +200,10 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   }
 
   // Only a started container is left for adoption (by the next worker after a detach, by the
-  // job's new owner after a lost lock); one not started yet is removed as usual.
+  // job's new owner after a lost lock), and only on a runtime that can adopt; one not started yet
+  // is removed as usual, and so is one nobody could adopt (the next owner runs the job again).
   const detached =
+    executor.capabilities.adopt &&
     (state.stopReason === 'detach' || state.stopReason === 'lost-lock') &&
     state.exitCode === null &&
     state.startedAt !== null;
