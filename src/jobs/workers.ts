@@ -9,6 +9,8 @@ export interface WorkerPresence {
   pid: number;
   /** Jobs it runs at once (STEVEDORE_CONCURRENCY). */
   capacity: number;
+  /** The runtime it runs jobs on (STEVEDORE_RUNTIME: docker, podman, singularity); '' from older workers. */
+  runtime: string;
   /** Ids of the jobs it runs now. */
   running: string[];
   /** ISO times: when the worker started, and its latest heartbeat. */
@@ -46,6 +48,7 @@ function parseEntry(text: string): WorkerPresence | null {
       host: entry.host ?? '',
       pid: entry.pid ?? 0,
       capacity: entry.capacity ?? 0,
+      runtime: typeof entry.runtime === 'string' ? entry.runtime : '',
       running: Array.isArray(entry.running) ? entry.running : [],
       startedAt: entry.startedAt ?? entry.seenAt,
       seenAt: entry.seenAt,
@@ -87,6 +90,7 @@ export interface PresenceOptions {
   host: string;
   pid: number;
   capacity: number;
+  runtime: string;
   /** The job ids running now, read at each write. */
   running: () => string[];
   /** A failed write (Redis away); the next heartbeat tries again. */
@@ -177,6 +181,7 @@ export class PresenceWriter {
       host: this.options.host,
       pid: this.options.pid,
       capacity: this.options.capacity,
+      runtime: this.options.runtime,
       running: this.options.running(),
       startedAt: this.startedAt,
       seenAt: new Date(now).toISOString(),

@@ -7,11 +7,14 @@ import { type JobResult, resultWithoutRun } from '../jobs/result.js';
 import { type JobSpec, type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
 import { deniedMessage } from '../policy/check.js';
 import type { WorkerPolicy } from './policy-load.js';
-import { checkJobRuntime } from './runtime-check.js';
+import { ForAnotherRuntimeError, routeJob } from './runtime-check.js';
 import { checkSignature, type SignatureGate } from './signature-check.js';
 
 export interface AdmissionContext {
   runtime: RuntimeKind;
+  queue: string;
+  /** Runtimes of the queue's live workers (presence), read only for a job that names another runtime. */
+  liveRuntimes: () => Promise<string[]>;
   worker: { host: string; id: string };
   log: Logger;
   /** STEVEDORE_POLICY: what a job may ask for on this worker. */
@@ -26,9 +29,10 @@ export interface AdmissionContext {
 
 /**
  * The job as this worker may run it: its id as the client would take it, its spec valid, for
- * this worker's runtime and within its policy (whose defaults it then carries). Anything else
- * is failed for good (UnrecoverableError) with an `invalid` result naming every problem, and
- * never reaches a runtime.
+ * this worker's runtime and within its policy (whose defaults it then carries). A job for a
+ * runtime another live worker of the queue runs is handed back (ForAnotherRuntimeError).
+ * Anything else is failed for good (UnrecoverableError) with an `invalid` result naming every
+ * problem, and never reaches a runtime.
  */
 export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: AdmissionContext): Promise<JobSpec> {
   const jobId = job.id as string;
@@ -59,11 +63,18 @@ export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: Admission
   let spec: JobSpec;
   try {
     spec = parseJobSpec(signed.spec);
-    checkJobRuntime(spec, ctx.runtime);
   } catch (error) {
     if (!(error instanceof InvalidSpecError)) throw error;
     ctx.log.warn({ issues: error.issues }, 'invalid job spec');
     return reject(error.message);
+  }
+  if (spec.runtime !== undefined && spec.runtime !== ctx.runtime) {
+    const route = routeJob(spec, ctx.runtime, await ctx.liveRuntimes(), ctx.queue);
+    if (route.to === 'elsewhere') throw new ForAnotherRuntimeError(route.runtime);
+    if (route.to === 'nowhere') {
+      ctx.log.warn({ runtime: spec.runtime }, 'no worker on the queue runs the runtime the job asks for');
+      return reject(route.error.message);
+    }
   }
   // Before anything is pulled, loaded, opened or created.
   const checked = await ctx.policy.check(spec);

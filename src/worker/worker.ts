@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
 import { RegistryAuthError, RegistryCredentials } from '../executors/registry-auth.js';
@@ -10,7 +10,7 @@ import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
 import { checkRedisAccess, RedisAccessError } from '../jobs/redis-check.js';
 import type { JobResult } from '../jobs/result.js';
 import type { JobSpecInput } from '../jobs/spec.js';
-import { PresenceWriter } from '../jobs/workers.js';
+import { listWorkers, PresenceWriter } from '../jobs/workers.js';
 import { admitJob } from './admission.js';
 import { listenForCancels } from './cancel-listener.js';
 import { ConfigError, type WorkerConfig } from './config.js';
@@ -26,6 +26,7 @@ import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
 import { readRedisTls } from './redis-tls.js';
 import { type FinishedAs, FinishedRetention } from './retention.js';
 import { runJob, type StopReason } from './run/run.js';
+import { ForAnotherRuntimeError } from './runtime-check.js';
 import { TrustedKeys } from './trusted-keys.js';
 
 export type { WorkerProbe } from './probe.js';
@@ -58,6 +59,8 @@ export interface WorkerHandle {
 
 /** Leftover containers are looked for at start and then every this many lock durations. */
 const RECONCILE_EVERY_LOCKS = 4;
+/** How soon a job for another runtime is offered again (to whichever worker takes it next). */
+const REROUTE_DELAY_MS = 1_000;
 
 /** The registry credentials file, read now: a bad one stops the worker here, naming the file and entry. */
 function readCredentials(config: WorkerConfig, logger: Logger): RegistryCredentials {
@@ -186,6 +189,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     host: config.host,
     pid: process.pid,
     capacity: config.concurrency,
+    runtime: runtime.kind,
     running: () => [...taken],
     onError: onRedisError,
   });
@@ -201,12 +205,23 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     const log = logger.child({ jobId, attempt });
     const spec = await admitJob(job, {
       runtime: runtime.kind,
+      queue: config.queue,
+      liveRuntimes: async () => (await listWorkers(commands, address)).workers.map((w) => w.runtime),
       worker: workerInfo,
       log,
       policy,
       writeSideResult,
       signatures: { trusted, queue: config.queue, now: Date.now },
       onInvalid: (result) => finished(result),
+    }).catch(async (error: unknown) => {
+      if (!(error instanceof ForAnotherRuntimeError)) throw error;
+      // Another live worker runs the runtime it asks for: back to the queue for it, no attempt spent.
+      log.info(
+        { runtime: error.runtime },
+        'job asks for another runtime: put back for a worker that runs it',
+      );
+      await job.moveToDelayed(Date.now() + REROUTE_DELAY_MS, token);
+      throw new DelayedError();
     });
     events.emit('job-admitted', { jobId, attempt });
     const controller = new AbortController();

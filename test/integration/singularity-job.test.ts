@@ -40,4 +40,33 @@ describe.skipIf(bin === null)('job path on Apptainer: submit → worker (runtime
     expect(result).not.toHaveProperty('limitsNotApplied');
     expect(await readFile(result.stdout.path as string, 'utf8')).toBe('out-1\n');
   });
+
+  it('on a queue with a docker and an Apptainer worker, each job runs on the runtime it names', async () => {
+    // The docker worker starts first and takes the Apptainer job too, then hands it back.
+    await world.h.worker({ workerId: 'route-docker' });
+    await world.h.worker({
+      workerId: 'route-sif',
+      runtime: 'singularity',
+      singularity: { bin: bin as string, sifCache },
+    });
+    const client = world.h.client();
+    const sifJob = await client.submit(busybox(['echo', 'on apptainer'], { runtime: 'singularity' }));
+    const dockerJob = await client.submit(busybox(['echo', 'on docker'], { runtime: 'docker' }));
+    const eitherJob = await client.submit(busybox(['echo', 'on either']));
+    const wait = (id: string) => client.waitForResult(id, { timeoutMs: 60_000 });
+    const [sif, dock, either] = await Promise.all([wait(sifJob.id), wait(dockerJob.id), wait(eitherJob.id)]);
+    expect(sif).toMatchObject({
+      state: 'Complete',
+      worker: { id: 'route-sif' },
+      stdout: { tail: 'on apptainer\n' },
+    });
+    expect(sif.runtime).toMatch(/^(apptainer|singularity)/);
+    expect(dock).toMatchObject({
+      state: 'Complete',
+      worker: { id: 'route-docker' },
+      stdout: { tail: 'on docker\n' },
+    });
+    expect(dock.runtime).toMatch(/^docker/);
+    expect(either).toMatchObject({ state: 'Complete', exitCode: 0 });
+  });
 });

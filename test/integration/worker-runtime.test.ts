@@ -18,7 +18,7 @@ describe("the worker's runtime", () => {
     expect(world.h.workers).toEqual([]);
   });
 
-  it('a job asking for a runtime this worker does not run fails as invalid, with no container', async () => {
+  it('a job asking for a runtime no worker on the queue runs fails as invalid, with no container', async () => {
     await world.h.worker();
     const client = world.h.client();
     const { id } = await client.submit(busybox(['true'], { runtime: 'singularity' }));
@@ -30,7 +30,7 @@ describe("the worker's runtime", () => {
       error: {
         phase: 'validating',
         message: expect.stringMatching(
-          /runtime: asks for runtime "singularity", but this worker runs "docker"/,
+          /runtime: asks for runtime "singularity", but no live worker on queue "[^"]+" runs it \(they run docker\): start a worker there with STEVEDORE_RUNTIME=singularity/,
         ),
       },
     });

@@ -50,6 +50,7 @@ function writer(redis: HashRedis, running: () => string[], errors: Error[] = [])
     host: 'h',
     pid: 7,
     capacity: 2,
+    runtime: 'docker',
     running,
     onError: (e) => errors.push(e),
     heartbeatMs: 60_000,
@@ -67,7 +68,7 @@ describe('PresenceWriter', () => {
     for (let i = 0; i < 10; i++) w.changed();
     await settle();
     expect(redis.writes.map((e) => e.running)).toEqual([[], ['a', 'b']]);
-    expect(redis.writes[1]).toMatchObject({ id: 'w1', host: 'h', pid: 7, capacity: 2 });
+    expect(redis.writes[1]).toMatchObject({ id: 'w1', host: 'h', pid: 7, capacity: 2, runtime: 'docker' });
     await w.stop();
   });
 

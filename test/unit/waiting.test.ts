@@ -12,6 +12,7 @@ function worker(id: string, capacity: number, running: string[], seenAgoMs = 1_0
     host: 'h',
     pid: 1,
     capacity,
+    runtime: 'docker',
     running,
     startedAt: iso(NOW - 60_000),
     seenAt: iso(NOW - seenAgoMs),
