@@ -1,8 +1,13 @@
 import type { Logger } from 'pino';
 import { RuntimeUnavailableError } from '../jobs/errors.js';
-import { DockerExecutor, type DockerExecutorOptions } from './docker/docker-executor.js';
-import { DockerRuntime, type DockerRuntimeOptions } from './docker/runtime.js';
+import {
+  DockerExecutor,
+  type DockerExecutorOptions,
+  DockerRuntime,
+  type DockerRuntimeOptions,
+} from './docker/index.js';
 import type { ContainerExecutor, ContainerRuntime, RuntimeKind } from './executor.js';
+import { openPodmanRuntime, type PodmanRuntimeOptions } from './podman/index.js';
 
 /**
  * The way in for the worker (and anyone who runs jobs the way it does): open the runtime once,
@@ -12,7 +17,11 @@ import type { ContainerExecutor, ContainerRuntime, RuntimeKind } from './executo
 /** Runtime-specific settings for openRuntime(); only the chosen runtime's are read. */
 export interface RuntimeOptions {
   docker?: DockerRuntimeOptions;
+  /** Podman's socket and service, and the Docker runtime's settings it shares. */
+  podman?: PodmanRuntimeOptions;
 }
+
+const KINDS = '"docker", "podman" or "singularity"';
 
 const SINGULARITY_MISSING =
   'this version of Stevedore has no Singularity/Apptainer executor yet; start the worker with STEVEDORE_RUNTIME=docker (or --runtime docker)';
@@ -38,13 +47,12 @@ export async function openRuntime(
       }
       return runtime;
     }
+    case 'podman':
+      return openPodmanRuntime(options.podman);
     case 'singularity':
       throw new RuntimeUnavailableError('singularity', SINGULARITY_MISSING);
     default:
-      throw new RuntimeUnavailableError(
-        JSON.stringify(kind),
-        'unknown runtime; expected "docker" or "singularity"',
-      );
+      throw new RuntimeUnavailableError(JSON.stringify(kind), `unknown runtime; expected ${KINDS}`);
   }
 }
 
@@ -79,22 +87,30 @@ export async function createExecutor(
         );
       }
       return new DockerExecutor({ ...options.docker, runtime, name, labels, logger });
+    case 'podman':
+      // Podman's executor is Docker's on the Podman runtime, which holds the socket and service.
+      if (!(runtime instanceof DockerRuntime)) {
+        throw new Error(
+          'creating: a podman executor needs the runtime that openRuntime("podman") returns (it owns the socket and the service)',
+        );
+      }
+      return new DockerExecutor({ ...options.docker, runtime, name, labels, logger });
     case 'singularity':
       throw new Error(`creating: ${SINGULARITY_MISSING}`);
     default:
-      throw new Error(
-        `creating: unknown runtime ${JSON.stringify(kind)}; expected "docker" or "singularity"`,
-      );
+      throw new Error(`creating: unknown runtime ${JSON.stringify(kind)}; expected ${KINDS}`);
   }
 }
 
 export {
   DOCKER_MIN_MEMORY_BYTES,
+  DockerExecutor,
+  type DockerExecutorOptions,
   type DockerHostFacts,
+  DockerRuntime,
+  type DockerRuntimeOptions,
   toDockerCreateOptions,
-} from './docker/create-options.js';
-export { DockerExecutor, type DockerExecutorOptions } from './docker/docker-executor.js';
-export { DockerRuntime, type DockerRuntimeOptions } from './docker/runtime.js';
+} from './docker/index.js';
 export type {
   Adoption,
   BindMount,
@@ -113,3 +129,4 @@ export type {
   StreamCounts,
   UsageSample,
 } from './executor.js';
+export { PodmanRuntime, type PodmanRuntimeOptions, podmanSocketPath } from './podman/index.js';
