@@ -16,12 +16,18 @@ export interface TestPodman {
   close(): Promise<string[]>;
 }
 
+/** Why podman cannot be tested here; null when its program is there. */
+export function podmanMissing(): string | null {
+  return findPodman('podman', process.env.PATH)
+    ? null
+    : 'podman is not installed (scripts/setup.sh test installs it)';
+}
+
 export async function openTestPodman(
   holderLabel: string,
 ): Promise<{ podman: TestPodman; reason: null } | { podman: null; reason: string }> {
-  if (!findPodman('podman', process.env.PATH)) {
-    return { podman: null, reason: 'podman is not installed (scripts/setup.sh test installs it)' };
-  }
+  const missing = podmanMissing();
+  if (missing) return { podman: null, reason: missing };
   const dir = await mkdtemp(join(tmpdir(), 'stevedore-podman-'));
   const socket = join(dir, 'podman.sock');
   try {
