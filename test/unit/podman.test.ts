@@ -6,7 +6,11 @@ import { DOCKER_ENGINE } from '../../src/executors/docker/engine.js';
 import { isAlreadyInState, isCommandNotFound } from '../../src/executors/docker/errors.js';
 import { PODMAN_ENGINE } from '../../src/executors/podman/engine.js';
 import { findPodman } from '../../src/executors/podman/service.js';
-import { podmanSocketPath, podmanUnreachableMessage } from '../../src/executors/podman/socket.js';
+import {
+  podmanSocketPath,
+  podmanUnreachableMessage,
+  rootlessRefusal,
+} from '../../src/executors/podman/socket.js';
 
 const failure = (code: string, message: string): NodeJS.ErrnoException =>
   Object.assign(new Error(message), { code });
@@ -29,6 +33,21 @@ describe('the podman socket', () => {
     const denied = podmanUnreachableMessage('/s.sock', failure('EACCES', 'denied'), '/usr/bin/podman');
     expect(denied).toMatch(/does not let this user in/);
     for (const line of [none, refused, denied]) expect(line).not.toContain('\n');
+  });
+});
+
+describe('rootless podman', () => {
+  it('is refused on cgroup v1, where it ignores every limit; allowed on v2, and root always', () => {
+    const refused = rootlessRefusal(
+      { rootless: true, cgroupVersion: 'v1' },
+      '/run/user/1000/podman/podman.sock',
+    );
+    expect(refused).toMatch(
+      /rootless on a cgroup v1 host, where Podman ignores memory, CPU and process limits/,
+    );
+    expect(refused).toContain('STEVEDORE_PODMAN_SOCKET=/run/podman/podman.sock');
+    expect(rootlessRefusal({ rootless: true, cgroupVersion: 'v2' }, '/s')).toBeNull();
+    expect(rootlessRefusal({ rootless: false, cgroupVersion: 'v1' }, '/s')).toBeNull();
   });
 });
 

@@ -3,8 +3,8 @@ import { type Logger, pino } from 'pino';
 import { RuntimeUnavailableError } from '../../jobs/errors.js';
 import { DockerRuntime, type DockerRuntimeOptions } from '../docker/index.js';
 import { PODMAN_ENGINE } from './engine.js';
-import { DEFAULT_SEARCH_PATH, findPodman, PodmanService, pingSocket } from './service.js';
-import { podmanSocketPath, podmanUnreachableMessage } from './socket.js';
+import { DEFAULT_SEARCH_PATH, findPodman, PodmanService, pingSocket, podmanHostFacts } from './service.js';
+import { podmanSocketPath, podmanUnreachableMessage, rootlessRefusal } from './socket.js';
 
 export interface PodmanRuntimeOptions
   extends Omit<DockerRuntimeOptions, 'client' | 'engine' | 'unreachable'> {
@@ -88,6 +88,8 @@ export async function openPodmanRuntime(options: PodmanRuntimeOptions = {}): Pro
       runtime.adoptService(service);
     }
     await runtime.checkAvailable();
+    const refusal = rootlessRefusal(await podmanHostFacts(socket), socket);
+    if (refusal) throw new RuntimeUnavailableError('podman', refusal);
     await runtime.tidy();
   } catch (error) {
     await runtime.close();

@@ -45,6 +45,48 @@ export function pingSocket(socket: string, timeoutMs = PING_TIMEOUT_MS): Promise
   });
 }
 
+/** What the service says about its host (libpod's own /info; the Docker-style one lacks `rootless`). */
+export interface PodmanHostFacts {
+  rootless: boolean;
+  /** "v1" or "v2". */
+  cgroupVersion: string;
+}
+
+/** GET /v4.0.0/libpod/info on the socket. */
+export function podmanHostFacts(socket: string, timeoutMs = PING_TIMEOUT_MS): Promise<PodmanHostFacts> {
+  return new Promise((resolve, reject) => {
+    const request = get(
+      { socketPath: socket, path: '/v4.0.0/libpod/info', timeout: timeoutMs },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (text: string) => {
+          body += text;
+        });
+        response.on('end', () => {
+          try {
+            const info = JSON.parse(body) as {
+              host?: { security?: { rootless?: boolean }; cgroupVersion?: string };
+            };
+            resolve({
+              rootless: info.host?.security?.rootless === true,
+              cgroupVersion: info.host?.cgroupVersion ?? '',
+            });
+          } catch (error) {
+            reject(
+              new Error(`libpod/info answered HTTP ${response.statusCode} with no JSON`, { cause: error }),
+            );
+          }
+        });
+      },
+    );
+    request.on('timeout', () =>
+      request.destroy(new Error(`libpod/info did not answer within ${timeoutMs} ms`)),
+    );
+    request.on('error', reject);
+  });
+}
+
 /**
  * A `podman system service` the worker started because nobody served the socket: its child,
  * stopped when the worker's runtime closes.

@@ -29,3 +29,16 @@ export function podmanUnreachableMessage(
       return `the Podman service at unix://${socket} did not answer ${said}: start it with ${start}, or set STEVEDORE_PODMAN_SOCKET to a running service`;
   }
 }
+
+/**
+ * Why a worker must not run jobs on this service, or null. Rootless Podman on cgroup v1 ignores
+ * every resource limit ("Resource limits are not supported and ignored on cgroups V1 rootless
+ * systems"): memory, CPU and the process limit that stops a fork bomb would all be lies.
+ */
+export function rootlessRefusal(
+  facts: { rootless: boolean; cgroupVersion: string },
+  socket: string,
+): string | null {
+  if (!facts.rootless || facts.cgroupVersion !== 'v1') return null;
+  return `the Podman service at unix://${socket} is rootless on a cgroup v1 host, where Podman ignores memory, CPU and process limits: use root's service (STEVEDORE_PODMAN_SOCKET=/run/podman/podman.sock, the worker as root), or a host with cgroup v2 and delegated controllers for rootless Podman`;
+}
