@@ -21,6 +21,8 @@ export interface ExitSettings {
   engineOutageMs: number;
   /** See OUTPUT_DRAIN_AFTER_INSPECT_MS. */
   outputDrainMs: number;
+  /** The `die` event's exit code ends the wait when it comes before the wait answer (EngineTraits). */
+  exitFromDieEvent: boolean;
 }
 
 interface WaitBody {
@@ -103,12 +105,17 @@ export class ContainerExit {
           stop: watchdog.signal,
           log: this.log,
         }).then((c) => ({ code: c, fromInspect: true }));
+        const died =
+          this.settings.exitFromDieEvent && this.watch
+            ? [this.watch.exited().then((c) => ({ code: c, fromInspect: false }))]
+            : [];
         try {
           const answer = await Promise.race([
             this.request.then((c) => ({ code: c, fromInspect: false })),
             aborted,
             inspected,
             ...(lost ? [lost] : []),
+            ...died,
           ]);
           ({ code, fromInspect } = answer);
         } catch (error) {

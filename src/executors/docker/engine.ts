@@ -20,6 +20,11 @@ export interface EngineTraits {
    * subscription asks for every container event and the actions are picked out here.
    */
   filtersEventActions: boolean;
+  /**
+   * The wait endpoint answers late (Podman polls the container's state), so the `die` event's
+   * exit code ends wait() when it comes first.
+   */
+  exitFromDieEvent: boolean;
 }
 
 export const DOCKER_ENGINE: EngineTraits = {
@@ -28,4 +33,5 @@ export const DOCKER_ENGINE: EngineTraits = {
   capabilities: { adopt: true, exec: true, addedEnv: [], reportsOom: true, missingCommandExitCode: 127 },
   defaultLogDriver: DEFAULT_LOG_DRIVER,
   filtersEventActions: true,
+  exitFromDieEvent: false,
 };

@@ -52,6 +52,19 @@ export class ContainerWatch {
     });
   }
 
+  /** Resolves with the exit code once `die` was seen with one; never when it is not. */
+  exited(): Promise<number> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.exitCode === null || Number.isNaN(this.exitCode)) return;
+        this.waiters.delete(check);
+        resolve(this.exitCode);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
   /** Resolves at the next drop of the event stream (the daemon went away, or the connection broke). */
   nextLoss(): Promise<void> {
     return new Promise((resolve) => this.lossWaiters.add(resolve));

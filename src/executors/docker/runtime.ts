@@ -29,6 +29,8 @@ export interface DockerRunDefaults {
   watchdogIntervalMs?: number;
   /** How long wait() drains output once the exit code came from inspect (OUTPUT_DRAIN_AFTER_INSPECT_MS). */
   outputDrainMs?: number;
+  /** Set from the engine's traits (EngineTraits.exitFromDieEvent). */
+  exitFromDieEvent?: boolean;
 }
 
 export interface DockerRuntimeOptions extends DockerRunDefaults {
@@ -94,6 +96,7 @@ export class DockerRuntime implements ContainerRuntime {
       visibleDevices: options.visibleDevices,
       watchdogIntervalMs: options.watchdogIntervalMs,
       outputDrainMs: options.outputDrainMs,
+      exitFromDieEvent: this.engine.exitFromDieEvent,
     };
   }
 

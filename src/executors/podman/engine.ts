@@ -8,6 +8,7 @@ import { DOCKER_ENGINE, type EngineTraits } from '../docker/index.js';
  * - log drivers are `k8s-file`, `journald`, `none` (Docker's `local` is refused); `k8s-file`
  *   keeps output, so an adopting worker replays it;
  * - the events endpoint drops every event when asked for `event=die`: filter by type only;
+ * - the wait endpoint answers up to ~300 ms after the `die` event (libpod polls the state);
  * - the API's `Init` is always /usr/libexec/podman/catatonit (containers.conf `init_path` is
  *   read by the CLI only), which exits 1 for a missing command.
  */
@@ -24,4 +25,5 @@ export const PODMAN_ENGINE: EngineTraits = {
   },
   defaultLogDriver: 'k8s-file',
   filtersEventActions: false,
+  exitFromDieEvent: true,
 };
