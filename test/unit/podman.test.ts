@@ -88,7 +88,11 @@ describe('engine traits', () => {
       versionName: 'podman',
       defaultLogDriver: 'k8s-file',
     });
-    expect(PODMAN_ENGINE.filtersEventActions).toBe(false);
+    expect(PODMAN_ENGINE).toMatchObject({
+      filtersEventActions: false,
+      exitFromDieEvent: true,
+      keepsContainers: 'always',
+    });
     expect(PODMAN_ENGINE.capabilities).toMatchObject({ addedEnv: ['container', 'TERM'], reportsOom: false });
   });
 

@@ -25,6 +25,11 @@ export interface EngineTraits {
    * exit code ends wait() when it comes first.
    */
   exitFromDieEvent: boolean;
+  /**
+   * Whether containers outlive a restart of the engine: Docker's only with live-restore (asked
+   * then); Podman's always (conmon holds each, the API service only serves them).
+   */
+  keepsContainers: 'if-live-restore' | 'always';
 }
 
 export const DOCKER_ENGINE: EngineTraits = {
@@ -34,4 +39,5 @@ export const DOCKER_ENGINE: EngineTraits = {
   defaultLogDriver: DEFAULT_LOG_DRIVER,
   filtersEventActions: true,
   exitFromDieEvent: false,
+  keepsContainers: 'if-live-restore',
 };

@@ -31,6 +31,8 @@ export interface DockerRunDefaults {
   outputDrainMs?: number;
   /** Set from the engine's traits (EngineTraits.exitFromDieEvent). */
   exitFromDieEvent?: boolean;
+  /** Set from the engine's traits (EngineTraits.keepsContainers). */
+  keepsContainers?: 'if-live-restore' | 'always';
 }
 
 export interface DockerRuntimeOptions extends DockerRunDefaults {
@@ -97,6 +99,7 @@ export class DockerRuntime implements ContainerRuntime {
       watchdogIntervalMs: options.watchdogIntervalMs,
       outputDrainMs: options.outputDrainMs,
       exitFromDieEvent: this.engine.exitFromDieEvent,
+      keepsContainers: this.engine.keepsContainers,
     };
   }
 

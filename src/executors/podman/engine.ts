@@ -9,6 +9,7 @@ import { DOCKER_ENGINE, type EngineTraits } from '../docker/index.js';
  *   keeps output, so an adopting worker replays it;
  * - the events endpoint drops every event when asked for `event=die`: filter by type only;
  * - the wait endpoint answers up to ~300 ms after the `die` event (libpod polls the state);
+ * - containers outlive a restart of the service (conmon holds them): live-restore, always;
  * - the API's `Init` is always /usr/libexec/podman/catatonit (containers.conf `init_path` is
  *   read by the CLI only), which exits 1 for a missing command.
  */
@@ -26,4 +27,5 @@ export const PODMAN_ENGINE: EngineTraits = {
   defaultLogDriver: 'k8s-file',
   filtersEventActions: false,
   exitFromDieEvent: true,
+  keepsContainers: 'always',
 };
