@@ -4,8 +4,10 @@
  * its own behind the contract in src/executors/executor.ts.
  */
 
-/** Every runtime folder under src/executors/ (docker/ now; podman/ and singularity/ later). */
+/** Every runtime folder under src/executors/ (docker/, podman/, singularity/). */
 const RUNTIME = '^src/executors/([^/]+)/';
+/** Docker's public face: what podman/ (Docker's API on Podman) may build on. */
+const DOCKER_FACE = '^src/executors/docker/index\\.ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -43,8 +45,16 @@ module.exports = {
       name: 'runtimes-stay-apart',
       severity: 'error',
       comment: 'A runtime folder never imports another: each stands alone behind executor.ts.',
-      from: { path: RUNTIME },
+      from: { path: RUNTIME, pathNot: '^src/executors/podman/' },
       to: { path: '^src/executors/[^/]+/', pathNot: '^src/executors/$1/' },
+    },
+    {
+      name: 'podman-builds-on-docker-face',
+      severity: 'error',
+      comment:
+        "podman/ is Docker's runtime over Podman's API: it uses docker/index.ts, nothing else of another runtime.",
+      from: { path: '^src/executors/podman/' },
+      to: { path: '^src/executors/[^/]+/', pathNot: ['^src/executors/podman/', DOCKER_FACE] },
     },
     {
       name: 'runtimes-import-contract-and-jobs',
@@ -59,6 +69,7 @@ module.exports = {
           '^src/executors/registry-auth\\.ts$',
           '^src/jobs/',
           '^src/executors/$1/',
+          DOCKER_FACE, // podman/ only: the rule above keeps the others from it
         ],
       },
     },

@@ -11,6 +11,7 @@ import { IDLE_GC_DELAY_MS } from '../src/worker/idle-gc.js';
 import { RedisServerProcess } from '../src/worker/redis-server.js';
 import { BENCH_LABEL, bareLoop } from './bare.js';
 import { naiveRun } from './naive.js';
+import { PODMAN_HOW, podmanRows } from './podman.js';
 import { PullFigure, pullRows } from './pull.js';
 import { measureRedisMemory, redisMemoryRows } from './redis-memory.js';
 import { type BenchRow, fmt, median, percentile, spread } from './stats.js';
@@ -20,10 +21,10 @@ import { stevedoreBatch, stevedoreJob, stevedoreLatencies, WorkerProcess } from 
 /**
  * `npm run bench`: Stevedore against the bare runtime and the naive alternative, on this
  * machine, in one run (loopback only, bounded). Prints a table and writes BENCHMARKS.md.
- * `--only pull` (or `status`) runs the image pull (or status read) figure alone and only prints it (BENCHMARKS.md keeps the
- * whole run's block).
+ * `--only pull` (or `status`) runs the image pull (or status read) figure alone and only prints it
+ * (BENCHMARKS.md keeps the whole run's block); `--only podman` runs the Podman figure and writes its own block.
  */
-const FIGURES_ALONE = ['pull', 'status'] as const;
+const FIGURES_ALONE = ['pull', 'status', 'podman'] as const;
 const REPEATS = 3;
 /**
  * Output runs per side: the figure drifts within one bench run (the kernel's page-cache work
@@ -83,19 +84,19 @@ async function dockerRunToFile(args: string[], file: string): Promise<void> {
 
 const RESULTS_START = '<!-- bench:start (written by npm run bench) -->';
 const RESULTS_END = '<!-- bench:end -->';
+const PODMAN_START = '<!-- podman:start (written by npm run bench -- --only podman) -->';
+const PODMAN_END = '<!-- podman:end -->';
 
-/** Replaces the results block of BENCHMARKS.md, keeping the hand-written notes around it. */
-async function writeResults(block: string): Promise<void> {
+/** Replaces a results block of BENCHMARKS.md, keeping the hand-written notes around it. */
+async function writeResults(block: string, open = RESULTS_START, close = RESULTS_END): Promise<void> {
   const path = join(import.meta.dirname, '..', 'BENCHMARKS.md');
-  const current = await readFile(path, 'utf8').catch(
-    () => `# Benchmarks\n\n${RESULTS_START}\n${RESULTS_END}\n`,
-  );
-  const start = current.indexOf(RESULTS_START);
-  const end = current.indexOf(RESULTS_END);
+  const current = await readFile(path, 'utf8').catch(() => `# Benchmarks\n\n${open}\n${close}\n`);
+  const start = current.indexOf(open);
+  const end = current.indexOf(close);
   const next =
     start === -1 || end === -1
-      ? `${current}\n${RESULTS_START}\n${block}\n${RESULTS_END}\n`
-      : `${current.slice(0, start + RESULTS_START.length)}\n${block}\n${current.slice(end)}`;
+      ? `${current}\n${open}\n${block}\n${close}\n`
+      : `${current.slice(0, start + open.length)}\n${block}\n${current.slice(end)}`;
   await writeFile(path, next);
 }
 
@@ -148,6 +149,13 @@ async function alone(figure: (typeof FIGURES_ALONE)[number]): Promise<void> {
     await redisServer.start();
     if (figure === 'pull') rows.push(...(await pullRows(docker, redisServer.url, dir, log)));
     if (figure === 'status') rows.push(...(await statusReadRows(redisServer.url, log)));
+    if (figure === 'podman') {
+      const podman = await podmanRows(redisServer.url, await bundledImageTarball(), dir, log);
+      rows.push(...podman.rows);
+      const when = new Date().toISOString().slice(0, 10);
+      const block = `Machine: ${machine(podman.version)}, measured ${when}. ${PODMAN_HOW}\n\n${table()}`;
+      await writeResults(block, PODMAN_START, PODMAN_END);
+    }
   } finally {
     await cleanUp();
   }

@@ -37,6 +37,13 @@ REQUIREMENTS=(
   'test|command -v openssl|apt:openssl'                 # CA, server and client certificates of the rediss:// tests
   'test|command -v chromium|apt:chromium'               # the dashboard's browser test (playwright-core drives it)
   'test|apptainer_found|run:scripts/install-apptainer.sh' # the singularity runtime's tests (Debian 12 has no package)
+  'test|command -v podman|apt:podman'                   # the Podman runtime's tests (Debian's 4.3)
+  'test|has_package catatonit|apt:catatonit'            # the init Podman's API always runs (/usr/libexec/podman/catatonit)
+)
+
+# Files it writes, one entry per line: "<group>|<check that it is right>|<function that writes it>|<its name>".
+CONFIGS=(
+  'test|podman_configured|write_podman_config|the Podman configuration'
 )
 
 # Services, one entry per line: "<group>|<check that it answers>|<function that starts it>|<its name>".
@@ -50,6 +57,27 @@ docker_socket=${DOCKER_HOST:-unix:///var/run/docker.sock}
 docker_socket=${docker_socket#unix://}
 
 apptainer_found() { command -v apptainer || command -v singularity || [[ -x /opt/apptainer/bin/apptainer ]]; }
+PODMAN_CONF=/etc/containers/containers.conf
+PODMAN_CONF_MARK="# Written by Stevedore's scripts/setup.sh"
+# Podman 4.3 on these machines: crun fails under cgroup hybrid mode, and podman's default
+# ulimits (nofile 1048576) exceed the machine's hard limits, so every container would fail.
+podman_conf() {
+  printf '%s\n' "$PODMAN_CONF_MARK (rewritten when it changes; remove this line to keep your own)" \
+    '[containers]' 'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]' '' '[engine]' 'runtime = "runc"'
+}
+# Right when it is ours and current, or someone else's (then it is left alone).
+podman_configured() {
+  [[ -f $PODMAN_CONF ]] || return 1
+  local first
+  IFS= read -r first <"$PODMAN_CONF" || true
+  [[ $first == "$PODMAN_CONF_MARK"* ]] || return 0
+  [[ "$(<"$PODMAN_CONF")" == "$(podman_conf)" ]]
+}
+write_podman_config() {
+  mkdir -p "${PODMAN_CONF%/*}"
+  podman_conf >"$PODMAN_CONF.tmp" && mv "$PODMAN_CONF.tmp" "$PODMAN_CONF"
+}
+
 has_package() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 engine_answers() { command -v docker >/dev/null && timeout 10 docker info >/dev/null 2>&1; }
 
@@ -104,11 +132,22 @@ for entry in "${SERVICES[@]}"; do
   fi
 done
 
+unwritten_configs=()
+unwritten_names=()
+for entry in "${CONFIGS[@]}"; do
+  IFS='|' read -r needed_by check write name <<<"$entry"
+  in_group "$needed_by" || continue
+  eval "$check" && continue
+  unwritten_configs+=("$write")
+  unwritten_names+=("$name")
+done
+
 missing=("${missing_packages[@]}" "${missing_scripts[@]}")
-if { ((${#missing[@]} + ${#stopped_services[@]} > 0)) && { $check_only || ((EUID != 0)); }; } || $no_access; then
+if { ((${#missing[@]} + ${#stopped_services[@]} + ${#unwritten_configs[@]} > 0)) && { $check_only || ((EUID != 0)); }; } || $no_access; then
   what=()
   ((${#missing[@]} > 0)) && what+=("missing ${missing[*]}")
   for name in "${stopped_names[@]}"; do what+=("$name is not running"); done
+  for name in "${unwritten_names[@]}"; do what+=("$name is not written"); done
   if ((${#what[@]} > 0)) && ! $check_only; then
     what[-1]+=": run once as root: sudo bash scripts/setup.sh $group"
   fi
@@ -129,6 +168,10 @@ fi
 for script in "${missing_scripts[@]}"; do
   echo "setup: running $script"
   bash "$script"
+done
+for i in "${!unwritten_configs[@]}"; do
+  echo "setup: writing ${unwritten_names[i]}"
+  "${unwritten_configs[i]}"
 done
 for i in "${!stopped_services[@]}"; do
   echo "setup: starting ${stopped_names[i]}"

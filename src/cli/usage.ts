@@ -47,7 +47,9 @@ it starts one; the last worker to stop stops it.
   --queue NAME               STEVEDORE_QUEUE (default "stevedore")
   --prefix P                 STEVEDORE_PREFIX (default "bull")
   --concurrency N            STEVEDORE_CONCURRENCY (default: number of cores)
-  --runtime docker           STEVEDORE_RUNTIME (default "docker")
+  --runtime docker|podman    STEVEDORE_RUNTIME (default "docker")
+  --podman-socket PATH       STEVEDORE_PODMAN_SOCKET (default $XDG_RUNTIME_DIR/podman/podman.sock, else
+                             /run/podman/podman.sock; started with podman system service when missing)
   --log-dir DIR              STEVEDORE_LOG_DIR (default <state dir>/logs)
   --state-dir DIR            STEVEDORE_STATE_DIR (default ~/.local/state/stevedore)
   --lock-duration-ms MS      STEVEDORE_LOCK_DURATION_MS (default 30000)
@@ -55,7 +57,7 @@ it starts one; the last worker to stop stops it.
   --engine-outage-ms MS      STEVEDORE_ENGINE_OUTAGE_MS (default 30000; a dockerd restart may take this long)
   --log-level LEVEL          LOG_LEVEL (default "info")
   --on-shutdown stop|detach  STEVEDORE_ON_SHUTDOWN (default "stop")
-  --log-driver NAME          STEVEDORE_LOG_DRIVER (default "local", keeps output for adoption; "none" is faster, keeps none)
+  --log-driver NAME          STEVEDORE_LOG_DRIVER (default "local", on podman "k8s-file": keeps output for adoption; "none" is faster, keeps none)
   --netns reuse|fresh        STEVEDORE_NETNS (default "reuse": jobs without network take turns in
                              loopback-only namespaces; "fresh": one new namespace per job)
   --keep-finished N          STEVEDORE_KEEP_FINISHED (default 1000 completed and 1000 failed jobs

@@ -118,10 +118,22 @@ export interface RuntimeCapabilities {
   adopt: boolean;
   /** exec() and ipAddress() work on a running container (gateway targets). */
   exec: boolean;
+  /**
+   * Variables the runtime sets in every container beside the spec's env (Podman: `container`,
+   * `TERM`); a spec may set them to other values, never take them away. Empty: exactly the spec's.
+   */
+  addedEnv: readonly string[];
+  /** The runtime tells an OOM kill from another SIGKILL; false: such a run reads as signalled (137). */
+  reportsOom: boolean;
+  /**
+   * Exit code of a command that is not in the image, run under the runtime's init: 127 from
+   * Docker's tini (which names the command on stderr); 1 from Podman's catatonit ("failed to exec pid1").
+   */
+  missingCommandExitCode: number;
 }
 
 /** The runtimes a worker can be told to use (STEVEDORE_RUNTIME, a spec's `runtime`). */
-export type RuntimeKind = 'docker' | 'singularity';
+export type RuntimeKind = 'docker' | 'podman' | 'singularity';
 
 /** A container the runtime holds, as the worker's recovery sees it. */
 export interface RuntimeContainer {
@@ -141,7 +153,7 @@ export interface RuntimeContainer {
 export interface ContainerRuntime {
   readonly kind: RuntimeKind;
   readonly capabilities: RuntimeCapabilities;
-  /** Name and version of the engine, e.g. "docker 20.10.24". */
+  /** Name and version of the engine, e.g. "docker 20.10.24" or "podman 4.3.1". */
   version(): Promise<string>;
   /** Rejects, saying what to do, when the engine does not answer now (start-up, readiness probes). */
   checkAvailable(): Promise<void>;

@@ -1,8 +1,13 @@
 import type { Logger } from 'pino';
 import { RuntimeUnavailableError } from '../jobs/errors.js';
-import { DockerExecutor, type DockerExecutorOptions } from './docker/docker-executor.js';
-import { DockerRuntime, type DockerRuntimeOptions } from './docker/runtime.js';
+import {
+  DockerExecutor,
+  type DockerExecutorOptions,
+  DockerRuntime,
+  type DockerRuntimeOptions,
+} from './docker/index.js';
 import type { ContainerExecutor, ContainerRuntime, RuntimeKind } from './executor.js';
+import { openPodmanRuntime, type PodmanRuntimeOptions } from './podman/index.js';
 import { SingularityRuntime, type SingularityRuntimeOptions } from './singularity/runtime.js';
 import { SingularityExecutor } from './singularity/singularity-executor.js';
 
@@ -15,7 +20,11 @@ import { SingularityExecutor } from './singularity/singularity-executor.js';
 export interface RuntimeOptions {
   docker?: DockerRuntimeOptions;
   singularity?: SingularityRuntimeOptions;
+  /** Podman's socket and service, and the Docker runtime's settings it shares. */
+  podman?: PodmanRuntimeOptions;
 }
+
+const KINDS = '"docker", "podman" or "singularity"';
 
 /**
  * Opens the runtime a worker runs its jobs on and checks that it answers. Rejects with a
@@ -38,13 +47,12 @@ export async function openRuntime(
       }
       return runtime;
     }
+    case 'podman':
+      return openPodmanRuntime(options.podman);
     case 'singularity':
       return SingularityRuntime.open(options.singularity);
     default:
-      throw new RuntimeUnavailableError(
-        JSON.stringify(kind),
-        'unknown runtime; expected "docker" or "singularity"',
-      );
+      throw new RuntimeUnavailableError(JSON.stringify(kind), `unknown runtime; expected ${KINDS}`);
   }
 }
 
@@ -79,6 +87,14 @@ export async function createExecutor(
         );
       }
       return new DockerExecutor({ ...options.docker, runtime, name, labels, logger });
+    case 'podman':
+      // Podman's executor is Docker's on the Podman runtime, which holds the socket and service.
+      if (!(runtime instanceof DockerRuntime)) {
+        throw new Error(
+          'creating: a podman executor needs the runtime that openRuntime("podman") returns (it owns the socket and the service)',
+        );
+      }
+      return new DockerExecutor({ ...options.docker, runtime, name, labels, logger });
     case 'singularity':
       if (!(runtime instanceof SingularityRuntime)) {
         throw new Error(
@@ -87,19 +103,19 @@ export async function createExecutor(
       }
       return new SingularityExecutor({ runtime, labels, logger });
     default:
-      throw new Error(
-        `creating: unknown runtime ${JSON.stringify(kind)}; expected "docker" or "singularity"`,
-      );
+      throw new Error(`creating: unknown runtime ${JSON.stringify(kind)}; expected ${KINDS}`);
   }
 }
 
 export {
   DOCKER_MIN_MEMORY_BYTES,
+  DockerExecutor,
+  type DockerExecutorOptions,
   type DockerHostFacts,
+  DockerRuntime,
+  type DockerRuntimeOptions,
   toDockerCreateOptions,
-} from './docker/create-options.js';
-export { DockerExecutor, type DockerExecutorOptions } from './docker/docker-executor.js';
-export { DockerRuntime, type DockerRuntimeOptions } from './docker/runtime.js';
+} from './docker/index.js';
 export type {
   Adoption,
   BindMount,
@@ -118,6 +134,7 @@ export type {
   StreamCounts,
   UsageSample,
 } from './executor.js';
+export { PodmanRuntime, type PodmanRuntimeOptions, podmanSocketPath } from './podman/index.js';
 export { toSingularityArgs } from './singularity/args.js';
 export { SingularityRuntime, type SingularityRuntimeOptions } from './singularity/runtime.js';
 export { SingularityExecutor } from './singularity/singularity-executor.js';

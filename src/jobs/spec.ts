@@ -194,7 +194,7 @@ export const jobSpecSchema = z
       .default(10),
     /** Run the command under the runtime's init (signals forwarded, zombies reaped); false: the command is PID 1. */
     init: z.boolean().default(true),
-    runtime: z.enum(['docker', 'singularity']).optional(),
+    runtime: z.enum(['docker', 'podman', 'singularity']).optional(),
     labels: z
       .record(
         z.string().min(1).max(SPEC_LIMITS.labelChars),

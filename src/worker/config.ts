@@ -1,8 +1,8 @@
 import { availableParallelism, homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_LOG_DRIVER } from '../executors/docker/create-options.js';
 import { DEFAULT_PULL_STALL_MS, DEFAULT_PULL_TIMEOUT_MS } from '../executors/docker/pull.js';
-import { DEFAULT_PIDS_LIMIT } from '../executors/executor.js';
+import { DEFAULT_PIDS_LIMIT, type RuntimeKind } from '../executors/executor.js';
+import { podmanSocketPath } from '../executors/podman/index.js';
 import {
   DEFAULT_KEEP_FINISHED,
   DEFAULT_LIVE_OUTPUT_BYTES,
@@ -37,7 +37,7 @@ export interface WorkerConfig {
   queue: string;
   prefix: string;
   concurrency: number;
-  runtime: 'docker' | 'singularity';
+  runtime: RuntimeKind;
   /** STEVEDORE_SINGULARITY_BIN, STEVEDORE_SIF_CACHE (and its cap), the PATH the program is looked for on. */
   singularity: { bin?: string; sifCache?: string; sifCacheBytes?: number; searchPath?: string };
   /** Full stdout/stderr of every attempt are written here. */
@@ -57,8 +57,15 @@ export interface WorkerConfig {
   keepFinished: number;
   /** On SIGTERM: stop running containers and requeue their jobs, or leave them running for the next worker to adopt. */
   onShutdown: ShutdownMode;
-  /** Docker log driver for job containers: "local" (default) keeps output for adoption; "none" is faster and keeps none. */
-  logDriver: string;
+  /**
+   * Log driver of job containers; absent: the runtime's (Docker "local", Podman "k8s-file"), which
+   * keeps output for adoption; "none" is faster and keeps none.
+   */
+  logDriver?: string;
+  /** STEVEDORE_PODMAN_SOCKET, else $XDG_RUNTIME_DIR/podman/podman.sock, else /run/podman/podman.sock. */
+  podmanSocket: string;
+  /** PATH, where the worker looks for the podman program when it must start the service. */
+  searchPath?: string;
   /**
    * Jobs without network: "reuse" joins each to a loopback-only namespace a finished job of this
    * worker used before (much cheaper for the host), "fresh" gives each one of its own.
@@ -203,9 +210,9 @@ export function loadConfig(
 ): WorkerConfig {
   const get = (name: string): string | undefined => overrides[name] ?? env[name];
   const runtime = get('STEVEDORE_RUNTIME') || 'docker';
-  if (runtime !== 'docker' && runtime !== 'singularity') {
+  if (runtime !== 'docker' && runtime !== 'podman' && runtime !== 'singularity') {
     throw new ConfigError(
-      `STEVEDORE_RUNTIME=${JSON.stringify(runtime)} is invalid: expected "docker" or "singularity"`,
+      `STEVEDORE_RUNTIME=${JSON.stringify(runtime)} is invalid: expected "docker", "podman" or "singularity"`,
     );
   }
   const redisUrl = get('REDIS_URL') || undefined;
@@ -228,8 +235,8 @@ export function loadConfig(
       `STEVEDORE_ON_SHUTDOWN=${JSON.stringify(onShutdown)} is invalid: expected "stop" or "detach"`,
     );
   }
-  const logDriver = get('STEVEDORE_LOG_DRIVER') || DEFAULT_LOG_DRIVER;
-  if (!/^[a-z0-9-]+$/.test(logDriver)) {
+  const logDriver = get('STEVEDORE_LOG_DRIVER') || undefined;
+  if (logDriver !== undefined && !/^[a-z0-9-]+$/.test(logDriver)) {
     throw new ConfigError(
       `STEVEDORE_LOG_DRIVER=${JSON.stringify(logDriver)} is invalid: expected a driver name such as none or local`,
     );
@@ -309,6 +316,11 @@ export function loadConfig(
     trustedKeysDir: get('STEVEDORE_TRUSTED_KEYS') || undefined,
     policyPath: get('STEVEDORE_POLICY') || undefined,
     dockerHost: env.DOCKER_HOST || undefined,
+    podmanSocket: podmanSocketPath(
+      get('STEVEDORE_PODMAN_SOCKET') || undefined,
+      env.XDG_RUNTIME_DIR || undefined,
+    ),
+    searchPath: env.PATH,
     http: get('STEVEDORE_HTTP') ? parseHttpAddress(get('STEVEDORE_HTTP') as string) : undefined,
   };
 }

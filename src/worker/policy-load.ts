@@ -50,7 +50,7 @@ export async function neverAllowedPaths(config: WorkerConfig): Promise<NeverAllo
   const fromHost = config.dockerHost?.startsWith('unix://')
     ? config.dockerHost.slice('unix://'.length)
     : undefined;
-  for (const socket of [DEFAULT_DOCKER_SOCKET, fromHost]) {
+  for (const socket of [DEFAULT_DOCKER_SOCKET, fromHost, config.podmanSocket]) {
     if (socket) named.push({ path: socket, what: 'the engine socket' });
   }
   named.push(

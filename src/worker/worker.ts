@@ -99,17 +99,25 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   if (credentials.hosts.length > 0) logger.info({ registryAuth: credentials }, 'registry credentials read');
   const trusted = config.trustedKeysDir ? await TrustedKeys.load(config.trustedKeysDir, logger) : undefined;
   // First, so a runtime that cannot be used here stops the worker before it starts anything.
+  // Podman is Docker's runtime over Podman's API: the same settings, and its socket.
+  const engineSettings = {
+    logDriver: config.logDriver,
+    engineOutageMs: config.engineOutageMs,
+    visibleDevices: { cuda: config.cudaVisibleDevices, amd: config.amdVisibleDevices },
+    netns: config.netns,
+    owner: { queue: config.queue, workerId: config.workerId },
+    credentials,
+    pull: { timeoutMs: config.pullTimeoutMs, stallMs: config.pullStallMs },
+  };
   const runtime = await openRuntime(config.runtime, {
     ...deps.runtimeOptions,
-    docker: {
-      logDriver: config.logDriver,
-      engineOutageMs: config.engineOutageMs,
-      visibleDevices: { cuda: config.cudaVisibleDevices, amd: config.amdVisibleDevices },
-      netns: config.netns,
-      owner: { queue: config.queue, workerId: config.workerId },
-      credentials,
-      pull: { timeoutMs: config.pullTimeoutMs, stallMs: config.pullStallMs },
-      ...deps.runtimeOptions?.docker,
+    docker: { ...engineSettings, ...deps.runtimeOptions?.docker },
+    podman: {
+      ...engineSettings,
+      socket: config.podmanSocket,
+      searchPath: config.searchPath,
+      logger,
+      ...deps.runtimeOptions?.podman,
     },
     singularity: {
       ...config.singularity,

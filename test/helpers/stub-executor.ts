@@ -113,7 +113,14 @@ export class StubExecutor implements ContainerExecutor {
   private waiters: { step: StubStep; times: number; resolve: () => void }[] = [];
 
   constructor(private readonly script: StubScript = {}) {
-    this.capabilities = { adopt: false, exec: false, ...script.capabilities };
+    this.capabilities = {
+      adopt: false,
+      exec: false,
+      addedEnv: [],
+      reportsOom: true,
+      missingCommandExitCode: 127,
+      ...script.capabilities,
+    };
     for (const step of script.holds ?? []) this.holds.set(step, deferred());
   }
 

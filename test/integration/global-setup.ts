@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import type { TestProject } from 'vitest/node';
 import { bundledImageTarball } from '../../src/cli/demo.js';
@@ -89,17 +91,50 @@ async function leakedHolders(docker: Dockerode): Promise<string[]> {
   return leaked;
 }
 
+const run = promisify(execFile);
+
+/**
+ * Podman's containers of tests (its own store, seen through any service, so through its CLI):
+ * test-labelled ones, and holders of test queues' workers. None when podman is not installed.
+ */
+async function leakedPodmanContainers(): Promise<string[]> {
+  const leaked: string[] = [];
+  for (const label of [...LEAK_LABELS, HOLDER_LABEL]) {
+    const listed = await run('podman', [
+      'ps',
+      '-a',
+      '--filter',
+      `label=${label}`,
+      '--format',
+      '{{.ID}} {{.Names}} {{.State}} {{.Labels}}',
+    ]).catch(() => ({ stdout: '' }));
+    for (const line of listed.stdout.split('\n').filter((l) => l.trim() !== '')) {
+      const [id = '', name = '', state = ''] = line.split(' ');
+      // Holders a test executor pooled are its runtime's to remove (HOLDER_LABEL=true): not a leak here.
+      if (label === HOLDER_LABEL && !line.includes(`${HOLDER_LABEL}:test-`)) continue;
+      leaked.push(`podman ${name} (${id}, ${state})`);
+      await run('podman', ['rm', '-f', id]).catch(() => undefined);
+    }
+  }
+  return leaked;
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const docker = new Dockerode();
   await requireDocker(docker);
   // Leftovers from an earlier, interrupted run would be blamed on this one: clear them first.
   await leakedContainers(docker);
+  await leakedPodmanContainers();
   await leakedProcesses(REDIS_PID_DIR);
   await leakedProcesses(REGISTRY_PID_DIR);
   project.provide('imageTarball', await bundledImageTarball());
 
   return async () => {
-    const containers = [...(await leakedHolders(docker)), ...(await leakedContainers(docker))];
+    const containers = [
+      ...(await leakedHolders(docker)),
+      ...(await leakedContainers(docker)),
+      ...(await leakedPodmanContainers()),
+    ];
     const redis = await leakedProcesses(REDIS_PID_DIR);
     const registries = await leakedProcesses(REGISTRY_PID_DIR);
     const problems: string[] = [];

@@ -16,7 +16,9 @@ describe('worker configuration', () => {
       engineOutageMs: 30_000,
       logLevel: 'info',
       netns: 'reuse',
-      logDriver: 'local',
+      // Unset: the runtime's own (Docker "local", Podman "k8s-file").
+      logDriver: undefined,
+      podmanSocket: '/run/podman/podman.sock',
       keepFinished: 1_000,
     });
     expect(c.concurrency).toBeGreaterThanOrEqual(1);
@@ -57,6 +59,20 @@ describe('worker configuration', () => {
     });
   });
 
+  it("runs on podman with its socket: the one named (flag first), else the user's, else root's", () => {
+    expect(loadConfig({ STEVEDORE_RUNTIME: 'podman', XDG_RUNTIME_DIR: '/run/user/1000' })).toMatchObject({
+      runtime: 'podman',
+      podmanSocket: '/run/user/1000/podman/podman.sock',
+    });
+    expect(
+      loadConfig(
+        { STEVEDORE_PODMAN_SOCKET: 'unix:///srv/p.sock', XDG_RUNTIME_DIR: '/run/user/1000' },
+        { STEVEDORE_RUNTIME: 'podman', STEVEDORE_PODMAN_SOCKET: '/srv/flag.sock' },
+      ),
+    ).toMatchObject({ runtime: 'podman', podmanSocket: '/srv/flag.sock' });
+    expect(loadConfig({ STEVEDORE_PODMAN_SOCKET: 'unix:///srv/p.sock' }).podmanSocket).toBe('/srv/p.sock');
+  });
+
   it('takes the policy file from STEVEDORE_POLICY (the --policy flag wins), and none by default', () => {
     expect(loadConfig({}).policyPath).toBeUndefined();
     expect(loadConfig({ STEVEDORE_POLICY: '/etc/stevedore/policy.yaml' }).policyPath).toBe(
@@ -74,8 +90,8 @@ describe('worker configuration', () => {
     [{ STEVEDORE_CONCURRENCY: '0' }, 'STEVEDORE_CONCURRENCY="0" is invalid: expected a whole number >= 1'],
     [{ STEVEDORE_CONCURRENCY: '2.5' }, 'STEVEDORE_CONCURRENCY="2.5" is invalid'],
     [
-      { STEVEDORE_RUNTIME: 'podman' },
-      'STEVEDORE_RUNTIME="podman" is invalid: expected "docker" or "singularity"',
+      { STEVEDORE_RUNTIME: 'rkt' },
+      'STEVEDORE_RUNTIME="rkt" is invalid: expected "docker", "podman" or "singularity"',
     ],
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL="localhost:6379" is invalid'],
     [{ STEVEDORE_QUEUE: 'a:b' }, 'STEVEDORE_QUEUE="a:b" is invalid: must not contain ":"'],

@@ -41,4 +41,20 @@ describe('ContainerWatch', () => {
     expect(watch.gap).toBe(true);
     await expect(watch.died(60_000)).resolves.toBe(false);
   });
+
+  it('resolves exited() with the die event exit code (Podman ends wait() on it), before or after the event', async () => {
+    const watch = new ContainerWatch('c1', () => false);
+    const early = watch.exited();
+    let settled = false;
+    void early.then(() => {
+      settled = true;
+    });
+    watch.lose(); // a dropped stream is no exit
+    watch.take(event('kill', { signal: '15' }));
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    watch.take(event('die', { exitCode: '3' }));
+    await expect(early).resolves.toBe(3);
+    await expect(watch.exited()).resolves.toBe(3);
+  });
 });

@@ -21,6 +21,10 @@ export interface ExitSettings {
   engineOutageMs: number;
   /** See OUTPUT_DRAIN_AFTER_INSPECT_MS. */
   outputDrainMs: number;
+  /** The `die` event's exit code ends the wait when it comes before the wait answer (EngineTraits). */
+  exitFromDieEvent: boolean;
+  /** EngineTraits.keepsContainers: whether a container that ended during an outage ended on its own. */
+  keepsContainers: 'if-live-restore' | 'always';
 }
 
 interface WaitBody {
@@ -103,12 +107,17 @@ export class ContainerExit {
           stop: watchdog.signal,
           log: this.log,
         }).then((c) => ({ code: c, fromInspect: true }));
+        const died =
+          this.settings.exitFromDieEvent && this.watch
+            ? [this.watch.exited().then((c) => ({ code: c, fromInspect: false }))]
+            : [];
         try {
           const answer = await Promise.race([
             this.request.then((c) => ({ code: c, fromInspect: false })),
             aborted,
             inspected,
             ...(lost ? [lost] : []),
+            ...died,
           ]);
           ({ code, fromInspect } = answer);
         } catch (error) {
@@ -183,7 +192,8 @@ export class ContainerExit {
       signal,
     });
     const running = info.State.Running;
-    if (!running && !(await liveRestoreEnabled(this.docker))) {
+    const kept = this.settings.keepsContainers === 'always' || (await liveRestoreEnabled(this.docker));
+    if (!running && !kept) {
       throw new InfrastructureError(
         'running',
         `the docker engine restarted and stopped the container (exit ${info.State.ExitCode}; live-restore is off, enable it in dockerd to keep containers across restarts); the job is retried while attempts remain`,

@@ -20,7 +20,13 @@ import type {
 import { adoptedCgroup, type JobCgroup, noUsage } from './cgroup.js';
 import { ContainerExit } from './container-exit.js';
 import { IMAGE_LABEL } from './create-options.js';
-import { cleanEngineMessage, isAlreadyInState, isGone, wrapEngineError } from './errors.js';
+import {
+  cleanEngineMessage,
+  isAlreadyInState,
+  isCommandNotFound,
+  isGone,
+  wrapEngineError,
+} from './errors.js';
 import type { ContainerWatch } from './events.js';
 import { dockerExec } from './exec.js';
 import { type DockerExecutorOptions, exitSettings, logDriverOf } from './executor-options.js';
@@ -42,7 +48,7 @@ export type { DockerExecutorOptions };
 
 /** Runs one container on a Docker engine through dockerode. One instance, one container. */
 export class DockerExecutor implements ContainerExecutor {
-  readonly capabilities: RuntimeCapabilities = { adopt: true, exec: true };
+  readonly capabilities: RuntimeCapabilities;
   private readonly runtimeOwned: boolean;
   private readonly rt: DockerRuntime;
   private readonly log: Logger;
@@ -65,6 +71,7 @@ export class DockerExecutor implements ContainerExecutor {
     this.runtimeOwned = options.runtime === undefined;
     this.rt = options.runtime ?? new DockerRuntime({ client: options.docker });
     this.log = options.logger ?? pino({ level: 'silent' });
+    this.capabilities = this.rt.capabilities;
   }
 
   get containerId(): string {
@@ -135,10 +142,9 @@ export class DockerExecutor implements ContainerExecutor {
       await made.start();
     } catch (error) {
       made.releaseHolder();
-      const message = (error as Error).message;
-      if (/executable file not found|no such file or directory/i.test(message)) {
+      if (isCommandNotFound(error)) {
         throw new CommandNotFoundError(
-          `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (engine said: ${cleanEngineMessage(message)})`,
+          `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (engine said: ${cleanEngineMessage((error as Error).message)})`,
           { cause: error },
         );
       }

@@ -5,10 +5,23 @@ export function isGone(error: unknown): boolean {
   return statusCodeOf(error) === 404;
 }
 
-/** 304: already stopped/started; 409: not running, or removal already in progress. */
+/**
+ * Podman's compatible API answers a call the container's state forbids (kill or exec on an
+ * exited one) with 500 and this `cause` (libpod define.ErrCtrStateInvalid), where Docker says 409.
+ */
+const PODMAN_STATE_IMPROPER = 'container state improper';
+
+/** 304: already stopped/started; 409 (or Podman's state error): not running, or removal already in progress. */
 export function isAlreadyInState(error: unknown): boolean {
   const code = statusCodeOf(error);
-  return code === 304 || code === 409;
+  if (code === 304 || code === 409) return true;
+  const body = (error as { json?: { cause?: unknown } } | undefined)?.json;
+  return code === 500 && body?.cause === PODMAN_STATE_IMPROPER;
+}
+
+/** The OCI runtime could not find the command (at start; on Podman already when attach prepares the container). */
+export function isCommandNotFound(error: unknown): boolean {
+  return /executable file not found|no such file or directory/i.test((error as Error)?.message ?? '');
 }
 
 /** The engine's message without dockerode's "(HTTP code 500) server error - " prefix. */

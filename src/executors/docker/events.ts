@@ -6,6 +6,8 @@ const IDLE_CLOSE_MS = 10_000;
 const RECONNECT_DELAY_MS = 500;
 /** A subscription that does not answer by then is given up for this container (it falls back to inspect). */
 const OPEN_TIMEOUT_MS = 5_000;
+/** The container events a watch takes. */
+const WATCHED_ACTIONS: readonly string[] = ['kill', 'oom', 'die'];
 
 interface EngineEvent {
   Type?: string;
@@ -47,6 +49,19 @@ export class ContainerWatch {
       };
       const timer = setTimeout(done, timeoutMs);
       this.waiters.add(done);
+    });
+  }
+
+  /** Resolves with the exit code once `die` was seen with one; never when it is not. */
+  exited(): Promise<number> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.exitCode === null || Number.isNaN(this.exitCode)) return;
+        this.waiters.delete(check);
+        resolve(this.exitCode);
+      };
+      this.waiters.add(check);
+      check();
     });
   }
 
@@ -97,7 +112,11 @@ export class DockerEvents {
 
   private closed = false;
 
-  constructor(private readonly docker: Dockerode) {}
+  /** `filtersActions` false: the engine ignores an `event` filter (Podman 4.3), so actions are picked out here. */
+  constructor(
+    private readonly docker: Dockerode,
+    private readonly filtersActions = true,
+  ) {}
 
   /** Starts recording events for a container; resolves once the subscription is live. */
   async watch(containerId: string, ownSignal: () => boolean): Promise<ContainerWatch> {
@@ -138,10 +157,9 @@ export class DockerEvents {
 
   private async subscribe(): Promise<void> {
     const since = this.lastSeconds > 0 ? { since: this.lastSeconds } : {};
-    const stream = (await this.docker.getEvents({
-      ...since,
-      filters: { type: ['container'], event: ['kill', 'oom', 'die'] },
-    })) as unknown as IncomingMessage;
+    const filters: Record<string, string[]> = { type: ['container'] };
+    if (this.filtersActions) filters.event = [...WATCHED_ACTIONS];
+    const stream = (await this.docker.getEvents({ ...since, filters })) as unknown as IncomingMessage;
     stream.socket?.unref();
     if (this.closed) {
       stream.destroy();
@@ -188,7 +206,7 @@ export class DockerEvents {
       // Whole seconds: a reconnect replays that second again, and every fact here is idempotent.
       if (event.time) this.lastSeconds = event.time;
       const id = event.Actor?.ID;
-      if (id) this.watches.get(id)?.take(event);
+      if (id && WATCHED_ACTIONS.includes(event.Action ?? '')) this.watches.get(id)?.take(event);
     }
   }
 

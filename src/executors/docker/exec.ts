@@ -1,9 +1,10 @@
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Dockerode from 'dockerode';
-import { PhaseError, statusCodeOf } from '../../jobs/errors.js';
+import { PhaseError } from '../../jobs/errors.js';
 import type { ExecOptions, ExecResult } from '../executor.js';
 import { DockerDemux } from './attach/demux.js';
+import { isAlreadyInState } from './errors.js';
 
 /** How often to ask whether an exec finished after its stream ended (the engine lags a little). */
 const EXEC_POLL_MS = 20;
@@ -33,7 +34,7 @@ export async function dockerExec(
       User: options.user ?? '',
     });
   } catch (error) {
-    const reason = statusCodeOf(error) === 409 ? 'the container is not running' : (error as Error).message;
+    const reason = isAlreadyInState(error) ? 'the container is not running' : (error as Error).message;
     throw new PhaseError('exec', `cannot run ${JSON.stringify(command)}: ${reason}`, { cause: error });
   }
   const stream = await exec.start({ hijack: true, stdin: hasStdin, abortSignal: options.signal });

@@ -47,5 +47,7 @@ export function exitSettings(options: DockerExecutorOptions, defaults: DockerRun
       options.watchdogIntervalMs ?? defaults.watchdogIntervalMs ?? DEFAULT_WATCHDOG_INTERVAL_MS,
     engineOutageMs: options.engineOutageMs ?? defaults.engineOutageMs ?? DEFAULT_ENGINE_OUTAGE_MS,
     outputDrainMs: options.outputDrainMs ?? defaults.outputDrainMs ?? OUTPUT_DRAIN_AFTER_INSPECT_MS,
+    exitFromDieEvent: defaults.exitFromDieEvent ?? false,
+    keepsContainers: defaults.keepsContainers ?? 'if-live-restore',
   };
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { statusCodeOf } from '../../jobs/errors.js';
 import type { ExecutorSpec } from '../executor.js';
 import { type DockerHostFacts, toDockerCreateOptions } from './create-options.js';
-import { wrapEngineError } from './errors.js';
+import { isCommandNotFound, wrapEngineError } from './errors.js';
 import type { ContainerWatch } from './events.js';
 import type { NetnsHolder } from './netns/holders.js';
 import type { OutputFollower } from './output-follower.js';
@@ -34,6 +34,11 @@ export interface MakeOptions {
  */
 export class MadeContainer {
   private holderLost = false;
+  /**
+   * Set when the engine already found the command missing while preparing the container for
+   * attach (Podman runs the OCI create then): start() reports it, as Docker's start does.
+   */
+  private unstartable: unknown;
 
   private constructor(
     private readonly o: MakeOptions,
@@ -73,6 +78,10 @@ export class MadeContainer {
       ]);
       made.watch = watch;
     } catch (error) {
+      if (isCommandNotFound(error)) {
+        made.unstartable = error;
+        return made;
+      }
       // The caller gets no container to close: remove it here, and give the holder back.
       await made.discard();
       made.releaseHolder();
@@ -83,6 +92,7 @@ export class MadeContainer {
 
   /** Starts it; when its holder is gone, makes it once more with a live one and starts that. */
   async start(): Promise<void> {
+    if (this.unstartable !== undefined) throw this.unstartable;
     try {
       await this.container.start();
       return;

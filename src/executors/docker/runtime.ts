@@ -2,10 +2,11 @@ import { existsSync } from 'node:fs';
 import Dockerode from 'dockerode';
 import { RuntimeUnavailableError } from '../../jobs/errors.js';
 import { LABELS } from '../../jobs/names.js';
-import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../executor.js';
+import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer, RuntimeKind } from '../executor.js';
 import type { RegistryCredentials } from '../registry-auth.js';
 import type { ModemSettings } from './attach/raw-attach.js';
 import { JobCgroups } from './cgroup.js';
+import { DOCKER_ENGINE, type EngineTraits } from './engine.js';
 import { engineAddress, engineUnreachableMessage } from './engine-check.js';
 import { isAlreadyInState, isGone } from './errors.js';
 import { DockerEvents } from './events.js';
@@ -28,11 +29,19 @@ export interface DockerRunDefaults {
   watchdogIntervalMs?: number;
   /** How long wait() drains output once the exit code came from inspect (OUTPUT_DRAIN_AFTER_INSPECT_MS). */
   outputDrainMs?: number;
+  /** Set from the engine's traits (EngineTraits.exitFromDieEvent). */
+  exitFromDieEvent?: boolean;
+  /** Set from the engine's traits (EngineTraits.keepsContainers). */
+  keepsContainers?: 'if-live-restore' | 'always';
 }
 
 export interface DockerRuntimeOptions extends DockerRunDefaults {
   /** The engine client; a default one (DOCKER_HOST or the local socket) when absent. */
   client?: Dockerode;
+  /** How this engine differs (Podman's API: ../podman/engine.ts); DOCKER_ENGINE when absent. */
+  engine?: EngineTraits;
+  /** The one line for an engine that does not answer; Docker's (engine-check.ts) when absent. */
+  unreachable?: (address: string, error: NodeJS.ErrnoException) => string;
   /**
    * `reuse` (default): jobs without network take turns in loopback-only namespaces of holders
    * (netns/holders.ts); `fresh`: each gets a namespace of its own and no holder is made.
@@ -54,8 +63,9 @@ export interface DockerRuntimeOptions extends DockerRunDefaults {
  * by every DockerExecutor passed this object. Whoever makes it closes it.
  */
 export class DockerRuntime implements ContainerRuntime {
-  readonly kind = 'docker' as const;
-  readonly capabilities: RuntimeCapabilities = { adopt: true, exec: true };
+  readonly kind: RuntimeKind;
+  readonly capabilities: RuntimeCapabilities;
+  readonly engine: EngineTraits;
   readonly docker: Dockerode;
   readonly events: DockerEvents;
   readonly images: DockerImages;
@@ -66,10 +76,15 @@ export class DockerRuntime implements ContainerRuntime {
   readonly defaults: DockerRunDefaults;
   private versionName: Promise<string> | undefined;
   private closed = false;
+  private readonly unreachable: DockerRuntimeOptions['unreachable'];
 
   constructor(options: DockerRuntimeOptions = {}) {
+    this.engine = options.engine ?? DOCKER_ENGINE;
+    this.kind = this.engine.kind;
+    this.capabilities = this.engine.capabilities;
+    this.unreachable = options.unreachable;
     this.docker = options.client ?? new Dockerode();
-    this.events = new DockerEvents(this.docker);
+    this.events = new DockerEvents(this.docker, this.engine.filtersEventActions);
     this.images = new DockerImages(this.docker, { credentials: options.credentials, pull: options.pull });
     this.cgroups = new JobCgroups(this.docker);
     const owner: Record<string, string> = options.owner
@@ -78,11 +93,13 @@ export class DockerRuntime implements ContainerRuntime {
     const holderOptions = { ...options.holders, labels: { ...owner, ...options.holders?.labels } };
     this.holders = options.netns === 'fresh' ? null : new NetnsHolders(this.docker, holderOptions);
     this.defaults = {
-      logDriver: options.logDriver,
+      logDriver: options.logDriver ?? this.engine.defaultLogDriver,
       engineOutageMs: options.engineOutageMs,
       visibleDevices: options.visibleDevices,
       watchdogIntervalMs: options.watchdogIntervalMs,
       outputDrainMs: options.outputDrainMs,
+      exitFromDieEvent: this.engine.exitFromDieEvent,
+      keepsContainers: this.engine.keepsContainers,
     };
   }
 
@@ -94,19 +111,18 @@ export class DockerRuntime implements ContainerRuntime {
       await ping.call(this.docker, { abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) });
     } catch (error) {
       const address = await engineAddress(this.docker.modem as ModemSettings);
-      const systemd = existsSync('/run/systemd/system');
-      throw new RuntimeUnavailableError(
-        'docker',
-        engineUnreachableMessage(address, error as NodeJS.ErrnoException, systemd),
-        { cause: error },
-      );
+      const cause = error as NodeJS.ErrnoException;
+      const message = this.unreachable
+        ? this.unreachable(address, cause)
+        : engineUnreachableMessage(address, cause, existsSync('/run/systemd/system'));
+      throw new RuntimeUnavailableError(this.kind, message, { cause: error });
     }
   }
 
   /** Asked once per runtime rather than once per job; asked again after a failure. */
   version(): Promise<string> {
     if (!this.versionName) {
-      const name = this.docker.version().then((v) => `docker ${v.Version}`);
+      const name = this.docker.version().then((v) => `${this.engine.versionName} ${v.Version}`);
       name.catch(() => {
         if (this.versionName === name) this.versionName = undefined;
       });

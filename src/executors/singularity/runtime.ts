@@ -40,7 +40,14 @@ export function defaultSifCache(home = homedir()): string {
  */
 export class SingularityRuntime implements ContainerRuntime {
   readonly kind = 'singularity' as const;
-  readonly capabilities: RuntimeCapabilities = { adopt: false, exec: true };
+  // Apptainer's own variables (APPTAINER_*, …) vary by version: the suite matches them by pattern.
+  readonly capabilities: RuntimeCapabilities = {
+    adopt: false,
+    exec: true,
+    addedEnv: [],
+    reportsOom: true, // from the container's own cgroup (cgroup.ts oomKilled)
+    missingCommandExitCode: 127,
+  };
   readonly records: ContainerRecords;
 
   private constructor(
