@@ -84,9 +84,17 @@ async function once(
   let report: LoadReport;
   try {
     report = await runLoad({ target, workers, docker, image: IMAGE, count, mix, disrupt, timeoutMs, say });
-  } finally {
-    await workers.close();
+  } catch (error) {
+    await workers
+      .close()
+      .catch((closing: unknown) => say(`closing the workers failed too: ${String(closing)}`));
+    throw error;
   }
+  // A run's figures outlive a failed close (a long run is costly to repeat): printed first.
+  await workers.close().catch((error: unknown) => {
+    console.log(renderTable([report]));
+    throw error;
+  });
   // Only a killed worker's holders should be left: counted, then removed so the next run starts
   // clean. Workers someone else runs still use theirs: those are left alone.
   if (!workersStayUp)
