@@ -91,7 +91,7 @@ describe.skipIf(!isRoot)('scripts/setup.sh', () => {
     const bare = await setup(['test'], { asNobody: true, env: { PATH: bareBin } });
     expect(bare.exitCode).toBe(1);
     expect(bare.stderr).toBe(
-      'setup: missing docker.io redis-server util-linux iproute2 docker-registry apache2-utils docker-compose debootstrap openssl chromium podman',
+      'setup: missing docker.io redis-server util-linux iproute2 docker-registry apache2-utils docker-compose debootstrap openssl chromium podman: run once as root: sudo bash scripts/setup.sh test; the Docker engine at /var/run/docker.sock does not let this user in: join the docker group (sudo usermod -aG docker $USER, then log in again) or run as root',
     );
   });
 });
