@@ -15,6 +15,8 @@ export interface Replica {
   stop(): Promise<void>;
   /** Resident memory in bytes, null when it cannot be read (not running). */
   rssBytes(): Promise<number | null>;
+  /** Its /metrics text (compose replicas serve it on their network); absent where it serves none. */
+  metrics?(): Promise<string>;
 }
 
 /** Where the jobs run: N compose replicas, or one worker process on the host. */
@@ -29,6 +31,9 @@ export interface Workers {
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 /** Grace `docker restart` gives a worker: its detach takes well under a second here. */
 const RESTART_GRACE_S = 20;
+/** Where docker-compose.yml's workers serve /metrics (STEVEDORE_HTTP), inside their network. */
+const METRICS_PORT = 9464;
+const SCRAPE_TIMEOUT_MS = 2_000;
 
 /** `replicas` worker containers of a running compose stack (scaled here, through stack.sh). */
 export async function composeWorkers(
@@ -65,6 +70,19 @@ export async function composeWorkers(
               memory_stats?: { stats?: { rss?: number } };
             };
             return stats.memory_stats?.stats?.rss ?? null;
+          },
+          metrics: async () => {
+            // The host reaches a container on its bridge network by the container's address.
+            const { NetworkSettings } = await container.inspect();
+            const ip = Object.values(NetworkSettings.Networks ?? {})
+              .map((n) => n.IPAddress)
+              .find(Boolean);
+            if (!ip) throw new Error(`${info.Names[0]}: no address on its network`);
+            const response = await fetch(`http://${ip}:${METRICS_PORT}/metrics`, {
+              signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS),
+            });
+            if (!response.ok) throw new Error(`${info.Names[0]}: /metrics answered ${response.status}`);
+            return response.text();
           },
         };
       });

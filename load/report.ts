@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { JobResult } from '../src/jobs/result.js';
 import type { Kind, PlannedJob } from './mix.js';
 import type { Outcome } from './run-load.js';
+import type { ScrapedMetrics } from './worker-metrics.js';
 
 export interface LoadReport {
   describe: string;
@@ -20,6 +21,8 @@ export interface LoadReport {
   /** Namespace holders left after the workers stopped, per worker id (set once they have). */
   holdersLeft: Record<string, number>;
   actions: string[];
+  /** The workers' own stevedore_jobs_total, scraped from their /metrics (compose replicas); null when none was. */
+  metrics: ScrapedMetrics | null;
 }
 
 /** The value below which `q` of the sorted values lie (nearest rank); 0 for none. */
@@ -101,6 +104,7 @@ export function summarize(input: SummaryInput): LoadReport {
     leaked: input.leaked,
     holdersLeft: {},
     actions: input.actions,
+    metrics: null,
   };
 }
 
@@ -128,6 +132,7 @@ export function renderTable(reports: LoadReport[]): string {
       ...Object.entries(r.holdersLeft).map(
         ([w, n]) => `${n} network-namespace holders of worker ${w} left (removed by the load test)`,
       ),
+      ...(r.metrics ? [metricsLine(r, r.metrics)] : []),
     ].map((line) => `- ${r.describe}: ${line}`),
   );
   return [
@@ -136,6 +141,17 @@ export function renderTable(reports: LoadReport[]): string {
     ...rows,
     ...(details.length ? ['', ...details] : []),
   ].join('\n');
+}
+
+/** The workers' own count beside the load test's (a killed process counts up to its last scrape). */
+function metricsLine(r: LoadReport, m: ScrapedMetrics): string {
+  const states = Object.entries(m.jobsByState)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([state, n]) => `${state} ${n}`)
+    .join(', ');
+  const total = Object.values(m.jobsByState).reduce((a, b) => a + b, 0);
+  const own = r.jobs - r.lost.length;
+  return `workers' /metrics: stevedore_jobs_total ${total} (${states || 'none'}) over ${m.processes} worker processes (${m.scrapes} scrapes, ${m.failed} missed), beside ${own} results the load test read`;
 }
 
 export const LOAD_START = '<!-- load:start (written by npm run load) -->';

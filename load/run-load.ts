@@ -5,11 +5,12 @@ import { Redis } from 'ioredis';
 import { StevedoreClient } from '../src/jobs/client.js';
 import { InvalidSpecError } from '../src/jobs/errors.js';
 import type { JobResult } from '../src/jobs/result.js';
-import type { Target, Workers } from './deployment.js';
+import type { Replica, Target, Workers } from './deployment.js';
 import { disturb } from './disturb.js';
 import { EngineRunCounter, queueContainers, usedMemory } from './engine.js';
 import { allowedStarts, checkResult, type Mix, type PlannedJob, planJobs, sha256, specFor } from './mix.js';
 import { type LoadReport, summarize } from './report.js';
+import { MetricsCollector } from './worker-metrics.js';
 
 export interface LoadOptions {
   target: Target;
@@ -98,14 +99,27 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       }
     }
   }, SWEEP_MS);
+  // The workers' own /metrics, scraped as Prometheus would, to set beside the load test's counts.
+  const scraped = new MetricsCollector();
+  const scrape = (replicas: Replica[]) =>
+    Promise.all(
+      replicas.map(async (r) => {
+        if (!r.metrics) return;
+        await r.metrics().then(
+          (text) => scraped.add(r.name, text),
+          () => scraped.missed(),
+        );
+      }),
+    );
   const sampler = setInterval(() => {
     void options.workers.replicas().then((replicas) =>
-      Promise.all(
-        replicas.map(async (r) => {
+      Promise.all([
+        ...replicas.map(async (r) => {
           const bytes = await r.rssBytes().catch(() => null);
           if (bytes !== null) rss.set(r.name, Math.max(rss.get(r.name) ?? 0, bytes));
         }),
-      ),
+        scrape(replicas),
+      ]),
     );
   }, 2_000);
 
@@ -152,7 +166,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const leaked = await containersLeft(docker, target.queue);
     const memoryAfter = usedMemory(await redis.info('memory'));
     const hashes = await outputHashes([...outcomes.values()]);
-    return summarize({
+    await scrape(await options.workers.replicas()); // the last word of every worker still running
+    const report = summarize({
       describe: options.workers.describe,
       outcomes: [...outcomes.values()],
       starts: counter.starts,
@@ -166,6 +181,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       check: checkResult,
       allowedStarts,
     });
+    return { ...report, metrics: scraped.summary() };
   } finally {
     clearInterval(sweep);
     clearInterval(sampler);

@@ -64,6 +64,11 @@ describe('the short load test (issue 16): two compose replicas, one killed, the 
         wrong: [],
         leaked: [],
       });
+      // The workers' own counters, scraped from their /metrics during the run, beside the test's.
+      const scraped = Object.values(report.metrics?.jobsByState ?? {}).reduce((a, b) => a + b, 0);
+      expect(report.metrics?.processes).toBeGreaterThanOrEqual(2);
+      expect(scraped).toBeGreaterThan(0);
+      expect(scraped).toBeLessThanOrEqual(JOBS);
       // Known gap: a SIGKILLed worker cannot remove its network-namespace holders and no other
       // worker removes them yet. The replicas that shut down must have removed theirs.
       await workers.close();
