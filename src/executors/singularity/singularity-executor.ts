@@ -74,8 +74,15 @@ export class SingularityExecutor implements ContainerExecutor {
     if (!this.image || this.image.request.image !== spec.image) {
       await this.loadImage({ image: spec.image, pullPolicy: 'if-not-present' });
     }
-    const image = this.image as NonNullable<typeof this.image>;
+    let image = this.image as NonNullable<typeof this.image>;
     this.releaseImage = await this.rt.images.cache.acquire(image.key);
+    if (!(await this.rt.images.cache.has(image.key))) {
+      // Evicted by another job's conversion between loadImage() and now: load it again, held.
+      this.releaseImage();
+      await this.loadImage(image.request);
+      image = this.image as NonNullable<typeof this.image>;
+      this.releaseImage = await this.rt.images.cache.acquire(image.key);
+    }
     this.id = randomUUID();
     const base = spec.cgroupParent ? `/${spec.cgroupParent.replace(/^\/+|\/+$/g, '')}` : CGROUP_PARENT;
     const cgroup = await JobCgroup.make(`${base}/${this.id}`, this.rt.options.cgroupRoot);
