@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SingularityRuntime } from '../../src/executors/singularity/runtime.js';
 import { SingularityExecutor } from '../../src/executors/singularity/singularity-executor.js';
 import { PhaseError } from '../../src/jobs/errors.js';
-import { TEST_IMAGE, testDocker, testLabels } from '../helpers/docker.js';
+import { testDocker, testLabels } from '../helpers/docker.js';
 import { executorSpec } from '../helpers/executor-spec.js';
 import { buildTestImage, readProgress, removeImage } from '../helpers/registry-images.js';
 import { testSingularityBin } from '../helpers/singularity.js';
@@ -16,6 +16,8 @@ const bin = await testSingularityBin();
 const docker = testDocker();
 /** The test image with its busybox also at the path the worker's /bin/sh resolves to (Debian: /usr/bin/dash). */
 const SAME_PATH = 'stevedore-test/sif-same-path:1';
+/** The test image with /variant holding "start". */
+const START_BASE = 'stevedore-test/sif-start-base:1';
 let dir: string;
 let hostShell: string;
 const open: SingularityExecutor[] = [];
@@ -26,12 +28,12 @@ describe.skipIf(bin === null)('Apptainer start detection', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'stevedore-sif-start-'));
     hostShell = await realpath('/bin/sh');
-    await buildTestImage(docker, 'stevedore-test/sif-start-base:1', { variant: 'start' });
+    await buildTestImage(docker, START_BASE, { variant: 'start' });
     const context = join(dir, 'context');
     await mkdir(context, { recursive: true });
     await writeFile(
       join(context, 'Dockerfile'),
-      `FROM ${TEST_IMAGE}\nRUN mkdir -p $(dirname ${hostShell}) /x && cp /bin/busybox ${hostShell} && ln -s ${hostShell} /x/sh\n`,
+      `FROM ${START_BASE}\nRUN mkdir -p $(dirname ${hostShell}) /x && cp /bin/busybox ${hostShell} && ln -s ${hostShell} /x/sh\n`,
     );
     const stream = await docker.buildImage(
       { context, src: ['Dockerfile'] },
@@ -46,6 +48,7 @@ describe.skipIf(bin === null)('Apptainer start detection', () => {
 
   afterAll(async () => {
     await removeImage(docker, SAME_PATH);
+    await removeImage(docker, START_BASE);
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
