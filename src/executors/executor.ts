@@ -85,6 +85,19 @@ export interface LoadedImage extends ImageIdentity {
   source: 'present' | 'registry' | 'tarball';
   /** Set when the image was pulled for this call, or by a pull it waited on. */
   pull: { durationMs: number; bytes: number; layers: number; shared: boolean } | null;
+  /** Images the runtime's own image cache removed to make room for this one (Apptainer's SIF cache); absent: none. */
+  evicted?: CacheEviction[];
+}
+
+/** One image a runtime's cache removed, for events.log: which, how big, and why. */
+export interface CacheEviction {
+  /** The image's digest (sha256:…), the cache's key. */
+  imageId: string;
+  /** The references it had been loaded under. */
+  references: string[];
+  bytes: number;
+  lastUsedAt: string;
+  reason: string;
 }
 
 /** Bytes of each stream an output already holds (skipped when output is replayed). */

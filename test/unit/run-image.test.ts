@@ -59,6 +59,24 @@ describe('runJob on a stub executor: loading the image', () => {
     expect(request?.signal?.aborted).toBe(false);
   });
 
+  it("events.log has each image the runtime's cache evicted for this one", async () => {
+    const dir = outputDir();
+    const eviction = {
+      imageId: `sha256:${'4'.repeat(64)}`,
+      references: ['127.0.0.1:5000/team/old:1'],
+      bytes: 7_000,
+      lastUsedAt: '2026-12-01T00:00:00.000Z',
+      reason: 'least recently used: the cache held 12000 bytes, over its cap of 10000',
+    };
+    const h = stubRun(
+      { image: '127.0.0.1:5000/team/app:v1' },
+      { image: { ...PULLED, evicted: [eviction] } },
+      { outputDir: dir },
+    );
+    await h.run();
+    expect(await eventsOf(dir, 'image-evicted')).toEqual([eviction]);
+  });
+
   it('the result says which image ran, as loadImage found it; events.log has the pull and the image', async () => {
     const dir = outputDir();
     const h = stubRun({ image: '127.0.0.1:5000/team/app:v1' }, { image: PULLED }, { outputDir: dir });

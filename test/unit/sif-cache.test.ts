@@ -12,6 +12,14 @@ async function cache(maxBytes: number): Promise<SifCache> {
   dirs.push(dir);
   return new SifCache(dir, maxBytes);
 }
+/** A promise and its resolve (Promise.withResolvers is Node 22). */
+function opened(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
 const writeBytes = (n: number) => async (target: string) => writeFile(target, Buffer.alloc(n));
 
 afterEach(async () => {
@@ -59,6 +67,56 @@ describe('SifCache', () => {
     await utimes(c.pathOf(key('a')), new Date(1000), new Date(1000));
     await c.ensure(key('b'), writeBytes(100));
     expect(await c.lookup('docker.io/library/busybox:1')).toBeNull();
+  });
+
+  it('says which images it evicted, how big, when last used and why', async () => {
+    const c = await cache(250);
+    await c.ensure(key('a'), writeBytes(100));
+    await c.remember('127.0.0.1:5000/app:1', key('a'));
+    await c.ensure(key('b'), writeBytes(100));
+    await utimes(c.pathOf(key('a')), new Date(1000), new Date(1000));
+    const { evicted } = await c.ensure(key('c'), writeBytes(100));
+    expect(evicted).toEqual([
+      {
+        key: key('a'),
+        references: ['127.0.0.1:5000/app:1'],
+        bytes: 100,
+        lastUsedAt: new Date(1000).toISOString(),
+        reason: 'least recently used: the cache held 300 bytes, over its cap of 250',
+      },
+    ]);
+  });
+
+  it('keeps its cap under concurrent conversions, each eviction reported once', async () => {
+    const c = await cache(250); // two 100-byte SIFs fit
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f'].map(key);
+    // Conversions finish in an order unlike the one they began in, all while the others run.
+    const gates = keys.map(() => opened());
+    const results = keys.map((k, i) =>
+      c.ensure(k, async (target) => {
+        await gates[i]?.promise;
+        await writeFile(target, Buffer.alloc(100));
+      }),
+    );
+    for (const i of [3, 0, 5, 1, 4, 2]) gates[i]?.resolve();
+    const done = await Promise.all(results);
+    const left = (await readdir(c.dir)).filter((n) => n.endsWith('.sif'));
+    expect(left.length * 100).toBeLessThanOrEqual(250);
+    const evicted = done.flatMap((d) => d.evicted.map((e) => e.key));
+    expect(new Set(evicted).size).toBe(evicted.length);
+    expect([...evicted, ...left.map((n) => n.slice(0, -4))].sort()).toEqual([...keys].sort());
+  });
+
+  it('marks a hit as used, so a conversion right after evicts another image, not the one just handed out', async () => {
+    const c = await cache(250);
+    await c.ensure(key('a'), writeBytes(100));
+    await c.ensure(key('e'), writeBytes(100));
+    await utimes(c.pathOf(key('a')), new Date(1000), new Date(1000));
+    await utimes(c.pathOf(key('e')), new Date(2000), new Date(2000));
+    expect((await c.ensure(key('a'), writeBytes(100))).converted).toBe(false);
+    const { evicted } = await c.ensure(key('c'), writeBytes(100));
+    expect(evicted.map((e) => e.key)).toEqual([key('e')]);
+    expect(await c.has(key('a'))).toBe(true);
   });
 
   it('rejects a key that is no sha256 digest', async () => {

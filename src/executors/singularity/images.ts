@@ -5,12 +5,12 @@ import { execa } from 'execa';
 import type { Logger } from 'pino';
 import { ImageUnavailableError, InfrastructureError, PhaseError } from '../../jobs/errors.js';
 import { canonicalRef, type ImageRef, nameOf, parseImageRef } from '../../jobs/image-ref.js';
-import type { ImageRequest, LoadedImage } from '../executor.js';
+import type { CacheEviction, ImageRequest, LoadedImage } from '../executor.js';
 import { RegistryCredentials } from '../registry-auth.js';
 import { RUNTIME_PATH } from './args.js';
 import type { SingularityBinary } from './binary.js';
 import { RegistryAnswerError, registryBase, resolveDigest } from './registry-digest.js';
-import type { SifCache } from './sif-cache.js';
+import type { Eviction, SifCache } from './sif-cache.js';
 import { readTarballManifest } from './tarball.js';
 
 /** A conversion (pull + squashfs) of one image; longer fails the attempt as infra (retried). */
@@ -64,10 +64,14 @@ export class SingularityImages {
         `image ${request.image} is not present on this host and the job's imagePullPolicy is "never": give the job an imageTarball, or let the worker pull it (imagePullPolicy "if-not-present")`,
       );
     }
-    const local = await this.docker
-      .getImage(request.image)
-      .inspect()
-      .catch(() => null);
+    // An image the local engine holds is converted from there, unless the job asks for the registry's now.
+    const local =
+      request.pullPolicy === 'always'
+        ? null
+        : await this.docker
+            .getImage(request.image)
+            .inspect()
+            .catch(() => null);
     if (local) return this.fromDaemon(request.image, local.Id, name, log);
     return this.fromRegistry(request, ref, name, log);
   }
@@ -95,7 +99,7 @@ export class SingularityImages {
         `tarball ${path} does not contain ${image} (it holds: ${manifest.repoTags.join(', ') || 'no tagged image'}): give a tarball made by "docker save" of that image`,
       );
     }
-    await this.convert(manifest.key, log, async (target, tmp) => {
+    const { evicted } = await this.convert(manifest.key, log, async (target, tmp) => {
       // Apptainer's docker-archive reader misses members named "./manifest.json": repack without "./".
       let source = path;
       if (manifest.dotPrefixed) {
@@ -111,18 +115,21 @@ export class SingularityImages {
       await this.build(target, tmp, `docker-archive:${source}`, {});
     });
     await this.cache.remember(name, manifest.key);
-    return { key: manifest.key, loaded: identity(manifest.key, 'tarball', null) };
+    return {
+      key: manifest.key,
+      loaded: { ...identity(manifest.key, 'tarball', null), ...evictions(evicted) },
+    };
   }
 
   private async fromDaemon(image: string, imageId: string, name: string, log: Logger): Promise<SifImage> {
     const key = imageId.replace(/^sha256:/, '');
-    await this.convert(key, log, (target, tmp) =>
+    const { evicted } = await this.convert(key, log, (target, tmp) =>
       this.build(target, tmp, `docker-daemon:${image}`, {
         DOCKER_HOST: `unix://${this.options.dockerSocket ?? '/var/run/docker.sock'}`,
       }),
     );
     await this.cache.remember(name, key);
-    return { key, loaded: identity(key, 'present', null) };
+    return { key, loaded: { ...identity(key, 'present', null), ...evictions(evicted) } };
   }
 
   private async fromRegistry(
@@ -158,7 +165,7 @@ export class SingularityImages {
     }
     if (registryBase(ref.registry).startsWith('http:')) env.APPTAINER_NOHTTPS = env.SINGULARITY_NOHTTPS = '1';
     log.info({ image: request.image, authenticated: credential !== undefined }, 'pulling image into a SIF');
-    const { converted } = await this.convert(key, log, (target, tmp) =>
+    const { converted, evicted } = await this.convert(key, log, (target, tmp) =>
       this.build(target, tmp, `docker://${nameOf(name)}@${digest}`, env),
     );
     await this.cache.remember(name, key);
@@ -173,15 +180,18 @@ export class SingularityImages {
         imageDigest: `${nameOf(request.image)}@${digest}`,
         source: 'registry',
         pull: { durationMs: Date.now() - started, bytes: size, layers: 0, shared: !converted },
+        ...evictions(evicted),
       },
     };
   }
 
-  private convert(key: string, log: Logger, run: (target: string, tmp: string) => Promise<void>) {
-    return this.cache.ensure(key, async (target, tmp) => {
+  private async convert(key: string, log: Logger, run: (target: string, tmp: string) => Promise<void>) {
+    const done = await this.cache.ensure(key, async (target, tmp) => {
       log.info({ key }, 'converting image to SIF');
       await run(target, tmp);
     });
+    for (const e of done.evicted) log.info({ ...e, cap: this.cache.maxBytes }, 'SIF cache evicted an image');
+    return done;
   }
 
   /** `apptainer build` with nothing of the worker's environment but the source's credentials. */
@@ -221,6 +231,13 @@ export class SingularityImages {
         : new PhaseError('loading-image', message);
     }
   }
+}
+
+function evictions(evicted: Eviction[]): { evicted?: CacheEviction[] } {
+  if (evicted.length === 0) return {};
+  return {
+    evicted: evicted.map(({ key, ...rest }) => ({ imageId: `sha256:${key}`, ...rest })),
+  };
 }
 
 function identity(key: string, source: LoadedImage['source'], digestRef: string | null): LoadedImage {

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readlink } from 'node:fs/promises';
+import { readlink, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -98,7 +98,7 @@ export class SingularityProcess {
     return this.exitedAt === null && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Processes of the container itself (another PID namespace than the runtime program's), with their executables. */
+  /** Processes of the container itself (another PID namespace than the runtime program's), with their executables' ids. */
   private async insiders(): Promise<{ pid: number; exe: string | null }[]> {
     if (!this.cgroup) return [];
     const outside = await readlink(`/proc/${this.pid}/ns/pid`).catch(() => null);
@@ -106,7 +106,7 @@ export class SingularityProcess {
     for (const pid of await this.cgroup.pids()) {
       const ns = await readlink(`/proc/${pid}/ns/pid`).catch(() => null);
       if (ns !== null && outside !== null && ns !== outside) {
-        found.push({ pid, exe: await readlink(`/proc/${pid}/exe`).catch(() => null) });
+        found.push({ pid, exe: await fileId(`/proc/${pid}/exe`) });
       }
     }
     return found;
@@ -114,40 +114,56 @@ export class SingularityProcess {
 
   /**
    * A process of the container that runs the image's programs (the command, or what it started;
-   * the runtime's own init and helpers have the runtime's executable and the host's root); the
-   * runtime program's before there is one; 0 when none.
+   * the runtime's own init and helpers run the runtime's starter); the runtime program's before
+   * there is one; 0 when none.
    */
   async containerPid(): Promise<number> {
     if (!this.running) return 0;
-    const runtime = await readlink(`/proc/${this.pid}/exe`).catch(() => null);
+    const runtime = await fileId(`/proc/${this.pid}/exe`);
     const inside = await this.insiders();
     return (inside.find((p) => p.exe !== null && p.exe !== runtime) ?? inside[0])?.pid ?? this.pid;
   }
 
   /**
-   * Resolves with null once the command itself runs (a process in the cgroup runs an executable
-   * that is none of the runtime's: the wrapper shell, the CLI, its starter), or with the exit when
-   * the program ended first (a missing command).
+   * Resolves with null once the command itself runs, with the exit when the program ended first
+   * (a missing command), or with 'undetected' when neither happened within `timeoutMs`.
+   *
+   * The command runs once a process of the cgroup is in the container's PID namespace (not the
+   * runtime program's) and runs another file than the runtime's starter. Files are told apart by
+   * device and inode, never by path: a path read from /proc/<pid>/exe is the path inside that
+   * process's mount namespace, so an image's /usr/bin/dash and the host's (the wrapper shell) have
+   * the same path, and a command run by it was never seen to start.
    */
-  async commandStarted(): Promise<ProcessExit | null> {
+  async commandStarted(timeoutMs: number): Promise<ProcessExit | null | 'undetected'> {
     const cgroup = this.cgroup;
     if (!cgroup) return null;
-    let ended: ProcessExit | null = null;
-    void this.exit.then((e) => {
-      ended = e;
-    });
-    const runtimeExes = new Set<string>();
+    const deadline = Date.now() + timeoutMs;
+    let starter: string | null = null;
+    let outside: string | null = null;
     for (;;) {
-      if (ended) return ended;
-      const own = await readlink(`/proc/${this.pid}/exe`).catch(() => null);
-      if (own === null) return this.exit;
-      runtimeExes.add(own);
-      for (const pid of await cgroup.pids()) {
-        const exe = await readlink(`/proc/${pid}/exe`).catch(() => null);
-        if (exe === null || pid === this.pid || runtimeExes.has(exe)) continue;
-        if (!STARTER_NAMES.has(basename(exe))) return null;
+      if (this.exitedAt) return this.exitedAt;
+      if (Date.now() >= deadline) return 'undetected';
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        // Ended: its exit (once its output is drained), or undetected when a leftover holds the pipes.
+        return Promise.race([this.exit, delay(deadline - Date.now()).then(() => 'undetected' as const)]);
       }
-      await new Promise((r) => setTimeout(r, 5));
+      if (starter === null) {
+        const own = await readlink(`/proc/${this.pid}/exe`).catch(() => null);
+        if (own !== null && STARTER_NAMES.has(basename(own))) {
+          starter = await fileId(`/proc/${this.pid}/exe`);
+          outside = await readlink(`/proc/${this.pid}/ns/pid`).catch(() => null);
+        }
+      }
+      if (starter !== null && outside !== null) {
+        for (const pid of await cgroup.pids()) {
+          if (pid === this.pid) continue;
+          const ns = await readlink(`/proc/${pid}/ns/pid`).catch(() => null);
+          if (ns === null || ns === outside) continue;
+          const exe = await fileId(`/proc/${pid}/exe`);
+          if (exe !== null && exe !== starter) return null;
+        }
+      }
+      await delay(5);
     }
   }
 
@@ -166,4 +182,12 @@ export class SingularityProcess {
     }
     await this.cgroup?.signalAll('SIGKILL');
   }
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/** Device and inode of the file a /proc/<pid>/exe link points to (the same file in every mount namespace). */
+async function fileId(path: string): Promise<string | null> {
+  const s = await stat(path).catch(() => null);
+  return s ? `${s.dev}:${s.ino}` : null;
 }

@@ -25,7 +25,12 @@ export interface SingularityRuntimeOptions {
   visibleDevices?: { cuda?: string; amd?: string };
   /** Where the host's cgroup filesystem is (tests). */
   cgroupRoot?: string;
+  /** How long start() and exec() wait to see the command run (default START_TIMEOUT_MS). */
+  startTimeoutMs?: number;
 }
+
+/** How long a container's command may take to show as running: Apptainer mounts a SIF in well under a second here. */
+export const START_TIMEOUT_MS = 60_000;
 
 /** Where the SIF cache is when STEVEDORE_SIF_CACHE is not set. */
 export function defaultSifCache(home = homedir()): string {
@@ -49,12 +54,14 @@ export class SingularityRuntime implements ContainerRuntime {
     missingCommandExitCode: 127,
   };
   readonly records: ContainerRecords;
+  readonly startTimeoutMs: number;
 
   private constructor(
     readonly bin: SingularityBinary,
     readonly images: SingularityImages,
     readonly options: SingularityRuntimeOptions,
   ) {
+    this.startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS;
     this.records = new ContainerRecords(
       options.stateDir ?? join(homedir(), '.local', 'state', 'stevedore', 'singularity'),
     );

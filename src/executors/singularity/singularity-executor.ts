@@ -74,8 +74,15 @@ export class SingularityExecutor implements ContainerExecutor {
     if (!this.image || this.image.request.image !== spec.image) {
       await this.loadImage({ image: spec.image, pullPolicy: 'if-not-present' });
     }
-    const image = this.image as NonNullable<typeof this.image>;
+    let image = this.image as NonNullable<typeof this.image>;
     this.releaseImage = await this.rt.images.cache.acquire(image.key);
+    if (!(await this.rt.images.cache.has(image.key))) {
+      // Evicted by another job's conversion between loadImage() and now: load it again, held.
+      this.releaseImage();
+      await this.loadImage(image.request);
+      image = this.image as NonNullable<typeof this.image>;
+      this.releaseImage = await this.rt.images.cache.acquire(image.key);
+    }
     this.id = randomUUID();
     const base = spec.cgroupParent ? `/${spec.cgroupParent.replace(/^\/+|\/+$/g, '')}` : CGROUP_PARENT;
     const cgroup = await JobCgroup.make(`${base}/${this.id}`, this.rt.options.cgroupRoot);
@@ -148,15 +155,19 @@ export class SingularityExecutor implements ContainerExecutor {
     }
     await this.rt.records.write(this.record(child.pid, (await processStartTime(child.pid)) ?? ''));
     this.log.debug({ containerId: this.id, pid: child.pid }, 'container started');
-    // Started = the command runs (so pid() and exec() find it). Without an init the runtime's own
-    // "not found" is the start's failure, as on Docker; under the init it is exit 127.
-    if (spec.init === false) {
-      const early = await child.commandStarted();
-      if (early?.missingCommand) {
-        throw new CommandNotFoundError(
-          `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (${this.rt.bin.flavour} said: ${early.missingCommand})`,
-        );
-      }
+    // Started = the command runs (so pid() and exec() find it), within a bound: a start that is
+    // not seen is logged, and exec() says so. Without an init the runtime's own "not found" is the
+    // start's failure, as on Docker; under the init it is exit 127.
+    const early = await child.commandStarted(this.rt.startTimeoutMs);
+    if (early === 'undetected') {
+      this.log.warn(
+        { containerId: this.id, pid: child.pid, timeoutMs: this.rt.startTimeoutMs },
+        'the container command was not seen running within the start bound; exec() will fail until it is',
+      );
+    } else if (spec.init === false && early?.missingCommand) {
+      throw new CommandNotFoundError(
+        `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (${this.rt.bin.flavour} said: ${early.missingCommand})`,
+      );
     }
   }
 
@@ -294,7 +305,13 @@ export class SingularityExecutor implements ContainerExecutor {
 
   private async runningPid(phase: 'running' | 'exec'): Promise<number> {
     if (!this.process) throw new PhaseError(phase, 'no container: call create() and start() first');
-    await this.process.commandStarted();
+    const seen = await this.process.commandStarted(this.rt.startTimeoutMs);
+    if (seen === 'undetected') {
+      throw new PhaseError(
+        phase,
+        `container ${this.id}: its command was not seen running within ${this.rt.startTimeoutMs / 1000} s (no process of the image's in its cgroup ${this.cgroupId()}), so there is nothing to ${phase === 'exec' ? 'exec into' : 'read'}; check the job's output and events.log, or stop the job`,
+      );
+    }
     const pid = await this.process.containerPid();
     if (pid === 0) throw new PhaseError(phase, 'the container is not running');
     return pid;

@@ -44,6 +44,7 @@ export async function loadRunImage(deps: ImageLoadDeps): Promise<ImageIdentity> 
     if (loaded.source === 'registry')
       deps.onPulled?.(loaded.pull.shared ? 'shared' : 'pulled', loaded.pull.durationMs / 1000);
   }
+  for (const eviction of loaded.evicted ?? []) events.write('image-evicted', { ...eviction });
   events.write('image', {
     image: spec.image,
     pullPolicy: policy,
