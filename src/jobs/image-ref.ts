@@ -1,3 +1,4 @@
+import { ImageUnavailableError } from './errors.js';
 /**
  * Image references as Docker reads them (distribution's reference grammar): an optional
  * registry host, a repository path, and a tag and/or a digest. Pure: used to pick a job's
@@ -41,6 +42,17 @@ const HOST =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$/;
 /** Docker's own limit on a repository name. */
 const MAX_NAME_CHARS = 255;
+
+/** The reference a runtime loads, parsed; a malformed one is an image that cannot be had (reason `image`). */
+export function requireImageRef(reference: string): ImageRef {
+  const ref = parseImageRef(reference);
+  if (typeof ref === 'string') {
+    throw new ImageUnavailableError(
+      `image reference ${JSON.stringify(reference)} is malformed: ${ref}; give a reference such as registry.example.com/team/app:1.2`,
+    );
+  }
+  return ref;
+}
 
 /** Parses a reference; a string saying what is wrong with it when it is not one. */
 export function parseImageRef(reference: string): ImageRef | string {

@@ -1,7 +1,14 @@
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { ImageUnavailableError } from '../../jobs/errors.js';
-import { canonicalRef, type ImageRef, nameOf, parseImageRef, sameRepository } from '../../jobs/image-ref.js';
+import {
+  canonicalRef,
+  type ImageRef,
+  nameOf,
+  parseImageRef,
+  requireImageRef,
+  sameRepository,
+} from '../../jobs/image-ref.js';
 import type { ImageIdentity, ImageRequest, LoadedImage, PullProgress } from '../executor.js';
 import { RegistryCredentials } from '../registry-auth.js';
 import { inspectImage, loadImageTarball } from './image.js';
@@ -60,12 +67,7 @@ export class DockerImages {
   }
 
   async ensure(request: ImageRequest, log: Logger): Promise<LoadedImage> {
-    const ref = parseImageRef(request.image);
-    if (typeof ref === 'string') {
-      throw new ImageUnavailableError(
-        `image reference ${JSON.stringify(request.image)} is malformed: ${ref}; give a reference such as registry.example.com/team/app:1.2`,
-      );
-    }
+    const ref = requireImageRef(request.image);
     const key = canonicalRef(ref);
     // `always` pulls every time, but a digest names content that cannot change.
     if (request.pullPolicy !== 'always' || ref.digest !== null) {

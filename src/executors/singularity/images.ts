@@ -4,7 +4,7 @@ import Dockerode from 'dockerode';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
 import { ImageUnavailableError, InfrastructureError, PhaseError } from '../../jobs/errors.js';
-import { canonicalRef, type ImageRef, nameOf, parseImageRef } from '../../jobs/image-ref.js';
+import { canonicalRef, type ImageRef, nameOf, parseImageRef, requireImageRef } from '../../jobs/image-ref.js';
 import type { CacheEviction, ImageRequest, LoadedImage } from '../executor.js';
 import { RegistryCredentials } from '../registry-auth.js';
 import { RUNTIME_PATH } from './args.js';
@@ -47,12 +47,7 @@ export class SingularityImages {
   }
 
   async ensure(request: ImageRequest, log: Logger): Promise<SifImage> {
-    const ref = parseImageRef(request.image);
-    if (typeof ref === 'string') {
-      throw new ImageUnavailableError(
-        `image reference ${JSON.stringify(request.image)} is malformed: ${ref}; give a reference such as registry.example.com/team/app:1.2`,
-      );
-    }
+    const ref = requireImageRef(request.image);
     const name = canonicalRef(ref);
     if (request.pullPolicy !== 'always' || ref.digest !== null) {
       const key = await this.cache.lookup(name);
