@@ -75,31 +75,35 @@ export async function workerCommand(args: string[]): Promise<number> {
   }
   const config = loadConfig(process.env, overrides);
   const logger = pino({ level: config.logLevel });
-  // A signal while the worker starts (a compose stop right after up) is held until it has
-  // started, then closes it as usual; without a handler Node would end at once, leaving no cleanup.
+  // One handler for the process's whole life. A signal while the worker starts (a compose stop
+  // right after up) is held until it has started, then closes it as usual. The handler is never
+  // swapped: removing a signal's last listener restores the default action (the process dies at
+  // once, no cleanup), so a signal that arrived between an off() and the next on() killed the
+  // worker mid-start-up (seen: embedded-redis.test.ts, SIGTERM right after "worker started").
   let early: NodeJS.Signals | undefined;
-  const holdSignal = (signal: NodeJS.Signals): void => {
-    early ??= signal;
+  let shutdown: ((signal: NodeJS.Signals) => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (shutdown) shutdown(signal);
+    else early ??= signal;
   };
-  process.on('SIGTERM', holdSignal);
-  process.on('SIGINT', holdSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   // Loaded only when asked for: a worker without STEVEDORE_HTTP carries no prom-client.
   const endpoint = config.http
     ? await (await import('../server/worker-endpoint.js')).startWorkerEndpoint(config.http, logger)
     : undefined;
-  const handle = await startWorker(config, { logger, events: endpoint?.events })
-    .catch(async (error: unknown) => {
+  const handle = await startWorker(config, { logger, events: endpoint?.events }).catch(
+    async (error: unknown) => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
       await endpoint?.close();
       throw error;
-    })
-    .finally(() => {
-      process.off('SIGTERM', holdSignal);
-      process.off('SIGINT', holdSignal);
-    });
+    },
+  );
   endpoint?.attach(handle);
   return new Promise<number>((resolve) => {
     let signals = 0;
-    const onSignal = (signal: NodeJS.Signals): void => {
+    shutdown = (signal) => {
       signals += 1;
       if (signals > 1) {
         logger.warn({ signal }, 'second signal: exiting at once');
@@ -118,8 +122,6 @@ export async function workerCommand(args: string[]): Promise<number> {
           },
         );
     };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    if (early) onSignal(early);
+    if (early) shutdown(early);
   });
 }
