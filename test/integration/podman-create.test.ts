@@ -115,7 +115,8 @@ describe.skipIf(podman === null)('podman job containers (libpod create)', () => 
         .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
     );
     expect(Object.fromEntries(vars)).toMatchObject({ A: '1', B: 'two words', EMPTY: '', PATH: '/bin' });
-    expect([...vars.keys()].sort()).toEqual(['A', 'B', 'EMPTY', 'HOME', 'HOSTNAME', 'PATH', 'PWD', 'SHLVL']);
+    // HOME and HOSTNAME as Docker sets them; PATH is the image's.
+    expect([...vars.keys()].sort()).toEqual(['A', 'B', 'EMPTY', 'HOME', 'HOSTNAME', 'PATH']);
     const own = await run(['sh', '-c', 'echo "$PATH $TERM"'], {
       env: { PATH: '/usr/bin:/bin', TERM: 'dumb' },
     });
@@ -137,7 +138,6 @@ describe.skipIf(podman === null)('podman job containers (libpod create)', () => 
       'echo quota=$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us)',
       'mount -t tmpfs none /mnt 2>/dev/null && echo mount=allowed || echo mount=denied',
       'mknod /tmp/null c 1 3 2>/dev/null && echo mknod=allowed || echo mknod=denied',
-      'echo "6.6.6.6 evil" >> /etc/hosts 2>/dev/null && echo hosts=writable || echo hosts=read-only',
       'echo ifaces=$(ls /sys/class/net | tr "\\n" " ")',
       'echo cwd=$(pwd)',
     ].join('; ');
@@ -164,14 +164,12 @@ describe.skipIf(podman === null)('podman job containers (libpod create)', () => 
     expect(field('mount')).toBe('denied');
     expect(field('mknod')).toBe('denied');
     expect(field('cwd')).toBe('/tmp');
-    // No network: loopback only, in a namespace holder's namespace whose files it cannot change.
+    // No network: loopback only, in a namespace of its own (Podman gets no holders).
     expect(field('ifaces').trim()).toBe('lo');
-    expect(field('hosts')).toBe('read-only');
     const info = await (podman as NonNullable<typeof podman>).runtime.docker
       .getContainer(r.executor.containerId)
       .inspect();
-    expect(info.HostConfig.NetworkMode).toMatch(/^container:[0-9a-f]{64}$/);
-    expect(info.HostConfig).toMatchObject({ Privileged: false, PidsLimit: 64 });
+    expect(info.HostConfig).toMatchObject({ NetworkMode: 'none', Privileged: false, PidsLimit: 64 });
   });
 
   it('raises a memory limit below the minimum to it, as on Docker, and gives the default pids limit', async () => {

@@ -60,6 +60,11 @@ export class PodmanRuntime extends DockerRuntime {
     const initPath = named === undefined ? findStaticInit() : named;
     super({
       ...docker,
+      // No namespace holders: Podman makes a job that joins another container's namespace
+      // depend on it, and then refuses to remove the holder ("has dependent containers") while
+      // the job's container exists; its compatible import also drops the holder image's tag.
+      // Every job without network gets a namespace of its own ('none').
+      netns: 'fresh',
       client: new Dockerode({ socketPath: socket }),
       // Under catatonit a missing command exits 1; under tini 127, as on Docker.
       engine: initPath
