@@ -106,6 +106,21 @@ describe.skipIf(podman === null)('podman job containers (libpod create)', () => 
     expect(await readFile(join(hostDir, 'written'), 'utf8')).toBe('rw\n');
   });
 
+  it('takes a host path "<allowed>/d,source=<elsewhere>" literally: the job sees that directory, not <elsewhere>', async () => {
+    const { dir } = await hostSecrets();
+    // A real directory of that name, as a job with a read-write area could make and then name.
+    const hostPath = join(await tempDir(), `d,source=${dir}`);
+    await mkdir(hostPath, { recursive: true });
+    const r = await run(
+      ['sh', '-c', 'cat /data/secret.txt 2>/dev/null && echo READ; touch /data/pwned; ls -A /data'],
+      { bindMounts: { '/data': { hostPath, readOnly: false } } },
+    );
+    expect(r.exitCode).toBe(0);
+    expect(r.spec.stdout.text).toBe('pwned\n');
+    expect(await readdir(dir)).toEqual(['secret.txt']);
+    expect(await readdir(hostPath)).toEqual(['pwned']);
+  });
+
   it("gives exactly the spec's env over the image's: no container or TERM from Podman", async () => {
     const r = await run(['env'], { env: { A: '1', B: 'two words', EMPTY: '' } });
     const vars = new Map(
