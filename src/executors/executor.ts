@@ -132,15 +132,16 @@ export interface RuntimeCapabilities {
   /** exec() and ipAddress() work on a running container (gateway targets). */
   exec: boolean;
   /**
-   * Variables the runtime sets in every container beside the spec's env (Podman: `container`,
-   * `TERM`); a spec may set them to other values, never take them away. Empty: exactly the spec's.
+   * Variables the runtime sets in every container beside the spec's env; a spec may set them to
+   * other values, never take them away. Empty (every runtime today): exactly the spec's.
    */
   addedEnv: readonly string[];
   /** The runtime tells an OOM kill from another SIGKILL; false: such a run reads as signalled (137). */
   reportsOom: boolean;
   /**
    * Exit code of a command that is not in the image, run under the runtime's init: 127 from
-   * Docker's tini (which names the command on stderr); 1 from Podman's catatonit ("failed to exec pid1").
+   * tini (Docker's, and Podman's when the host has a static tini), which names the command on
+   * stderr; 1 from Podman's own catatonit ("failed to exec pid1").
    */
   missingCommandExitCode: number;
 }

@@ -5,6 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { DOCKER_ENGINE } from '../../src/executors/docker/engine.js';
 import { isAlreadyInState, isCommandNotFound } from '../../src/executors/docker/errors.js';
 import { PODMAN_ENGINE } from '../../src/executors/podman/engine.js';
+import { findStaticInit } from '../../src/executors/podman/init.js';
+import { PodmanRuntime } from '../../src/executors/podman/runtime.js';
 import { findPodman } from '../../src/executors/podman/service.js';
 import {
   podmanSocketPath,
@@ -93,7 +95,13 @@ describe('engine traits', () => {
       exitFromDieEvent: true,
       keepsContainers: 'always',
     });
-    expect(PODMAN_ENGINE.capabilities).toMatchObject({ addedEnv: ['container', 'TERM'], reportsOom: false });
+    // Made through libpod's create (unsetenvall, a static tini as init): the env and the missing
+    // command's 127 are Docker's; an OOM kill still reads as a plain SIGKILL.
+    expect(PODMAN_ENGINE.capabilities).toMatchObject({
+      addedEnv: [],
+      reportsOom: false,
+      missingCommandExitCode: 127,
+    });
   });
 
   it("take Podman's 500 state error as Docker's 409, and its attach-time command error as not found", () => {
@@ -121,5 +129,35 @@ describe('engine traits', () => {
       ),
     ).toBe(true);
     expect(isCommandNotFound(new Error('no space left on device'))).toBe(false);
+  });
+});
+
+describe('the init of Podman jobs', () => {
+  it('is the first executable static tini found, else none', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-init-'));
+    try {
+      const tini = join(dir, 'tini-static');
+      await writeFile(tini, '');
+      expect(findStaticInit([join(dir, 'absent'), tini])).toBeNull();
+      await chmod(tini, 0o755);
+      expect(findStaticInit([join(dir, 'absent'), tini])).toBe(tini);
+      expect(findStaticInit([])).toBeNull();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("says a missing command exits 127 under tini and 1 under Podman's catatonit; and no holders", async () => {
+    const tini = new PodmanRuntime('/nonexistent.sock', { binary: null, initPath: '/usr/bin/tini-static' });
+    const catatonit = new PodmanRuntime('/nonexistent.sock', { binary: null, initPath: null });
+    try {
+      expect(tini.capabilities.missingCommandExitCode).toBe(127);
+      expect(catatonit.capabilities.missingCommandExitCode).toBe(1);
+      expect(catatonit.capabilities).toMatchObject({ addedEnv: [], adopt: true, exec: true });
+      expect(tini.holders).toBeNull();
+    } finally {
+      await tini.close();
+      await catatonit.close();
+    }
   });
 });

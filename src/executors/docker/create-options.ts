@@ -68,16 +68,29 @@ function bindMount(source: string, target: string, readOnly: boolean): MountSett
  * live one) rather than at create, where Mounts check that the source exists.
  */
 function holderFileBinds(holder: Pick<NetnsHolder, 'files'>, taken: Set<string>): string[] {
+  return holderFiles(holder, taken).map(({ source, target }) => `${source}:${target}:ro`);
+}
+
+/**
+ * The holder's network files a job sees read-only, each at its place in the job, as data (the
+ * engine's own paths, never the spec's). A bind mount of the spec's own at one of these paths wins.
+ */
+export function holderFiles(
+  holder: Pick<NetnsHolder, 'files'>,
+  taken: Set<string>,
+): { source: string; target: string }[] {
   const files: [string, string][] = [
     ['/etc/hosts', holder.files.hosts],
     ['/etc/hostname', holder.files.hostname],
     ['/etc/resolv.conf', holder.files.resolvConf],
   ];
-  // A bind mount of the spec's own at one of these paths wins.
-  return files.filter(([target, source]) => source && !taken.has(target)).map(([t, s]) => `${s}:${t}:ro`);
+  return files
+    .filter(([target, source]) => source && !taken.has(target))
+    .map(([target, source]) => ({ source, target }));
 }
 
-function splitDeviceList(value: string | undefined): string[] {
+/** A comma-separated device list (CUDA_VISIBLE_DEVICES, AMD_VISIBLE_DEVICES) as its entries. */
+export function splitDeviceList(value: string | undefined): string[] {
   return (value ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -92,7 +105,8 @@ function cudaDeviceRequest(count: number, facts: DockerHostFacts): DeviceRequest
   return request;
 }
 
-function rocmDevices(facts: DockerHostFacts): { devices: string[]; groups: number[] } {
+/** The AMD devices (and their owning groups) a ROCm job gets: the visible render nodes and /dev/kfd. */
+export function rocmDevices(facts: DockerHostFacts): { devices: string[]; groups: number[] } {
   const all = facts.renderDevices ?? [];
   const wanted = splitDeviceList(facts.amdVisibleDevices);
   const chosen =
@@ -105,8 +119,23 @@ function rocmDevices(facts: DockerHostFacts): { devices: string[]; groups: numbe
 }
 
 /** A positive whole number of processes; anything else is the safe default, never "unlimited" (0 or -1 to the engine). */
-function pidsLimit(limit: number | undefined): number {
+export function jobPidsLimit(limit: number | undefined): number {
   return limit !== undefined && Number.isInteger(limit) && limit > 0 ? limit : DEFAULT_PIDS_LIMIT;
+}
+
+/** The CFS quota (per CPU_PERIOD_US) for `vcpus` > 0: never below what the engine accepts. */
+export function jobCpuQuotaUs(vcpus: number): number {
+  return Math.max(MIN_CPU_QUOTA_US, Math.round(vcpus * CPU_PERIOD_US));
+}
+
+/** The memory limit for `ramBytes` > 0: raised to DOCKER_MIN_MEMORY_BYTES, as every runtime does. */
+export function jobMemoryBytes(ramBytes: number): number {
+  return Math.max(DOCKER_MIN_MEMORY_BYTES, Math.floor(ramBytes));
+}
+
+/** Where the work happens: the spec's working dir, or '' for the image's own (empty or '.'). */
+export function jobWorkingDir(spec: Pick<ExecutorSpec, 'workingDir'>): string {
+  return spec.workingDir === undefined || spec.workingDir === '.' ? '' : spec.workingDir;
 }
 
 /** Maps a runtime-neutral spec to the Docker Engine API's container create body. Pure. */
@@ -116,7 +145,7 @@ export function toDockerCreateOptions(
   facts: DockerHostFacts = {},
 ): ContainerCreateOptions {
   const hasStdin = spec.stdin !== undefined;
-  const workingDir = spec.workingDir === undefined || spec.workingDir === '.' ? '' : spec.workingDir;
+  const workingDir = jobWorkingDir(spec);
   const mounts = Object.entries(spec.bindMounts)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([target, m]) => bindMount(m.hostPath, target, m.readOnly));
@@ -144,14 +173,14 @@ export function toDockerCreateOptions(
     Privileged: false,
     CapAdd: [],
     CapDrop: [...DROPPED_CAPABILITIES],
-    PidsLimit: pidsLimit(spec.pidsLimit),
+    PidsLimit: jobPidsLimit(spec.pidsLimit),
   };
   if (spec.vcpus > 0) {
     hostConfig.CpuPeriod = CPU_PERIOD_US;
-    hostConfig.CpuQuota = Math.max(MIN_CPU_QUOTA_US, Math.round(spec.vcpus * CPU_PERIOD_US));
+    hostConfig.CpuQuota = jobCpuQuotaUs(spec.vcpus);
   }
   if (spec.ramBytes > 0) {
-    const memory = Math.max(DOCKER_MIN_MEMORY_BYTES, Math.floor(spec.ramBytes));
+    const memory = jobMemoryBytes(spec.ramBytes);
     hostConfig.Memory = memory;
     hostConfig.MemorySwap = memory; // memory+swap = memory: the container gets no swap
   }

@@ -2,7 +2,7 @@ import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { statusCodeOf } from '../../jobs/errors.js';
 import type { ExecutorSpec } from '../executor.js';
-import { type DockerHostFacts, toDockerCreateOptions } from './create-options.js';
+import type { DockerHostFacts, DockerNaming } from './create-options.js';
 import { isCommandNotFound, wrapEngineError } from './errors.js';
 import type { ContainerWatch } from './events.js';
 import type { NetnsHolder } from './netns/holders.js';
@@ -51,20 +51,16 @@ export class MadeContainer {
   static async make(o: MakeOptions): Promise<MadeContainer> {
     const holders = !o.spec.enableNetwork && o.reuseNetns ? o.runtime.holders : null;
     const holder = holders ? await holders.acquire(o.log) : null;
-    const body = toDockerCreateOptions(
-      o.spec,
-      {
-        name: o.name,
-        labels: o.labels,
-        logDriver: o.logDriver,
-        netnsHolder: holder ?? undefined,
-        imageId: o.image?.id,
-      },
-      o.facts,
-    );
+    const naming: DockerNaming = {
+      name: o.name,
+      labels: o.labels,
+      logDriver: o.logDriver,
+      netnsHolder: holder ?? undefined,
+      imageId: o.image?.id,
+    };
     let container: Dockerode.Container;
     try {
-      container = await createWithImage(o, body);
+      container = await createWithImage(o, naming);
     } catch (error) {
       if (holder) holders?.release(holder);
       throw wrapEngineError('creating', `cannot create container from ${o.spec.image}`, error);
@@ -144,18 +140,14 @@ export class MadeContainer {
 }
 
 /** Creates; if the engine lost the image since loadImage() saw it, loads it once more and retries. */
-async function createWithImage(
-  o: MakeOptions,
-  body: Dockerode.ContainerCreateOptions,
-): Promise<Dockerode.Container> {
-  const docker = o.runtime.docker;
+async function createWithImage(o: MakeOptions, naming: DockerNaming): Promise<Dockerode.Container> {
   try {
-    return await docker.createContainer(body);
+    return await o.runtime.createJobContainer(o.spec, naming, o.facts);
   } catch (error) {
     if (statusCodeOf(error) !== 404 || !o.image) throw error;
     const id = await o.image.reload();
     o.image = { ...o.image, id };
-    return docker.createContainer({ ...body, Image: id });
+    return o.runtime.createJobContainer(o.spec, { ...naming, imageId: id }, o.facts);
   }
 }
 

@@ -2,10 +2,17 @@ import { existsSync } from 'node:fs';
 import Dockerode from 'dockerode';
 import { RuntimeUnavailableError } from '../../jobs/errors.js';
 import { LABELS } from '../../jobs/names.js';
-import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer, RuntimeKind } from '../executor.js';
+import type {
+  ContainerRuntime,
+  ExecutorSpec,
+  RuntimeCapabilities,
+  RuntimeContainer,
+  RuntimeKind,
+} from '../executor.js';
 import type { RegistryCredentials } from '../registry-auth.js';
 import type { ModemSettings } from './attach/raw-attach.js';
 import { JobCgroups } from './cgroup.js';
+import { type DockerHostFacts, type DockerNaming, toDockerCreateOptions } from './create-options.js';
 import { DOCKER_ENGINE, type EngineTraits } from './engine.js';
 import { engineAddress, engineUnreachableMessage } from './engine-check.js';
 import { isAlreadyInState, isGone } from './errors.js';
@@ -129,6 +136,19 @@ export class DockerRuntime implements ContainerRuntime {
       this.versionName = name;
     }
     return this.versionName;
+  }
+
+  /**
+   * Creates a job's container, not started: the Engine API's create with the body of
+   * toDockerCreateOptions(). A runtime on another API (Podman's libpod) makes it its own way,
+   * with the same hardening.
+   */
+  async createJobContainer(
+    spec: ExecutorSpec,
+    naming: DockerNaming,
+    facts: DockerHostFacts,
+  ): Promise<Dockerode.Container> {
+    return this.docker.createContainer(toDockerCreateOptions(spec, naming, facts));
   }
 
   async listContainers(labels: Record<string, string>): Promise<RuntimeContainer[]> {

@@ -1,8 +1,17 @@
 import Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
 import { RuntimeUnavailableError } from '../../jobs/errors.js';
-import { DockerRuntime, type DockerRuntimeOptions } from '../docker/index.js';
+import {
+  type DockerHostFacts,
+  type DockerNaming,
+  DockerRuntime,
+  type DockerRuntimeOptions,
+} from '../docker/index.js';
+import type { ExecutorSpec } from '../executor.js';
+import { toLibpodCreateSpec } from './create-spec.js';
 import { PODMAN_ENGINE } from './engine.js';
+import { findStaticInit } from './init.js';
+import { isInitMissing, libpodCreate } from './libpod-create.js';
 import { DEFAULT_SEARCH_PATH, findPodman, PodmanService, pingSocket, podmanHostFacts } from './service.js';
 import { podmanSocketPath, podmanUnreachableMessage, rootlessRefusal } from './socket.js';
 
@@ -17,29 +26,84 @@ export interface PodmanRuntimeOptions
   searchPath?: string;
   /** Start `podman system service` when nothing serves the socket and the program is there (default true). */
   startService?: boolean;
-  /** Where the start of a service is told. */
+  /** Where the start of a service, and a fallback to Podman's own init, are told. */
   logger?: Logger;
+  /**
+   * The init bound into jobs (a static tini); absent: the first of STATIC_INIT_CANDIDATES on
+   * this host; null: Podman's catatonit.
+   */
+  initPath?: string | null;
 }
+
+type PodmanRuntimeSettings = Omit<DockerRuntimeOptions, 'client' | 'engine' | 'unreachable'> & {
+  binary: string | null;
+  initPath?: string | null;
+  logger?: Logger;
+};
 
 /**
  * Podman through its Docker-compatible API: the Docker runtime with Podman's traits
- * (engine.ts), and, when nobody served the socket, the `podman system service` it started,
+ * (engine.ts), except that job containers are made through libpod's own create
+ * (create-spec.ts), and, when nobody served the socket, the `podman system service` it started,
  * stopped again when it closes.
  */
 export class PodmanRuntime extends DockerRuntime {
   private service: PodmanService | null = null;
+  private initPath: string | null;
+  private readonly log: Logger;
 
   constructor(
     readonly socket: string,
-    options: Omit<DockerRuntimeOptions, 'client' | 'engine' | 'unreachable'> & { binary: string | null },
+    options: PodmanRuntimeSettings,
   ) {
-    const { binary, ...docker } = options;
+    const { binary, initPath: named, logger, ...docker } = options;
+    const initPath = named === undefined ? findStaticInit() : named;
     super({
       ...docker,
+      // No namespace holders: Podman makes a job that joins another container's namespace
+      // depend on it, and then refuses to remove the holder ("has dependent containers") while
+      // the job's container exists; its compatible import also drops the holder image's tag.
+      // Every job without network gets a namespace of its own ('none').
+      netns: 'fresh',
       client: new Dockerode({ socketPath: socket }),
-      engine: PODMAN_ENGINE,
+      // Under catatonit a missing command exits 1; under tini 127, as on Docker.
+      engine: initPath
+        ? PODMAN_ENGINE
+        : { ...PODMAN_ENGINE, capabilities: { ...PODMAN_ENGINE.capabilities, missingCommandExitCode: 1 } },
       unreachable: (_address, error) => podmanUnreachableMessage(socket, error, binary),
     });
+    this.initPath = initPath;
+    this.log = logger ?? pino({ level: 'silent' });
+  }
+
+  /**
+   * Through libpod's create, never the Docker-compatible one: Podman 4.3's compatible create
+   * turns structured mounts back into `type=bind,source=…,target=…` text (a `,source=/` in a
+   * path binds the host's `/`) and adds `container` and `TERM` to every job's env.
+   */
+  override async createJobContainer(
+    spec: ExecutorSpec,
+    naming: DockerNaming,
+    facts: DockerHostFacts,
+  ): Promise<Dockerode.Container> {
+    // The image's env stays beneath the spec's, as on Docker (unsetenvall drops it otherwise).
+    const image = await this.docker.getImage(naming.imageId ?? spec.image).inspect();
+    const imageEnv = image.Config?.Env ?? [];
+    const initPath = this.initPath;
+    const body = toLibpodCreateSpec(spec, naming, { ...facts, imageEnv, initPath: initPath ?? undefined });
+    try {
+      return this.docker.getContainer(await libpodCreate(this.docker, body));
+    } catch (error) {
+      if (!initPath || !isInitMissing(error)) throw error;
+      // The worker sees a tini that Podman's host does not (a worker in a container, say).
+      this.initPath = null;
+      this.log.warn(
+        { initPath, err: error },
+        "Podman's host has no init at this path; jobs run under Podman's catatonit, where a missing command exits 1, not 127",
+      );
+      const { init_path: _, ...again } = body;
+      return this.docker.getContainer(await libpodCreate(this.docker, again));
+    }
   }
 
   /** The service this runtime started; null when it uses one that was running. */
@@ -66,7 +130,7 @@ export async function openPodmanRuntime(options: PodmanRuntimeOptions = {}): Pro
   const { socket: named, xdgRuntimeDir, binary: name, searchPath, startService, logger, ...rest } = options;
   const socket = podmanSocketPath(named, xdgRuntimeDir);
   const binary = findPodman(name, searchPath ?? DEFAULT_SEARCH_PATH);
-  const runtime = new PodmanRuntime(socket, { ...rest, binary });
+  const runtime = new PodmanRuntime(socket, { ...rest, binary, logger });
   try {
     const down = await pingSocket(socket).then(
       () => null,
