@@ -1,9 +1,7 @@
 import type { ContainerCreateOptions, DeviceRequest, MountSettings } from 'dockerode';
-import { DEFAULT_PIDS_LIMIT, type ExecutorSpec } from '../executor.js';
+import { DEFAULT_PIDS_LIMIT, type ExecutorSpec, MIN_MEMORY_BYTES } from '../executor.js';
 import type { NetnsHolder } from './netns/holders.js';
 
-/** Docker 20.10 refuses a memory limit below 6 MiB (daemon/daemon_unix.go linuxMinMemory). */
-export const DOCKER_MIN_MEMORY_BYTES = 6 * 1024 * 1024;
 /** CFS period used to express vcpus as a quota, the kernel's default of 100 ms. */
 export const CPU_PERIOD_US = 100_000;
 /** The engine rejects a CPU quota below 1 ms. */
@@ -151,7 +149,7 @@ export function toDockerCreateOptions(
     hostConfig.CpuQuota = Math.max(MIN_CPU_QUOTA_US, Math.round(spec.vcpus * CPU_PERIOD_US));
   }
   if (spec.ramBytes > 0) {
-    const memory = Math.max(DOCKER_MIN_MEMORY_BYTES, Math.floor(spec.ramBytes));
+    const memory = Math.max(MIN_MEMORY_BYTES, Math.floor(spec.ramBytes));
     hostConfig.Memory = memory;
     hostConfig.MemorySwap = memory; // memory+swap = memory: the container gets no swap
   }

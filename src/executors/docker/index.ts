@@ -2,7 +2,7 @@
  * The Docker runtime's public face: what index.ts and a runtime built on Docker's API (podman/)
  * may use. Everything else in this folder is its own business.
  */
-export { DOCKER_MIN_MEMORY_BYTES, type DockerHostFacts, toDockerCreateOptions } from './create-options.js';
+export { type DockerHostFacts, toDockerCreateOptions } from './create-options.js';
 export { DockerExecutor, type DockerExecutorOptions } from './docker-executor.js';
 export { DOCKER_ENGINE, type EngineTraits } from './engine.js';
 export { DockerRuntime, type DockerRuntimeOptions } from './runtime.js';
