@@ -1,4 +1,4 @@
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../executor.js';
@@ -122,7 +122,7 @@ export class SingularityRuntime implements ContainerRuntime {
     return record ? ContainerRecords.stateOf(record) : null;
   }
 
-  /** Kills whatever still runs in the container's cgroup, then removes the cgroup and the record. */
+  /** Kills whatever still runs in the container's cgroup, then removes the cgroup, its env script and the record. */
   async removeContainer(id: string): Promise<void> {
     const record = await this.records.read(id);
     if (!record) return;
@@ -136,6 +136,7 @@ export class SingularityRuntime implements ContainerRuntime {
     } else if ((await ContainerRecords.stateOf(record)) === 'running') {
       process.kill(-record.pid, 'SIGKILL');
     }
+    await rm(join(this.envScriptDir, `${id}.sh`), { force: true });
     await this.records.remove(id);
   }
 
@@ -156,7 +157,10 @@ async function prepareHardening(dir: string): Promise<HardeningFacts> {
   const emptyDir = join(dir, 'empty');
   await mkdir(emptyDir, { recursive: true, mode: 0o755 });
   const profile = join(dir, 'seccomp.json');
-  await writeFile(profile, seccompProfile(process.arch), { mode: 0o644 });
+  // Workers on one host share the state dir: a job starting now must never read a half-written profile.
+  const partial = `${profile}.${process.pid}.${Date.now()}`;
+  await writeFile(partial, seccompProfile(process.arch), { mode: 0o644 });
+  await rename(partial, profile);
   const present = async (paths: readonly string[]) =>
     (await Promise.all(paths.map(async (p) => ((await exists(p)) ? p : null)))).filter(
       (p): p is string => p !== null,
