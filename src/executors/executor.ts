@@ -187,10 +187,9 @@ export interface ContainerRuntime {
   removeContainer(id: string): Promise<void>;
   /**
    * Why this runtime cannot take `path` (a mount's host path or container path) literally, or null
-   * when it can. Admission refuses such a spec as invalid before anything runs. Absent: every path
-   * that passes the spec's own rules is taken literally.
+   * when it can. Admission refuses such a spec as invalid, naming the field, before anything runs.
    */
-  mountPathProblem?(path: string): string | null;
+  mountPathProblem(path: string): string | null;
   /** Releases what the runtime holds (pools, subscriptions). Idempotent. */
   close(): Promise<void>;
 }

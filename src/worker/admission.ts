@@ -25,11 +25,8 @@ export interface AdmissionContext {
   signatures: SignatureGate;
   /** Told of every job refused as invalid, with its result (the worker's events). */
   onInvalid?: (result: JobResult) => void;
-  /**
-   * The runtime's own rule for mount paths (ContainerRuntime.mountPathProblem): why it cannot take
-   * a path literally, or null. Absent: the runtime takes every valid path literally.
-   */
-  mountPathProblem?: (path: string) => string | null;
+  /** The runtime's own rule for mount paths (ContainerRuntime.mountPathProblem): why it cannot take a path literally, or null. */
+  mountPathProblem: (path: string) => string | null;
 }
 
 /** Every mount path of `spec` that the runtime cannot take literally, named by its field. */
@@ -96,7 +93,7 @@ export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: Admission
       return reject(route.error.message);
     }
   }
-  const pathIssues = ctx.mountPathProblem ? mountPathIssues(spec, ctx.mountPathProblem) : [];
+  const pathIssues = mountPathIssues(spec, ctx.mountPathProblem);
   if (pathIssues.length > 0) {
     ctx.log.warn(
       { issues: pathIssues.map((i) => i.path) },
