@@ -131,6 +131,13 @@ describe.skipIf(skip !== null)('Apptainer jobs are confined like Docker jobs', (
     expect(r.stderr).toMatch(/Read-only file system/);
   });
 
+  it("has an /etc/hosts of its own that names localhost (none of the host's binds), read-only", async () => {
+    const r = await run(
+      'grep -c "^127.0.0.1[[:space:]]localhost" /etc/hosts; echo x >> /etc/hosts || echo RO',
+    );
+    expect(r.stdout).toBe('1\nRO\n');
+  });
+
   describe('mounts', () => {
     let host: string;
 

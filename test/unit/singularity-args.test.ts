@@ -18,7 +18,10 @@ const unconfined: HardeningFacts = {
   readOnlyPaths: [],
   maskedDirs: [],
   emptyDir: '/s/empty',
+  hostsFile: '/s/hosts',
 };
+
+const HOSTS_MOUNT = 'type=bind,"source=/s/hosts","destination=/etc/hosts",ro';
 
 const facts: SingularityHostFacts = {
   flavour: 'apptainer',
@@ -65,6 +68,8 @@ describe('toSingularityArgs', () => {
       '--no-mount',
       'sys,bind-paths',
       '--no-privs',
+      '--mount',
+      HOSTS_MOUNT,
       '--pwd',
       '/',
       '--mount',
@@ -107,6 +112,7 @@ describe('toSingularityArgs', () => {
       facts,
     );
     expect(values(c.args, '--mount')).toEqual([
+      HOSTS_MOUNT,
       'type=bind,"source=/srv/in","destination=/in",ro',
       'type=bind,"source=/srv/out","destination=/out"',
       ENV_SCRIPT_MOUNT,
@@ -124,7 +130,7 @@ describe('toSingularityArgs', () => {
       }),
       facts,
     );
-    expect(values(c.args, '--mount').slice(0, 2)).toEqual([
+    expect(values(c.args, '--mount').slice(1, 3)).toEqual([
       'type=bind,"source=/srv/a","destination=/h1,/:/h2",ro',
       'type=bind,"source=/srv/x""y,source=/","destination=/q",ro',
     ]);
@@ -196,9 +202,10 @@ describe('toSingularityArgs', () => {
         readOnlyPaths: ['/proc/sys', '/proc/irq'],
         maskedDirs: ['/proc/sys/fs/binfmt_misc'],
         emptyDir: '/s/empty',
+        hostsFile: '/s/hosts',
       },
     });
-    expect(c.args.slice(0, 12)).toEqual([
+    expect(c.args.slice(0, 14)).toEqual([
       'exec',
       '--containall',
       '--cleanenv',
@@ -206,6 +213,8 @@ describe('toSingularityArgs', () => {
       '--no-mount',
       'sys,bind-paths',
       '--no-privs',
+      '--mount',
+      HOSTS_MOUNT,
       '--add-caps',
       'CAP_CHOWN,CAP_DAC_OVERRIDE,CAP_FOWNER,CAP_FSETID,CAP_KILL,CAP_NET_BIND_SERVICE,CAP_SETGID,CAP_SETUID',
       '--security',
@@ -213,6 +222,7 @@ describe('toSingularityArgs', () => {
       '--mount',
     ]);
     expect(values(c.args, '--mount')).toEqual([
+      HOSTS_MOUNT,
       'type=bind,"source=/proc/sys","destination=/proc/sys",ro',
       'type=bind,"source=/proc/irq","destination=/proc/irq",ro',
       'type=bind,"source=/s/empty","destination=/proc/sys/fs/binfmt_misc",ro',

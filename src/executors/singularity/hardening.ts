@@ -141,11 +141,22 @@ export interface HardeningFacts {
   /** The MASKED_PROC_DIRS this host has, and the empty directory that covers them. */
   maskedDirs: string[];
   emptyDir: string;
+  /** /etc/hosts for every job (HOSTS_FILE): `bind-paths` off leaves Apptainer's own empty. */
+  hostsFile: string;
 }
+
+/** What a job's /etc/hosts says, as on Docker: localhost resolves without DNS. */
+export const HOSTS_FILE = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n';
 
 /** The flags that confine a job (see JOB_CAPABILITIES). */
 export function hardeningArgs(facts: HardeningFacts): string[] {
-  const args = ['--no-mount', 'sys,bind-paths', '--no-privs'];
+  const args = [
+    '--no-mount',
+    'sys,bind-paths',
+    '--no-privs',
+    '--mount',
+    mountArg(facts.hostsFile, '/etc/hosts', true),
+  ];
   if (!facts.root) return args;
   args.push('--add-caps', JOB_CAPABILITIES.join(','));
   if (facts.seccompProfile !== null) args.push('--security', `seccomp:${facts.seccompProfile}`);

@@ -5,7 +5,13 @@ import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '..
 import type { RegistryCredentials } from '../registry-auth.js';
 import { findSingularity, type SingularityBinary } from './binary.js';
 import { JobCgroup } from './cgroup.js';
-import { type HardeningFacts, MASKED_PROC_DIRS, READ_ONLY_PROC_PATHS, seccompProfile } from './hardening.js';
+import {
+  type HardeningFacts,
+  HOSTS_FILE,
+  MASKED_PROC_DIRS,
+  READ_ONLY_PROC_PATHS,
+  seccompProfile,
+} from './hardening.js';
 import { SingularityImages } from './images.js';
 import { mountPathProblem } from './mounts.js';
 import { ContainerRecords } from './records.js';
@@ -156,11 +162,16 @@ async function prepareHardening(dir: string): Promise<HardeningFacts> {
   const root = process.getuid?.() === 0;
   const emptyDir = join(dir, 'empty');
   await mkdir(emptyDir, { recursive: true, mode: 0o755 });
-  const profile = join(dir, 'seccomp.json');
-  // Workers on one host share the state dir: a job starting now must never read a half-written profile.
-  const partial = `${profile}.${process.pid}.${Date.now()}`;
-  await writeFile(partial, seccompProfile(process.arch), { mode: 0o644 });
-  await rename(partial, profile);
+  // Workers on one host share the state dir: a job starting now must never read a half-written file.
+  const put = async (name: string, text: string): Promise<string> => {
+    const path = join(dir, name);
+    const partial = `${path}.${process.pid}.${Date.now()}`;
+    await writeFile(partial, text, { mode: 0o644 });
+    await rename(partial, path);
+    return path;
+  };
+  const profile = await put('seccomp.json', seccompProfile(process.arch));
+  const hostsFile = await put('hosts', HOSTS_FILE);
   const present = async (paths: readonly string[]) =>
     (await Promise.all(paths.map(async (p) => ((await exists(p)) ? p : null)))).filter(
       (p): p is string => p !== null,
@@ -171,5 +182,6 @@ async function prepareHardening(dir: string): Promise<HardeningFacts> {
     readOnlyPaths: await present(READ_ONLY_PROC_PATHS),
     maskedDirs: await present(MASKED_PROC_DIRS),
     emptyDir,
+    hostsFile,
   };
 }
