@@ -17,6 +17,15 @@ export type { ImagePullPolicy, PullProgress };
  */
 export const DEFAULT_PIDS_LIMIT = 4096;
 
+/**
+ * The least memory limit a job gets on any runtime; a smaller `ramBytes` is raised to it, so one
+ * spec means the same everywhere. Docker 20.10 refuses less than 6 MiB (daemon_unix.go
+ * linuxMinMemory); Apptainer runs its own CLI and starter inside the job's cgroup, and those peak
+ * at about 14 MiB before the command starts (measured with `true`, Apptainer 1.4.5: killed at
+ * 8 MiB, 13.7 MiB peak at 16–96 MiB). 32 MiB leaves room for more mounts and larger images.
+ */
+export const MIN_MEMORY_BYTES = 32 * 1024 * 1024;
+
 export interface BindMount {
   hostPath: string;
   readOnly: boolean;
@@ -177,6 +186,11 @@ export interface ContainerRuntime {
   containerState(id: string): Promise<string | null>;
   /** Removes a container, running or not, with its anonymous volumes; one already gone counts as removed. */
   removeContainer(id: string): Promise<void>;
+  /**
+   * Why this runtime cannot take `path` (a mount's host path or container path) literally, or null
+   * when it can. Admission refuses such a spec as invalid, naming the field, before anything runs.
+   */
+  mountPathProblem(path: string): string | null;
   /** Releases what the runtime holds (pools, subscriptions). Idempotent. */
   close(): Promise<void>;
 }

@@ -108,7 +108,6 @@ export async function createExecutor(
 }
 
 export {
-  DOCKER_MIN_MEMORY_BYTES,
   DockerExecutor,
   type DockerExecutorOptions,
   type DockerHostFacts,

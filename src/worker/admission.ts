@@ -1,7 +1,7 @@
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { RuntimeKind } from '../executors/index.js';
-import { InvalidSpecError } from '../jobs/errors.js';
+import { InvalidSpecError, type SpecIssue } from '../jobs/errors.js';
 import { jobIdProblems } from '../jobs/names.js';
 import { type JobResult, resultWithoutRun } from '../jobs/result.js';
 import { type JobSpec, type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
@@ -25,6 +25,23 @@ export interface AdmissionContext {
   signatures: SignatureGate;
   /** Told of every job refused as invalid, with its result (the worker's events). */
   onInvalid?: (result: JobResult) => void;
+  /** The runtime's own rule for mount paths (ContainerRuntime.mountPathProblem): why it cannot take a path literally, or null. */
+  mountPathProblem: (path: string) => string | null;
+}
+
+/** Every mount path of `spec` that the runtime cannot take literally, named by its field. */
+export function mountPathIssues(
+  spec: Pick<JobSpec, 'mounts'>,
+  problem: (path: string) => string | null,
+): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  for (const [inside, mount] of Object.entries(spec.mounts)) {
+    const ofInside = problem(inside);
+    if (ofInside !== null) issues.push({ path: `mounts.${inside}`, message: `container path ${ofInside}` });
+    const ofHost = problem(mount.hostPath);
+    if (ofHost !== null) issues.push({ path: `mounts.${inside}.hostPath`, message: ofHost });
+  }
+  return issues;
 }
 
 /**
@@ -75,6 +92,14 @@ export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: Admission
       ctx.log.warn({ runtime: spec.runtime }, 'no worker on the queue runs the runtime the job asks for');
       return reject(route.error.message);
     }
+  }
+  const pathIssues = mountPathIssues(spec, ctx.mountPathProblem);
+  if (pathIssues.length > 0) {
+    ctx.log.warn(
+      { issues: pathIssues.map((i) => i.path) },
+      `mount paths the ${ctx.runtime} runtime cannot take`,
+    );
+    return reject(new InvalidSpecError(pathIssues).message);
   }
   // Before anything is pulled, loaded, opened or created.
   const checked = await ctx.policy.check(spec);

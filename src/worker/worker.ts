@@ -221,6 +221,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       writeSideResult,
       signatures: { trusted, queue: config.queue, now: Date.now },
       onInvalid: (result) => finished(result),
+      mountPathProblem: (path) => runtime.mountPathProblem(path),
     }).catch(async (error: unknown) => {
       if (!(error instanceof ForAnotherRuntimeError)) throw error;
       // Another live worker runs the runtime it asks for: back to the queue for it, no attempt spent.

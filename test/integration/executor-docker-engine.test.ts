@@ -4,6 +4,7 @@ import Dockerode from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
 import { attachRaw } from '../../src/executors/docker/attach/raw-attach.js';
 import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
+import { MIN_MEMORY_BYTES } from '../../src/executors/executor.js';
 import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
 import { FreezableDockerProxy } from '../helpers/docker-proxy.js';
 import { executorSpec } from '../helpers/executor-spec.js';
@@ -33,8 +34,8 @@ describe('DockerExecutor on the engine', () => {
     expect(info.HostConfig).toMatchObject({
       CpuPeriod: 100_000,
       CpuQuota: 150_000,
-      Memory: 6 * 1024 * 1024,
-      MemorySwap: 6 * 1024 * 1024,
+      Memory: MIN_MEMORY_BYTES,
+      MemorySwap: MIN_MEMORY_BYTES,
       AutoRemove: false,
       // The defaults: the engine keeps the output, an init is PID 1, a parent cgroup of its own.
       LogConfig: { Type: 'local' },

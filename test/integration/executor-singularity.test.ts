@@ -32,8 +32,10 @@ executorSuite(
       await rm(join(dir, 'sif'), { recursive: true, force: true });
     },
     runtimeVersion: /^(apptainer|singularity(-ce)?) version \d+\.\d+/,
-    // Apptainer sets its own variables in every container (APPTAINER_*, SINGULARITY_*, its shell prompt).
-    runtimeEnv: /^(APPTAINER_|SINGULARITY_|LD_LIBRARY_PATH$|PS1$|PROMPT_COMMAND$|LANG$)/,
+    // What Apptainer's action script sets after every env script has run, or makes read-only
+    // (src/executors/singularity/env-script.ts); everything else it adds is taken away.
+    runtimeEnv:
+      /^(APPTAINER_CONTAINER|APPTAINER_NAME|APPTAINER_ENVIRONMENT|SINGULARITY_ENVIRONMENT|PS1|PROMPT_COMMAND)$/,
     limitsSeen: 'host-cgroup',
   },
   typeof opened === 'string' ? opened : null,

@@ -252,6 +252,14 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
         },
       );
 
+      it.each([1, 4 * 1024 * 1024, 6 * 1024 * 1024])(
+        'raises a RAM limit of %i bytes to the minimum, so that true exits 0',
+        async (ramBytes) => {
+          const r = await run(['true'], { ramBytes });
+          expect(r.exitCode).toBe(0);
+        },
+      );
+
       it('fails clearly, without hanging, when the command does not exist (no init)', async () => {
         const e = executor();
         await e.loadImage({

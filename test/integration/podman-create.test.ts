@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { ExecutorSpec } from '../../src/executors/executor.js';
+import { type ExecutorSpec, MIN_MEMORY_BYTES } from '../../src/executors/executor.js';
 import { DockerExecutor } from '../../src/executors/index.js';
 import { TEST_IMAGE, testImageTarball, testLabels } from '../helpers/docker.js';
 import { executorSpec, type TestExecutorSpec } from '../helpers/executor-spec.js';
@@ -194,7 +194,7 @@ describe.skipIf(podman === null)('podman job containers (libpod create)', () => 
     );
     expect(r.exitCode).toBe(0);
     const [memory, pids] = r.spec.stdout.text.trim().split('\n');
-    expect(Number(memory)).toBe(6 * 1024 * 1024);
+    expect(Number(memory)).toBe(MIN_MEMORY_BYTES);
     expect(pids).toBe('4096');
   });
 });

@@ -41,6 +41,20 @@ describe.skipIf(bin === null)('job path on Apptainer: submit → worker (runtime
     expect(await readFile(result.stdout.path as string, 'utf8')).toBe('out-1\n');
   });
 
+  it('refuses a mount path Apptainer cannot take literally as invalid, naming the field', async () => {
+    await world.h.worker({ runtime: 'singularity', singularity: { bin: bin as string, sifCache } });
+    const client = world.h.client();
+    const { id } = await client.submit(
+      busybox(['true'], { mounts: { '/in\r\nx': { hostPath: '/tmp', readOnly: true } } }),
+    );
+    const result = await client.waitForResult(id, { timeoutMs: 60_000 });
+    expect(result).toMatchObject({ state: 'Failed', reason: 'invalid', error: { phase: 'validating' } });
+    expect(result.error?.message).toContain(
+      'mounts./in\r\nx: container path contains a carriage return followed by a line feed',
+    );
+    expect(result.containerId).toBeFalsy();
+  });
+
   it('on a queue with a docker and an Apptainer worker, each job runs on the runtime it names', async () => {
     // The docker worker starts first and takes the Apptainer job too, then hands it back.
     await world.h.worker({ workerId: 'route-docker' });

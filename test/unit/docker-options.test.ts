@@ -1,11 +1,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import {
-  DOCKER_MIN_MEMORY_BYTES,
-  DROPPED_CAPABILITIES,
-  toDockerCreateOptions,
-} from '../../src/executors/docker/create-options.js';
-import { DEFAULT_PIDS_LIMIT, type ExecutorSpec } from '../../src/executors/executor.js';
+import { DROPPED_CAPABILITIES, toDockerCreateOptions } from '../../src/executors/docker/create-options.js';
+import { DEFAULT_PIDS_LIMIT, type ExecutorSpec, MIN_MEMORY_BYTES } from '../../src/executors/executor.js';
 
 function spec(extra: Partial<ExecutorSpec> = {}): ExecutorSpec {
   return {
@@ -55,8 +51,8 @@ describe('toDockerCreateOptions', () => {
       MemorySwap: 512 * 1024 * 1024,
     });
     expect(toDockerCreateOptions(spec({ ramBytes: 10 })).HostConfig).toMatchObject({
-      Memory: DOCKER_MIN_MEMORY_BYTES,
-      MemorySwap: DOCKER_MIN_MEMORY_BYTES,
+      Memory: MIN_MEMORY_BYTES,
+      MemorySwap: MIN_MEMORY_BYTES,
     });
     expect(toDockerCreateOptions(spec()).HostConfig?.Memory).toBeUndefined();
   });

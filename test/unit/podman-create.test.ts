@@ -2,12 +2,11 @@ import { PassThrough, Readable } from 'node:stream';
 import type { ContainerCreateOptions } from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import {
-  DOCKER_MIN_MEMORY_BYTES,
   DROPPED_CAPABILITIES,
   IMAGE_LABEL,
   toDockerCreateOptions,
 } from '../../src/executors/docker/create-options.js';
-import { DEFAULT_PIDS_LIMIT, type ExecutorSpec } from '../../src/executors/executor.js';
+import { DEFAULT_PIDS_LIMIT, type ExecutorSpec, MIN_MEMORY_BYTES } from '../../src/executors/executor.js';
 import {
   DEFAULT_PATH,
   type LibpodCreateSpec,
@@ -170,8 +169,8 @@ describe('toLibpodCreateSpec', () => {
 
   it("raises a memory limit below the minimum to Docker's, memory+swap = memory", () => {
     expect(toLibpodCreateSpec(spec({ ramBytes: 1000 })).resource_limits.memory).toEqual({
-      limit: DOCKER_MIN_MEMORY_BYTES,
-      swap: DOCKER_MIN_MEMORY_BYTES,
+      limit: MIN_MEMORY_BYTES,
+      swap: MIN_MEMORY_BYTES,
     });
     expect(toLibpodCreateSpec(spec({ ramBytes: 0 })).resource_limits.memory).toBeUndefined();
   });

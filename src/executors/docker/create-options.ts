@@ -1,9 +1,7 @@
 import type { ContainerCreateOptions, DeviceRequest, MountSettings } from 'dockerode';
-import { DEFAULT_PIDS_LIMIT, type ExecutorSpec } from '../executor.js';
+import { DEFAULT_PIDS_LIMIT, type ExecutorSpec, MIN_MEMORY_BYTES } from '../executor.js';
 import type { NetnsHolder } from './netns/holders.js';
 
-/** Docker 20.10 refuses a memory limit below 6 MiB (daemon/daemon_unix.go linuxMinMemory). */
-export const DOCKER_MIN_MEMORY_BYTES = 6 * 1024 * 1024;
 /** CFS period used to express vcpus as a quota, the kernel's default of 100 ms. */
 export const CPU_PERIOD_US = 100_000;
 /** The engine rejects a CPU quota below 1 ms. */
@@ -128,9 +126,9 @@ export function jobCpuQuotaUs(vcpus: number): number {
   return Math.max(MIN_CPU_QUOTA_US, Math.round(vcpus * CPU_PERIOD_US));
 }
 
-/** The memory limit for `ramBytes` > 0: raised to DOCKER_MIN_MEMORY_BYTES, as every runtime does. */
+/** The memory limit for `ramBytes` > 0: raised to MIN_MEMORY_BYTES, the floor of every runtime. */
 export function jobMemoryBytes(ramBytes: number): number {
-  return Math.max(DOCKER_MIN_MEMORY_BYTES, Math.floor(ramBytes));
+  return Math.max(MIN_MEMORY_BYTES, Math.floor(ramBytes));
 }
 
 /** Where the work happens: the spec's working dir, or '' for the image's own (empty or '.'). */

@@ -4,7 +4,6 @@
  */
 export {
   CPU_PERIOD_US,
-  DOCKER_MIN_MEMORY_BYTES,
   type DockerHostFacts,
   type DockerNaming,
   DROPPED_CAPABILITIES,

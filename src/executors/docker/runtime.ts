@@ -151,6 +151,11 @@ export class DockerRuntime implements ContainerRuntime {
     return this.docker.createContainer(toDockerCreateOptions(spec, naming, facts));
   }
 
+  /** Mounts reach the engine as structured `HostConfig.Mounts` entries (create-options.ts): taken literally. */
+  mountPathProblem(_path: string): string | null {
+    return null;
+  }
+
   async listContainers(labels: Record<string, string>): Promise<RuntimeContainer[]> {
     const found = await this.docker.listContainers({
       all: true,

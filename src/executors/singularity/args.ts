@@ -1,14 +1,11 @@
-import { DEFAULT_PIDS_LIMIT, type ExecutorSpec } from '../executor.js';
+import { DEFAULT_PIDS_LIMIT, type ExecutorSpec, MIN_MEMORY_BYTES } from '../executor.js';
+import { ENV_SCRIPT_PATH, envScript } from './env-script.js';
+import { type HardeningFacts, hardeningArgs } from './hardening.js';
+import { mountArg } from './mounts.js';
 
 /** Which program runs the containers: Apptainer, or SingularityCE 3.x (its older spelling of a few things). */
 export type SingularityFlavour = 'apptainer' | 'singularity';
 
-/**
- * The least memory a limit may be: Apptainer's starter and a shell need about this much before the
- * job's own program runs (a lower limit kills the container before it starts). Docker's floor
- * (DOCKER_MIN_MEMORY_BYTES) is the same figure, so one spec means the same on both.
- */
-export const SINGULARITY_MIN_MEMORY_BYTES = 6 * 1024 * 1024;
 /** CFS period for a CPU quota: the kernel's and Docker's default (100 ms). */
 export const CPU_PERIOD_US = 100_000;
 /** The only PATH the runtime program gets: it finds its helpers (mksquashfs, CNI plugins) there; nothing of the worker's. */
@@ -19,6 +16,10 @@ export interface SingularityHostFacts {
   flavour: SingularityFlavour;
   /** The converted image to run. */
   sifPath: string;
+  /** How jobs are confined on this host (hardening.ts). */
+  hardening: HardeningFacts;
+  /** Host file the job's env script (env-script.ts) is written to; Apptainer only. */
+  envScriptPath: string;
   /** Whether the job's own cgroup could be made: the limits are written there (see cgroup.ts). */
   cgroups: { available: true } | { available: false; why: string };
   /** The worker's GPU selection (CUDA_VISIBLE_DEVICES, AMD_VISIBLE_DEVICES): ids to choose from. */
@@ -43,6 +44,8 @@ export interface SingularityCommand {
   limits: CgroupLimits;
   /** Limits the spec asks for that cannot be applied on this host, each with why (for the result). */
   notApplied: string[];
+  /** What to write to facts.envScriptPath before the program starts; null: no script (SingularityCE). */
+  envScript: string | null;
 }
 
 function deviceIds(visible: string | undefined, count: number): string {
@@ -57,27 +60,27 @@ function deviceIds(visible: string | undefined, count: number): string {
 /**
  * The command line that runs `spec` (crunch-run's singularity executor maps it the same way):
  * `exec --containall --cleanenv --no-home` (own PID, IPC and mount namespaces, no host env, no
- * home bound), the spec's env only, binds, network, GPU flags, then the SIF and the command.
+ * home bound), the confinement of hardening.ts, the spec's env only, binds as `--mount` values
+ * (mounts.ts), network, GPU flags, then the SIF and the command.
  * CPU, memory and pids limits are not flags here: Apptainer's `--cpus`/`--memory` move the
  * container into a cgroup of Apptainer's own that it deletes at exit, so the final usage would be
  * lost; the same limits go into the job's cgroup, which the container runs in from its start.
  */
 export function toSingularityArgs(spec: ExecutorSpec, facts: SingularityHostFacts): SingularityCommand {
-  const args = ['exec', '--containall', '--cleanenv', '--no-home'];
+  const args = ['exec', '--containall', '--cleanenv', '--no-home', ...hardeningArgs(facts.hardening)];
   const env: Record<string, string> = { PATH: RUNTIME_PATH };
   if (spec.init === false) args.push('--no-init');
   // Apptainer would start in $HOME; an image without a WORKDIR starts in / on Docker.
   args.push('--pwd', spec.workingDir && spec.workingDir !== '.' ? spec.workingDir : '/');
 
   const containerEnv: Record<string, string> = { ...spec.env };
-  if (spec.gpu && spec.gpu.deviceCount > 0) {
-    if (spec.gpu.stack === 'cuda') {
-      args.push('--nv');
-      containerEnv.CUDA_VISIBLE_DEVICES = deviceIds(facts.cudaVisibleDevices, spec.gpu.deviceCount);
-    } else {
-      args.push('--rocm');
-      containerEnv.ROCR_VISIBLE_DEVICES = deviceIds(facts.amdVisibleDevices, spec.gpu.deviceCount);
-    }
+  const gpu = spec.gpu && spec.gpu.deviceCount > 0 ? spec.gpu : undefined;
+  if (gpu?.stack === 'cuda') {
+    args.push('--nv');
+    containerEnv.CUDA_VISIBLE_DEVICES = deviceIds(facts.cudaVisibleDevices, gpu.deviceCount);
+  } else if (gpu?.stack === 'rocm') {
+    args.push('--rocm');
+    containerEnv.ROCR_VISIBLE_DEVICES = deviceIds(facts.amdVisibleDevices, gpu.deviceCount);
   }
   for (const [name, value] of Object.entries(containerEnv).sort(([a], [b]) => a.localeCompare(b))) {
     // SingularityCE 3.x has no --env; both read SINGULARITYENV_*, Apptainer prefers --env.
@@ -86,8 +89,12 @@ export function toSingularityArgs(spec: ExecutorSpec, facts: SingularityHostFact
   }
 
   for (const [inside, mount] of Object.entries(spec.bindMounts).sort(([a], [b]) => a.localeCompare(b))) {
-    args.push('--bind', `${mount.hostPath}:${inside}${mount.readOnly ? ':ro' : ''}`);
+    args.push('--mount', mountArg(mount.hostPath, inside, mount.readOnly));
   }
+  // The env script's action script is Apptainer's; SingularityCE's differs and is not checked.
+  const script =
+    facts.flavour === 'apptainer' ? envScript(Object.keys(containerEnv), gpu !== undefined) : null;
+  if (script !== null) args.push('--mount', mountArg(facts.envScriptPath, ENV_SCRIPT_PATH, true));
 
   if (!spec.enableNetwork) args.push('--net', '--network', 'none');
   else if (spec.networkMode === 'host') {
@@ -100,7 +107,7 @@ export function toSingularityArgs(spec: ExecutorSpec, facts: SingularityHostFact
 
   const { limits, notApplied } = limitsOf(spec, facts);
   args.push(facts.sifPath, ...spec.command);
-  return { args, env, limits, notApplied };
+  return { args, env, limits, notApplied, envScript: script };
 }
 
 function limitsOf(
@@ -112,7 +119,7 @@ function limitsOf(
     wanted.cpuPeriodUs = CPU_PERIOD_US;
     wanted.cpuQuotaUs = Math.round(spec.vcpus * CPU_PERIOD_US);
   }
-  if (spec.ramBytes > 0) wanted.memoryBytes = Math.max(spec.ramBytes, SINGULARITY_MIN_MEMORY_BYTES);
+  if (spec.ramBytes > 0) wanted.memoryBytes = Math.max(spec.ramBytes, MIN_MEMORY_BYTES);
   wanted.pidsMax = spec.pidsLimit ?? DEFAULT_PIDS_LIMIT;
   if (facts.cgroups.available) return { limits: wanted, notApplied: [] };
   const why = facts.cgroups.why;

@@ -1,10 +1,19 @@
+import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../executor.js';
 import type { RegistryCredentials } from '../registry-auth.js';
 import { findSingularity, type SingularityBinary } from './binary.js';
 import { JobCgroup } from './cgroup.js';
+import {
+  type HardeningFacts,
+  HOSTS_FILE,
+  MASKED_PROC_DIRS,
+  READ_ONLY_PROC_PATHS,
+  seccompProfile,
+} from './hardening.js';
 import { SingularityImages } from './images.js';
+import { mountPathProblem } from './mounts.js';
 import { ContainerRecords } from './records.js';
 import { DEFAULT_SIF_CACHE_BYTES, SifCache } from './sif-cache.js';
 
@@ -55,16 +64,19 @@ export class SingularityRuntime implements ContainerRuntime {
   };
   readonly records: ContainerRecords;
   readonly startTimeoutMs: number;
+  /** Where each job's env script (env-script.ts) is written, as `<container id>.sh`. */
+  readonly envScriptDir: string;
 
   private constructor(
     readonly bin: SingularityBinary,
     readonly images: SingularityImages,
     readonly options: SingularityRuntimeOptions,
+    stateDir: string,
+    readonly hardening: HardeningFacts,
   ) {
     this.startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS;
-    this.records = new ContainerRecords(
-      options.stateDir ?? join(homedir(), '.local', 'state', 'stevedore', 'singularity'),
-    );
+    this.records = new ContainerRecords(stateDir);
+    this.envScriptDir = join(stateDir, 'env');
   }
 
   /** Finds the program and checks that it runs; rejects with a RuntimeUnavailableError saying what to do. */
@@ -78,7 +90,15 @@ export class SingularityRuntime implements ContainerRuntime {
       credentials: options.credentials,
       dockerSocket: options.dockerSocket,
     });
-    return new SingularityRuntime(bin, images, options);
+    const stateDir = options.stateDir ?? join(homedir(), '.local', 'state', 'stevedore', 'singularity');
+    const hardening = await prepareHardening(join(stateDir, 'hardening'));
+    await mkdir(join(stateDir, 'env'), { recursive: true, mode: 0o700 });
+    return new SingularityRuntime(bin, images, options, stateDir, hardening);
+  }
+
+  /** `--mount` takes every path literally but one with `\r\n` (mounts.ts). */
+  mountPathProblem(path: string): string | null {
+    return mountPathProblem(path);
   }
 
   async version(): Promise<string> {
@@ -108,7 +128,7 @@ export class SingularityRuntime implements ContainerRuntime {
     return record ? ContainerRecords.stateOf(record) : null;
   }
 
-  /** Kills whatever still runs in the container's cgroup, then removes the cgroup and the record. */
+  /** Kills whatever still runs in the container's cgroup, then removes the cgroup, its env script and the record. */
   async removeContainer(id: string): Promise<void> {
     const record = await this.records.read(id);
     if (!record) return;
@@ -122,10 +142,46 @@ export class SingularityRuntime implements ContainerRuntime {
     } else if ((await ContainerRecords.stateOf(record)) === 'running') {
       process.kill(-record.pid, 'SIGKILL');
     }
+    await rm(join(this.envScriptDir, `${id}.sh`), { force: true });
     await this.records.remove(id);
   }
 
   async close(): Promise<void> {
     // Nothing held open: the program runs per container.
   }
+}
+
+const exists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+/** Writes what confining a job needs (hardening.ts) into `dir`, and notes which /proc paths this host has. */
+async function prepareHardening(dir: string): Promise<HardeningFacts> {
+  const root = process.getuid?.() === 0;
+  const emptyDir = join(dir, 'empty');
+  await mkdir(emptyDir, { recursive: true, mode: 0o755 });
+  // Workers on one host share the state dir: a job starting now must never read a half-written file.
+  const put = async (name: string, text: string): Promise<string> => {
+    const path = join(dir, name);
+    const partial = `${path}.${process.pid}.${Date.now()}`;
+    await writeFile(partial, text, { mode: 0o644 });
+    await rename(partial, path);
+    return path;
+  };
+  const profile = await put('seccomp.json', seccompProfile(process.arch));
+  const hostsFile = await put('hosts', HOSTS_FILE);
+  const present = async (paths: readonly string[]) =>
+    (await Promise.all(paths.map(async (p) => ((await exists(p)) ? p : null)))).filter(
+      (p): p is string => p !== null,
+    );
+  return {
+    root,
+    seccompProfile: root ? profile : null,
+    readOnlyPaths: await present(READ_ONLY_PROC_PATHS),
+    maskedDirs: await present(MASKED_PROC_DIRS),
+    emptyDir,
+    hostsFile,
+  };
 }

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type Logger, pino } from 'pino';
-import { CommandNotFoundError, InfrastructureError, PhaseError } from '../../jobs/errors.js';
+import { CommandNotFoundError, coerceError, InfrastructureError, PhaseError } from '../../jobs/errors.js';
 import type {
   Adoption,
   ContainerExecutor,
@@ -48,6 +50,7 @@ export class SingularityExecutor implements ContainerExecutor {
   private process: SingularityProcess | undefined;
   private exited: ProcessExit | undefined;
   private releaseImage: (() => void) | undefined;
+  private envScriptPath: string | undefined;
 
   constructor(private readonly options: SingularityExecutorOptions) {
     this.rt = options.runtime;
@@ -87,9 +90,12 @@ export class SingularityExecutor implements ContainerExecutor {
     const base = spec.cgroupParent ? `/${spec.cgroupParent.replace(/^\/+|\/+$/g, '')}` : CGROUP_PARENT;
     const cgroup = await JobCgroup.make(`${base}/${this.id}`, this.rt.options.cgroupRoot);
     this.cgroup = cgroup;
+    const envScriptPath = join(this.rt.envScriptDir, `${this.id}.sh`);
     const command = toSingularityArgs(spec, {
       flavour: this.rt.bin.flavour,
       sifPath: this.rt.images.cache.pathOf(image.key),
+      hardening: this.rt.hardening,
+      envScriptPath,
       cgroups:
         cgroup instanceof JobCgroup ? { available: true } : { available: false, why: cgroup.unavailable },
       cudaVisibleDevices: this.rt.options.visibleDevices?.cuda,
@@ -111,6 +117,18 @@ export class SingularityExecutor implements ContainerExecutor {
     }
     for (const note of command.notApplied)
       this.log.warn({ containerId: this.id }, `limit not applied: ${note}`);
+    if (command.envScript !== null) {
+      this.envScriptPath = envScriptPath;
+      await writeFile(envScriptPath, command.envScript, { mode: 0o644 }).catch((error: unknown) => {
+        throw new InfrastructureError(
+          'creating',
+          `cannot write the job's env script ${envScriptPath}: ${coerceError(error).message}`,
+          {
+            cause: error,
+          },
+        );
+      });
+    }
     await this.rt.records.write(this.record(0, ''));
     this.command = command;
     this.spec = spec;
@@ -249,6 +267,7 @@ export class SingularityExecutor implements ContainerExecutor {
           this.log.warn({ containerId: this.id, err: error }, 'could not remove the job cgroup'),
         );
     }
+    if (this.envScriptPath) await rm(this.envScriptPath, { force: true });
     if (this.id) await this.rt.records.remove(this.id);
   }
 
