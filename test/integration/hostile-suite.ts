@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeKind } from '../../src/executors/index.js';
+import type { StevedoreClient } from '../../src/jobs/client.js';
 import type { JobResult } from '../../src/jobs/result.js';
 import type { WorkerConfig } from '../../src/worker/config.js';
 import { TEST_IMAGE, testImageTarball } from '../helpers/docker.js';
@@ -41,13 +42,12 @@ const BASE_ENV = ['HOME', 'HOSTNAME', 'PATH', 'PWD'];
 const JOB_TIMEOUT_MS = 90_000;
 
 interface Ready {
-  redis: TestRedis;
   h: Harness;
+  client: StevedoreClient;
   queue: Queue;
   world: HostileWorld;
   config: Partial<WorkerConfig> & { stateDir: string };
   secret: string;
-  secretPath: string;
   hostNs: Record<string, string>;
   worldDev: string;
   probeEnv: Record<string, string>;
@@ -88,6 +88,8 @@ export function hostileSuite(kind: RuntimeKind, runtime: HostileRuntime, reason:
 
   describe(`${kind}: hostile suite`, () => {
     let scratch = '';
+    let redis: TestRedis | undefined;
+    let h: Harness | undefined;
     let ready: Ready | undefined;
     const get = (): Ready => {
       if (!ready) throw new Error('the hostile suite is used before its worker started');
@@ -103,8 +105,8 @@ export function hostileSuite(kind: RuntimeKind, runtime: HostileRuntime, reason:
       const secret = `stevedore-secret-${randomBytes(16).toString('hex')}`;
       const secretPath = join(world.dirs.outside, 'secret');
       await writeFile(secretPath, `${secret}\n`, { mode: 0o600 });
-      const redis = await TestRedis.start();
-      const h = new Harness(redis);
+      redis = await TestRedis.start();
+      h = new Harness(redis);
       const config = {
         ...runtime.workerConfig(scratch),
         concurrency: 4,
@@ -117,13 +119,12 @@ export function hostileSuite(kind: RuntimeKind, runtime: HostileRuntime, reason:
       const outside = await hostLocation(world.dirs.outside);
       const worldLocation = await hostLocation(world.root);
       ready = {
-        redis,
         h,
+        client: h.client(),
         queue: new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } }),
         world,
         config,
         secret,
-        secretPath,
         hostNs: await hostNamespaces(),
         worldDev: worldLocation.dev,
         probeEnv: probeEnv({
@@ -137,8 +138,8 @@ export function hostileSuite(kind: RuntimeKind, runtime: HostileRuntime, reason:
 
     afterAll(async () => {
       await ready?.queue.close();
-      await ready?.h.close();
-      await ready?.redis.close();
+      await h?.close();
+      await redis?.close();
       await rm(scratch, { recursive: true, force: true });
     });
 
@@ -148,7 +149,7 @@ export function hostileSuite(kind: RuntimeKind, runtime: HostileRuntime, reason:
       return job.id as string;
     }
 
-    const wait = (id: string) => get().h.client().waitForResult(id, { timeoutMs: JOB_TIMEOUT_MS });
+    const wait = (id: string) => get().client.waitForResult(id, { timeoutMs: JOB_TIMEOUT_MS });
 
     const allowedJob = (command: string[], extra: Record<string, unknown> = {}) => ({
       image: TEST_IMAGE,
