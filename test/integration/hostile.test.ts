@@ -43,8 +43,8 @@ const RUNTIMES: Record<RuntimeKind, HostileRuntime> = {
       seccomp: { filtered: true },
       ownBinds: {
         pattern:
-          /^(\/(var\/lib|run)\/containers\/storage\/overlay-containers\/[0-9a-f]{64}\/userdata\/(hosts|hostname|resolv\.conf|\.containerenv)|\/usr\/(bin|libexec\/podman)\/catatonit)$/,
-        why: "Podman's /etc/hosts, /etc/hostname, /etc/resolv.conf and /run/.containerenv of the job (or of its namespace holder), and its init (catatonit at /run/podman-init), each a file",
+          /^(\/(var\/lib|run)\/containers\/storage\/overlay-containers\/[0-9a-f]{64}\/userdata\/(hosts|hostname|resolv\.conf|\.containerenv)|\/usr\/(bin|libexec\/podman)\/(catatonit|tini-static|tini))$/,
+        why: "Podman's /etc/hosts, /etc/hostname, /etc/resolv.conf and /run/.containerenv of the job (or of its namespace holder), and its init (catatonit or tini at /run/podman-init), each a file",
       },
     },
   },
@@ -65,12 +65,13 @@ const RUNTIMES: Record<RuntimeKind, HostileRuntime> = {
         why: 'Apptainer applies a seccomp filter only from a profile named with --security seccomp:<file>, on a build with libseccomp; mount, modules, ptrace and the network are closed by the capability set and no-new-privileges instead',
       },
       ownBinds: {
-        pattern: /^\/usr\/share\/zoneinfo\//,
-        why: "Apptainer binds the host's time zone file at /etc/localtime (apptainer.conf `mount localtime`)",
+        pattern:
+          /^(\/usr\/share\/zoneinfo\/.+|.+\/singularity\/env\/[0-9a-f-]{36}\.sh|.+\/singularity\/hardening\/empty)$/,
+        why: "the host's time zone file at /etc/localtime (apptainer.conf `mount localtime`), and the worker's own files from its state dir: the job's env script in /.singularity.d/env and an empty directory over /proc/sys/fs/binfmt_misc",
       },
       addedEnv: {
-        pattern: /^((APPTAINER|SINGULARITY)_[A-Z_]+|LD_LIBRARY_PATH)$/,
-        why: 'Apptainer sets APPTAINER_* (and their SINGULARITY_* twins) in every container to describe it, and LD_LIBRARY_PATH=/.singularity.d/libs for the libraries --nv/--rocm bind; --cleanenv cannot drop them',
+        pattern: /^((APPTAINER|SINGULARITY)_[A-Z_]+|LD_LIBRARY_PATH|PS1|PROMPT_COMMAND)$/,
+        why: "Apptainer describes the container in APPTAINER_* (and SINGULARITY_* twins), some read-only, and its action script exports PS1 and PROMPT_COMMAND after every env script has run; LD_LIBRARY_PATH=/.singularity.d/libs carries the libraries --nv/--rocm bind. The worker's env script takes away what it can (README, Apptainer)",
       },
     },
   },
