@@ -17,6 +17,14 @@ export interface HostileWorld {
   stateDir: string;
   logDir: string;
   policyPath: string;
+  /** Worker settings the table relies on beside the policy: the state and log dirs, the policy file. */
+  workerConfig: {
+    stateDir: string;
+    logDir: string;
+    policyPath: string;
+    /** Where the worker converts images on Apptainer, when the table needs it to be somewhere. */
+    singularity?: { sifCache?: string };
+  };
   /** The policy file's content. */
   policy: Record<string, unknown>;
   /** [what, job data, the exact error message] */
@@ -372,6 +380,7 @@ export async function hostileWorld(dir: string, options: HostileWorldOptions = {
     stateDir,
     logDir,
     policyPath,
+    workerConfig: { stateDir, logDir, policyPath },
     policy,
     table,
     refusedNaming,

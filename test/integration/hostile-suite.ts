@@ -107,13 +107,17 @@ export function hostileSuite(kind: RuntimeKind, runtime: HostileRuntime, reason:
       await writeFile(secretPath, `${secret}\n`, { mode: 0o600 });
       redis = await TestRedis.start();
       h = new Harness(redis);
+      const own = runtime.workerConfig(scratch);
       const config = {
-        ...runtime.workerConfig(scratch),
+        ...own,
         concurrency: 4,
-        stateDir: world.stateDir,
-        logDir: world.logDir,
-        policyPath: world.policyPath,
+        ...world.workerConfig,
+        singularity: { ...own.singularity, ...world.workerConfig.singularity },
       };
+      // The worker's own files inside the world: written by the worker, not by jobs.
+      const workerFiles = [world.stateDir, world.workerConfig.singularity?.sifCache].filter(
+        (d): d is string => d !== undefined,
+      );
       await h.worker(config);
       const location = await hostLocation(secretPath);
       const outside = await hostLocation(world.dirs.outside);
@@ -132,7 +136,7 @@ export function hostileSuite(kind: RuntimeKind, runtime: HostileRuntime, reason:
           outside: { path: world.dirs.outside, ...outside },
           worldFsPath: worldLocation.fsPath,
         }),
-        snapshot: () => snapshotTree(world.root, [world.dirs.rw, world.stateDir]),
+        snapshot: () => snapshotTree(world.root, [world.dirs.rw, ...workerFiles]),
       };
     }, 120_000);
 
