@@ -155,8 +155,12 @@ export interface RuntimeCapabilities {
   missingCommandExitCode: number;
 }
 
-/** The runtimes a worker can be told to use (STEVEDORE_RUNTIME, a spec's `runtime`). */
-export type RuntimeKind = 'docker' | 'podman' | 'singularity';
+/**
+ * The runtimes a worker can be told to use (STEVEDORE_RUNTIME, a spec's `runtime`): every kind
+ * openRuntime() opens. Tests iterate this list (the hostile suite fails for a kind it has no entry for).
+ */
+export const RUNTIME_KINDS = ['docker', 'podman', 'singularity'] as const;
+export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
 
 /** A container the runtime holds, as the worker's recovery sees it. */
 export interface RuntimeContainer {

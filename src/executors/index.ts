@@ -6,7 +6,12 @@ import {
   DockerRuntime,
   type DockerRuntimeOptions,
 } from './docker/index.js';
-import type { ContainerExecutor, ContainerRuntime, RuntimeKind } from './executor.js';
+import {
+  type ContainerExecutor,
+  type ContainerRuntime,
+  RUNTIME_KINDS,
+  type RuntimeKind,
+} from './executor.js';
 import { openPodmanRuntime, type PodmanRuntimeOptions } from './podman/index.js';
 import { SingularityRuntime, type SingularityRuntimeOptions } from './singularity/runtime.js';
 import { SingularityExecutor } from './singularity/singularity-executor.js';
@@ -24,7 +29,8 @@ export interface RuntimeOptions {
   podman?: PodmanRuntimeOptions;
 }
 
-const KINDS = '"docker", "podman" or "singularity"';
+const quoted = RUNTIME_KINDS.map((k) => JSON.stringify(k));
+const KINDS = `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`;
 
 /**
  * Opens the runtime a worker runs its jobs on and checks that it answers. Rejects with a
@@ -133,6 +139,7 @@ export type {
   StreamCounts,
   UsageSample,
 } from './executor.js';
+export { RUNTIME_KINDS } from './executor.js';
 export { PodmanRuntime, type PodmanRuntimeOptions, podmanSocketPath } from './podman/index.js';
 export { toSingularityArgs } from './singularity/args.js';
 export { SingularityRuntime, type SingularityRuntimeOptions } from './singularity/runtime.js';

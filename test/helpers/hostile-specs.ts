@@ -3,8 +3,9 @@ import { join } from 'node:path';
 
 /**
  * Hostile job specs against a world of real host paths (symlinks included), each with the exact
- * message its refusal must carry. Shared by the policy's unit test and the worker's integration
- * test, which pushes the whole table through a real worker.
+ * message its refusal must carry. Shared by the policy's unit test and the hostile suite
+ * (test/integration/hostile-suite.ts), which pushes the whole table through a real worker on
+ * every runtime.
  */
 
 export const HOSTILE_IMAGE = 'stevedore-test/busybox:1';
@@ -16,10 +17,30 @@ export interface HostileWorld {
   stateDir: string;
   logDir: string;
   policyPath: string;
+  /** Worker settings the table relies on beside the policy: the state and log dirs, the policy file. */
+  workerConfig: {
+    stateDir: string;
+    logDir: string;
+    policyPath: string;
+    /** Where the worker converts images on Apptainer, when the table needs it to be somewhere. */
+    singularity?: { sifCache?: string };
+  };
   /** The policy file's content. */
   policy: Record<string, unknown>;
   /** [what, job data, the exact error message] */
   table: [string, unknown, string][];
+  /**
+   * Specs that must be refused, whose message is only pinned to the field it names: [what, job
+   * data, the field the message must name]. Paths the runtime owns, reached by another spelling.
+   */
+  refusedNaming: [string, unknown, string][];
+  /** Allowed directories: read-only `data`, read-write `rw`, and `outside` (no prefix allows it). */
+  dirs: { allowed: string; data: string; rw: string; outside: string };
+}
+
+export interface HostileWorldOptions {
+  /** More allowed tarball prefixes (the suite's real image), beside the world's own. */
+  tarballPrefixes?: string[];
 }
 
 const invalid = (path: string, message: string): string =>
@@ -30,7 +51,7 @@ const shownAs = (written: string, real: string): string =>
 const denied = (...messages: string[]): string => `denied by policy: ${messages.join('; ')}`;
 
 /** Builds the world under `dir` (an empty directory) and the table that goes with it. */
-export async function hostileWorld(dir: string): Promise<HostileWorld> {
+export async function hostileWorld(dir: string, options: HostileWorldOptions = {}): Promise<HostileWorld> {
   const root = await realpath(dir);
   const allowed = join(root, 'allowed');
   const data = join(allowed, 'data');
@@ -55,7 +76,10 @@ export async function hostileWorld(dir: string): Promise<HostileWorld> {
   const policy = {
     images: ['docker.io/library/busybox:*', 'stevedore-test/**'],
     mounts: [{ hostPath: allowed }, { hostPath: rw, readWrite: true }],
-    imageTarballs: [{ hostPath: tarballs }],
+    imageTarballs: [
+      { hostPath: tarballs },
+      ...(options.tarballPrefixes ?? []).map((hostPath) => ({ hostPath })),
+    ],
     resources: { maxVcpus: 2, maxRam: '256Mi', maxGpus: 0 },
     maxRunTimeSeconds: 3600,
   };
@@ -340,5 +364,26 @@ export async function hostileWorld(dir: string): Promise<HostileWorld> {
       ),
     ],
   ];
-  return { root, stateDir, logDir, policyPath, policy, table };
+  const refusedNaming: [string, unknown, string][] = [
+    // Docker cleans a mount target before binding it: /./dev replaces the container's /dev.
+    ['onto /./dev', mount(data, true, '/./dev'), 'mounts././dev'],
+    ['onto /dev/./', mount(data, true, '/dev/./'), 'mounts./dev/./'],
+    ['onto /./proc/self', mount(data, true, '/./proc/self'), 'mounts././proc/self'],
+    // runc CVE-2024-21626: a working dir through a leaked fd is the host's.
+    ['a working dir in /proc/self/fd', { ...BASE, workingDir: '/proc/self/fd/3' }, 'workingDir'],
+    ['a working dir in /proc/./self/cwd', { ...BASE, workingDir: '/proc/./self/cwd' }, 'workingDir'],
+    ['a working dir in /sys', { ...BASE, workingDir: '/sys/fs/cgroup' }, 'workingDir'],
+    ['a working dir in /dev', { ...BASE, workingDir: '/dev' }, 'workingDir'],
+  ];
+  return {
+    root,
+    stateDir,
+    logDir,
+    policyPath,
+    workerConfig: { stateDir, logDir, policyPath },
+    policy,
+    table,
+    refusedNaming,
+    dirs: { allowed, data, rw, outside },
+  };
 }

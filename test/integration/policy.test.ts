@@ -1,7 +1,6 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelFilters } from '../../src/jobs/names.js';
@@ -9,9 +8,9 @@ import { ConfigError } from '../../src/worker/config.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
-import { hostileWorld } from '../helpers/hostile-specs.js';
 import { busybox, testPolicy, useTestWorld, writePolicy } from '../helpers/stevedore.js';
 
+// The hostile specs run on every runtime in hostile.test.ts (the hostile suite).
 describe('worker policy', () => {
   const world = useTestWorld();
   let dir: string;
@@ -21,46 +20,6 @@ describe('worker policy', () => {
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
-  });
-
-  it('fails every hostile spec at once, unretried, with its exact message, and creates, loads and writes nothing', async () => {
-    const { h, redis } = world;
-    const hostile = await hostileWorld(await mkdtemp(join(dir, 'world-')));
-    await h.worker({
-      concurrency: 4,
-      stateDir: hostile.stateDir,
-      logDir: hostile.logDir,
-      policyPath: hostile.policyPath,
-    });
-    const client = h.client();
-    // As a producer using BullMQ directly would: no client-side check, any job data at all.
-    const queue = new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } });
-    const creates = await watchCreates(testDocker(), labelFilters(h.queue));
-    try {
-      const jobs = await Promise.all(
-        hostile.table.map(([, data]) =>
-          queue.add('run', data, { attempts: 3, backoff: { type: 'fixed', delay: 10 } }),
-        ),
-      );
-      for (const [i, job] of jobs.entries()) {
-        const [what, , expected] = hostile.table[i] as (typeof hostile.table)[number];
-        const result = await client.waitForResult(job.id as string, { timeoutMs: 30_000 });
-        expect(result, what).toMatchObject({
-          state: 'Failed',
-          reason: 'invalid',
-          containerId: null,
-          attempt: 1,
-        });
-        expect(result.error, what).toEqual({ phase: 'validating', message: expected });
-        const fresh = await queue.getJob(job.id as string);
-        expect(fresh?.attemptsMade, what).toBe(1);
-      }
-      expect(await creates.stop()).toEqual([]);
-      // No job got as far as its output files.
-      expect(await readdir(hostile.logDir)).toEqual([]);
-    } finally {
-      await queue.close();
-    }
   });
 
   it('under the default policy denies a tarball and a host mount, and logs the refusal without env values', async () => {

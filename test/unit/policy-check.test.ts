@@ -54,6 +54,16 @@ describe('the policy check against hostile specs', () => {
       expect(await refusal(world, never, data), what).toBe(expected);
     }
   });
+
+  it('refuses a runtime-owned path by another spelling, naming the field', async () => {
+    const wrong: string[] = [];
+    for (const [what, data, field] of world.refusedNaming) {
+      const message = await refusal(world, never, data);
+      const named = /^(denied by policy|invalid job spec)/.test(message ?? '') && message?.includes(field);
+      if (!named) wrong.push(`${what}: ${message ?? 'allowed'}`);
+    }
+    expect(wrong).toEqual([]);
+  });
 });
 
 describe('the policy check on what it allows', () => {
