@@ -4,8 +4,9 @@ import type { RuntimeKind } from '../executors/index.js';
 import { InvalidSpecError } from '../jobs/errors.js';
 import { jobIdProblems } from '../jobs/names.js';
 import { type JobResult, resultWithoutRun } from '../jobs/result.js';
-import { type JobSpec, type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
+import { type JobSpec, type JobSpecInput, jobDataProblem, parseJobSpec } from '../jobs/spec.js';
 import { deniedMessage } from '../policy/check.js';
+import { unparsedDataProblem } from './bounded-job.js';
 import type { WorkerPolicy } from './policy-load.js';
 import { ForAnotherRuntimeError, routeJob } from './runtime-check.js';
 import { checkSignature, type SignatureGate } from './signature-check.js';
@@ -36,10 +37,10 @@ export interface AdmissionContext {
  */
 export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: AdmissionContext): Promise<JobSpec> {
   const jobId = job.id as string;
-  const reject = async (message: string): Promise<never> => {
+  const reject = async (message: string, data: unknown = job.data): Promise<never> => {
     const result = resultWithoutRun({
       jobId,
-      data: job.data,
+      data,
       state: 'Failed',
       reason: 'invalid',
       attempt: job.attemptsMade + 1,
@@ -57,6 +58,13 @@ export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: Admission
     return reject(
       `validating: job id ${JSON.stringify(jobId)} ${idProblems.join(', ')}; submit the job again with an id that has none of these`,
     );
+  }
+  // Before anything walks the whole job (the signature's canonical JSON, the schema): a job of
+  // millions of elements is refused after counting to the limit, and its data is not copied.
+  const tooBig = unparsedDataProblem(job) ?? jobDataProblem(job.data);
+  if (tooBig !== null) {
+    ctx.log.warn({ problem: tooBig }, 'job data too big');
+    return reject(new InvalidSpecError([{ path: '', message: tooBig }]).message, {});
   }
   const signed = await checkSignature({ id: jobId, data: job.data }, ctx.signatures, ctx.log);
   if (!signed.ok) return reject(signed.message);
