@@ -18,8 +18,8 @@ class BoundedJob extends Job {
     jobId?: string,
   ): Job<T, R, N> {
     const problem = typeof json.data === 'string' ? jobTextProblem(json.data) : null;
-    if (problem === null) return super.fromJSON<T, R, N>(queue, json, jobId);
-    const job = super.fromJSON<T, R, N>(queue, { ...json, data: '{}' }, jobId);
+    if (problem === null) return Job.fromJSON<T, R, N>(queue, json, jobId);
+    const job = Job.fromJSON<T, R, N>(queue, { ...json, data: '{}' }, jobId);
     unparsed.set(job, problem);
     return job;
   }
