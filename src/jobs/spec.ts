@@ -45,6 +45,14 @@ const RAM_UNITS: Record<string, number> = {
 };
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
+/**
+ * No runtime can carry these in a path: a mount is written out as a line in places (Apptainer's
+ * bind list, the `source=…,target=…` text Podman's compat API makes, mount tables), and no real
+ * path needs one. NUL has its own message. The runtimes' own separators (`,` `:` `=`) are theirs
+ * to escape or refuse.
+ */
+const CONTROL_CHARACTER = /[\u0001-\u001f\u007f]/;
+
 /** An absolute path; `subject` names it in messages when the path is a record key. */
 const absolutePath = (subject = '') =>
   z
@@ -52,7 +60,11 @@ const absolutePath = (subject = '') =>
     .min(1, `${subject}must not be empty`)
     .refine((p) => p.startsWith('/'), `${subject}must be an absolute path (start with /)`)
     .refine((p) => !p.split('/').includes('..'), `${subject}must not contain ".." segments`)
-    .refine((p) => !p.includes('\0'), `${subject}must not contain NUL bytes`);
+    .refine((p) => !p.includes('\0'), `${subject}must not contain NUL bytes`)
+    .refine(
+      (p) => !CONTROL_CHARACTER.test(p),
+      `${subject}must not contain control characters (such as a newline)`,
+    );
 
 /** "512Mi", "2Gi", "1.5G" or a byte count, as bytes. */
 export function parseRam(value: number | string): number | undefined {

@@ -220,6 +220,7 @@ describe('the policy file', () => {
   it('has safe defaults, and exposes pidsLimit and maxOutputBytes plainly', () => {
     expect(parsePolicy(undefined, 'none')).toEqual({
       images: ['**'],
+      allowImageIds: false,
       mounts: [],
       imageTarballs: [],
       networkModes: ['default', 'bridge'],
