@@ -176,6 +176,12 @@ export interface ContainerRuntime {
   containerState(id: string): Promise<string | null>;
   /** Removes a container, running or not, with its anonymous volumes; one already gone counts as removed. */
   removeContainer(id: string): Promise<void>;
+  /**
+   * Host paths holding the engine's own data (image layers, containers' file systems, records,
+   * caches), as the engine names them: Docker's `DockerRootDir`, Podman's graph root, Apptainer's
+   * SIF cache. The worker never lets a job bind them or anything holding them.
+   */
+  dataPaths(): Promise<string[]>;
   /** Releases what the runtime holds (pools, subscriptions). Idempotent. */
   close(): Promise<void>;
 }

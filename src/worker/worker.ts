@@ -20,7 +20,7 @@ import { IdleCollector } from './idle-gc.js';
 import { WorkerEvents } from './observer.js';
 import { trimFinishedCopies } from './output/finished-copy.js';
 import { LiveOutput } from './output/live-output.js';
-import { loadWorkerPolicy, redisDataDir } from './policy-load.js';
+import { engineDataPaths, loadWorkerPolicy, redisDataDir } from './policy-load.js';
 import { probeWorker, type WorkerProbe } from './probe.js';
 import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
@@ -143,7 +143,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     logger.warn({ err: error }, 'Redis connection error; retrying (running containers are not affected)'),
   );
   const commands = connect(redisUrl, onRedisError, tls);
-  policy.neverAllowed.push(...(await redisDataDir(commands)));
+  policy.neverAllowed.push(...(await redisDataDir(commands)), ...(await engineDataPaths(runtime, logger)));
   const runs = new Map<string, AbortController>();
   const idle = new IdleCollector(() => runs.size > 0);
   /** Container removals waiting for their job's result to be stored (then they run). */
