@@ -228,9 +228,15 @@ export type JobSpecInput = z.input<typeof jobSpecSchema>;
 /** A validated job spec with defaults filled in and sizes in bytes. */
 export type JobSpec = z.output<typeof jobSpecSchema>;
 
+/** A key as a message shows it: quoted as JSON when it holds a control character (a newline would forge a line). */
+function shownSegment(segment: PropertyKey): string {
+  const text = String(segment);
+  return /[\u0000-\u001f\u007f]/.test(text) ? JSON.stringify(text) : text;
+}
+
 function toIssues(error: z.ZodError): SpecIssue[] {
   return error.issues.map((issue) => {
-    const path = issue.path.map(String).join('.');
+    const path = issue.path.map(shownSegment).join('.');
     if (issue.code === 'unrecognized_keys') {
       return {
         path,

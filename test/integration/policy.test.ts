@@ -26,11 +26,11 @@ describe('worker policy', () => {
   it('fails every hostile spec at once, unretried, with its exact message, and creates, loads and writes nothing', async () => {
     const { h, redis } = world;
     const hostile = await hostileWorld(await mkdtemp(join(dir, 'world-')));
+    const defaults = await h.config();
     await h.worker({
       concurrency: 4,
-      stateDir: hostile.stateDir,
-      logDir: hostile.logDir,
-      policyPath: hostile.policyPath,
+      ...hostile.workerConfig,
+      singularity: { ...defaults.singularity, ...hostile.workerConfig.singularity },
     });
     const client = h.client();
     // As a producer using BullMQ directly would: no client-side check, any job data at all.
