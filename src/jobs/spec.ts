@@ -46,12 +46,18 @@ const RAM_UNITS: Record<string, number> = {
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
- * No runtime can carry these in a path: a mount is written out as a line in places (Apptainer's
+ * Control characters (C0 and DEL): no runtime can carry these in a path: a mount is written out as a line in places (Apptainer's
  * bind list, the `source=…,target=…` text Podman's compat API makes, mount tables), and no real
  * path needs one. NUL has its own message. The runtimes' own separators (`,` `:` `=`) are theirs
  * to escape or refuse.
  */
-const CONTROL_CHARACTER = /[\u0001-\u001f\u007f]/;
+function hasControlCharacter(text: string, { nul }: { nul: boolean }): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && (nul || c !== 0)) || c === 0x7f) return true;
+  }
+  return false;
+}
 
 /** An absolute path; `subject` names it in messages when the path is a record key. */
 const absolutePath = (subject = '') =>
@@ -62,7 +68,7 @@ const absolutePath = (subject = '') =>
     .refine((p) => !p.split('/').includes('..'), `${subject}must not contain ".." segments`)
     .refine((p) => !p.includes('\0'), `${subject}must not contain NUL bytes`)
     .refine(
-      (p) => !CONTROL_CHARACTER.test(p),
+      (p) => !hasControlCharacter(p, { nul: false }),
       `${subject}must not contain control characters (such as a newline)`,
     );
 
@@ -231,7 +237,7 @@ export type JobSpec = z.output<typeof jobSpecSchema>;
 /** A key as a message shows it: quoted as JSON when it holds a control character (a newline would forge a line). */
 function shownSegment(segment: PropertyKey): string {
   const text = String(segment);
-  return /[\u0000-\u001f\u007f]/.test(text) ? JSON.stringify(text) : text;
+  return hasControlCharacter(text, { nul: true }) ? JSON.stringify(text) : text;
 }
 
 function toIssues(error: z.ZodError): SpecIssue[] {
