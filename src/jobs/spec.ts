@@ -46,10 +46,10 @@ const RAM_UNITS: Record<string, number> = {
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
- * Control characters (C0 and DEL): no runtime can carry these in a path: a mount is written out as a line in places (Apptainer's
- * bind list, the `source=…,target=…` text Podman's compat API makes, mount tables), and no real
- * path needs one. NUL has its own message. The runtimes' own separators (`,` `:` `=`) are theirs
- * to escape or refuse.
+ * Whether `text` holds a control character (C0 or DEL; NUL counts only when `nul`, since paths
+ * refuse it with a message of its own). No runtime can carry one in a path: mounts are written
+ * out as lines and option text in places (Apptainer's bind list, mount tables), and no real path
+ * needs one. The runtimes' own separators (`,` `:` `=`) are theirs to escape or refuse.
  */
 function hasControlCharacter(text: string, { nul }: { nul: boolean }): boolean {
   for (let i = 0; i < text.length; i++) {
