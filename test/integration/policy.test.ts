@@ -2,14 +2,19 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
+import { execa } from 'execa';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerRuntime } from '../../src/executors/docker/index.js';
+import { SingularityRuntime } from '../../src/executors/singularity/runtime.js';
 import { labelFilters } from '../../src/jobs/names.js';
 import { ConfigError } from '../../src/worker/config.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
 import { hostileWorld } from '../helpers/hostile-specs.js';
+import { openTestPodman } from '../helpers/podman.js';
+import { testSingularityBin } from '../helpers/singularity.js';
 import { busybox, testPolicy, useTestWorld, writePolicy } from '../helpers/stevedore.js';
 
 describe('worker policy', () => {
@@ -60,6 +65,61 @@ describe('worker policy', () => {
       expect(await readdir(hostile.logDir)).toEqual([]);
     } finally {
       await queue.close();
+    }
+  });
+
+  it('refuses a job of six million elements as invalid at once, and the next job runs as usual', async () => {
+    const { h, redis } = world;
+    await h.worker({ concurrency: 1 });
+    const client = h.client();
+    const queue = new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } });
+    try {
+      // 12 MB of JSON, under the byte limit: only its count gives it away, before BullMQ's JSON.parse.
+      const huge = await queue.add('run', { ...busybox(['true']), command: new Array(6_000_000).fill(0) });
+      const next = await client.submit(busybox(['echo', 'next']));
+      const refused = await client.waitForResult(huge.id as string, { timeoutMs: 30_000 });
+      expect(refused).toMatchObject({ state: 'Failed', reason: 'invalid', containerId: null, attempt: 1 });
+      expect(refused.error).toEqual({
+        phase: 'validating',
+        message:
+          'invalid job spec (1 problem):\n  - (spec): has more than 20000 elements (array items and object fields)',
+      });
+      const ran = await client.waitForResult(next.id, { timeoutMs: 30_000 });
+      expect(ran).toMatchObject({ state: 'Complete', exitCode: 0 });
+      expect(ran.stdout.tail).toBe('next\n');
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('each runtime names where it keeps its own data, which the worker then denies', async () => {
+    const docker = testDocker();
+    const root = ((await docker.info()) as { DockerRootDir: string }).DockerRootDir;
+    const dockerRuntime = new DockerRuntime({ client: docker, netns: 'fresh' });
+    try {
+      expect(await dockerRuntime.dataPaths()).toEqual([root]);
+    } finally {
+      await dockerRuntime.close();
+    }
+    const opened = await openTestPodman('policy-data-paths');
+    if (opened.podman === null) console.warn(`[skip] podman data paths: ${opened.reason}`);
+    else {
+      try {
+        const graphRoot = (await execa('podman', ['info', '--format', '{{.Store.GraphRoot}}'])).stdout.trim();
+        expect(await opened.podman.runtime.dataPaths()).toEqual([graphRoot]);
+      } finally {
+        await opened.podman.close();
+      }
+    }
+    const bin = await testSingularityBin();
+    if (bin === null)
+      console.warn('[skip] apptainer data paths: neither apptainer nor singularity is installed');
+    else {
+      const sifCache = join(dir, 'sif');
+      const stateDir = join(dir, 'singularity-state');
+      const apptainer = await SingularityRuntime.open({ bin, sifCache, stateDir });
+      expect(await apptainer.dataPaths()).toEqual([sifCache, stateDir]);
+      await apptainer.close();
     }
   });
 
