@@ -23,6 +23,10 @@ const tooDeep = (l: SizeLimits) => `is nested deeper than ${l.specDepth} levels`
 const tooManyBytes = (bytes: number, l: SizeLimits) =>
   `is ${bytes} bytes as JSON, more than the ${l.specBytes} a spec may be`;
 
+const SPACE = 0x20;
+const TAB = 0x09;
+const NEWLINE = 0x0a;
+const RETURN = 0x0d;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
@@ -33,9 +37,9 @@ const CLOSE_OBJECT = 0x7d;
 
 /**
  * Why job data, as the JSON text stored in Redis, is too big to parse, or null. One pass over
- * the text, stopping at the first limit: strings (keys and values) are counted by their quotes,
- * elements by the commas between them (never more than the elements, so this check is never
- * stricter than `valueSizeProblem`), depth by brackets. Text that is not JSON passes: the parse says why.
+ * the text, stopping at the first limit, counting what `valueSizeProblem` counts: strings (keys
+ * and values) by their quotes, elements by the commas between them plus the first of each
+ * non-empty array or object, depth by brackets. Text that is not JSON passes: the parse says why.
  */
 export function jsonTextProblem(text: string, limits: SizeLimits): string | null {
   // UTF-8 takes at least one byte per UTF-16 unit: a long text is too big without counting.
@@ -43,10 +47,18 @@ export function jsonTextProblem(text: string, limits: SizeLimits): string | null
   const bytes = Buffer.byteLength(text);
   if (bytes > limits.specBytes) return tooManyBytes(bytes, limits);
   let strings = 0;
-  let commas = 0;
+  let elements = 0;
   let depth = 0;
+  /** Just after `[` or `{`: the next token is the container's first element, unless it closes it. */
+  let opened = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
+    if (c === SPACE || c === TAB || c === NEWLINE || c === RETURN) continue;
+    if (opened) {
+      opened = false;
+      if (c !== CLOSE_ARRAY && c !== CLOSE_OBJECT && ++elements > limits.specElements)
+        return tooManyElements(limits);
+    }
     if (c === QUOTE) {
       if (++strings > limits.specStrings) return tooManyStrings(limits);
       // The closing quote is the next one not escaped by an odd run of backslashes.
@@ -61,8 +73,9 @@ export function jsonTextProblem(text: string, limits: SizeLimits): string | null
       i = end;
     } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
       if (++depth > limits.specDepth) return tooDeep(limits);
+      opened = true;
     } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) depth--;
-    else if (c === COMMA && ++commas > limits.specElements) return tooManyElements(limits);
+    else if (c === COMMA && ++elements > limits.specElements) return tooManyElements(limits);
   }
   return null;
 }

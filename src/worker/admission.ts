@@ -6,7 +6,7 @@ import { jobIdProblems } from '../jobs/names.js';
 import { type JobResult, resultWithoutRun } from '../jobs/result.js';
 import { type JobSpec, type JobSpecInput, jobDataProblem, parseJobSpec } from '../jobs/spec.js';
 import { deniedMessage } from '../policy/check.js';
-import { unparsedDataProblem } from './bounded-job.js';
+import { textVerdict } from './bounded-job.js';
 import type { WorkerPolicy } from './policy-load.js';
 import { ForAnotherRuntimeError, routeJob } from './runtime-check.js';
 import { checkSignature, type SignatureGate } from './signature-check.js';
@@ -61,7 +61,8 @@ export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: Admission
   }
   // Before anything walks the whole job (the signature's canonical JSON, the schema): a job of
   // millions of elements is refused after counting to the limit, and its data is not copied.
-  const tooBig = unparsedDataProblem(job) ?? jobDataProblem(job.data);
+  const verdict = textVerdict(job);
+  const tooBig = verdict === undefined ? jobDataProblem(job.data) : verdict;
   if (tooBig !== null) {
     ctx.log.warn({ problem: tooBig }, 'job data too big');
     return reject(new InvalidSpecError([{ path: '', message: tooBig }]).message, {});

@@ -1,8 +1,8 @@
 import { Job, type JobJson, Worker } from 'bullmq';
 import { jobTextProblem } from '../jobs/spec.js';
 
-/** Why a job's data was not parsed, for the jobs whose text broke a bound (read by admission). */
-const unparsed = new WeakMap<Job, string>();
+/** The verdict of jobTextProblem on each job's text (null: within bounds), read by admission. */
+const verdicts = new WeakMap<Job, string | null>();
 
 /**
  * A job whose data is parsed only when its text is within the spec's bounds (jobTextProblem).
@@ -17,10 +17,10 @@ class BoundedJob extends Job {
     json: JobJson,
     jobId?: string,
   ): Job<T, R, N> {
-    const problem = typeof json.data === 'string' ? jobTextProblem(json.data) : null;
-    if (problem === null) return Job.fromJSON<T, R, N>(queue, json, jobId);
-    const job = Job.fromJSON<T, R, N>(queue, { ...json, data: '{}' }, jobId);
-    unparsed.set(job, problem);
+    if (typeof json.data !== 'string') return Job.fromJSON<T, R, N>(queue, json, jobId);
+    const problem = jobTextProblem(json.data);
+    const job = Job.fromJSON<T, R, N>(queue, problem === null ? json : { ...json, data: '{}' }, jobId);
+    verdicts.set(job, problem);
     return job;
   }
 }
@@ -33,7 +33,10 @@ export class BoundedWorker<D, R> extends Worker<D, R> {
   }
 }
 
-/** Why the job's data was left unparsed (too big to parse), or undefined when it was parsed. */
-export function unparsedDataProblem(job: Job): string | undefined {
-  return unparsed.get(job);
+/**
+ * What the bounds said of the job's text before it was parsed: why its data was left unparsed,
+ * null when it was within them, undefined when the job did not come through a BoundedWorker.
+ */
+export function textVerdict(job: Job): string | null | undefined {
+  return verdicts.get(job);
 }

@@ -34,6 +34,18 @@ describe('the whole-job bounds', () => {
     expect(jobTextProblem(zeros)).toBe(elements);
   });
 
+  it('count on the text what they count on the value: the first element of each container too, whitespace aside', () => {
+    // 10,001 one-element arrays: 20,002 elements and 10,000 commas.
+    const pairs = { ...VALID_SPEC, labels: { a: Array.from({ length: 10_001 }, () => [0]) } };
+    expect(jobDataProblem(pairs)).toBe(elements);
+    expect(jobTextProblem(JSON.stringify(pairs))).toBe(elements);
+    expect(jobTextProblem(JSON.stringify(pairs, null, 2))).toBe(elements);
+    const within = { ...VALID_SPEC, labels: { a: Array.from({ length: 9_990 }, () => [0]) } };
+    expect(jobDataProblem(within)).toBeNull();
+    expect(jobTextProblem(JSON.stringify(within, null, 2))).toBeNull();
+    expect(jobTextProblem(' { "a" : [ ] , "b" : { } } ')).toBeNull();
+  });
+
   it('count an object field by field', () => {
     const fields = Object.fromEntries(Array.from({ length: 30_000 }, (_, i) => [`k${i}`, i]));
     expect(jobDataProblem({ ...VALID_SPEC, labels: fields })).toBe(strings);
