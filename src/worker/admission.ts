@@ -65,6 +65,9 @@ export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: Admission
   const tooBig = verdict === undefined ? jobDataProblem(job.data) : verdict;
   if (tooBig !== null) {
     ctx.log.warn({ problem: tooBig }, 'job data too big');
+    // Kept in Redis, it would be parsed again by every reader of the failed job (the dashboard's
+    // lists, getResult): the job fails for good, so its data goes.
+    await (job as Job<unknown>).updateData({});
     return reject(new InvalidSpecError([{ path: '', message: tooBig }]).message, {});
   }
   const signed = await checkSignature({ id: jobId, data: job.data }, ctx.signatures, ctx.log);

@@ -84,6 +84,8 @@ describe('worker policy', () => {
         message:
           'invalid job spec (1 problem):\n  - (spec): has more than 20000 elements (array items and object fields)',
       });
+      // Its data is dropped from Redis, so no later reader parses it again.
+      expect((await queue.getJob(huge.id as string))?.data).toEqual({});
       const ran = await client.waitForResult(next.id, { timeoutMs: 30_000 });
       expect(ran).toMatchObject({ state: 'Complete', exitCode: 0 });
       expect(ran.stdout.tail).toBe('next\n');
