@@ -9,6 +9,11 @@ export interface PolicyFacts {
   /** Every host path the spec names (hostPathsOf), as written → what is there. */
   paths: ReadonlyMap<string, PathFact>;
   neverAllowed: readonly NeverAllowed[];
+  /**
+   * GPUs the worker hands out by stack, where it lists them (CUDA_VISIBLE_DEVICES,
+   * AMD_VISIBLE_DEVICES); absent: the engine picks from what the host has.
+   */
+  gpus?: { cuda?: number; rocm?: number };
 }
 
 /** One broken rule: `message` starts with the field, e.g. `mounts./data.hostPath /etc is not under …`. */
@@ -132,6 +137,13 @@ export function checkPolicy(spec: JobSpec, policy: Policy, facts: PolicyFacts): 
     deny('resources.ram', `${ram} bytes is over maxRam ${limits.maxRam} bytes`);
   if (gpus !== undefined && limits.maxGpus !== undefined && gpus.count > limits.maxGpus)
     deny('resources.gpus.count', `${gpus.count} is over maxGpus ${limits.maxGpus}`);
+  // A job would get fewer than it asked for, not the count: say so instead.
+  const listed = gpus === undefined ? undefined : facts.gpus?.[gpus.stack];
+  if (gpus !== undefined && listed !== undefined && gpus.count > listed)
+    deny(
+      'resources.gpus.count',
+      `${gpus.count} is more than the ${listed} ${gpus.stack} GPU${listed === 1 ? '' : 's'} this worker hands out (${gpus.stack === 'cuda' ? 'CUDA_VISIBLE_DEVICES' : 'AMD_VISIBLE_DEVICES'})`,
+    );
   if (spec.maxRunTimeSeconds !== undefined && spec.maxRunTimeSeconds > policy.maxRunTimeSeconds)
     deny(
       'maxRunTimeSeconds',

@@ -124,6 +124,12 @@ export async function engineDataPaths(
   }
 }
 
+/** How many devices a visible-devices variable lists; undefined when it lists none (the engine picks). */
+function listedDevices(value: string | undefined): number | undefined {
+  const ids = (value ?? '').split(',').filter((id) => id.trim() !== '');
+  return ids.length > 0 ? ids.length : undefined;
+}
+
 /**
  * Reads STEVEDORE_POLICY (YAML or JSON) once, at start: a file that cannot be read, an unknown
  * key or a bad value stops the worker with a ConfigError naming the key.
@@ -144,12 +150,16 @@ export async function loadWorkerPolicy(config: WorkerConfig): Promise<WorkerPoli
     imageTarballs: await resolvePrefixes(parsed.imageTarballs),
   };
   const neverAllowed = await neverAllowedPaths(config);
+  const gpus = {
+    cuda: listedDevices(config.cudaVisibleDevices),
+    rocm: listedDevices(config.amdVisibleDevices),
+  };
   return {
     policy,
     neverAllowed,
     source,
     check: async (spec) =>
-      checkPolicy(spec, policy, { paths: await pathFacts(hostPathsOf(spec)), neverAllowed }),
+      checkPolicy(spec, policy, { paths: await pathFacts(hostPathsOf(spec)), neverAllowed, gpus }),
   };
 }
 

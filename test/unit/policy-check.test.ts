@@ -10,7 +10,7 @@ import type { NeverAllowed } from '../../src/policy/host-paths.js';
 import { parsePolicy } from '../../src/policy/policy.js';
 import { loadConfig } from '../../src/worker/config.js';
 import { pathFacts } from '../../src/worker/path-facts.js';
-import { engineDataPaths, neverAllowedPaths } from '../../src/worker/policy-load.js';
+import { engineDataPaths, loadWorkerPolicy, neverAllowedPaths } from '../../src/worker/policy-load.js';
 import { type HostileWorld, hostileWorld } from '../helpers/hostile-specs.js';
 
 /** The message a worker would fail `data` with under the world's policy, or null when it runs. */
@@ -274,6 +274,41 @@ describe('the never-allowed paths', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('GPUs', () => {
+  const gpuSpec = (stack: 'cuda' | 'rocm', count: number) =>
+    parseJobSpec({ image: 'busybox', command: ['true'], resources: { gpus: { stack, count } } });
+
+  it('a count over maxGpus is denied, and one over the devices the worker lists too', () => {
+    const check = (count: number, gpus?: { cuda?: number; rocm?: number }) =>
+      checkPolicy(gpuSpec('cuda', count), parsePolicy({ resources: { maxGpus: 2 } }, 'test'), {
+        paths: new Map(),
+        neverAllowed: [],
+        gpus,
+      }).denials.map((d) => d.message);
+    expect(check(2)).toEqual([]);
+    expect(check(3)).toEqual(['resources.gpus.count 3 is over maxGpus 2']);
+    expect(check(2, { cuda: 1 })).toEqual([
+      'resources.gpus.count 2 is more than the 1 cuda GPU this worker hands out (CUDA_VISIBLE_DEVICES)',
+    ]);
+    expect(check(2, { rocm: 1 })).toEqual([]);
+  });
+
+  it('the worker counts its CUDA_VISIBLE_DEVICES and AMD_VISIBLE_DEVICES into the check', async () => {
+    const policy = await loadWorkerPolicy(
+      loadConfig({ CUDA_VISIBLE_DEVICES: '0, 2', AMD_VISIBLE_DEVICES: '1', HOME: '/home/w' }),
+    );
+    expect((await policy.check(gpuSpec('cuda', 2))).denials).toEqual([]);
+    expect((await policy.check(gpuSpec('cuda', 3))).denials.map((d) => d.message)).toEqual([
+      'resources.gpus.count 3 is more than the 2 cuda GPUs this worker hands out (CUDA_VISIBLE_DEVICES)',
+    ]);
+    expect((await policy.check(gpuSpec('rocm', 2))).denials.map((d) => d.message)).toEqual([
+      'resources.gpus.count 2 is more than the 1 rocm GPU this worker hands out (AMD_VISIBLE_DEVICES)',
+    ]);
+    const unlisted = await loadWorkerPolicy(loadConfig({ HOME: '/home/w' }));
+    expect((await unlisted.check(gpuSpec('cuda', 8))).denials).toEqual([]);
   });
 });
 
