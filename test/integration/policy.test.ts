@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { execa } from 'execa';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DockerRuntime } from '../../src/executors/docker/index.js';
 import { SingularityRuntime } from '../../src/executors/singularity/runtime.js';
 import { labelFilters } from '../../src/jobs/names.js';
@@ -86,6 +87,26 @@ describe('worker policy', () => {
       });
       // Its data is dropped from Redis, so no later reader parses it again.
       expect((await queue.getJob(huge.id as string))?.data).toEqual({});
+      // Counted on the text before BullMQ's JSON.parse, which never sees it: text that is not even
+      // JSON (written to Redis directly) is refused by its count, where a parse would throw.
+      await queue.pause();
+      const unparsed = await queue.add('run', busybox(['true']));
+      const raw = new Redis(redis.url);
+      try {
+        const text = `{"image":"busybox:1","command":[${'0,'.repeat(6_000_000)}`;
+        await raw.hset(queue.toKey(unparsed.id as string), 'data', text);
+      } finally {
+        raw.disconnect();
+      }
+      await queue.resume();
+      // Asked by state, not by getResult: the client's Job.fromId would parse the text itself.
+      await vi.waitFor(async () => expect(await queue.getJobState(unparsed.id as string)).toBe('failed'), {
+        timeout: 30_000,
+        interval: 100,
+      });
+      const neverParsed = await client.waitForResult(unparsed.id as string, { timeoutMs: 30_000 });
+      expect(neverParsed).toMatchObject({ state: 'Failed', reason: 'invalid', containerId: null });
+      expect(neverParsed.error).toEqual(refused.error);
       const ran = await client.waitForResult(next.id, { timeoutMs: 30_000 });
       expect(ran).toMatchObject({ state: 'Complete', exitCode: 0 });
       expect(ran.stdout.tail).toBe('next\n');
