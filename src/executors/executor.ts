@@ -195,6 +195,12 @@ export interface ContainerRuntime {
    * when it can. Admission refuses such a spec as invalid, naming the field, before anything runs.
    */
   mountPathProblem(path: string): string | null;
+  /**
+   * Host paths holding the engine's own data (image layers, containers' file systems, records,
+   * caches), as the engine names them: Docker's `DockerRootDir`, Podman's graph root, Apptainer's
+   * SIF cache. The worker never lets a job bind them or anything holding them.
+   */
+  dataPaths(): Promise<string[]>;
   /** Releases what the runtime holds (pools, subscriptions). Idempotent. */
   close(): Promise<void>;
 }

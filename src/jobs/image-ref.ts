@@ -95,6 +95,29 @@ export function parseImageRef(reference: string): ImageRef | string {
   return { registry, repository, tag, digest };
 }
 
+/**
+ * Whether the engine may read a reference as the id of an image it holds rather than a name:
+ * Docker and Podman look up `sha256:<id>` and a bare hex prefix (`3f57d9401f8d`) among local
+ * image ids when no image has that name, so such a reference runs whatever image has the id.
+ */
+export function isEngineImageId(reference: string): boolean {
+  return /^(?:sha256:)?[0-9a-f]+$/.test(reference);
+}
+
+/**
+ * The forms of a reference a policy pattern is matched against. By tag: as written and in full
+ * (`busybox:1`, `docker.io/library/busybox:1`). By digest: the engine runs the digest whatever the
+ * tag says, so only forms that carry it (`busybox@sha256:…`, and `busybox:1@sha256:…` when a tag
+ * is written too): a pattern allows a digest only where it says so.
+ */
+export function policyForms(written: string, ref: ImageRef): string[] {
+  if (ref.digest === null) return [written, canonicalRef(ref)];
+  const names = [nameOf(written), `${ref.registry}/${ref.repository}`];
+  const forms = names.map((name) => `${name}@${ref.digest}`);
+  if (ref.tag !== null) forms.push(...names.map((name) => `${name}:${ref.tag}@${ref.digest}`));
+  return forms;
+}
+
 /** The registry host a config.json `auths` key stands for ("https://index.docker.io/v1/" → "docker.io"). */
 export function registryOfAuthKey(key: string): string {
   const host = key

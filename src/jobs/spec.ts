@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { InvalidSpecError, type SpecIssue } from './errors.js';
 import { defaultPullPolicy, IMAGE_PULL_POLICIES, type ImagePullPolicy, parseImageRef } from './image-ref.js';
+import { jsonTextProblem, valueSizeProblem } from './spec-size.js';
 
 /** Limits that keep one job from filling Redis or the host; each error message names its limit. */
 export const SPEC_LIMITS = {
@@ -23,6 +24,8 @@ export const SPEC_LIMITS = {
   specBytes: 12 * 1024 * 1024,
   /** Every key and string value: each field's own caps add up to about 7,000. */
   specStrings: 10_000,
+  /** Every array item and object field: the fields' own caps add up to about 7,500. */
+  specElements: 20_000,
   /** Objects and arrays inside each other; a real spec nests 4 deep. */
   specDepth: 16,
 } as const;
@@ -42,6 +45,20 @@ const RAM_UNITS: Record<string, number> = {
 };
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
+/**
+ * Whether `text` holds a control character (C0 or DEL; NUL counts only when `nul`, since paths
+ * refuse it with a message of its own). No runtime can carry one in a path: mounts are written
+ * out as lines and option text in places (Apptainer's bind list, mount tables), and no real path
+ * needs one. The runtimes' own separators (`,` `:` `=`) are theirs to escape or refuse.
+ */
+function hasControlCharacter(text: string, { nul }: { nul: boolean }): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && (nul || c !== 0)) || c === 0x7f) return true;
+  }
+  return false;
+}
+
 /** An absolute path; `subject` names it in messages when the path is a record key. */
 const absolutePath = (subject = '') =>
   z
@@ -49,7 +66,11 @@ const absolutePath = (subject = '') =>
     .min(1, `${subject}must not be empty`)
     .refine((p) => p.startsWith('/'), `${subject}must be an absolute path (start with /)`)
     .refine((p) => !p.split('/').includes('..'), `${subject}must not contain ".." segments`)
-    .refine((p) => !p.includes('\0'), `${subject}must not contain NUL bytes`);
+    .refine((p) => !p.includes('\0'), `${subject}must not contain NUL bytes`)
+    .refine(
+      (p) => !hasControlCharacter(p, { nul: false }),
+      `${subject}must not contain control characters (such as a newline)`,
+    );
 
 /** "512Mi", "2Gi", "1.5G" or a byte count, as bytes. */
 export function parseRam(value: number | string): number | undefined {
@@ -213,9 +234,15 @@ export type JobSpecInput = z.input<typeof jobSpecSchema>;
 /** A validated job spec with defaults filled in and sizes in bytes. */
 export type JobSpec = z.output<typeof jobSpecSchema>;
 
+/** A key as a message shows it: quoted as JSON when it holds a control character (a newline would forge a line). */
+function shownSegment(segment: PropertyKey): string {
+  const text = String(segment);
+  return hasControlCharacter(text, { nul: true }) ? JSON.stringify(text) : text;
+}
+
 function toIssues(error: z.ZodError): SpecIssue[] {
   return error.issues.map((issue) => {
-    const path = issue.path.map(String).join('.');
+    const path = issue.path.map(shownSegment).join('.');
     if (issue.code === 'unrecognized_keys') {
       return {
         path,
@@ -240,37 +267,22 @@ function toIssues(error: z.ZodError): SpecIssue[] {
 }
 
 /**
- * Why a spec is too big as a whole, before any field is looked at: the per-field caps alone
- * would let one job carry half a gigabyte of arguments.
+ * Why job data is too big as a whole, before any field is looked at: the per-field caps alone
+ * would let one job carry half a gigabyte of arguments, and a walk of all of it would hold the
+ * worker's event loop for seconds. Stops counting at the first limit.
  */
-function wholeSpecProblem(input: unknown): string | null {
-  let strings = 0;
-  const stack: [unknown, number][] = [[input, 0]];
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop() as [unknown, number];
-    if (typeof value === 'string') strings += 1;
-    else if (value !== null && typeof value === 'object') {
-      if (depth >= SPEC_LIMITS.specDepth) return `is nested deeper than ${SPEC_LIMITS.specDepth} levels`;
-      const entries = Array.isArray(value) ? value : Object.entries(value).flat();
-      for (const child of entries) stack.push([child, depth + 1]);
-    }
-    if (strings > SPEC_LIMITS.specStrings)
-      return `has more than ${SPEC_LIMITS.specStrings} strings (keys and values)`;
-  }
-  let bytes: number;
-  try {
-    bytes = Buffer.byteLength(JSON.stringify(input) ?? '');
-  } catch (error) {
-    return `cannot be encoded as JSON: ${(error as Error).message}`;
-  }
-  if (bytes > SPEC_LIMITS.specBytes)
-    return `is ${bytes} bytes as JSON, more than the ${SPEC_LIMITS.specBytes} a spec may be`;
-  return null;
+export function jobDataProblem(data: unknown): string | null {
+  return valueSizeProblem(data, SPEC_LIMITS);
+}
+
+/** The same bounds on job data as the JSON text BullMQ stores, checked before it is parsed. */
+export function jobTextProblem(text: string): string | null {
+  return jsonTextProblem(text, SPEC_LIMITS);
 }
 
 /** Validates a job spec; throws InvalidSpecError listing every problem at once. */
 export function parseJobSpec(input: unknown): JobSpec {
-  const tooBig = wholeSpecProblem(input);
+  const tooBig = jobDataProblem(input);
   if (tooBig) throw new InvalidSpecError([{ path: '', message: tooBig }]);
   const parsed = jobSpecSchema.safeParse(input);
   if (!parsed.success) throw new InvalidSpecError(toIssues(parsed.error));

@@ -1,14 +1,19 @@
-import { canonicalRef, parseImageRef } from '../jobs/image-ref.js';
 import type { JobSpec } from '../jobs/spec.js';
 import { hostPathProblem, type NeverAllowed, type PathFact } from './host-paths.js';
+import { imageProblem } from './images.js';
 import { matchesAny } from './patterns.js';
-import { normalizeHostPath, type Policy } from './policy.js';
+import { normalizePath, type Policy } from './policy.js';
 
 /** What the worker found on its host for one job, so the check itself stays pure. */
 export interface PolicyFacts {
   /** Every host path the spec names (hostPathsOf), as written → what is there. */
   paths: ReadonlyMap<string, PathFact>;
   neverAllowed: readonly NeverAllowed[];
+  /**
+   * GPUs the worker hands out by stack, where it lists them (CUDA_VISIBLE_DEVICES,
+   * AMD_VISIBLE_DEVICES); absent: the engine picks from what the host has.
+   */
+  gpus?: { cuda?: number; rocm?: number };
 }
 
 /** One broken rule: `message` starts with the field, e.g. `mounts./data.hostPath /etc is not under …`. */
@@ -18,7 +23,10 @@ export interface PolicyDenial {
 }
 
 export interface PolicyOutcome {
-  /** The spec as it runs: host paths resolved, and the policy's defaults for ram, vcpus and run time. */
+  /**
+   * The spec as it runs: host paths resolved, container paths and the working dir normalized
+   * (normalizePath), and the policy's defaults for ram, vcpus and run time.
+   */
   spec: JobSpec;
   /** Empty when the job may run. */
   denials: PolicyDenial[];
@@ -29,6 +37,15 @@ export interface PolicyOutcome {
  * worker binds read-only, which belong to the runtime, not the job.
  */
 const RUNTIME_TARGETS = ['/proc', '/sys', '/dev', '/etc/hosts', '/etc/hostname', '/etc/resolv.conf'];
+/**
+ * A working directory there is a way out: a process started in `/proc/self/fd/<n>` can sit in
+ * a host directory the runtime left open (runc CVE-2024-21626), and none of them is a job's.
+ */
+const KERNEL_DIRS = ['/proc', '/sys', '/dev'];
+
+/** The first of `dirs` that is `path` or holds it (both normalized). */
+const coveredBy = (path: string, dirs: readonly string[]): string | undefined =>
+  dirs.find((d) => path === d || path.startsWith(`${d}/`));
 
 /** The host paths a spec names, for the worker to resolve before the check. */
 export function hostPathsOf(spec: Pick<JobSpec, 'mounts' | 'imageTarball'>): string[] {
@@ -60,10 +77,8 @@ export function checkPolicy(spec: JobSpec, policy: Policy, facts: PolicyFacts): 
     return fact.kind === 'real' ? fact.path : path;
   };
 
-  const ref = parseImageRef(spec.image);
-  const forms = typeof ref === 'string' ? [spec.image] : [spec.image, canonicalRef(ref)];
-  if (!matchesAny(policy.images, forms))
-    deny('image', `${spec.image} matches none of the allowed images (${list(policy.images)})`);
+  const image = imageProblem(spec.image, policy);
+  if (image) deny('image', image);
 
   if (spec.imageTarball !== undefined) {
     const problem = hostPathProblem(
@@ -77,12 +92,25 @@ export function checkPolicy(spec: JobSpec, policy: Policy, facts: PolicyFacts): 
     if (problem) deny('imageTarball', problem);
   }
 
+  // Checked, and passed on, as the engine reads them: Docker takes `/./dev` as `/dev`.
+  const workingDir = spec.workingDir === undefined ? undefined : normalizePath(spec.workingDir);
+  const kernelDir = workingDir === undefined ? undefined : coveredBy(workingDir, KERNEL_DIRS);
+  if (kernelDir)
+    deny('workingDir', `${spec.workingDir} is never allowed: ${kernelDir} belongs to the runtime`);
+
   const mounts: JobSpec['mounts'] = {};
+  const writtenAs = new Map<string, string>();
   for (const [target, mount] of Object.entries(spec.mounts)) {
-    const inside = normalizeHostPath(target);
-    const covered = RUNTIME_TARGETS.find((t) => inside === t || inside.startsWith(`${t}/`));
-    if (covered)
+    const inside = normalizePath(target);
+    const covered = coveredBy(inside, RUNTIME_TARGETS);
+    if (inside === '/')
+      deny(`mounts.${target}`, "is never allowed as a container path: it is the container's root /");
+    else if (covered)
       deny(`mounts.${target}`, `is never allowed as a container path: ${covered} belongs to the runtime`);
+    const twin = writtenAs.get(inside);
+    if (twin !== undefined)
+      deny(`mounts.${target}`, `is the same container path as mounts.${twin} (${inside})`);
+    writtenAs.set(inside, target);
     const problem = hostPathProblem(
       mount.hostPath,
       factOf(mount.hostPath),
@@ -92,7 +120,7 @@ export function checkPolicy(spec: JobSpec, policy: Policy, facts: PolicyFacts): 
       'host path',
     );
     if (problem) deny(`mounts.${target}.hostPath`, problem);
-    mounts[target] = { ...mount, hostPath: realOf(mount.hostPath) };
+    mounts[inside] = { ...mount, hostPath: realOf(mount.hostPath) };
   }
 
   if (spec.network.enabled) {
@@ -109,6 +137,13 @@ export function checkPolicy(spec: JobSpec, policy: Policy, facts: PolicyFacts): 
     deny('resources.ram', `${ram} bytes is over maxRam ${limits.maxRam} bytes`);
   if (gpus !== undefined && limits.maxGpus !== undefined && gpus.count > limits.maxGpus)
     deny('resources.gpus.count', `${gpus.count} is over maxGpus ${limits.maxGpus}`);
+  // A job would get fewer than it asked for, not the count: say so instead.
+  const listed = gpus === undefined ? undefined : facts.gpus?.[gpus.stack];
+  if (gpus !== undefined && listed !== undefined && gpus.count > listed)
+    deny(
+      'resources.gpus.count',
+      `${gpus.count} is more than the ${listed} ${gpus.stack} GPU${listed === 1 ? '' : 's'} this worker hands out (${gpus.stack === 'cuda' ? 'CUDA_VISIBLE_DEVICES' : 'AMD_VISIBLE_DEVICES'})`,
+    );
   if (spec.maxRunTimeSeconds !== undefined && spec.maxRunTimeSeconds > policy.maxRunTimeSeconds)
     deny(
       'maxRunTimeSeconds',
@@ -119,6 +154,7 @@ export function checkPolicy(spec: JobSpec, policy: Policy, facts: PolicyFacts): 
     spec: {
       ...spec,
       imageTarball: spec.imageTarball === undefined ? undefined : realOf(spec.imageTarball),
+      workingDir,
       mounts,
       resources: {
         ...spec.resources,

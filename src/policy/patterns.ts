@@ -1,6 +1,7 @@
 /**
- * Glob patterns of the policy: `*` matches within one `/`-separated segment, `**` across
- * segments; every other character is itself.
+ * Glob patterns of the policy: `*` matches within one `/`-separated segment and never past an
+ * `@` (so a tag glob such as `busybox:*` cannot take in a digest), `**` matches anything;
+ * every other character is itself.
  */
 export function globToRegExp(pattern: string): RegExp {
   let source = '';
@@ -9,7 +10,7 @@ export function globToRegExp(pattern: string): RegExp {
     if (c === '*' && pattern[i + 1] === '*') {
       source += '.*';
       i += 1;
-    } else if (c === '*') source += '[^/]*';
+    } else if (c === '*') source += '[^/@]*';
     else source += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
   }
   return new RegExp(`^${source}$`);

@@ -26,6 +26,11 @@ export interface AllowedPath {
 export interface Policy {
   /** Glob patterns of allowed image references; `**` alone allows every image. */
   images: string[];
+  /**
+   * Whether a job may name its image by the engine's id (`sha256:<id>`, a bare hex prefix):
+   * such a reference runs any image the engine holds, whatever `images` says of names. Default off.
+   */
+  allowImageIds: boolean;
   mounts: AllowedPath[];
   imageTarballs: AllowedPath[];
   networkModes: string[];
@@ -53,10 +58,15 @@ export class PolicyError extends Error {
   }
 }
 
-/** "/srv//data/" → "/srv/data"; only absolute paths without `..` reach here. */
-export function normalizeHostPath(path: string): string {
-  const joined = `/${path.split('/').filter(Boolean).join('/')}`;
-  return joined;
+/**
+ * "/srv//./data/" → "/srv/data": no empty or `.` segment, no trailing `/`, as the kernel and the
+ * engines read the path. Only absolute paths without `..` reach here.
+ */
+export function normalizePath(path: string): string {
+  return `/${path
+    .split('/')
+    .filter((segment) => segment !== '' && segment !== '.')
+    .join('/')}`;
 }
 
 const size = (what: string) =>
@@ -76,7 +86,7 @@ const hostPrefix = z
       .refine((p) => p.startsWith('/'), 'must be an absolute path (start with /)')
       .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments')
       .refine((p) => !p.includes('\0'), 'must not contain NUL bytes')
-      .transform(normalizeHostPath),
+      .transform(normalizePath),
     readWrite: z.boolean().default(false),
   })
   .strict();
@@ -86,6 +96,7 @@ const positive = z.number().positive('must be greater than 0');
 const policySchema = z
   .object({
     images: z.array(z.string().min(1, 'must not be empty')).default(['**']),
+    allowImageIds: z.boolean().default(false),
     mounts: z.array(hostPrefix).default([]),
     imageTarballs: z.array(hostPrefix).default([]),
     networkModes: z.array(z.string().min(1, 'must not be empty')).default([...DEFAULT_NETWORK_MODES]),

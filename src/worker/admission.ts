@@ -4,8 +4,9 @@ import type { RuntimeKind } from '../executors/index.js';
 import { InvalidSpecError, type SpecIssue } from '../jobs/errors.js';
 import { jobIdProblems } from '../jobs/names.js';
 import { type JobResult, resultWithoutRun } from '../jobs/result.js';
-import { type JobSpec, type JobSpecInput, parseJobSpec } from '../jobs/spec.js';
+import { type JobSpec, type JobSpecInput, jobDataProblem, parseJobSpec } from '../jobs/spec.js';
 import { deniedMessage } from '../policy/check.js';
+import { textVerdict } from './bounded-job.js';
 import type { WorkerPolicy } from './policy-load.js';
 import { ForAnotherRuntimeError, routeJob } from './runtime-check.js';
 import { checkSignature, type SignatureGate } from './signature-check.js';
@@ -53,10 +54,10 @@ export function mountPathIssues(
  */
 export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: AdmissionContext): Promise<JobSpec> {
   const jobId = job.id as string;
-  const reject = async (message: string): Promise<never> => {
+  const reject = async (message: string, data: unknown = job.data): Promise<never> => {
     const result = resultWithoutRun({
       jobId,
-      data: job.data,
+      data,
       state: 'Failed',
       reason: 'invalid',
       attempt: job.attemptsMade + 1,
@@ -74,6 +75,17 @@ export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: Admission
     return reject(
       `validating: job id ${JSON.stringify(jobId)} ${idProblems.join(', ')}; submit the job again with an id that has none of these`,
     );
+  }
+  // Before anything walks the whole job (the signature's canonical JSON, the schema): a job of
+  // millions of elements is refused after counting to the limit, and its data is not copied.
+  const verdict = textVerdict(job);
+  const tooBig = verdict === undefined ? jobDataProblem(job.data) : verdict;
+  if (tooBig !== null) {
+    ctx.log.warn({ problem: tooBig }, 'job data too big');
+    // Kept in Redis, it would be parsed again by every reader of the failed job (the dashboard's
+    // lists, getResult): the job fails for good, so its data goes.
+    await (job as Job<unknown>).updateData({});
+    return reject(new InvalidSpecError([{ path: '', message: tooBig }]).message, {});
   }
   const signed = await checkSignature({ id: jobId, data: job.data }, ctx.signatures, ctx.log);
   if (!signed.ok) return reject(signed.message);

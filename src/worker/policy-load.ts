@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
+import type { ContainerRuntime } from '../executors/index.js';
 import type { JobSpec } from '../jobs/spec.js';
 import { checkPolicy, hostPathsOf, type PolicyOutcome } from '../policy/check.js';
 import type { NeverAllowed } from '../policy/host-paths.js';
@@ -11,6 +13,25 @@ import { pathFacts, resolvedOrWritten } from './path-facts.js';
 
 /** The engine's default socket; also resolved, since /var/run is usually a link to /run. */
 const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+/**
+ * The sockets of the other runtimes a host may run beside the worker's (each is root on the host
+ * to whoever can write to it): rootful Podman's default service socket and containerd's.
+ */
+const OTHER_ENGINE_SOCKETS = ['/run/podman/podman.sock', '/run/containerd/containerd.sock'];
+/**
+ * Where the engines keep image layers, containers' file systems and their run state by default,
+ * whichever runtime this worker uses (the runtime's own answer, dataPaths(), is added at start):
+ * Docker's data and exec roots (the latter holds its own containerd's socket), Podman and CRI-O's
+ * storage and run roots, containerd's.
+ */
+const ENGINE_DATA_ROOTS = [
+  '/var/lib/docker',
+  '/run/docker',
+  '/var/lib/containers',
+  '/run/containers',
+  '/var/lib/containerd',
+  '/run/containerd',
+];
 /** How long the worker asks Redis where it keeps its data before going on without knowing. */
 const REDIS_DIR_TIMEOUT_MS = 2_000;
 
@@ -50,15 +71,29 @@ export async function neverAllowedPaths(config: WorkerConfig): Promise<NeverAllo
   const fromHost = config.dockerHost?.startsWith('unix://')
     ? config.dockerHost.slice('unix://'.length)
     : undefined;
-  for (const socket of [DEFAULT_DOCKER_SOCKET, fromHost, config.podmanSocket]) {
+  for (const socket of [DEFAULT_DOCKER_SOCKET, fromHost, config.podmanSocket, ...OTHER_ENGINE_SOCKETS]) {
     if (socket) named.push({ path: socket, what: 'the engine socket' });
   }
+  for (const root of ENGINE_DATA_ROOTS) named.push({ path: root, what: 'the engine data root' });
   named.push(
     { path: config.stateDir, what: "the worker's state dir" },
     { path: config.logDir, what: "the worker's log dir" },
     { path: join(config.stateDir, 'redis'), what: 'the Redis data dir' },
+    // Read whether or not it is there: a file put there later holds credentials too.
+    { path: config.registryAuth.path, what: 'the registry credentials file' },
   );
   if (config.policyPath) named.push({ path: config.policyPath, what: 'the policy file' });
+  if (config.trustedKeysDir) named.push({ path: config.trustedKeysDir, what: 'the trusted-keys directory' });
+  if (config.singularity.sifCache) named.push({ path: config.singularity.sifCache, what: 'the SIF cache' });
+  const tls = config.redisTls;
+  if (tls?.ca) named.push({ path: tls.ca, what: 'the Redis TLS CA file' });
+  if (tls?.cert) named.push({ path: tls.cert, what: 'the Redis TLS certificate' });
+  if (tls?.key) named.push({ path: tls.key, what: 'the Redis TLS key' });
+  return withResolved(named);
+}
+
+/** Each path as written and, where it differs, as resolved on this host. */
+async function withResolved(named: readonly NeverAllowed[]): Promise<NeverAllowed[]> {
   const all: NeverAllowed[] = [];
   for (const n of named) {
     all.push(n);
@@ -66,6 +101,33 @@ export async function neverAllowedPaths(config: WorkerConfig): Promise<NeverAllo
     if (real !== n.path) all.push({ path: real, what: n.what });
   }
   return all;
+}
+
+/**
+ * Where the runtime in use keeps its own data, as it says (Docker's DockerRootDir, Podman's graph
+ * root, Apptainer's SIF cache): never allowed. A runtime that does not answer leaves the defaults
+ * (ENGINE_DATA_ROOTS), and the worker says so.
+ */
+export async function engineDataPaths(
+  runtime: Pick<ContainerRuntime, 'dataPaths' | 'kind'>,
+  log: Logger,
+): Promise<NeverAllowed[]> {
+  try {
+    const paths = await runtime.dataPaths();
+    return withResolved(paths.map((path) => ({ path, what: `the ${runtime.kind} data root` })));
+  } catch (error) {
+    log.warn(
+      { err: error },
+      `could not ask ${runtime.kind} where it keeps its data; only the default data roots are denied to jobs`,
+    );
+    return [];
+  }
+}
+
+/** How many devices a visible-devices variable lists; undefined when it lists none (the engine picks). */
+function listedDevices(value: string | undefined): number | undefined {
+  const ids = (value ?? '').split(',').filter((id) => id.trim() !== '');
+  return ids.length > 0 ? ids.length : undefined;
 }
 
 /**
@@ -88,12 +150,16 @@ export async function loadWorkerPolicy(config: WorkerConfig): Promise<WorkerPoli
     imageTarballs: await resolvePrefixes(parsed.imageTarballs),
   };
   const neverAllowed = await neverAllowedPaths(config);
+  const gpus = {
+    cuda: listedDevices(config.cudaVisibleDevices),
+    rocm: listedDevices(config.amdVisibleDevices),
+  };
   return {
     policy,
     neverAllowed,
     source,
     check: async (spec) =>
-      checkPolicy(spec, policy, { paths: await pathFacts(hostPathsOf(spec)), neverAllowed }),
+      checkPolicy(spec, policy, { paths: await pathFacts(hostPathsOf(spec)), neverAllowed, gpus }),
   };
 }
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { DelayedError, type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, UnrecoverableError, WaitingError } from 'bullmq';
 import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
 import { RegistryAuthError, RegistryCredentials } from '../executors/registry-auth.js';
@@ -12,6 +12,7 @@ import type { JobResult } from '../jobs/result.js';
 import type { JobSpecInput } from '../jobs/spec.js';
 import { listWorkers, PresenceWriter } from '../jobs/workers.js';
 import { admitJob } from './admission.js';
+import { BoundedWorker } from './bounded-job.js';
 import { listenForCancels } from './cancel-listener.js';
 import { ConfigError, type WorkerConfig } from './config.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
@@ -19,7 +20,7 @@ import { IdleCollector } from './idle-gc.js';
 import { WorkerEvents } from './observer.js';
 import { trimFinishedCopies } from './output/finished-copy.js';
 import { LiveOutput } from './output/live-output.js';
-import { loadWorkerPolicy, redisDataDir } from './policy-load.js';
+import { engineDataPaths, loadWorkerPolicy, redisDataDir } from './policy-load.js';
 import { probeWorker, type WorkerProbe } from './probe.js';
 import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
@@ -142,7 +143,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     logger.warn({ err: error }, 'Redis connection error; retrying (running containers are not affected)'),
   );
   const commands = connect(redisUrl, onRedisError, tls);
-  policy.neverAllowed.push(...(await redisDataDir(commands)));
+  policy.neverAllowed.push(...(await redisDataDir(commands)), ...(await engineDataPaths(runtime, logger)));
   const runs = new Map<string, AbortController>();
   const idle = new IdleCollector(() => runs.size > 0);
   /** Container removals waiting for their job's result to be stored (then they run). */
@@ -339,7 +340,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
 
   // BullMQ does not close a connection it was handed; we quit it after worker.close().
   const workerConnection = connect(redisUrl, onRedisError, tls);
-  const worker = new Worker<JobSpecInput, JobResult>(config.queue, processor, {
+  const worker = new BoundedWorker<JobSpecInput, JobResult>(config.queue, processor, {
     connection: workerConnection,
     prefix: config.prefix,
     concurrency: config.concurrency,

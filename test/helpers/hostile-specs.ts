@@ -17,13 +17,13 @@ export interface HostileWorld {
   stateDir: string;
   logDir: string;
   policyPath: string;
-  /** Worker settings the table relies on beside the policy: the state and log dirs, the policy file. */
+  /** Worker settings the table relies on beside the policy (the state and log dirs above, and these). */
   workerConfig: {
     stateDir: string;
     logDir: string;
     policyPath: string;
-    /** Where the worker converts images on Apptainer, when the table needs it to be somewhere. */
-    singularity?: { sifCache?: string };
+    registryAuth: { path: string; required: boolean };
+    singularity: { sifCache: string };
   };
   /** The policy file's content. */
   policy: Record<string, unknown>;
@@ -84,6 +84,19 @@ export async function hostileWorld(dir: string, options: HostileWorldOptions = {
     maxRunTimeSeconds: 3600,
   };
   await writeFile(policyPath, JSON.stringify(policy));
+  // Under an allowed prefix, as an operator may well put them: never allowed all the same.
+  const registryAuth = join(allowed, 'docker', 'config.json');
+  const sifCache = join(allowed, 'sif-cache');
+  await mkdir(join(allowed, 'docker'));
+  await mkdir(sifCache);
+  await writeFile(registryAuth, JSON.stringify({ auths: {} }));
+  const workerConfig = {
+    stateDir,
+    logDir,
+    policyPath,
+    registryAuth: { path: registryAuth, required: true },
+    singularity: { sifCache },
+  };
 
   const mount = (hostPath: string, readOnly = true, target = '/data') => ({
     ...BASE,
@@ -101,6 +114,13 @@ export async function hostileWorld(dir: string, options: HostileWorldOptions = {
   const manyEnv = Object.fromEntries(Array.from({ length: 6000 }, (_, i) => [`V${i}`, 'x']));
   let deep: unknown = 'bottom';
   for (let i = 0; i < 20; i++) deep = { nested: deep };
+  const engineId = (image: string) =>
+    denied(
+      `image ${image} would be read by the engine as the id of an image it holds, which this worker's policy does not allow (allowImageIds): name the image by repository, with a tag or a digest`,
+    );
+  const kernelPath = (target: string, dir: string) =>
+    denied(`mounts.${target} is never allowed as a container path: ${dir} belongs to the runtime`);
+  const control = 'must not contain control characters (such as a newline)';
 
   const table: [string, unknown, string][] = [
     // Host paths: mounts
@@ -363,6 +383,83 @@ export async function hostileWorld(dir: string, options: HostileWorldOptions = {
         'resources.vcpus 3 is over maxVcpus 2',
       ),
     ],
+    // Container paths as the engine reads them: Docker takes `/./dev` for `/dev`
+    ['onto /./dev', mount(data, true, '/./dev'), kernelPath('/./dev', '/dev')],
+    [
+      'onto /sys/./fs/cgroup/.',
+      mount(data, true, '/sys/./fs/cgroup/.'),
+      kernelPath('/sys/./fs/cgroup/.', '/sys'),
+    ],
+    ['onto /etc/./hosts', mount(data, true, '/etc/./hosts'), kernelPath('/etc/./hosts', '/etc/hosts')],
+    [
+      "onto the container's root as /.",
+      mount(data, true, '/.'),
+      denied("mounts./. is never allowed as a container path: it is the container's root /"),
+    ],
+    [
+      'one container path written twice',
+      { ...BASE, mounts: { '/data': { hostPath: data }, '/./data/': { hostPath: rw, readOnly: false } } },
+      denied('mounts././data/ is the same container path as mounts./data (/data)'),
+    ],
+    // Working dirs in the kernel's file systems (/proc/self/fd/N: runc CVE-2024-21626)
+    [
+      'a working dir in /proc/self/fd',
+      { ...BASE, workingDir: '/proc/self/fd/7' },
+      denied('workingDir /proc/self/fd/7 is never allowed: /proc belongs to the runtime'),
+    ],
+    [
+      'a working dir in /sys written with // and .',
+      { ...BASE, workingDir: '//sys/./kernel' },
+      denied('workingDir //sys/./kernel is never allowed: /sys belongs to the runtime'),
+    ],
+    [
+      'a working dir of /dev/',
+      { ...BASE, workingDir: '/dev/' },
+      denied('workingDir /dev/ is never allowed: /dev belongs to the runtime'),
+    ],
+    // Control characters in paths: no runtime carries them
+    [
+      'a newline in a container path',
+      mount(data, true, '/data\n/x'),
+      invalid('mounts."/data\\n/x"', `key container path ${control}`),
+    ],
+    ['a newline in a host path', mount(`${data}\n`), invalid('mounts./data.hostPath', control)],
+    ['a tab in a working dir', { ...BASE, workingDir: '/work\tdir' }, invalid('workingDir', control)],
+    ['an escape in a tarball path', tarball(`${tarballs}/\u001b[2J.tar`), invalid('imageTarball', control)],
+    // Images by engine id, and a digest behind a tag
+    [
+      'an image by engine id',
+      { ...BASE, image: `sha256:${'b'.repeat(64)}` },
+      engineId(`sha256:${'b'.repeat(64)}`),
+    ],
+    [
+      'an image by a short engine id, never pulled',
+      { ...BASE, image: '3f57d9401f8d', imagePullPolicy: 'never' },
+      engineId('3f57d9401f8d'),
+    ],
+    [
+      'a tag glob given a tag and a digest',
+      { ...BASE, image: `busybox:1@${DIGEST}` },
+      denied(`image busybox:1@${DIGEST} matches none of the allowed images (${images})`),
+    ],
+    // More paths no job may touch, under an allowed prefix or not
+    [
+      'the registry credentials file',
+      mount(registryAuth),
+      never(registryAuth, `is the registry credentials file ${registryAuth}`),
+    ],
+    ['the SIF cache', mount(sifCache), never(sifCache, `is the SIF cache ${sifCache}`)],
+    [
+      "a directory holding the engine's data root",
+      mount('/var/lib'),
+      never('/var/lib', 'holds the engine data root /var/lib/docker'),
+    ],
+    // Millions of elements: refused after counting to the limit (the next job runs as usual)
+    [
+      'six million numbers',
+      { ...BASE, command: new Array(6_000_000).fill(0) },
+      invalid('(spec)', 'has more than 20000 elements (array items and object fields)'),
+    ],
   ];
   const refusedNaming: [string, unknown, string][] = [
     // Docker cleans a mount target before binding it: /./dev replaces the container's /dev.
@@ -380,7 +477,7 @@ export async function hostileWorld(dir: string, options: HostileWorldOptions = {
     stateDir,
     logDir,
     policyPath,
-    workerConfig: { stateDir, logDir, policyPath },
+    workerConfig,
     policy,
     table,
     refusedNaming,

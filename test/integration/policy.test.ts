@@ -1,13 +1,20 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { execa } from 'execa';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DockerRuntime } from '../../src/executors/docker/index.js';
+import { SingularityRuntime } from '../../src/executors/singularity/runtime.js';
 import { labelFilters } from '../../src/jobs/names.js';
 import { ConfigError } from '../../src/worker/config.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
+import { openTestPodman } from '../helpers/podman.js';
+import { testSingularityBin } from '../helpers/singularity.js';
 import { busybox, testPolicy, useTestWorld, writePolicy } from '../helpers/stevedore.js';
 
 // The hostile specs run on every runtime in hostile.test.ts (the hostile suite).

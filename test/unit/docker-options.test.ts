@@ -108,21 +108,22 @@ describe('toDockerCreateOptions', () => {
     expect(toDockerCreateOptions(spec({ cgroupParent: '/jobs' })).HostConfig?.CgroupParent).toBe('/jobs');
   });
 
-  it('requests nvidia GPUs by count, or by the ids in CUDA_VISIBLE_DEVICES', () => {
+  it('requests the count of nvidia GPUs: by Count, or the first ids of CUDA_VISIBLE_DEVICES, never all', () => {
     const caps = [['gpu', 'nvidia', 'compute', 'utility']];
     expect(
       toDockerCreateOptions(spec({ gpu: { stack: 'cuda', deviceCount: 2 } })).HostConfig?.DeviceRequests,
     ).toEqual([{ Driver: 'nvidia', Count: 2, Capabilities: caps }]);
-    expect(
+    const listed = (deviceCount: number) =>
       toDockerCreateOptions(
-        spec({ gpu: { stack: 'cuda', deviceCount: 1 } }),
+        spec({ gpu: { stack: 'cuda', deviceCount } }),
         {},
-        { cudaVisibleDevices: '0, 2' },
-      ).HostConfig?.DeviceRequests,
-    ).toEqual([{ Driver: 'nvidia', DeviceIDs: ['0', '2'], Capabilities: caps }]);
+        { cudaVisibleDevices: '0, 2, 3' },
+      ).HostConfig?.DeviceRequests;
+    expect(listed(1)).toEqual([{ Driver: 'nvidia', DeviceIDs: ['0'], Capabilities: caps }]);
+    expect(listed(2)).toEqual([{ Driver: 'nvidia', DeviceIDs: ['0', '2'], Capabilities: caps }]);
   });
 
-  it('passes /dev/kfd and the render devices with their groups for rocm, honouring AMD_VISIBLE_DEVICES', () => {
+  it('passes /dev/kfd and the count of render devices with their groups for rocm, honouring AMD_VISIBLE_DEVICES', () => {
     const facts = {
       renderDevices: [
         { path: '/dev/dri/renderD128', gid: 44 },
@@ -130,13 +131,24 @@ describe('toDockerCreateOptions', () => {
       ],
       kfdGid: 109,
     };
-    const all = toDockerCreateOptions(spec({ gpu: { stack: 'rocm', deviceCount: 1 } }), {}, facts).HostConfig;
+    const all = toDockerCreateOptions(spec({ gpu: { stack: 'rocm', deviceCount: 2 } }), {}, facts).HostConfig;
     expect(all?.Devices?.map((d: { PathOnHost: string }) => d.PathOnHost)).toEqual([
       '/dev/kfd',
       '/dev/dri/renderD128',
       '/dev/dri/renderD129',
     ]);
     expect(all?.GroupAdd).toEqual(['44', '109']);
+    // The count, not every device the worker may hand out.
+    const first = toDockerCreateOptions(
+      spec({ gpu: { stack: 'rocm', deviceCount: 1 } }),
+      {},
+      facts,
+    ).HostConfig;
+    expect(first?.Devices?.map((d: { PathOnHost: string }) => d.PathOnHost)).toEqual([
+      '/dev/kfd',
+      '/dev/dri/renderD128',
+    ]);
+    expect(first?.GroupAdd).toEqual(['44', '109']);
     const one = toDockerCreateOptions(
       spec({ gpu: { stack: 'rocm', deviceCount: 1 } }),
       {},

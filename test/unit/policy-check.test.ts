@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidSpecError } from '../../src/jobs/errors.js';
 import { parseJobSpec } from '../../src/jobs/spec.js';
@@ -9,7 +10,7 @@ import type { NeverAllowed } from '../../src/policy/host-paths.js';
 import { parsePolicy } from '../../src/policy/policy.js';
 import { loadConfig } from '../../src/worker/config.js';
 import { pathFacts } from '../../src/worker/path-facts.js';
-import { neverAllowedPaths } from '../../src/worker/policy-load.js';
+import { engineDataPaths, loadWorkerPolicy, neverAllowedPaths } from '../../src/worker/policy-load.js';
 import { type HostileWorld, hostileWorld } from '../helpers/hostile-specs.js';
 
 /** The message a worker would fail `data` with under the world's policy, or null when it runs. */
@@ -34,12 +35,7 @@ describe('the policy check against hostile specs', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'stevedore-hostile-'));
     world = await hostileWorld(dir);
-    never = await neverAllowedPaths({
-      ...loadConfig({}),
-      stateDir: world.stateDir,
-      logDir: world.logDir,
-      policyPath: world.policyPath,
-    });
+    never = await neverAllowedPaths({ ...loadConfig({}), ...world.workerConfig });
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -165,6 +161,99 @@ describe('the policy check on what it allows', () => {
   });
 });
 
+describe('images by digest and by engine id', () => {
+  const digest = `sha256:${'c'.repeat(64)}`;
+  const denialsFor = (policy: unknown, image: string) => {
+    const spec = parseJobSpec({ image, command: ['true'] });
+    return checkPolicy(spec, parsePolicy(policy, 'test'), { paths: new Map(), neverAllowed: [] }).denials;
+  };
+
+  it('a tag glob allows no digest: the engine runs the digest whatever the tag says', () => {
+    for (const image of [
+      `busybox:1@${digest}`,
+      `busybox@${digest}`,
+      `docker.io/library/busybox:1@${digest}`,
+    ]) {
+      expect(denialsFor({ images: ['busybox:*'] }, image), image).toHaveLength(1);
+      expect(denialsFor({ images: ['docker.io/library/busybox:*'] }, image), image).toHaveLength(1);
+      expect(denialsFor({ images: ['docker.io/library/*'] }, image), image).toHaveLength(1);
+    }
+    // A pinned tag says nothing of the digest either.
+    expect(denialsFor({ images: ['busybox:1.36'] }, `busybox:1.36@${digest}`)).toHaveLength(1);
+    expect(denialsFor({ images: ['busybox:*'] }, 'busybox:1.36')).toEqual([]);
+  });
+
+  it('a pattern that names the digest allows it, with or without a tag; ** allows any', () => {
+    for (const pattern of [
+      `busybox@${digest}`,
+      'busybox@sha256:*',
+      `docker.io/library/busybox@${digest}`,
+      '**',
+    ]) {
+      for (const image of [`busybox@${digest}`, `busybox:1@${digest}`]) {
+        expect(denialsFor({ images: [pattern] }, image), `${pattern} ${image}`).toEqual([]);
+      }
+    }
+    // Tag and digest each as the pattern says.
+    expect(denialsFor({ images: ['busybox:1@sha256:*'] }, `busybox:1@${digest}`)).toEqual([]);
+    expect(denialsFor({ images: ['busybox:1@sha256:*'] }, `busybox:2@${digest}`)).toHaveLength(1);
+    expect(denialsFor({ images: [`busybox@${digest}`] }, `busybox@sha256:${'d'.repeat(64)}`)).toHaveLength(1);
+  });
+
+  it('refuses an engine id unless allowImageIds, and then only one a pattern matches', () => {
+    const ids = [`sha256:${'e'.repeat(64)}`, 'sha256:e3b0c4', 'e3b0c44298fc', 'cafe'];
+    for (const image of ids) {
+      expect(
+        denialsFor(undefined, image).map((d) => d.message),
+        image,
+      ).toEqual([
+        `image ${image} would be read by the engine as the id of an image it holds, which this worker's policy does not allow (allowImageIds): name the image by repository, with a tag or a digest`,
+      ]);
+      expect(denialsFor({ allowImageIds: true }, image), image).toEqual([]);
+      expect(denialsFor({ allowImageIds: true, images: ['busybox:*'] }, image), image).toHaveLength(1);
+    }
+    expect(denialsFor({ allowImageIds: true, images: ['sha256:*'] }, ids[0] as string)).toEqual([]);
+    // With a tag, a registry or a path it is a name, which the engine never reads as an id.
+    for (const image of ['cafe:1', 'docker.io/library/cafe', 'team/cafe']) {
+      expect(denialsFor(undefined, image), image).toEqual([]);
+    }
+  });
+});
+
+describe('container paths and the working dir', () => {
+  const run = (data: Record<string, unknown>) =>
+    checkPolicy(
+      parseJobSpec({ image: 'busybox', command: ['true'], ...data }),
+      parsePolicy({ mounts: [{ hostPath: '/srv' }] }, 'test'),
+      {
+        paths: new Map([['/srv', { kind: 'real', path: '/srv' }]]),
+        neverAllowed: [],
+      },
+    );
+
+  it('pass on normalized, so the executors never see `.`, `//` or a trailing /', () => {
+    const { spec, denials } = run({
+      workingDir: '//work/./dir/',
+      mounts: { '/./in//x/': { hostPath: '/srv' } },
+    });
+    expect(denials).toEqual([]);
+    expect(spec.workingDir).toBe('/work/dir');
+    expect(Object.keys(spec.mounts)).toEqual(['/in/x']);
+  });
+
+  it('refuse the kernel file systems as a working dir, however written, and allow their look-alikes', () => {
+    for (const workingDir of ['/proc', '/proc/self/fd/7', '/./dev/shm', '//sys/', '/sys/.']) {
+      expect(
+        run({ workingDir }).denials.map((d) => d.field),
+        workingDir,
+      ).toEqual(['workingDir']);
+    }
+    for (const workingDir of ['/procedure', '/devices', '/work/proc', '/etc/hosts.d']) {
+      expect(run({ workingDir }).denials, workingDir).toEqual([]);
+    }
+  });
+});
+
 describe('the never-allowed paths', () => {
   it('include the engine socket DOCKER_HOST names, as written and resolved', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stevedore-sock-'));
@@ -192,6 +281,104 @@ describe('the never-allowed paths', () => {
       expect(deniedMessage(denials)).toBe(
         `denied by policy: mounts./s.hostPath ${dir}/real is never allowed: it holds the engine socket ${dir}/real/engine.sock`,
       );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('GPUs', () => {
+  const gpuSpec = (stack: 'cuda' | 'rocm', count: number) =>
+    parseJobSpec({ image: 'busybox', command: ['true'], resources: { gpus: { stack, count } } });
+
+  it('a count over maxGpus is denied, and one over the devices the worker lists too', () => {
+    const check = (count: number, gpus?: { cuda?: number; rocm?: number }) =>
+      checkPolicy(gpuSpec('cuda', count), parsePolicy({ resources: { maxGpus: 2 } }, 'test'), {
+        paths: new Map(),
+        neverAllowed: [],
+        gpus,
+      }).denials.map((d) => d.message);
+    expect(check(2)).toEqual([]);
+    expect(check(3)).toEqual(['resources.gpus.count 3 is over maxGpus 2']);
+    expect(check(2, { cuda: 1 })).toEqual([
+      'resources.gpus.count 2 is more than the 1 cuda GPU this worker hands out (CUDA_VISIBLE_DEVICES)',
+    ]);
+    expect(check(2, { rocm: 1 })).toEqual([]);
+  });
+
+  it('the worker counts its CUDA_VISIBLE_DEVICES and AMD_VISIBLE_DEVICES into the check', async () => {
+    const policy = await loadWorkerPolicy(
+      loadConfig({ CUDA_VISIBLE_DEVICES: '0, 2', AMD_VISIBLE_DEVICES: '1', HOME: '/home/w' }),
+    );
+    expect((await policy.check(gpuSpec('cuda', 2))).denials).toEqual([]);
+    expect((await policy.check(gpuSpec('cuda', 3))).denials.map((d) => d.message)).toEqual([
+      'resources.gpus.count 3 is more than the 2 cuda GPUs this worker hands out (CUDA_VISIBLE_DEVICES)',
+    ]);
+    expect((await policy.check(gpuSpec('rocm', 2))).denials.map((d) => d.message)).toEqual([
+      'resources.gpus.count 2 is more than the 1 rocm GPU this worker hands out (AMD_VISIBLE_DEVICES)',
+    ]);
+    const unlisted = await loadWorkerPolicy(loadConfig({ HOME: '/home/w' }));
+    expect((await unlisted.check(gpuSpec('cuda', 8))).denials).toEqual([]);
+  });
+});
+
+describe('the never-allowed paths the worker knows of', () => {
+  it("include its credentials, keys, caches, TLS files, the engines' data roots and every engine socket", async () => {
+    const never = await neverAllowedPaths({
+      ...loadConfig({}),
+      trustedKeysDir: '/etc/stevedore/keys',
+      registryAuth: { path: '/etc/stevedore/registry.json', required: true },
+      singularity: { sifCache: '/srv/sif' },
+      redisTls: { ca: '/etc/tls/ca.pem', cert: '/etc/tls/cert.pem', key: '/etc/tls/key.pem' },
+      podmanSocket: '/run/user/1000/podman/podman.sock',
+    });
+    expect(never).toEqual(
+      expect.arrayContaining([
+        { path: '/etc/stevedore/keys', what: 'the trusted-keys directory' },
+        { path: '/etc/stevedore/registry.json', what: 'the registry credentials file' },
+        { path: '/srv/sif', what: 'the SIF cache' },
+        { path: '/etc/tls/ca.pem', what: 'the Redis TLS CA file' },
+        { path: '/etc/tls/cert.pem', what: 'the Redis TLS certificate' },
+        { path: '/etc/tls/key.pem', what: 'the Redis TLS key' },
+        { path: '/var/lib/docker', what: 'the engine data root' },
+        { path: '/run/docker', what: 'the engine data root' },
+        { path: '/var/lib/containers', what: 'the engine data root' },
+        { path: '/run/containers', what: 'the engine data root' },
+        { path: '/var/lib/containerd', what: 'the engine data root' },
+        { path: '/run/user/1000/podman/podman.sock', what: 'the engine socket' },
+        { path: '/run/podman/podman.sock', what: 'the engine socket' },
+        { path: '/run/containerd/containerd.sock', what: 'the engine socket' },
+      ]),
+    );
+    // The default credentials file too, where Docker's own tools keep it.
+    const defaults = await neverAllowedPaths(loadConfig({ HOME: '/home/w' }));
+    expect(defaults).toContainEqual({
+      path: '/home/w/.docker/config.json',
+      what: 'the registry credentials file',
+    });
+  });
+
+  it('add where the runtime in use keeps its data, as written and resolved, and go on without it when it does not say', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-root-'));
+    try {
+      await mkdir(join(dir, 'real'));
+      await symlink(join(dir, 'real'), join(dir, 'root'));
+      const log = pino({ level: 'silent' });
+      const said = await engineDataPaths({ kind: 'docker', dataPaths: async () => [join(dir, 'root')] }, log);
+      expect(said).toEqual([
+        { path: join(dir, 'root'), what: 'the docker data root' },
+        { path: join(dir, 'real'), what: 'the docker data root' },
+      ]);
+      const silent = await engineDataPaths(
+        {
+          kind: 'podman',
+          dataPaths: async () => {
+            throw new Error('no answer');
+          },
+        },
+        log,
+      );
+      expect(silent).toEqual([]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -230,6 +417,7 @@ describe('the policy file', () => {
   it('has safe defaults, and exposes pidsLimit and maxOutputBytes plainly', () => {
     expect(parsePolicy(undefined, 'none')).toEqual({
       images: ['**'],
+      allowImageIds: false,
       mounts: [],
       imageTarballs: [],
       networkModes: ['default', 'bridge'],

@@ -74,4 +74,29 @@ describe('parseJobSpec', () => {
       /stdin: is larger than 8388608 bytes/,
     );
   });
+
+  it('refuses control characters in every path, and quotes a key that holds one', () => {
+    const control = 'must not contain control characters (such as a newline)';
+    for (const c of ['\n', '\r', '\t', '\u001b', '\u007f']) {
+      const shown = JSON.stringify(`/in${c}x`);
+      expect(issuesOf({ ...VALID_SPEC, mounts: { [`/in${c}x`]: { hostPath: '/srv' } } }).message).toBe(
+        `invalid job spec (1 problem):\n  - mounts.${shown}: key container path ${control}`,
+      );
+      expect(issuesOf({ ...VALID_SPEC, mounts: { '/in': { hostPath: `/srv${c}` } } }).issues).toEqual([
+        { path: 'mounts./in.hostPath', message: control },
+      ]);
+      expect(issuesOf({ ...VALID_SPEC, workingDir: `/w${c}` }).issues).toEqual([
+        { path: 'workingDir', message: control },
+      ]);
+      expect(issuesOf({ ...VALID_SPEC, imageTarball: `/t${c}.tar` }).issues).toEqual([
+        { path: 'imageTarball', message: control },
+      ]);
+    }
+    // Everything else a file name may hold stays the runtimes' to escape or refuse.
+    expect(
+      parseJobSpec({ ...VALID_SPEC, mounts: { '/a b,c:d=é': { hostPath: '/srv/x y' } } }).mounts,
+    ).toEqual({
+      '/a b,c:d=é': { hostPath: '/srv/x y', readOnly: true },
+    });
+  });
 });

@@ -95,22 +95,28 @@ export function splitDeviceList(value: string | undefined): string[] {
     .filter((s) => s !== '');
 }
 
+/**
+ * `count` NVIDIA devices: the first `count` of the worker's CUDA_VISIBLE_DEVICES when it lists
+ * them, else any `count` the engine picks (DeviceRequests Count). Never every device: the policy's
+ * maxGpus bounds the count, so the count is what a job gets.
+ */
 function cudaDeviceRequest(count: number, facts: DockerHostFacts): DeviceRequest {
   const ids = splitDeviceList(facts.cudaVisibleDevices);
   const request: DeviceRequest = { Driver: 'nvidia', Capabilities: [NVIDIA_CAPABILITIES] };
-  if (ids.length > 0) request.DeviceIDs = ids;
+  if (ids.length > 0) request.DeviceIDs = ids.slice(0, count);
   else request.Count = count;
   return request;
 }
 
-/** The AMD devices (and their owning groups) a ROCm job gets: the visible render nodes and /dev/kfd. */
-export function rocmDevices(facts: DockerHostFacts): { devices: string[]; groups: number[] } {
+/** The first `count` render devices of the worker's selection (AMD_VISIBLE_DEVICES, else all), and /dev/kfd. */
+export function rocmDevices(count: number, facts: DockerHostFacts): { devices: string[]; groups: number[] } {
   const all = facts.renderDevices ?? [];
   const wanted = splitDeviceList(facts.amdVisibleDevices);
-  const chosen =
+  const chosen = (
     wanted.length === 0
       ? all
-      : wanted.map((i) => all[Number(i)]).filter((d): d is { path: string; gid: number } => d !== undefined);
+      : wanted.map((i) => all[Number(i)]).filter((d): d is { path: string; gid: number } => d !== undefined)
+  ).slice(0, count);
   const groups = new Set<number>(chosen.map((d) => d.gid));
   if (facts.kfdGid !== undefined) groups.add(facts.kfdGid);
   return { devices: ['/dev/kfd', ...chosen.map((d) => d.path)], groups: [...groups].sort((a, b) => a - b) };
@@ -187,7 +193,7 @@ export function toDockerCreateOptions(
     if (spec.gpu.stack === 'cuda') {
       hostConfig.DeviceRequests = [cudaDeviceRequest(spec.gpu.deviceCount, facts)];
     } else {
-      const { devices, groups } = rocmDevices(facts);
+      const { devices, groups } = rocmDevices(spec.gpu.deviceCount, facts);
       hostConfig.Devices = devices.map((d) => ({
         PathOnHost: d,
         PathInContainer: d,

@@ -189,6 +189,18 @@ export class DockerRuntime implements ContainerRuntime {
     if (this.cgroups.owns(parent)) await this.cgroups.remove(parent).catch(() => undefined);
   }
 
+  /** The engine's root (`DockerRootDir`: Docker's /var/lib/docker; Podman's compat API answers its graph root). */
+  async dataPaths(): Promise<string[]> {
+    // dockerode takes an abortSignal here; @types/dockerode 4 does not list the options.
+    const info = this.docker.info as unknown as (options: { abortSignal: AbortSignal }) => Promise<unknown>;
+    const answer = (await info.call(this.docker, { abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) })) as {
+      DockerRootDir?: unknown;
+    };
+    return typeof answer.DockerRootDir === 'string' && answer.DockerRootDir.startsWith('/')
+      ? [answer.DockerRootDir]
+      : [];
+  }
+
   /** Housekeeping when a worker opens the runtime: parent cgroups that removed containers left. */
   async tidy(): Promise<void> {
     await this.cgroups.sweep().catch(() => 0);

@@ -112,10 +112,10 @@ function envMap(entries: readonly string[]): Record<string, string> {
   return env;
 }
 
-/** GPUs by CDI name (Podman 4.3 has no DeviceRequests): the visible ids, else the first `count`. */
+/** GPUs by CDI name (Podman 4.3 has no DeviceRequests): the first `count` of the visible ids, else of all. */
 function cudaDevices(count: number, facts: DockerHostFacts): { path: string }[] {
   const ids = splitDeviceList(facts.cudaVisibleDevices);
-  const chosen = ids.length > 0 ? ids : Array.from({ length: count }, (_, i) => String(i));
+  const chosen = (ids.length > 0 ? ids : Array.from({ length: count }, (_, i) => String(i))).slice(0, count);
   return chosen.map((id) => ({ path: `nvidia.com/gpu=${id}` }));
 }
 
@@ -184,7 +184,7 @@ export function toLibpodCreateSpec(
     if (spec.gpu.stack === 'cuda') {
       body.devices = cudaDevices(spec.gpu.deviceCount, facts);
     } else {
-      const { devices, groups } = rocmDevices(facts);
+      const { devices, groups } = rocmDevices(spec.gpu.deviceCount, facts);
       body.devices = devices.map((path) => ({ path }));
       body.groups = groups.map(String);
     }

@@ -146,6 +146,11 @@ export class SingularityRuntime implements ContainerRuntime {
     await this.records.remove(id);
   }
 
+  /** The SIF cache (every converted image) and the records of running containers. */
+  async dataPaths(): Promise<string[]> {
+    return [this.images.cache.dir, this.records.dir];
+  }
+
   async close(): Promise<void> {
     // Nothing held open: the program runs per container.
   }
