@@ -47,10 +47,13 @@ export async function writePolicy(dir: string, policy: Record<string, unknown>):
 export class Harness {
   readonly workers: WorkerHandle[] = [];
   readonly clients: StevedoreClient[] = [];
-  readonly queue = testQueue();
   private dirs: string[] = [];
 
-  constructor(readonly redis: TestRedis) {}
+  /** `queue`: another harness's, for two deployments (two Redis servers) with one queue name. */
+  constructor(
+    readonly redis: TestRedis,
+    readonly queue = testQueue(),
+  ) {}
 
   async config(overrides: Partial<WorkerConfig> = {}): Promise<WorkerConfig> {
     const dir = await mkdtemp(join(tmpdir(), 'stevedore-worker-'));
