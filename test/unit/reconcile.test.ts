@@ -1,13 +1,13 @@
 import { type Logger, pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { RuntimeContainer } from '../../src/executors/index.js';
+import { ownershipOf, recordedContainers } from '../../src/worker/recovery/ownership.js';
 import {
   findAdoptable,
   leftoverVerdict,
   type RecoveryRuntime,
   reconcileContainers,
 } from '../../src/worker/recovery/reconcile.js';
-import { ownershipOf, recordedContainers } from '../../src/worker/recovery/ownership.js';
 
 const old = { ageMs: 120_000, graceMs: 30_000, ownJob: false, lockHeld: false };
 

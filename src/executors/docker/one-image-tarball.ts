@@ -133,9 +133,9 @@ export class OneImageTarball extends Transform {
       return;
     }
     if (EXTENSIONS.has(parsed.type)) {
-      if (parsed.size > MAX_EXTENSION_BYTES)
-        return this.fail(`a ${parsed.type} header is ${parsed.size} bytes`);
-      return this.collect(block, parsed, parsed.size);
+      if (parsed.size > MAX_EXTENSION_BYTES) this.fail(`a ${parsed.type} header is ${parsed.size} bytes`);
+      else this.collect(block, parsed, parsed.size);
+      return;
     }
     const name = this.pending.path ?? parsed.name;
     const size = HEADER_ONLY.has(parsed.type) ? 0 : (this.pending.size ?? parsed.size);
@@ -143,16 +143,22 @@ export class OneImageTarball extends Transform {
     const segments = landing.split('/');
     for (let i = 1; i < segments.length; i++) {
       if (this.links.has(segments.slice(0, i).join('/'))) {
-        return this.fail(`entry ${JSON.stringify(name)} would be written through a symbolic link`);
+        this.fail(`entry ${JSON.stringify(name)} would be written through a symbolic link`);
+        return;
       }
     }
     if (parsed.type === '2') this.links.add(landing);
     if (landing === 'manifest.json') {
       if (parsed.type !== '0' || this.pending.path !== undefined || this.pending.size !== undefined) {
-        return this.fail('manifest.json is not a plain file named by its own header');
+        this.fail('manifest.json is not a plain file named by its own header');
+        return;
       }
-      if (size > MAX_MANIFEST_BYTES) return this.fail(`manifest.json is ${size} bytes, too large`);
-      return this.collect(block, parsed, size);
+      if (size > MAX_MANIFEST_BYTES) {
+        this.fail(`manifest.json is ${size} bytes, too large`);
+        return;
+      }
+      this.collect(block, parsed, size);
+      return;
     }
     if (LEFT_OUT.has(landing)) {
       this.pending = { blocks: [] };
@@ -192,7 +198,10 @@ export class OneImageTarball extends Transform {
           const size = records.get('size');
           if (path !== undefined) this.pending.path = path;
           if (size !== undefined) {
-            if (!/^\d+$/.test(size)) return this.fail('a pax header has no valid size');
+            if (!/^\d+$/.test(size)) {
+              this.fail('a pax header has no valid size');
+              return;
+            }
             this.pending.size = Number(size);
           }
         } else if (type === 'L') {
