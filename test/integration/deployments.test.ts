@@ -41,7 +41,7 @@ const bin = await testSingularityBin();
 const records = await mkdtemp(join(tmpdir(), 'stevedore-deployments-records-'));
 const sif = bin ? await SingularityRuntime.open({ bin, stateDir: records }) : null;
 afterAll(async () => {
-  expect(await podman?.close()).toEqual([]);
+  if (podman) expect(await podman.close()).toEqual([]);
   await rm(records, { recursive: true, force: true });
 });
 

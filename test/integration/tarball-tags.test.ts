@@ -20,7 +20,7 @@ const { podman, reason } = await openTestPodman('tarball-tags-holders');
 if (reason) console.warn(`[skip] tarball tags on podman: ${reason}`);
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
-  expect(await podman?.close()).toEqual([]);
+  if (podman) expect(await podman.close()).toEqual([]);
 });
 
 const engines: [string, () => { runtime: DockerRuntime; docker: Dockerode } | null][] = [
