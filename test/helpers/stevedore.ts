@@ -5,6 +5,8 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { StevedoreClient } from '../../src/jobs/client.js';
+import { deploymentId } from '../../src/jobs/deployment.js';
+import { DEFAULT_PREFIX } from '../../src/jobs/keys.js';
 import type { JobSpecInput } from '../../src/jobs/spec.js';
 import { loadConfig, type WorkerConfig } from '../../src/worker/config.js';
 import { startWorker, type WorkerDeps, type WorkerHandle } from '../../src/worker/worker.js';
@@ -80,6 +82,16 @@ export class Harness {
     });
     this.workers.push(handle);
     return handle;
+  }
+
+  /** The deployment id of this harness's Redis and queue (made now if no worker made it yet). */
+  async deployment(): Promise<string> {
+    const raw = new Redis(this.redis.url);
+    try {
+      return await deploymentId(raw, { prefix: DEFAULT_PREFIX, queue: this.queue });
+    } finally {
+      raw.disconnect();
+    }
   }
 
   client(): StevedoreClient {

@@ -6,7 +6,6 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SingularityRuntime } from '../../src/executors/index.js';
 import type { StevedoreClient } from '../../src/jobs/client.js';
-import { deploymentId } from '../../src/jobs/deployment.js';
 import { bullmqKeys } from '../../src/jobs/keys.js';
 import { LABELS } from '../../src/jobs/names.js';
 import type { WorkerConfig } from '../../src/worker/config.js';
@@ -99,14 +98,6 @@ describe.each(engines)('two deployments on one $name engine, one queue name', (e
   const containerOf = async (client: StevedoreClient, id: string): Promise<string> =>
     until(async () => (await client.getProgress(id))?.containerId);
   const long = busybox(['sleep', '60'], { stopGraceSeconds: 0 });
-  const idOf = async (h: Harness): Promise<string> => {
-    const raw = new Redis(h.redis.url);
-    try {
-      return await deploymentId(raw, { prefix: 'bull', queue: h.queue });
-    } finally {
-      raw.disconnect();
-    }
-  };
 
   it.skipIf(engine.skip !== null)(
     "each one's reconcile leaves the other's running containers alone, and one job id runs in both",
@@ -133,7 +124,7 @@ describe.each(engines)('two deployments on one $name engine, one queue name', (e
       await worker(b, { lockDurationMs: 1_000 });
       await new Promise((r) => setTimeout(r, 4_500)); // and the running ones once more (every 4 lock durations)
       for (const id of containers) expect(await engine.state(id)).toBe('running');
-      const [idA, idB] = [await idOf(a), await idOf(b)];
+      const [idA, idB] = [await a.deployment(), await b.deployment()];
       expect(idA).toMatch(/^[0-9a-f]{12}$/);
       expect(idA).not.toBe(idB);
       const labelsOf = async (id: string): Promise<Record<string, string> | undefined> =>
