@@ -87,6 +87,7 @@ export class Harness {
   /** The deployment id of this harness's Redis and queue (made now if no worker made it yet). */
   async deployment(): Promise<string> {
     const raw = new Redis(this.redis.url);
+    raw.on('error', () => undefined); // a failed command rejects; the event adds nothing
     try {
       return await deploymentId(raw, { prefix: DEFAULT_PREFIX, queue: this.queue });
     } finally {

@@ -152,6 +152,7 @@ describe.each(engines)('two deployments on one $name engine, one queue name', (e
       // In B, the same id, as if a crashed worker had taken it before (attempt 1, started once).
       await cb.submit(busybox(['echo', 'own run in b']), { jobId: 'twin', delay: 1_000 });
       const raw = new Redis(redisB.url);
+      raw.on('error', () => undefined); // a failed command rejects; the event adds nothing
       await raw.hset(bullmqKeys.job({ prefix: 'bull', queue: b.queue }, 'twin'), 'ats', '1');
       raw.disconnect();
       await worker(b);
@@ -196,6 +197,7 @@ describe.each(engines)('two deployments on one $name engine, one queue name', (e
       try {
         await Promise.all([ours.start(), unproven.start()]);
         const raw = new Redis(redisA.url);
+        raw.on('error', () => undefined); // a failed command rejects; the event adds nothing
         const at = new Date().toISOString();
         const progress = {
           phase: 'running',
