@@ -33,6 +33,9 @@ const engines: [string, () => { runtime: DockerRuntime; docker: Dockerode } | nu
 
 describe.each(engines)('a tarball naming other tags too, on %s', (name, open) => {
   const engine = open();
+  afterAll(async () => {
+    if (name === 'docker') await engine?.runtime.close();
+  });
   it.skipIf(engine === null)('loads the wanted image under its tag; the victim keeps its image', async () => {
     const { runtime, docker } = engine as NonNullable<typeof engine>;
     // The victim: an image already on the engine (the test image, under another tag).
@@ -80,7 +83,27 @@ describe.each(engines)('a tarball naming other tags too, on %s', (name, open) =>
           .remove({ noprune: false })
           .catch(() => undefined);
       }
-      if (name === 'docker') await runtime.close();
     }
   });
+  it.skipIf(engine === null)(
+    "refuses a job's image in the namespace holders' repository, from a tarball too",
+    async () => {
+      const { runtime } = engine as NonNullable<typeof engine>;
+      for (const image of ['stevedore/netns-holder:0123456789ab', 'localhost/stevedore/netns-holder:x']) {
+        const made = imageTarball({ repoTags: [image], label: `holder-${name}` });
+        const path = join(dir, `holder-${name}.tar`);
+        await writeFile(path, made.tar);
+        await expect(
+          new DockerExecutor({ runtime }).loadImage({
+            image,
+            tarballPath: path,
+            pullPolicy: 'if-not-present',
+          }),
+        ).rejects.toMatchObject({
+          name: 'ImageUnavailableError',
+          message: expect.stringMatching(/namespace holders/),
+        });
+      }
+    },
+  );
 });
