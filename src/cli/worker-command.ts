@@ -87,15 +87,14 @@ export async function workerCommand(args: string[]): Promise<number> {
   const endpoint = config.http
     ? await (await import('../server/worker-endpoint.js')).startWorkerEndpoint(config.http, logger)
     : undefined;
-  const handle = await startWorker(config, { logger, events: endpoint?.events })
-    .catch(async (error: unknown) => {
-      await endpoint?.close();
-      throw error;
-    })
-    .finally(() => {
+  const handle = await startWorker(config, { logger, events: endpoint?.events }).catch(
+    async (error: unknown) => {
       process.off('SIGTERM', holdSignal);
       process.off('SIGINT', holdSignal);
-    });
+      await endpoint?.close();
+      throw error;
+    },
+  );
   endpoint?.attach(handle);
   return new Promise<number>((resolve) => {
     let signals = 0;
@@ -118,8 +117,12 @@ export async function workerCommand(args: string[]): Promise<number> {
           },
         );
     };
+    // The holding handler goes only once this one is on: with no handler for a moment, a signal
+    // then (a stop right after "worker started") would end Node at once, with no cleanup.
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    process.off('SIGTERM', holdSignal);
+    process.off('SIGINT', holdSignal);
     if (early) onSignal(early);
   });
 }
