@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DockerExecutor, DockerRuntime } from '../../src/executors/index.js';
 import { TEST_IMAGE, testDocker, testImageTarball } from '../helpers/docker.js';
 import { openTestPodman } from '../helpers/podman.js';
-import { imageTarball } from '../helpers/tar.js';
+import { imageTarball, tarOf } from '../helpers/tar.js';
 
 /**
  * `docker load` applies every RepoTag of a tarball's manifest.json: a tarball a job names must
@@ -104,6 +104,35 @@ describe.each(engines)('a tarball naming other tags too, on %s', (name, open) =>
           message: expect.stringMatching(/namespace holders/),
         });
       }
+    },
+  );
+  it.skipIf(engine === null)(
+    'a tarball engines would read otherwise is not loaded, and says why',
+    async () => {
+      const { runtime } = engine as NonNullable<typeof engine>;
+      const made = imageTarball({ repoTags: [WANTED], label: `cut-${name}` });
+      // A symbolic link "a" to ".", then "a/manifest.json": Docker's unpacking would write manifest.json through it.
+      const cut = Buffer.concat([
+        tarOf([
+          { name: 'a', type: '2', linkname: '.' },
+          { name: 'a/manifest.json', data: JSON.stringify([{ RepoTags: [VICTIM] }]) },
+        ]).subarray(0, 2048),
+        made.tar,
+      ]);
+      const path = join(dir, `cut-${name}.tar`);
+      await writeFile(path, cut);
+      await expect(
+        new DockerExecutor({ runtime }).loadImage({
+          image: WANTED,
+          tarballPath: path,
+          pullPolicy: 'if-not-present',
+        }),
+      ).rejects.toMatchObject({
+        name: 'ImageUnavailableError',
+        message: expect.stringMatching(
+          /was not loaded: entry "a\/manifest.json" would be written through a symbolic link/,
+        ),
+      });
     },
   );
 });

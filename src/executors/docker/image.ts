@@ -69,6 +69,13 @@ function canonical(reference: string): string {
   return typeof ref === 'string' ? reference : canonicalRef(ref);
 }
 
+/** A tarball the filter cut: its own fault (another try reads the same bytes), so never retried. */
+function cutTarball(tarballPath: string, image: string, problem: string): ImageUnavailableError {
+  return new ImageUnavailableError(
+    `tarball ${tarballPath} was not loaded: ${problem} (engines read it otherwise than a "docker save" tarball); give a tarball made by "docker save ${image}"`,
+  );
+}
+
 /**
  * Loads `image` into the engine from its `docker save` tarball, and nothing else: the tarball
  * reaches the engine rewritten to name that one image under that one tag (one-image-tarball.ts),
@@ -110,18 +117,14 @@ export async function loadImageTarball(docker: Dockerode, image: string, tarball
     response.on('error', () => undefined); // read below; an error ends the loop with it
     messages = await readLoadResponse(response);
   } catch (error) {
+    if (oneImage.report.problem) throw cutTarball(tarballPath, image, oneImage.report.problem);
     const why = readError ? `cannot read it: ${coerceError(readError).message}` : coerceError(error).message;
     throw new PhaseError('loading-image', `engine refused tarball ${tarballPath}: ${why}`, { cause: error });
   } finally {
     source.destroy();
   }
   const { kept, problem } = oneImage.report;
-  if (problem) {
-    throw new PhaseError(
-      'loading-image',
-      `tarball ${tarballPath} was not loaded: ${problem} (engines read it otherwise than a "docker save" tarball); give a tarball made by "docker save ${image}"`,
-    );
-  }
+  if (problem) throw cutTarball(tarballPath, image, problem);
   const failure = loadFailure(messages);
   if (failure) throw new PhaseError('loading-image', `engine could not load ${tarballPath}: ${failure}`);
   if (kept === null || !(await imagePresent(docker, image))) {
