@@ -34,7 +34,7 @@ describe('a tarball on its way to the engine names one image under one tag', () 
     });
     for (const chunk of [1, 7, 512, 100_000]) {
       const { out, report } = await filtered(tar, chunk);
-      expect(report).toEqual({ kept: WANTED, problem: null });
+      expect(report).toEqual({ sawManifest: true, kept: WANTED, problem: null });
       const manifest = manifestOf(out) as { RepoTags: string[]; Layers: string[] }[];
       expect(manifest).toHaveLength(1);
       expect(manifest[0]?.RepoTags).toEqual([WANTED]);
@@ -48,7 +48,7 @@ describe('a tarball on its way to the engine names one image under one tag', () 
   it('an image without the wanted tag: an empty manifest, nothing kept', async () => {
     const { tar } = imageTarball({ repoTags: ['stevedore-test/victim:1'], label: 'x' });
     const { out, report } = await filtered(tar);
-    expect(report).toEqual({ kept: null, problem: null });
+    expect(report).toEqual({ sawManifest: true, kept: null, problem: null });
     expect(manifestOf(out)).toEqual([]);
   });
 
@@ -96,7 +96,7 @@ describe('a tarball on its way to the engine names one image under one tag', () 
     const { tar } = imageTarball({ repoTags: [WANTED, 'python:3.12'], label: 'x' });
     const withDir = Buffer.concat([tarOf([{ name: 'd/', type: '5', sizeField: 512 }]).subarray(0, 512), tar]);
     const { out, report } = await filtered(withDir);
-    expect(report).toEqual({ kept: WANTED, problem: null });
+    expect(report).toEqual({ sawManifest: true, kept: WANTED, problem: null });
     expect((manifestOf(out) as { RepoTags: string[] }[])[0]?.RepoTags).toEqual([WANTED]);
   });
 
@@ -112,7 +112,7 @@ describe('a tarball on its way to the engine names one image under one tag', () 
       tar,
     ]);
     const { out, report } = await filtered(entries);
-    expect(report).toEqual({ kept: WANTED, problem: null });
+    expect(report).toEqual({ sawManifest: true, kept: WANTED, problem: null });
     expect(out.subarray(1536, 1536 + fake.length)).toEqual(fake);
   });
 });

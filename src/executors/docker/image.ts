@@ -69,6 +69,17 @@ function canonical(reference: string): string {
   return typeof ref === 'string' ? reference : canonicalRef(ref);
 }
 
+/** The tarball holds no image tagged as the job's. */
+function notContained(tarballPath: string, image: string, messages: LoadMessage[]): ImageUnavailableError {
+  const loaded = messages
+    .map((m) => m.stream?.trim())
+    .filter(Boolean)
+    .join('; ');
+  return new ImageUnavailableError(
+    `tarball ${tarballPath} does not contain ${image} (engine said: ${loaded || 'nothing'}): give a tarball made by "docker save ${image}"`,
+  );
+}
+
 /** A tarball the filter cut: its own fault (another try reads the same bytes), so never retried. */
 function cutTarball(tarballPath: string, image: string, problem: string): ImageUnavailableError {
   return new ImageUnavailableError(
@@ -118,6 +129,9 @@ export async function loadImageTarball(docker: Dockerode, image: string, tarball
     messages = await readLoadResponse(response);
   } catch (error) {
     if (oneImage.report.problem) throw cutTarball(tarballPath, image, oneImage.report.problem);
+    // Podman refuses a manifest with no image in it (HTTP 500 "one or more images are required").
+    if (oneImage.report.sawManifest && oneImage.report.kept === null)
+      throw notContained(tarballPath, image, []);
     const why = readError ? `cannot read it: ${coerceError(readError).message}` : coerceError(error).message;
     throw new PhaseError('loading-image', `engine refused tarball ${tarballPath}: ${why}`, { cause: error });
   } finally {
@@ -127,13 +141,5 @@ export async function loadImageTarball(docker: Dockerode, image: string, tarball
   if (problem) throw cutTarball(tarballPath, image, problem);
   const failure = loadFailure(messages);
   if (failure) throw new PhaseError('loading-image', `engine could not load ${tarballPath}: ${failure}`);
-  if (kept === null || !(await imagePresent(docker, image))) {
-    const loaded = messages
-      .map((m) => m.stream?.trim())
-      .filter(Boolean)
-      .join('; ');
-    throw new ImageUnavailableError(
-      `tarball ${tarballPath} does not contain ${image} (engine said: ${loaded || 'nothing'}): give a tarball made by "docker save ${image}"`,
-    );
-  }
+  if (kept === null || !(await imagePresent(docker, image))) throw notContained(tarballPath, image, messages);
 }

@@ -60,6 +60,8 @@ interface Pending {
 }
 
 export interface OneImageReport {
+  /** Whether a manifest.json went through (rewritten). */
+  sawManifest: boolean;
   /** The RepoTag kept (as the tarball wrote it); null when no image carried a wanted tag. */
   kept: string | null;
   /** Why the tarball was cut; null when it passed whole. */
@@ -67,7 +69,7 @@ export interface OneImageReport {
 }
 
 export class OneImageTarball extends Transform {
-  readonly report: OneImageReport = { kept: null, problem: null };
+  readonly report: OneImageReport = { sawManifest: false, kept: null, problem: null };
   private mode: Mode = { kind: 'header' };
   private carry = Buffer.alloc(0);
   private pending: Pending = { blocks: [] };
@@ -220,6 +222,7 @@ export class OneImageTarball extends Transform {
       this.fail(`manifest.json: ${(error as Error).message}`);
       return;
     }
+    this.report.sawManifest = true;
     this.push(Buffer.concat([...this.pending.blocks, resizedHeader(mode.header, body.length), body]));
     this.push(Buffer.alloc(paddingOf(body.length)));
     this.pending = { blocks: [] };
