@@ -36,6 +36,8 @@ export const keys = {
   output: (a: QueueAddress, jobId: string, stream: OutputStream) => `${base(a)}:output:${jobId}:${stream}`,
   /** The queue's workers: a hash of worker id → WorkerPresence JSON, each entry kept fresh by its worker. */
   workers: (a: QueueAddress) => `${base(a)}:workers`,
+  /** The deployment's id (jobs/deployment.ts), set once and never expiring: containers carry it. */
+  deployment: (a: QueueAddress) => `${base(a)}:deployment`,
 };
 
 /**

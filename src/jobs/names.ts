@@ -10,6 +10,12 @@ export const LABELS = {
   jobId: 'stevedore.job-id',
   attempt: 'stevedore.attempt',
   workerId: 'stevedore.worker-id',
+  /**
+   * The deployment (Redis, prefix and queue) whose worker made the container: a worker touches
+   * only containers of its own deployment, so deployments sharing an engine and a queue name leave
+   * each other's alone. Absent on containers made before 0.x (see recovery/ownership.ts).
+   */
+  deployment: 'stevedore.deployment',
   /** On netns holder containers; its value is the queue of the worker that made the holder. */
   netnsHolder: 'stevedore.netns-holder',
 } as const;
@@ -20,13 +26,19 @@ export interface RunName {
   attempt: number;
 }
 
-/** The labels of a job's container: how a later worker finds, adopts or removes it. */
-export function containerLabels(run: RunName & { workerId: string }): Record<string, string> {
+/** A deployment's id: made once per Redis, prefix and queue (jobs/deployment.ts); 12 lowercase hex digits. */
+export const DEPLOYMENT_ID = /^[0-9a-f]{12}$/;
+
+/** The labels of a job's container: how a later worker of the same deployment finds, adopts or removes it. */
+export function containerLabels(
+  run: RunName & { workerId: string; deployment: string },
+): Record<string, string> {
   return {
     [LABELS.queue]: run.queue,
     [LABELS.jobId]: run.jobId,
     [LABELS.attempt]: String(run.attempt),
     [LABELS.workerId]: run.workerId,
+    [LABELS.deployment]: run.deployment,
   };
 }
 
@@ -85,26 +97,41 @@ const NAME_KEEP = /^[A-Za-z0-9.-]$/;
 const QUEUE_NAME_KEEP = /^[A-Za-z0-9.]$/;
 
 /**
- * The container of one run: `stevedore-<queue>-<job id>-<attempt>-<n>` (n = BullMQ's count of
- * starts). Bytes outside the name alphabet, and '_', become _XX; in the queue '-' does too, so
- * the first '-' after it ends it and two different runs never share a name.
+ * The container of one run: `stevedore-<queue>-<job id>-<attempt>-<n>.<deployment>` (n = BullMQ's
+ * count of starts). Bytes outside the name alphabet, and '_', become _XX; in the queue '-' does
+ * too, so the first '-' after it ends it and two different runs never share a name. The
+ * deployment's id ends it, so two deployments running the same job id on one engine do not
+ * collide on the name (a 409 on create).
  */
-export function containerName(run: RunName & { started: number }): string {
+export function containerName(run: RunName & { started: number; deployment: string }): string {
   const queue = encodeWith(run.queue, QUEUE_NAME_KEEP, '_');
   const jobId = encodeWith(run.jobId, NAME_KEEP, '_');
-  return `stevedore-${queue}-${jobId}-${run.attempt}-${run.started}`;
+  return `stevedore-${queue}-${jobId}-${run.attempt}-${run.started}.${run.deployment}`;
 }
 
-/** The queue, job id, attempt and start count a container name was made from; null if it is none of ours. */
-export function parseContainerName(name: string): (RunName & { started: number }) | null {
-  const match = /^\/?stevedore-([A-Za-z0-9._]+)-(.+)-(\d+)-(\d+)$/.exec(name);
+/**
+ * The queue, job id, attempt, start count and deployment a container name was made from (the
+ * deployment is null in names made before it was part of them); null if it is none of ours.
+ */
+export function parseContainerName(
+  name: string,
+): (RunName & { started: number; deployment: string | null }) | null {
+  const match = /^\/?stevedore-([A-Za-z0-9._]+)-(.+)-(\d+)-(\d+)(?:\.([0-9a-f]{12}))?$/.exec(name);
   if (!match) return null;
-  const [, queue, jobId, attempt, started] = match as unknown as [string, string, string, string, string];
+  const [, queue, jobId, attempt, started, deployment] = match as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string | undefined,
+  ];
   return {
     queue: decodeWith(queue, '_'),
     jobId: decodeWith(jobId, '_'),
     attempt: Number(attempt),
     started: Number(started),
+    deployment: deployment ?? null,
   };
 }
 

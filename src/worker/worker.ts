@@ -4,7 +4,8 @@ import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
 import { RegistryAuthError, RegistryCredentials } from '../executors/registry-auth.js';
 import { connect, type RedisTls, throttled } from '../jobs/connection.js';
-import { ImageUnavailableError } from '../jobs/errors.js';
+import { deploymentId } from '../jobs/deployment.js';
+import { coerceError, ImageUnavailableError } from '../jobs/errors.js';
 import { KEEP_FINISHED_SECONDS, keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
 import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
 import { checkRedisAccess, RedisAccessError } from '../jobs/redis-check.js';
@@ -23,6 +24,7 @@ import { LiveOutput } from './output/live-output.js';
 import { engineDataPaths, loadWorkerPolicy, redisDataDir } from './policy-load.js';
 import { probeWorker, type WorkerProbe } from './probe.js';
 import { earlierRuns, RunHistory, thisRun, withEarlierRuns } from './recovery/history.js';
+import { recordedContainers } from './recovery/ownership.js';
 import { findAdoptable, reconcileContainers } from './recovery/reconcile.js';
 import { readRedisTls } from './redis-tls.js';
 import { type FinishedAs, FinishedRetention } from './retention.js';
@@ -99,14 +101,33 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const tls = readRedisTls(config.redisTls);
   if (credentials.hosts.length > 0) logger.info({ registryAuth: credentials }, 'registry credentials read');
   const trusted = config.trustedKeysDir ? await TrustedKeys.load(config.trustedKeysDir, logger) : undefined;
-  // First, so a runtime that cannot be used here stops the worker before it starts anything.
+  // Redis first: the deployment's id kept there names and labels everything the runtime makes
+  // (its namespace holders, its cgroups), so the runtime is opened knowing it.
+  const embedded = config.redisUrl
+    ? await checkExternalRedis(config.redisUrl, tls)
+    : await startEmbeddedRedis(config.stateDir, logger);
+  const redisUrl = config.redisUrl ?? (embedded?.url as string);
+  const address: QueueAddress = { queue: config.queue, prefix: config.prefix };
+  const onRedisError = throttled((error) =>
+    logger.warn({ err: error }, 'Redis connection error; retrying (running containers are not affected)'),
+  );
+  const commands = connect(redisUrl, onRedisError, tls);
+  /** Undoes what start-up opened so far, when a later step fails. */
+  const abandon = async (): Promise<void> => {
+    await commands.quit().catch(() => commands.disconnect());
+    await embedded?.stop();
+  };
+  const deployment = await deploymentId(commands, address).catch(async (error: unknown) => {
+    await abandon();
+    throw new ConfigError(`reading the deployment's id from Redis: ${coerceError(error).message}`);
+  });
   // Podman is Docker's runtime over Podman's API: the same settings, and its socket.
   const engineSettings = {
     logDriver: config.logDriver,
     engineOutageMs: config.engineOutageMs,
     visibleDevices: { cuda: config.cudaVisibleDevices, amd: config.amdVisibleDevices },
     netns: config.netns,
-    owner: { queue: config.queue, workerId: config.workerId },
+    owner: { queue: config.queue, workerId: config.workerId, deployment },
     credentials,
     pull: { timeoutMs: config.pullTimeoutMs, stallMs: config.pullStallMs },
   };
@@ -127,22 +148,11 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       visibleDevices: { cuda: config.cudaVisibleDevices, amd: config.amdVisibleDevices },
       ...deps.runtimeOptions?.singularity,
     },
+  }).catch(async (error: unknown) => {
+    await abandon();
+    throw error;
   });
-  const embedded = config.redisUrl
-    ? await checkExternalRedis(config.redisUrl, tls).catch(async (error: unknown) => {
-        await runtime.close(); // nothing else is open yet
-        throw error;
-      })
-    : await startEmbeddedRedis(config.stateDir, logger).catch(async (error: unknown) => {
-        await runtime.close();
-        throw error;
-      });
-  const redisUrl = config.redisUrl ?? (embedded?.url as string);
-  const address: QueueAddress = { queue: config.queue, prefix: config.prefix };
-  const onRedisError = throttled((error) =>
-    logger.warn({ err: error }, 'Redis connection error; retrying (running containers are not affected)'),
-  );
-  const commands = connect(redisUrl, onRedisError, tls);
+  logger.info({ deployment }, 'deployment id read');
   policy.neverAllowed.push(...(await redisDataDir(commands)), ...(await engineDataPaths(runtime, logger)));
   const runs = new Map<string, AbortController>();
   const idle = new IdleCollector(() => runs.size > 0);
@@ -244,7 +254,12 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     // so the job is not run twice; any other earlier container is removed.
     const adoptable =
       job.attemptsStarted > 1
-        ? await findAdoptable(runtime, config.queue, jobId, attempt, log, runtime.capabilities.adopt)
+        ? await findAdoptable(
+            runtime,
+            { queue: config.queue, jobId, attempt, deployment, recorded: recordedContainers(job) },
+            log,
+            runtime.capabilities.adopt,
+          )
         : null;
     const earlier =
       job.attemptsStarted > 1
@@ -254,8 +269,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     const run = { queue: config.queue, jobId, attempt };
     const executor = await createExecutor(runtime.kind, {
       runtime,
-      name: containerName({ ...run, started: job.attemptsStarted }),
-      labels: containerLabels({ ...run, workerId: config.workerId }),
+      name: containerName({ ...run, started: job.attemptsStarted, deployment }),
+      labels: containerLabels({ ...run, workerId: config.workerId, deployment }),
       logger: log,
     });
     try {
@@ -402,6 +417,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       queue,
       redis: commands,
       prefix: config.prefix,
+      deployment,
       graceMs: config.lockDurationMs,
       logger,
       ownJobs: new Set([...runs.keys(), ...releases.keys()]),

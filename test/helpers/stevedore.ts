@@ -5,6 +5,8 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { StevedoreClient } from '../../src/jobs/client.js';
+import { deploymentId } from '../../src/jobs/deployment.js';
+import { DEFAULT_PREFIX } from '../../src/jobs/keys.js';
 import type { JobSpecInput } from '../../src/jobs/spec.js';
 import { loadConfig, type WorkerConfig } from '../../src/worker/config.js';
 import { startWorker, type WorkerDeps, type WorkerHandle } from '../../src/worker/worker.js';
@@ -47,10 +49,13 @@ export async function writePolicy(dir: string, policy: Record<string, unknown>):
 export class Harness {
   readonly workers: WorkerHandle[] = [];
   readonly clients: StevedoreClient[] = [];
-  readonly queue = testQueue();
   private dirs: string[] = [];
 
-  constructor(readonly redis: TestRedis) {}
+  /** `queue`: another harness's, for two deployments (two Redis servers) with one queue name. */
+  constructor(
+    readonly redis: TestRedis,
+    readonly queue = testQueue(),
+  ) {}
 
   async config(overrides: Partial<WorkerConfig> = {}): Promise<WorkerConfig> {
     const dir = await mkdtemp(join(tmpdir(), 'stevedore-worker-'));
@@ -77,6 +82,17 @@ export class Harness {
     });
     this.workers.push(handle);
     return handle;
+  }
+
+  /** The deployment id of this harness's Redis and queue (made now if no worker made it yet). */
+  async deployment(): Promise<string> {
+    const raw = new Redis(this.redis.url);
+    raw.on('error', () => undefined); // a failed command rejects; the event adds nothing
+    try {
+      return await deploymentId(raw, { prefix: DEFAULT_PREFIX, queue: this.queue });
+    } finally {
+      raw.disconnect();
+    }
   }
 
   client(): StevedoreClient {

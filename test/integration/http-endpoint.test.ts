@@ -186,7 +186,12 @@ describe('the worker HTTP endpoint', () => {
     const leftover = await docker.createContainer({
       Image: TEST_IMAGE,
       Cmd: ['true'],
-      Labels: { [LABELS.queue]: world.h.queue, [LABELS.jobId]: 'unknown-job', [LABELS.attempt]: '1' },
+      Labels: {
+        [LABELS.queue]: world.h.queue,
+        [LABELS.jobId]: 'unknown-job',
+        [LABELS.attempt]: '1',
+        [LABELS.deployment]: await world.h.deployment(),
+      },
     });
     // Reconciling leaves a container younger than one lock duration alone: age it past the 1 s minimum.
     await new Promise((r) => setTimeout(r, 1_100));

@@ -34,6 +34,7 @@ describe('reconciliation of leftover containers', () => {
         [LABELS.jobId]: jobId,
         [LABELS.attempt]: '1',
         [LABELS.workerId]: 'dead',
+        [LABELS.deployment]: await h.deployment(),
       },
       HostConfig: { NetworkMode: 'none' },
     });

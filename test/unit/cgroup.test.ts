@@ -44,6 +44,24 @@ describe('JobCgroups', () => {
     expect(cgroups.owns(undefined)).toBe(false);
   });
 
+  it("a deployment's parents go under its own directory, and its sweep empties only that one", async () => {
+    const [ours, theirs] = ['aaaaaaaaaaaa', 'bbbbbbbbbbbb'];
+    const cgroups = new JobCgroups(engine('1'), root, ours);
+    const made = await cgroups.prepare();
+    expect('parent' in made && made.parent).toMatch(/^\/stevedore\/aaaaaaaaaaaa\/[0-9a-f-]{36}$/);
+    expect(cgroups.owns('parent' in made ? made.parent : '')).toBe(true);
+    const uuid = '00000000-0000-4000-8000-000000000000';
+    const dirs = [`stevedore/${ours}/${uuid}`, `stevedore/${theirs}/${uuid}`, `stevedore/${uuid}`];
+    for (const d of dirs) await mkdir(join(root, 'memory', d), { recursive: true });
+    expect(await cgroups.sweep(0)).toBe(1);
+    const left = async (d: string) =>
+      await readdir(join(root, 'memory', d)).then(
+        () => true,
+        () => false,
+      );
+    expect(await Promise.all(dirs.map(left))).toEqual([false, true, true]);
+  });
+
   it('says why there is none with the systemd driver', async () => {
     expect(await new JobCgroups(engine('2', 'systemd'), root).prepare()).toEqual({
       unavailable: expect.stringMatching(/systemd cgroup driver/),

@@ -40,13 +40,16 @@ describe('log directory names', () => {
 });
 
 describe('container names', () => {
+  const dep = '0123456789ab';
   it('are valid Docker names and never shared by two runs', () => {
     const runs = [
-      ...tricky.map((jobId) => ({ queue: 'q', jobId, attempt: 1, started: 1 })),
-      { queue: 'a-b', jobId: 'c', attempt: 1, started: 1 },
-      { queue: 'a', jobId: 'b-c', attempt: 1, started: 1 },
-      { queue: 'q', jobId: 'x-1', attempt: 1, started: 1 },
-      { queue: 'q', jobId: 'x', attempt: 11, started: 1 },
+      ...tricky.map((jobId) => ({ queue: 'q', jobId, attempt: 1, started: 1, deployment: dep })),
+      { queue: 'a-b', jobId: 'c', attempt: 1, started: 1, deployment: dep },
+      { queue: 'a', jobId: 'b-c', attempt: 1, started: 1, deployment: dep },
+      { queue: 'q', jobId: 'x-1', attempt: 1, started: 1, deployment: dep },
+      { queue: 'q', jobId: 'x', attempt: 11, started: 1, deployment: dep },
+      { queue: 'q', jobId: 'x', attempt: 1, started: 1, deployment: '000000000000' },
+      { queue: 'q', jobId: `x-1-1.${dep}`, attempt: 1, started: 1, deployment: dep },
     ];
     const names = runs.map(containerName);
     expect(new Set(names).size).toBe(runs.length);
@@ -56,23 +59,42 @@ describe('container names', () => {
     }
   });
 
-  it('read as stevedore-<queue>-<job id>-<attempt>-<n>', () => {
-    expect(containerName({ queue: 'jobs', jobId: 'build-42', attempt: 2, started: 3 })).toBe(
-      'stevedore-jobs-build-42-2-3',
+  it('read as stevedore-<queue>-<job id>-<attempt>-<n>.<deployment>', () => {
+    expect(containerName({ queue: 'jobs', jobId: 'build-42', attempt: 2, started: 3, deployment: dep })).toBe(
+      `stevedore-jobs-build-42-2-3.${dep}`,
     );
-    expect(containerName({ queue: 'my-q', jobId: 'a_b', attempt: 1, started: 1 })).toBe(
-      'stevedore-my_2Dq-a_5Fb-1-1',
+    expect(containerName({ queue: 'my-q', jobId: 'a_b', attempt: 1, started: 1, deployment: dep })).toBe(
+      `stevedore-my_2Dq-a_5Fb-1-1.${dep}`,
     );
   });
 
+  it('made before the deployment was in them still parse, with no deployment', () => {
+    expect(parseContainerName('stevedore-jobs-build-42-2-3')).toEqual({
+      queue: 'jobs',
+      jobId: 'build-42',
+      attempt: 2,
+      started: 3,
+      deployment: null,
+    });
+    expect(parseContainerName(`stevedore-q-x-1-1.${dep}-1-1`)).toMatchObject({
+      jobId: `x-1-1.${dep}`,
+      deployment: null,
+    });
+  });
+
   it('carry the public labels', () => {
-    expect(containerLabels({ queue: 'q', jobId: 'j', attempt: 3, workerId: 'w' })).toEqual({
+    expect(containerLabels({ queue: 'q', jobId: 'j', attempt: 3, workerId: 'w', deployment: dep })).toEqual({
       [LABELS.queue]: 'q',
       [LABELS.jobId]: 'j',
       [LABELS.attempt]: '3',
       [LABELS.workerId]: 'w',
+      [LABELS.deployment]: dep,
     });
-    expect(LABELS).toMatchObject({ queue: 'stevedore.queue', jobId: 'stevedore.job-id' });
+    expect(LABELS).toMatchObject({
+      queue: 'stevedore.queue',
+      jobId: 'stevedore.job-id',
+      deployment: 'stevedore.deployment',
+    });
   });
 });
 

@@ -1,9 +1,10 @@
-import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SifCache } from '../../src/executors/singularity/sif-cache.js';
-import { parseManifest } from '../../src/executors/singularity/tarball.js';
+import { copyTarball, parseManifest, tarballDigest } from '../../src/executors/singularity/tarball.js';
+import { tarOf } from '../helpers/tar.js';
 
 const key = (c: string) => c.repeat(64);
 const dirs: string[] = [];
@@ -125,12 +126,43 @@ describe('SifCache', () => {
 });
 
 describe('tarball keys', () => {
-  it('keys a tarball by the sha256 of its manifest.json and lists its tags', () => {
+  it('lists the tags of a manifest.json', () => {
     const body = Buffer.from('[{"Config":"c.json","RepoTags":["a/b:1","a/b:2"],"Layers":["l/layer.tar"]}]');
-    const m = parseManifest(body);
-    expect(m.key).toMatch(/^[0-9a-f]{64}$/);
-    expect(m.repoTags).toEqual(['a/b:1', 'a/b:2']);
-    expect(parseManifest(Buffer.from(body)).key).toBe(m.key);
+    expect(parseManifest(body).repoTags).toEqual(['a/b:1', 'a/b:2']);
     expect(() => parseManifest(Buffer.from('{}'))).toThrow(/not a list/);
+  });
+
+  it('keys a tarball by all its bytes: one manifest.json with other layers is another key', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-tarball-key-'));
+    try {
+      const manifest = '[{"Config":"c.json","RepoTags":["a/b:1"],"Layers":["l/layer.tar"]}]';
+      const tarball = async (name: string, layer: string): Promise<string> => {
+        const path = join(dir, name);
+        await writeFile(
+          path,
+          tarOf([
+            { name: 'l/layer.tar', data: layer },
+            { name: 'manifest.json', data: manifest },
+          ]),
+        );
+        return path;
+      };
+      const [a, b, a2] = [
+        await tarball('a.tar', 'one'),
+        await tarball('b.tar', 'two'),
+        await tarball('a2.tar', 'one'),
+      ];
+      const [ka, kb, ka2] = [await tarballDigest(a), await tarballDigest(b), await tarballDigest(a2)];
+      expect(ka).toMatch(/^[0-9a-f]{64}$/);
+      expect(kb).not.toBe(ka);
+      expect(ka2).toBe(ka);
+      await copyTarball(a, join(dir, 'copy.tar'), ka);
+      expect(await readFile(join(dir, 'copy.tar'))).toEqual(await readFile(a));
+      await expect(copyTarball(b, join(dir, 'copy2.tar'), ka)).rejects.toThrow(
+        /changed while it was being loaded/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

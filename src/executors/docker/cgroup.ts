@@ -62,10 +62,23 @@ const readNumber = async (path: string): Promise<number | null> => {
 export class JobCgroups {
   private layout: Promise<CgroupLayout | null> | undefined;
 
+  /** Where this runtime's parents go: `/stevedore/<deployment>`, or `/stevedore` when it has none. */
+  private readonly base: string;
+
   constructor(
     private readonly docker: Pick<Dockerode, 'info'>,
     private readonly root = DEFAULT_CGROUP_ROOT,
-  ) {}
+    /**
+     * The deployment (jobs/deployment.ts) whose parents these are: they go under a directory of
+     * its own, and sweep() looks only there, so two deployments on one engine never sweep each
+     * other's (a parent is empty, and sweepable, between its container's exit and the read of its
+     * final counters). Parents made before the deployment was in the path are never swept:
+     * their own removal still takes them, and an empty directory left behind is harmless.
+     */
+    deployment?: string,
+  ) {
+    this.base = deployment ? `${PARENT_PREFIX}/${deployment}` : PARENT_PREFIX;
+  }
 
   private async engineLayout(): Promise<CgroupLayout | null> {
     this.layout ??= this.docker.info().then(
@@ -90,7 +103,7 @@ export class JobCgroups {
         unavailable: `the engine uses the ${layout.driver} cgroup driver; final usage is read only with cgroupfs (samples taken while the job ran are kept)`,
       };
     }
-    const base = under ? `/${under.replace(/^\/+|\/+$/g, '')}` : PARENT_PREFIX;
+    const base = under ? `/${under.replace(/^\/+|\/+$/g, '')}` : this.base;
     return { parent: `${base}/${randomUUID()}` };
   }
 
@@ -161,14 +174,12 @@ export class JobCgroups {
     if (layout?.driver !== 'cgroupfs') return 0;
     const bases =
       layout.version === 2
-        ? [join(this.root, PARENT_PREFIX)]
-        : (await readdir(this.root).catch(() => [] as string[])).map((c) =>
-            join(this.root, c, PARENT_PREFIX),
-          );
+        ? [join(this.root, this.base)]
+        : (await readdir(this.root).catch(() => [] as string[])).map((c) => join(this.root, c, this.base));
     let removed = 0;
     for (const base of bases) {
       for (const name of await readdir(base).catch(() => [] as string[])) {
-        if (!this.owns(`${PARENT_PREFIX}/${name}`)) continue;
+        if (!this.owns(`${this.base}/${name}`)) continue;
         const dir = join(base, name);
         const made = await stat(dir).catch(() => null);
         if (!made || Date.now() - made.mtimeMs < minAgeMs) continue;

@@ -12,6 +12,7 @@ import {
 import type { ImageIdentity, ImageRequest, LoadedImage, PullProgress } from '../executor.js';
 import { RegistryCredentials } from '../registry-auth.js';
 import { inspectImage, loadImageTarball } from './image.js';
+import { HOLDER_REPOSITORY } from './netns/holder-image.js';
 import {
   DEFAULT_PULL_STALL_MS,
   DEFAULT_PULL_TIMEOUT_MS,
@@ -69,6 +70,14 @@ export class DockerImages {
   async ensure(request: ImageRequest, log: Logger): Promise<LoadedImage> {
     const ref = requireImageRef(request.image);
     const key = canonicalRef(ref);
+    // A job that loads or pulls its own image under the holders' name would put its program in
+    // the namespace every later job without network joins. Any registry: Podman stores the
+    // holders' image as localhost/stevedore/netns-holder.
+    if (ref.repository === HOLDER_REPOSITORY) {
+      throw new ImageUnavailableError(
+        `image ${request.image} is in ${HOLDER_REPOSITORY}, the worker's own repository for network namespace holders: jobs may not run, load or pull images there`,
+      );
+    }
     // `always` pulls every time, but a digest names content that cannot change.
     if (request.pullPolicy !== 'always' || ref.digest !== null) {
       const identity = await this.known(request.image, key, ref);

@@ -56,8 +56,12 @@ export interface DockerRuntimeOptions extends DockerRunDefaults {
   netns?: 'reuse' | 'fresh';
   /** Labels and lifetime of the namespace holders. */
   holders?: NetnsHolderOptions;
-  /** The worker this runtime serves: its holders are labelled with its queue and id (see HOLDER_LABEL). */
-  owner?: { queue: string; workerId: string };
+  /**
+   * The worker this runtime serves: its holders are labelled with its queue, id and deployment
+   * (see HOLDER_LABEL), and its per-job cgroups sit under the deployment's own parent, so a
+   * sweep leaves other deployments' alone.
+   */
+  owner?: { queue: string; workerId: string; deployment?: string };
   /** Registry credentials for pulls; none: pulls are anonymous. */
   credentials?: RegistryCredentials;
   /** Pull timeouts; DEFAULT_PULL_TIMEOUT_MS and DEFAULT_PULL_STALL_MS when absent. */
@@ -93,9 +97,13 @@ export class DockerRuntime implements ContainerRuntime {
     this.docker = options.client ?? new Dockerode();
     this.events = new DockerEvents(this.docker, this.engine.filtersEventActions);
     this.images = new DockerImages(this.docker, { credentials: options.credentials, pull: options.pull });
-    this.cgroups = new JobCgroups(this.docker);
+    this.cgroups = new JobCgroups(this.docker, undefined, options.owner?.deployment);
     const owner: Record<string, string> = options.owner
-      ? { [HOLDER_LABEL]: options.owner.queue, [LABELS.workerId]: options.owner.workerId }
+      ? {
+          [HOLDER_LABEL]: options.owner.queue,
+          [LABELS.workerId]: options.owner.workerId,
+          ...(options.owner.deployment ? { [LABELS.deployment]: options.owner.deployment } : {}),
+        }
       : {};
     const holderOptions = { ...options.holders, labels: { ...owner, ...options.holders?.labels } };
     this.holders = options.netns === 'fresh' ? null : new NetnsHolders(this.docker, holderOptions);

@@ -10,6 +10,12 @@ const SERVICE_START_TIMEOUT_MS = 30_000;
 const PING_POLL_MS = 50;
 /** One ping; the service answers in milliseconds when it runs. */
 const PING_TIMEOUT_MS = 2_000;
+/**
+ * libpod/info is no ping: it counts containers and images and reads storage. Here it takes
+ * 0.7-0.9 s on an idle service, 3.6 s when five are asked at once, and over 2 s while jobs start
+ * (seen: a worker starting beside running jobs failed on a 2 s limit).
+ */
+const HOST_FACTS_TIMEOUT_MS = 30_000;
 /** How long a stopped service gets to exit after SIGTERM before SIGKILL. */
 const SERVICE_STOP_GRACE_MS = 10_000;
 /** Lines of the service's stderr kept for the error when it does not come up. */
@@ -53,7 +59,7 @@ export interface PodmanHostFacts {
 }
 
 /** GET /v4.0.0/libpod/info on the socket. */
-export function podmanHostFacts(socket: string, timeoutMs = PING_TIMEOUT_MS): Promise<PodmanHostFacts> {
+export function podmanHostFacts(socket: string, timeoutMs = HOST_FACTS_TIMEOUT_MS): Promise<PodmanHostFacts> {
   return new Promise((resolve, reject) => {
     const request = get(
       { socketPath: socket, path: '/v4.0.0/libpod/info', timeout: timeoutMs },

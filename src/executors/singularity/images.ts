@@ -11,7 +11,7 @@ import { RUNTIME_PATH } from './args.js';
 import type { SingularityBinary } from './binary.js';
 import { RegistryAnswerError, registryBase, resolveDigest } from './registry-digest.js';
 import type { Eviction, SifCache } from './sif-cache.js';
-import { readTarballManifest } from './tarball.js';
+import { copyTarball, readTarballManifest, tarballDigest } from './tarball.js';
 
 /** A conversion (pull + squashfs) of one image; longer fails the attempt as infra (retried). */
 const CONVERT_TIMEOUT_MS = 30 * 60_000;
@@ -73,9 +73,11 @@ export class SingularityImages {
 
   private async fromTarball(path: string, image: string, name: string, log: Logger): Promise<SifImage> {
     let manifest: Awaited<ReturnType<typeof readTarballManifest>>;
+    let key: string;
     try {
       if (!(await stat(path)).isFile()) throw new Error('not a regular file');
       manifest = await readTarballManifest(path);
+      key = await tarballDigest(path);
     } catch (error) {
       throw new PhaseError(
         'loading-image',
@@ -94,13 +96,28 @@ export class SingularityImages {
         `tarball ${path} does not contain ${image} (it holds: ${manifest.repoTags.join(', ') || 'no tagged image'}): give a tarball made by "docker save" of that image`,
       );
     }
-    const { evicted } = await this.convert(manifest.key, log, async (target, tmp) => {
+    const { evicted } = await this.convert(key, log, async (target, tmp) => {
+      // Converted from a private copy whose bytes are the key's (tarball.ts copyTarball).
+      let source = join(tmp, 'source.tar');
+      try {
+        await copyTarball(path, source, key);
+      } catch (error) {
+        throw new PhaseError(
+          'loading-image',
+          `cannot load image tarball ${path}: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        );
+      }
       // Apptainer's docker-archive reader misses members named "./manifest.json": repack without "./".
-      let source = path;
       if (manifest.dotPrefixed) {
         const unpacked = join(tmp, 'unpacked');
         await mkdir(unpacked);
-        await execa('tar', ['-xf', path, '-C', unpacked], { env: { PATH: RUNTIME_PATH }, extendEnv: false });
+        await execa('tar', ['-xf', source, '-C', unpacked], {
+          env: { PATH: RUNTIME_PATH },
+          extendEnv: false,
+        });
         source = join(tmp, 'image.tar');
         await execa('sh', ['-c', 'cd "$1" && tar -cf "$2" -- *', 'sh', unpacked, source], {
           env: { PATH: RUNTIME_PATH },
@@ -109,10 +126,10 @@ export class SingularityImages {
       }
       await this.build(target, tmp, `docker-archive:${source}`, {});
     });
-    await this.cache.remember(name, manifest.key);
+    await this.cache.remember(name, key);
     return {
-      key: manifest.key,
-      loaded: { ...identity(manifest.key, 'tarball', null), ...evictions(evicted) },
+      key,
+      loaded: { ...identity(key, 'tarball', null), ...evictions(evicted) },
     };
   }
 

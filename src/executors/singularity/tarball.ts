@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 /** A tar header block, and the unit member data is padded to. */
 const BLOCK = 512;
@@ -8,8 +11,6 @@ const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** What a `docker save` tarball says about its images, from its manifest.json. */
 export interface TarballManifest {
-  /** sha256 of manifest.json's bytes: the SIF cache's key for the tarball's content. */
-  key: string;
   /** Every tag the tarball holds (RepoTags of each image). */
   repoTags: string[];
   /** Whether member names start with "./" (Apptainer's docker-archive reader does not find those). */
@@ -58,7 +59,7 @@ export async function readTarballManifest(path: string): Promise<TarballManifest
   }
 }
 
-/** The key and tags of a manifest.json's bytes. */
+/** The tags of a manifest.json's bytes. */
 export function parseManifest(body: Buffer): Omit<TarballManifest, 'dotPrefixed'> {
   let images: unknown;
   try {
@@ -71,5 +72,36 @@ export function parseManifest(body: Buffer): Omit<TarballManifest, 'dotPrefixed'
     const tags = (image as { RepoTags?: unknown } | null)?.RepoTags;
     return Array.isArray(tags) ? tags.filter((t): t is string => typeof t === 'string') : [];
   });
-  return { key: createHash('sha256').update(body).digest('hex'), repoTags };
+  return { repoTags };
+}
+
+/**
+ * The SIF cache's key for a tarball: the sha256 of all its bytes. manifest.json alone names the
+ * layers by file name, not by content, so two tarballs with one manifest and other layers would
+ * share a SIF; every byte of the tarball is what the SIF is made from.
+ */
+export async function tarballDigest(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * Copies the tarball to `target` (the conversion's private directory), and rejects unless the
+ * copy's sha256 is `digest`: the SIF is made from the copy, so what is cached under the key is
+ * what the key names, even if the tarball is replaced while it converts.
+ */
+export async function copyTarball(path: string, target: string, digest: string): Promise<void> {
+  const hash = createHash('sha256');
+  const hashing = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  await pipeline(createReadStream(path), hashing, createWriteStream(target, { mode: 0o600 }));
+  const copied = hash.digest('hex');
+  if (copied !== digest) {
+    throw new Error(`it changed while it was being loaded (sha256 ${digest}, then ${copied}); try again`);
+  }
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ContainerRuntime, RuntimeContainer } from '../../executors/index.js';
 import { bullmqKeys } from '../../jobs/keys.js';
 import { LABELS } from '../../jobs/names.js';
+import { mayTouch, ownershipOf, recordedContainers } from './ownership.js';
 
 /** What recovery asks of the runtime: find containers by label, look at one, remove one. */
 export type RecoveryRuntime = Pick<ContainerRuntime, 'listContainers' | 'containerState' | 'removeContainer'>;
@@ -14,6 +15,8 @@ export interface ReconcileOptions {
   /** A plain connection for the lock look-ups. */
   redis: Pick<Redis, 'exists'>;
   prefix: string;
+  /** This deployment's id (jobs/deployment.ts): containers of another are never touched. */
+  deployment: string;
   /** Containers younger than this are left alone: a live worker may be about to use them. */
   graceMs: number;
   logger: Logger;
@@ -44,10 +47,12 @@ export function leftoverVerdict(input: {
 }
 
 /**
- * Removes containers that Stevedore labelled for this queue and that no live run owns: their
- * job is finished or unknown, or they never started and their job runs on no worker. A
+ * Removes containers that this deployment labelled for this queue and that no live run owns:
+ * their job is finished or unknown, or they never started and their job runs on no worker. A
  * container that ran and whose job will be taken again is kept for adoption. Runs when a worker
- * starts, so what a crashed worker left behind does not linger. Each removal is logged.
+ * starts, so what a crashed worker left behind does not linger. Each removal is logged. Another
+ * deployment's containers (same queue name, another Redis or prefix) are left alone, and so is
+ * an unlabelled one this deployment's Redis does not name (ownership.ts).
  */
 export async function reconcileContainers(options: ReconcileOptions): Promise<string[]> {
   const { runtime, queue, logger, redis } = options;
@@ -56,7 +61,9 @@ export async function reconcileContainers(options: ReconcileOptions): Promise<st
   for (const c of containers) {
     const jobId = c.labels[LABELS.jobId];
     if (!jobId) continue;
+    if (ownershipOf(c, options.deployment, new Set()) === 'another deployment') continue;
     const job = await queue.getJob(jobId);
+    if (!mayTouch(ownershipOf(c, options.deployment, recordedContainers(job)))) continue;
     const state = job ? await job.getState() : null;
     const lockHeld = job
       ? (await redis.exists(bullmqKeys.lock({ prefix: options.prefix, queue: queue.name }, jobId))) === 1
@@ -111,17 +118,25 @@ const CREATED_SETTLE_POLLS = 30;
  */
 export async function findAdoptable(
   runtime: RecoveryRuntime,
-  queueName: string,
-  jobId: string,
-  attempt: number,
+  run: {
+    queue: string;
+    jobId: string;
+    attempt: number;
+    /** This deployment's id: only its containers, and unlabelled ones `recorded` names, are looked at. */
+    deployment: string;
+    /** Container ids this deployment's Redis records for the job (its progress): recordedContainers(job). */
+    recorded: ReadonlySet<string>;
+  },
   logger: Logger,
   /** The runtime's capabilities.adopt: without it every earlier container is removed and the job runs again. */
   canAdopt = true,
 ): Promise<{ containerId: string; worker: string } | null> {
-  const containers = await runtime.listContainers({
-    [LABELS.queue]: queueName,
+  const { jobId, attempt } = run;
+  const listed = await runtime.listContainers({
+    [LABELS.queue]: run.queue,
     [LABELS.jobId]: jobId,
   });
+  const containers = listed.filter((c) => mayTouch(ownershipOf(c, run.deployment, run.recorded)));
   const attemptOf = (c: RuntimeContainer): number => Number(c.labels[LABELS.attempt] ?? 0);
   const sorted = [...containers].sort((a, b) => attemptOf(b) - attemptOf(a) || b.createdAt - a.createdAt);
   // A container still "created" may be one a live worker is about to start: give it a moment.

@@ -84,10 +84,13 @@ export function singleFileTar(name: string, content: Buffer): Buffer {
 
 export const HOLDER_ENTRYPOINT = '/holder';
 
+/** The repository of the holder images: the worker's own, never a job's (DockerImages refuses it). */
+export const HOLDER_REPOSITORY = 'stevedore/netns-holder';
+
 /** The holder image's reference for a lifetime: the tag names the program's bytes. */
 export function holderImageName(seconds: number): string {
   const digest = createHash('sha256').update(holderProgram(seconds)).digest('hex').slice(0, 12);
-  return `stevedore/netns-holder:${digest}`;
+  return `${HOLDER_REPOSITORY}:${digest}`;
 }
 
 /**
