@@ -29,6 +29,83 @@ describe('worker policy', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('refuses a job of six million elements as invalid at once, and the next job runs as usual', async () => {
+    const { h, redis } = world;
+    await h.worker({ concurrency: 1 });
+    const client = h.client();
+    const queue = new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } });
+    try {
+      // 12 MB of JSON, under the byte limit: only its count gives it away, before BullMQ's JSON.parse.
+      const huge = await queue.add('run', { ...busybox(['true']), command: new Array(6_000_000).fill(0) });
+      const next = await client.submit(busybox(['echo', 'next']));
+      const refused = await client.waitForResult(huge.id as string, { timeoutMs: 30_000 });
+      expect(refused).toMatchObject({ state: 'Failed', reason: 'invalid', containerId: null, attempt: 1 });
+      expect(refused.error).toEqual({
+        phase: 'validating',
+        message:
+          'invalid job spec (1 problem):\n  - (spec): has more than 20000 elements (array items and object fields)',
+      });
+      // Its data is dropped from Redis, so no later reader parses it again.
+      expect((await queue.getJob(huge.id as string))?.data).toEqual({});
+      // Counted on the text before BullMQ's JSON.parse, which never sees it: text that is not even
+      // JSON (written to Redis directly) is refused by its count, where a parse would throw.
+      await queue.pause();
+      const unparsed = await queue.add('run', busybox(['true']));
+      const raw = new Redis(redis.url);
+      try {
+        const text = `{"image":"busybox:1","command":[${'0,'.repeat(6_000_000)}`;
+        await raw.hset(queue.toKey(unparsed.id as string), 'data', text);
+      } finally {
+        raw.disconnect();
+      }
+      await queue.resume();
+      // Asked by state, not by getResult: the client's Job.fromId would parse the text itself.
+      await vi.waitFor(async () => expect(await queue.getJobState(unparsed.id as string)).toBe('failed'), {
+        timeout: 30_000,
+        interval: 100,
+      });
+      const neverParsed = await client.waitForResult(unparsed.id as string, { timeoutMs: 30_000 });
+      expect(neverParsed).toMatchObject({ state: 'Failed', reason: 'invalid', containerId: null });
+      expect(neverParsed.error).toEqual(refused.error);
+      const ran = await client.waitForResult(next.id, { timeoutMs: 30_000 });
+      expect(ran).toMatchObject({ state: 'Complete', exitCode: 0 });
+      expect(ran.stdout.tail).toBe('next\n');
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('each runtime names where it keeps its own data, which the worker then denies', async () => {
+    const docker = testDocker();
+    const root = ((await docker.info()) as { DockerRootDir: string }).DockerRootDir;
+    const dockerRuntime = new DockerRuntime({ client: docker, netns: 'fresh' });
+    try {
+      expect(await dockerRuntime.dataPaths()).toEqual([root]);
+    } finally {
+      await dockerRuntime.close();
+    }
+    const opened = await openTestPodman('policy-data-paths');
+    if (opened.podman === null) console.warn(`[skip] podman data paths: ${opened.reason}`);
+    else {
+      try {
+        const graphRoot = (await execa('podman', ['info', '--format', '{{.Store.GraphRoot}}'])).stdout.trim();
+        expect(await opened.podman.runtime.dataPaths()).toEqual([graphRoot]);
+      } finally {
+        await opened.podman.close();
+      }
+    }
+    const bin = await testSingularityBin();
+    if (bin === null)
+      console.warn('[skip] apptainer data paths: neither apptainer nor singularity is installed');
+    else {
+      const sifCache = join(dir, 'sif');
+      const stateDir = join(dir, 'singularity-state');
+      const apptainer = await SingularityRuntime.open({ bin, sifCache, stateDir });
+      expect(await apptainer.dataPaths()).toEqual([sifCache, stateDir]);
+      await apptainer.close();
+    }
+  });
+
   it('under the default policy denies a tarball and a host mount, and logs the refusal without env values', async () => {
     const { h } = world;
     const lines: string[] = [];
