@@ -99,7 +99,7 @@ done
 mkdir -p "$job_data" "$(dirname "$policy")"
 if [[ ! -e $policy ]]; then
   cat >"$policy" <<EOF
-# The workers' policy (README "Policy"), written by scripts/stack.sh; edit it and restart the
+# The workers' policy (docs/policy.md), written by scripts/stack.sh; edit it and restart the
 # workers. Jobs may bind host paths under STEVEDORE_JOB_DATA only; every other key is the safe
 # default. A prefix added here must also be mounted into the workers (same path, read-only) in a
 # docker-compose.override.yml, so that they can resolve it.

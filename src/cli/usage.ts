@@ -69,7 +69,7 @@ it starts one; the last worker to stop stops it.
   --trusted-keys DIR         STEVEDORE_TRUSTED_KEYS (default unset: no signature required): run only
                              jobs signed by a key whose <id>.pub is in DIR
   --policy FILE              STEVEDORE_POLICY: what jobs may ask for (YAML or JSON; default: no host
-                             mounts, no tarballs, network modes default and bridge; see README)
+                             mounts, no tarballs, network modes default and bridge; see docs/policy.md)
   --http HOST:PORT           STEVEDORE_HTTP (default off): serve /metrics, /healthz and /readyz;
                              a bare port listens on 127.0.0.1, 0.0.0.0:PORT on every address
 

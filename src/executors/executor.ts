@@ -7,7 +7,7 @@ export type { ImagePullPolicy, PullProgress };
 /**
  * The executor contract: a runtime-neutral container spec and the operations every container
  * runtime (Docker, Singularity/Apptainer) implements. Semantics follow Arvados crunch-run's
- * containerExecutor; see shared/DESIGN.md.
+ * containerExecutor; see docs/architecture.md.
  */
 
 /**

@@ -29,7 +29,7 @@ export interface ClientOptions {
   prefix?: string;
   /** Called on Redis connection errors (the client reconnects by itself); default: ignore. */
   onError?: (error: Error) => void;
-  /** Signs every submitted job (README "Signed jobs"), for workers that trust only signed jobs. */
+  /** Signs every submitted job (docs/signed-jobs.md), for workers that trust only signed jobs. */
   signingKey?: SigningKey;
   /** getStatus: a worker not seen for this long counts as gone (default 30 s, DEFAULT_PRESENCE_STALE_MS). */
   workerStaleMs?: number;

@@ -12,7 +12,7 @@ import { DEPLOYMENT_ID } from './names.js';
  *
  * Containers carry it (LABELS.deployment, the end of their names): a worker removes or adopts only
  * containers of its own deployment. A Redis that loses its data makes a new id; containers made
- * under the old one are then another deployment's, left to the operator (README, "Names").
+ * under the old one are then another deployment's, left to the operator (docs/names.md).
  */
 export async function deploymentId(
   redis: Pick<Redis, 'set' | 'get'>,

@@ -3,7 +3,7 @@ import { ValidationError } from './errors.js';
 
 /**
  * Public names: container labels, container names and log directories. Users script against
- * them (README "Names"), so every part of Stevedore takes them from here.
+ * them (docs/names.md), so every part of Stevedore takes them from here.
  */
 export const LABELS = {
   queue: 'stevedore.queue',

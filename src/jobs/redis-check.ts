@@ -30,7 +30,7 @@ function explain(where: string, error: NodeJS.ErrnoException): string | undefine
     return `Redis at ${where} refused the credentials (${message}): check the user and password in REDIS_URL`;
   }
   if (/^NOPERM/.test(message)) {
-    return `Redis at ${where} lets this user in but not do what Stevedore needs (${message}): see README "Redis ACL users" for the rules the user needs`;
+    return `Redis at ${where} lets this user in but not do what Stevedore needs (${message}): see "Redis ACL users" in docs/configuration.md for the rules the user needs`;
   }
   if (error.code && CERT_CODES.has(error.code)) {
     return `the TLS certificate of Redis at ${where} was not accepted (${error.code}: ${message}): set STEVEDORE_REDIS_TLS_CA (--redis-tls-ca) to the CA that signed the server's certificate`;

@@ -3,7 +3,7 @@ import { CanonicalEncodingError, canonicalJson } from './canonical-json.js';
 import { ValidationError } from './errors.js';
 
 /**
- * Signed jobs (README "Signed jobs"): Ed25519 over the RFC 8785 canonical JSON of
+ * Signed jobs (docs/signed-jobs.md): Ed25519 over the RFC 8785 canonical JSON of
  * `{ context, jobId, notAfter, queue, spec }`. The signature travels in job data under one
  * reserved key beside the spec's own fields, so the spec stays what it is and any BullMQ
  * producer can add it.
@@ -192,7 +192,7 @@ export function verifyJobSignature(data: unknown, context: VerifyContext): Signa
     return refuse(
       'malformed',
       typeof keyId === 'string' ? keyId : null,
-      `signature "${SIGNATURE_FIELD}" is malformed: ${shape}; sign the job as README "Signed jobs" describes`,
+      `signature "${SIGNATURE_FIELD}" is malformed: ${shape}; sign the job as docs/signed-jobs.md describes`,
     );
   }
   const signed = signature as JobSignature;

@@ -10,7 +10,7 @@ import { stevedore } from '../helpers/cli.js';
 import { CustomRedis, makeTestCerts, type TestCerts } from '../helpers/redis-custom.js';
 import { busybox, testPolicy, testQueue, writePolicy } from '../helpers/stevedore.js';
 
-/** The ACL user README "Redis ACL users" documents: the default key prefix, every channel, no dangerous command but INFO. */
+/** The ACL user "Redis ACL users" in docs/configuration.md documents: the default key prefix, every channel, no dangerous command but INFO. */
 const PASSWORD = 'acl-Pa55word-never-printed';
 const ACL = `user default off
 user stevedore on >${PASSWORD} resetkeys ~bull:* resetchannels &* +@all -@dangerous +info

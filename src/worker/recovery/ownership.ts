@@ -12,7 +12,7 @@ import { LABELS } from '../../jobs/names.js';
  *   still adopted and reconciled.
  * - `legacy, unproven`: no label and nothing here names it. Job ids are not proof (BullMQ's
  *   counter ids are the same in every deployment), so it is left alone: never removed as
- *   "unknown", never adopted. The operator removes such leftovers by hand (README, "Names").
+ *   "unknown", never adopted. The operator removes such leftovers by hand (docs/names.md).
  */
 export type Ownership = 'ours' | 'another deployment' | 'legacy, ours' | 'legacy, unproven';
 
