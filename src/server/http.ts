@@ -29,7 +29,9 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
   let lastReady: string | undefined;
 
   const readyz = async (res: ServerResponse): Promise<void> => {
-    const verdict = readinessOf(worker ? await worker.probe() : null);
+    // The probe is shared and cached (WorkerMetrics.probe): a flood of requests costs one probe
+    // per PROBE_TTL_MS. Whether the worker takes jobs is read fresh, so closing shows at once.
+    const verdict = readinessOf(worker ? { ...(await metrics.probe()), jobs: worker.whyNoJobs() } : null);
     // Logged when the answer changes, not at every probe of a kubelet.
     if (verdict.text !== lastReady) {
       if (verdict.ready) logger.info('readiness: ready');

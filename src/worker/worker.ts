@@ -53,6 +53,8 @@ export interface WorkerHandle {
   readonly events: WorkerEvents;
   /** Asks Redis and the engine now, each within PROBE_TIMEOUT_MS. */
   probe(): Promise<WorkerProbe>;
+  /** Why it takes no jobs now (closing, paused), or null: no I/O, so callers that cache `probe()` ask it fresh. */
+  whyNoJobs(): string | null;
   /** The queue's jobs by state (one Redis read; callers cache it). */
   queueCounts(): Promise<Record<string, number>>;
 }
@@ -429,6 +431,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   );
 
   let closing: Promise<void> | undefined;
+  const whyNoJobs = (): string | null =>
+    closing ? 'worker is closing' : worker.isPaused() ? 'worker is paused' : null;
   return {
     id: config.workerId,
     redisUrl,
@@ -436,12 +440,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     queue: config.queue,
     capacity: config.concurrency,
     events,
-    probe: () =>
-      probeWorker(
-        commands,
-        runtime,
-        closing ? 'worker is closing' : worker.isPaused() ? 'worker is paused' : null,
-      ),
+    probe: () => probeWorker(commands, runtime, whyNoJobs()),
+    whyNoJobs: () => whyNoJobs(),
     queueCounts: () => queue.getJobCounts(),
     close: (options = {}) => {
       closing ??= (async () => {
