@@ -4,7 +4,7 @@ import { type Logger, pino } from 'pino';
 import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/index.js';
 import { RegistryAuthError, RegistryCredentials } from '../executors/registry-auth.js';
 import { connect, type RedisTls, throttled } from '../jobs/connection.js';
-import { ImageUnavailableError } from '../jobs/errors.js';
+import { ImageUnavailableError, MountChangedError } from '../jobs/errors.js';
 import { KEEP_FINISHED_SECONDS, keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
 import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
 import { checkRedisAccess, RedisAccessError } from '../jobs/redis-check.js';
@@ -213,7 +213,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     const jobId = job.id as string;
     const attempt = job.attemptsMade + 1;
     const log = logger.child({ jobId, attempt });
-    const spec = await admitJob(job, {
+    const { spec, pins } = await admitJob(job, {
       runtime: runtime.kind,
       queue: config.queue,
       liveRuntimes: async () => (await listWorkers(commands, address)).workers.map((w) => w.runtime),
@@ -263,6 +263,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         jobId,
         attempt,
         spec,
+        pins,
         executor,
         adopt: adoptable ? { containerId: adoptable.containerId, fromWorker: adoptable.worker } : undefined,
         logger: log,
@@ -316,6 +317,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         // No retry can bring an image that is neither on the host nor in the job's tarball.
         if (outcome.error instanceof ImageUnavailableError)
           throw new UnrecoverableError(outcome.error.message);
+        // A swapped mount is a job the policy would refuse now: invalid, never retried.
+        if (outcome.error instanceof MountChangedError) throw new UnrecoverableError(outcome.error.message);
         throw outcome.error;
       }
       return result;
