@@ -156,6 +156,9 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       events.write('created', { containerId: executor.containerId, cgroupId: executor.cgroupId() });
       await stops.checkDurable();
       transition('starting');
+      // Again just before the engine binds them, so what is left open is start itself: what got
+      // bound is compared right after it, and the container stopped on a difference.
+      await checkHostPaths(pins, 'starting');
       await executor.start();
       await checkStartedMounts(executor, pins, events, state.log);
     }
