@@ -136,6 +136,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     redis.disconnect();
     throw error;
   });
+  // Once listening, an error (accept failing: EMFILE) is logged, not an unhandled 'error' event.
+  server.on('error', (error) => logger.warn({ err: error }, 'dashboard: server error'));
   const bound = server.address() as AddressInfo;
   const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
   const url = `http://${shown}:${bound.port}/`;

@@ -72,6 +72,8 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
     );
     server.listen(options.listen.port, options.listen.host, resolve);
   });
+  // Once listening, an error (accept failing: EMFILE) must not end the worker with it.
+  server.on('error', (error) => logger.warn({ err: error }, 'http endpoint: server error'));
   const address = server.address() as AddressInfo;
   logger.info({ http: `${address.address}:${address.port}` }, 'http endpoint listening');
   return {

@@ -398,6 +398,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   });
   await worker.waitUntilReady();
   const queue = new Queue(config.queue, { connection: commands, prefix: config.prefix });
+  // BullMQ re-emits its connection's errors here; without a listener it prints each with console.error.
+  queue.on('error', onRedisError);
   let reconciling: Promise<void> | undefined;
   const reconcile = (): Promise<void> => {
     reconciling ??= reconcileContainers({

@@ -74,8 +74,14 @@ export async function loadImageTarball(docker: Dockerode, image: string, tarball
   }
   let messages: LoadMessage[];
   try {
-    const response = await docker.loadImage(createReadStream(tarballPath), { quiet: true });
-    messages = await readLoadResponse(response);
+    // dockerode pipes the file into its request, and pipe() does not pass a read error on: it
+    // is this stream's own 'error' event, which fails the load here instead of the process.
+    const file = createReadStream(tarballPath);
+    const unreadable = new Promise<never>((_, reject) => file.once('error', reject));
+    unreadable.catch(() => undefined);
+    file.on('error', () => undefined); // a second error of a failing read: the first is the answer
+    const response = await Promise.race([docker.loadImage(file, { quiet: true }), unreadable]);
+    messages = await Promise.race([readLoadResponse(response), unreadable]);
   } catch (error) {
     throw new PhaseError(
       'loading-image',
