@@ -185,9 +185,23 @@ export async function cancelCommand(args: string[]): Promise<number> {
 
 /** Writes every chunk to `out`, waiting for it to drain when its buffer is full. */
 async function pump(chunks: AsyncIterable<Buffer>, out: NodeJS.WritableStream): Promise<void> {
+  // A reader that goes away (`stevedore logs | head`) is EPIPE on our stdout: stop reading,
+  // not an unhandled 'error' event.
+  // The listener stays: a later write's error would otherwise end the process the same way.
+  let gone: Error | undefined;
+  out.on('error', (error: Error) => {
+    gone ??= error;
+  });
   for await (const chunk of chunks) {
-    if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+    if (gone) break;
+    if (!out.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        out.once('drain', resolve);
+        out.once('error', () => resolve());
+      });
+    }
   }
+  if (gone && (gone as NodeJS.ErrnoException).code !== 'EPIPE') throw gone;
 }
 
 export async function logsCommand(args: string[]): Promise<number> {

@@ -64,6 +64,29 @@ export function checkAccess(
   return { ok: false };
 }
 
+/**
+ * Where a right `?token=` visit is sent next: the same path and query, without the token, as a
+ * path on this dashboard. Leading slashes are folded into one, since a Location of
+ * `//evil.example/` (from `/.//evil.example/`, which URL parsing turns into that path) is
+ * another site to the browser, and browsers read `\` as `/` there too.
+ */
+export function afterTokenLocation(url: URL): string {
+  const search = new URLSearchParams(url.search);
+  search.delete('token');
+  const query = search.toString();
+  const path = `/${url.pathname.replace(/^[/\\]+/, '')}`;
+  return query ? `${path}?${query}` : path;
+}
+
+/**
+ * A request's target as a URL on this dashboard. `new URL(target, base)` would read a target
+ * that starts with `//` as another host (`//evil.example/jobs` has the path `/jobs` there).
+ */
+export function requestUrl(target: string | undefined): URL {
+  const t = target ?? '/';
+  return new URL(`http://dashboard.invalid${t.startsWith('/') ? t : `/${t}`}`);
+}
+
 /** The Set-Cookie header of a right `?token=` visit: not readable by scripts, never sent cross-site. */
 export function tokenCookie(token: string): string {
   return `${TOKEN_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`;

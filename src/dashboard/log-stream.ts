@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import type { StevedoreClient } from '../jobs/client.js';
 import { connect } from '../jobs/connection.js';
 import { keys, type QueueAddress } from '../jobs/keys.js';
@@ -11,6 +12,7 @@ export const MAX_LOG_STREAMS = 32;
 
 export interface LogStreamDeps {
   redis: Redis;
+  logger: Logger;
   client: StevedoreClient;
   address: QueueAddress;
 }
@@ -37,7 +39,9 @@ export async function streamLog(
   const decoder = new TextDecoder('utf-8');
   const finished = async (): Promise<boolean> => closed() || (await deps.client.getResult(id)) !== null;
   const chunks = readLiveOutput({
-    connection: connect(deps.redis),
+    connection: connect(deps.redis, (error) =>
+      deps.logger.debug({ err: error, jobId: id }, 'dashboard: log view Redis connection error'),
+    ),
     key: keys.output(deps.address, id, stream),
     follow: true,
     finished,

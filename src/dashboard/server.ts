@@ -6,7 +6,7 @@ import { StevedoreClient } from '../jobs/client.js';
 import { connect, type RedisTarget, type RedisTls, throttled } from '../jobs/connection.js';
 import { DEFAULT_PREFIX, DEFAULT_QUEUE, type QueueAddress } from '../jobs/keys.js';
 import { listWorkers } from '../jobs/workers.js';
-import { checkAccess, isLoopback, sameOrigin, tokenCookie } from './auth.js';
+import { afterTokenLocation, checkAccess, isLoopback, requestUrl, sameOrigin, tokenCookie } from './auth.js';
 import { redirect, send } from './respond.js';
 import { answerError, type Request, routes } from './routes.js';
 import { checkDashboardAccess, type ListenAddress } from './settings.js';
@@ -63,7 +63,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const pending = new Set<Promise<void>>();
 
   const handle = async (req: IncomingMessage, res: ServerResponse, closed: () => boolean): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
+    const url = requestUrl(req.url);
     // Without a token, only loopback names may reach it: a page of another site that re-points
     // its own name at 127.0.0.1 (DNS rebinding) gets 421, not the queue.
     if (token === undefined && !isLoopback(hostName(req.headers.host))) {
@@ -84,8 +84,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       );
     }
     if (access.via === 'query') {
-      url.searchParams.delete('token');
-      return redirect(res, `${url.pathname}${url.search}`, { 'set-cookie': tokenCookie(token as string) });
+      return redirect(res, afterTokenLocation(url), { 'set-cookie': tokenCookie(token as string) });
     }
     // A browser's POST must come from this dashboard's own pages (a Bearer token is never sent by a
     // browser on its own, so such a request is no forgery).
@@ -137,6 +136,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     redis.disconnect();
     throw error;
   });
+  // Once listening, an error (accept failing: EMFILE) is logged, not an unhandled 'error' event.
+  server.on('error', (error) => logger.warn({ err: error }, 'dashboard: server error'));
   const bound = server.address() as AddressInfo;
   const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
   const url = `http://${shown}:${bound.port}/`;

@@ -279,7 +279,10 @@ export interface ContainerExecutor {
   finalUsage(): Promise<FinalUsage>;
   /** The cgroup the container belongs to; '' before create. */
   cgroupId(): string;
-  /** A process in the container; 0 when none runs. */
+  /**
+   * A process in the container, as this host's PID namespace numbers it, and in the container's
+   * mount namespace (the worker reads `/proc/<pid>/root` to check what got mounted); 0 when none runs.
+   */
   pid(): Promise<number>;
   /** Name and version of the engine, e.g. "docker 20.10.24". */
   runtime(): Promise<string>;

@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { withSocketErrors } from './redis-socket.js';
 
 /** Where Redis is: a URL, ioredis options, or a connected ioredis instance (shared, not closed by us). */
 export type RedisTarget = string | RedisOptions | Redis;
@@ -23,11 +24,14 @@ export function connect(
   onError: (error: Error) => void = () => undefined,
   tls?: RedisTls,
 ): Redis {
+  const told = (error: Error): void => onError(withoutSecrets(error));
   const redis =
-    target instanceof Redis ? target.duplicate({ maxRetriesPerRequest: null }) : newRedis(target, tls, {});
+    target instanceof Redis
+      ? target.duplicate(withSocketErrors({ ...target.options, maxRetriesPerRequest: null }, told))
+      : newRedis(target, tls, {}, told);
   // ioredis reconnects by itself and queued commands wait for it; without a listener it would
   // print every failed reconnect to stderr. The caller decides what to log.
-  redis.on('error', (error: Error) => onError(withoutSecrets(error)));
+  redis.on('error', told);
   return redis;
 }
 
@@ -41,14 +45,20 @@ function redisOptions(target: string | RedisOptions, tls?: RedisTls): [string | 
   return typeof target === 'string' ? [target, extra] : [undefined, { ...target, ...extra }];
 }
 
-/** A connection made from `redisOptions`, for callers that set more options (the start-up check). */
+/**
+ * A connection made from `redisOptions`, for callers that set more options (the start-up check).
+ * `onSocketError` hears every error of its sockets, also those ioredis no longer listens for
+ * (redis-socket.ts); the client's own 'error' event is the caller's to listen to.
+ */
 export function newRedis(
   target: string | RedisOptions,
   tls: RedisTls | undefined,
   more: RedisOptions,
+  onSocketError: (error: Error) => void,
 ): Redis {
   const [url, options] = redisOptions(target, tls);
-  return url === undefined ? new Redis({ ...options, ...more }) : new Redis(url, { ...options, ...more });
+  const all = withSocketErrors({ ...options, ...more }, onSocketError);
+  return url === undefined ? new Redis(all) : new Redis(url, all);
 }
 
 /** Commands whose arguments hold credentials (`AUTH [user] password`, `HELLO … AUTH user password`). */

@@ -54,6 +54,17 @@ export class CommandNotFoundError extends PhaseError {
   }
 }
 
+/**
+ * A bind mount's host path names another file than the one admission checked (a link swapped in
+ * since): the job fails with reason `invalid`, never retried, and its container never runs on.
+ */
+export class MountChangedError extends PhaseError {
+  constructor(phase: Phase, message: string) {
+    super(phase, message);
+    this.name = 'MountChangedError';
+  }
+}
+
 /** One problem found in a job spec: where (a dotted path) and why. */
 export interface SpecIssue {
   path: string;

@@ -25,7 +25,8 @@ export class RedisAccessError extends Error {
 
 /** What went wrong and what to do, in words that never hold the password. */
 function explain(where: string, error: NodeJS.ErrnoException): string | undefined {
-  const message = error.message;
+  // OpenSSL's messages end in a newline: the answer is one line.
+  const message = error.message.trim().replace(/\s*\n\s*/g, ' ');
   if (/^(WRONGPASS|NOAUTH)/.test(message)) {
     return `Redis at ${where} refused the credentials (${message}): check the user and password in REDIS_URL`;
   }
@@ -57,17 +58,24 @@ export async function checkRedisAccess(target: RedisTarget, tls?: RedisTls): Pro
     typeof target === 'string'
       ? redactRedisUrl(target)
       : `${target.host ?? 'localhost'}:${target.port ?? 6379}`;
-  const probe: Redis = newRedis(target, tls, {
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    connectTimeout: CHECK_TIMEOUT_MS,
-  });
   let first: NodeJS.ErrnoException | undefined;
-  probe.on('error', (error: NodeJS.ErrnoException) => {
+  const keepFirst = (error: NodeJS.ErrnoException): void => {
     first ??= error;
-  });
+  };
+  // Its socket's later errors (a TLS reset after a failed handshake) are the first one's echo.
+  const probe: Redis = newRedis(
+    target,
+    tls,
+    {
+      lazyConnect: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      connectTimeout: CHECK_TIMEOUT_MS,
+    },
+    keepFirst,
+  );
+  probe.on('error', keepFirst);
   try {
     await probe.connect();
     await probe.ping();

@@ -1,9 +1,10 @@
 /**
- * A value read at most once per `ttlMs`: callers in between share the last read, or the read
- * under way. A failed read is not kept, so the next caller tries again.
+ * A value read at most once per `ttlMs`, with at most one read under way: callers share the read
+ * in flight however long it takes, and then its value until `ttlMs` after it settled. A failed
+ * read is not kept, so the next caller tries again.
  */
 export class CachedValue<T> {
-  private last: { value: Promise<T>; at: number } | undefined;
+  private last: { value: Promise<T>; settledAt: number | undefined } | undefined;
 
   constructor(
     private readonly ttlMs: number,
@@ -12,14 +13,21 @@ export class CachedValue<T> {
   ) {}
 
   get(): Promise<T> {
-    const now = this.now();
-    if (this.last && now - this.last.at < this.ttlMs) return this.last.value;
-    const value = this.read();
-    const entry = { value, at: now };
+    const last = this.last;
+    if (last && (last.settledAt === undefined || this.now() - last.settledAt < this.ttlMs)) return last.value;
+    const entry: { value: Promise<T>; settledAt: number | undefined } = {
+      value: this.read(),
+      settledAt: undefined,
+    };
     this.last = entry;
-    value.catch(() => {
-      if (this.last === entry) this.last = undefined;
-    });
-    return value;
+    entry.value.then(
+      () => {
+        entry.settledAt = this.now();
+      },
+      () => {
+        if (this.last === entry) this.last = undefined;
+      },
+    );
+    return entry.value;
   }
 }

@@ -29,7 +29,9 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
   let lastReady: string | undefined;
 
   const readyz = async (res: ServerResponse): Promise<void> => {
-    const verdict = readinessOf(worker ? await worker.probe() : null);
+    // The probe is shared and cached (WorkerMetrics.probe): a flood of requests costs one probe
+    // per PROBE_TTL_MS. Whether the worker takes jobs is read fresh, so closing shows at once.
+    const verdict = readinessOf(worker ? { ...(await metrics.probe()), jobs: worker.whyNoJobs() } : null);
     // Logged when the answer changes, not at every probe of a kubelet.
     if (verdict.text !== lastReady) {
       if (verdict.ready) logger.info('readiness: ready');
@@ -70,6 +72,8 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
     );
     server.listen(options.listen.port, options.listen.host, resolve);
   });
+  // Once listening, an error (accept failing: EMFILE) must not end the worker with it.
+  server.on('error', (error) => logger.warn({ err: error }, 'http endpoint: server error'));
   const address = server.address() as AddressInfo;
   logger.info({ http: `${address.address}:${address.port}` }, 'http endpoint listening');
   return {

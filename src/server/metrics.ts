@@ -9,11 +9,18 @@ const PHASE_BUCKETS = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 const PULL_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 /** At most one Redis read for the queue depth per this long (a usual scrape interval is 15 s or more). */
 export const QUEUE_COUNTS_TTL_MS = 5_000;
-/** One probe of Redis and the engine serves every gauge of a scrape (prom-client collects them in parallel). */
-const PROBE_TTL_MS = 1_000;
+/**
+ * One probe of Redis and the engine serves every gauge of a scrape (prom-client collects them in
+ * parallel) and every /readyz request meanwhile: /readyz is unauthenticated, and a probe costs a
+ * Redis PING and an engine request (on Apptainer a whole `apptainer --version`).
+ */
+export const PROBE_TTL_MS = 1_000;
 
 /** What the gauges read from the worker when scraped. */
-export type MetricsSource = Pick<WorkerHandle, 'running' | 'capacity' | 'probe' | 'queueCounts'>;
+export type MetricsSource = Pick<
+  WorkerHandle,
+  'running' | 'capacity' | 'probe' | 'queueCounts' | 'whyNoJobs'
+>;
 
 /**
  * The worker's Prometheus metrics in a registry of its own (not prom-client's global one), fed
@@ -124,6 +131,14 @@ export class WorkerMetrics {
         for (const [state, n] of Object.entries(counts ?? {})) this.set({ state }, n);
       },
     });
+  }
+
+  /**
+   * The attached worker's probe, at most one per PROBE_TTL_MS and one at a time, shared by the
+   * gauges and /readyz. Its `jobs` may be that old: ask `whyNoJobs()` for now.
+   */
+  probe(): Promise<WorkerProbe> {
+    return this.probes.get();
   }
 
   /** The worker whose gauges are read; before it, only the counters and process metrics show. */

@@ -7,6 +7,7 @@ import { type JobResult, resultWithoutRun } from '../jobs/result.js';
 import { type JobSpec, type JobSpecInput, jobDataProblem, parseJobSpec } from '../jobs/spec.js';
 import { deniedMessage } from '../policy/check.js';
 import { textVerdict } from './bounded-job.js';
+import type { MountPin } from './mount-pins.js';
 import type { WorkerPolicy } from './policy-load.js';
 import { ForAnotherRuntimeError, routeJob } from './runtime-check.js';
 import { checkSignature, type SignatureGate } from './signature-check.js';
@@ -45,6 +46,13 @@ export function mountPathIssues(
   return issues;
 }
 
+/** A job admitted to run: its spec as it runs, and what its mounts named when they were checked. */
+export interface AdmittedJob {
+  /** Host paths resolved (the executor binds these real paths, never the ones written). */
+  spec: JobSpec;
+  pins: MountPin[];
+}
+
 /**
  * The job as this worker may run it: its id as the client would take it, its spec valid, for
  * this worker's runtime and within its policy (whose defaults it then carries). A job for a
@@ -52,7 +60,10 @@ export function mountPathIssues(
  * Anything else is failed for good (UnrecoverableError) with an `invalid` result naming every
  * problem, and never reaches a runtime.
  */
-export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: AdmissionContext): Promise<JobSpec> {
+export async function admitJob(
+  job: Job<JobSpecInput, JobResult>,
+  ctx: AdmissionContext,
+): Promise<AdmittedJob> {
   const jobId = job.id as string;
   const reject = async (message: string, data: unknown = job.data): Promise<never> => {
     const result = resultWithoutRun({
@@ -123,5 +134,5 @@ export async function admitJob(job: Job<JobSpecInput, JobResult>, ctx: Admission
     );
     return reject(deniedMessage(checked.denials));
   }
-  return checked.spec;
+  return { spec: checked.spec, pins: checked.pins };
 }

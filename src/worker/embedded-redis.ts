@@ -3,6 +3,7 @@ import { mkdir, readFile, readlink, realpath, rename, rm, writeFile } from 'node
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { withSocketErrors } from '../jobs/redis-socket.js';
 import { redactRedisUrl } from '../jobs/redis-url.js';
 import { freePort, RedisServerProcess, redisServerVersion } from './redis-server.js';
 import { lockFile } from './state-lock.js';
@@ -77,16 +78,23 @@ async function writeSecretFile(path: string, text: string): Promise<void> {
 
 /** A connection that names us as a user of the server; undefined when nothing answers on the port. */
 async function joinServer(record: ServerRecord, logger: Logger): Promise<Redis | undefined> {
-  const member = new Redis({
-    host: '127.0.0.1',
-    port: record.port,
-    password: record.password,
-    connectionName: MEMBER_NAME,
-    lazyConnect: true,
-    maxRetriesPerRequest: null,
-    commandTimeout: ANSWER_TIMEOUT_MS,
-  });
-  member.on('error', (error: Error) => logger.debug({ err: error }, 'embedded redis membership connection'));
+  const onError = (error: Error): void =>
+    logger.debug({ err: error }, 'embedded redis membership connection');
+  const member = new Redis(
+    withSocketErrors(
+      {
+        host: '127.0.0.1',
+        port: record.port,
+        password: record.password,
+        connectionName: MEMBER_NAME,
+        lazyConnect: true,
+        maxRetriesPerRequest: null,
+        commandTimeout: ANSWER_TIMEOUT_MS,
+      },
+      onError,
+    ),
+  );
+  member.on('error', onError);
   try {
     await member.connect();
     return member;
@@ -219,16 +227,23 @@ async function findRunning(
  * closes the connection as it exits), and a reconnecting client would send it again.
  */
 async function shutdown(record: ServerRecord): Promise<void> {
-  const connection = new Redis({
-    host: '127.0.0.1',
-    port: record.port,
-    password: record.password,
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-  });
-  connection.on('error', () => undefined); // the close as it exits is the expected outcome
+  // The close as it exits is the expected outcome: its errors, on the client or its socket, are not news.
+  const expected = (): void => undefined;
+  const connection = new Redis(
+    withSocketErrors(
+      {
+        host: '127.0.0.1',
+        port: record.port,
+        password: record.password,
+        lazyConnect: true,
+        retryStrategy: () => null,
+        maxRetriesPerRequest: 0,
+        autoResendUnfulfilledCommands: false,
+      },
+      expected,
+    ),
+  );
+  connection.on('error', expected);
   try {
     await connection.connect();
     await connection.call('SHUTDOWN').catch(() => undefined);

@@ -9,7 +9,8 @@ import { checkPolicy, hostPathsOf, type PolicyOutcome } from '../policy/check.js
 import type { NeverAllowed } from '../policy/host-paths.js';
 import { type AllowedPath, type Policy, PolicyError, parsePolicy } from '../policy/policy.js';
 import { ConfigError, type WorkerConfig } from './config.js';
-import { pathFacts, resolvedOrWritten } from './path-facts.js';
+import { type MountPin, mountPins } from './mount-pins.js';
+import { resolvedOrWritten, resolveHostPaths } from './path-facts.js';
 
 /** The engine's default socket; also resolved, since /var/run is usually a link to /run. */
 const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
@@ -42,7 +43,12 @@ export interface WorkerPolicy {
   /** The file it came from, or "(defaults)". */
   readonly source: string;
   /** The check for one job, with its host paths resolved now. */
-  check(spec: JobSpec): Promise<PolicyOutcome>;
+  check(spec: JobSpec): Promise<AdmissionOutcome>;
+}
+
+/** The policy's outcome, and what each mount's host path named when it was checked. */
+export interface AdmissionOutcome extends PolicyOutcome {
+  pins: MountPin[];
 }
 
 async function readPolicyFile(path: string): Promise<unknown> {
@@ -158,8 +164,12 @@ export async function loadWorkerPolicy(config: WorkerConfig): Promise<WorkerPoli
     policy,
     neverAllowed,
     source,
-    check: async (spec) =>
-      checkPolicy(spec, policy, { paths: await pathFacts(hostPathsOf(spec)), neverAllowed, gpus }),
+    check: async (spec) => {
+      const resolved = await resolveHostPaths(hostPathsOf(spec));
+      const paths = new Map([...resolved].map(([path, r]) => [path, r.fact]));
+      const outcome = checkPolicy(spec, policy, { paths, neverAllowed, gpus });
+      return { ...outcome, pins: mountPins(spec.mounts, resolved) };
+    },
   };
 }
 

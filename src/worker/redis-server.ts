@@ -67,7 +67,7 @@ export function pingReply(port: number, timeoutMs = 1_000, password?: string): P
       resolve(value);
     };
     socket.setTimeout(timeoutMs, () => finish(undefined));
-    socket.once('error', () => finish(undefined));
+    socket.on('error', () => finish(undefined)); // nothing answers: that is the answer
     const lines = password === undefined ? 1 : 2; // AUTH's own reply comes first
     socket.once('connect', () =>
       socket.write(`${password === undefined ? '' : resp('AUTH', password)}${resp('PING')}`),

@@ -5,7 +5,7 @@ import { createExecutor, openRuntime, type RuntimeOptions } from '../executors/i
 import { RegistryAuthError, RegistryCredentials } from '../executors/registry-auth.js';
 import { connect, type RedisTls, throttled } from '../jobs/connection.js';
 import { deploymentId } from '../jobs/deployment.js';
-import { coerceError, ImageUnavailableError } from '../jobs/errors.js';
+import { coerceError, ImageUnavailableError, MountChangedError } from '../jobs/errors.js';
 import { KEEP_FINISHED_SECONDS, keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
 import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
 import { checkRedisAccess, RedisAccessError } from '../jobs/redis-check.js';
@@ -56,6 +56,8 @@ export interface WorkerHandle {
   readonly events: WorkerEvents;
   /** Asks Redis and the engine now, each within PROBE_TIMEOUT_MS. */
   probe(): Promise<WorkerProbe>;
+  /** Why it takes no jobs now (closing, paused), or null: no I/O, so callers that cache `probe()` ask it fresh. */
+  whyNoJobs(): string | null;
   /** The queue's jobs by state (one Redis read; callers cache it). */
   queueCounts(): Promise<Record<string, number>>;
 }
@@ -222,7 +224,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     const jobId = job.id as string;
     const attempt = job.attemptsMade + 1;
     const log = logger.child({ jobId, attempt });
-    const spec = await admitJob(job, {
+    const { spec, pins } = await admitJob(job, {
       runtime: runtime.kind,
       queue: config.queue,
       liveRuntimes: async () => (await listWorkers(commands, address)).workers.map((w) => w.runtime),
@@ -278,6 +280,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         jobId,
         attempt,
         spec,
+        pins,
         executor,
         adopt: adoptable ? { containerId: adoptable.containerId, fromWorker: adoptable.worker } : undefined,
         logger: log,
@@ -331,6 +334,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         // No retry can bring an image that is neither on the host nor in the job's tarball.
         if (outcome.error instanceof ImageUnavailableError)
           throw new UnrecoverableError(outcome.error.message);
+        // A swapped mount is a job the policy would refuse now: invalid, never retried.
+        if (outcome.error instanceof MountChangedError) throw new UnrecoverableError(outcome.error.message);
         throw outcome.error;
       }
       return result;
@@ -410,6 +415,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   });
   await worker.waitUntilReady();
   const queue = new Queue(config.queue, { connection: commands, prefix: config.prefix });
+  // BullMQ re-emits its connection's errors here; without a listener it prints each with console.error.
+  queue.on('error', onRedisError);
   let reconciling: Promise<void> | undefined;
   const reconcile = (): Promise<void> => {
     reconciling ??= reconcileContainers({
@@ -447,6 +454,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   );
 
   let closing: Promise<void> | undefined;
+  const whyNoJobs = (): string | null =>
+    closing ? 'worker is closing' : worker.isPaused() ? 'worker is paused' : null;
   return {
     id: config.workerId,
     redisUrl,
@@ -454,12 +463,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     queue: config.queue,
     capacity: config.concurrency,
     events,
-    probe: () =>
-      probeWorker(
-        commands,
-        runtime,
-        closing ? 'worker is closing' : worker.isPaused() ? 'worker is paused' : null,
-      ),
+    probe: () => probeWorker(commands, runtime, whyNoJobs()),
+    whyNoJobs: () => whyNoJobs(),
     queueCounts: () => queue.getJobCounts(),
     close: (options = {}) => {
       closing ??= (async () => {

@@ -62,6 +62,8 @@ export interface StubScript {
   pullProgress?: PullProgress[];
   /** loadImage() pulls until its signal aborts, then rejects as a real executor does. */
   pullsUntilAborted?: boolean;
+  /** What pid() answers while the program runs (default 1): a real process stands in for the container. */
+  pid?: number;
 }
 
 export const STUB_IMAGE_ID = `sha256:${'5'.repeat(64)}`;
@@ -245,7 +247,7 @@ export class StubExecutor implements ContainerExecutor {
   }
 
   async pid(): Promise<number> {
-    return this.exit ? 1 : 0;
+    return this.exit ? (this.script.pid ?? 1) : 0;
   }
 
   async ipAddress(): Promise<string> {

@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -241,6 +242,33 @@ describe('dashboard access', () => {
     expect(forged.status).toBe(403);
     expect(logged.join('')).not.toContain(TOKEN);
     expect(logged.join('')).toContain('"msg":"dashboard listening"');
+  });
+  it('the redirect after ?token= stays on the dashboard, whatever the path (no open redirect)', async () => {
+    const { base } = await open({ token: TOKEN });
+    const port = new URL(base).port;
+    // fetch() would normalize the path before sending it; node:http sends it as written.
+    const raw = (path: string) =>
+      new Promise<{ status: number; location: string | undefined }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path, method: 'GET' }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    for (const path of [
+      `/.//evil.example/?token=${TOKEN}`,
+      `//evil.example/?token=${TOKEN}`,
+      `/./\\evil.example/?token=${TOKEN}`,
+    ]) {
+      const answer = await raw(path);
+      expect(answer.status, path).toBe(303);
+      expect(new URL(answer.location ?? '', base).host, `${path} -> ${answer.location}`).toBe(
+        new URL(base).host,
+      );
+    }
+    expect((await raw(`/.//evil.example/?token=${TOKEN}`)).location).toBe('/evil.example/');
+    expect((await raw(`/jobs?state=failed&token=${TOKEN}`)).location).toBe('/jobs?state=failed');
   });
 });
 

@@ -3,6 +3,7 @@ import Dockerode from 'dockerode';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../src/jobs/names.js';
+import { PROBE_TTL_MS } from '../../src/server/metrics.js';
 import { startWorkerEndpoint, type WorkerEndpoint } from '../../src/server/worker-endpoint.js';
 import type { WorkerConfig } from '../../src/worker/config.js';
 import type { WorkerDeps, WorkerHandle } from '../../src/worker/worker.js';
@@ -144,6 +145,8 @@ describe('the worker HTTP endpoint', () => {
       );
       expect((await get(`${url}/readyz`)).status).toBe(200);
       proxy.frozen = true;
+      // The probe is cached for PROBE_TTL_MS (at most one per that long, however many ask).
+      await new Promise((resolve) => setTimeout(resolve, PROBE_TTL_MS));
       const down = await get(`${url}/readyz`);
       expect(down.status).toBe(503);
       expect(down.text).toMatch(/^not ready: engine: /);

@@ -9,6 +9,7 @@ import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
 import { CustomRedis, makeTestCerts, type TestCerts } from '../helpers/redis-custom.js';
 import { busybox, testPolicy, testQueue, writePolicy } from '../helpers/stevedore.js';
+import { TlsResetServer } from '../helpers/tls-reset-server.js';
 
 /** The ACL user "Redis ACL users" in docs/configuration.md documents: the default key prefix, every channel, no dangerous command but INFO. */
 const PASSWORD = 'acl-Pa55word-never-printed';
@@ -129,6 +130,36 @@ describe('Redis over TLS and with ACL users', () => {
     expect(noCert.stderr).toContain(
       'needs a client certificate: set STEVEDORE_REDIS_TLS_CERT and STEVEDORE_REDIS_TLS_KEY',
     );
+  });
+
+  it('a TLS server that breaks the session and resets stops the worker and the CLI with their one-line message, not a crash', async () => {
+    // Every connection fails twice on its socket (OpenSSL's error, then the reset): ioredis's own
+    // once() listeners were spent by the first, and the second killed the process.
+    const server = await TlsResetServer.start(certs);
+    cleanup.push(() => server.close());
+    const dir = join(certs.dir, testQueue());
+    await mkdir(dir, { recursive: true });
+    const env = {
+      REDIS_URL: `rediss://127.0.0.1:${server.port}`,
+      STEVEDORE_REDIS_TLS_CA: certs.ca,
+      STEVEDORE_STATE_DIR: dir,
+      STEVEDORE_QUEUE: testQueue(),
+    };
+    const line = new RegExp(
+      `^stevedore: connecting to Redis: the TLS handshake with Redis at rediss://127\\.0\\.0\\.1:${server.port} failed \\([^\\n]*bad record mac[^\\n]*\\): check rediss:// and STEVEDORE_REDIS_TLS_CA / _CERT / _KEY`,
+    );
+    // The worker in a process of its own, as deployed: a crash would end it (and not this test's).
+    const worker = await stevedore(['worker'], { env, timeout: 60_000 });
+    expect(String(worker.stderr)).not.toContain('Unhandled');
+    expect(String(worker.stderr).trim().split('\n')).toHaveLength(1);
+    expect(String(worker.stderr).trim()).toMatch(line);
+    expect(worker.exitCode).toBe(2);
+    const cli = await stevedore(['status', 'some-job'], { env, timeout: 60_000 });
+    expect(String(cli.stderr)).not.toContain('Unhandled');
+    expect(String(cli.stderr).trim()).toMatch(
+      /^stevedore: the TLS handshake with Redis at rediss:\/\/127\.0\.0\.1:\d+ failed \([^\n]*bad record mac[^\n]*\): check rediss:\/\//,
+    );
+    expect(cli.exitCode).toBe(1);
   });
 
   async function aclRedis(): Promise<CustomRedis> {

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
+  afterTokenLocation,
   bearerToken,
   checkAccess,
   cookieValue,
   isLoopback,
+  requestUrl,
   sameOrigin,
   TOKEN_COOKIE,
   tokenCookie,
@@ -82,5 +84,37 @@ describe('dashboard CSRF guard', () => {
     expect(sameOrigin({ host, origin: 'http://127.0.0.1:1234' })).toBe(false);
     expect(sameOrigin({ host, origin: 'null' })).toBe(false);
     expect(sameOrigin({ host })).toBe(false);
+  });
+});
+
+describe('the redirect after a ?token= visit', () => {
+  const redirectFor = (target: string) => afterTokenLocation(requestUrl(target));
+
+  it('keeps the path and the query without the token', () => {
+    expect(redirectFor(`/jobs?state=failed&token=${TOKEN}`)).toBe('/jobs?state=failed');
+    expect(redirectFor(`/?token=${TOKEN}`)).toBe('/');
+    expect(redirectFor(`/job?token=${TOKEN}&id=a%20b`)).toBe('/job?id=a+b');
+  });
+
+  it('never names another site, however the path is spelt', () => {
+    for (const target of [
+      `/.//evil.example/?token=${TOKEN}`,
+      `//evil.example/?token=${TOKEN}`,
+      `///evil.example/?token=${TOKEN}`,
+      `/./\\evil.example/?token=${TOKEN}`,
+      `/\\evil.example/?token=${TOKEN}`,
+      `/%2F/evil.example/?token=${TOKEN}`,
+    ]) {
+      const location = redirectFor(target);
+      expect(location, target).toMatch(/^\/[^/\\]/);
+      // Resolved as a browser does against the dashboard's own address, it stays there.
+      expect(new URL(location, 'http://127.0.0.1:8080/x').host, target).toBe('127.0.0.1:8080');
+    }
+    expect(redirectFor(`/.//evil.example/?token=${TOKEN}`)).toBe('/evil.example/');
+  });
+
+  it('reads a target that starts with // as a path here, not as another host', () => {
+    expect(requestUrl('//evil.example/jobs?x=1').pathname).toBe('//evil.example/jobs');
+    expect(requestUrl('//evil.example/jobs?x=1').host).toBe('dashboard.invalid');
   });
 });

@@ -12,6 +12,7 @@ function world(probe: WorkerProbe = { redis: null, engine: null, jobs: null }) {
     running: () => 1,
     capacity: 4,
     probe: async () => probe,
+    whyNoJobs: () => null,
     queueCounts: async () => {
       countReads += 1;
       return { waiting: 3, active: 1 };

@@ -177,7 +177,7 @@ export class DockerEvents {
     };
     stream.once('end', dropped);
     stream.once('close', dropped);
-    stream.once('error', dropped);
+    stream.on('error', dropped); // lasting: a second error must not be an unhandled 'error' event
   }
 
   /** Keeps trying while containers are watched; their `gap` flag already tells them events may be missing. */

@@ -93,7 +93,7 @@ export class OutputFollower {
     if (!socket) return;
     input.pipe(socket, { end: false });
     input.once('end', () => socket.end());
-    input.once('error', (error) => {
+    input.on('error', (error) => {
       log.warn({ containerId, err: error }, 'stdin source failed; closing stdin');
       socket.end();
     });

@@ -118,6 +118,8 @@ export class PodmanService {
     await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
     const args = ['system', 'service', '--time=0', `unix://${socket}`];
     const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Beside the once() listeners below: a later error (a failed kill) is logged, never unhandled.
+    child.on('error', (error) => log.warn({ err: error, socket }, 'podman service process error'));
     const service = new PodmanService(child, socket);
     const stderr: string[] = [];
     child.stderr?.setEncoding('utf8');

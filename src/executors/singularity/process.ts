@@ -76,6 +76,9 @@ export class SingularityProcess {
       // A program that exits without reading all of stdin closes the pipe: that is no error of the run.
       pipeline(output.stdin, child.stdin).catch(() => undefined);
     }
+    // The exit promise reports a failed spawn; a later error (a failed kill) must not be an
+    // unhandled 'error' event: stop() and kill() see the process still running and say so.
+    child.on('error', () => undefined);
     const exited = new Promise<number>((resolve, reject) => {
       child.once('error', reject);
       child.once('exit', (code, signal) =>

@@ -1,6 +1,6 @@
 import type { ImageIdentity } from '../../executors/executor.js';
 import type { Phase } from '../../jobs/errors.js';
-import { ImageUnavailableError } from '../../jobs/errors.js';
+import { ImageUnavailableError, MountChangedError } from '../../jobs/errors.js';
 import { type JobResult, terminationReason, type Usage } from '../../jobs/result.js';
 import type { JobSpec } from '../../jobs/spec.js';
 import type { OutputCapture } from '../output/capture.js';
@@ -68,6 +68,8 @@ export function buildResult(f: RunFacts): JobResult {
     reason = userStop;
   } else if (f.firstError instanceof ImageUnavailableError) {
     reason = 'image';
+  } else if (f.firstError instanceof MountChangedError) {
+    reason = 'invalid'; // as if admission had seen it: the policy would deny the path now
   }
   const error = f.firstError === null ? null : { phase: f.errorPhase, message: f.firstError.message };
   return {

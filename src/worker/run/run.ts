@@ -1,14 +1,16 @@
 import type { Logger } from 'pino';
 import type { ContainerExecutor } from '../../executors/executor.js';
-import { CommandNotFoundError, PhaseError } from '../../jobs/errors.js';
+import { CommandNotFoundError, MountChangedError, PhaseError } from '../../jobs/errors.js';
 import type { OutputStream } from '../../jobs/keys.js';
 import type { JobProgress, RunPhase } from '../../jobs/progress.js';
 import type { JobResult } from '../../jobs/result.js';
 import type { JobSpec } from '../../jobs/spec.js';
+import type { MountPin } from '../mount-pins.js';
 import type { WorkerEvents } from '../observer.js';
 import type { LiveOutput } from '../output/live-output.js';
 import { describeSpec, toExecutorSpec } from './executor-spec.js';
 import { loadRunImage } from './image-load.js';
+import { checkHostPaths, checkMounted } from './mount-check.js';
 import { ProgressPublisher } from './progress.js';
 import { releaseContainer } from './release.js';
 import { buildResult } from './result.js';
@@ -29,6 +31,8 @@ export interface RunContext {
   jobId: string;
   attempt: number;
   spec: JobSpec;
+  /** What each mount's host path named at admission; checked again before create and after start. */
+  pins?: readonly MountPin[];
   executor: ContainerExecutor;
   logger: Logger;
   worker: { host: string; id: string };
@@ -73,6 +77,7 @@ export interface RunOutcome {
  */
 export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   const { spec, executor } = ctx;
+  const pins = ctx.pins ?? [];
   const state = new RunState(ctx.enqueuedAt, ctx.logger);
   const output = await RunOutput.open(
     ctx.outputDir,
@@ -144,12 +149,18 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       events.write('runtime', { runtime: await executor.runtime() });
       stops.check();
       transition('creating');
+      // The image load took a while: the host paths must still name what admission checked.
+      await checkHostPaths(pins, 'creating');
       await executor.create(toExecutorSpec(spec, output.stdout, output.stderr, ctx.limits));
       state.log = state.log.child({ containerId: executor.containerId });
       events.write('created', { containerId: executor.containerId, cgroupId: executor.cgroupId() });
       await stops.checkDurable();
       transition('starting');
+      // Again just before the engine binds them, so what is left open is start itself: what got
+      // bound is compared right after it, and the container stopped on a difference.
+      await checkHostPaths(pins, 'starting');
       await executor.start();
+      await checkStartedMounts(executor, pins, events, state.log);
     }
     state.startedAt = new Date().toISOString();
     transition('running');
@@ -243,4 +254,39 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     interruptedBy: state.interruptedBy,
     error: final === 'Failed' ? (state.firstError ?? new PhaseError(state.errorPhase, 'failed')) : null,
   };
+}
+
+/**
+ * The engine bound the mounts at start: what the container got must be what admission checked.
+ * On a difference the container is stopped at once, before anything else, and the run fails.
+ */
+async function checkStartedMounts(
+  executor: ContainerExecutor,
+  pins: readonly MountPin[],
+  events: RunOutput['events'],
+  log: Logger,
+): Promise<void> {
+  if (pins.length === 0) return;
+  try {
+    const pid = await executor.pid().catch((error: unknown) => {
+      log.warn(
+        { err: error },
+        "the container's process could not be asked for; its mounts are checked on the host",
+      );
+      return 0;
+    });
+    const unchecked = await checkMounted(pins, pid);
+    if (unchecked) {
+      events.write('warning', { message: unchecked });
+      log.warn(unchecked);
+    }
+  } catch (error) {
+    if (error instanceof MountChangedError) {
+      log.warn({ err: error }, 'a mount is not what admission checked: stopping the container');
+      await executor.stop({ graceMs: 0 }).catch((stopError: unknown) => {
+        log.warn({ err: stopError }, 'stopping the container with a swapped mount failed');
+      });
+    }
+    throw error;
+  }
 }
