@@ -64,8 +64,8 @@ const RUNTIMES: Record<RuntimeKind, HostileRuntime> = {
       seccomp: { filtered: true },
       ownBinds: {
         pattern:
-          /^(\/usr\/share\/zoneinfo\/.+|.+\/singularity\/env\/[0-9a-f-]{36}\.sh|.+\/singularity\/hardening\/empty)$/,
-        why: "the host's time zone file at /etc/localtime (apptainer.conf `mount localtime`), and the worker's own files from its state dir: the job's env script in /.singularity.d/env and an empty directory over /proc/sys/fs/binfmt_misc",
+          /^(\/usr\/share\/zoneinfo\/.+|.+\/singularity\/env\/[0-9a-f-]{36}\.sh|.+\/singularity\/hardening\/(empty|hosts))$/,
+        why: "the host's time zone file at /etc/localtime (apptainer.conf `mount localtime`), and the worker's own files from its state dir: the job's env script in /.singularity.d/env, an empty directory over /proc/sys/fs/binfmt_misc, and a read-only /etc/hosts naming localhost (apptainer.conf's binds are off, which left /etc/hosts empty)",
       },
       addedEnv: {
         pattern: /^((APPTAINER|SINGULARITY)_[A-Z_]+|LD_LIBRARY_PATH|PS1|PROMPT_COMMAND)$/,

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import { afterAll, describe, expect, it } from 'vitest';
 import { testSingularityBin } from '../helpers/singularity.js';
 import { busybox, useTestWorld } from '../helpers/stevedore.js';
@@ -43,16 +44,24 @@ describe.skipIf(bin === null)('job path on Apptainer: submit → worker (runtime
 
   it('refuses a mount path Apptainer cannot take literally as invalid, naming the field', async () => {
     await world.h.worker({ runtime: 'singularity', singularity: { bin: bin as string, sifCache } });
-    const client = world.h.client();
-    const { id } = await client.submit(
-      busybox(['true'], { mounts: { '/in\r\nx': { hostPath: '/tmp', readOnly: true } } }),
-    );
-    const result = await client.waitForResult(id, { timeoutMs: 60_000 });
-    expect(result).toMatchObject({ state: 'Failed', reason: 'invalid', error: { phase: 'validating' } });
-    expect(result.error?.message).toContain(
-      'mounts./in\r\nx: container path contains a carriage return followed by a line feed',
-    );
-    expect(result.containerId).toBeFalsy();
+    // As a producer using BullMQ directly would: the client refuses such a spec before it is sent.
+    const queue = new Queue(world.h.queue, { connection: { host: '127.0.0.1', port: world.redis.port } });
+    try {
+      const job = await queue.add(
+        'run',
+        busybox(['true'], { mounts: { '/in\r\nx': { hostPath: '/tmp', readOnly: true } } }),
+      );
+      const result = await world.h.client().waitForResult(job.id as string, { timeoutMs: 60_000 });
+      expect(result).toMatchObject({ state: 'Failed', reason: 'invalid', error: { phase: 'validating' } });
+      // Control characters are refused for every runtime, before Apptainer's own rule (a CR LF
+      // its reader turns into a LF) is asked.
+      expect(result.error?.message).toContain(
+        'mounts."/in\\r\\nx": key container path must not contain control characters',
+      );
+      expect(result.containerId).toBeFalsy();
+    } finally {
+      await queue.close();
+    }
   });
 
   it('on a queue with a docker and an Apptainer worker, each job runs on the runtime it names', async () => {

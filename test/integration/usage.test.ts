@@ -5,11 +5,12 @@ import type { JobResult } from '../../src/jobs/result.js';
 import { TestRedis } from '../helpers/redis.js';
 import { busybox, Harness } from '../helpers/stevedore.js';
 
-/** The per-job parents live here on these machines (cgroup v1, cgroupfs driver). */
+/** The per-job parents live here on these machines (cgroup v1, cgroupfs driver), under the deployment's id. */
 const PARENTS = '/sys/fs/cgroup/memory/stevedore';
 const ALLOC_BYTES = 50_000_000;
 
-const parents = async (): Promise<string[]> => readdir(PARENTS).catch(() => []);
+const parents = async (deployment: string): Promise<string[]> =>
+  readdir(join(PARENTS, deployment)).catch(() => []);
 
 describe('usage in every result', () => {
   let redis: TestRedis;
@@ -23,7 +24,8 @@ describe('usage in every result', () => {
 
   it('`true`, a short busy loop and a 50 MB allocation have exact CPU and peak memory; parents are removed', async () => {
     const h = new Harness(redis);
-    const before = new Set(await parents());
+    const deployment = await h.deployment();
+    const before = new Set(await parents(deployment));
     try {
       await h.worker();
       const client = h.client();
@@ -58,6 +60,6 @@ describe('usage in every result', () => {
       await h.close();
     }
     // Each job's parent cgroup went with its container.
-    expect((await parents()).filter((p) => !before.has(p))).toEqual([]);
+    expect((await parents(deployment)).filter((p) => !before.has(p))).toEqual([]);
   });
 });
