@@ -10,7 +10,9 @@ const PARENTS = '/sys/fs/cgroup/memory/stevedore';
 const ALLOC_BYTES = 50_000_000;
 
 const parents = async (deployment: string): Promise<string[]> =>
-  readdir(join(PARENTS, deployment)).catch(() => []);
+  (await readdir(join(PARENTS, deployment), { withFileTypes: true }).catch(() => []))
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name);
 
 describe('usage in every result', () => {
   let redis: TestRedis;
