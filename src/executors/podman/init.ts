@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { firstExecutable } from './service.js';
 
 /**
  * Static tini builds, where Debian's `tini` and Docker's packages put them. Docker runs a job's
@@ -15,13 +15,5 @@ export const STATIC_INIT_CANDIDATES = [
 
 /** The first executable candidate, or null (then Podman's catatonit is the init). */
 export function findStaticInit(candidates: readonly string[] = STATIC_INIT_CANDIDATES): string | null {
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
+  return firstExecutable(candidates);
 }

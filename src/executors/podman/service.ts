@@ -24,9 +24,8 @@ const STDERR_TAIL_LINES = 5;
 /** Where findPodman() looks when the caller names no search path (Debian's default PATH). */
 export const DEFAULT_SEARCH_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** The podman program: `named` (a path, or a name looked up on `path`). Null when there is none. */
-export function findPodman(named = 'podman', path = DEFAULT_SEARCH_PATH): string | null {
-  const candidates = named.includes('/') ? [named] : path.split(delimiter).map((dir) => join(dir, named));
+/** The first of `candidates` that is an executable file, or null. */
+export function firstExecutable(candidates: readonly string[]): string | null {
   for (const candidate of candidates) {
     try {
       accessSync(candidate, constants.X_OK);
@@ -36,6 +35,13 @@ export function findPodman(named = 'podman', path = DEFAULT_SEARCH_PATH): string
     }
   }
   return null;
+}
+
+/** The podman program: `named` (a path, or a name looked up on `path`). Null when there is none. */
+export function findPodman(named = 'podman', path = DEFAULT_SEARCH_PATH): string | null {
+  return firstExecutable(
+    named.includes('/') ? [named] : path.split(delimiter).map((dir) => join(dir, named)),
+  );
 }
 
 /** Resolves when GET /_ping on the socket answers 200; rejects with the socket's error otherwise. */
