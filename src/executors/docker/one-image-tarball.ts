@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { coerceError } from '../../jobs/errors.js';
 import {
   BLOCK,
   isZeroBlock,
@@ -131,7 +132,7 @@ export class OneImageTarball extends Transform {
     try {
       parsed = parseHeader(block);
     } catch (error) {
-      this.fail((error as Error).message);
+      this.fail(coerceError(error).message);
       return;
     }
     if (EXTENSIONS.has(parsed.type)) {
@@ -211,7 +212,7 @@ export class OneImageTarball extends Transform {
           this.pending.path = data.subarray(0, end === -1 ? data.length : end).toString('utf8');
         }
       } catch (error) {
-        this.fail((error as Error).message);
+        this.fail(coerceError(error).message);
       }
       return;
     }
@@ -219,7 +220,7 @@ export class OneImageTarball extends Transform {
     try {
       body = this.oneImage(data);
     } catch (error) {
-      this.fail(`manifest.json: ${(error as Error).message}`);
+      this.fail(`manifest.json: ${coerceError(error).message}`);
       return;
     }
     this.report.sawManifest = true;

@@ -1,4 +1,5 @@
 import type Dockerode from 'dockerode';
+import { coerceError } from '../../jobs/errors.js';
 import type { LibpodCreateSpec } from './create-spec.js';
 
 /**
@@ -44,5 +45,5 @@ export function libpodCreate(docker: Dockerode, body: LibpodCreateSpec): Promise
 
 /** Podman could not find the `init_path` binary on its host (it checks at create). */
 export function isInitMissing(error: unknown): boolean {
-  return /container-init binary not found on the host/i.test((error as Error)?.message ?? '');
+  return /container-init binary not found on the host/i.test(coerceError(error).message);
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
-import { ImageUnavailableError, InfrastructureError, PhaseError } from '../../jobs/errors.js';
+import { coerceError, ImageUnavailableError, InfrastructureError, PhaseError } from '../../jobs/errors.js';
 import { canonicalRef, type ImageRef, nameOf, parseImageRef, requireImageRef } from '../../jobs/image-ref.js';
 import type { CacheEviction, ImageRequest, LoadedImage } from '../executor.js';
 import { RegistryCredentials } from '../registry-auth.js';
@@ -81,7 +81,7 @@ export class SingularityImages {
     } catch (error) {
       throw new PhaseError(
         'loading-image',
-        `cannot read image tarball ${path}: ${(error as Error).message}`,
+        `cannot read image tarball ${path}: ${coerceError(error).message}`,
         {
           cause: error,
         },
@@ -104,7 +104,7 @@ export class SingularityImages {
       } catch (error) {
         throw new PhaseError(
           'loading-image',
-          `cannot load image tarball ${path}: ${(error as Error).message}`,
+          `cannot load image tarball ${path}: ${coerceError(error).message}`,
           {
             cause: error,
           },
@@ -161,7 +161,7 @@ export class SingularityImages {
       }
       throw new InfrastructureError(
         'loading-image',
-        `cannot reach the registry of ${request.image}: ${(error as Error).message}`,
+        `cannot reach the registry of ${request.image}: ${coerceError(error).message}`,
         {
           cause: error,
         },
