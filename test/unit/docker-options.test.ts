@@ -1,22 +1,10 @@
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { DROPPED_CAPABILITIES, toDockerCreateOptions } from '../../src/executors/docker/create-options.js';
-import { DEFAULT_PIDS_LIMIT, type ExecutorSpec, MIN_MEMORY_BYTES } from '../../src/executors/executor.js';
+import { DEFAULT_PIDS_LIMIT, MIN_MEMORY_BYTES } from '../../src/executors/executor.js';
+import { mappingSpec } from '../helpers/mapping-spec.js';
 
-function spec(extra: Partial<ExecutorSpec> = {}): ExecutorSpec {
-  return {
-    image: 'img:1',
-    command: ['echo', 'hi'],
-    env: {},
-    bindMounts: {},
-    vcpus: 0,
-    ramBytes: 0,
-    enableNetwork: false,
-    stdout: new PassThrough(),
-    stderr: new PassThrough(),
-    ...extra,
-  };
-}
+const spec = mappingSpec;
 
 describe('toDockerCreateOptions', () => {
   it('maps image, command and exactly the spec env, with no TTY', () => {

@@ -1,4 +1,4 @@
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { ContainerCreateOptions } from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import {
@@ -13,21 +13,9 @@ import {
   toLibpodCreateSpec,
 } from '../../src/executors/podman/create-spec.js';
 import { isInitMissing } from '../../src/executors/podman/libpod-create.js';
+import { mappingSpec } from '../helpers/mapping-spec.js';
 
-function spec(extra: Partial<ExecutorSpec> = {}): ExecutorSpec {
-  return {
-    image: 'img:1',
-    command: ['echo', 'hi'],
-    env: {},
-    bindMounts: {},
-    vcpus: 0,
-    ramBytes: 0,
-    enableNetwork: false,
-    stdout: new PassThrough(),
-    stderr: new PassThrough(),
-    ...extra,
-  };
-}
+const spec = mappingSpec;
 
 const HOLDER = {
   id: 'h'.repeat(64),
