@@ -1,7 +1,14 @@
 /**
  * The import rules of DESIGN.md's layout table, checked by `npm run depcheck` (and so by `npm test`):
- * cli → server/gateway → worker → policy/executors → jobs (and cli → dashboard → jobs), no cycles, and each runtime folder on
- * its own behind the contract in src/executors/executor.ts.
+ * cli → server/gateway → worker → config → policy/executors → jobs (and cli → dashboard → jobs), no cycles, and each
+ * runtime folder on its own behind the contract in src/executors/executor.ts.
+ *
+ * src/config sits between the worker and what it drives: its loaders read the environment (only
+ * src/config/env.ts touches process.env) and need the contract's runtime kinds, Podman's socket
+ * rule and the policy's limits, and they hand values down as options, so nothing below imports
+ * them. The one exception is src/config/defaults.ts, constants only, which the executors name for
+ * the fallbacks of a runtime opened without settings. The client's half (client.ts and what it
+ * imports) stays free of the worker's half, so producers load no executor.
  */
 
 /** Every runtime folder under src/executors/ (docker/, podman/, singularity/). */
@@ -67,11 +74,43 @@ module.exports = {
         pathNot: [
           '^src/executors/executor\\.ts$',
           '^src/executors/registry-auth\\.ts$',
+          '^src/config/defaults\\.ts$',
           '^src/jobs/',
           '^src/executors/$1/',
           DOCKER_FACE, // podman/ only: the rule above keeps the others from it
         ],
       },
+    },
+    {
+      name: 'config-defaults-is-a-leaf',
+      severity: 'error',
+      comment:
+        'src/config/defaults.ts holds constants that every layer may name: it imports nothing of ours.',
+      from: { path: '^src/config/defaults\\.ts$' },
+      to: { path: '^src/' },
+    },
+    {
+      name: 'below-config-only-defaults',
+      severity: 'error',
+      comment:
+        'Settings flow down as options: the executors, the policy and the job contract never import a loader (only the constants of src/config/defaults.ts).',
+      from: { path: '^src/(executors|policy|jobs)/' },
+      to: { path: '^src/config/', pathNot: '^src/config/defaults\\.ts$' },
+    },
+    {
+      name: 'config-below-worker',
+      severity: 'error',
+      comment: 'The configuration is read by the worker, the HTTP pieces and the CLI; it never imports them.',
+      from: { path: '^src/config/' },
+      to: { path: '^src/(worker|server|gateway|dashboard|cli)/' },
+    },
+    {
+      name: 'client-config-without-worker',
+      severity: 'error',
+      comment:
+        "A producer reading the client's settings (src/config/client.ts) must not load the executors or the policy: only the worker's settings (src/config/worker.ts) may import them.",
+      from: { path: '^src/config/', pathNot: '^src/config/worker\\.ts$' },
+      to: { path: ['^src/(executors|policy)/', '^src/config/worker\\.ts$'] },
     },
     {
       name: 'executors-below-worker',

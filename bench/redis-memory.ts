@@ -4,8 +4,8 @@ import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { bundledImageTarball, DEMO_IMAGE } from '../src/cli/demo.js';
+import { loadConfig } from '../src/config/worker.js';
 import { StevedoreClient } from '../src/jobs/client.js';
-import { loadConfig } from '../src/worker/config.js';
 import { RedisServerProcess } from '../src/worker/redis-server.js';
 import { startWorker } from '../src/worker/worker.js';
 

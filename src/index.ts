@@ -1,3 +1,5 @@
+export { ConfigError } from './config/errors.js';
+export { loadConfig, type WorkerConfig } from './config/worker.js';
 export * from './executors/index.js';
 export { canonicalJson } from './jobs/canonical-json.js';
 export {
@@ -26,6 +28,5 @@ export {
   type WorkerList,
   type WorkerPresence,
 } from './jobs/workers.js';
-export { ConfigError, loadConfig, type WorkerConfig } from './worker/config.js';
 export { type WorkerEventMap, WorkerEvents } from './worker/observer.js';
 export { startWorker, type WorkerHandle, type WorkerProbe } from './worker/worker.js';

@@ -1,7 +1,9 @@
 import { pino } from 'pino';
+import { type DashboardConfig, loadDashboardConfig } from '../config/dashboard.js';
+import { processEnv } from '../config/env.js';
+import { ConfigError } from '../config/errors.js';
 import { startDashboard } from '../dashboard/server.js';
-import { DashboardConfigError, DEFAULT_DASHBOARD_LISTEN, type ListenAddress } from '../dashboard/settings.js';
-import { ConfigError, parseHttpAddress } from '../worker/config.js';
+import { DashboardConfigError } from '../dashboard/settings.js';
 import { CLIENT_OPTIONS, clientOptionsFrom, parse } from './options.js';
 import { DASHBOARD_HELP, UsageError } from './usage.js';
 
@@ -18,20 +20,20 @@ export async function dashboardCommand(args: string[]): Promise<number> {
   }
   if (positionals.length > 0)
     throw new UsageError(`dashboard takes no arguments, got ${positionals.join(' ')}`);
-  let listen: ListenAddress = DEFAULT_DASHBOARD_LISTEN;
+  let settings: DashboardConfig;
   try {
-    if (values.listen) listen = parseHttpAddress(values.listen, '--listen');
+    settings = loadDashboardConfig(processEnv(), { listen: values.listen, logLevel: values['log-level'] });
   } catch (error) {
     if (error instanceof ConfigError) throw new UsageError(error.message);
     throw error;
   }
-  const logger = pino({ level: values['log-level'] ?? process.env.LOG_LEVEL ?? 'info' });
+  const logger = pino({ level: settings.logLevel });
   const client = await clientOptionsFrom(values);
   let dashboard: Awaited<ReturnType<typeof startDashboard>>;
   try {
     dashboard = await startDashboard({
-      listen,
-      token: process.env.STEVEDORE_DASHBOARD_TOKEN,
+      listen: settings.listen,
+      token: settings.token,
       redis: client.redis,
       tls: client.tls,
       queue: client.queue,

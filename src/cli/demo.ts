@@ -5,10 +5,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
+import { processEnv } from '../config/env.js';
+import { settingReader } from '../config/settings.js';
+import { logLevelOf } from '../config/values.js';
+import { loadConfig } from '../config/worker.js';
 import { openRuntime } from '../executors/index.js';
 import { StevedoreClient } from '../jobs/client.js';
 import { redactRedisUrl } from '../jobs/redis-url.js';
-import { loadConfig } from '../worker/config.js';
 import { startWorker } from '../worker/worker.js';
 import { parse } from './options.js';
 
@@ -42,11 +45,11 @@ export async function demoCommand(args: string[]): Promise<number> {
   const policyPath = join(stateDir, 'policy.json');
   await writeFile(policyPath, JSON.stringify({ imageTarballs: [{ hostPath: dirname(tarball) }] }));
   const config = {
-    ...loadConfig(process.env, { STEVEDORE_STATE_DIR: stateDir, STEVEDORE_POLICY: policyPath }),
+    ...loadConfig(processEnv(), { STEVEDORE_STATE_DIR: stateDir, STEVEDORE_POLICY: policyPath }),
     queue: 'stevedore-demo',
     concurrency: 1,
   };
-  const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+  const logger = pino({ level: logLevelOf(settingReader(processEnv()), 'warn') });
   const worker = await startWorker(config, { logger });
   const client = new StevedoreClient({ redis: worker.redisUrl, queue: config.queue, prefix: config.prefix });
   try {

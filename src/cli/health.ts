@@ -1,5 +1,8 @@
 import { request } from 'node:http';
-import { ConfigError, type HttpAddress, parseHttpAddress } from '../worker/config.js';
+import { processEnv } from '../config/env.js';
+import { ConfigError } from '../config/errors.js';
+import { type HttpAddress, parseHttpAddress } from '../config/http-address.js';
+import { settingReader } from '../config/settings.js';
 import { parse } from './options.js';
 import { HEALTH_HELP, UsageError } from './usage.js';
 
@@ -40,7 +43,7 @@ export async function healthCommand(args: string[]): Promise<number> {
     console.log(HEALTH_HELP);
     return 0;
   }
-  const value = values.http ?? process.env.STEVEDORE_HTTP;
+  const value = values.http ?? settingReader(processEnv())('STEVEDORE_HTTP');
   if (!value) throw new UsageError("health needs the worker's address: --http host:port or STEVEDORE_HTTP");
   let listen: HttpAddress;
   try {

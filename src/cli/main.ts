@@ -5,8 +5,8 @@
 // stops glibc raising its threshold, so large freed buffers go back to the system. Only flags
 // at start-up work for these; the figures are in BENCHMARKS.md.
 import './lazy-transports.js';
+import { ConfigError } from '../config/errors.js';
 import { InvalidSpecError, UnknownJobError, ValidationError } from '../jobs/errors.js';
-import { ConfigError } from '../worker/config.js';
 import { MAIN_HELP, UsageError } from './usage.js';
 
 type Command = (args: string[]) => Promise<number>;

@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { loadClientConfig } from '../config/client.js';
+import { processEnv } from '../config/env.js';
+import { REDIS_TLS_VARIABLES, readRedisTls } from '../config/redis.js';
+import type { Overrides } from '../config/settings.js';
 import { type ClientOptions, StevedoreClient } from '../jobs/client.js';
+import { coerceError } from '../jobs/errors.js';
 import { checkRedisAccess } from '../jobs/redis-check.js';
 import type { SigningKey } from '../jobs/signing.js';
-import { loadClientConfig, REDIS_TLS_VARIABLES } from '../worker/config.js';
 import { redisUrlFile } from '../worker/embedded-redis.js';
-import { readRedisTls } from '../worker/redis-tls.js';
 import { UsageError } from './usage.js';
 
 export const CLIENT_OPTIONS = {
@@ -27,7 +30,7 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError(coerceError(error).message);
   }
 }
 
@@ -36,7 +39,7 @@ function readSigningKey(file: string): SigningKey {
   try {
     return { id: basename(file, '.key'), privateKey: readFileSync(file, 'utf8') };
   } catch (error) {
-    throw new UsageError(`cannot read signing key ${file}: ${(error as Error).message}`);
+    throw new UsageError(`cannot read signing key ${file}: ${coerceError(error).message}`);
   }
 }
 
@@ -60,7 +63,7 @@ export async function clientOptionsFrom(
   values: ClientFlags,
   { signing = false } = {},
 ): Promise<ClientOptions & { redis: string; queue: string; prefix: string }> {
-  const overrides: Record<string, string> = {};
+  const overrides: Overrides = {};
   if (values['signing-key']) overrides.STEVEDORE_SIGNING_KEY = values['signing-key'];
   if (values['redis-url']) overrides.REDIS_URL = values['redis-url'];
   if (values['redis-tls-ca']) overrides[REDIS_TLS_VARIABLES.ca] = values['redis-tls-ca'];
@@ -68,7 +71,7 @@ export async function clientOptionsFrom(
   if (values['redis-tls-key']) overrides[REDIS_TLS_VARIABLES.key] = values['redis-tls-key'];
   if (values.queue) overrides.STEVEDORE_QUEUE = values.queue;
   if (values.prefix) overrides.STEVEDORE_PREFIX = values.prefix;
-  const config = loadClientConfig(process.env, overrides, (stateDir) => {
+  const config = loadClientConfig(processEnv(), overrides, (stateDir) => {
     try {
       return readFileSync(redisUrlFile(stateDir), 'utf8').trim() || undefined;
     } catch {

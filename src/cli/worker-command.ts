@@ -1,5 +1,7 @@
 import { pino } from 'pino';
-import { loadConfig } from '../worker/config.js';
+import { processEnv } from '../config/env.js';
+import type { Overrides, SettingName } from '../config/settings.js';
+import { loadConfig } from '../config/worker.js';
 import { startWorker } from '../worker/worker.js';
 import { parse } from './options.js';
 import { WORKER_HELP } from './usage.js';
@@ -34,7 +36,7 @@ const WORKER_OPTIONS = {
 } as const;
 
 /** Flag name → the environment variable it stands for. */
-const FLAG_ENV: Record<string, string> = {
+const FLAG_ENV: Record<string, SettingName> = {
   'redis-url': 'REDIS_URL',
   'redis-tls-ca': 'STEVEDORE_REDIS_TLS_CA',
   'redis-tls-cert': 'STEVEDORE_REDIS_TLS_CERT',
@@ -68,12 +70,12 @@ export async function workerCommand(args: string[]): Promise<number> {
     console.log(WORKER_HELP);
     return 0;
   }
-  const overrides: Record<string, string> = {};
+  const overrides: Overrides = {};
   for (const [flag, variable] of Object.entries(FLAG_ENV)) {
     const value = values[flag as keyof typeof values];
     if (typeof value === 'string') overrides[variable] = value;
   }
-  const config = loadConfig(process.env, overrides);
+  const config = loadConfig(processEnv(), overrides);
   const logger = pino({ level: config.logLevel });
   // One handler for the process's whole life. A signal while the worker starts (a compose stop
   // right after up) is held until it has started, then closes it as usual. The handler is never

@@ -6,10 +6,6 @@ export interface ListenAddress {
   port: number;
 }
 
-/** The default port: one above the worker endpoint's 9464 (compose), free of the usual exporters. */
-export const DEFAULT_DASHBOARD_PORT = 9465;
-export const DEFAULT_DASHBOARD_LISTEN: ListenAddress = { host: '127.0.0.1', port: DEFAULT_DASHBOARD_PORT };
-
 /** A token shorter than this is refused: it would be guessed. */
 export const MIN_TOKEN_LENGTH = 16;
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { HttpAddress } from '../worker/config.js';
+import type { HttpAddress } from '../config/http-address.js';
 import type { MetricsSource, WorkerMetrics } from './metrics.js';
 import { readinessOf } from './readiness.js';
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { HttpAddress } from '../worker/config.js';
+import type { HttpAddress } from '../config/http-address.js';
 import { WorkerEvents } from '../worker/observer.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http.js';
 import { WorkerMetrics } from './metrics.js';

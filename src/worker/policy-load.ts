@@ -3,12 +3,13 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
+import { ConfigError } from '../config/errors.js';
+import type { WorkerConfig } from '../config/worker.js';
 import type { ContainerRuntime } from '../executors/index.js';
 import type { JobSpec } from '../jobs/spec.js';
 import { checkPolicy, hostPathsOf, type PolicyOutcome } from '../policy/check.js';
 import type { NeverAllowed } from '../policy/host-paths.js';
 import { type AllowedPath, type Policy, PolicyError, parsePolicy } from '../policy/policy.js';
-import { ConfigError, type WorkerConfig } from './config.js';
 import { type MountPin, mountPins } from './mount-pins.js';
 import { resolvedOrWritten, resolveHostPaths } from './path-facts.js';
 

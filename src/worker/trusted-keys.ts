@@ -2,9 +2,9 @@ import type { KeyObject } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
+import { ConfigError } from '../config/errors.js';
 import { ValidationError } from '../jobs/errors.js';
 import { keyIdProblem, toPublicKey } from '../jobs/signing.js';
-import { ConfigError } from './config.js';
 
 const PUBLIC_KEY_SUFFIX = '.pub';
 

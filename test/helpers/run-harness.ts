@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { DEFAULT_LIMITS } from '../../src/config/worker.js';
 import type { JobProgress } from '../../src/jobs/progress.js';
 import { type JobSpecInput, parseJobSpec } from '../../src/jobs/spec.js';
-import { DEFAULT_LIMITS } from '../../src/worker/config.js';
 import { type RunContext, type RunOutcome, runJob } from '../../src/worker/run/run.js';
 import { StubExecutor, type StubScript } from './stub-executor.js';
 

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkerConfig } from '../../src/config/worker.js';
 import type { RuntimeKind } from '../../src/executors/index.js';
 import type { StevedoreClient } from '../../src/jobs/client.js';
 import type { JobResult } from '../../src/jobs/result.js';
-import type { WorkerConfig } from '../../src/worker/config.js';
 import { TEST_IMAGE, testImageTarball } from '../helpers/docker.js';
 import type { EngineWatch } from '../helpers/engine-watch.js';
 import {

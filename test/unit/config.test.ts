@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadClientConfig, loadConfig } from '../../src/worker/config.js';
+import { loadClientConfig } from '../../src/config/client.js';
+import { loadConfig } from '../../src/config/worker.js';
 
 describe('worker configuration', () => {
   it('has defaults for everything but Redis (embedded when absent)', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig, parseHttpAddress } from '../../src/worker/config.js';
+import { parseHttpAddress } from '../../src/config/http-address.js';
+import { loadConfig } from '../../src/config/worker.js';
 
 describe('STEVEDORE_HTTP', () => {
   it('is off unless set', () => {

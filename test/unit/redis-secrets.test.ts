@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { loadClientConfig } from '../../src/config/client.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { loadConfig } from '../../src/config/worker.js';
 import { withoutSecrets } from '../../src/jobs/connection.js';
 import { redactRedisUrl } from '../../src/jobs/redis-url.js';
-import { ConfigError, loadClientConfig, loadConfig } from '../../src/worker/config.js';
 
 describe('redactRedisUrl', () => {
   it.each([

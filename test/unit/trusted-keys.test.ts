@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/worker/config.js';
+import { ConfigError } from '../../src/config/errors.js';
 import { TrustedKeys } from '../../src/worker/trusted-keys.js';
 
 const silent = pino({ level: 'silent' });

@@ -1,5 +1,7 @@
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
+// Only the fallbacks for a runtime opened without pull settings; a worker passes its own.
+import { DEFAULT_PULL_STALL_MS, DEFAULT_PULL_TIMEOUT_MS } from '../../config/defaults.js';
 import { ImageUnavailableError } from '../../jobs/errors.js';
 import {
   canonicalRef,
@@ -13,13 +15,7 @@ import type { ImageIdentity, ImageRequest, LoadedImage, PullProgress } from '../
 import { RegistryCredentials } from '../registry-auth.js';
 import { inspectImage, loadImageTarball } from './image.js';
 import { HOLDER_REPOSITORY } from './netns/holder-image.js';
-import {
-  DEFAULT_PULL_STALL_MS,
-  DEFAULT_PULL_TIMEOUT_MS,
-  type PullOutcome,
-  type PullSettings,
-  pullImage,
-} from './pull.js';
+import { type PullOutcome, type PullSettings, pullImage } from './pull.js';
 
 /**
  * How long an image seen present is taken as present without asking: a busy worker asks the

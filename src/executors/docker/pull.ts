@@ -5,14 +5,6 @@ import type { RegistryCredential } from '../registry-auth.js';
 import { cleanEngineMessage } from './errors.js';
 import { type PullMessage, PullTracker } from './pull-progress.js';
 
-/** A whole pull may take this long by default: large ML images over a slow link take many minutes. */
-export const DEFAULT_PULL_TIMEOUT_MS = 30 * 60_000;
-/**
- * A pull may go this long without a byte of progress by default (kubelet's old image pull
- * progress deadline): a registry that hangs is given up on and the attempt retried.
- */
-export const DEFAULT_PULL_STALL_MS = 60_000;
-
 export interface PullSettings {
   timeoutMs: number;
   stallMs: number;

@@ -64,7 +64,7 @@ export interface DockerRuntimeOptions extends DockerRunDefaults {
   owner?: { queue: string; workerId: string; deployment?: string };
   /** Registry credentials for pulls; none: pulls are anonymous. */
   credentials?: RegistryCredentials;
-  /** Pull timeouts; DEFAULT_PULL_TIMEOUT_MS and DEFAULT_PULL_STALL_MS when absent. */
+  /** Pull timeouts (STEVEDORE_PULL_TIMEOUT_MS, _STALL_MS); their defaults when absent. */
   pull?: Partial<PullSettings>;
 }
 

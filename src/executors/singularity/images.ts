@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
+// Only the fallback for a runtime opened without the setting; a worker passes its own.
+import { DEFAULT_SIF_CONVERT_TIMEOUT_MS } from '../../config/defaults.js';
 import { coerceError, ImageUnavailableError, InfrastructureError, PhaseError } from '../../jobs/errors.js';
 import { canonicalRef, type ImageRef, nameOf, parseImageRef, requireImageRef } from '../../jobs/image-ref.js';
 import type { CacheEviction, ImageRequest, LoadedImage } from '../executor.js';
@@ -12,9 +14,6 @@ import type { SingularityBinary } from './binary.js';
 import { RegistryAnswerError, registryBase, resolveDigest } from './registry-digest.js';
 import type { Eviction, SifCache } from './sif-cache.js';
 import { copyTarball, readTarballManifest, tarballDigest } from './tarball.js';
-
-/** A conversion (pull + squashfs) of one image; longer fails the attempt as infra (retried). */
-const CONVERT_TIMEOUT_MS = 30 * 60_000;
 
 /** An image ready to run: what loadImage() reports, and the SIF's digest. */
 export interface SifImage {
@@ -26,6 +25,8 @@ export interface SingularityImagesOptions {
   credentials?: RegistryCredentials;
   /** The local Docker engine images may be taken from (`docker-daemon:`); absent: the default socket. */
   dockerSocket?: string;
+  /** A conversion (pull + squashfs) of one image; longer fails the attempt as infra (retried). */
+  convertTimeoutMs?: number;
 }
 
 /**
@@ -226,7 +227,7 @@ export class SingularityImages {
       env,
       extendEnv: false,
       reject: false,
-      timeout: CONVERT_TIMEOUT_MS,
+      timeout: this.options.convertTimeoutMs ?? DEFAULT_SIF_CONVERT_TIMEOUT_MS,
       all: true,
     });
     if (answer.failed) {
@@ -234,7 +235,7 @@ export class SingularityImages {
       if (answer.timedOut) {
         throw new InfrastructureError(
           'loading-image',
-          `converting ${source} to SIF took over ${CONVERT_TIMEOUT_MS / 60_000} min`,
+          `converting ${source} to SIF took over ${(this.options.convertTimeoutMs ?? DEFAULT_SIF_CONVERT_TIMEOUT_MS) / 60_000} min (STEVEDORE_SIF_CONVERT_TIMEOUT_MS); the job is retried with backoff, or raise the timeout`,
         );
       }
       const message = `${this.bin.flavour} could not convert ${source} to SIF: ${said}`;

@@ -15,7 +15,7 @@ import {
 import { SingularityImages } from './images.js';
 import { mountPathProblem } from './mounts.js';
 import { ContainerRecords } from './records.js';
-import { DEFAULT_SIF_CACHE_BYTES, SifCache } from './sif-cache.js';
+import { SifCache } from './sif-cache.js';
 
 export interface SingularityRuntimeOptions {
   /** STEVEDORE_SINGULARITY_BIN; absent: apptainer, else singularity, on `searchPath`. */
@@ -26,6 +26,8 @@ export interface SingularityRuntimeOptions {
   sifCache?: string;
   /** Cap of the SIF cache in bytes; least recently used images go past it. */
   sifCacheBytes?: number;
+  /** STEVEDORE_SIF_CONVERT_TIMEOUT_MS: how long converting one image to SIF may take. */
+  convertTimeoutMs?: number;
   /** Records of the containers this host's workers run (for removing a crashed worker's). */
   stateDir?: string;
   credentials?: RegistryCredentials;
@@ -84,11 +86,12 @@ export class SingularityRuntime implements ContainerRuntime {
     const bin = await findSingularity({ explicit: options.bin, searchPath: options.searchPath });
     const cache = new SifCache(
       options.sifCache ?? defaultSifCache(),
-      options.sifCacheBytes ?? DEFAULT_SIF_CACHE_BYTES,
+      options.sifCacheBytes, // undefined: the cache's own default cap
     );
     const images = new SingularityImages(bin, cache, {
       credentials: options.credentials,
       dockerSocket: options.dockerSocket,
+      convertTimeoutMs: options.convertTimeoutMs,
     });
     const stateDir = options.stateDir ?? join(homedir(), '.local', 'state', 'stevedore', 'singularity');
     const hardening = await prepareHardening(join(stateDir, 'hardening'));

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DEFAULT_SIF_CACHE_BYTES } from '../../config/defaults.js';
 
-/** Default cap of the cache: a few dozen typical job images. */
-export const DEFAULT_SIF_CACHE_BYTES = 20 * 1024 ** 3;
 const KEY = /^[0-9a-f]{64}$/;
 
 /** One SIF the cache removed to stay within its cap: which, how big, and why (for events.log). */

@@ -1,0 +1,49 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_PREFIX, DEFAULT_QUEUE } from '../jobs/keys.js';
+import { type Env, processEnv } from './env.js';
+import { checkRedisUrl, type RedisTlsFiles, redisTlsFiles } from './redis.js';
+import { type Overrides, settingReader } from './settings.js';
+
+/**
+ * A producer's settings: this file and what it imports stay free of the worker and the
+ * executors (.dependency-cruiser.cjs), so a producer that reads them loads neither.
+ */
+
+/** Where a client command (submit, status, result, cancel, logs) finds Redis and the queue. */
+export interface ClientConfig {
+  /** Undefined when neither REDIS_URL nor an embedded worker's URL file is there. */
+  redisUrl?: string;
+  redisTls?: RedisTlsFiles;
+  queue: string;
+  prefix: string;
+  stateDir: string;
+  /** STEVEDORE_SIGNING_KEY: the producer's private key file; submit signs with it. */
+  signingKeyFile?: string;
+}
+
+/** Default state directory: $XDG_STATE_HOME/stevedore or ~/.local/state/stevedore. */
+export function defaultStateDir(env: Env): string {
+  const get = settingReader(env);
+  return join(get('XDG_STATE_HOME') || join(get('HOME') || homedir(), '.local', 'state'), 'stevedore');
+}
+
+/** REDIS_URL, else the URL an embedded-Redis worker on this host wrote to its state directory. */
+export function loadClientConfig(
+  env: Env = processEnv(),
+  overrides: Overrides = {},
+  readUrlFile: (stateDir: string) => string | undefined = () => undefined,
+): ClientConfig {
+  const get = settingReader(env, overrides);
+  const stateDir = get('STEVEDORE_STATE_DIR') || defaultStateDir(env);
+  const redisUrl = get('REDIS_URL') || readUrlFile(stateDir);
+  checkRedisUrl(redisUrl);
+  return {
+    redisUrl,
+    redisTls: redisTlsFiles(get, redisUrl),
+    queue: get('STEVEDORE_QUEUE') || DEFAULT_QUEUE,
+    prefix: get('STEVEDORE_PREFIX') || DEFAULT_PREFIX,
+    stateDir,
+    signingKeyFile: get('STEVEDORE_SIGNING_KEY') || undefined,
+  };
+}
