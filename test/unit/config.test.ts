@@ -114,6 +114,26 @@ describe('worker configuration', () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 
+  it('takes its id from STEVEDORE_WORKER_ID, else makes one from the host and the process', () => {
+    expect(loadConfig({ STEVEDORE_WORKER_ID: 'w-1' }).workerId).toBe('w-1');
+    expect(loadConfig({}).workerId).toMatch(new RegExp(`^.+-${process.pid}-[0-9a-z]{1,4}$`));
+  });
+
+  it('bounds SIF conversions and the SIF cache by default, and takes both from the environment', () => {
+    expect(loadConfig({}).singularity).toMatchObject({
+      convertTimeoutMs: 30 * 60_000,
+      sifCacheBytes: 20 * 1024 ** 3,
+    });
+    expect(
+      loadConfig({ STEVEDORE_SIF_CONVERT_TIMEOUT_MS: '90000', STEVEDORE_SIF_CACHE_BYTES: '1024' })
+        .singularity,
+    ).toMatchObject({ convertTimeoutMs: 90_000, sifCacheBytes: 1024 });
+    expect(() => loadConfig({ STEVEDORE_SIF_CONVERT_TIMEOUT_MS: '10' })).toThrow(
+      'STEVEDORE_SIF_CONVERT_TIMEOUT_MS="10" is invalid: expected a whole number >= 1000',
+    );
+    expect(loadConfig({})).toMatchObject({ pullTimeoutMs: 30 * 60_000, pullStallMs: 60_000 });
+  });
+
   it('client commands find an embedded worker through its URL file', () => {
     const c = loadClientConfig({ HOME: '/h' }, {}, (dir) =>
       dir === '/h/.local/state/stevedore' ? 'redis://127.0.0.1:1' : undefined,
