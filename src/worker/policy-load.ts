@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../config/errors.js';
 import type { WorkerConfig } from '../config/worker.js';
 import type { ContainerRuntime } from '../executors/index.js';
+import { coerceError } from '../jobs/errors.js';
 import type { JobSpec } from '../jobs/spec.js';
 import { checkPolicy, hostPathsOf, type PolicyOutcome } from '../policy/check.js';
 import type { NeverAllowed } from '../policy/host-paths.js';
@@ -64,7 +65,7 @@ async function readPolicyFile(path: string): Promise<unknown> {
   try {
     return parseYaml(text); // JSON is YAML too
   } catch (error) {
-    throw new ConfigError(`STEVEDORE_POLICY=${path} is not YAML or JSON: ${(error as Error).message}`);
+    throw new ConfigError(`STEVEDORE_POLICY=${path} is not YAML or JSON: ${coerceError(error).message}`);
   }
 }
 
