@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { type ClientOptions, StevedoreClient } from '../jobs/client.js';
+import { coerceError } from '../jobs/errors.js';
 import { checkRedisAccess } from '../jobs/redis-check.js';
 import type { SigningKey } from '../jobs/signing.js';
 import { loadClientConfig, REDIS_TLS_VARIABLES } from '../worker/config.js';
@@ -27,7 +28,7 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError(coerceError(error).message);
   }
 }
 
@@ -36,7 +37,7 @@ function readSigningKey(file: string): SigningKey {
   try {
     return { id: basename(file, '.key'), privateKey: readFileSync(file, 'utf8') };
   } catch (error) {
-    throw new UsageError(`cannot read signing key ${file}: ${(error as Error).message}`);
+    throw new UsageError(`cannot read signing key ${file}: ${coerceError(error).message}`);
   }
 }
 

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { coerceError } from './errors.js';
 import { bullmqKeys, type QueueAddress } from './keys.js';
 import type { JobResult } from './result.js';
 
@@ -57,7 +58,7 @@ export class ResultWaiter {
         }
         this.deps.getResult(id).then(
           (result) => result && finish(null, result),
-          (error: Error) => finish(error),
+          (error: unknown) => finish(coerceError(error)),
         );
       };
       const timer = setTimeout(

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { coerceError } from '../jobs/errors.js';
 import type { HttpAddress } from '../worker/config.js';
 import type { MetricsSource, WorkerMetrics } from './metrics.js';
 import { readinessOf } from './readiness.js';
@@ -57,7 +58,7 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
       logger.warn({ err: error, path: req.url }, 'http: request failed');
-      if (!res.headersSent) send(res, 500, `${(error as Error).message}\n`);
+      if (!res.headersSent) send(res, 500, `${coerceError(error).message}\n`);
       else res.destroy();
     });
   });

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import type { ContainerRuntime } from '../executors/index.js';
+import { coerceError } from '../jobs/errors.js';
 import type { JobSpec } from '../jobs/spec.js';
 import { checkPolicy, hostPathsOf, type PolicyOutcome } from '../policy/check.js';
 import type { NeverAllowed } from '../policy/host-paths.js';
@@ -63,7 +64,7 @@ async function readPolicyFile(path: string): Promise<unknown> {
   try {
     return parseYaml(text); // JSON is YAML too
   } catch (error) {
-    throw new ConfigError(`STEVEDORE_POLICY=${path} is not YAML or JSON: ${(error as Error).message}`);
+    throw new ConfigError(`STEVEDORE_POLICY=${path} is not YAML or JSON: ${coerceError(error).message}`);
   }
 }
 

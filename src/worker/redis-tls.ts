@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { RedisTls } from '../jobs/connection.js';
+import { coerceError } from '../jobs/errors.js';
 import { ConfigError, REDIS_TLS_VARIABLES, type RedisTlsFiles } from './config.js';
 
 /**
@@ -16,7 +17,7 @@ export function readRedisTls(files: RedisTlsFiles | undefined): RedisTls | undef
       tls[field] = readFileSync(path);
     } catch (error) {
       throw new ConfigError(
-        `${REDIS_TLS_VARIABLES[field]}=${JSON.stringify(path)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): give the path of a PEM file this user may read`,
+        `${REDIS_TLS_VARIABLES[field]}=${JSON.stringify(path)} cannot be read (${(error as NodeJS.ErrnoException).code ?? coerceError(error).message}): give the path of a PEM file this user may read`,
       );
     }
   }

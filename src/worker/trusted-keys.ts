@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
-import { ValidationError } from '../jobs/errors.js';
+import { coerceError, ValidationError } from '../jobs/errors.js';
 import { keyIdProblem, toPublicKey } from '../jobs/signing.js';
 import { ConfigError } from './config.js';
 
@@ -37,7 +37,7 @@ async function readKeys(
     try {
       keys.set(id, toPublicKey(await readFile(file, 'utf8')));
     } catch (error) {
-      const problem = error instanceof ValidationError ? error.message : (error as Error).message;
+      const problem = error instanceof ValidationError ? error.message : coerceError(error).message;
       onBad(file, problem);
     }
   }
@@ -69,7 +69,7 @@ export class TrustedKeys {
       keys = await readKeys(dir, (file, problem) => problems.push(`${file}: ${problem}`));
     } catch (error) {
       throw new ConfigError(
-        `STEVEDORE_TRUSTED_KEYS=${JSON.stringify(dir)} cannot be read (${(error as Error).message}): it must be a directory of <key id>.pub files`,
+        `STEVEDORE_TRUSTED_KEYS=${JSON.stringify(dir)} cannot be read (${coerceError(error).message}): it must be a directory of <key id>.pub files`,
       );
     }
     if (problems.length > 0)

@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import { ImageUnavailableError, InfrastructureError, statusCodeOf } from '../../jobs/errors.js';
+import { coerceError, ImageUnavailableError, InfrastructureError, statusCodeOf } from '../../jobs/errors.js';
 import type { PullProgress } from '../executor.js';
 import type { RegistryCredential } from '../registry-auth.js';
 import { cleanEngineMessage } from './errors.js';
@@ -104,7 +104,7 @@ export async function pullImage(
   } catch (error) {
     if (timedOut) throw timeoutError(image, timedOut, settings, tracker.progress, error);
     if (options.signal?.aborted) throw error;
-    const message = (error as Error).message ?? String(error);
+    const message = coerceError(error).message;
     throw Object.assign(pullFailure(image, message, statusCodeOf(error)), { cause: error });
   } finally {
     clearTimeout(whole);

@@ -1,5 +1,6 @@
 import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { coerceError } from '../../jobs/errors.js';
 import type { FinalUsage, UsageSample } from '../executor.js';
 import type { CgroupLimits } from './args.js';
 
@@ -59,7 +60,7 @@ export class JobCgroup {
     } catch (error) {
       await cgroup.remove().catch(() => undefined);
       return {
-        unavailable: `cannot make cgroup ${path} under ${root} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; the worker must run as root on the host)`,
+        unavailable: `cannot make cgroup ${path} under ${root} (${(error as NodeJS.ErrnoException).code ?? coerceError(error).message}; the worker must run as root on the host)`,
       };
     }
     return cgroup;
