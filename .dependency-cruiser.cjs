@@ -34,6 +34,14 @@ module.exports = {
       to: { path: '^src/', pathNot: '^src/jobs/' },
     },
     {
+      name: 'client-entry-imports-only-jobs',
+      severity: 'error',
+      comment:
+        "src/client.ts is the producers' entry point (`stevedore/client`): it gives src/jobs and nothing that runs containers.",
+      from: { path: '^src/client\\.ts$' },
+      to: { path: '^src/', pathNot: '^src/jobs/' },
+    },
+    {
       name: 'contract-imports-only-job-types',
       severity: 'error',
       comment:

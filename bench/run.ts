@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { bundledImageTarball, DEMO_IMAGE } from '../src/cli/demo.js';
 import { DockerExecutor } from '../src/executors/docker/docker-executor.js';
 import { StevedoreClient } from '../src/jobs/client.js';
+import { coerceError } from '../src/jobs/errors.js';
 import { IDLE_GC_DELAY_MS } from '../src/worker/idle-gc.js';
 import { RedisServerProcess } from '../src/worker/redis-server.js';
 import { BENCH_LABEL, bareLoop } from './bare.js';
@@ -475,7 +476,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (error: unknown) => {
-    console.error(`bench failed: ${(error as Error).stack ?? String(error)}`);
+    console.error(`bench failed: ${coerceError(error).stack ?? String(error)}`);
     process.exit(1);
   },
 );

@@ -70,7 +70,7 @@ async function ensureImage(): Promise<void> {
       )
   )
     return;
-  const { stdout } = await execa('bash', [join(REPO, 'test', 'fixtures', 'build-image.sh')]);
+  const { stdout } = await execa('bash', [join(REPO, 'scripts', 'build-image.sh')]);
   await execa('docker', ['load', '-i', stdout.trim()]);
 }
 

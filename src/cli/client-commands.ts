@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import type { StevedoreClient, SubmitOptions } from '../jobs/client.js';
+import { coerceError } from '../jobs/errors.js';
 import type { OutputStream } from '../jobs/keys.js';
 import { CLIENT_OPTIONS, clientFrom, jobIdArg, parse } from './options.js';
 import { specFromArgs } from './spec-from-args.js';
@@ -45,7 +46,7 @@ async function readSpecFile(path: string): Promise<Record<string, unknown>> {
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read spec file ${path}: ${(error as Error).message}`);
+    throw new UsageError(`cannot read spec file ${path}: ${coerceError(error).message}`);
   }
   try {
     const parsed: unknown = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
@@ -55,7 +56,7 @@ async function readSpecFile(path: string): Promise<Record<string, unknown>> {
     return parsed as Record<string, unknown>;
   } catch (error) {
     throw new UsageError(
-      `spec file ${path} is not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(error as Error).message}`,
+      `spec file ${path} is not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${coerceError(error).message}`,
     );
   }
 }

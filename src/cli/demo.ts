@@ -18,9 +18,9 @@ import { parse } from './options.js';
 const run = promisify(execFile);
 export const DEMO_IMAGE = 'stevedore-test/busybox:1';
 
-/** Builds (or reuses) the bundled busybox test image tarball and returns its path. */
+/** Builds (or reuses) the demo's busybox image tarball with scripts/build-image.sh (shipped) and returns its path. */
 export async function bundledImageTarball(): Promise<string> {
-  const script = fileURLToPath(new URL('../../test/fixtures/build-image.sh', import.meta.url));
+  const script = fileURLToPath(new URL('../../scripts/build-image.sh', import.meta.url));
   const { stdout } = await run('bash', [script]);
   return stdout.trim();
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { StevedoreClient } from '../jobs/client.js';
-import { UnknownJobError } from '../jobs/errors.js';
+import { coerceError, UnknownJobError } from '../jobs/errors.js';
 import { parseListQuery } from './list-query.js';
 import { type LogStreamDeps, MAX_LOG_STREAMS, streamLog } from './log-stream.js';
 import { readForm, redirect, send, sendHtml, sendJson } from './respond.js';
@@ -52,7 +52,7 @@ export function routes(deps: RouteDeps): Record<string, (r: Request) => Promise<
       try {
         query = parseListQuery(url.searchParams);
       } catch (error) {
-        throw new BadRequest(`jobs list: ${(error as Error).message}`);
+        throw new BadRequest(`jobs list: ${coerceError(error).message}`);
       }
       sendHtml(res, 200, jobsPage(queue, await store.jobsPage(query)));
     },
@@ -124,7 +124,7 @@ export function answerError(queue: string, res: ServerResponse, error: unknown):
     errorPage(
       queue,
       'Reading the queue failed',
-      `${(error as Error).message}. If Redis is down or restarting, the dashboard reconnects by itself: reload in a moment.`,
+      `${coerceError(error).message}. If Redis is down or restarting, the dashboard reconnects by itself: reload in a moment.`,
     ),
   );
   return 500;

@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import { coerceError } from '../jobs/errors.js';
 import { parseImageRef, registryOfAuthKey } from '../jobs/image-ref.js';
 
 /**
@@ -36,7 +37,7 @@ export function parseDockerConfig(text: string, path: string): Map<string, Regis
   try {
     config = JSON.parse(text);
   } catch (error) {
-    throw new RegistryAuthError(`registry credentials ${path} are not JSON: ${(error as Error).message}`);
+    throw new RegistryAuthError(`registry credentials ${path} are not JSON: ${coerceError(error).message}`);
   }
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new RegistryAuthError(`registry credentials ${path} must hold a JSON object with "auths"`);
@@ -143,7 +144,7 @@ export class RegistryCredentials {
       this.read(stamp);
     } catch (error) {
       this.seen = stamp; // said once per change, not once per pull
-      this.onReloadError(`${(error as Error).message}; the credentials read before stay in use`);
+      this.onReloadError(`${coerceError(error).message}; the credentials read before stay in use`);
     }
   }
 
@@ -153,7 +154,9 @@ export class RegistryCredentials {
     try {
       text = readFileSync(path, 'utf8');
     } catch (error) {
-      throw new RegistryAuthError(`registry credentials ${path} cannot be read: ${(error as Error).message}`);
+      throw new RegistryAuthError(
+        `registry credentials ${path} cannot be read: ${coerceError(error).message}`,
+      );
     }
     this.byHost = parseDockerConfig(text, path);
     this.seen = stamp;

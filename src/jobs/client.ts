@@ -1,11 +1,9 @@
 import { type KeyObject, randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Job, Queue, QueueEvents } from 'bullmq';
+import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connect, type RedisTarget, type RedisTls } from './connection.js';
 import { coerceError, UnknownJobError, ValidationError } from './errors.js';
 import {
-  bullmqKeys,
   DEFAULT_PREFIX,
   DEFAULT_QUEUE,
   keys,
@@ -17,6 +15,7 @@ import { readLiveOutput } from './logs.js';
 import { checkJobId } from './names.js';
 import type { JobProgress } from './progress.js';
 import { type JobResult, resultWithoutRun } from './result.js';
+import { ResultWaiter } from './result-waiter.js';
 import { type SigningKey, signedJobData, toPrivateKey } from './signing.js';
 import { type JobSpecInput, parseJobSpec } from './spec.js';
 import { type JobStatus, readStatus } from './status.js';
@@ -49,19 +48,10 @@ export interface SubmitOptions {
   notAfter?: Date | number;
 }
 
-interface EventsHub {
-  events: QueueEvents;
-  connection: Redis;
-  /** Job id → callbacks that re-check that job's result. */
-  watchers: Map<string, Set<(result?: JobResult) => void>>;
-}
-
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished';
 
 const DEFAULT_ATTEMPTS = 3;
 const DEFAULT_BACKOFF = { type: 'exponential' as const, delay: 1_000 };
-const EVENTS_CLOSE_MS = 1_000;
-const RECHECK_MS = 5_000;
 const WAITING_STATES = new Set(['waiting', 'delayed', 'prioritized', 'paused', 'waiting-children']);
 /** States a job reaches once a worker has taken it. */
 const TAKEN_STATES = new Set(['active', 'completed', 'failed']);
@@ -71,7 +61,7 @@ export class StevedoreClient {
   readonly address: QueueAddress;
   private readonly redis: Redis;
   private readonly queue: Queue;
-  private events: Promise<EventsHub> | undefined;
+  private readonly waiter: ResultWaiter;
   private readonly signer: { id: string; privateKey: KeyObject } | undefined;
 
   constructor(private readonly options: ClientOptions) {
@@ -85,6 +75,13 @@ export class StevedoreClient {
     this.redis = connect(options.redis, onError, options.tls);
     this.queue = new Queue(this.address.queue, { connection: this.redis, prefix: this.address.prefix });
     this.queue.on('error', onError);
+    this.waiter = new ResultWaiter({
+      redis: this.redis,
+      address: this.address,
+      connect: () => connect(options.redis, onError, options.tls),
+      onError,
+      getResult: (id) => this.getResult(id),
+    });
   }
 
   /** Validates the spec (throwing InvalidSpecError listing every problem) and enqueues it. */
@@ -129,44 +126,8 @@ export class StevedoreClient {
   }
 
   /** Resolves with the result as soon as the job finishes; event-driven, not polling. */
-  async waitForResult(id: string, options: { timeoutMs?: number } = {}): Promise<JobResult> {
-    const { watchers } = await this.queueEvents();
-    return new Promise<JobResult>((resolve, reject) => {
-      let settled = false;
-      const finish = (error: Error | null, result?: JobResult): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        clearInterval(recheck);
-        const set = watchers.get(id);
-        set?.delete(check);
-        if (set?.size === 0) watchers.delete(id);
-        if (error) reject(error);
-        else resolve(result as JobResult);
-      };
-      const check = (known?: JobResult): void => {
-        if (known) {
-          finish(null, known);
-          return;
-        }
-        this.getResult(id).then(
-          (result) => result && finish(null, result),
-          (error: Error) => finish(error),
-        );
-      };
-      const timer = setTimeout(
-        () => finish(new Error(`waiting for job ${id}: no result within ${options.timeoutMs} ms`)),
-        options.timeoutMs ?? 2 ** 31 - 1,
-      );
-      // Events drive this; a slow re-check only guards against an event lost to a Redis restart.
-      const recheck = setInterval(() => check(), RECHECK_MS);
-      recheck.unref();
-      const set = watchers.get(id) ?? new Set();
-      set.add(check);
-      watchers.set(id, set);
-      // Listening first, then one look: a job that finished before we listened is not missed.
-      check();
-    });
+  waitForResult(id: string, options: { timeoutMs?: number } = {}): Promise<JobResult> {
+    return this.waiter.wait(id, options);
   }
 
   /**
@@ -251,13 +212,7 @@ export class StevedoreClient {
   }
 
   async close(): Promise<void> {
-    if (this.events) {
-      const { events, connection } = await this.events;
-      // QueueEvents.close() waits for its blocking read, which can hang after Redis restarted:
-      // give it a moment, then cut the connection.
-      await Promise.race([events.close(), sleep(EVENTS_CLOSE_MS)]);
-      connection.disconnect();
-    }
+    await this.waiter.close();
     await this.queue.close();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
@@ -265,46 +220,6 @@ export class StevedoreClient {
   private async sideResult(id: string): Promise<JobResult | null> {
     const text = await this.redis.get(keys.result(this.address, id));
     return text ? (JSON.parse(text) as JobResult) : null;
-  }
-
-  /** One QueueEvents per client; every waiter registers a callback for its job id. */
-  private queueEvents(): Promise<EventsHub> {
-    this.events ??= (async () => {
-      const onError = this.options.onError ?? (() => undefined);
-      const connection = connect(this.options.redis, onError, this.options.tls);
-      // Read on from the stream's current end, named explicitly: with the default "$" the
-      // events between "ready" and the first blocking read would be lost.
-      const [newest] = await this.redis.xrevrange(bullmqKeys.events(this.address), '+', '-', 'COUNT', 1);
-      const events = new QueueEvents(this.address.queue, {
-        connection,
-        prefix: this.address.prefix,
-        lastEventId: newest?.[0] ?? '0-0',
-      });
-      events.on('error', onError);
-      const watchers = new Map<string, Set<(result?: JobResult) => void>>();
-      const notify = ({ jobId }: { jobId: string }): void => {
-        for (const check of watchers.get(jobId) ?? []) check();
-      };
-      // A completed event carries the result itself: hand it over without asking Redis again.
-      events.on('completed', ({ jobId, returnvalue }: { jobId: string; returnvalue: unknown }) => {
-        const result = parseReturnValue(returnvalue);
-        for (const check of watchers.get(jobId) ?? []) check(result ?? undefined);
-      });
-      events.on('failed', notify);
-      events.on('removed', notify);
-      await events.waitUntilReady();
-      return { events, connection, watchers };
-    })();
-    return this.events;
-  }
-}
-
-function parseReturnValue(value: unknown): JobResult | null {
-  try {
-    const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
-    return typeof parsed === 'object' && parsed !== null && 'state' in parsed ? (parsed as JobResult) : null;
-  } catch {
-    return null;
   }
 }
 

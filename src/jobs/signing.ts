@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import { CanonicalEncodingError, canonicalJson } from './canonical-json.js';
-import { ValidationError } from './errors.js';
+import { coerceError, ValidationError } from './errors.js';
 
 /**
  * Signed jobs (docs/signed-jobs.md): Ed25519 over the RFC 8785 canonical JSON of
@@ -68,7 +68,7 @@ export function toPrivateKey(key: SigningKey): KeyObject {
   } catch (error) {
     if (error instanceof ValidationError) throw error;
     throw new ValidationError(
-      `signingKey.privateKey is not a private key in PEM (${(error as Error).message}); use the .key file \`stevedore keygen\` wrote`,
+      `signingKey.privateKey is not a private key in PEM (${coerceError(error).message}); use the .key file \`stevedore keygen\` wrote`,
     );
   }
 }
@@ -79,7 +79,7 @@ export function toPublicKey(pem: string): KeyObject {
     return ed25519(createPublicKey(pem), 'the key');
   } catch (error) {
     if (error instanceof ValidationError) throw error;
-    throw new ValidationError(`not a public key in PEM (${(error as Error).message})`);
+    throw new ValidationError(`not a public key in PEM (${coerceError(error).message})`);
   }
 }
 

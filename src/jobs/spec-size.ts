@@ -4,7 +4,7 @@
  * so a job of millions of elements costs no more than one at the limit.
  */
 
-/** The limits these checks apply (SPEC_LIMITS in spec.ts). */
+/** The limits these checks apply (SPEC_LIMITS in spec-limits.ts). */
 export interface SizeLimits {
   /** Bytes of the job as JSON. */
   specBytes: number;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseRam, SPEC_LIMITS } from '../jobs/spec.js';
+import { parseRam } from '../jobs/spec-fields.js';
+import { SPEC_LIMITS } from '../jobs/spec-limits.js';
 
 /**
  * The worker policy (STEVEDORE_POLICY): what jobs on this worker may ask for. Every key has a

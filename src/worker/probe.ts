@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { ContainerRuntime } from '../executors/index.js';
+import { coerceError } from '../jobs/errors.js';
 
 /** What is wrong with a worker now, each null when fine: for /readyz and the up gauges. */
 export interface WorkerProbe {
@@ -22,7 +23,7 @@ async function answers(check: () => Promise<unknown>): Promise<string | null> {
     await Promise.race([check(), late]);
     return null;
   } catch (error) {
-    return (error as Error).message;
+    return coerceError(error).message;
   } finally {
     clearTimeout(timer);
   }

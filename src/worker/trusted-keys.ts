@@ -3,7 +3,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.js';
-import { coerceError } from '../jobs/errors.js';
+import { coerceError, ValidationError } from '../jobs/errors.js';
 import { keyIdProblem, toPublicKey } from '../jobs/signing.js';
 
 const PUBLIC_KEY_SUFFIX = '.pub';
@@ -37,7 +37,7 @@ async function readKeys(
     try {
       keys.set(id, toPublicKey(await readFile(file, 'utf8')));
     } catch (error) {
-      const problem = coerceError(error).message;
+      const problem = error instanceof ValidationError ? error.message : coerceError(error).message;
       onBad(file, problem);
     }
   }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRuntime, type PodmanRuntime } from '../../src/executors/index.js';
 import { findPodman } from '../../src/executors/podman/service.js';
+import { coerceError } from '../../src/jobs/errors.js';
 import { TEST_LABEL, testLabels } from './docker.js';
 
 /**
@@ -48,7 +49,7 @@ export async function openTestPodman(
     await rm(dir, { recursive: true, force: true });
     return {
       podman: null,
-      reason: `podman is installed but cannot be used here: ${(error as Error).message}`,
+      reason: `podman is installed but cannot be used here: ${coerceError(error).message}`,
     };
   }
 }

@@ -7,6 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { bundledImageTarball } from '../../src/cli/demo.js';
 import { HOLDER_LABEL } from '../../src/executors/docker/netns/holders.js';
 import { openRuntime } from '../../src/executors/index.js';
+import { coerceError } from '../../src/jobs/errors.js';
 import { LABELS } from '../../src/jobs/names.js';
 import { REDIS_PID_DIR } from '../helpers/redis.js';
 import { REGISTRY_PID_DIR } from '../helpers/registry.js';
@@ -24,7 +25,9 @@ const LEAK_LABELS = ['stevedore.test', LABELS.queue];
 async function requireDocker(docker: Dockerode): Promise<void> {
   const runtime = await openRuntime('docker', { docker: { client: docker, netns: 'fresh' } }).catch(
     (error: unknown) => {
-      throw new Error(`integration tests need a Docker engine: ${(error as Error).message} (or run .ci/run)`);
+      throw new Error(
+        `integration tests need a Docker engine: ${coerceError(error).message} (or run .ci/run)`,
+      );
     },
   );
   await runtime.close();

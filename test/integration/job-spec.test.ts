@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidSpecError } from '../../src/jobs/errors.js';
+import { coerceError, InvalidSpecError } from '../../src/jobs/errors.js';
 import { labelFilters } from '../../src/jobs/names.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
@@ -30,7 +30,7 @@ describe('job spec validation', () => {
       .submit({ image: '', command: [], resources: { vcpus: 0 }, extra: true } as never)
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidSpecError);
-    const message = (error as Error).message;
+    const message = coerceError(error).message;
     expect(message).toMatch(/^invalid job spec \(4 problems\)/);
     for (const path of ['image', 'command', 'resources.vcpus', 'unknown field extra'])
       expect(message).toContain(path);

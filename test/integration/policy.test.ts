@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
 import { DockerRuntime } from '../../src/executors/docker/index.js';
 import { SingularityRuntime } from '../../src/executors/singularity/runtime.js';
+import { coerceError } from '../../src/jobs/errors.js';
 import { labelFilters } from '../../src/jobs/names.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
@@ -154,12 +155,12 @@ describe('worker policy', () => {
     await writeFile(bad, 'mounts:\n  - hostPath: /srv\n    readwrite: true\nnetworkModes: host\n');
     const error = await h.worker({ policyPath: bad }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
-    expect((error as Error).message).toBe(
+    expect(coerceError(error).message).toBe(
       `policy STEVEDORE_POLICY=${bad} is invalid: mounts.0: unknown key readwrite; networkModes: Invalid input: expected array, received string`,
     );
     const missing = await h.worker({ policyPath: join(dir, 'nope.yaml') }).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(ConfigError);
-    expect((missing as Error).message).toMatch(/^STEVEDORE_POLICY=.*nope\.yaml cannot be read \(ENOENT\)/);
+    expect(coerceError(missing).message).toMatch(/^STEVEDORE_POLICY=.*nope\.yaml cannot be read \(ENOENT\)/);
   });
 
   it('`stevedore worker --policy FILE` reads that file: an unknown key stops it at start, named in one line', async () => {

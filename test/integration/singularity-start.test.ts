@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SingularityRuntime } from '../../src/executors/singularity/runtime.js';
 import { SingularityExecutor } from '../../src/executors/singularity/singularity-executor.js';
-import { PhaseError } from '../../src/jobs/errors.js';
+import { coerceError, PhaseError } from '../../src/jobs/errors.js';
 import { testDocker, testLabels } from '../helpers/docker.js';
 import { executorSpec } from '../helpers/executor-spec.js';
 import { buildTestImage, readProgress, removeImage } from '../helpers/registry-images.js';
@@ -97,7 +97,7 @@ describe.skipIf(bin === null)('Apptainer start detection', () => {
     const failed = await e.exec(['true']).catch((error: unknown) => error);
     expect(failed).toBeInstanceOf(PhaseError);
     expect(failed).toMatchObject({ phase: 'exec' });
-    expect((failed as Error).message).toMatch(/not seen running within 2 s.*stop the job/);
+    expect(coerceError(failed).message).toMatch(/not seen running within 2 s.*stop the job/);
     await e.stop({ graceMs: 0 });
     expect(await e.wait()).toBe(137);
   });

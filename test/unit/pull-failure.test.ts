@@ -3,7 +3,7 @@ import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import { pullFailure, pullImage } from '../../src/executors/docker/pull.js';
 import type { PullProgress } from '../../src/executors/executor.js';
-import { ImageUnavailableError, InfrastructureError } from '../../src/jobs/errors.js';
+import { coerceError, ImageUnavailableError, InfrastructureError } from '../../src/jobs/errors.js';
 
 const IMAGE = '127.0.0.1:5000/a:1';
 
@@ -103,7 +103,7 @@ const rejection = (promise: Promise<unknown>): Promise<Error> =>
     (value) => {
       throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
     },
-    (error: unknown) => error as Error,
+    (error: unknown) => coerceError(error),
   );
 
 const send = (stream: PassThrough, message: object): void => {

@@ -7,6 +7,7 @@ import {
   RegistryAuthError,
   RegistryCredentials,
 } from '../../src/executors/registry-auth.js';
+import { coerceError } from '../../src/jobs/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'stevedore-auth-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,7 +30,7 @@ const thrown = (fn: () => unknown): Error => {
   try {
     fn();
   } catch (error) {
-    return error as Error;
+    return coerceError(error);
   }
   throw new Error('expected it to throw');
 };

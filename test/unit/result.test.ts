@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { signalFromExitCode, terminationReason, utf8Tail } from '../../src/jobs/result.js';
-import { parseRam } from '../../src/jobs/spec.js';
+import { parseRam } from '../../src/jobs/spec-fields.js';
 
 describe('result helpers', () => {
   it.each([

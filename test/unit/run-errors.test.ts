@@ -1,8 +1,8 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { InfrastructureError } from '../../src/jobs/errors.js';
+import { RunLedger } from '../../src/worker/run/ledger.js';
 import { releaseContainer } from '../../src/worker/run/release.js';
-import { RunState } from '../../src/worker/run/state.js';
 import { LogRecorder, stubRun } from '../helpers/run-harness.js';
 import { StubExecutor } from '../helpers/stub-executor.js';
 
@@ -47,9 +47,9 @@ describe('runJob on a stub executor: errors and clean-up', () => {
   });
 });
 
-describe('RunState', () => {
+describe('RunLedger', () => {
   it('keeps the first error and its phase; later ones never replace it', () => {
-    const state = new RunState(Date.now(), pino({ level: 'silent' }));
+    const state = new RunLedger(Date.now(), pino({ level: 'silent' }));
     state.enter('loading-image');
     const first = new Error('first');
     expect(state.keepError(first)).toBe(first);
@@ -61,11 +61,11 @@ describe('RunState', () => {
   });
 
   it("takes a PhaseError's own phase, and makes an Error of anything thrown", () => {
-    const state = new RunState(Date.now(), pino({ level: 'silent' }));
+    const state = new RunLedger(Date.now(), pino({ level: 'silent' }));
     state.enter('running');
     state.keepError(new InfrastructureError('creating', 'engine away'));
     expect(state.errorPhase).toBe('creating');
-    const other = new RunState(Date.now(), pino({ level: 'silent' }));
+    const other = new RunLedger(Date.now(), pino({ level: 'silent' }));
     expect(other.keepError('a string').message).toBe('a string');
     expect(other.errorPhase).toBe('admitted');
   });

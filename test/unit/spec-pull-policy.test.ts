@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidSpecError } from '../../src/jobs/errors.js';
+import { coerceError, InvalidSpecError } from '../../src/jobs/errors.js';
 import { type JobSpecInput, parseJobSpec, pullPolicyOf } from '../../src/jobs/spec.js';
 
 const spec = (fields: Partial<JobSpecInput>) =>
@@ -30,7 +30,7 @@ describe('imagePullPolicy in a job spec', () => {
     const issues = (error as InvalidSpecError).issues;
     expect(issues.map((issue) => issue.path)).toEqual(['imagePullPolicy']);
     expect(issues[0]?.message).toMatch(/"if-not-present", "always", "never"/);
-    expect((error as Error).message).toContain('imagePullPolicy: must be one of');
+    expect(coerceError(error).message).toContain('imagePullPolicy: must be one of');
   });
 });
 

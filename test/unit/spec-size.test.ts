@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { jobDataProblem, jobTextProblem, parseJobSpec, SPEC_LIMITS } from '../../src/jobs/spec.js';
+import { jobDataProblem, jobTextProblem, parseJobSpec } from '../../src/jobs/spec.js';
+import { SPEC_LIMITS } from '../../src/jobs/spec-limits.js';
 import { VALID_SPEC } from '../helpers/invalid-specs.js';
 
 const elements = `has more than ${SPEC_LIMITS.specElements} elements (array items and object fields)`;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidSpecError } from '../../src/jobs/errors.js';
-import { parseJobSpec, SPEC_LIMITS, stdinBytes } from '../../src/jobs/spec.js';
+import { parseJobSpec, stdinBytes } from '../../src/jobs/spec.js';
+import { SPEC_LIMITS } from '../../src/jobs/spec-limits.js';
 import { INVALID_SPECS, VALID_SPEC } from '../helpers/invalid-specs.js';
 
 const issuesOf = (input: unknown): InvalidSpecError => {

@@ -76,7 +76,7 @@ export class ContainerExit {
       this.onStopped();
       return body.StatusCode;
     });
-    this.request.catch(() => undefined);
+    this.request.catch(() => undefined); // awaited later (the exit race, settled()); not unhandled meanwhile
   }
 
   /** Settles when the engine answered the wait request (used to end a stop's grace early). */
@@ -100,7 +100,7 @@ export class ContainerExit {
         const lost = this.watch?.nextLoss().then(() => {
           throw new EngineLost();
         });
-        lost?.catch(() => undefined);
+        lost?.catch(() => undefined); // raced below; unhandled when the container exits first
         const inspected = watchContainer(container, {
           intervalMs: this.settings.watchdogIntervalMs,
           outageMs: this.settings.engineOutageMs,

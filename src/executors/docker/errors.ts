@@ -1,4 +1,4 @@
-import { InfrastructureError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
+import { coerceError, InfrastructureError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
 
 /** 404: the container (or image) does not exist. */
 export function isGone(error: unknown): boolean {
@@ -21,7 +21,7 @@ export function isAlreadyInState(error: unknown): boolean {
 
 /** The OCI runtime could not find the command (at start; on Podman already when attach prepares the container). */
 export function isCommandNotFound(error: unknown): boolean {
-  return /executable file not found|no such file or directory/i.test((error as Error)?.message ?? '');
+  return /executable file not found|no such file or directory/i.test(coerceError(error).message);
 }
 
 /** The engine's message without dockerode's "(HTTP code 500) server error - " prefix. */
@@ -35,7 +35,7 @@ export function wrapEngineError(
   what: string,
   error: unknown,
 ): Error {
-  const message = cleanEngineMessage((error as Error).message ?? String(error));
+  const message = cleanEngineMessage(coerceError(error).message);
   const code = statusCodeOf(error);
   // 4xx from the engine is about this container or spec; anything else means the engine is in trouble.
   if (code !== undefined && code >= 400 && code < 500) {

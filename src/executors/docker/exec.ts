@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Dockerode from 'dockerode';
-import { PhaseError } from '../../jobs/errors.js';
+import { coerceError, PhaseError } from '../../jobs/errors.js';
 import type { ExecOptions, ExecResult } from '../executor.js';
 import { DockerDemux } from './attach/demux.js';
 import { isAlreadyInState } from './errors.js';
@@ -34,7 +34,7 @@ export async function dockerExec(
       User: options.user ?? '',
     });
   } catch (error) {
-    const reason = isAlreadyInState(error) ? 'the container is not running' : (error as Error).message;
+    const reason = isAlreadyInState(error) ? 'the container is not running' : coerceError(error).message;
     throw new PhaseError('exec', `cannot run ${JSON.stringify(command)}: ${reason}`, { cause: error });
   }
   const stream = await exec.start({ hijack: true, stdin: hasStdin, abortSignal: options.signal });

@@ -28,7 +28,7 @@ export async function inspectImage(
     if (statusCodeOf(error) === 404) return null;
     throw new InfrastructureError(
       'loading-image',
-      `cannot inspect image ${image}: ${(error as Error).message}`,
+      `cannot inspect image ${image}: ${coerceError(error).message}`,
       {
         cause: error,
       },
@@ -100,7 +100,7 @@ export async function loadImageTarball(docker: Dockerode, image: string, tarball
   } catch (error) {
     throw new PhaseError(
       'loading-image',
-      `cannot read image tarball ${tarballPath}: ${(error as Error).message}`,
+      `cannot read image tarball ${tarballPath}: ${coerceError(error).message}`,
       {
         cause: error,
       },

@@ -135,7 +135,14 @@ export class MadeContainer {
   private async discard(): Promise<void> {
     this.o.output.destroy();
     this.o.runtime.events.unwatch(this.container.id);
-    await this.o.runtime.removeContainer(this.container.id).catch(() => undefined);
+    await this.o.runtime
+      .removeContainer(this.container.id)
+      .catch((error: unknown) =>
+        this.o.log.warn(
+          { containerId: this.container.id, err: error },
+          'removing the container that never started failed; it stays until removed (docker rm -f)',
+        ),
+      );
   }
 }
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
-import { InfrastructureError, statusCodeOf } from '../../jobs/errors.js';
+import { coerceError, InfrastructureError, statusCodeOf } from '../../jobs/errors.js';
 
 /** Watchdog inspects that must see the container exited before we stop waiting for wait(). */
 const EXITED_CONFIRMATIONS = 3;
@@ -49,7 +49,7 @@ export async function watchContainer(container: Dockerode.Container, o: Watchdog
       if (away >= o.outageMs) {
         throw new InfrastructureError(
           'running',
-          `docker daemon stopped answering (${failures} inspects failed over ${(away / 1000).toFixed(1)} s, last: ${(error as Error).message}); check dockerd`,
+          `docker daemon stopped answering (${failures} inspects failed over ${(away / 1000).toFixed(1)} s, last: ${coerceError(error).message}); check dockerd`,
           { cause: error },
         );
       }
@@ -96,7 +96,7 @@ export async function awaitEngine(
     if (away >= options.limitMs) {
       throw new InfrastructureError(
         'running',
-        `the docker engine has not answered for ${Math.round(away / 1000)} s (last: ${(lastError as Error).message}); check dockerd; the job is retried while attempts remain`,
+        `the docker engine has not answered for ${Math.round(away / 1000)} s (last: ${coerceError(lastError).message}); check dockerd; the job is retried while attempts remain`,
         { cause: lastError },
       );
     }

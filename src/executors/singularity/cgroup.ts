@@ -1,5 +1,6 @@
 import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { coerceError } from '../../jobs/errors.js';
 import type { FinalUsage, UsageSample } from '../executor.js';
 import type { CgroupLimits } from './args.js';
 
@@ -57,9 +58,10 @@ export class JobCgroup {
     try {
       for (const dir of cgroup.dirs()) await mkdir(dir, { recursive: true });
     } catch (error) {
+      // What was made of it is empty directories, which the unavailable message below explains.
       await cgroup.remove().catch(() => undefined);
       return {
-        unavailable: `cannot make cgroup ${path} under ${root} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; the worker must run as root on the host)`,
+        unavailable: `cannot make cgroup ${path} under ${root} (${(error as NodeJS.ErrnoException).code ?? coerceError(error).message}; the worker must run as root on the host)`,
       };
     }
     return cgroup;
@@ -98,6 +100,7 @@ export class JobCgroup {
         await writeFile(this.file('cpu', 'cpu.max'), `${cpuQuotaUs} ${cpuPeriodUs}`);
       if (memoryBytes !== undefined) {
         await writeFile(this.file('memory', 'memory.max'), String(memoryBytes));
+        // Absent where the kernel accounts no swap: then there is no swap to limit.
         await writeFile(this.file('memory', 'memory.swap.max'), '0').catch(() => undefined);
       }
       if (pidsMax !== undefined) await writeFile(this.file('pids', 'pids.max'), String(pidsMax));

@@ -90,7 +90,7 @@ export class SingularityProcess {
       this.exitedAt = { code: missing ? 127 : code, missingCommand: missing };
       return this.exitedAt;
     });
-    this.exit.catch(() => undefined);
+    this.exit.catch(() => undefined); // its readers await it; a failed spawn is not unhandled meanwhile
   }
 
   get pid(): number {

@@ -82,6 +82,7 @@ export class SifCache {
     try {
       if (await this.has(key)) {
         const now = new Date();
+        // Only the eviction order's mark: a file evicted meanwhile is caught by the look below.
         await utimes(path, now, now).catch(() => undefined);
         if (await this.has(key)) return { path, converted: false, evicted: [] };
       }
@@ -117,6 +118,7 @@ export class SifCache {
   async acquire(key: string): Promise<() => void> {
     count(this.inUse, key, +1);
     const now = new Date();
+    // Only the eviction order's mark; the count above is what keeps the file from eviction.
     await utimes(this.pathOf(key), now, now).catch(() => undefined);
     let released = false;
     return () => {
@@ -132,7 +134,7 @@ export class SifCache {
    */
   evict(keep?: string): Promise<Eviction[]> {
     const run = this.evicting.then(() => this.evictNow(keep));
-    this.evicting = run.catch(() => undefined);
+    this.evicting = run.catch(() => undefined); // the caller gets the failure; the next eviction runs anyway
     return run;
   }
 

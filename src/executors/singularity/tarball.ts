@@ -3,6 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { coerceError } from '../../jobs/errors.js';
 
 /** A tar header block, and the unit member data is padded to. */
 const BLOCK = 512;
@@ -65,7 +66,7 @@ export function parseManifest(body: Buffer): Omit<TarballManifest, 'dotPrefixed'
   try {
     images = JSON.parse(body.toString('utf8'));
   } catch (error) {
-    throw new Error(`manifest.json is not JSON: ${(error as Error).message}`);
+    throw new Error(`manifest.json is not JSON: ${coerceError(error).message}`);
   }
   if (!Array.isArray(images)) throw new Error('manifest.json is not a list of images');
   const repoTags = images.flatMap((image: unknown) => {

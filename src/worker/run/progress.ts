@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { JobProgress, PullProgress, RunPhase } from '../../jobs/progress.js';
 import type { Usage } from '../../jobs/result.js';
-import type { HistoryEntry } from './state.js';
+import type { HistoryEntry } from './ledger.js';
 
 /** Phase changes closer together than this are published as one progress write. */
 const PROGRESS_COALESCE_MS = 100;

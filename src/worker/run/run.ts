@@ -10,12 +10,12 @@ import type { WorkerEvents } from '../observer.js';
 import type { LiveOutput } from '../output/live-output.js';
 import { describeSpec, toExecutorSpec } from './executor-spec.js';
 import { loadRunImage } from './image-load.js';
+import { RunLedger } from './ledger.js';
 import { checkHostPaths, checkMounted } from './mount-check.js';
 import { ProgressPublisher } from './progress.js';
 import { releaseContainer } from './release.js';
 import { buildResult } from './result.js';
 import { RunOutput } from './run-output.js';
-import { RunState } from './state.js';
 import { StopRequested, StopSources } from './stop.js';
 import { DEFAULT_USAGE_TIMING, UsageSampler, type UsageTiming } from './usage-tracker.js';
 
@@ -78,7 +78,7 @@ export interface RunOutcome {
 export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   const { spec, executor } = ctx;
   const pins = ctx.pins ?? [];
-  const state = new RunState(ctx.enqueuedAt, ctx.logger);
+  const state = new RunLedger(ctx.enqueuedAt, ctx.logger);
   const output = await RunOutput.open(
     ctx.outputDir,
     ctx.openLive,

@@ -1,9 +1,9 @@
 import type { ContainerExecutor } from '../../executors/executor.js';
 import type { RunPhase } from '../../jobs/progress.js';
 import type { EventsLog } from '../output/events-log.js';
+import type { RunLedger } from './ledger.js';
 import { type LongTimer, setLongTimeout } from './long-timer.js';
 import type { StopReason } from './result.js';
-import type { RunState } from './state.js';
 
 /** Thrown by the checks between phases: the run was asked to stop before its container started. */
 export class StopRequested extends Error {
@@ -30,7 +30,7 @@ export interface StopDeps {
   maxRunTimeMs: number | undefined;
   graceMs: number;
   executor: ContainerExecutor;
-  state: RunState;
+  state: RunLedger;
   events: EventsLog;
   transition: (next: RunPhase) => void;
 }

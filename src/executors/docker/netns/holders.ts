@@ -77,7 +77,7 @@ export class NetnsHolders {
     try {
       const image = await this.holderImage();
       if (!image) return null;
-      const holder = await this.make(image);
+      const holder = await this.make(image, log);
       if (this.closed) {
         this.remove(holder);
         return null;
@@ -132,7 +132,7 @@ export class NetnsHolders {
     return this.image;
   }
 
-  private async make(image: string): Promise<NetnsHolder> {
+  private async make(image: string, log: Logger): Promise<NetnsHolder> {
     const container = await this.docker.createContainer({
       Image: image,
       Entrypoint: [HOLDER_ENTRYPOINT],
@@ -161,7 +161,14 @@ export class NetnsHolders {
         expiresAt,
       };
     } catch (error) {
-      await container.remove({ force: true }).catch(() => undefined);
+      await container
+        .remove({ force: true })
+        .catch((removeError: unknown) =>
+          log.warn(
+            { holderId: container.id, err: removeError },
+            'removing a namespace holder that failed to start failed; it stays until removed (docker rm -f)',
+          ),
+        );
       throw error;
     }
   }

@@ -14,7 +14,7 @@ export interface HistoryEntry {
  * What one attempt has learned so far, in one place: the state machine's phase and its marks,
  * the exit, why it was stopped, and the first error. Starts pessimistic: no exit code.
  */
-export class RunState {
+export class RunLedger {
   phase: Phase = 'admitted';
   exitCode: number | null = null;
   oomKilled = false;

@@ -1,0 +1,32 @@
+/**
+ * `stevedore/client`: what a producer needs to submit jobs and read their results, and nothing
+ * that runs containers. It imports src/jobs only (depcheck enforces it), so a producer's process
+ * never loads dockerode, execa or the executors; the package's main export adds the worker.
+ */
+export { canonicalJson } from './jobs/canonical-json.js';
+export {
+  type CancelOutcome,
+  type ClientOptions,
+  StevedoreClient,
+  type SubmitOptions,
+} from './jobs/client.js';
+export type { RedisTarget, RedisTls } from './jobs/connection.js';
+export * from './jobs/errors.js';
+export type { JobProgress, RunPhase } from './jobs/progress.js';
+export type { AttemptRecord, JobResult, RunReason, RunState, StreamSummary, Usage } from './jobs/result.js';
+export {
+  type JobSignature,
+  SIGNATURE_FIELD,
+  type SigningKey,
+  signedMessage,
+  verifyJobSignature,
+} from './jobs/signing.js';
+export { type JobSpec, type JobSpecInput, parseJobSpec } from './jobs/spec.js';
+export type { JobStatus } from './jobs/status.js';
+export { type QueueState, type Waiting, type WaitingReason, whyWaiting } from './jobs/waiting.js';
+export {
+  DEFAULT_PRESENCE_STALE_MS,
+  listWorkers,
+  type WorkerList,
+  type WorkerPresence,
+} from './jobs/workers.js';
