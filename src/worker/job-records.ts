@@ -14,8 +14,8 @@ export interface JobRecords {
   writeSideResult(result: JobResult): Promise<void>;
   /** Runtimes of the queue's live workers (presence). */
   liveRuntimes(): Promise<string[]>;
-  /** The bounded live copy of one output stream of an attempt. */
-  openLive(jobId: string, stream: OutputStream, attempt: number, log: Logger): LiveOutput;
+  /** The bounded live copy of one output stream of an attempt; absent: none. */
+  openLive?: (jobId: string, stream: OutputStream, attempt: number, log: Logger) => LiveOutput;
   readonly history: Pick<RunHistory, 'read' | 'add'>;
 }
 

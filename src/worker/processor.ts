@@ -5,7 +5,7 @@ import type { ContainerRuntime } from '../executors/index.js';
 import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
 import type { JobResult } from '../jobs/result.js';
 import type { JobSpecInput } from '../jobs/spec.js';
-import { admitJob } from './admission.js';
+import { type AdmissionJob, admitJob } from './admission.js';
 import type { WorkerConfig } from './config.js';
 import type { Housekeeping } from './housekeeping.js';
 import type { IdleCollector } from './idle-gc.js';
@@ -14,15 +14,19 @@ import type { WorkerEvents } from './observer.js';
 import type { WorkerPolicy } from './policy-load.js';
 import { earlierRuns, thisRun, withEarlierRuns } from './recovery/history.js';
 import { recordedContainers } from './recovery/ownership.js';
-import { findAdoptable } from './recovery/reconcile.js';
+import { findAdoptable, type RecoveryRuntime } from './recovery/reconcile.js';
 import { runJob, type StopReason } from './run/run.js';
 import type { RunningJobs } from './running-jobs.js';
 import { ForAnotherRuntimeError } from './runtime-check.js';
 import { settle } from './settlement.js';
 import type { TrustedKeys } from './trusted-keys.js';
 
-/** The BullMQ job as the processor takes it. */
-export type ContainerJob = Job<JobSpecInput, JobResult>;
+/** What the processor uses of BullMQ's job (a unit test passes one of its own). */
+export type ContainerJob = AdmissionJob &
+  Pick<
+    Job<JobSpecInput, JobResult>,
+    'attemptsStarted' | 'timestamp' | 'progress' | 'updateProgress' | 'moveToWait' | 'moveToDelayed'
+  >;
 
 /** A BullMQ processor: three plain parameters, so BullMQ hands over its signal (docs/pitfalls.md, "Abort signal"). */
 export type Processor = (job: ContainerJob, token?: string, signal?: AbortSignal) => Promise<JobResult>;
@@ -31,7 +35,7 @@ export type Processor = (job: ContainerJob, token?: string, signal?: AbortSignal
 export interface ProcessorDeps {
   config: Pick<WorkerConfig, 'queue' | 'workerId' | 'host' | 'logDir' | 'limits'>;
   deployment: string;
-  runtime: ContainerRuntime;
+  runtime: Pick<ContainerRuntime, 'kind' | 'capabilities' | 'mountPathProblem'> & RecoveryRuntime;
   /** One executor per attempt, on the worker's runtime. */
   makeExecutor: (options: {
     name: string;
@@ -56,6 +60,7 @@ export interface ProcessorDeps {
 export function createProcessor(deps: ProcessorDeps): Processor {
   const { config, deployment, runtime, records, jobs, books, events } = deps;
   const workerInfo = { host: config.host, id: config.workerId };
+  const { openLive } = records;
 
   /** An attempt's result, told to the events once (not for runs put back by a shutdown). */
   const finished = (result: JobResult): void => {
@@ -142,7 +147,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         stop,
         isCancelled: () => records.isCancelled(jobId),
         publish: (progress) => job.updateProgress(progress as unknown as object),
-        openLive: (stream) => records.openLive(jobId, stream, attempt, log),
+        openLive: openLive ? (stream) => openLive(jobId, stream, attempt, log) : undefined,
         limits: config.limits ?? {
           pidsLimit: deps.policy.policy.pidsLimit,
           maxOutputBytes: deps.policy.policy.maxOutputBytes,
