@@ -63,10 +63,7 @@ export interface AdmittedJob {
  * Anything else is failed for good (UnrecoverableError) with an `invalid` result naming every
  * problem, and never reaches a runtime.
  */
-export async function admitJob(
-  job: AdmissionJob,
-  ctx: AdmissionContext,
-): Promise<AdmittedJob> {
+export async function admitJob(job: AdmissionJob, ctx: AdmissionContext): Promise<AdmittedJob> {
   const jobId = job.id as string;
   const reject = async (message: string, data: unknown = job.data): Promise<never> => {
     const result = resultWithoutRun({
