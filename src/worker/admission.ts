@@ -46,6 +46,9 @@ export function mountPathIssues(
   return issues;
 }
 
+/** What admission reads of BullMQ's job, and the one write it makes (dropping data over the bounds). */
+export type AdmissionJob = Pick<Job<JobSpecInput, JobResult>, 'id' | 'data' | 'attemptsMade' | 'updateData'>;
+
 /** A job admitted to run: its spec as it runs, and what its mounts named when they were checked. */
 export interface AdmittedJob {
   /** Host paths resolved (the executor binds these real paths, never the ones written). */
@@ -60,10 +63,7 @@ export interface AdmittedJob {
  * Anything else is failed for good (UnrecoverableError) with an `invalid` result naming every
  * problem, and never reaches a runtime.
  */
-export async function admitJob(
-  job: Job<JobSpecInput, JobResult>,
-  ctx: AdmissionContext,
-): Promise<AdmittedJob> {
+export async function admitJob(job: AdmissionJob, ctx: AdmissionContext): Promise<AdmittedJob> {
   const jobId = job.id as string;
   const reject = async (message: string, data: unknown = job.data): Promise<never> => {
     const result = resultWithoutRun({
@@ -95,7 +95,7 @@ export async function admitJob(
     ctx.log.warn({ problem: tooBig }, 'job data too big');
     // Kept in Redis, it would be parsed again by every reader of the failed job (the dashboard's
     // lists, getResult): the job fails for good, so its data goes.
-    await (job as Job<unknown>).updateData({});
+    await (job as Pick<Job<unknown>, 'updateData'>).updateData({});
     return reject(new InvalidSpecError([{ path: '', message: tooBig }]).message, {});
   }
   const signed = await checkSignature({ id: jobId, data: job.data }, ctx.signatures, ctx.log);

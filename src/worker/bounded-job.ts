@@ -2,7 +2,7 @@ import { Job, type JobJson, Worker } from 'bullmq';
 import { jobTextProblem } from '../jobs/spec.js';
 
 /** The verdict of jobTextProblem on each job's text (null: within bounds), read by admission. */
-const verdicts = new WeakMap<Job, string | null>();
+const verdicts = new WeakMap<object, string | null>();
 
 /**
  * A job whose data is parsed only when its text is within the spec's bounds (jobTextProblem).
@@ -37,6 +37,6 @@ export class BoundedWorker<D, R> extends Worker<D, R> {
  * What the bounds said of the job's text before it was parsed: why its data was left unparsed,
  * null when it was within them, undefined when the job did not come through a BoundedWorker.
  */
-export function textVerdict(job: Job): string | null | undefined {
+export function textVerdict(job: object): string | null | undefined {
   return verdicts.get(job);
 }

@@ -105,8 +105,9 @@ describe('job control', () => {
     await world.h.worker();
     const client = world.h.client();
     const { id } = await client.submit(
-      // Without an init, sleep (PID 1) ignores SIGTERM, so the grace ends in our SIGKILL.
-      busybox(['sleep', '30'], { maxRunTimeSeconds: 1, stopGraceSeconds: 0.2, init: false }),
+      // Without an init, sleep (PID 1) ignores SIGTERM, so the grace ends in our SIGKILL. The max
+      // run time counts from admission: 1 s ran out while creating (1.5 s at load 14 on 2 cores).
+      busybox(['sleep', '30'], { maxRunTimeSeconds: 3, stopGraceSeconds: 0.2, init: false }),
     );
     const result = await client.waitForResult(id, { timeoutMs: 15_000 });
     // Our own SIGKILL after the grace period is a timeout, never an oom.

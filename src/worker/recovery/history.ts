@@ -88,7 +88,7 @@ export function withEarlierRuns(result: JobResult, earlier: readonly AttemptReco
  * being adopted, is recorded first, so a crash is in the history even if this worker crashes too.
  */
 export async function earlierRuns(
-  history: RunHistory,
+  history: Pick<RunHistory, 'read' | 'add'>,
   jobId: string,
   progress: unknown,
   adopting: boolean,

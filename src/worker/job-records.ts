@@ -1,0 +1,34 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { keys, type OutputStream, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
+import type { JobResult } from '../jobs/result.js';
+import { listWorkers } from '../jobs/workers.js';
+import { LiveOutput } from './output/live-output.js';
+import { RunHistory } from './recovery/history.js';
+
+/** What the processor reads and writes in Redis beside the BullMQ job itself. */
+export interface JobRecords {
+  /** The job's durable cancel flag. */
+  isCancelled(jobId: string): Promise<boolean>;
+  /** The result, for a job that BullMQ fails without a return value (kept SIDE_KEY_TTL_SECONDS). */
+  writeSideResult(result: JobResult): Promise<void>;
+  /** Runtimes of the queue's live workers (presence). */
+  liveRuntimes(): Promise<string[]>;
+  /** The bounded live copy of one output stream of an attempt; absent: none. */
+  openLive?: (jobId: string, stream: OutputStream, attempt: number, log: Logger) => LiveOutput;
+  readonly history: Pick<RunHistory, 'read' | 'add'>;
+}
+
+/** JobRecords on the worker's command connection, under the queue's keys. */
+export function redisRecords(redis: Redis, address: QueueAddress, liveOutputBytes: number): JobRecords {
+  return {
+    isCancelled: async (jobId) => (await redis.exists(keys.cancel(address, jobId))) === 1,
+    writeSideResult: async (result) => {
+      await redis.set(keys.result(address, result.jobId), JSON.stringify(result), 'EX', SIDE_KEY_TTL_SECONDS);
+    },
+    liveRuntimes: async () => (await listWorkers(redis, address)).workers.map((w) => w.runtime),
+    openLive: (jobId, stream, attempt, log) =>
+      new LiveOutput(redis, keys.output(address, jobId, stream), liveOutputBytes, attempt, log),
+    history: new RunHistory(redis, address),
+  };
+}

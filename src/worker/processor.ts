@@ -1,0 +1,203 @@
+import type { Job } from 'bullmq';
+import type { Logger } from 'pino';
+import type { WorkerConfig } from '../config/worker.js';
+import type { ContainerExecutor } from '../executors/executor.js';
+import type { ContainerRuntime } from '../executors/index.js';
+import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
+import type { JobResult } from '../jobs/result.js';
+import type { JobSpecInput } from '../jobs/spec.js';
+import { type AdmissionJob, admitJob } from './admission.js';
+import type { Housekeeping } from './housekeeping.js';
+import type { IdleCollector } from './idle-gc.js';
+import type { JobRecords } from './job-records.js';
+import type { WorkerEvents } from './observer.js';
+import type { WorkerPolicy } from './policy-load.js';
+import { earlierRuns, thisRun, withEarlierRuns } from './recovery/history.js';
+import { recordedContainers } from './recovery/ownership.js';
+import { findAdoptable, type RecoveryRuntime } from './recovery/reconcile.js';
+import { runJob, type StopReason } from './run/run.js';
+import type { RunningJobs } from './running-jobs.js';
+import { ForAnotherRuntimeError } from './runtime-check.js';
+import { settle } from './settlement.js';
+import type { TrustedKeys } from './trusted-keys.js';
+
+/** What the processor uses of BullMQ's job (a unit test passes one of its own). */
+export type ContainerJob = AdmissionJob &
+  Pick<
+    Job<JobSpecInput, JobResult>,
+    'attemptsStarted' | 'timestamp' | 'progress' | 'updateProgress' | 'moveToWait' | 'moveToDelayed'
+  >;
+
+/** A BullMQ processor: three plain parameters, so BullMQ hands over its signal (docs/pitfalls.md, "Abort signal"). */
+export type Processor = (job: ContainerJob, token?: string, signal?: AbortSignal) => Promise<JobResult>;
+
+/** Everything the processor works with, passed in. */
+export interface ProcessorDeps {
+  config: Pick<WorkerConfig, 'queue' | 'workerId' | 'host' | 'logDir' | 'limits'>;
+  deployment: string;
+  runtime: Pick<ContainerRuntime, 'kind' | 'capabilities' | 'mountPathProblem'> & RecoveryRuntime;
+  /** One executor per attempt, on the worker's runtime. */
+  makeExecutor: (options: {
+    name: string;
+    labels: Record<string, string>;
+    logger: Logger;
+  }) => Promise<ContainerExecutor>;
+  policy: WorkerPolicy;
+  trusted: TrustedKeys | undefined;
+  records: JobRecords;
+  jobs: RunningJobs;
+  books: Pick<Housekeeping, 'hold' | 'releaseNow'>;
+  idle: Pick<IdleCollector, 'runEnded'>;
+  events: WorkerEvents;
+  logger: Logger;
+}
+
+/**
+ * The job processor: admits the job, adopts or creates its container, runs it (runJob), and
+ * settles with BullMQ as `settle` says. Container removals wait in `books` until BullMQ has
+ * stored the result.
+ */
+export function createProcessor(deps: ProcessorDeps): Processor {
+  const { config, deployment, runtime, records, jobs, books, events } = deps;
+  const workerInfo = { host: config.host, id: config.workerId };
+  const { openLive } = records;
+
+  /** An attempt's result, told to the events once (not for runs put back by a shutdown). */
+  const finished = (result: JobResult): void => {
+    const { jobId, state, reason } = result;
+    events.emit('job-finished', { jobId, queue: config.queue, state, reason });
+    for (const stream of ['stdout', 'stderr'] as const) {
+      if (result[stream].bytes > 0)
+        events.emit('output-bytes', { jobId, stream, bytes: result[stream].bytes });
+    }
+  };
+
+  const run = async (job: ContainerJob, token?: string, signal?: AbortSignal): Promise<JobResult> => {
+    const jobId = job.id as string;
+    const attempt = job.attemptsMade + 1;
+    const log = deps.logger.child({ jobId, attempt });
+    const { spec, pins } = await admitJob(job, {
+      runtime: runtime.kind,
+      queue: config.queue,
+      liveRuntimes: records.liveRuntimes,
+      worker: workerInfo,
+      log,
+      policy: deps.policy,
+      writeSideResult: records.writeSideResult,
+      signatures: { trusted: deps.trusted, queue: config.queue, now: Date.now },
+      onInvalid: (result) => finished(result),
+      mountPathProblem: (path) => runtime.mountPathProblem(path),
+    }).catch(async (error: unknown) => {
+      if (!(error instanceof ForAnotherRuntimeError)) throw error;
+      const rerouted = settle({ rerouted: true }, Date.now());
+      // Another live worker runs the runtime it asks for: back to the queue for it, no attempt spent.
+      log.info(
+        { runtime: error.runtime },
+        'job asks for another runtime: put back for a worker that runs it',
+      );
+      await job.moveToDelayed(rerouted.until, token);
+      throw rerouted.error;
+    });
+    events.emit('job-admitted', { jobId, attempt });
+    const stop = jobs.start(jobId);
+    // BullMQ's own signal (worker.cancelJob / cancelAllJobs) stops the run too.
+    signal?.addEventListener('abort', () => jobs.stop(jobId, (signal.reason as StopReason) ?? 'cancelled'), {
+      once: true,
+    });
+    // Taken before (a worker crashed or detached): adopt its container if it is still here,
+    // so the job is not run twice; any other earlier container is removed.
+    const adoptable =
+      job.attemptsStarted > 1
+        ? await findAdoptable(
+            runtime,
+            { queue: config.queue, jobId, attempt, deployment, recorded: recordedContainers(job) },
+            log,
+            runtime.capabilities.adopt,
+          )
+        : null;
+    const earlier =
+      job.attemptsStarted > 1
+        ? await earlierRuns(
+            records.history,
+            jobId,
+            job.progress,
+            adoptable !== null,
+            runtime.capabilities.adopt,
+          )
+        : [];
+    if (adoptable) events.emit('adopted', { jobId, containerId: adoptable.containerId });
+    const ids = { queue: config.queue, jobId, attempt };
+    const executor = await deps.makeExecutor({
+      name: containerName({ ...ids, started: job.attemptsStarted, deployment }),
+      labels: containerLabels({ ...ids, workerId: config.workerId, deployment }),
+      logger: log,
+    });
+    try {
+      const outcome = await runJob({
+        jobId,
+        attempt,
+        spec,
+        pins,
+        executor,
+        adopt: adoptable ? { containerId: adoptable.containerId, fromWorker: adoptable.worker } : undefined,
+        logger: log,
+        worker: workerInfo,
+        outputDir: logDirOf(config.logDir, ids),
+        enqueuedAt: job.timestamp,
+        stop,
+        isCancelled: () => records.isCancelled(jobId),
+        publish: (progress) => job.updateProgress(progress as unknown as object),
+        openLive: openLive ? (stream) => openLive(jobId, stream, attempt, log) : undefined,
+        limits: config.limits ?? {
+          pidsLimit: deps.policy.policy.pidsLimit,
+          maxOutputBytes: deps.policy.policy.maxOutputBytes,
+        },
+        events,
+      });
+      const result = withEarlierRuns(outcome.result, earlier);
+      const settled = settle({ outcome, result }, Date.now());
+      switch (settled.kind) {
+        case 'put-back':
+          // A stopped container goes before the job goes back: nobody may adopt its exit code.
+          await outcome.release();
+          await records.history.add(jobId, thisRun(result, settled.note));
+          log.info(
+            { detached: settled.detached },
+            'worker shutting down: job goes back to the queue without spending an attempt',
+          );
+          await job.moveToWait(token);
+          throw settled.error;
+        case 'lost-lock':
+          books.hold(jobId, outcome.release);
+          books.releaseNow(jobId);
+          await records.history.add(jobId, thisRun(result, settled.note));
+          throw settled.error;
+        case 'failed':
+          finished(result);
+          // The rest wait until BullMQ has stored the result (the worker's 'completed' / 'failed').
+          books.hold(jobId, outcome.release);
+          // BullMQ may run it again: the next run's result lists this one.
+          await records.history.add(jobId, thisRun(result));
+          await records.writeSideResult(result);
+          throw settled.error;
+        case 'completed':
+          finished(result);
+          books.hold(jobId, outcome.release);
+          return settled.result;
+      }
+    } finally {
+      jobs.end(jobId);
+      deps.idle.runEnded();
+    }
+  };
+
+  return async (job: ContainerJob, token?: string, signal?: AbortSignal) => {
+    const jobId = job.id as string;
+    jobs.take(jobId);
+    try {
+      return await run(job, token, signal);
+    } finally {
+      jobs.letGo(jobId);
+    }
+  };
+}
