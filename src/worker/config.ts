@@ -1,8 +1,9 @@
 import { availableParallelism, homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_PULL_STALL_MS, DEFAULT_PULL_TIMEOUT_MS } from '../executors/docker/pull.js';
-import { DEFAULT_PIDS_LIMIT, type RuntimeKind } from '../executors/executor.js';
+import { DEFAULT_PIDS_LIMIT } from '../executors/executor.js';
 import { podmanSocketPath } from '../executors/podman/index.js';
+import type { RuntimeKind } from '../executors/runtime.js';
 import {
   DEFAULT_KEEP_FINISHED,
   DEFAULT_LIVE_OUTPUT_BYTES,

@@ -269,8 +269,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         : [];
     if (adoptable) events.emit('adopted', { jobId, containerId: adoptable.containerId });
     const run = { queue: config.queue, jobId, attempt };
-    const executor = await createExecutor(runtime.kind, {
-      runtime,
+    const executor = createExecutor(runtime, {
       name: containerName({ ...run, started: job.attemptsStarted, deployment }),
       labels: containerLabels({ ...run, workerId: config.workerId, deployment }),
       logger: log,

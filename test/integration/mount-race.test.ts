@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { RuntimeKind } from '../../src/executors/executor.js';
+import type { RuntimeKind } from '../../src/executors/runtime.js';
 import { MountChangedError } from '../../src/jobs/errors.js';
 import type { JobResult } from '../../src/jobs/result.js';
 import type { WorkerConfig } from '../../src/worker/config.js';

@@ -26,7 +26,7 @@ async function eventsOf(dir: string, kind: string): Promise<Record<string, unkno
 
 const IMAGE_ID = `sha256:${'1'.repeat(64)}`;
 const DIGEST = `127.0.0.1:5000/team/app@sha256:${'2'.repeat(64)}`;
-const PULLED: LoadedImage = {
+const PULLED: Omit<LoadedImage, 'request'> = {
   imageId: IMAGE_ID,
   imageDigest: DIGEST,
   source: 'registry',

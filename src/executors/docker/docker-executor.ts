@@ -1,6 +1,6 @@
 import type Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
-import { CommandNotFoundError, PhaseError } from '../../jobs/errors.js';
+import { CommandNotFoundError, coerceError, PhaseError } from '../../jobs/errors.js';
 import type {
   Adoption,
   ContainerExecutor,
@@ -13,10 +13,10 @@ import type {
   LoadedImage,
   OutputSink,
   Reattachment,
-  RuntimeCapabilities,
   StreamCounts,
   UsageSample,
 } from '../executor.js';
+import type { RuntimeCapabilities } from '../runtime.js';
 import { adoptedCgroup, type JobCgroup, noUsage } from './cgroup.js';
 import { ContainerExit } from './container-exit.js';
 import { IMAGE_LABEL } from './create-options.js';
@@ -32,7 +32,7 @@ import { dockerExec } from './exec.js';
 import { type DockerExecutorOptions, exitSettings, logDriverOf } from './executor-options.js';
 import { gatherGpuFacts } from './gpu-facts.js';
 import { ipAddressOf, oomKilledOf, pidOf, usageOf } from './inspect.js';
-import { MadeContainer, type MakeOptions, watchEvents } from './made-container.js';
+import { MadeContainer, watchEvents } from './made-container.js';
 import { OutputFollower } from './output-follower.js';
 import { DockerRuntime } from './runtime.js';
 import { stopContainer } from './stop.js';
@@ -58,8 +58,6 @@ export class DockerExecutor implements ContainerExecutor {
   private watch: ContainerWatch | undefined;
   private exit: ContainerExit | undefined;
   private output: OutputFollower | undefined;
-  /** What loadImage() was asked for and found; create() runs that image. */
-  private image: { request: ImageRequest; loaded: LoadedImage } | undefined;
   private spec: ExecutorSpec | undefined;
   /** Set before the executor sends any signal, so the engine's kill events can be told apart. */
   private stopping = false;
@@ -82,30 +80,18 @@ export class DockerExecutor implements ContainerExecutor {
     return this.exit?.reattached ?? [];
   }
 
-  async loadImage(request: ImageRequest): Promise<LoadedImage> {
-    const loaded = await this.rt.images.ensure(request, this.log);
-    this.image = { request, loaded };
-    return loaded;
+  loadImage(request: ImageRequest): Promise<LoadedImage> {
+    return this.rt.images.ensure(request, this.log);
   }
 
-  /** The image create() uses: the one loadImage() found for this spec, loaded again if it went. */
-  private imageFor(spec: ExecutorSpec): MakeOptions['image'] {
-    const image = this.image;
-    if (!image || image.request.image !== spec.image) return undefined;
-    return {
-      id: image.loaded.imageId,
-      reload: async () => {
-        this.rt.images.forget(spec.image);
-        const { signal: _, onProgress: __, ...request } = image.request;
-        const again = await this.rt.images.ensure(request, this.log);
-        this.image = { request: image.request, loaded: again };
-        return again.imageId;
-      },
-    };
-  }
-
-  async create(spec: ExecutorSpec): Promise<void> {
+  async create(spec: ExecutorSpec, image: LoadedImage): Promise<void> {
     if (this.state !== 'new') throw new PhaseError('creating', `this executor is ${this.state}, not new`);
+    if (image.request.image !== spec.image) {
+      throw new PhaseError(
+        'creating',
+        `the image given was loaded for ${image.request.image}, the spec runs ${spec.image}: pass what loadImage() returned for spec.image`,
+      );
+    }
     const output = new OutputFollower(this.rt.docker, { stdout: spec.stdout, stderr: spec.stderr });
     const cgroup = await this.rt.cgroups.prepare(spec.cgroupParent);
     this.jobCgroup = cgroup;
@@ -117,7 +103,14 @@ export class DockerExecutor implements ContainerExecutor {
       labels: this.options.labels,
       logDriver: logDriverOf(this.options, this.rt.defaults),
       reuseNetns: this.options.reuseNetns !== false,
-      image: this.imageFor(spec),
+      image: {
+        id: image.imageId,
+        // The engine lost it since loadImage() (removed meanwhile): loaded once more the same way.
+        reload: async () => {
+          this.rt.images.forget(image.request.image);
+          return (await this.rt.images.ensure(image.request, this.log)).imageId;
+        },
+      },
       output,
       ownSignal: () => this.ownSignal(),
       log: this.log,
@@ -144,7 +137,7 @@ export class DockerExecutor implements ContainerExecutor {
       made.releaseHolder();
       if (isCommandNotFound(error)) {
         throw new CommandNotFoundError(
-          `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (engine said: ${cleanEngineMessage((error as Error).message)})`,
+          `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (engine said: ${cleanEngineMessage(coerceError(error).message)})`,
           { cause: error },
         );
       }
@@ -289,7 +282,9 @@ export class DockerExecutor implements ContainerExecutor {
     if ('unavailable' in cgroup) return noUsage(cgroup.unavailable);
     return this.rt.cgroups
       .read(cgroup.parent)
-      .catch((error: unknown) => noUsage(`cannot read cgroup ${cgroup.parent}: ${(error as Error).message}`));
+      .catch((error: unknown) =>
+        noUsage(`cannot read cgroup ${cgroup.parent}: ${coerceError(error).message}`),
+      );
   }
 
   cgroupId(): string {

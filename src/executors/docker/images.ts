@@ -34,6 +34,9 @@ export interface DockerImagesOptions {
   pull?: Partial<PullSettings>;
 }
 
+/** What a load found, before it is tied to the request it answers. */
+type Found = Omit<LoadedImage, 'request'>;
+
 /** A pull under way, which every job that needs the same image while it runs waits on. */
 interface SharedPull {
   done: Promise<PullOutcome>;
@@ -68,6 +71,12 @@ export class DockerImages {
   }
 
   async ensure(request: ImageRequest, log: Logger): Promise<LoadedImage> {
+    const { image, tarballPath, pullPolicy } = request;
+    const found = await this.find(request, log);
+    return { request: tarballPath ? { image, tarballPath, pullPolicy } : { image, pullPolicy }, ...found };
+  }
+
+  private async find(request: ImageRequest, log: Logger): Promise<Found> {
     const ref = requireImageRef(request.image);
     const key = canonicalRef(ref);
     // A job that loads or pulls its own image under the holders' name would put its program in
@@ -129,12 +138,7 @@ export class DockerImages {
     return identity;
   }
 
-  private async fromTarball(
-    image: string,
-    tarballPath: string,
-    key: string,
-    ref: ImageRef,
-  ): Promise<LoadedImage> {
+  private async fromTarball(image: string, tarballPath: string, key: string, ref: ImageRef): Promise<Found> {
     await loadImageTarball(this.docker, image, tarballPath);
     const identity = await this.inspect(image, key, ref);
     if (!identity)
@@ -143,7 +147,7 @@ export class DockerImages {
     return { imageId: identity.imageId, imageDigest: null, source: 'tarball', pull: null };
   }
 
-  private async pulled(request: ImageRequest, key: string, ref: ImageRef, log: Logger): Promise<LoadedImage> {
+  private async pulled(request: ImageRequest, key: string, ref: ImageRef, log: Logger): Promise<Found> {
     const found = this.pulls.get(key);
     const shared = found !== undefined;
     const pull = found ?? this.startPull(request.image, key, log);

@@ -19,7 +19,7 @@ export interface MakeOptions {
   /** Join a namespace holder when the spec has no network. */
   reuseNetns: boolean;
   /** The image loadImage() found, and how to load it again if the engine lost it since. */
-  image?: { id: string; reload: () => Promise<string> };
+  image: { id: string; reload: () => Promise<string> };
   output: OutputFollower;
   /** Whether a kill the engine reports now was sent by the executor itself. */
   ownSignal: () => boolean;
@@ -56,7 +56,7 @@ export class MadeContainer {
       labels: o.labels,
       logDriver: o.logDriver,
       netnsHolder: holder ?? undefined,
-      imageId: o.image?.id,
+      imageId: o.image.id,
     };
     let container: Dockerode.Container;
     try {
@@ -144,7 +144,7 @@ async function createWithImage(o: MakeOptions, naming: DockerNaming): Promise<Do
   try {
     return await o.runtime.createJobContainer(o.spec, naming, o.facts);
   } catch (error) {
-    if (statusCodeOf(error) !== 404 || !o.image) throw error;
+    if (statusCodeOf(error) !== 404) throw error;
     const id = await o.image.reload();
     o.image = { ...o.image, id };
     return o.runtime.createJobContainer(o.spec, { ...naming, imageId: id }, o.facts);

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import type { Logger } from 'pino';
 import { coerceError, ImageUnavailableError, InfrastructureError, PhaseError } from '../../jobs/errors.js';
 import { canonicalRef, type ImageRef, nameOf, parseImageRef, requireImageRef } from '../../jobs/image-ref.js';
-import type { CacheEviction, ImageRequest, LoadedImage } from '../executor.js';
+import type { CacheEviction, ImageIdentity, ImageRequest, LoadedImage } from '../executor.js';
 import { RegistryCredentials } from '../registry-auth.js';
 import { RUNTIME_PATH } from './args.js';
 import type { SingularityBinary } from './binary.js';
@@ -16,10 +16,12 @@ import { copyTarball, readTarballManifest, tarballDigest } from './tarball.js';
 /** A conversion (pull + squashfs) of one image; longer fails the attempt as infra (retried). */
 const CONVERT_TIMEOUT_MS = 30 * 60_000;
 
-/** An image ready to run: what loadImage() reports, and the SIF's digest. */
-export interface SifImage {
-  loaded: LoadedImage;
-  key: string;
+/** What a load found, before it is tied to the request it answers. */
+type Found = Omit<LoadedImage, 'request'>;
+
+/** The SIF cache's key of a loaded image: its digest, which every way of loading makes its imageId. */
+export function sifKeyOf(image: ImageIdentity): string {
+  return image.imageId.replace(/^sha256:/, '');
 }
 
 export interface SingularityImagesOptions {
@@ -46,12 +48,19 @@ export class SingularityImages {
     this.docker = new Dockerode({ socketPath: options.dockerSocket ?? '/var/run/docker.sock' });
   }
 
-  async ensure(request: ImageRequest, log: Logger): Promise<SifImage> {
+  /** The image as a SIF in the cache (its path: cache.pathOf(sifKeyOf(loaded))), by the request's pull policy. */
+  async ensure(request: ImageRequest, log: Logger): Promise<LoadedImage> {
+    const { image, tarballPath, pullPolicy } = request;
+    const found = await this.find(request, log);
+    return { request: tarballPath ? { image, tarballPath, pullPolicy } : { image, pullPolicy }, ...found };
+  }
+
+  private async find(request: ImageRequest, log: Logger): Promise<Found> {
     const ref = requireImageRef(request.image);
     const name = canonicalRef(ref);
     if (request.pullPolicy !== 'always' || ref.digest !== null) {
       const key = await this.cache.lookup(name);
-      if (key) return { key, loaded: identity(key, 'present', ref.digest ? request.image : null) };
+      if (key) return identity(key, 'present', ref.digest ? request.image : null);
     }
     if (request.tarballPath) return this.fromTarball(request.tarballPath, request.image, name, log);
     if (request.pullPolicy === 'never') {
@@ -71,7 +80,7 @@ export class SingularityImages {
     return this.fromRegistry(request, ref, name, log);
   }
 
-  private async fromTarball(path: string, image: string, name: string, log: Logger): Promise<SifImage> {
+  private async fromTarball(path: string, image: string, name: string, log: Logger): Promise<Found> {
     let manifest: Awaited<ReturnType<typeof readTarballManifest>>;
     let key: string;
     try {
@@ -127,13 +136,10 @@ export class SingularityImages {
       await this.build(target, tmp, `docker-archive:${source}`, {});
     });
     await this.cache.remember(name, key);
-    return {
-      key,
-      loaded: { ...identity(key, 'tarball', null), ...evictions(evicted) },
-    };
+    return { ...identity(key, 'tarball', null), ...evictions(evicted) };
   }
 
-  private async fromDaemon(image: string, imageId: string, name: string, log: Logger): Promise<SifImage> {
+  private async fromDaemon(image: string, imageId: string, name: string, log: Logger): Promise<Found> {
     const key = imageId.replace(/^sha256:/, '');
     const { evicted } = await this.convert(key, log, (target, tmp) =>
       this.build(target, tmp, `docker-daemon:${image}`, {
@@ -141,7 +147,7 @@ export class SingularityImages {
       }),
     );
     await this.cache.remember(name, key);
-    return { key, loaded: { ...identity(key, 'present', null), ...evictions(evicted) } };
+    return { ...identity(key, 'present', null), ...evictions(evicted) };
   }
 
   private async fromRegistry(
@@ -149,7 +155,7 @@ export class SingularityImages {
     ref: ImageRef,
     name: string,
     log: Logger,
-  ): Promise<SifImage> {
+  ): Promise<Found> {
     const credential = this.credentials.forImage(request.image);
     const started = Date.now();
     let digest: string;
@@ -186,14 +192,11 @@ export class SingularityImages {
       () => 0,
     );
     return {
-      key,
-      loaded: {
-        imageId: `sha256:${key}`,
-        imageDigest: `${nameOf(request.image)}@${digest}`,
-        source: 'registry',
-        pull: { durationMs: Date.now() - started, bytes: size, layers: 0, shared: !converted },
-        ...evictions(evicted),
-      },
+      imageId: `sha256:${key}`,
+      imageDigest: `${nameOf(request.image)}@${digest}`,
+      source: 'registry',
+      pull: { durationMs: Date.now() - started, bytes: size, layers: 0, shared: !converted },
+      ...evictions(evicted),
     };
   }
 
@@ -252,7 +255,7 @@ function evictions(evicted: Eviction[]): { evicted?: CacheEviction[] } {
   };
 }
 
-function identity(key: string, source: LoadedImage['source'], digestRef: string | null): LoadedImage {
+function identity(key: string, source: LoadedImage['source'], digestRef: string | null): Found {
   return { imageId: `sha256:${key}`, imageDigest: digestRef, source, pull: null };
 }
 
