@@ -1,6 +1,6 @@
 import type Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
-import { CommandNotFoundError, coerceError, PhaseError } from '../../jobs/errors.js';
+import { coerceError, PhaseError } from '../../jobs/errors.js';
 import type {
   Adoption,
   ContainerExecutor,
@@ -20,19 +20,13 @@ import type { RuntimeCapabilities } from '../runtime.js';
 import { adoptedCgroup, type JobCgroup, noUsage } from './cgroup.js';
 import { ContainerExit } from './container-exit.js';
 import { IMAGE_LABEL } from './create-options.js';
-import {
-  cleanEngineMessage,
-  isAlreadyInState,
-  isCommandNotFound,
-  isGone,
-  wrapEngineError,
-} from './errors.js';
+import { isAlreadyInState, isGone, startError, wrapEngineError } from './errors.js';
 import type { ContainerWatch } from './events.js';
 import { dockerExec } from './exec.js';
 import { type DockerExecutorOptions, exitSettings, logDriverOf } from './executor-options.js';
 import { gatherGpuFacts } from './gpu-facts.js';
 import { ipAddressOf, oomKilledOf, pidOf, usageOf } from './inspect.js';
-import { MadeContainer, watchEvents } from './made-container.js';
+import { MadeContainer, takeOver } from './made-container.js';
 import { OutputFollower } from './output-follower.js';
 import { DockerRuntime } from './runtime.js';
 import { stopContainer } from './stop.js';
@@ -103,14 +97,7 @@ export class DockerExecutor implements ContainerExecutor {
       labels: this.options.labels,
       logDriver: logDriverOf(this.options, this.rt.defaults),
       reuseNetns: this.options.reuseNetns !== false,
-      image: {
-        id: image.imageId,
-        // The engine lost it since loadImage() (removed meanwhile): loaded once more the same way.
-        reload: async () => {
-          this.rt.images.forget(image.request.image);
-          return (await this.rt.images.ensure(image.request, this.log)).imageId;
-        },
-      },
+      image: { id: image.imageId, reload: () => this.rt.images.reload(image.request, this.log) },
       output,
       ownSignal: () => this.ownSignal(),
       log: this.log,
@@ -135,13 +122,7 @@ export class DockerExecutor implements ContainerExecutor {
       await made.start();
     } catch (error) {
       made.releaseHolder();
-      if (isCommandNotFound(error)) {
-        throw new CommandNotFoundError(
-          `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (engine said: ${cleanEngineMessage(coerceError(error).message)})`,
-          { cause: error },
-        );
-      }
-      throw wrapEngineError('starting', 'cannot start the container', error);
+      throw startError(spec, error);
     } finally {
       // It may have been made again (see MadeContainer): from now on it is this one.
       this.container = made.container;
@@ -166,19 +147,11 @@ export class DockerExecutor implements ContainerExecutor {
     alreadyKept: StreamCounts,
   ): Promise<Adoption> {
     if (this.state !== 'new') throw new PhaseError('running', `cannot adopt: this executor is ${this.state}`);
-    const container = this.rt.docker.getContainer(containerId);
-    // Watch before looking, so an exit in between is not missed.
-    const watch = await watchEvents(
-      { runtime: this.rt, ownSignal: () => this.ownSignal(), log: this.log },
-      container,
-    );
-    let info: Dockerode.ContainerInspectInfo;
-    try {
-      info = await container.inspect();
-    } catch (error) {
-      this.rt.events.unwatch(containerId);
-      throw wrapEngineError('running', `cannot adopt container ${containerId}`, error);
-    }
+    const { container, watch, info } = await takeOver(containerId, {
+      runtime: this.rt,
+      ownSignal: () => this.ownSignal(),
+      log: this.log,
+    });
     this.container = container;
     this.watch = watch;
     this.output = new OutputFollower(this.rt.docker, streams);
@@ -188,8 +161,10 @@ export class DockerExecutor implements ContainerExecutor {
     this.exit = this.exitOf(container, !info.State.Running);
     this.exit.ask();
     this.log.info({ containerId, replayed, running: info.State.Running }, 'container adopted');
-    const reference = info.Config.Labels?.[IMAGE_LABEL] ?? info.Config.Image;
-    const image = await this.rt.images.identityOf(info.Image, reference);
+    const image = await this.rt.images.identityOf(
+      info.Image,
+      info.Config.Labels?.[IMAGE_LABEL] ?? info.Config.Image,
+    );
     return { replayed, running: info.State.Running, image };
   }
 
@@ -197,24 +172,8 @@ export class DockerExecutor implements ContainerExecutor {
     const exit = this.exit;
     if (!exit)
       throw new PhaseError('running', `wait() needs a started container; this executor is ${this.state}`);
-    signal?.throwIfAborted();
-    const done = new AbortController();
-    const aborted = new Promise<never>((_, reject) => {
-      const onAbort = (): void =>
-        reject(new PhaseError('running', 'wait aborted', { cause: signal?.reason }));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      done.signal.addEventListener('abort', () => signal?.removeEventListener('abort', onAbort), {
-        once: true,
-      });
-    });
-    aborted.catch(() => undefined);
-    try {
-      const code = await exit.wait(aborted, signal);
-      this.exitCode = code;
-      return code;
-    } finally {
-      done.abort();
-    }
+    this.exitCode = await exit.wait(signal);
+    return this.exitCode;
   }
 
   async stop(options: { graceMs?: number } = {}): Promise<void> {

@@ -1,4 +1,11 @@
-import { InfrastructureError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
+import {
+  CommandNotFoundError,
+  coerceError,
+  InfrastructureError,
+  PhaseError,
+  statusCodeOf,
+} from '../../jobs/errors.js';
+import type { ExecutorSpec } from '../executor.js';
 
 /** 404: the container (or image) does not exist. */
 export function isGone(error: unknown): boolean {
@@ -21,7 +28,7 @@ export function isAlreadyInState(error: unknown): boolean {
 
 /** The OCI runtime could not find the command (at start; on Podman already when attach prepares the container). */
 export function isCommandNotFound(error: unknown): boolean {
-  return /executable file not found|no such file or directory/i.test((error as Error)?.message ?? '');
+  return /executable file not found|no such file or directory/i.test(coerceError(error).message);
 }
 
 /** The engine's message without dockerode's "(HTTP code 500) server error - " prefix. */
@@ -35,11 +42,20 @@ export function wrapEngineError(
   what: string,
   error: unknown,
 ): Error {
-  const message = cleanEngineMessage((error as Error).message ?? String(error));
+  const message = cleanEngineMessage(coerceError(error).message);
   const code = statusCodeOf(error);
   // 4xx from the engine is about this container or spec; anything else means the engine is in trouble.
   if (code !== undefined && code >= 400 && code < 500) {
     return new PhaseError(phase, `${what}: ${message}`, { cause: error });
   }
   return new InfrastructureError(phase, `${what}: ${message}`, { cause: error });
+}
+
+/** Why a container did not start: its command is not in the image (never worth a retry), or the engine's error. */
+export function startError(spec: Pick<ExecutorSpec, 'image' | 'command'>, error: unknown): Error {
+  if (!isCommandNotFound(error)) return wrapEngineError('starting', 'cannot start the container', error);
+  return new CommandNotFoundError(
+    `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (engine said: ${cleanEngineMessage(coerceError(error).message)})`,
+    { cause: error },
+  );
 }

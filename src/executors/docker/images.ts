@@ -9,7 +9,7 @@ import {
   requireImageRef,
   sameRepository,
 } from '../../jobs/image-ref.js';
-import type { ImageIdentity, ImageRequest, LoadedImage, PullProgress } from '../executor.js';
+import type { ImageIdentity, ImageRequest, ImageSpec, LoadedImage, PullProgress } from '../executor.js';
 import { RegistryCredentials } from '../registry-auth.js';
 import { inspectImage, loadImageTarball } from './image.js';
 import { HOLDER_REPOSITORY } from './netns/holder-image.js';
@@ -99,6 +99,12 @@ export class DockerImages {
       );
     }
     return this.pulled(request, key, ref, log);
+  }
+
+  /** Loads an image again as it was loaded before (the engine lost it since, e.g. removed meanwhile); its id now. */
+  async reload(request: ImageSpec, log: Logger): Promise<string> {
+    this.forget(request.image);
+    return (await this.ensure(request, log)).imageId;
   }
 
   /** Forgets that an image was present (after the engine said it is not). */

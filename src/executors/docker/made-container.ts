@@ -163,3 +163,22 @@ export async function watchEvents(
     return undefined;
   }
 }
+
+/** A container an earlier executor made, watched before it is looked at, so an exit in between is not missed. */
+export async function takeOver(
+  containerId: string,
+  o: Pick<MakeOptions, 'runtime' | 'ownSignal' | 'log'>,
+): Promise<{
+  container: Dockerode.Container;
+  watch: ContainerWatch | undefined;
+  info: Dockerode.ContainerInspectInfo;
+}> {
+  const container = o.runtime.docker.getContainer(containerId);
+  const watch = await watchEvents(o, container);
+  try {
+    return { container, watch, info: await container.inspect() };
+  } catch (error) {
+    o.runtime.events.unwatch(containerId);
+    throw wrapEngineError('running', `cannot adopt container ${containerId}`, error);
+  }
+}
