@@ -40,7 +40,8 @@ module.exports = {
     {
       name: 'contract-imports-jobs-as-types',
       severity: 'error',
-      comment: 'The contract takes only types from src/jobs and from itself (`import type`), so it carries no code.',
+      comment:
+        'The contract takes only types from src/jobs and from itself (`import type`), so it carries no code.',
       from: { path: CONTRACT },
       to: { path: ['^src/jobs/', CONTRACT], dependencyTypesNot: ['type-only'] },
     },

@@ -85,7 +85,7 @@ export function createExecutor(runtime: ContainerRuntime, options: ExecutorOptio
   const kind = JSON.stringify(runtime.kind);
   throw new RuntimeUnavailableError(
     runtime.kind,
-    `creating an executor needs the runtime that openRuntime(${kind}) returns, not a ${runtime.constructor.name} (kinds: ${KINDS})`,
+    `creating an executor needs a runtime that openRuntime(${kind}) opened (one of ${KINDS}); this one is an instance of ${runtime.constructor.name}`,
   );
 }
 

@@ -77,6 +77,15 @@ describe('runJob on a stub executor: loading the image', () => {
     expect(await eventsOf(dir, 'image-evicted')).toEqual([eviction]);
   });
 
+  it('create() is handed the image loadImage() returned, with the request it answers', async () => {
+    const h = stubRun({ image: '127.0.0.1:5000/team/app:v1' }, { image: PULLED });
+    await h.run();
+    expect(h.executor.createdImage).toEqual({
+      ...PULLED,
+      request: { image: '127.0.0.1:5000/team/app:v1', pullPolicy: 'if-not-present' },
+    });
+  });
+
   it('the result says which image ran, as loadImage found it; events.log has the pull and the image', async () => {
     const dir = outputDir();
     const h = stubRun({ image: '127.0.0.1:5000/team/app:v1' }, { image: PULLED }, { outputDir: dir });
