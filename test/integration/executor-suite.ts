@@ -135,6 +135,24 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
         expect(await e.wait()).toBe(0);
       });
 
+      it('create() runs the image it is handed, loaded again the same way if the runtime lost it since', async () => {
+        const e = executor();
+        const loaded = await e.loadImage({
+          image: TEST_IMAGE,
+          tarballPath: testImageTarball(),
+          pullPolicy: 'if-not-present',
+        });
+        await expect(e.create(spec(['true'], { image: 'stevedore-test/other:9' }), loaded)).rejects.toThrow(
+          /creating: the image given was loaded for stevedore-test\/busybox:1, the spec runs stevedore-test\/other:9/,
+        );
+        await runtime.forgetImage();
+        const s = spec(['echo', 'ok']);
+        await e.create(s, loaded);
+        await e.start();
+        expect(await e.wait()).toBe(0);
+        expect(s.stdout.text).toBe('ok\n');
+      });
+
       it('rejects a missing, an empty and a corrupt tarball with the reason', async () => {
         const dir = await tempDir();
         const empty = join(dir, 'empty.tar');
