@@ -17,8 +17,8 @@ export interface ImageLoadDeps {
 
 /**
  * The loading-image phase: the image by the job's pull policy, its pull (if any) in events.log,
- * and which image it is, for create() and the result. A stop while it waits (cancel, timeout, shutdown) ends
- * the wait at once as the stop it is; a pull other jobs wait on goes on for them.
+ * and the loaded image, for create() and the result. A stop while it waits (cancel, timeout,
+ * shutdown) ends the wait at once as the stop it is; a pull other jobs wait on goes on for them.
  */
 export async function loadRunImage(deps: ImageLoadDeps): Promise<LoadedImage> {
   const { spec, executor, events, stops } = deps;
