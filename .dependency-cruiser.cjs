@@ -1,7 +1,7 @@
 /**
  * The import rules of DESIGN.md's layout table, checked by `npm run depcheck` (and so by `npm test`):
  * cli → server/gateway → worker → config → policy/executors → jobs (and cli → dashboard → jobs), no cycles, and each
- * runtime folder on its own behind the contract in src/executors/executor.ts.
+ * runtime folder on its own behind the contract in src/executors/executor.ts and runtime.ts.
  *
  * src/config sits between the worker and what it drives: its loaders read the environment (only
  * src/config/env.ts touches process.env) and need the contract's runtime kinds, Podman's socket
@@ -10,6 +10,9 @@
  * the fallbacks of a runtime opened without settings. The client's half (client.ts and what it
  * imports) stays free of the worker's half, so producers load no executor.
  */
+
+/** The runtime-neutral contract: the executor (executor.ts) and the runtime it runs on (runtime.ts). */
+const CONTRACT = '^src/executors/(executor|runtime)\\.ts$';
 
 /** Every runtime folder under src/executors/ (docker/, podman/, singularity/). */
 const RUNTIME = '^src/executors/([^/]+)/';
@@ -45,21 +48,22 @@ module.exports = {
       name: 'contract-imports-only-job-types',
       severity: 'error',
       comment:
-        'src/executors/executor.ts is the runtime-neutral contract: it may name src/jobs types, nothing else of ours.',
-      from: { path: '^src/executors/executor\\.ts$' },
-      to: { path: '^src/', pathNot: '^src/jobs/' },
+        'src/executors/executor.ts and runtime.ts are the runtime-neutral contract: they may name src/jobs types and each other, nothing else of ours.',
+      from: { path: CONTRACT },
+      to: { path: '^src/', pathNot: ['^src/jobs/', CONTRACT] },
     },
     {
       name: 'contract-imports-jobs-as-types',
       severity: 'error',
-      comment: 'The contract takes only types from src/jobs (`import type`), so it carries no code.',
-      from: { path: '^src/executors/executor\\.ts$' },
-      to: { path: '^src/jobs/', dependencyTypesNot: ['type-only'] },
+      comment:
+        'The contract takes only types from src/jobs and from itself (`import type`), so it carries no code.',
+      from: { path: CONTRACT },
+      to: { path: ['^src/jobs/', CONTRACT], dependencyTypesNot: ['type-only'] },
     },
     {
       name: 'runtimes-stay-apart',
       severity: 'error',
-      comment: 'A runtime folder never imports another: each stands alone behind executor.ts.',
+      comment: 'A runtime folder never imports another: each stands alone behind the contract.',
       from: { path: RUNTIME, pathNot: '^src/executors/podman/' },
       to: { path: '^src/executors/[^/]+/', pathNot: '^src/executors/$1/' },
     },
@@ -75,12 +79,12 @@ module.exports = {
       name: 'runtimes-import-contract-and-jobs',
       severity: 'error',
       comment:
-        'A runtime folder implements executor.ts with help from src/jobs and the registry credentials every pulling runtime shares, and uses nothing else of ours (not index.ts).',
+        'A runtime folder implements the contract (executor.ts, runtime.ts) with help from src/jobs and the registry credentials every pulling runtime shares, and uses nothing else of ours (not index.ts).',
       from: { path: RUNTIME },
       to: {
         path: '^src/',
         pathNot: [
-          '^src/executors/executor\\.ts$',
+          CONTRACT,
           '^src/executors/registry-auth\\.ts$',
           '^src/config/defaults\\.ts$',
           '^src/jobs/',

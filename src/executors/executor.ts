@@ -1,14 +1,121 @@
 import type { Readable, Writable } from 'node:stream';
 import type { ImagePullPolicy } from '../jobs/image-ref.js';
 import type { PullProgress } from '../jobs/progress.js';
+import type { RuntimeCapabilities } from './runtime.js';
 
 export type { ImagePullPolicy, PullProgress };
 
 /**
- * The executor contract: a runtime-neutral container spec and the operations every container
- * runtime (Docker, Singularity/Apptainer) implements. Semantics follow Arvados crunch-run's
- * containerExecutor; see docs/architecture.md.
+ * The executor contract, after Arvados crunch-run's containerExecutor (docs/architecture.md): one
+ * executor runs one container, on a runtime opened once per worker (runtime.ts). In order:
+ * loadImage → create → start → wait → close; stop at any time; adopt instead of create + start.
+ * A non-zero exit is data (wait() resolves with it), never an executor error.
  */
+export interface ContainerExecutor extends GatewayTarget {
+  /** What this runtime can do; constant for the executor's life. */
+  readonly capabilities: RuntimeCapabilities;
+  /** The container's id in the runtime; '' before create() or adopt(). */
+  readonly containerId: string;
+  /**
+   * Makes the image available by the request's pull policy and says which image that is. Rejects
+   * with ImageUnavailableError when it cannot be had (never worth a retry), InfrastructureError
+   * when the runtime or registry failed or timed out.
+   */
+  loadImage(request: ImageRequest): Promise<LoadedImage>;
+  /** Creates the container, not started, from exactly `image` (what loadImage() returned for spec.image). */
+  create(spec: ExecutorSpec, image: LoadedImage): Promise<void>;
+  /** Starts the created container; rejects with CommandNotFoundError when the command is not in the image (no init). */
+  start(): Promise<void>;
+  /** The exit code (128+N when killed by signal N); resolves only after stdout/stderr are drained. */
+  wait(signal?: AbortSignal): Promise<number>;
+  /** SIGTERM, then SIGKILL after graceMs (default 0: SIGKILL at once). Safe at any time. */
+  stop(options?: { graceMs?: number }): Promise<void>;
+  /** Releases everything the executor made (container, temp dirs). Idempotent. */
+  close(): Promise<void>;
+  /** What the runtime knows about how the container ended; call after wait(). */
+  exitDetails(): Promise<ExitDetails>;
+  /** Current resource use while the container runs; null when it is not running. */
+  usage(): Promise<UsageSample | null>;
+  /** Final counters of the run; call after wait(). Never rejects: what it cannot read is null, with why. */
+  finalUsage(): Promise<FinalUsage>;
+  /** The cgroup the container belongs to; '' before create. */
+  cgroupId(): string;
+  /** Name and version of the engine, e.g. "docker 20.10.24". */
+  runtime(): Promise<string>;
+  /**
+   * Takes over a container an earlier executor created and let go of (its worker crashed or
+   * detached) instead of create() + start(); then wait() as usual. Output is replayed from the
+   * runtime's copy when it keeps one, skipping `alreadyKept`. Rejects unless capabilities.adopt.
+   */
+  adopt(
+    containerId: string,
+    output: { stdout: OutputSink; stderr: OutputSink },
+    alreadyKept: StreamCounts,
+  ): Promise<Adoption>;
+  /** Lets go of a running container without stopping or removing it (it is left for adoption). */
+  detach(): void;
+  /** Runtime outages the container lived through, and was taken back after. */
+  reattachments(): readonly Reattachment[];
+}
+
+/**
+ * The running container as the exec gateway reaches it (crunch-run's GatewayTarget); the gateway
+ * is built on this and nothing else of the executor. exec() and ipAddress() need capabilities.exec.
+ */
+export interface GatewayTarget {
+  /** Runs a command inside the running container; rejects when it is not running. */
+  exec(command: string[], options?: ExecOptions): Promise<ExecResult>;
+  /** The container's address; rejects when it has no network. */
+  ipAddress(): Promise<string>;
+  /**
+   * A process in the container, as this host's PID namespace numbers it, and in the container's
+   * mount namespace (the worker reads `/proc/<pid>/root` to check what got mounted); 0 when none runs.
+   */
+  pid(): Promise<number>;
+}
+
+/** What create() runs: crunch-run's containerSpec. */
+export interface ExecutorSpec {
+  image: string;
+  command: string[];
+  /** Exactly this environment: nothing is inherited from the worker. */
+  env: Record<string, string>;
+  /** Absolute path; empty or '.' means the image's default. */
+  workingDir?: string;
+  /** Key: the path inside the container. */
+  bindMounts: Record<string, BindMount>;
+  /** 0 = no limit. */
+  vcpus: number;
+  /** 0 = no limit; less than MIN_MEMORY_BYTES is raised to it. */
+  ramBytes: number;
+  /** false = no network at all: only loopback, no default route. */
+  enableNetwork: boolean;
+  /** Docker network mode when the network is enabled; normally "default". */
+  networkMode?: string;
+  gpu?: { stack: 'cuda' | 'rocm'; deviceCount: number };
+  cgroupParent?: string;
+  /** Run the command under the runtime's init process (signals forwarded, zombies reaped). */
+  init?: boolean;
+  /** Most processes and threads the container may hold at once; absent = DEFAULT_PIDS_LIMIT, never unlimited. */
+  pidsLimit?: number;
+  stdin?: Readable;
+  stdout: OutputSink;
+  stderr: OutputSink;
+}
+
+export interface BindMount {
+  hostPath: string;
+  readOnly: boolean;
+}
+
+/**
+ * Where a container's output goes. A sink that offers `writeCopy` copies what it keeps before
+ * returning, so the runtime may read into one reused buffer; the bytes are the same either way.
+ */
+export interface OutputSink extends Writable {
+  /** Takes a view that is valid only during the call; false = wait for 'drain'. */
+  writeCopy?(view: Buffer): boolean;
+}
 
 /**
  * Processes and threads per container when the spec names no limit: far more than a batch job
@@ -26,55 +133,17 @@ export const DEFAULT_PIDS_LIMIT = 4096;
  */
 export const MIN_MEMORY_BYTES = 32 * 1024 * 1024;
 
-export interface BindMount {
-  hostPath: string;
-  readOnly: boolean;
-}
-
-export interface ExecutorSpec {
-  image: string;
-  command: string[];
-  /** Exactly this environment: nothing is inherited from the worker. */
-  env: Record<string, string>;
-  /** Absolute path; empty or '.' means the image's default. */
-  workingDir?: string;
-  /** Key: the path inside the container. */
-  bindMounts: Record<string, BindMount>;
-  /** 0 = no limit. */
-  vcpus: number;
-  /** 0 = no limit. */
-  ramBytes: number;
-  /** false = no network at all: only loopback, no default route. */
-  enableNetwork: boolean;
-  /** Docker network mode when the network is enabled; normally "default". */
-  networkMode?: string;
-  gpu?: { stack: 'cuda' | 'rocm'; deviceCount: number };
-  cgroupParent?: string;
-  /** Run the command under the runtime's init process (signals forwarded, zombies reaped). */
-  init?: boolean;
-  /** Most processes and threads the container may hold at once; absent = DEFAULT_PIDS_LIMIT, never unlimited. */
-  pidsLimit?: number;
-  stdin?: Readable;
-  stdout: OutputSink;
-  stderr: OutputSink;
-}
-
-/**
- * Where a container's output goes. A sink that offers `writeCopy` copies what it keeps before
- * returning, so the runtime may read into one reused buffer; the bytes are the same either way.
- */
-export interface OutputSink extends Writable {
-  /** Takes a view that is valid only during the call; false = wait for 'drain'. */
-  writeCopy?(view: Buffer): boolean;
-}
-
-/** What loadImage() is asked for. */
-export interface ImageRequest {
+/** Which image, and from where: what loadImage() is asked for, and what a LoadedImage answers. */
+export interface ImageSpec {
   image: string;
   /** A `docker save` tarball to load the image from instead of a registry. */
   tarballPath?: string;
   /** if-not-present: pull when absent; always: pull every time (a digest already present excepted); never: fail when absent. */
   pullPolicy: ImagePullPolicy;
+}
+
+/** What loadImage() is asked for: the image, and how this one call reports and gives up. */
+export interface ImageRequest extends ImageSpec {
   /** Called as a pull moves (this job's or the one it waits on). */
   onProgress?: (progress: PullProgress) => void;
   /** Aborted: stop waiting (a pull other jobs wait on goes on). */
@@ -89,8 +158,10 @@ export interface ImageIdentity {
   imageDigest: string | null;
 }
 
-/** What loadImage() did. */
+/** What loadImage() did; create() takes it and runs exactly that image. */
 export interface LoadedImage extends ImageIdentity {
+  /** What was asked for: create() loads it the same way again if the runtime lost the image since. */
+  request: ImageSpec;
   source: 'present' | 'registry' | 'tarball';
   /** Set when the image was pulled for this call, or by a pull it waited on. */
   pull: { durationMs: number; bytes: number; layers: number; shared: boolean } | null;
@@ -107,115 +178,6 @@ export interface CacheEviction {
   bytes: number;
   lastUsedAt: string;
   reason: string;
-}
-
-/** Bytes of each stream an output already holds (skipped when output is replayed). */
-export interface StreamCounts {
-  stdout: number;
-  stderr: number;
-}
-
-/** What an adopting executor found when it took over a container. */
-export interface Adoption {
-  /** Whether the container was still running. */
-  running: boolean;
-  /** Whether its output was replayed from the runtime's own copy (no byte lost). */
-  replayed: boolean;
-  /** The image it runs; null when the runtime cannot tell. */
-  image: ImageIdentity | null;
-}
-
-/** The connection to the runtime broke under a running container and the executor took it back. */
-export interface Reattachment {
-  at: string;
-  /** Whether the container was still running when the runtime came back. */
-  running: boolean;
-  /** Whether its output was replayed from the runtime's copy (no bytes lost). */
-  replayed: boolean;
-}
-
-/** What a runtime can do beyond the lifecycle; the worker asks these, never probes for methods. */
-export interface RuntimeCapabilities {
-  /** A container outlives its worker, and another executor on the host can adopt() it. */
-  adopt: boolean;
-  /** exec() and ipAddress() work on a running container (gateway targets). */
-  exec: boolean;
-  /**
-   * Variables the runtime sets in every container beside the spec's env; a spec may set them to
-   * other values, never take them away. Empty (every runtime today): exactly the spec's.
-   */
-  addedEnv: readonly string[];
-  /** The runtime tells an OOM kill from another SIGKILL; false: such a run reads as signalled (137). */
-  reportsOom: boolean;
-  /**
-   * Exit code of a command that is not in the image, run under the runtime's init: 127 from
-   * tini (Docker's, and Podman's when the host has a static tini), which names the command on
-   * stderr; 1 from Podman's own catatonit ("failed to exec pid1").
-   */
-  missingCommandExitCode: number;
-}
-
-/**
- * The runtimes a worker can be told to use (STEVEDORE_RUNTIME, a spec's `runtime`): every kind
- * openRuntime() opens. Tests iterate this list (the hostile suite fails for a kind it has no entry for).
- */
-export const RUNTIME_KINDS = ['docker', 'podman', 'singularity'] as const;
-export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
-
-/** A container the runtime holds, as the worker's recovery sees it. */
-export interface RuntimeContainer {
-  id: string;
-  labels: Record<string, string>;
-  /** The runtime's word for its state; "created" means it never started. */
-  state: string;
-  /** When it was created (ms since epoch). */
-  createdAt: number;
-}
-
-/**
- * One runtime on this host, opened once per worker and shared by all its executors (connection,
- * caches, subscriptions); closed when the worker closes. Also what recovery uses to find and
- * remove containers a crashed worker left, without knowing which runtime it is.
- */
-export interface ContainerRuntime {
-  readonly kind: RuntimeKind;
-  readonly capabilities: RuntimeCapabilities;
-  /** Name and version of the engine, e.g. "docker 20.10.24" or "podman 4.3.1". */
-  version(): Promise<string>;
-  /** Rejects, saying what to do, when the engine does not answer now (start-up, readiness probes). */
-  checkAvailable(): Promise<void>;
-  /** Every container, running or not, that carries all of `labels`. */
-  listContainers(labels: Record<string, string>): Promise<RuntimeContainer[]>;
-  /** The container's state now; null when it is gone. */
-  containerState(id: string): Promise<string | null>;
-  /** Removes a container, running or not, with its anonymous volumes; one already gone counts as removed. */
-  removeContainer(id: string): Promise<void>;
-  /**
-   * Why this runtime cannot take `path` (a mount's host path or container path) literally, or null
-   * when it can. Admission refuses such a spec as invalid, naming the field, before anything runs.
-   */
-  mountPathProblem(path: string): string | null;
-  /**
-   * Host paths holding the engine's own data (image layers, containers' file systems, records,
-   * caches), as the engine names them: Docker's `DockerRootDir`, Podman's graph root, Apptainer's
-   * SIF cache. The worker never lets a job bind them or anything holding them.
-   */
-  dataPaths(): Promise<string[]>;
-  /** Releases what the runtime holds (pools, subscriptions). Idempotent. */
-  close(): Promise<void>;
-}
-
-export interface ExecOptions {
-  /** User (name or uid[:gid]) to run as inside the container. */
-  user?: string;
-  stdin?: string | Buffer;
-  signal?: AbortSignal;
-}
-
-export interface ExecResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
 }
 
 export interface ExitDetails {
@@ -251,57 +213,40 @@ export interface FinalUsage {
   missing: string | null;
 }
 
-export interface ContainerExecutor {
-  /** What this runtime can do; constant for the executor's life. */
-  readonly capabilities: RuntimeCapabilities;
-  /** The container's id in the runtime; '' before create() or adopt(). */
-  readonly containerId: string;
-  /**
-   * Makes the image available by the request's pull policy, and says which image that is; create()
-   * then runs exactly that one. Rejects with ImageUnavailableError when it cannot be had (never
-   * worth a retry), InfrastructureError when the runtime or registry failed or timed out.
-   */
-  loadImage(request: ImageRequest): Promise<LoadedImage>;
-  /** Creates the container without starting it (from the image loadImage() found, when it was called). */
-  create(spec: ExecutorSpec): Promise<void>;
-  start(): Promise<void>;
-  /** The exit code (128+N when killed by signal N); resolves only after stdout/stderr are drained. */
-  wait(signal?: AbortSignal): Promise<number>;
-  /** SIGTERM, then SIGKILL after graceMs (default 0: SIGKILL at once). Safe at any time. */
-  stop(options?: { graceMs?: number }): Promise<void>;
-  /** Releases everything the executor made (container, temp dirs). Idempotent. */
-  close(): Promise<void>;
-  /** What the runtime knows about how the container ended; call after wait(). */
-  exitDetails(): Promise<ExitDetails>;
-  /** Current resource use while the container runs; null when it is not running. */
-  usage(): Promise<UsageSample | null>;
-  /** Final counters of the run; call after wait(). Never rejects: what it cannot read is null, with why. */
-  finalUsage(): Promise<FinalUsage>;
-  /** The cgroup the container belongs to; '' before create. */
-  cgroupId(): string;
-  /**
-   * A process in the container, as this host's PID namespace numbers it, and in the container's
-   * mount namespace (the worker reads `/proc/<pid>/root` to check what got mounted); 0 when none runs.
-   */
-  pid(): Promise<number>;
-  /** Name and version of the engine, e.g. "docker 20.10.24". */
-  runtime(): Promise<string>;
-  /** Gateway target: the container's address; rejects when it has no network. */
-  ipAddress(): Promise<string>;
-  /** Gateway target: runs a command inside the running container. */
-  exec(command: string[], options?: ExecOptions): Promise<ExecResult>;
-  /**
-   * Takes over a container an earlier executor created and let go of (its worker crashed or
-   * detached) instead of create() + start(); then wait() as usual. Output is replayed from the
-   * runtime's copy when it keeps one, skipping `alreadyKept`. Rejects unless capabilities.adopt.
-   */
-  adopt(
-    containerId: string,
-    output: { stdout: OutputSink; stderr: OutputSink },
-    alreadyKept: StreamCounts,
-  ): Promise<Adoption>;
-  /** Lets go of a running container without stopping or removing it (it is left for adoption). */
-  detach(): void;
-  /** Runtime outages the container lived through, and was taken back after. */
-  reattachments(): readonly Reattachment[];
+/** Bytes of each stream an output already holds (skipped when output is replayed). */
+export interface StreamCounts {
+  stdout: number;
+  stderr: number;
+}
+
+/** What an adopting executor found when it took over a container. */
+export interface Adoption {
+  /** Whether the container was still running. */
+  running: boolean;
+  /** Whether its output was replayed from the runtime's own copy (no byte lost). */
+  replayed: boolean;
+  /** The image it runs; null when the runtime cannot tell. */
+  image: ImageIdentity | null;
+}
+
+/** The connection to the runtime broke under a running container and the executor took it back. */
+export interface Reattachment {
+  at: string;
+  /** Whether the container was still running when the runtime came back. */
+  running: boolean;
+  /** Whether its output was replayed from the runtime's copy (no bytes lost). */
+  replayed: boolean;
+}
+
+export interface ExecOptions {
+  /** User (name or uid[:gid]) to run as inside the container. */
+  user?: string;
+  stdin?: string | Buffer;
+  signal?: AbortSignal;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
 }

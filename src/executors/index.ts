@@ -6,13 +6,9 @@ import {
   DockerRuntime,
   type DockerRuntimeOptions,
 } from './docker/index.js';
-import {
-  type ContainerExecutor,
-  type ContainerRuntime,
-  RUNTIME_KINDS,
-  type RuntimeKind,
-} from './executor.js';
+import type { ContainerExecutor } from './executor.js';
 import { openPodmanRuntime, type PodmanRuntimeOptions } from './podman/index.js';
+import { type ContainerRuntime, RUNTIME_KINDS, type RuntimeKind } from './runtime.js';
 import { SingularityRuntime, type SingularityRuntimeOptions } from './singularity/runtime.js';
 import { SingularityExecutor } from './singularity/singularity-executor.js';
 
@@ -63,8 +59,6 @@ export async function openRuntime(
 }
 
 export interface ExecutorOptions {
-  /** The runtime from openRuntime(), shared by a worker's executors; absent: the executor opens its own. */
-  runtime?: ContainerRuntime;
   /** Container name; the runtime picks one when absent. */
   name?: string;
   labels?: Record<string, string>;
@@ -74,43 +68,25 @@ export interface ExecutorOptions {
   docker?: Omit<DockerExecutorOptions, 'runtime' | 'name' | 'labels' | 'logger'>;
 }
 
-/** Creates the executor for a runtime; one executor runs one container. */
-export async function createExecutor(
-  kind: RuntimeKind,
-  options: ExecutorOptions = {},
-): Promise<ContainerExecutor> {
-  const { runtime, name, labels, logger } = options;
-  if (runtime && runtime.kind !== kind) {
-    throw new Error(
-      `creating: asked for a ${kind} executor on a ${runtime.kind} runtime; open a ${kind} runtime for it`,
-    );
+/**
+ * Makes the executor of one container on `runtime`, which must be what openRuntime() returned
+ * (it holds the connection, caches and service the executor runs on). Throws a
+ * RuntimeUnavailableError, saying so, for any other object.
+ */
+export function createExecutor(runtime: ContainerRuntime, options: ExecutorOptions = {}): ContainerExecutor {
+  const { name, labels, logger } = options;
+  // Podman's executor is Docker's on the Podman runtime, which holds the socket and the service.
+  if ((runtime.kind === 'docker' || runtime.kind === 'podman') && runtime instanceof DockerRuntime) {
+    return new DockerExecutor({ ...options.docker, runtime, name, labels, logger });
   }
-  switch (kind) {
-    case 'docker':
-      if (runtime && !(runtime instanceof DockerRuntime)) {
-        throw new Error(
-          'creating: a docker executor needs the DockerRuntime that openRuntime("docker") returns',
-        );
-      }
-      return new DockerExecutor({ ...options.docker, runtime, name, labels, logger });
-    case 'podman':
-      // Podman's executor is Docker's on the Podman runtime, which holds the socket and service.
-      if (!(runtime instanceof DockerRuntime)) {
-        throw new Error(
-          'creating: a podman executor needs the runtime that openRuntime("podman") returns (it owns the socket and the service)',
-        );
-      }
-      return new DockerExecutor({ ...options.docker, runtime, name, labels, logger });
-    case 'singularity':
-      if (!(runtime instanceof SingularityRuntime)) {
-        throw new Error(
-          'creating: a singularity executor needs the SingularityRuntime that openRuntime("singularity") returns',
-        );
-      }
-      return new SingularityExecutor({ runtime, labels, logger });
-    default:
-      throw new Error(`creating: unknown runtime ${JSON.stringify(kind)}; expected ${KINDS}`);
+  if (runtime.kind === 'singularity' && runtime instanceof SingularityRuntime) {
+    return new SingularityExecutor({ runtime, labels, logger });
   }
+  const kind = JSON.stringify(runtime.kind);
+  throw new RuntimeUnavailableError(
+    runtime.kind,
+    `creating an executor needs a runtime that openRuntime(${kind}) opened (one of ${KINDS}); this one is an instance of ${runtime.constructor.name}`,
+  );
 }
 
 export {
@@ -125,22 +101,28 @@ export type {
   Adoption,
   BindMount,
   ContainerExecutor,
-  ContainerRuntime,
   ExecOptions,
   ExecResult,
   ExecutorSpec,
   ExitDetails,
   FinalUsage,
+  GatewayTarget,
+  ImageRequest,
+  ImageSpec,
+  LoadedImage,
   OutputSink,
   Reattachment,
-  RuntimeCapabilities,
-  RuntimeContainer,
-  RuntimeKind,
   StreamCounts,
   UsageSample,
 } from './executor.js';
-export { RUNTIME_KINDS } from './executor.js';
 export { PodmanRuntime, type PodmanRuntimeOptions, podmanSocketPath } from './podman/index.js';
+export {
+  type ContainerRuntime,
+  RUNTIME_KINDS,
+  type RuntimeCapabilities,
+  type RuntimeContainer,
+  type RuntimeKind,
+} from './runtime.js';
 export { toSingularityArgs } from './singularity/args.js';
 export { SingularityRuntime, type SingularityRuntimeOptions } from './singularity/runtime.js';
 export { SingularityExecutor } from './singularity/singularity-executor.js';

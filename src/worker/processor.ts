@@ -41,7 +41,7 @@ export interface ProcessorDeps {
     name: string;
     labels: Record<string, string>;
     logger: Logger;
-  }) => Promise<ContainerExecutor>;
+  }) => ContainerExecutor;
   policy: WorkerPolicy;
   trusted: TrustedKeys | undefined;
   records: JobRecords;
@@ -127,7 +127,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         : [];
     if (adoptable) events.emit('adopted', { jobId, containerId: adoptable.containerId });
     const ids = { queue: config.queue, jobId, attempt };
-    const executor = await deps.makeExecutor({
+    const executor = deps.makeExecutor({
       name: containerName({ ...ids, started: job.attemptsStarted, deployment }),
       labels: containerLabels({ ...ids, workerId: config.workerId, deployment }),
       logger: log,

@@ -78,7 +78,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     config,
     deployment,
     runtime,
-    makeExecutor: (options) => createExecutor(runtime.kind, { runtime, ...options }),
+    makeExecutor: (options) => createExecutor(runtime, options),
     policy,
     trusted,
     records,

@@ -11,10 +11,10 @@ import type {
   OutputSink,
   PullProgress,
   Reattachment,
-  RuntimeCapabilities,
   StreamCounts,
   UsageSample,
 } from '../../src/executors/executor.js';
+import type { RuntimeCapabilities } from '../../src/executors/runtime.js';
 
 /** The contract's operations, as the stub records them. */
 export type StubStep =
@@ -56,8 +56,8 @@ export interface StubScript {
   capabilities?: Partial<RuntimeCapabilities>;
   /** What adopt() says it found (default: running, replayed, image unknown). */
   adoption?: Adoption;
-  /** What loadImage() says it found (default: present, STUB_IMAGE_ID, no digest). */
-  image?: LoadedImage;
+  /** What loadImage() says it found (default: present, STUB_IMAGE_ID, no digest), for the request it was given. */
+  image?: Omit<LoadedImage, 'request'>;
   /** Progress loadImage() reports, in order, before it returns (a pull). */
   pullProgress?: PullProgress[];
   /** loadImage() pulls until its signal aborts, then rejects as a real executor does. */
@@ -107,6 +107,8 @@ export class StubExecutor implements ContainerExecutor {
   readonly calls: StubStep[] = [];
   readonly stopOptions: ({ graceMs?: number } | undefined)[] = [];
   createdSpec: ExecutorSpec | null = null;
+  /** The image create() was given. */
+  createdImage: LoadedImage | null = null;
   adopted: { containerId: string; alreadyKept: StreamCounts } | null = null;
   imageRequest: ImageRequest | null = null;
   private cgroup = '';
@@ -115,14 +117,7 @@ export class StubExecutor implements ContainerExecutor {
   private waiters: { step: StubStep; times: number; resolve: () => void }[] = [];
 
   constructor(private readonly script: StubScript = {}) {
-    this.capabilities = {
-      adopt: false,
-      exec: false,
-      addedEnv: [],
-      reportsOom: true,
-      missingCommandExitCode: 127,
-      ...script.capabilities,
-    };
+    this.capabilities = { adopt: false, exec: false, ...script.capabilities };
     for (const step of script.holds ?? []) this.holds.set(step, deferred());
   }
 
@@ -156,7 +151,14 @@ export class StubExecutor implements ContainerExecutor {
     await this.enter('loadImage');
     if (this.script.pullsUntilAborted) await untilAborted(request.signal);
     for (const progress of this.script.pullProgress ?? []) request.onProgress?.(progress);
-    return this.script.image ?? { imageId: STUB_IMAGE_ID, imageDigest: null, source: 'present', pull: null };
+    const { image, tarballPath, pullPolicy } = request;
+    const found = this.script.image ?? {
+      imageId: STUB_IMAGE_ID,
+      imageDigest: null,
+      source: 'present',
+      pull: null,
+    };
+    return { request: { image, tarballPath, pullPolicy }, ...found };
   }
 
   async runtime(): Promise<string> {
@@ -164,9 +166,10 @@ export class StubExecutor implements ContainerExecutor {
     return 'stub 1.0';
   }
 
-  async create(spec: ExecutorSpec): Promise<void> {
+  async create(spec: ExecutorSpec, image: LoadedImage): Promise<void> {
     await this.enter('create');
     this.createdSpec = spec;
+    this.createdImage = image;
     this.containerId = 'stub-container';
     this.cgroup = 'stub-cgroup';
   }

@@ -23,8 +23,12 @@ describe('per-job parent cgroups left by containers removed from outside their e
 
   it('go with the container when recovery removes it through the runtime', async () => {
     const e = new DockerExecutor({ runtime, labels: testLabels('cgroup-leftovers') });
-    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
-    await e.create(executorSpec(['true']));
+    const loaded = await e.loadImage({
+      image: TEST_IMAGE,
+      tarballPath: testImageTarball(),
+      pullPolicy: 'if-not-present',
+    });
+    await e.create(executorSpec(['true']), loaded);
     await e.start();
     expect(await e.wait()).toBe(0);
     const info = await testDocker().getContainer(e.containerId).inspect();
@@ -42,8 +46,12 @@ describe('per-job parent cgroups left by containers removed from outside their e
     await mkdir(stray, { recursive: true });
     const e = new DockerExecutor({ runtime, labels: testLabels('cgroup-leftovers') });
     try {
-      await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
-      await e.create(executorSpec(['sleep', '30']));
+      const loaded = await e.loadImage({
+        image: TEST_IMAGE,
+        tarballPath: testImageTarball(),
+        pullPolicy: 'if-not-present',
+      });
+      await e.create(executorSpec(['sleep', '30']), loaded);
       await e.start();
       const info = await testDocker().getContainer(e.containerId).inspect();
       const busy = join('/sys/fs/cgroup/memory', info.HostConfig.CgroupParent ?? '');

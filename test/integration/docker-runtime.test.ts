@@ -14,12 +14,12 @@ const holdersLabelled = (docker: Dockerode, label: string) =>
 /** Runs `true` without network on `executor`, then closes it; returns the holder its container joined. */
 async function runOne(docker: Dockerode, executor: DockerExecutor): Promise<string> {
   try {
-    await executor.loadImage({
+    const loaded = await executor.loadImage({
       image: TEST_IMAGE,
       tarballPath: testImageTarball(),
       pullPolicy: 'if-not-present',
     });
-    await executor.create(executorSpec(['true']));
+    await executor.create(executorSpec(['true']), loaded);
     await executor.start();
     expect(await executor.wait()).toBe(0);
     const mode = (await docker.getContainer(executor.containerId).inspect()).HostConfig.NetworkMode ?? '';

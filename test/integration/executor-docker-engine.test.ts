@@ -26,8 +26,12 @@ describe('DockerExecutor on the engine', () => {
     const name = `stevedore-test-create-${process.pid}`;
     const e = new DockerExecutor({ docker, name, labels: testLabels('create') });
     cleanup.push(() => e.close());
-    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
-    await e.create(spec(['true']));
+    const loaded = await e.loadImage({
+      image: TEST_IMAGE,
+      tarballPath: testImageTarball(),
+      pullPolicy: 'if-not-present',
+    });
+    await e.create(spec(['true']), loaded);
     const info = await docker.getContainer(e.containerId).inspect();
     expect(info.Name).toBe(`/${name}`);
     expect(info.Config.Labels).toMatchObject(testLabels('create'));
@@ -48,15 +52,19 @@ describe('DockerExecutor on the engine', () => {
     expect(info.HostConfig.NetworkMode).toMatch(/^container:[0-9a-f]{64}$/);
     const fresh = new DockerExecutor({ docker, labels: testLabels('create'), reuseNetns: false });
     cleanup.push(() => fresh.close());
-    await fresh.create(spec(['true']));
+    await fresh.create(spec(['true']), loaded);
     expect((await docker.getContainer(fresh.containerId).inspect()).HostConfig.NetworkMode).toBe('none');
   });
 
   it('a container stopped from outside (docker stop) fails wait() as infra, not as the job exit', async () => {
     const e = new DockerExecutor({ docker, labels: testLabels('foreign-stop') });
     cleanup.push(() => e.close());
-    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
-    await e.create(spec(['sh', '-c', "trap 'exit 5' TERM; while true; do sleep 0.1; done"]));
+    const loaded = await e.loadImage({
+      image: TEST_IMAGE,
+      tarballPath: testImageTarball(),
+      pullPolicy: 'if-not-present',
+    });
+    await e.create(spec(['sh', '-c', "trap 'exit 5' TERM; while true; do sleep 0.1; done"]), loaded);
     await e.start();
     await docker.getContainer(e.containerId).stop({ t: 5 });
     await expect(e.wait()).rejects.toThrow(
@@ -66,8 +74,12 @@ describe('DockerExecutor on the engine', () => {
 
   it('close() removes the container', async () => {
     const e = new DockerExecutor({ docker, labels: testLabels('close') });
-    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
-    await e.create(spec(['true']));
+    const loaded = await e.loadImage({
+      image: TEST_IMAGE,
+      tarballPath: testImageTarball(),
+      pullPolicy: 'if-not-present',
+    });
+    await e.create(spec(['true']), loaded);
     const id = e.containerId;
     await e.close();
     await expect(docker.getContainer(id).inspect()).rejects.toMatchObject({ statusCode: 404 });
@@ -81,9 +93,13 @@ describe('DockerExecutor on the engine', () => {
       labels: testLabels('events-cut'),
     });
     cleanup.push(() => e.close());
-    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
+    const loaded = await e.loadImage({
+      image: TEST_IMAGE,
+      tarballPath: testImageTarball(),
+      pullPolicy: 'if-not-present',
+    });
     const s = spec(['sh', '-c', 'echo before; sleep 1; echo after']);
-    await e.create(s);
+    await e.create(s, loaded);
     await e.start();
     const exit = e.wait();
     // Cut the event stream as soon as it is open (while "sleep 1" runs), not after a guessed pause.
@@ -104,8 +120,12 @@ describe('DockerExecutor on the engine', () => {
       watchdogIntervalMs: 100,
       engineOutageMs: 500,
     });
-    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
-    await e.create(spec(['sleep', '60']));
+    const loaded = await e.loadImage({
+      image: TEST_IMAGE,
+      tarballPath: testImageTarball(),
+      pullPolicy: 'if-not-present',
+    });
+    await e.create(spec(['sleep', '60']), loaded);
     const id = e.containerId;
     cleanup.push(() => docker.getContainer(id).remove({ force: true }));
     await e.start();
@@ -125,13 +145,17 @@ describe('DockerExecutor on the engine', () => {
       outputDrainMs: 300,
     });
     cleanup.push(() => e.close());
-    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
+    const loaded = await e.loadImage({
+      image: TEST_IMAGE,
+      tarballPath: testImageTarball(),
+      pullPolicy: 'if-not-present',
+    });
     // The wait request never answers (so the watchdog's inspect gives the exit code) and the
     // output stream never ends, as after a lost response on a hung connection.
     proxy.hold(/\/containers\/[^/]+\/wait\?/, 'all');
     proxy.hold(/\/containers\/[^/]+\/attach\?/, 'end');
     const s = spec(['echo', 'all of it']);
-    await e.create(s);
+    await e.create(s, loaded);
     await e.start();
     await expect(e.wait()).resolves.toBe(0);
     expect(s.stdout.text).toBe('all of it\n');
@@ -156,12 +180,16 @@ describe('DockerExecutor on the engine', () => {
     for (const [name, client] of Object.entries(clients)) {
       const e = new DockerExecutor({ docker: client, labels: testLabels('attach-paths') });
       cleanup.push(() => e.close());
-      await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
+      const loaded = await e.loadImage({
+        image: TEST_IMAGE,
+        tarballPath: testImageTarball(),
+        pullPolicy: 'if-not-present',
+      });
       const s = executorSpec(['sh', '-c', 'cat; printf "to stderr" >&2; exit 3'], {
         stdin: Readable.from([Buffer.from('line one\n'), Buffer.from('line two')]),
       });
       const before = proxy.requestLines.length;
-      await e.create(s);
+      await e.create(s, loaded);
       await e.start();
       expect(await e.wait(), name).toBe(3);
       expect(s.stdout.text, name).toBe('line one\nline two');

@@ -2,6 +2,7 @@ import { afterAll } from 'vitest';
 import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
 import { DockerRuntime } from '../../src/executors/docker/runtime.js';
 import { TEST_IMAGE, testDocker, testLabels } from '../helpers/docker.js';
+import { expectationsOf } from '../helpers/runtime-expectations.js';
 import { executorSuite } from './executor-suite.js';
 
 const docker = testDocker();
@@ -13,6 +14,7 @@ executorSuite(
   {
     name: 'docker',
     unavailable: async () => null,
+    expected: () => expectationsOf(runtime),
     make: (testName) => new DockerExecutor({ runtime, labels: testLabels(testName.slice(0, 200)) }),
     runtimeVersion: /^docker .*\d+\.\d+/,
     limitsSeen: 'inside',

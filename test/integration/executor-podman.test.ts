@@ -3,6 +3,7 @@ import { DockerExecutor } from '../../src/executors/index.js';
 import { TEST_IMAGE, testImageTarball, testLabels } from '../helpers/docker.js';
 import { executorSpec } from '../helpers/executor-spec.js';
 import { openTestPodman } from '../helpers/podman.js';
+import { expectationsOf, RUNTIME_EXPECTATIONS } from '../helpers/runtime-expectations.js';
 import { Sink } from '../helpers/streams.js';
 import { executorSuite } from './executor-suite.js';
 
@@ -16,6 +17,7 @@ executorSuite(
   {
     name: 'podman',
     unavailable: async () => reason,
+    expected: () => (podman ? expectationsOf(podman.runtime) : RUNTIME_EXPECTATIONS.podman),
     runtimeVersion: /^podman .*\d+\.\d+/,
     limitsSeen: 'inside',
     make: (testName) => {
@@ -47,8 +49,8 @@ describe.skipIf(podman === null)('podman adoption', () => {
     ]);
     const first = { stdout: spec.stdout, stderr: spec.stderr };
     const a = new DockerExecutor({ runtime, labels: testLabels('podman adoption') });
-    await a.loadImage(image);
-    await a.create(spec);
+    const loaded = await a.loadImage(image);
+    await a.create(spec, loaded);
     await a.start();
     for (let i = 0; i < 200 && !first.stdout.text.includes('out1'); i++)
       await new Promise((r) => setTimeout(r, 20));

@@ -5,6 +5,7 @@ import { afterAll } from 'vitest';
 import { SingularityRuntime } from '../../src/executors/singularity/runtime.js';
 import { SingularityExecutor } from '../../src/executors/singularity/singularity-executor.js';
 import { testLabels } from '../helpers/docker.js';
+import { RUNTIME_EXPECTATIONS } from '../helpers/runtime-expectations.js';
 import { testSingularityBin } from '../helpers/singularity.js';
 import { executorSuite } from './executor-suite.js';
 
@@ -31,6 +32,7 @@ executorSuite(
     forgetImage: async () => {
       await rm(join(dir, 'sif'), { recursive: true, force: true });
     },
+    expected: () => RUNTIME_EXPECTATIONS.singularity,
     runtimeVersion: /^(apptainer|singularity(-ce)?) version \d+\.\d+/,
     // What Apptainer's action script sets after every env script has run, or makes read-only
     // (src/executors/singularity/env-script.ts); everything else it adds is taken away.

@@ -8,6 +8,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainerExecutor, ExecutorSpec } from '../../src/executors/executor.js';
 import { TEST_IMAGE, testImageTarball } from '../helpers/docker.js';
 import { executorSpec } from '../helpers/executor-spec.js';
+import type { RuntimeExpectations } from '../helpers/runtime-expectations.js';
 import { Sink } from '../helpers/streams.js';
 
 /** What the conformance suite needs to know about one runtime. */
@@ -18,6 +19,8 @@ export interface RuntimeUnderTest {
   make(testName: string): ContainerExecutor;
   /** Removes the test image so the tarball path is exercised. */
   forgetImage(): Promise<void>;
+  /** What the suite knows of this runtime beyond the contract (asked after a run: Podman may fall back to catatonit). */
+  expected(): RuntimeExpectations;
   /** What runtime() says, e.g. "docker 20.10.24" or "apptainer version 1.4.5". */
   runtimeVersion: RegExp;
   /** Variables the runtime itself sets in every container, beyond HOSTNAME, HOME, PATH, PWD and SHLVL; none when absent. */
@@ -74,8 +77,12 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
       const e = executor();
       const s = spec(command, extra);
       if (extra.stdout) s.stdout = extra.stdout as Sink;
-      await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
-      await e.create(s);
+      const loaded = await e.loadImage({
+        image: TEST_IMAGE,
+        tarballPath: testImageTarball(),
+        pullPolicy: 'if-not-present',
+      });
+      await e.create(s, loaded);
       await e.start();
       return { executor: e, stdout: s.stdout, stderr: s.stderr };
     }
@@ -112,10 +119,38 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
             tarballPath: '/nonexistent/ignored-because-present.tar',
             pullPolicy: 'if-not-present',
           }),
-        ).resolves.toEqual({ source: 'present', imageId: loaded.imageId, imageDigest: null, pull: null });
-        await e.create(spec(['true']));
+        ).resolves.toEqual({
+          request: {
+            image: TEST_IMAGE,
+            tarballPath: '/nonexistent/ignored-because-present.tar',
+            pullPolicy: 'if-not-present',
+          },
+          source: 'present',
+          imageId: loaded.imageId,
+          imageDigest: null,
+          pull: null,
+        });
+        await e.create(spec(['true']), loaded);
         await e.start();
         expect(await e.wait()).toBe(0);
+      });
+
+      it('create() runs the image it is handed, loaded again the same way if the runtime lost it since', async () => {
+        const e = executor();
+        const loaded = await e.loadImage({
+          image: TEST_IMAGE,
+          tarballPath: testImageTarball(),
+          pullPolicy: 'if-not-present',
+        });
+        await expect(e.create(spec(['true'], { image: 'stevedore-test/other:9' }), loaded)).rejects.toThrow(
+          /creating: the image given was loaded for stevedore-test\/busybox:1, the spec runs stevedore-test\/other:9/,
+        );
+        await runtime.forgetImage();
+        const s = spec(['echo', 'ok']);
+        await e.create(s, loaded);
+        await e.start();
+        expect(await e.wait()).toBe(0);
+        expect(s.stdout.text).toBe('ok\n');
       });
 
       it('rejects a missing, an empty and a corrupt tarball with the reason', async () => {
@@ -187,15 +222,8 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
             .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
         );
         expect(vars).toMatchObject({ A: '1', B: 'two words', EMPTY: '' });
-        // What every engine adds, and what this runtime says it adds (Podman: container, TERM).
-        const runtimeAdded = [
-          'HOSTNAME',
-          'HOME',
-          'PATH',
-          'PWD',
-          'SHLVL',
-          ...r.executor.capabilities.addedEnv,
-        ];
+        // What every engine adds, and what this runtime is known to add (none today).
+        const runtimeAdded = ['HOSTNAME', 'HOME', 'PATH', 'PWD', 'SHLVL', ...runtime.expected().addedEnv];
         const extra = Object.keys(vars).filter(
           (k) => ![...['A', 'B', 'EMPTY'], ...runtimeAdded].includes(k) && !runtime.runtimeEnv?.test(k),
         );
@@ -262,18 +290,18 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
 
       it('fails clearly, without hanging, when the command does not exist (no init)', async () => {
         const e = executor();
-        await e.loadImage({
+        const loaded = await e.loadImage({
           image: TEST_IMAGE,
           tarballPath: testImageTarball(),
           pullPolicy: 'if-not-present',
         });
-        await e.create(spec(['no-such-program', 'x'], { init: false }));
+        await e.create(spec(['no-such-program', 'x'], { init: false }), loaded);
         await expect(e.start()).rejects.toThrow(/command not found.*no-such-program/);
       });
 
       it("under the init, a missing command exits with the runtime's code and stderr says why", async () => {
         const r = await run(['no-such-program', 'x']);
-        expect(r.exitCode).toBe(r.executor.capabilities.missingCommandExitCode);
+        expect(r.exitCode).toBe(runtime.expected().missingCommandExitCode);
         // tini (Docker's, and Podman's when the host has one) names the program; Podman's
         // catatonit, its fallback, says only "failed to exec pid1: No such file …" and exits 1.
         expect(r.stderr.text).toMatch(
@@ -357,13 +385,13 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
 
       it('stop is safe on a container that never started or already exited', async () => {
         const e = executor();
-        await e.loadImage({
+        const loaded = await e.loadImage({
           image: TEST_IMAGE,
           tarballPath: testImageTarball(),
           pullPolicy: 'if-not-present',
         });
         await e.stop({ graceMs: 100 });
-        await e.create(spec(['true']));
+        await e.create(spec(['true']), loaded);
         await e.stop();
         await e.start();
         expect(await e.wait()).toBe(0);
@@ -373,12 +401,12 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
 
       it('close() is idempotent and safe after a failed start', async () => {
         const e = executor();
-        await e.loadImage({
+        const loaded = await e.loadImage({
           image: TEST_IMAGE,
           tarballPath: testImageTarball(),
           pullPolicy: 'if-not-present',
         });
-        await e.create(spec(['/missing'], { init: false }));
+        await e.create(spec(['/missing'], { init: false }), loaded);
         await expect(e.start()).rejects.toThrow();
         await e.close();
         await expect(e.close()).resolves.toBeUndefined();
@@ -518,12 +546,12 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
       it('reports cgroup, pid and runtime', async () => {
         const e = executor();
         expect(e.cgroupId()).toBe('');
-        await e.loadImage({
+        const loaded = await e.loadImage({
           image: TEST_IMAGE,
           tarballPath: testImageTarball(),
           pullPolicy: 'if-not-present',
         });
-        await e.create(spec(['sleep', '30']));
+        await e.create(spec(['sleep', '30']), loaded);
         expect(e.cgroupId()).not.toBe('');
         await e.start();
         expect(await e.pid()).toBeGreaterThan(0);

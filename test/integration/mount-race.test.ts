@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkerConfig } from '../../src/config/worker.js';
-import type { RuntimeKind } from '../../src/executors/executor.js';
+import type { RuntimeKind } from '../../src/executors/runtime.js';
 import { MountChangedError } from '../../src/jobs/errors.js';
 import type { JobResult } from '../../src/jobs/result.js';
 import type { MountPin } from '../../src/worker/mount-pins.js';

@@ -39,8 +39,12 @@ describe('network namespaces of jobs without network', () => {
     const e = new DockerExecutor({ runtime, labels: testLabels('netns'), reuseNetns: options.reuseNetns });
     const s = spec(command, options.extra);
     try {
-      await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
-      await e.create(s);
+      const loaded = await e.loadImage({
+        image: TEST_IMAGE,
+        tarballPath: testImageTarball(),
+        pullPolicy: 'if-not-present',
+      });
+      await e.create(s, loaded);
       await e.start();
       const code = await e.wait();
       const networkMode = (await docker.getContainer(e.containerId).inspect()).HostConfig.NetworkMode ?? '';
@@ -96,7 +100,12 @@ describe('network namespaces of jobs without network', () => {
     const e = new DockerExecutor({ runtime, labels: testLabels('netns') });
     const s = spec(['echo', 'still here']);
     try {
-      await e.create(s);
+      const loaded = await e.loadImage({
+        image: TEST_IMAGE,
+        tarballPath: testImageTarball(),
+        pullPolicy: 'if-not-present',
+      });
+      await e.create(s, loaded);
       const mode = (await docker.getContainer(e.containerId).inspect()).HostConfig.NetworkMode ?? '';
       expect(mode).toMatch(/^container:/);
       await docker.getContainer(mode.slice('container:'.length)).remove({ force: true });
@@ -142,7 +151,12 @@ describe('namespace holders that outlive their lifetime', () => {
 
     const e = new DockerExecutor({ runtime, labels: testLabels('netns-expiry'), logger: warnings.logger });
     try {
-      await e.create(spec(['true']));
+      const loaded = await e.loadImage({
+        image: TEST_IMAGE,
+        tarballPath: testImageTarball(),
+        pullPolicy: 'if-not-present',
+      });
+      await e.create(spec(['true']), loaded);
       await e.start();
       expect(await e.wait()).toBe(0);
       const mode = (await docker.getContainer(e.containerId).inspect()).HostConfig.NetworkMode;

@@ -48,12 +48,12 @@ describe.skipIf(podman === null)('podman job containers (libpod create)', () => 
     });
     open.push(executor);
     const spec = executorSpec(command, extra);
-    await executor.loadImage({
+    const loaded = await executor.loadImage({
       image: TEST_IMAGE,
       tarballPath: testImageTarball(),
       pullPolicy: 'if-not-present',
     });
-    await executor.create(spec);
+    await executor.create(spec, loaded);
     await executor.start();
     return { spec, executor, exitCode: await executor.wait() };
   }

@@ -46,8 +46,12 @@ describe.skipIf(skip !== null)('Apptainer jobs are confined like Docker jobs', (
     const e = new SingularityExecutor({ runtime, labels: testLabels('apptainer confinement') });
     open.push(e);
     const spec = executorSpec(['sh', '-c', script], extra);
-    await e.loadImage({ image: TEST_IMAGE, tarballPath: testImageTarball(), pullPolicy: 'if-not-present' });
-    await e.create(spec);
+    const loaded = await e.loadImage({
+      image: TEST_IMAGE,
+      tarballPath: testImageTarball(),
+      pullPolicy: 'if-not-present',
+    });
+    await e.create(spec, loaded);
     await e.start();
     const exitCode = await e.wait();
     return { exitCode, stdout: spec.stdout.text, stderr: spec.stderr.text };

@@ -71,12 +71,15 @@ describe.skipIf(bin === null)('Apptainer start detection', () => {
     // Before, exe paths were compared: the image's /usr/bin/dash looked like the wrapper shell, and
     // exec() waited for the container to exit (forever here: it reads a stdin that stays open).
     const e = executor(await runtime(), 'same-path');
-    await e.loadImage({ image: SAME_PATH, pullPolicy: 'if-not-present' });
+    const loaded = await e.loadImage({ image: SAME_PATH, pullPolicy: 'if-not-present' });
     const stdin = new PassThrough();
-    await e.create({
-      ...executorSpec(['/x/sh', '-c', 'read line; echo got $line'], { image: SAME_PATH }),
-      stdin,
-    });
+    await e.create(
+      {
+        ...executorSpec(['/x/sh', '-c', 'read line; echo got $line'], { image: SAME_PATH }),
+        stdin,
+      },
+      loaded,
+    );
     await e.start();
     expect(await e.exec(['cat', '/variant'])).toEqual({ exitCode: 0, stdout: 'start', stderr: '' });
     expect(await e.pid()).toBeGreaterThan(0);
@@ -91,8 +94,8 @@ describe.skipIf(bin === null)('Apptainer start detection', () => {
     await writeFile(stuck, `#!/bin/sh\nif [ "$1" = exec ]; then exec sleep 600; fi\nexec ${bin} "$@"\n`);
     await chmod(stuck, 0o755);
     const e = executor(await runtime({ bin: stuck, startTimeoutMs: 2_000 }), 'stuck');
-    await e.loadImage({ image: SAME_PATH, pullPolicy: 'if-not-present' });
-    await e.create(executorSpec(['sleep', '30'], { image: SAME_PATH }));
+    const loaded = await e.loadImage({ image: SAME_PATH, pullPolicy: 'if-not-present' });
+    await e.create(executorSpec(['sleep', '30'], { image: SAME_PATH }), loaded);
     await e.start(); // logs that the command was not seen, and returns
     const failed = await e.exec(['true']).catch((error: unknown) => error);
     expect(failed).toBeInstanceOf(PhaseError);

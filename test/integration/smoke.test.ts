@@ -12,22 +12,25 @@ it('loads the test image from its tarball and runs echo ok in a real container',
   const executor = new DockerExecutor({ docker, labels: testLabels('smoke') });
   const stdout = new Sink();
   try {
-    await executor.loadImage({
+    const loaded = await executor.loadImage({
       image: TEST_IMAGE,
       tarballPath: testImageTarball(),
       pullPolicy: 'if-not-present',
     });
-    await executor.create({
-      image: TEST_IMAGE,
-      command: ['echo', 'ok'],
-      env: {},
-      bindMounts: {},
-      vcpus: 0,
-      ramBytes: 0,
-      enableNetwork: false,
-      stdout,
-      stderr: new Sink(),
-    });
+    await executor.create(
+      {
+        image: TEST_IMAGE,
+        command: ['echo', 'ok'],
+        env: {},
+        bindMounts: {},
+        vcpus: 0,
+        ramBytes: 0,
+        enableNetwork: false,
+        stdout,
+        stderr: new Sink(),
+      },
+      loaded,
+    );
     await executor.start();
     expect(await executor.wait()).toBe(0);
     expect(stdout.text).toBe('ok\n');

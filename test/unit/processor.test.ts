@@ -95,7 +95,7 @@ async function stubProcessor(script: StubScript = {}, liveRuntimes: string[] = [
       containerState: async () => null,
       removeContainer: async () => undefined,
     },
-    makeExecutor: async ({ name }) => {
+    makeExecutor: ({ name }) => {
       made.push(name);
       return executor;
     },

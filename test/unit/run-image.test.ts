@@ -26,7 +26,7 @@ async function eventsOf(dir: string, kind: string): Promise<Record<string, unkno
 
 const IMAGE_ID = `sha256:${'1'.repeat(64)}`;
 const DIGEST = `127.0.0.1:5000/team/app@sha256:${'2'.repeat(64)}`;
-const PULLED: LoadedImage = {
+const PULLED: Omit<LoadedImage, 'request'> = {
   imageId: IMAGE_ID,
   imageDigest: DIGEST,
   source: 'registry',
@@ -75,6 +75,15 @@ describe('runJob on a stub executor: loading the image', () => {
     );
     await h.run();
     expect(await eventsOf(dir, 'image-evicted')).toEqual([eviction]);
+  });
+
+  it('create() is handed the image loadImage() returned, with the request it answers', async () => {
+    const h = stubRun({ image: '127.0.0.1:5000/team/app:v1' }, { image: PULLED });
+    await h.run();
+    expect(h.executor.createdImage).toEqual({
+      ...PULLED,
+      request: { image: '127.0.0.1:5000/team/app:v1', pullPolicy: 'if-not-present' },
+    });
   });
 
   it('the result says which image ran, as loadImage found it; events.log has the pull and the image', async () => {

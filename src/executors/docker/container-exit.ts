@@ -87,8 +87,18 @@ export class ContainerExit {
     );
   }
 
-  /** The exit code, once the output is drained (or cut, after the code came from inspect). */
-  async wait(aborted: Promise<never>, signal?: AbortSignal): Promise<number> {
+  /** The exit code, once the output is drained (or cut, after the code came from inspect); rejects when `signal` aborts. */
+  async wait(signal?: AbortSignal): Promise<number> {
+    signal?.throwIfAborted();
+    const abort = abortedBy(signal);
+    try {
+      return await this.waitFor(abort.aborted, signal);
+    } finally {
+      abort.release();
+    }
+  }
+
+  private async waitFor(aborted: Promise<never>, signal?: AbortSignal): Promise<number> {
     const container = this.container;
     try {
       let code: number | null = null;
@@ -221,4 +231,15 @@ export class ContainerExit {
       `the container was stopped from outside Stevedore (signal ${watch.foreignSignal}, exit ${code}): the docker daemon shutting down, or docker stop/kill on the host (stop a job with "stevedore cancel"); the job is retried while attempts remain`,
     );
   }
+}
+
+/** Rejects with the phase once `signal` aborts; release() stops listening. */
+function abortedBy(signal: AbortSignal | undefined): { aborted: Promise<never>; release: () => void } {
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new PhaseError('running', 'wait aborted', { cause: signal?.reason }));
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined);
+  return { aborted, release: () => signal?.removeEventListener('abort', onAbort) };
 }

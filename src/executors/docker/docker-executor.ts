@@ -1,6 +1,6 @@
 import type Dockerode from 'dockerode';
 import { type Logger, pino } from 'pino';
-import { CommandNotFoundError, PhaseError } from '../../jobs/errors.js';
+import { coerceError, PhaseError } from '../../jobs/errors.js';
 import type {
   Adoption,
   ContainerExecutor,
@@ -13,26 +13,20 @@ import type {
   LoadedImage,
   OutputSink,
   Reattachment,
-  RuntimeCapabilities,
   StreamCounts,
   UsageSample,
 } from '../executor.js';
+import type { RuntimeCapabilities } from '../runtime.js';
 import { adoptedCgroup, type JobCgroup, noUsage } from './cgroup.js';
 import { ContainerExit } from './container-exit.js';
 import { IMAGE_LABEL } from './create-options.js';
-import {
-  cleanEngineMessage,
-  isAlreadyInState,
-  isCommandNotFound,
-  isGone,
-  wrapEngineError,
-} from './errors.js';
+import { isAlreadyInState, isGone, startError, wrapEngineError } from './errors.js';
 import type { ContainerWatch } from './events.js';
 import { dockerExec } from './exec.js';
 import { type DockerExecutorOptions, exitSettings, logDriverOf } from './executor-options.js';
 import { gatherGpuFacts } from './gpu-facts.js';
 import { ipAddressOf, oomKilledOf, pidOf, usageOf } from './inspect.js';
-import { MadeContainer, type MakeOptions, watchEvents } from './made-container.js';
+import { MadeContainer, takeOver } from './made-container.js';
 import { OutputFollower } from './output-follower.js';
 import { DockerRuntime } from './runtime.js';
 import { stopContainer } from './stop.js';
@@ -58,8 +52,6 @@ export class DockerExecutor implements ContainerExecutor {
   private watch: ContainerWatch | undefined;
   private exit: ContainerExit | undefined;
   private output: OutputFollower | undefined;
-  /** What loadImage() was asked for and found; create() runs that image. */
-  private image: { request: ImageRequest; loaded: LoadedImage } | undefined;
   private spec: ExecutorSpec | undefined;
   /** Set before the executor sends any signal, so the engine's kill events can be told apart. */
   private stopping = false;
@@ -82,30 +74,18 @@ export class DockerExecutor implements ContainerExecutor {
     return this.exit?.reattached ?? [];
   }
 
-  async loadImage(request: ImageRequest): Promise<LoadedImage> {
-    const loaded = await this.rt.images.ensure(request, this.log);
-    this.image = { request, loaded };
-    return loaded;
+  loadImage(request: ImageRequest): Promise<LoadedImage> {
+    return this.rt.images.ensure(request, this.log);
   }
 
-  /** The image create() uses: the one loadImage() found for this spec, loaded again if it went. */
-  private imageFor(spec: ExecutorSpec): MakeOptions['image'] {
-    const image = this.image;
-    if (!image || image.request.image !== spec.image) return undefined;
-    return {
-      id: image.loaded.imageId,
-      reload: async () => {
-        this.rt.images.forget(spec.image);
-        const { signal: _, onProgress: __, ...request } = image.request;
-        const again = await this.rt.images.ensure(request, this.log);
-        this.image = { request: image.request, loaded: again };
-        return again.imageId;
-      },
-    };
-  }
-
-  async create(spec: ExecutorSpec): Promise<void> {
+  async create(spec: ExecutorSpec, image: LoadedImage): Promise<void> {
     if (this.state !== 'new') throw new PhaseError('creating', `this executor is ${this.state}, not new`);
+    if (image.request.image !== spec.image) {
+      throw new PhaseError(
+        'creating',
+        `the image given was loaded for ${image.request.image}, the spec runs ${spec.image}: pass what loadImage() returned for spec.image`,
+      );
+    }
     const output = new OutputFollower(this.rt.docker, { stdout: spec.stdout, stderr: spec.stderr });
     const cgroup = await this.rt.cgroups.prepare(spec.cgroupParent);
     this.jobCgroup = cgroup;
@@ -117,7 +97,7 @@ export class DockerExecutor implements ContainerExecutor {
       labels: this.options.labels,
       logDriver: logDriverOf(this.options, this.rt.defaults),
       reuseNetns: this.options.reuseNetns !== false,
-      image: this.imageFor(spec),
+      image: { id: image.imageId, reload: () => this.rt.images.reload(image.request, this.log) },
       output,
       ownSignal: () => this.ownSignal(),
       log: this.log,
@@ -142,13 +122,7 @@ export class DockerExecutor implements ContainerExecutor {
       await made.start();
     } catch (error) {
       made.releaseHolder();
-      if (isCommandNotFound(error)) {
-        throw new CommandNotFoundError(
-          `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (engine said: ${cleanEngineMessage((error as Error).message)})`,
-          { cause: error },
-        );
-      }
-      throw wrapEngineError('starting', 'cannot start the container', error);
+      throw startError(spec, error);
     } finally {
       // It may have been made again (see MadeContainer): from now on it is this one.
       this.container = made.container;
@@ -173,19 +147,11 @@ export class DockerExecutor implements ContainerExecutor {
     alreadyKept: StreamCounts,
   ): Promise<Adoption> {
     if (this.state !== 'new') throw new PhaseError('running', `cannot adopt: this executor is ${this.state}`);
-    const container = this.rt.docker.getContainer(containerId);
-    // Watch before looking, so an exit in between is not missed.
-    const watch = await watchEvents(
-      { runtime: this.rt, ownSignal: () => this.ownSignal(), log: this.log },
-      container,
-    );
-    let info: Dockerode.ContainerInspectInfo;
-    try {
-      info = await container.inspect();
-    } catch (error) {
-      this.rt.events.unwatch(containerId);
-      throw wrapEngineError('running', `cannot adopt container ${containerId}`, error);
-    }
+    const { container, watch, info } = await takeOver(containerId, {
+      runtime: this.rt,
+      ownSignal: () => this.ownSignal(),
+      log: this.log,
+    });
     this.container = container;
     this.watch = watch;
     this.output = new OutputFollower(this.rt.docker, streams);
@@ -195,8 +161,10 @@ export class DockerExecutor implements ContainerExecutor {
     this.exit = this.exitOf(container, !info.State.Running);
     this.exit.ask();
     this.log.info({ containerId, replayed, running: info.State.Running }, 'container adopted');
-    const reference = info.Config.Labels?.[IMAGE_LABEL] ?? info.Config.Image;
-    const image = await this.rt.images.identityOf(info.Image, reference);
+    const image = await this.rt.images.identityOf(
+      info.Image,
+      info.Config.Labels?.[IMAGE_LABEL] ?? info.Config.Image,
+    );
     return { replayed, running: info.State.Running, image };
   }
 
@@ -204,24 +172,8 @@ export class DockerExecutor implements ContainerExecutor {
     const exit = this.exit;
     if (!exit)
       throw new PhaseError('running', `wait() needs a started container; this executor is ${this.state}`);
-    signal?.throwIfAborted();
-    const done = new AbortController();
-    const aborted = new Promise<never>((_, reject) => {
-      const onAbort = (): void =>
-        reject(new PhaseError('running', 'wait aborted', { cause: signal?.reason }));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      done.signal.addEventListener('abort', () => signal?.removeEventListener('abort', onAbort), {
-        once: true,
-      });
-    });
-    aborted.catch(() => undefined);
-    try {
-      const code = await exit.wait(aborted, signal);
-      this.exitCode = code;
-      return code;
-    } finally {
-      done.abort();
-    }
+    this.exitCode = await exit.wait(signal);
+    return this.exitCode;
   }
 
   async stop(options: { graceMs?: number } = {}): Promise<void> {
@@ -289,7 +241,9 @@ export class DockerExecutor implements ContainerExecutor {
     if ('unavailable' in cgroup) return noUsage(cgroup.unavailable);
     return this.rt.cgroups
       .read(cgroup.parent)
-      .catch((error: unknown) => noUsage(`cannot read cgroup ${cgroup.parent}: ${(error as Error).message}`));
+      .catch((error: unknown) =>
+        noUsage(`cannot read cgroup ${cgroup.parent}: ${coerceError(error).message}`),
+      );
   }
 
   cgroupId(): string {

@@ -1,4 +1,4 @@
-import type { RuntimeCapabilities, RuntimeKind } from '../executor.js';
+import type { RuntimeCapabilities, RuntimeKind } from '../runtime.js';
 import { DEFAULT_LOG_DRIVER } from './create-options.js';
 
 /**
@@ -35,7 +35,7 @@ export interface EngineTraits {
 export const DOCKER_ENGINE: EngineTraits = {
   kind: 'docker',
   versionName: 'docker',
-  capabilities: { adopt: true, exec: true, addedEnv: [], reportsOom: true, missingCommandExitCode: 127 },
+  capabilities: { adopt: true, exec: true },
   defaultLogDriver: DEFAULT_LOG_DRIVER,
   filtersEventActions: true,
   exitFromDieEvent: false,

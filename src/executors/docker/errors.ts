@@ -1,4 +1,11 @@
-import { coerceError, InfrastructureError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
+import {
+  CommandNotFoundError,
+  coerceError,
+  InfrastructureError,
+  PhaseError,
+  statusCodeOf,
+} from '../../jobs/errors.js';
+import type { ExecutorSpec } from '../executor.js';
 
 /** 404: the container (or image) does not exist. */
 export function isGone(error: unknown): boolean {
@@ -42,4 +49,13 @@ export function wrapEngineError(
     return new PhaseError(phase, `${what}: ${message}`, { cause: error });
   }
   return new InfrastructureError(phase, `${what}: ${message}`, { cause: error });
+}
+
+/** Why a container did not start: its command is not in the image (never worth a retry), or the engine's error. */
+export function startError(spec: Pick<ExecutorSpec, 'image' | 'command'>, error: unknown): Error {
+  if (!isCommandNotFound(error)) return wrapEngineError('starting', 'cannot start the container', error);
+  return new CommandNotFoundError(
+    `command not found in image ${spec.image}: ${JSON.stringify(spec.command[0])} (engine said: ${cleanEngineMessage(coerceError(error).message)})`,
+    { cause: error },
+  );
 }

@@ -11,7 +11,7 @@ import {
   requireImageRef,
   sameRepository,
 } from '../../jobs/image-ref.js';
-import type { ImageIdentity, ImageRequest, LoadedImage, PullProgress } from '../executor.js';
+import type { ImageIdentity, ImageRequest, ImageSpec, LoadedImage, PullProgress } from '../executor.js';
 import { RegistryCredentials } from '../registry-auth.js';
 import { inspectImage, loadImageTarball } from './image.js';
 import { HOLDER_REPOSITORY } from './netns/holder-image.js';
@@ -29,6 +29,9 @@ export interface DockerImagesOptions {
   credentials?: RegistryCredentials;
   pull?: Partial<PullSettings>;
 }
+
+/** What a load found, before it is tied to the request it answers. */
+type Found = Omit<LoadedImage, 'request'>;
 
 /** A pull under way, which every job that needs the same image while it runs waits on. */
 interface SharedPull {
@@ -64,6 +67,12 @@ export class DockerImages {
   }
 
   async ensure(request: ImageRequest, log: Logger): Promise<LoadedImage> {
+    const { image, tarballPath, pullPolicy } = request;
+    const found = await this.find(request, log);
+    return { request: tarballPath ? { image, tarballPath, pullPolicy } : { image, pullPolicy }, ...found };
+  }
+
+  private async find(request: ImageRequest, log: Logger): Promise<Found> {
     const ref = requireImageRef(request.image);
     const key = canonicalRef(ref);
     // A job that loads or pulls its own image under the holders' name would put its program in
@@ -86,6 +95,12 @@ export class DockerImages {
       );
     }
     return this.pulled(request, key, ref, log);
+  }
+
+  /** Loads an image again as it was loaded before (the engine lost it since, e.g. removed meanwhile); its id now. */
+  async reload(request: ImageSpec, log: Logger): Promise<string> {
+    this.forget(request.image);
+    return (await this.ensure(request, log)).imageId;
   }
 
   /** Forgets that an image was present (after the engine said it is not). */
@@ -125,12 +140,7 @@ export class DockerImages {
     return identity;
   }
 
-  private async fromTarball(
-    image: string,
-    tarballPath: string,
-    key: string,
-    ref: ImageRef,
-  ): Promise<LoadedImage> {
+  private async fromTarball(image: string, tarballPath: string, key: string, ref: ImageRef): Promise<Found> {
     await loadImageTarball(this.docker, image, tarballPath);
     const identity = await this.inspect(image, key, ref);
     if (!identity)
@@ -139,7 +149,7 @@ export class DockerImages {
     return { imageId: identity.imageId, imageDigest: null, source: 'tarball', pull: null };
   }
 
-  private async pulled(request: ImageRequest, key: string, ref: ImageRef, log: Logger): Promise<LoadedImage> {
+  private async pulled(request: ImageRequest, key: string, ref: ImageRef, log: Logger): Promise<Found> {
     const found = this.pulls.get(key);
     const shared = found !== undefined;
     const pull = found ?? this.startPull(request.image, key, log);

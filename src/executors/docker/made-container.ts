@@ -19,7 +19,7 @@ export interface MakeOptions {
   /** Join a namespace holder when the spec has no network. */
   reuseNetns: boolean;
   /** The image loadImage() found, and how to load it again if the engine lost it since. */
-  image?: { id: string; reload: () => Promise<string> };
+  image: { id: string; reload: () => Promise<string> };
   output: OutputFollower;
   /** Whether a kill the engine reports now was sent by the executor itself. */
   ownSignal: () => boolean;
@@ -56,7 +56,7 @@ export class MadeContainer {
       labels: o.labels,
       logDriver: o.logDriver,
       netnsHolder: holder ?? undefined,
-      imageId: o.image?.id,
+      imageId: o.image.id,
     };
     let container: Dockerode.Container;
     try {
@@ -151,7 +151,7 @@ async function createWithImage(o: MakeOptions, naming: DockerNaming): Promise<Do
   try {
     return await o.runtime.createJobContainer(o.spec, naming, o.facts);
   } catch (error) {
-    if (statusCodeOf(error) !== 404 || !o.image) throw error;
+    if (statusCodeOf(error) !== 404) throw error;
     const id = await o.image.reload();
     o.image = { ...o.image, id };
     return o.runtime.createJobContainer(o.spec, { ...naming, imageId: id }, o.facts);
@@ -168,5 +168,24 @@ export async function watchEvents(
   } catch (error) {
     o.log.debug({ containerId: container.id, err: error }, 'no engine events; using inspect');
     return undefined;
+  }
+}
+
+/** A container an earlier executor made, watched before it is looked at, so an exit in between is not missed. */
+export async function takeOver(
+  containerId: string,
+  o: Pick<MakeOptions, 'runtime' | 'ownSignal' | 'log'>,
+): Promise<{
+  container: Dockerode.Container;
+  watch: ContainerWatch | undefined;
+  info: Dockerode.ContainerInspectInfo;
+}> {
+  const container = o.runtime.docker.getContainer(containerId);
+  const watch = await watchEvents(o, container);
+  try {
+    return { container, watch, info: await container.inspect() };
+  } catch (error) {
+    o.runtime.events.unwatch(containerId);
+    throw wrapEngineError('running', `cannot adopt container ${containerId}`, error);
   }
 }

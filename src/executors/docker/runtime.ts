@@ -2,14 +2,9 @@ import { existsSync } from 'node:fs';
 import Dockerode from 'dockerode';
 import { RuntimeUnavailableError } from '../../jobs/errors.js';
 import { LABELS } from '../../jobs/names.js';
-import type {
-  ContainerRuntime,
-  ExecutorSpec,
-  RuntimeCapabilities,
-  RuntimeContainer,
-  RuntimeKind,
-} from '../executor.js';
+import type { ExecutorSpec } from '../executor.js';
 import type { RegistryCredentials } from '../registry-auth.js';
+import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer, RuntimeKind } from '../runtime.js';
 import type { ModemSettings } from './attach/raw-attach.js';
 import { JobCgroups } from './cgroup.js';
 import { type DockerHostFacts, type DockerNaming, toDockerCreateOptions } from './create-options.js';

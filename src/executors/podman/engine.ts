@@ -14,19 +14,13 @@ import { DOCKER_ENGINE, type EngineTraits } from '../docker/index.js';
  * - the compatible API's `Init` is always /usr/libexec/podman/catatonit (containers.conf
  *   `init_path` is read by the CLI only), which exits 1 for a missing command; libpod's create
  *   takes an `init_path`, and jobs get a static tini there when the host has one (init.ts), so
- *   a missing command exits 127 as on Docker (the runtime says 1 when it has none).
+ *   a missing command exits 127 as on Docker (1 without one: PodmanRuntime.init is null).
  */
 export const PODMAN_ENGINE: EngineTraits = {
   ...DOCKER_ENGINE,
   kind: 'podman',
   versionName: 'podman',
-  capabilities: {
-    adopt: true,
-    exec: true,
-    addedEnv: [],
-    reportsOom: false,
-    missingCommandExitCode: 127,
-  },
+  capabilities: { adopt: true, exec: true },
   defaultLogDriver: 'k8s-file',
   filtersEventActions: false,
   exitFromDieEvent: true,

@@ -66,10 +66,7 @@ export class PodmanRuntime extends DockerRuntime {
       // Every job without network gets a namespace of its own ('none').
       netns: 'fresh',
       client: new Dockerode({ socketPath: socket }),
-      // Under catatonit a missing command exits 1; under tini 127, as on Docker.
-      engine: initPath
-        ? PODMAN_ENGINE
-        : { ...PODMAN_ENGINE, capabilities: { ...PODMAN_ENGINE.capabilities, missingCommandExitCode: 1 } },
+      engine: PODMAN_ENGINE,
       unreachable: (_address, error) => podmanUnreachableMessage(socket, error, binary),
     });
     this.initPath = initPath;
@@ -104,6 +101,14 @@ export class PodmanRuntime extends DockerRuntime {
       const { init_path: _, ...again } = body;
       return this.docker.getContainer(await libpodCreate(this.docker, again));
     }
+  }
+
+  /**
+   * The init jobs run under: a static tini's path, or null for Podman's own catatonit (then a
+   * command missing from the image exits 1, where tini's exit is 127 as on Docker).
+   */
+  get init(): string | null {
+    return this.initPath;
   }
 
   /** The service this runtime started; null when it uses one that was running. */

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_SIF_CONVERT_TIMEOUT_MS } from '../../config/defaults.js';
 import { coerceError, ImageUnavailableError, InfrastructureError, PhaseError } from '../../jobs/errors.js';
 import { canonicalRef, type ImageRef, nameOf, parseImageRef, requireImageRef } from '../../jobs/image-ref.js';
-import type { CacheEviction, ImageRequest, LoadedImage } from '../executor.js';
+import type { CacheEviction, ImageIdentity, ImageRequest, LoadedImage } from '../executor.js';
 import { RegistryCredentials } from '../registry-auth.js';
 import { RUNTIME_PATH } from './args.js';
 import type { SingularityBinary } from './binary.js';
@@ -15,10 +15,12 @@ import { RegistryAnswerError, registryBase, resolveDigest } from './registry-dig
 import type { Eviction, SifCache } from './sif-cache.js';
 import { copyTarball, readTarballManifest, tarballDigest } from './tarball.js';
 
-/** An image ready to run: what loadImage() reports, and the SIF's digest. */
-export interface SifImage {
-  loaded: LoadedImage;
-  key: string;
+/** What a load found, before it is tied to the request it answers. */
+type Found = Omit<LoadedImage, 'request'>;
+
+/** The SIF cache's key of a loaded image: its digest, which every way of loading makes its imageId. */
+export function sifKeyOf(image: ImageIdentity): string {
+  return image.imageId.replace(/^sha256:/, '');
 }
 
 export interface SingularityImagesOptions {
@@ -47,12 +49,19 @@ export class SingularityImages {
     this.docker = new Dockerode({ socketPath: options.dockerSocket ?? '/var/run/docker.sock' });
   }
 
-  async ensure(request: ImageRequest, log: Logger): Promise<SifImage> {
+  /** The image as a SIF in the cache (its path: cache.pathOf(sifKeyOf(loaded))), by the request's pull policy. */
+  async ensure(request: ImageRequest, log: Logger): Promise<LoadedImage> {
+    const { image, tarballPath, pullPolicy } = request;
+    const found = await this.find(request, log);
+    return { request: tarballPath ? { image, tarballPath, pullPolicy } : { image, pullPolicy }, ...found };
+  }
+
+  private async find(request: ImageRequest, log: Logger): Promise<Found> {
     const ref = requireImageRef(request.image);
     const name = canonicalRef(ref);
     if (request.pullPolicy !== 'always' || ref.digest !== null) {
       const key = await this.cache.lookup(name);
-      if (key) return { key, loaded: identity(key, 'present', ref.digest ? request.image : null) };
+      if (key) return identity(key, 'present', ref.digest ? request.image : null);
     }
     if (request.tarballPath) return this.fromTarball(request.tarballPath, request.image, name, log);
     if (request.pullPolicy === 'never') {
@@ -72,7 +81,7 @@ export class SingularityImages {
     return this.fromRegistry(request, ref, name, log);
   }
 
-  private async fromTarball(path: string, image: string, name: string, log: Logger): Promise<SifImage> {
+  private async fromTarball(path: string, image: string, name: string, log: Logger): Promise<Found> {
     let manifest: Awaited<ReturnType<typeof readTarballManifest>>;
     let key: string;
     try {
@@ -128,13 +137,10 @@ export class SingularityImages {
       await this.build(target, tmp, `docker-archive:${source}`, {});
     });
     await this.cache.remember(name, key);
-    return {
-      key,
-      loaded: { ...identity(key, 'tarball', null), ...evictions(evicted) },
-    };
+    return { ...identity(key, 'tarball', null), ...evictions(evicted) };
   }
 
-  private async fromDaemon(image: string, imageId: string, name: string, log: Logger): Promise<SifImage> {
+  private async fromDaemon(image: string, imageId: string, name: string, log: Logger): Promise<Found> {
     const key = imageId.replace(/^sha256:/, '');
     const { evicted } = await this.convert(key, log, (target, tmp) =>
       this.build(target, tmp, `docker-daemon:${image}`, {
@@ -142,7 +148,7 @@ export class SingularityImages {
       }),
     );
     await this.cache.remember(name, key);
-    return { key, loaded: { ...identity(key, 'present', null), ...evictions(evicted) } };
+    return { ...identity(key, 'present', null), ...evictions(evicted) };
   }
 
   private async fromRegistry(
@@ -150,7 +156,7 @@ export class SingularityImages {
     ref: ImageRef,
     name: string,
     log: Logger,
-  ): Promise<SifImage> {
+  ): Promise<Found> {
     const credential = this.credentials.forImage(request.image);
     const started = Date.now();
     let digest: string;
@@ -187,14 +193,11 @@ export class SingularityImages {
       () => 0,
     );
     return {
-      key,
-      loaded: {
-        imageId: `sha256:${key}`,
-        imageDigest: `${nameOf(request.image)}@${digest}`,
-        source: 'registry',
-        pull: { durationMs: Date.now() - started, bytes: size, layers: 0, shared: !converted },
-        ...evictions(evicted),
-      },
+      imageId: `sha256:${key}`,
+      imageDigest: `${nameOf(request.image)}@${digest}`,
+      source: 'registry',
+      pull: { durationMs: Date.now() - started, bytes: size, layers: 0, shared: !converted },
+      ...evictions(evicted),
     };
   }
 
@@ -253,7 +256,7 @@ function evictions(evicted: Eviction[]): { evicted?: CacheEviction[] } {
   };
 }
 
-function identity(key: string, source: LoadedImage['source'], digestRef: string | null): LoadedImage {
+function identity(key: string, source: LoadedImage['source'], digestRef: string | null): Found {
   return { imageId: `sha256:${key}`, imageDigest: digestRef, source, pull: null };
 }
 

@@ -185,6 +185,27 @@ export class SingularityProcess {
     }
     await this.cgroup?.signalAll('SIGKILL');
   }
+
+  /** SIGTERM, then SIGKILL when it has not ended within graceMs (0: SIGKILL at once). */
+  async stop(graceMs: number): Promise<void> {
+    if (!this.running) return;
+    if (graceMs > 0) {
+      this.terminate();
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([
+        this.exit.then(
+          () => true,
+          () => true,
+        ),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (ended) return;
+    }
+    await this.kill();
+  }
 }
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));

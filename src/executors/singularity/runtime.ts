@@ -1,8 +1,8 @@
 import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../executor.js';
 import type { RegistryCredentials } from '../registry-auth.js';
+import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../runtime.js';
 import { findSingularity, type SingularityBinary } from './binary.js';
 import { JobCgroup } from './cgroup.js';
 import {
@@ -56,14 +56,7 @@ export function defaultSifCache(home = homedir()): string {
  */
 export class SingularityRuntime implements ContainerRuntime {
   readonly kind = 'singularity' as const;
-  // Apptainer's own variables (APPTAINER_*, …) vary by version: the suite matches them by pattern.
-  readonly capabilities: RuntimeCapabilities = {
-    adopt: false,
-    exec: true,
-    addedEnv: [],
-    reportsOom: true, // from the container's own cgroup (cgroup.ts oomKilled)
-    missingCommandExitCode: 127,
-  };
+  readonly capabilities: RuntimeCapabilities = { adopt: false, exec: true };
   readonly records: ContainerRecords;
   readonly startTimeoutMs: number;
   /** Where each job's env script (env-script.ts) is written, as `<container id>.sh`. */

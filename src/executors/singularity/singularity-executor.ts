@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { type Logger, pino } from 'pino';
 import { CommandNotFoundError, coerceError, InfrastructureError, PhaseError } from '../../jobs/errors.js';
 import type {
@@ -14,21 +13,20 @@ import type {
   ImageRequest,
   LoadedImage,
   Reattachment,
-  RuntimeCapabilities,
   UsageSample,
 } from '../executor.js';
-import { type SingularityCommand, toSingularityArgs } from './args.js';
+import type { RuntimeCapabilities } from '../runtime.js';
+import type { SingularityCommand } from './args.js';
 import { JobCgroup } from './cgroup.js';
 import { addressOf, nsenterExec } from './exec.js';
+import { sifKeyOf } from './images.js';
+import { prepareContainer } from './prepare.js';
 import { type ProcessExit, SingularityProcess } from './process.js';
 import { processStartTime } from './records.js';
 import type { SingularityRuntime } from './runtime.js';
 
 /** Where the executor is in its one container's life; `closed` is final. */
 type ExecutorState = 'new' | 'created' | 'started' | 'closed';
-
-/** Parent of every job's own cgroup (each hierarchy); apart from the Docker runtime's /stevedore/<uuid>, which its sweep removes when empty. */
-const CGROUP_PARENT = '/stevedore/singularity';
 
 export interface SingularityExecutorOptions {
   runtime: SingularityRuntime;
@@ -43,7 +41,6 @@ export class SingularityExecutor implements ContainerExecutor {
   private readonly log: Logger;
   private state: ExecutorState = 'new';
   private id = '';
-  private image: { request: ImageRequest; loaded: LoadedImage; key: string } | undefined;
   private spec: ExecutorSpec | undefined;
   private command: SingularityCommand | undefined;
   private cgroup: JobCgroup | { unavailable: string } | undefined;
@@ -66,73 +63,39 @@ export class SingularityExecutor implements ContainerExecutor {
     return [];
   }
 
-  async loadImage(request: ImageRequest): Promise<LoadedImage> {
-    const { loaded, key } = await this.rt.images.ensure(request, this.log);
-    this.image = { request, loaded, key };
-    return loaded;
+  loadImage(request: ImageRequest): Promise<LoadedImage> {
+    return this.rt.images.ensure(request, this.log);
   }
 
-  async create(spec: ExecutorSpec): Promise<void> {
+  async create(spec: ExecutorSpec, image: LoadedImage): Promise<void> {
     if (this.state !== 'new') throw new PhaseError('creating', `this executor is ${this.state}, not new`);
-    if (!this.image || this.image.request.image !== spec.image) {
-      await this.loadImage({ image: spec.image, pullPolicy: 'if-not-present' });
+    if (image.request.image !== spec.image) {
+      throw new PhaseError(
+        'creating',
+        `the image given was loaded for ${image.request.image}, the spec runs ${spec.image}: pass what loadImage() returned for spec.image`,
+      );
     }
-    let image = this.image as NonNullable<typeof this.image>;
-    this.releaseImage = await this.rt.images.cache.acquire(image.key);
-    if (!(await this.rt.images.cache.has(image.key))) {
-      // Evicted by another job's conversion between loadImage() and now: load it again, held.
-      this.releaseImage();
-      await this.loadImage(image.request);
-      image = this.image as NonNullable<typeof this.image>;
-      this.releaseImage = await this.rt.images.cache.acquire(image.key);
-    }
+    const key = await this.holdImage(image);
     this.id = randomUUID();
-    const base = spec.cgroupParent ? `/${spec.cgroupParent.replace(/^\/+|\/+$/g, '')}` : CGROUP_PARENT;
-    const cgroup = await JobCgroup.make(`${base}/${this.id}`, this.rt.options.cgroupRoot);
-    this.cgroup = cgroup;
-    const envScriptPath = join(this.rt.envScriptDir, `${this.id}.sh`);
-    const command = toSingularityArgs(spec, {
-      flavour: this.rt.bin.flavour,
-      sifPath: this.rt.images.cache.pathOf(image.key),
-      hardening: this.rt.hardening,
-      envScriptPath,
-      cgroups:
-        cgroup instanceof JobCgroup ? { available: true } : { available: false, why: cgroup.unavailable },
-      cudaVisibleDevices: this.rt.options.visibleDevices?.cuda,
-      amdVisibleDevices: this.rt.options.visibleDevices?.amd,
-    });
-    if (cgroup instanceof JobCgroup) {
-      try {
-        await cgroup.apply(command.limits);
-      } catch (error) {
-        await cgroup.remove().catch(() => undefined);
-        throw new InfrastructureError(
-          'creating',
-          `cannot set limits on cgroup ${cgroup.path}: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
-        );
-      }
-    }
-    for (const note of command.notApplied)
-      this.log.warn({ containerId: this.id }, `limit not applied: ${note}`);
-    if (command.envScript !== null) {
-      this.envScriptPath = envScriptPath;
-      await writeFile(envScriptPath, command.envScript, { mode: 0o644 }).catch((error: unknown) => {
-        throw new InfrastructureError(
-          'creating',
-          `cannot write the job's env script ${envScriptPath}: ${coerceError(error).message}`,
-          {
-            cause: error,
-          },
-        );
-      });
-    }
+    const sifPath = this.rt.images.cache.pathOf(key);
+    const prepared = await prepareContainer(this.rt, spec, { id: this.id, sifPath }, this.log);
+    this.cgroup = prepared.cgroup;
+    this.envScriptPath = prepared.envScriptPath;
     await this.rt.records.write(this.record(0, ''));
-    this.command = command;
+    this.command = prepared.command;
     this.spec = spec;
     this.state = 'created';
+  }
+
+  /** Holds the image's SIF for this container: loaded again the same way if another job's conversion evicted it since. */
+  private async holdImage(image: LoadedImage): Promise<string> {
+    const key = sifKeyOf(image);
+    this.releaseImage = await this.rt.images.cache.acquire(key);
+    if (await this.rt.images.cache.has(key)) return key;
+    this.releaseImage();
+    const again = sifKeyOf(await this.rt.images.ensure(image.request, this.log));
+    this.releaseImage = await this.rt.images.cache.acquire(again);
+    return again;
   }
 
   private record(pid: number, pidStartedAt: string) {
@@ -213,10 +176,8 @@ export class SingularityExecutor implements ContainerExecutor {
       if (error instanceof PhaseError) throw error;
       throw new InfrastructureError(
         'running',
-        `the ${this.rt.bin.flavour} process failed: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
+        `the ${this.rt.bin.flavour} process failed: ${coerceError(error).message}`,
+        { cause: error },
       );
     } finally {
       if (onAbort) signal?.removeEventListener('abort', onAbort);
@@ -224,25 +185,7 @@ export class SingularityExecutor implements ContainerExecutor {
   }
 
   async stop(options: { graceMs?: number } = {}): Promise<void> {
-    const child = this.process;
-    if (!child?.running) return;
-    const graceMs = Math.max(0, options.graceMs ?? 0);
-    if (graceMs > 0) {
-      child.terminate();
-      let timer: NodeJS.Timeout | undefined;
-      const ended = await Promise.race([
-        child.exit.then(
-          () => true,
-          () => true,
-        ),
-        new Promise<false>((resolve) => {
-          timer = setTimeout(() => resolve(false), graceMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (ended) return;
-    }
-    await child.kill();
+    await this.process?.stop(Math.max(0, options.graceMs ?? 0));
   }
 
   detach(): void {

@@ -1,4 +1,4 @@
-import type { ContainerExecutor, ImageIdentity, PullProgress } from '../../executors/executor.js';
+import type { ContainerExecutor, LoadedImage, PullProgress } from '../../executors/executor.js';
 import { type JobSpec, pullPolicyOf } from '../../jobs/spec.js';
 import type { PullResult } from '../observer.js';
 import type { EventsLog } from '../output/events-log.js';
@@ -17,13 +17,13 @@ export interface ImageLoadDeps {
 
 /**
  * The loading-image phase: the image by the job's pull policy, its pull (if any) in events.log,
- * and which image it is for the result. A stop while it waits (cancel, timeout, shutdown) ends
- * the wait at once as the stop it is; a pull other jobs wait on goes on for them.
+ * and the loaded image, for create() and the result. A stop while it waits (cancel, timeout,
+ * shutdown) ends the wait at once as the stop it is; a pull other jobs wait on goes on for them.
  */
-export async function loadRunImage(deps: ImageLoadDeps): Promise<ImageIdentity> {
+export async function loadRunImage(deps: ImageLoadDeps): Promise<LoadedImage> {
   const { spec, executor, events, stops } = deps;
   const policy = pullPolicyOf(spec);
-  let loaded: Awaited<ReturnType<ContainerExecutor['loadImage']>>;
+  let loaded: LoadedImage;
   const began = Date.now();
   try {
     loaded = await executor.loadImage({
@@ -52,5 +52,5 @@ export async function loadRunImage(deps: ImageLoadDeps): Promise<ImageIdentity> 
     imageId: loaded.imageId,
     imageDigest: loaded.imageDigest,
   });
-  return { imageId: loaded.imageId, imageDigest: loaded.imageDigest };
+  return loaded;
 }

@@ -138,7 +138,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       if (!taken.replayed && taken.running) output.noteGap('no worker was attached');
     } else {
       transition('loading-image');
-      state.image = await loadRunImage({
+      const image = await loadRunImage({
         spec,
         executor,
         events,
@@ -146,12 +146,13 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
         onPull: (pull) => progress.update('loading-image', state.history, { pull }),
         onPulled: (result, seconds) => ctx.events?.emit('pull-done', { jobId: ctx.jobId, result, seconds }),
       });
+      state.image = { imageId: image.imageId, imageDigest: image.imageDigest };
       events.write('runtime', { runtime: await executor.runtime() });
       stops.check();
       transition('creating');
       // The image load took a while: the host paths must still name what admission checked.
       await checkHostPaths(pins, 'creating');
-      await executor.create(toExecutorSpec(spec, output.stdout, output.stderr, ctx.limits));
+      await executor.create(toExecutorSpec(spec, output.stdout, output.stderr, ctx.limits), image);
       state.log = state.log.child({ containerId: executor.containerId });
       events.write('created', { containerId: executor.containerId, cgroupId: executor.cgroupId() });
       await stops.checkDurable();
