@@ -33,13 +33,13 @@ interface Leak {
 /** Live (not zombie) processes below this one: everything the test file started, directly or not. */
 async function descendants(): Promise<Map<number, string>> {
   const parents = new Map<number, number>();
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  const stats = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')));
+  stats.forEach((stat, i) => {
     // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'.
     const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (state && state !== 'Z' && ppid) parents.set(Number(name), Number(ppid));
-  }
+    if (state && state !== 'Z' && ppid) parents.set(Number(pids[i]), Number(ppid));
+  });
   const found = new Map<number, string>();
   const walk = (parent: number): void => {
     for (const [pid, ppid] of parents) {
@@ -61,23 +61,23 @@ export async function leakBaseline(): Promise<LeakBaseline> {
 }
 
 async function dockerLeaks(docker: Dockerode, queue: string): Promise<Leak[]> {
-  const leaks: Leak[] = [];
-  for (const [kind, label] of [
+  const kinds = [
     ['container', LABELS.queue],
     ['namespace holder', HOLDER_LABEL],
-  ] as const) {
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`${label}=${queue}`] } })) {
-      leaks.push({
-        what: `${kind} ${c.Names.join(',')} (${c.Id.slice(0, 12)}, ${c.State}) of queue ${queue}`,
-        clean: () =>
-          docker
-            .getContainer(c.Id)
-            .remove({ force: true })
-            .catch(() => undefined), // gone meanwhile: nothing left to clean
-      });
-    }
-  }
-  return leaks;
+  ] as const;
+  const listed = await Promise.all(
+    kinds.map(([, label]) => docker.listContainers({ all: true, filters: { label: [`${label}=${queue}`] } })),
+  );
+  return listed.flatMap((containers, i) =>
+    containers.map((c) => ({
+      what: `${kinds[i]?.[0]} ${c.Names.join(',')} (${c.Id.slice(0, 12)}, ${c.State}) of queue ${queue}`,
+      clean: () =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined), // gone meanwhile: nothing left to clean
+    })),
+  );
 }
 
 /** Podman's containers of the queue, through its CLI: it sees every service's store. */
@@ -103,10 +103,10 @@ async function podmanLeaks(queue: string): Promise<Leak[]> {
   return leaks;
 }
 
-async function processLeaks(baseline: LeakBaseline): Promise<Leak[]> {
+async function processLeaks(baseline: LeakBaseline, owned: readonly number[]): Promise<Leak[]> {
   const leaks: Leak[] = [];
   for (const [pid, cmdline] of await descendants()) {
-    if (baseline.processes.has(pid)) continue;
+    if (baseline.processes.has(pid) || owned.includes(pid)) continue;
     leaks.push({
       what: `process ${pid} (${cmdline})`,
       clean: async () => {
@@ -121,30 +121,43 @@ async function processLeaks(baseline: LeakBaseline): Promise<Leak[]> {
   return leaks;
 }
 
-async function findLeaks(baseline: LeakBaseline, docker: Dockerode): Promise<Leak[]> {
+async function findLeaks(
+  baseline: LeakBaseline,
+  docker: Dockerode,
+  owned: readonly number[],
+): Promise<Leak[]> {
   const { queues, podman } = scopeSince(baseline.scope);
-  const leaks: Leak[] = [];
-  for (const queue of queues) {
-    leaks.push(...(await dockerLeaks(docker, queue)));
-    if (podman) leaks.push(...(await podmanLeaks(queue)));
-  }
-  leaks.push(...(await processLeaks(baseline)));
-  return leaks;
+  const found = await Promise.all([
+    ...queues.map((queue) => dockerLeaks(docker, queue)),
+    ...(podman ? queues.map(podmanLeaks) : []),
+    processLeaks(baseline, owned),
+  ]);
+  return found.flat();
 }
 
 /**
  * Fails, naming each, if containers or namespace holders of the queues made since `baseline`,
- * or processes started since it, are still there once teardown has had its grace. What leaked
+ * or processes started since it (but the `owned` ones, still in use), are still there once teardown has had its grace. What leaked
  * is removed, so the next test starts clean and the failure stays with the test that caused it.
  */
-export async function checkLeaks(baseline: LeakBaseline, where: string): Promise<void> {
+export async function checkLeaks(
+  baseline: LeakBaseline,
+  where: string,
+  owned: readonly number[] = [],
+): Promise<void> {
   const docker = testDocker();
   const deadline = Date.now() + TEARDOWN_GRACE_MS;
-  let leaks = await findLeaks(baseline, docker);
+  let probes = 1;
+  let leaks = await findLeaks(baseline, docker, owned);
   while (leaks.length > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, POLL_MS));
-    leaks = await findLeaks(baseline, docker);
+    leaks = await findLeaks(baseline, docker, owned);
+    probes += 1;
   }
+  if (process.env.LEAK_DEBUG)
+    console.warn(
+      `LEAKDEBUG ${where} waited ${Date.now() - deadline + TEARDOWN_GRACE_MS} ms, ${probes} probes`,
+    );
   if (leaks.length === 0) return;
   for (const leak of leaks) await leak.clean();
   throw new Error(

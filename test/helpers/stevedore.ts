@@ -144,7 +144,9 @@ export function useTestWorld(): TestWorld {
   });
   afterEach(async () => {
     await h?.close();
-    if (testBaseline) await checkLeaks(testBaseline, 'the test');
+    // The file's redis-server is the world's, even when a test restarted it under a new pid.
+    const owned = redis?.server.pid ? [redis.server.pid] : [];
+    if (testBaseline) await checkLeaks(testBaseline, 'the test', owned);
   });
   const ready = <T>(value: T | undefined, name: string): T => {
     if (value === undefined) throw new Error(`the test world's ${name} is used before its hook ran`);
