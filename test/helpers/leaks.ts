@@ -127,12 +127,12 @@ async function findLeaks(
   owned: readonly number[],
 ): Promise<Leak[]> {
   const { queues, podman } = scopeSince(baseline.scope);
-  const found = await Promise.all([
+  const containers = await Promise.all([
     ...queues.map((queue) => dockerLeaks(docker, queue)),
     ...(podman ? queues.map(podmanLeaks) : []),
-    processLeaks(baseline, owned),
   ]);
-  return found.flat();
+  // After the listing: its own `podman ps` processes would otherwise be counted.
+  return [...containers.flat(), ...(await processLeaks(baseline, owned))];
 }
 
 /**
@@ -147,16 +147,13 @@ export async function checkLeaks(
 ): Promise<void> {
   const docker = testDocker();
   const deadline = Date.now() + TEARDOWN_GRACE_MS;
-  let probes = 1;
   let leaks = await findLeaks(baseline, docker, owned);
   while (leaks.length > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, POLL_MS));
     leaks = await findLeaks(baseline, docker, owned);
-    probes += 1;
   }
   if (process.env.LEAK_DEBUG)
     console.warn(
-      `LEAKDEBUG ${where} waited ${Date.now() - deadline + TEARDOWN_GRACE_MS} ms, ${probes} probes`,
     );
   if (leaks.length === 0) return;
   for (const leak of leaks) await leak.clean();
