@@ -152,9 +152,6 @@ export async function checkLeaks(
     await new Promise((r) => setTimeout(r, POLL_MS));
     leaks = await findLeaks(baseline, docker, owned);
   }
-  if (process.env.LEAK_DEBUG)
-    console.warn(
-    );
   if (leaks.length === 0) return;
   for (const leak of leaks) await leak.clean();
   throw new Error(
