@@ -96,7 +96,11 @@ async function podmanLeaks(queue: string): Promise<Leak[]> {
       const [id = '', name = '', state = ''] = line.split(' ');
       leaks.push({
         what: `podman container ${name} (${id}, ${state}) of queue ${queue}`,
-        clean: () => run('podman', ['rm', '-f', id]).then(() => undefined),
+        clean: () =>
+          run('podman', ['rm', '-f', id]).then(
+            () => undefined,
+            () => undefined, // gone meanwhile: nothing left to clean
+          ),
       });
     }
   }
