@@ -11,15 +11,11 @@ import { DEFAULT_PREFIX } from '../../src/jobs/keys.js';
 import type { JobSpecInput } from '../../src/jobs/spec.js';
 import { startWorker, type WorkerDeps, type WorkerHandle } from '../../src/worker/worker.js';
 import { TEST_IMAGE, testImageTarball } from './docker.js';
+import { checkLeaks, type LeakBaseline, leakBaseline } from './leaks.js';
 import { TestRedis } from './redis.js';
+import { notePodman, testQueue } from './test-scope.js';
 
-let counter = 0;
-
-/** A fresh queue name per test, so tests never share a queue. Worker containers are found by the leak check through it. */
-export function testQueue(): string {
-  counter += 1;
-  return `test-${process.pid}-${Date.now().toString(36)}-${counter}`;
-}
+export { testQueue } from './test-scope.js';
 
 /** A job spec on the test image, loaded from its tarball. */
 export function busybox(command: string[], extra: Partial<JobSpecInput> = {}): JobSpecInput {
@@ -58,6 +54,7 @@ export class Harness {
   ) {}
 
   async config(overrides: Partial<WorkerConfig> = {}): Promise<WorkerConfig> {
+    if (overrides.runtime === 'podman') notePodman();
     const dir = await mkdtemp(join(tmpdir(), 'stevedore-worker-'));
     this.dirs.push(dir);
     return {
@@ -120,13 +117,18 @@ export interface TestWorld {
 
 /**
  * Registers the usual hooks of a worker test file: one Redis (and a plain connection) for the
- * file, a fresh Harness for each test, each closed after it.
+ * file, a fresh Harness for each test, each closed after it. After each test, and after the
+ * file, the leak check fails the test (or file) that left containers, namespace holders or
+ * processes behind. Call it before the file's other hooks, so its checks run after their cleanup.
  */
 export function useTestWorld(): TestWorld {
   let redis: TestRedis | undefined;
   let raw: Redis | undefined;
   let h: Harness | undefined;
+  let fileBaseline: LeakBaseline | undefined;
+  let testBaseline: LeakBaseline | undefined;
   beforeAll(async () => {
+    fileBaseline = await leakBaseline();
     redis = await TestRedis.start();
     raw = new Redis(redis.url);
     raw.on('error', () => undefined); // the tests that stop Redis see it from their own connections
@@ -134,12 +136,17 @@ export function useTestWorld(): TestWorld {
   afterAll(async () => {
     raw?.disconnect();
     await redis?.close();
+    if (fileBaseline) await checkLeaks(fileBaseline, 'the test file');
   });
-  beforeEach(() => {
+  beforeEach(async () => {
+    testBaseline = await leakBaseline();
     h = new Harness(redis as TestRedis);
   });
   afterEach(async () => {
     await h?.close();
+    // The file's redis-server is the world's, even when a test restarted it under a new pid.
+    const owned = redis?.server.pid ? [redis.server.pid] : [];
+    if (testBaseline) await checkLeaks(testBaseline, 'the test', owned);
   });
   const ready = <T>(value: T | undefined, name: string): T => {
     if (value === undefined) throw new Error(`the test world's ${name} is used before its hook ran`);

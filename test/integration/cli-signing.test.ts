@@ -5,22 +5,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stevedore } from '../helpers/cli.js';
 import { TEST_IMAGE, testImageTarball } from '../helpers/docker.js';
-import { TestRedis } from '../helpers/redis.js';
-import { Harness } from '../helpers/stevedore.js';
+import { useTestWorld } from '../helpers/stevedore.js';
 
 describe('stevedore keygen and signed submit', () => {
-  let redis: TestRedis;
-  let h: Harness;
+  const world = useTestWorld();
   let dir: string;
 
   beforeAll(async () => {
-    redis = await TestRedis.start();
-    h = new Harness(redis);
     dir = await mkdtemp(join(tmpdir(), 'stevedore-cli-keys-'));
   });
   afterAll(async () => {
-    await h.close();
-    await redis.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -57,8 +51,9 @@ describe('stevedore keygen and signed submit', () => {
   it('submit signs with --signing-key or STEVEDORE_SIGNING_KEY; a worker with trusted keys runs those and refuses an unsigned one', async () => {
     const keys = join(dir, 'worker-keys');
     expect((await stevedore(['keygen', '--id', 'producer', '--out', keys])).exitCode).toBe(0);
+    const { h } = world;
     await h.worker({ trustedKeysDir: keys });
-    const env = { REDIS_URL: redis.url, STEVEDORE_QUEUE: h.queue, STEVEDORE_STATE_DIR: dir };
+    const env = { REDIS_URL: world.redis.url, STEVEDORE_QUEUE: h.queue, STEVEDORE_STATE_DIR: dir };
     const job = [
       '--image',
       TEST_IMAGE,

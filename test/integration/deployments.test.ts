@@ -11,6 +11,7 @@ import { bullmqKeys } from '../../src/jobs/keys.js';
 import { LABELS } from '../../src/jobs/names.js';
 import type { WorkerDeps } from '../../src/worker/worker.js';
 import { TEST_IMAGE, testDocker } from '../helpers/docker.js';
+import { useLeakCheck } from '../helpers/leaks.js';
 import { openTestPodman } from '../helpers/podman.js';
 import { TestRedis } from '../helpers/redis.js';
 import { testSingularityBin } from '../helpers/singularity.js';
@@ -74,8 +75,10 @@ const engines: Engine[] = [
   },
 ];
 
+// Its own set-up, not useTestWorld: two deployments need two Redis servers.
 describe.each(engines)('two deployments on one $name engine, one queue name', (engine) => {
   if (engine.skip) console.warn(`[skip] deployments on ${engine.name}: ${engine.skip}`);
+  useLeakCheck();
   let redisA: TestRedis;
   let redisB: TestRedis;
   let a: Harness;

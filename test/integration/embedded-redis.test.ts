@@ -10,6 +10,7 @@ import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { removeHoldersOf } from '../helpers/holders.js';
 import { duplicateKeys } from '../helpers/json-keys.js';
+import { useLeakCheck } from '../helpers/leaks.js';
 import { busybox, testPolicy, testQueue, writePolicy } from '../helpers/stevedore.js';
 
 interface LogLine {
@@ -81,7 +82,9 @@ async function serversIn(dataDir: string): Promise<number[]> {
   return pids;
 }
 
+// Its own set-up, not useTestWorld: the workers under test start their embedded redis-server.
 describe('embedded Redis: one per state directory', () => {
+  useLeakCheck();
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../src/jobs/names.js';
+import { useLeakCheck } from '../helpers/leaks.js';
 import { TestRedis } from '../helpers/redis.js';
 import { ScratchEngine } from '../helpers/scratch-engine.js';
 import { busybox, Harness, until, untilRunning } from '../helpers/stevedore.js';
@@ -15,7 +16,10 @@ const jobContainers = (engine: ScratchEngine) =>
   engine.docker.listContainers({ all: true, filters: { label: [LABELS.jobId] } });
 
 /** The docker daemon restarts under a running job, on a private engine so no other test is touched. */
+// Its own set-up, not useTestWorld: each worker must close before its scratch engine does, and
+// useTestWorld would close it after this file's afterEach had stopped the engine.
 describe('docker daemon restarted while a job runs', () => {
+  useLeakCheck();
   let redis: TestRedis;
   const cleanup: (() => Promise<void>)[] = [];
 

@@ -86,6 +86,7 @@ export function hostileSuite(kind: RuntimeKind, runtime: HostileRuntime, reason:
     return;
   }
 
+  // Its own set-up, not useTestWorld: one worker for the whole suite, configured from the hostile world it builds first.
   describe(`${kind}: hostile suite`, () => {
     let scratch = '';
     let redis: TestRedis | undefined;

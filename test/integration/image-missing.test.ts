@@ -1,23 +1,15 @@
 import { Queue } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
-import { TestRedis } from '../helpers/redis.js';
-import { Harness } from '../helpers/stevedore.js';
+import { useTestWorld } from '../helpers/stevedore.js';
 
 describe('an image that cannot be had', () => {
-  let redis: TestRedis;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-  });
-  afterAll(async () => {
-    await redis.close();
-  });
+  const world = useTestWorld();
 
   it('is not on the host, has no tarball and may not be pulled: fails at once, reason image, one attempt, the fix named', async () => {
-    const h = new Harness(redis);
-    const queue = new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } });
+    const { h } = world;
+    const queue = new Queue(h.queue, { connection: { host: '127.0.0.1', port: world.redis.port } });
     try {
       const creates = await watchCreates(testDocker(), [`stevedore.queue=${h.queue}`]);
       await h.worker();
@@ -41,7 +33,6 @@ describe('an image that cannot be had', () => {
       expect(await creates.stop()).toEqual([]);
     } finally {
       await queue.close();
-      await h.close();
     }
   });
 });

@@ -8,24 +8,13 @@ import { labelFilters } from '../../src/jobs/names.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
 import { INVALID_SPECS as INVALID } from '../helpers/invalid-specs.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, testPolicy, writePolicy } from '../helpers/stevedore.js';
+import { busybox, testPolicy, useTestWorld, writePolicy } from '../helpers/stevedore.js';
+
+const world = useTestWorld();
 
 describe('job spec validation', () => {
-  let redis: TestRedis;
-  let h: Harness;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    h = new Harness(redis);
-  });
-  afterAll(async () => {
-    await h.close();
-    await redis.close();
-  });
-
   it('the client lists every bad field at once', async () => {
-    const error = await h
+    const error = await world.h
       .client()
       .submit({ image: '', command: [], resources: { vcpus: 0 }, extra: true } as never)
       .catch((e: unknown) => e);
@@ -37,10 +26,11 @@ describe('job spec validation', () => {
   });
 
   it('a worker fails every invalid spec at once, unretried, with the same message and no container', async () => {
+    const { h } = world;
     await h.worker({ concurrency: 4 });
     const client = h.client();
     // Bypass the client's check, as a producer using BullMQ directly would.
-    const queue = new Queue(h.queue, { connection: { host: '127.0.0.1', port: redis.port } });
+    const queue = new Queue(h.queue, { connection: { host: '127.0.0.1', port: world.redis.port } });
     const creates = await watchCreates(testDocker(), labelFilters(h.queue));
     try {
       const jobs = await Promise.all(
@@ -71,34 +61,34 @@ describe('job spec validation', () => {
 });
 
 describe('job spec honoured', () => {
-  let redis: TestRedis;
-  let h: Harness;
   let dir: string;
   let policyDir: string;
+  let policyPath: string;
 
   beforeAll(async () => {
-    redis = await TestRedis.start();
-    h = new Harness(redis);
     policyDir = await mkdtemp(join(tmpdir(), 'stevedore-spec-policy-'));
     dir = await mkdtemp(join(tmpdir(), 'stevedore-spec-'));
     // Tarballs from `dir` too, for the one that cannot be loaded.
     const policy = testPolicy();
-    const policyPath = await writePolicy(policyDir, {
+    policyPath = await writePolicy(policyDir, {
       ...policy,
       imageTarballs: [...(policy.imageTarballs as object[]), { hostPath: dir }],
     });
-    await h.worker({ policyPath });
   });
   afterAll(async () => {
-    await h.close();
-    await redis.close();
     await rm(dir, { recursive: true, force: true });
     await rm(policyDir, { recursive: true, force: true });
   });
 
+  /** The test's worker, under the policy above, and a client. */
+  async function specWorker() {
+    await world.h.worker({ policyPath });
+    return world.h.client();
+  }
+
   it('passes env, working dir, mounts, stdin and resources to the container', async () => {
     await writeFile(join(dir, 'in.txt'), 'input file\n');
-    const client = h.client();
+    const client = await specWorker();
     const { id } = await client.submit(
       busybox(
         [
@@ -122,7 +112,7 @@ describe('job spec honoured', () => {
   });
 
   it('reports a missing command as exit 127 with a clear message', async () => {
-    const client = h.client();
+    const client = await specWorker();
     const { id } = await client.submit(busybox(['no-such-program'], { init: false }));
     const result = await client.waitForResult(id, { timeoutMs: 30_000 });
     expect(result).toMatchObject({ state: 'Complete', exitCode: 127 });
@@ -135,7 +125,7 @@ describe('job spec honoured', () => {
   });
 
   it('fails a job whose image cannot be loaded as infra, retried, with a final result', async () => {
-    const client = h.client();
+    const client = await specWorker();
     const broken = join(dir, 'broken.tar');
     await writeFile(broken, 'not a tarball');
     const { id } = await client.submit(

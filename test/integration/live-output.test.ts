@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LIVE_CHUNK_BYTES } from '../../src/jobs/keys.js';
 import { LiveOutput } from '../../src/worker/output/live-output.js';
-import { TestRedis } from '../helpers/redis.js';
+import { useTestWorld } from '../helpers/stevedore.js';
 
 type Entry = [id: Buffer, fields: Buffer[]];
 
@@ -41,20 +41,11 @@ async function pushAll(live: LiveOutput, all: Buffer, pauseEvery = 0): Promise<v
 }
 
 describe('LiveOutput on Redis', () => {
-  let server: TestRedis;
-  let redis: Redis;
+  const world = useTestWorld();
   const log = pino({ level: 'silent' });
 
-  beforeAll(async () => {
-    server = await TestRedis.start();
-    redis = new Redis(server.url);
-  });
-  afterAll(async () => {
-    await redis.quit();
-    await server.close();
-  });
-
   it('keeps a slow writer’s lines up to the cap, not only its last few entries', async () => {
+    const redis = world.raw;
     // One line per send (the sends are 100 ms apart): each line is its own small entry.
     const live = new LiveOutput(redis, 'live:slow', 256 * 1024, 1, log);
     const lines = Array.from({ length: 30 }, (_, i) => `line-${i + 1}\n`);
@@ -72,6 +63,7 @@ describe('LiveOutput on Redis', () => {
   });
 
   it('keeps output under its cap whole and exact, offsets contiguous, with the end marker', async () => {
+    const redis = world.raw;
     const all = randomBytes(700_000);
     const live = new LiveOutput(redis, 'live:small', 1024 * 1024, 1, log);
     await pushAll(live, all, 3);
@@ -88,6 +80,7 @@ describe('LiveOutput on Redis', () => {
   });
 
   it('keeps the newest bytes of a larger output exactly, at their true offsets, within the cap', async () => {
+    const redis = world.raw;
     const cap = 256 * 1024;
     const all = randomBytes(5_000_000);
     const live = new LiveOutput(redis, 'live:big', cap, 1, log);
@@ -105,6 +98,7 @@ describe('LiveOutput on Redis', () => {
   });
 
   it('takes one piece larger than the cap by its end only', async () => {
+    const redis = world.raw;
     const cap = 128 * 1024;
     const all = randomBytes(1_000_000);
     const live = new LiveOutput(redis, 'live:one', cap, 1, log);

@@ -1,28 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { labelFilters } from '../../src/jobs/names.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { removeHoldersOf } from '../helpers/holders.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
+import { busybox, untilRunning, useTestWorld } from '../helpers/stevedore.js';
 
 describe('the history of a job whose worker was lost', () => {
-  let redis: TestRedis;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-  });
-  afterAll(async () => {
-    await redis.close();
-  });
+  const world = useTestWorld();
 
   it('lists the run of a SIGKILLed worker whose container was gone before the next worker came', async () => {
-    const h = new Harness(redis);
+    const { h } = world;
     try {
       const config = await h.config({ lockDurationMs: 1_500 });
       const doomed = stevedore(['worker'], {
         env: {
-          REDIS_URL: redis.url,
+          REDIS_URL: world.redis.url,
           STEVEDORE_QUEUE: h.queue,
           STEVEDORE_STATE_DIR: config.stateDir,
           STEVEDORE_LOG_DIR: config.logDir,

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
 import { HOLDER_LABEL } from '../../src/executors/docker/netns/holders.js';
 import { DockerRuntime } from '../../src/executors/docker/runtime.js';
@@ -9,8 +9,7 @@ import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers
 import { watchEnd } from '../helpers/events.js';
 import { executorSpec } from '../helpers/executor-spec.js';
 import { recordingLogger } from '../helpers/logs.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness } from '../helpers/stevedore.js';
+import { busybox, useTestWorld } from '../helpers/stevedore.js';
 
 /** Prints the job's network namespace, its interfaces, and whether /etc/hosts can be changed. */
 const PROBE = [
@@ -170,21 +169,10 @@ describe('namespace holders that outlive their lifetime', () => {
 });
 
 describe('a worker and its holders', () => {
-  let redis: TestRedis;
-  let h: Harness;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    h = new Harness(redis);
-  });
-  afterEach(async () => {
-    await h.close();
-  });
-  afterAll(async () => {
-    await redis.close();
-  });
+  const world = useTestWorld();
 
   it('labels them with its queue and id, and removes them when it closes', async () => {
+    const { h } = world;
     const worker = await h.worker();
     const client = h.client();
     const { id } = await client.submit(busybox(['true']));

@@ -2,12 +2,11 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { removeHoldersOf } from '../helpers/holders.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, until, untilRunning } from '../helpers/stevedore.js';
+import { busybox, type Harness, until, untilRunning, useTestWorld } from '../helpers/stevedore.js';
 
 /** Short, so the next worker takes the dead worker's job over quickly. */
 const LOCK_MS = 1_500;
@@ -17,21 +16,14 @@ const LOCK_MS = 1_500;
  * its job runs loses no output: the next worker replays what nobody was attached for.
  */
 describe('no output lost with the defaults', () => {
-  let redis: TestRedis;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-  });
-  afterAll(async () => {
-    await redis.close();
-  });
+  const world = useTestWorld();
 
   /** A worker process with the default settings but a short lock; SIGKILLed by the test. */
   async function doomedWorker(h: Harness) {
     const config = await h.config({ lockDurationMs: LOCK_MS });
     const child = stevedore(['worker'], {
       env: {
-        REDIS_URL: redis.url,
+        REDIS_URL: world.redis.url,
         STEVEDORE_QUEUE: h.queue,
         STEVEDORE_STATE_DIR: config.stateDir,
         STEVEDORE_LOG_DIR: config.logDir,
@@ -48,7 +40,7 @@ describe('no output lost with the defaults', () => {
   const readText = (path: string): Promise<string> => readFile(path, 'utf8').catch(() => '');
 
   it('a SIGKILLed worker: the adopting worker has the output written before and after, byte-exact', async () => {
-    const h = new Harness(redis);
+    const { h } = world;
     const ctl = await mkdtemp(join(tmpdir(), 'stevedore-ctl-'));
     try {
       const { child, logDir } = await doomedWorker(h);
@@ -90,7 +82,7 @@ describe('no output lost with the defaults', () => {
   });
 
   it('a container that exits while no worker runs is collected with its output', async () => {
-    const h = new Harness(redis);
+    const { h } = world;
     const ctl = await mkdtemp(join(tmpdir(), 'stevedore-ctl-'));
     try {
       const { child, logDir } = await doomedWorker(h);

@@ -1,27 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { labelFilters } from '../../src/jobs/names.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
+import { busybox, untilRunning, useTestWorld } from '../helpers/stevedore.js';
 
 /** How long Redis stays down, as the reliability issue asks. */
 const OUTAGE_MS = 30_000;
 
 describe('Redis outage', () => {
-  let redis: TestRedis;
-  let h: Harness;
-
-  beforeAll(async () => {
-    redis = await TestRedis.start();
-    h = new Harness(redis);
-  });
-  afterAll(async () => {
-    await h.close();
-    await redis.close();
-  });
+  const world = useTestWorld();
 
   it('containers keep running while Redis is down; results are written when it returns; nothing lost or run twice', async () => {
+    const { h, redis } = world;
     const creates = await watchCreates(testDocker(), labelFilters(h.queue));
     await h.worker({ concurrency: 3, lockDurationMs: 60_000 });
     const client = h.client();

@@ -3,27 +3,22 @@ import { dirname, join } from 'node:path';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FreezableDockerProxy } from '../helpers/docker-proxy.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness } from '../helpers/stevedore.js';
+import { busybox, useTestWorld } from '../helpers/stevedore.js';
 
 /** The exit code known from inspect while the output stream hangs: the job ends anyway, and says what it lost. */
 describe('output that never ends after the exit', () => {
-  let redis: TestRedis;
-  let h: Harness;
+  const world = useTestWorld();
   let proxy: FreezableDockerProxy;
 
   beforeAll(async () => {
-    redis = await TestRedis.start();
-    h = new Harness(redis);
     proxy = await FreezableDockerProxy.start();
   });
   afterAll(async () => {
-    await h.close();
     await proxy.close();
-    await redis.close();
   });
 
   it('is cut at the drain deadline: a Complete result, and a warning in events.log', async () => {
+    const { h } = world;
     const client = new Dockerode({ socketPath: proxy.socketPath });
     await h.worker(
       {},

@@ -1,31 +1,24 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
 import { bullmqKeys } from '../../src/jobs/keys.js';
 import { LABELS, labelFilters } from '../../src/jobs/names.js';
 import { TEST_IMAGE, testDocker, testImageTarball } from '../helpers/docker.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, untilRunning } from '../helpers/stevedore.js';
+import { busybox, untilRunning, useTestWorld } from '../helpers/stevedore.js';
 
 describe('reconciliation of leftover containers', () => {
-  let redis: TestRedis;
-  let h: Harness;
+  const world = useTestWorld();
 
   beforeAll(async () => {
-    redis = await TestRedis.start();
-    h = new Harness(redis);
     await new DockerExecutor().loadImage({
       image: TEST_IMAGE,
       tarballPath: testImageTarball(),
       pullPolicy: 'if-not-present',
     });
   });
-  afterAll(async () => {
-    await h.close();
-    await redis.close();
-  });
 
   async function leftover(jobId: string, start = true): Promise<string> {
+    const { h } = world;
     const c = await testDocker().createContainer({
       Image: TEST_IMAGE,
       Cmd: ['sleep', '300'],
@@ -52,6 +45,7 @@ describe('reconciliation of leftover containers', () => {
       );
 
   it('a starting worker removes containers of finished and unknown jobs, and never-started ones', async () => {
+    const { h } = world;
     const client = h.client();
     const { id: finished } = await client.submit(busybox(['true']));
     const first = await h.worker({ lockDurationMs: 1_000 });
@@ -71,6 +65,7 @@ describe('reconciliation of leftover containers', () => {
   });
 
   it('never removes the container of a job another live worker is running', async () => {
+    const { h } = world;
     const client = h.client();
     await h.worker({ lockDurationMs: 1_000 });
     const { id } = await client.submit(busybox(['sleep', '30'], { stopGraceSeconds: 0 }));
@@ -86,12 +81,13 @@ describe('reconciliation of leftover containers', () => {
   });
 
   it('a job taken again whose earlier container never started removes it and runs once more', async () => {
+    const { h } = world;
     const client = h.client();
-    // Delayed, so that no worker (earlier tests' are still running) takes it before the set-up.
+    // Delayed, so that no worker takes it before the set-up.
     const { id } = await client.submit(busybox(['sh', '-c', 'echo second run']), { delay: 1_500 });
     const earlier = await leftover(id, false);
     // Mark the job as started once before, as a crashed worker's attempt would have.
-    const raw = new Redis(redis.url);
+    const raw = new Redis(world.redis.url);
     await raw.hset(bullmqKeys.job({ prefix: 'bull', queue: h.queue }, id), 'ats', '1');
     await raw.quit();
     await h.worker();
@@ -101,11 +97,12 @@ describe('reconciliation of leftover containers', () => {
   });
 
   it('a container left by a failed earlier attempt (say, the engine restarted under it) is not adopted', async () => {
+    const { h } = world;
     const client = h.client();
     const { id } = await client.submit(busybox(['sh', '-c', 'echo fresh run']), { delay: 1_500 });
     const earlier = await leftover(id); // running, labelled attempt 1
     // The job failed once (attemptsMade 1, started once): this is attempt 2.
-    const raw = new Redis(redis.url);
+    const raw = new Redis(world.redis.url);
     await raw.hset(bullmqKeys.job({ prefix: 'bull', queue: h.queue }, id), 'ats', '1', 'atm', '1');
     await raw.quit();
     await h.worker();
@@ -116,6 +113,7 @@ describe('reconciliation of leftover containers', () => {
   });
 
   it('a running worker looks again now and then: a leftover appearing later is removed too', async () => {
+    const { h } = world;
     // Every 4 lock durations; the worker is already running when the leftover appears (as when
     // BullMQ fails a job that stalled too often and no worker owns its container).
     const worker = await h.worker({ lockDurationMs: 1_000 });

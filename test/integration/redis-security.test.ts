@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config/worker.js';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
+import { useLeakCheck } from '../helpers/leaks.js';
 import { CustomRedis, makeTestCerts, type TestCerts } from '../helpers/redis-custom.js';
 import { busybox, testPolicy, testQueue, writePolicy } from '../helpers/stevedore.js';
 import { TlsResetServer } from '../helpers/tls-reset-server.js';
@@ -17,7 +18,9 @@ const ACL = `user default off
 user stevedore on >${PASSWORD} resetkeys ~bull:* resetchannels &* +@all -@dangerous +info
 `;
 
+// Its own set-up, not useTestWorld: TLS-only and ACL redis-servers, with their certificates.
 describe('Redis over TLS and with ACL users', () => {
+  useLeakCheck();
   let certs: TestCerts;
   const cleanup: (() => Promise<void>)[] = [];
   beforeAll(async () => {

@@ -13,10 +13,12 @@ import { startWorker } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import { watchCreates } from '../helpers/events.js';
-import { TestRedis } from '../helpers/redis.js';
-import { busybox, Harness, testPolicy, testQueue, until, writePolicy } from '../helpers/stevedore.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import { busybox, testPolicy, testQueue, until, useTestWorld, writePolicy } from '../helpers/stevedore.js';
 
+// Its own set-up, not useTestWorld: these workers start an embedded redis-server, or find none.
 describe('worker and Redis', () => {
+  useLeakCheck();
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
@@ -83,12 +85,13 @@ describe('worker and Redis', () => {
       'redis-server not found on PATH: install it (apt-get install redis-server) or set REDIS_URL',
     );
   });
+});
+
+describe('worker and its Redis lock', () => {
+  const world = useTestWorld();
 
   it('on a lost lock leaves its container to the job’s next owner, which adopts it: one container, one run, its exit code', async () => {
-    const redis = await TestRedis.start();
-    cleanup.push(() => redis.close());
-    const h = new Harness(redis);
-    cleanup.push(() => h.close());
+    const { h } = world;
     await h.worker({ lockDurationMs: 2_000 });
     const client = h.client();
     const creates = await watchCreates(testDocker(), [`${LABELS.queue}=${h.queue}`]);
@@ -97,7 +100,7 @@ describe('worker and Redis', () => {
     const first = await until(async () => (await running())[0]?.Id, 10_000);
     // Take the lock away, as another worker's stalled-job recovery would. The job goes back to
     // the queue (this worker's own stalled check) and is taken again: by the same worker here.
-    const raw = new Redis(redis.url);
+    const raw = new Redis(world.redis.url);
     await raw.del(bullmqKeys.lock({ prefix: 'bull', queue: h.queue }, id));
     await raw.quit();
     const result = await client.waitForResult(id, { timeoutMs: 60_000 });
