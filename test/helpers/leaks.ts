@@ -30,8 +30,12 @@ interface Leak {
   clean(): Promise<void>;
 }
 
-/** Live (not zombie) processes below this one: everything the test file started, directly or not. */
-async function descendants(): Promise<Map<number, string>> {
+/**
+ * Live (not zombie) processes below this one: everything the test file started, directly or not.
+ * The walk does not go below `keep`: what a process from before the test starts (a browser's
+ * renderers, a registry's workers) is that process's, not a leak of the test.
+ */
+async function descendants(keep: ReadonlySet<number> = new Set()): Promise<Map<number, string>> {
   const parents = new Map<number, number>();
   const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
   const stats = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')));
@@ -45,7 +49,7 @@ async function descendants(): Promise<Map<number, string>> {
     for (const [pid, ppid] of parents) {
       if (ppid !== parent || found.has(pid)) continue;
       found.set(pid, '');
-      walk(pid);
+      if (!keep.has(pid)) walk(pid);
     }
   };
   walk(process.pid);
@@ -109,7 +113,7 @@ async function podmanLeaks(queue: string): Promise<Leak[]> {
 
 async function processLeaks(baseline: LeakBaseline, owned: readonly number[]): Promise<Leak[]> {
   const leaks: Leak[] = [];
-  for (const [pid, cmdline] of await descendants()) {
+  for (const [pid, cmdline] of await descendants(baseline.processes)) {
     if (baseline.processes.has(pid) || owned.includes(pid)) continue;
     leaks.push({
       what: `process ${pid} (${cmdline})`,
