@@ -77,6 +77,7 @@ export type RefusalCode =
   | 'bad-signature'
   | 'not-allowed'
   | 'no-network'
+  | 'unreachable'
   | 'bad-request';
 
 export interface Refusal {
