@@ -1,19 +1,7 @@
-import type { Readable, Writable } from 'node:stream';
+import type { ExecStream } from '../executors/gateway-target.js';
 import type { ExecRequest } from '../jobs/gateway/handshake.js';
 
-/** A command running inside a job's container, as the gateway streams it. */
-export interface ExecStream {
-  /** The command's stdin; null when the request did not keep it open. */
-  stdin: Writable | null;
-  /** stdout, or the terminal's one stream with a tty. */
-  stdout: Readable;
-  /** null with a tty (the terminal merges both streams). */
-  stderr: Readable | null;
-  /** Tells the terminal its new size; a no-op without a tty. */
-  resize(size: { cols: number; rows: number }): Promise<void>;
-  /** The exit code, once the command ended and its output is drained. */
-  exitCode: Promise<number>;
-}
+export type { ExecStream };
 
 /** What the gateway needs of a running job's container (the executor's gateway target). */
 export interface GatewaySessionTarget {
