@@ -1,4 +1,4 @@
-import type { ExecStream } from '../executors/gateway-target.js';
+import type { ExecStream } from '../executors/executor.js';
 import type { ExecRequest } from '../jobs/gateway/handshake.js';
 
 export type { ExecStream };

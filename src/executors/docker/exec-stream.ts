@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import { coerceError, PhaseError } from '../../jobs/errors.js';
-import type { ExecStream, ExecStreamRequest } from '../gateway-target.js';
+import type { ExecStream, ExecStreamRequest } from '../executor.js';
 import { DockerDemux } from './attach/demux.js';
 import { isAlreadyInState } from './errors.js';
 import { execStartExitCode, StartFailureFilter } from './exec-start-failure.js';
