@@ -41,7 +41,7 @@ export interface GatewayServer {
   close(): Promise<void>;
 }
 
-/** Serves exec and port-forward sessions into this worker's running jobs (STEVEDORE_GATEWAY). */
+/** Serves exec and port-forward sessions into this worker's running jobs. */
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
   const open = new Set<FramedSocket>();
   const onSocket = (socket: Socket) => {
@@ -63,7 +63,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     server.once('error', (error) =>
       reject(
         new Error(
-          `STEVEDORE_GATEWAY: cannot listen on ${options.listen.host}:${options.listen.port}: ${error.message}; choose another address or port`,
+          `gateway: cannot listen on ${options.listen.host}:${options.listen.port}: ${error.message}; choose another address or port`,
           { cause: error },
         ),
       ),
