@@ -65,6 +65,8 @@ export interface ContainerExecutor extends GatewayTarget {
 export interface GatewayTarget {
   /** Runs a command inside the running container; rejects when it is not running. */
   exec(command: string[], options?: ExecOptions): Promise<ExecResult>;
+  /** The same with live streams and an optional terminal (`stevedore exec`); the exit code after output drains. */
+  execStream(request: ExecStreamRequest): Promise<ExecStream>;
   /** The container's address; rejects when it has no network. */
   ipAddress(): Promise<string>;
   /**
@@ -72,6 +74,33 @@ export interface GatewayTarget {
    * mount namespace (the worker reads `/proc/<pid>/root` to check what got mounted); 0 when none runs.
    */
   pid(): Promise<number>;
+}
+
+/** A command to run in a running container for the gateway (`stevedore exec`). */
+export interface ExecStreamRequest {
+  command: string[];
+  /** Name or uid[:gid]; the container's own user when absent. */
+  user?: string;
+  workdir?: string;
+  env?: Record<string, string>;
+  /** Keep stdin open; without it the command reads end of file at once. */
+  stdin: boolean;
+  /** A terminal of this size; stdout and stderr then arrive as one stream. */
+  tty?: { cols: number; rows: number };
+}
+
+/** A command running inside a container, streamed. */
+export interface ExecStream {
+  /** The command's stdin; null when the request did not keep it open. */
+  stdin: Writable | null;
+  /** stdout, or the terminal's one stream with a tty. */
+  stdout: Readable;
+  /** null with a tty (the terminal merges both streams). */
+  stderr: Readable | null;
+  /** Tells the terminal its new size; a no-op without a tty. */
+  resize(size: { cols: number; rows: number }): Promise<void>;
+  /** The exit code, once the command ended and its output is drained. */
+  exitCode: Promise<number>;
 }
 
 /** What create() runs: crunch-run's containerSpec. */

@@ -36,6 +36,11 @@ export const keys = {
   output: (a: QueueAddress, jobId: string, stream: OutputStream) => `${base(a)}:output:${jobId}:${stream}`,
   /** The queue's workers: a hash of worker id → WorkerPresence JSON, each entry kept fresh by its worker. */
   workers: (a: QueueAddress) => `${base(a)}:workers`,
+  /**
+   * Where a running job's gateway is (jobs/gateway/registration.ts): worker address, attempt and
+   * the attempt's secret. Expires with the job's lock when its worker dies.
+   */
+  gateway: (a: QueueAddress, jobId: string) => `${base(a)}:gateway:${jobId}`,
   /** The deployment's id (jobs/deployment.ts), set once and never expiring: containers carry it. */
   deployment: (a: QueueAddress) => `${base(a)}:deployment`,
 };

@@ -3,6 +3,8 @@ import type {
   ContainerExecutor,
   ExecOptions,
   ExecResult,
+  ExecStream,
+  ExecStreamRequest,
   ExecutorSpec,
   ExitDetails,
   FinalUsage,
@@ -255,6 +257,10 @@ export class StubExecutor implements ContainerExecutor {
 
   async ipAddress(): Promise<string> {
     throw new Error('ipAddress: the stub has no network');
+  }
+
+  async execStream(_request: ExecStreamRequest): Promise<ExecStream> {
+    throw new Error('execStream: the stub cannot exec');
   }
 
   async exec(_command: string[], _options?: ExecOptions): Promise<ExecResult> {

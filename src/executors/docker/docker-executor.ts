@@ -6,6 +6,8 @@ import type {
   ContainerExecutor,
   ExecOptions,
   ExecResult,
+  ExecStream,
+  ExecStreamRequest,
   ExecutorSpec,
   ExitDetails,
   FinalUsage,
@@ -23,6 +25,7 @@ import { IMAGE_LABEL } from './create-options.js';
 import { isAlreadyInState, isGone, startError, wrapEngineError } from './errors.js';
 import type { ContainerWatch } from './events.js';
 import { dockerExec } from './exec.js';
+import { dockerExecStream } from './exec-stream.js';
 import { type DockerExecutorOptions, exitSettings, logDriverOf } from './executor-options.js';
 import { gatherGpuFacts } from './gpu-facts.js';
 import { ipAddressOf, oomKilledOf, pidOf, usageOf } from './inspect.js';
@@ -264,6 +267,10 @@ export class DockerExecutor implements ContainerExecutor {
 
   async exec(command: string[], options: ExecOptions = {}): Promise<ExecResult> {
     return dockerExec(this.requireContainer('exec'), command, options);
+  }
+
+  execStream(request: ExecStreamRequest): Promise<ExecStream> {
+    return dockerExecStream(this.requireContainer('exec'), request);
   }
 
   private exitOf(

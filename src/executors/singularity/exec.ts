@@ -16,6 +16,14 @@ async function idsOf(pid: number, user: string): Promise<{ uid: string; gid: str
   return { uid, gid };
 }
 
+/** nsenter's options to enter the container of `pid`: its namespaces, root and working directory (or `workdir` in it). */
+export async function nsenterArgs(pid: number, user?: string, workdir?: string): Promise<string[]> {
+  const ids = user ? await idsOf(pid, user) : null;
+  const args = ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-r', workdir ? `--wdns=${workdir}` : '-w'];
+  if (ids) args.push('-S', ids.uid, '-G', ids.gid);
+  return args;
+}
+
 /**
  * Runs a command inside the running container, as crunch-run does: `nsenter` into the namespaces,
  * root and working directory of one of its processes, with the container's PATH only.
@@ -25,9 +33,7 @@ export async function nsenterExec(
   command: string[],
   options: ExecOptions = {},
 ): Promise<ExecResult> {
-  const ids = options.user ? await idsOf(pid, options.user) : null;
-  const args = ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-r', '-w'];
-  if (ids) args.push('-S', ids.uid, '-G', ids.gid);
+  const args = await nsenterArgs(pid, options.user);
   const answer = await execa('nsenter', [...args, '--', ...command], {
     env: { PATH: RUNTIME_PATH },
     extendEnv: false,

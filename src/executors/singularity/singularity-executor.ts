@@ -7,6 +7,8 @@ import type {
   ContainerExecutor,
   ExecOptions,
   ExecResult,
+  ExecStream,
+  ExecStreamRequest,
   ExecutorSpec,
   ExitDetails,
   FinalUsage,
@@ -19,6 +21,7 @@ import type { RuntimeCapabilities } from '../runtime.js';
 import type { SingularityCommand } from './args.js';
 import { JobCgroup } from './cgroup.js';
 import { addressOf, nsenterExec } from './exec.js';
+import { nsenterExecStream } from './exec-stream.js';
 import { sifKeyOf } from './images.js';
 import { prepareContainer } from './prepare.js';
 import { type ProcessExit, SingularityProcess } from './process.js';
@@ -263,6 +266,10 @@ export class SingularityExecutor implements ContainerExecutor {
 
   async exec(command: string[], options: ExecOptions = {}): Promise<ExecResult> {
     return nsenterExec(await this.runningPid('exec'), command, options);
+  }
+
+  async execStream(request: ExecStreamRequest): Promise<ExecStream> {
+    return nsenterExecStream(await this.runningPid('exec'), request);
   }
 
   private async runningPid(phase: 'running' | 'exec'): Promise<number> {

@@ -1,0 +1,173 @@
+import type { KeyObject } from 'node:crypto';
+import { type AddressInfo, createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import type { Logger } from 'pino';
+import { FramedSocket } from '../jobs/gateway/framed-socket.js';
+import { FRAME, type Frame, parseJsonPayload } from '../jobs/gateway/frames.js';
+import type { Hello, Refusal } from '../jobs/gateway/handshake.js';
+import { parseHello } from '../jobs/gateway/messages.js';
+import { authenticate, type GatewayPolicy } from './authenticate.js';
+import { runExecSession } from './exec-session.js';
+import { runForwardSession } from './forward-session.js';
+import type { AuditRecord, GatewayJob } from './target.js';
+
+/** A client that connected and says nothing is not one: it gets this long for each handshake step. */
+const HANDSHAKE_MS = 10_000;
+
+export interface GatewayJobs {
+  /** The job if it runs on this worker now. */
+  find(jobId: string): GatewayJob | undefined;
+  /** What Redis says of the job's gateway, for a refusal that says where the job went. */
+  registration(jobId: string): Promise<{ attempt: number; workerId: string } | null>;
+}
+
+export interface GatewayServerOptions {
+  listen: { host: string; port: number };
+  /** PEM key and certificate: sessions are TLS when given. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  jobs: GatewayJobs;
+  policy: GatewayPolicy;
+  /** When set, every request must be signed by a key it knows (STEVEDORE_TRUSTED_KEYS). */
+  trustedKey?: (keyId: string) => KeyObject | undefined;
+  audit: (record: AuditRecord) => void;
+  logger: Logger;
+  /** Keep-alive period (tests shorten it). */
+  pingMs?: number;
+}
+
+export interface GatewayServer {
+  readonly address: AddressInfo;
+  /** Stops listening and ends every open session. */
+  close(): Promise<void>;
+}
+
+/** Serves exec and port-forward sessions into this worker's running jobs. */
+export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
+  const open = new Set<FramedSocket>();
+  const onSocket = (socket: Socket) => {
+    // A reset or TLS failure before the handshake must not end the worker.
+    socket.on('error', (error) => options.logger.debug({ err: error }, 'gateway: connection failed'));
+    serve(socket, options, open).catch((error: unknown) =>
+      options.logger.warn({ err: error }, 'gateway: session failed'),
+    );
+  };
+  const server: Server = options.tls
+    ? createTlsServer({ key: options.tls.key, cert: options.tls.cert }, onSocket)
+    : createTcpServer(onSocket);
+  if (options.tls) {
+    server.on('tlsClientError', (error) =>
+      options.logger.debug({ err: error }, 'gateway: TLS handshake failed'),
+    );
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error) =>
+      reject(
+        new Error(
+          `gateway: cannot listen on ${options.listen.host}:${options.listen.port}: ${error.message}; choose another address or port`,
+          { cause: error },
+        ),
+      ),
+    );
+    server.listen(options.listen.port, options.listen.host, resolve);
+  });
+  server.on('error', (error) => options.logger.warn({ err: error }, 'gateway: server error'));
+  const address = server.address() as AddressInfo;
+  options.logger.info(
+    { gateway: `${address.address}:${address.port}`, tls: Boolean(options.tls) },
+    'gateway listening',
+  );
+  return {
+    address,
+    close: async () => {
+      for (const session of open) session.close(null);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Reads the next frame, or null when the peer went away or took too long. */
+function nextFrame(
+  setOnFrame: (f: (frame: Frame) => void) => void,
+  closed: Promise<unknown>,
+): Promise<Frame | null> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), HANDSHAKE_MS);
+    setOnFrame((frame) => {
+      clearTimeout(timer);
+      resolve(frame);
+    });
+    void closed.then(() => {
+      clearTimeout(timer);
+      resolve(null);
+    });
+  });
+}
+
+async function serve(socket: Socket, options: GatewayServerOptions, open: Set<FramedSocket>): Promise<void> {
+  let onFrame: (frame: Frame) => void = () => undefined;
+  const setOnFrame = (f: (frame: Frame) => void) => {
+    onFrame = f;
+  };
+  const closedBy: { error: Error | null } = { error: null };
+  let markClosed: () => void = () => undefined;
+  const closed = new Promise<void>((resolve) => {
+    markClosed = resolve;
+  });
+  const connection = new FramedSocket(socket, {
+    onFrame: (frame) => onFrame(frame),
+    onClose: (error) => {
+      closedBy.error = error;
+      open.delete(connection);
+      markClosed();
+    },
+    pingMs: options.pingMs,
+  });
+  open.add(connection);
+  const client = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+  const refuse = (refusal: Refusal, hello?: Hello) => {
+    options.logger.info(
+      { jobId: hello?.jobId, client, refusal: refusal.code },
+      `gateway: refused: ${refusal.message}`,
+    );
+    connection.sendJson(FRAME.refused, refusal);
+    connection.end();
+  };
+
+  const helloFrame = await nextFrame(setOnFrame, closed);
+  if (!helloFrame) return connection.close(null);
+  let hello: Hello;
+  try {
+    if (helloFrame.type !== FRAME.hello) throw new Error('the first frame must be a hello');
+    hello = parseHello(parseJsonPayload(helloFrame, 'hello'));
+  } catch (error) {
+    return refuse({ code: 'bad-request', message: error instanceof Error ? error.message : String(error) });
+  }
+  const verdict = await authenticate(hello, connection, options, () => nextFrame(setOnFrame, closed));
+  if ('refusal' in verdict) return refuse(verdict.refusal, hello);
+  const { job, auth, who } = verdict;
+  const startedAt = new Date().toISOString();
+  const record = { jobId: job.jobId, attempt: job.attempt, who, startedAt };
+  if (auth.request.op === 'exec') {
+    connection.sendJson(FRAME.ready, {});
+    const exit = await runExecSession(job, auth.request, connection, setOnFrame);
+    options.audit({
+      ...record,
+      op: 'exec',
+      what: auth.request.command,
+      endedAt: new Date().toISOString(),
+      exitCode: exit.exitCode,
+      ...(exit.exitCode === null ? { end: exit.message } : {}),
+      ...(closedBy.error ? { end: `client went away: ${closedBy.error.message}` } : {}),
+    });
+    return;
+  }
+  const forward = await runForwardSession(job, auth.request.port, connection);
+  options.audit({
+    ...record,
+    op: 'forward',
+    what: auth.request.port,
+    endedAt: new Date().toISOString(),
+    bytes: forward.bytes,
+    ...(forward.end ? { end: forward.end } : {}),
+  });
+}

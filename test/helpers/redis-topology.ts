@@ -1,0 +1,244 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { freePort, pingReply } from '../../src/worker/redis-server.js';
+import { REDIS_PID_DIR } from './redis.js';
+
+const run = promisify(execFile);
+const READY_MS = 15_000;
+
+/** One redis-server process of a topology (a data node or a sentinel), with its pid on record for the leak check. */
+class Node {
+  private child: ChildProcess | undefined;
+  output = '';
+
+  constructor(
+    readonly port: number,
+    readonly dir: string,
+    private readonly args: string[],
+  ) {}
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get alive(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const child = spawn('redis-server', this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.on('error', (error) => {
+      this.output += `\n${error.message}`;
+    });
+    const keep = (chunk: Buffer) => {
+      this.output = (this.output + chunk.toString()).slice(-4000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    this.child = child;
+    await mkdir(REDIS_PID_DIR, { recursive: true });
+    await writeFile(join(REDIS_PID_DIR, String(child.pid)), this.dir);
+    const deadline = Date.now() + READY_MS;
+    while ((await pingReply(this.port)) !== '+PONG') {
+      if (!this.alive)
+        throw new Error(`redis-server on ${this.address} exited at start: ${this.output.trim()}`);
+      if (Date.now() > deadline)
+        throw new Error(`redis-server on ${this.address} did not answer: ${this.output}`);
+      await sleep(20);
+    }
+  }
+
+  /** SIGKILL, as a host that dies. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.alive) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    await unlink(join(REDIS_PID_DIR, String(child.pid))).catch(() => undefined);
+  }
+}
+
+const cli = async (port: number, ...args: string[]): Promise<string> =>
+  (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args])).stdout.trim();
+
+async function until(what: string, check: () => Promise<boolean>, ms = READY_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+const dataArgs = (port: number, dir: string) => [
+  '--port',
+  String(port),
+  '--bind',
+  '127.0.0.1',
+  '--dir',
+  dir,
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--maxmemory-policy',
+  'noeviction',
+];
+
+/** A master, a replica and three sentinels watching them, all on loopback. */
+export class SentinelTopology {
+  static readonly NAME = 'stevedore-test';
+
+  private constructor(
+    private readonly root: string,
+    readonly nodes: Node[],
+    readonly sentinels: Node[],
+  ) {}
+
+  static async start(): Promise<SentinelTopology> {
+    const root = await mkdtemp(join(tmpdir(), 'stevedore-test-sentinel-'));
+    const [a, b] = [await freePort(), await freePort()];
+    const master = new Node(a, join(root, `n${a}`), dataArgs(a, join(root, `n${a}`)));
+    const replica = new Node(b, join(root, `n${b}`), [
+      ...dataArgs(b, join(root, `n${b}`)),
+      '--replicaof',
+      '127.0.0.1',
+      String(a),
+    ]);
+    const sentinels: Node[] = [];
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const dir = join(root, `s${port}`);
+      await mkdir(dir, { recursive: true });
+      const conf = join(dir, 'sentinel.conf');
+      // Sentinel rewrites its own config file as it learns the topology, so each has one it may write.
+      await writeFile(
+        conf,
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `sentinel monitor ${SentinelTopology.NAME} 127.0.0.1 ${a} 2`,
+          `sentinel down-after-milliseconds ${SentinelTopology.NAME} 1000`,
+          `sentinel failover-timeout ${SentinelTopology.NAME} 5000`,
+          '',
+        ].join('\n'),
+      );
+      sentinels.push(new Node(port, dir, [conf, '--sentinel']));
+    }
+    const topology = new SentinelTopology(root, [master, replica], sentinels);
+    try {
+      await master.start();
+      await replica.start();
+      await until('the replica syncing', async () =>
+        (await cli(b, 'INFO', 'replication')).includes('master_link_status:up'),
+      );
+      for (const sentinel of sentinels) await sentinel.start();
+      await until(
+        'the sentinels seeing each other',
+        async () =>
+          (await cli(sentinels[0]?.port ?? 0, 'SENTINEL', 'SENTINELS', SentinelTopology.NAME))
+            .split('\n')
+            .filter((l) => l === 'name').length >= 2,
+        30_000, // hello messages go every 2 s, and a loaded 2-core machine answers slowly
+      );
+    } catch (error) {
+      await topology.close();
+      throw error;
+    }
+    return topology;
+  }
+
+  /** `host:port,…` of the sentinels, as REDIS_SENTINELS takes them. */
+  get sentinelList(): string {
+    return this.sentinels.map((s) => s.address).join(',');
+  }
+
+  /** The master's port as the sentinels name it now. */
+  async masterPort(): Promise<number> {
+    const answer = await cli(
+      this.sentinels[0]?.port ?? 0,
+      'SENTINEL',
+      'GET-MASTER-ADDR-BY-NAME',
+      SentinelTopology.NAME,
+    );
+    return Number(answer.split('\n')[1]);
+  }
+
+  /** Kills the master outright and waits until the sentinels have promoted the replica; returns the new master's port. */
+  async killMaster(): Promise<number> {
+    const old = await this.masterPort();
+    await this.nodes.find((n) => n.port === old)?.kill();
+    await until('a failover', async () => (await this.masterPort()) !== old, 30_000);
+    return this.masterPort();
+  }
+
+  async close(): Promise<void> {
+    for (const node of [...this.sentinels, ...this.nodes]) await node.kill();
+    await rm(this.root, { recursive: true, force: true });
+  }
+}
+
+/** A Redis Cluster of three masters on loopback, every slot covered. */
+export class ClusterTopology {
+  private constructor(
+    private readonly root: string,
+    readonly nodes: Node[],
+  ) {}
+
+  static async start(size = 3): Promise<ClusterTopology> {
+    const root = await mkdtemp(join(tmpdir(), 'stevedore-test-cluster-'));
+    const nodes: Node[] = [];
+    for (let i = 0; i < size; i++) {
+      const port = await freePort();
+      const dir = join(root, `n${port}`);
+      nodes.push(
+        new Node(port, dir, [
+          ...dataArgs(port, dir),
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, 'nodes.conf'),
+          '--cluster-node-timeout',
+          '2000',
+        ]),
+      );
+    }
+    const topology = new ClusterTopology(root, nodes);
+    try {
+      for (const node of nodes) await node.start();
+      await run('redis-cli', [
+        '--cluster',
+        'create',
+        ...nodes.map((n) => n.address),
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ]);
+      for (const node of nodes) {
+        await until(`cluster state ok on ${node.address}`, async () =>
+          (await cli(node.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'),
+        );
+      }
+    } catch (error) {
+      await topology.close();
+      throw error;
+    }
+    return topology;
+  }
+
+  /** `host:port,…` of the nodes, as REDIS_CLUSTER_NODES takes them. */
+  get nodeList(): string {
+    return this.nodes.map((n) => n.address).join(',');
+  }
+
+  async close(): Promise<void> {
+    for (const node of this.nodes) await node.kill();
+    await rm(this.root, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,208 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { Agent, createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer } from 'node:net';
+import { text } from 'node:stream/consumers';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { GatewayPolicy } from '../../src/gateway/authenticate.js';
+import { type GatewayServer, startGatewayServer } from '../../src/gateway/server.js';
+import type { AuditRecord, GatewayJob } from '../../src/gateway/target.js';
+import type { GatewayEntry } from '../../src/jobs/gateway/registration.js';
+import { openExec, openForward } from '../../src/jobs/gateway/session.js';
+import { processJob } from '../helpers/process-target.js';
+
+const jobs = new Map<string, GatewayJob>();
+const audit: AuditRecord[] = [];
+const keys = generateKeyPairSync('ed25519');
+let policy: GatewayPolicy = { exec: true, forward: true, execUsers: null };
+let server: GatewayServer;
+let signedServer: GatewayServer;
+
+const serve = (signed: boolean) =>
+  startGatewayServer({
+    listen: { host: '127.0.0.1', port: 0 },
+    jobs: {
+      find: (jobId) => jobs.get(jobId),
+      registration: async (jobId) => (jobId === 'moved' ? { attempt: 1, workerId: 'w-2' } : null),
+    },
+    policy: {
+      get exec() {
+        return policy.exec;
+      },
+      get forward() {
+        return policy.forward;
+      },
+      get execUsers() {
+        return policy.execUsers;
+      },
+    },
+    trustedKey: signed ? (id) => (id === 'ops' ? keys.publicKey : undefined) : undefined,
+    audit: (record) => audit.push(record),
+    logger: pino({ level: 'silent' }),
+  });
+
+beforeAll(async () => {
+  server = await serve(false);
+  signedServer = await serve(true);
+});
+afterAll(async () => {
+  await server.close();
+  await signedServer.close();
+});
+afterEach(() => {
+  jobs.clear();
+  policy = { exec: true, forward: true, execUsers: null };
+});
+
+function register(jobId: string, options: Parameters<typeof processJob>[1] = {}) {
+  const made = processJob(jobId, options);
+  jobs.set(jobId, made.job);
+  const entry = (on = server): GatewayEntry => ({
+    host: '127.0.0.1',
+    port: on.address.port,
+    tls: false,
+    attempt: made.job.attempt,
+    workerId: 'w-1',
+    secret: made.job.secret,
+  });
+  return { ...made, entry };
+}
+
+const run = async (entry: GatewayEntry, jobId: string, command: string[], stdin?: Buffer) => {
+  const session = await openExec(entry, jobId, { op: 'exec', command, stdin: stdin !== undefined });
+  if (stdin) session.stdin.end(stdin);
+  const [stdout, stderr, exitCode] = await Promise.all([
+    text(session.stdout),
+    text(session.stderr),
+    session.exitCode,
+  ]);
+  return { stdout, stderr, exitCode };
+};
+
+describe('gateway sessions over real sockets and processes', () => {
+  it('brings back the exit code: 0, 3 and 127', async () => {
+    const { entry } = register('j');
+    expect((await run(entry(), 'j', ['true'])).exitCode).toBe(0);
+    expect((await run(entry(), 'j', ['sh', '-c', 'exit 3'])).exitCode).toBe(3);
+    expect((await run(entry(), 'j', ['sh', '-c', 'exec /no/such/program'])).exitCode).toBe(127);
+  });
+
+  it('carries 1 MB of binary stdin to stdout byte-exact, with stderr kept apart', async () => {
+    const { entry } = register('j');
+    const input = randomBytes(1024 * 1024);
+    const session = await openExec(entry(), 'j', {
+      op: 'exec',
+      command: ['sh', '-c', 'cat; echo apart >&2'],
+      stdin: true,
+    });
+    session.stdin.end(input);
+    const chunks: Buffer[] = [];
+    session.stdout.on('data', (c: Buffer) => chunks.push(c));
+    const [stderr, exitCode] = await Promise.all([text(session.stderr), session.exitCode]);
+    expect(Buffer.concat(chunks).equals(input)).toBe(true);
+    expect(stderr).toBe('apart\n');
+    expect(exitCode).toBe(0);
+  });
+
+  it('runs 10 execs into one job at once', async () => {
+    const { entry } = register('j');
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => run(entry(), 'j', ['sh', '-c', `echo ${i}; exit ${i}`])),
+    );
+    expect(results.map((r) => [r.stdout, r.exitCode])).toEqual(
+      Array.from({ length: 10 }, (_, i) => [`${i}\n`, i]),
+    );
+  });
+
+  it('ends an exec clearly when the job ends', async () => {
+    const { entry, end } = register('j');
+    const session = await openExec(entry(), 'j', { op: 'exec', command: ['sleep', '30'], stdin: false });
+    setTimeout(end, 100);
+    await expect(session.exitCode).rejects.toThrow(/job j ended while the command ran/);
+  });
+
+  it('ends an exec with an error, not a hang, when the worker goes away', async () => {
+    const own = await serve(false);
+    const { entry } = register('j');
+    const session = await openExec(entry(own), 'j', { op: 'exec', command: ['sleep', '30'], stdin: false });
+    setTimeout(() => void own.close(), 100);
+    await expect(session.exitCode).rejects.toThrow(/ended without an exit code/);
+  });
+
+  it('refuses, saying which: not running, another attempt, moved, a wrong secret', async () => {
+    const { entry } = register('j', { attempt: 2 });
+    await expect(run({ ...entry(), attempt: 1 }, 'j', ['true'])).rejects.toThrow(
+      /runs its attempt 2 here, not attempt 1/,
+    );
+    await expect(run(entry(), 'gone', ['true'])).rejects.toThrow(/job gone is not running/);
+    await expect(run(entry(), 'moved', ['true'])).rejects.toThrow(/runs on worker w-2 now/);
+    await expect(
+      run({ ...entry(), secret: randomBytes(32).toString('base64url') }, 'j', ['true']),
+    ).rejects.toThrow(/does not know the secret of job j's attempt 2/);
+  });
+
+  it('refuses a forward into a job without network, and what the policy forbids', async () => {
+    const { entry } = register('j', { network: false });
+    await expect(openForward(entry(), 'j', 80)).rejects.toThrow(/has no network: its loopback is its own/);
+    policy = { exec: true, forward: true, execUsers: ['nobody'] };
+    await expect(
+      openExec(entry(), 'j', { op: 'exec', command: ['true'], user: 'root', stdin: false }),
+    ).rejects.toThrow(/does not allow exec as user "root"/);
+    policy = { exec: false, forward: true, execUsers: null };
+    await expect(run(entry(), 'j', ['true'])).rejects.toThrow(/does not allow exec/);
+  });
+
+  it('takes only signed requests when keys are trusted', async () => {
+    const { entry } = register('j');
+    await expect(run(entry(signedServer), 'j', ['true'])).rejects.toThrow(
+      /only when signed by a trusted key/,
+    );
+    const session = await openExec(
+      entry(signedServer),
+      'j',
+      { op: 'exec', command: ['sh', '-c', 'exit 5'], stdin: false },
+      { signingKey: { id: 'ops', privateKey: keys.privateKey } },
+    );
+    expect(await session.exitCode).toBe(5);
+    expect(audit.at(-1)).toMatchObject({ jobId: 'j', who: 'key:ops', op: 'exec', exitCode: 5 });
+  });
+
+  it('forwards 20 requests over 5 connections at once to a server in the job', async () => {
+    const web = createServer((req, res) => res.end(`you asked for ${req.url}`));
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    const port = (web.address() as AddressInfo).port;
+    const { entry } = register('j');
+    // A local listener that opens one gateway connection per accepted connection, as `stevedore port-forward` does.
+    const local = createTcpServer((socket) => {
+      socket.on('error', () => undefined);
+      openForward(entry(), 'j', port).then(
+        (remote) => {
+          remote.on('error', () => socket.destroy());
+          socket.pipe(remote).pipe(socket);
+        },
+        () => socket.destroy(),
+      );
+    });
+    await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+    const agent = new Agent({ keepAlive: true, maxSockets: 5 });
+    const get = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        httpRequest({ host: '127.0.0.1', port: (local.address() as AddressInfo).port, path, agent }, (res) =>
+          text(res).then(resolve, reject),
+        )
+          .on('error', reject)
+          .end();
+      });
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => get(`/${i}`)));
+    expect(answers).toEqual(Array.from({ length: 20 }, (_, i) => `you asked for /${i}`));
+    agent.destroy();
+    local.close();
+    web.close();
+    await expect.poll(() => audit.filter((a) => a.op === 'forward').length).toBeGreaterThanOrEqual(5);
+    expect(audit.find((a) => a.op === 'forward')).toMatchObject({
+      what: port,
+      bytes: { toJob: expect.any(Number) },
+    });
+  });
+});
