@@ -46,6 +46,8 @@ export class StopSources {
   readonly letGo = new AbortController();
   private readonly stopAsked = new AbortController();
   private stopping: Promise<void> | null = null;
+  /** The stop found the container already exited by itself: no signal reached it. */
+  private signalledNothing = false;
   private readonly timer: LongTimer | undefined;
   private readonly onAbort = (): void => this.act();
 
@@ -87,9 +89,23 @@ export class StopSources {
     if (this.deps.signal.aborted || this.deps.state.stopReason) this.act();
   }
 
-  /** Settles when a stop under way is done; its failure is already the run's error. */
+  /**
+   * Call once wait() gave the exit code: settles when a stop under way is done (its failure is
+   * already the run's error). A shutdown whose stop found the container already exited did not
+   * interrupt it: it exited by itself, between its exit and wait() returning, so its exit code is
+   * the answer. Put back, the job would run a second time.
+   */
   async settled(): Promise<void> {
-    await this.stopping?.catch(() => undefined);
+    await this.stopping;
+    const { state, events } = this.deps;
+    if (this.signalledNothing && state.stopReason === 'shutdown') {
+      state.stopReason = null;
+      events.write('stop-found-exited', { reason: 'shutdown', exitCode: state.exitCode });
+      state.log.info(
+        { exitCode: state.exitCode },
+        'the container had exited by itself before the shutdown stopped it: its exit code is the answer',
+      );
+    }
   }
 
   dispose(): void {
@@ -119,8 +135,13 @@ export class StopSources {
     state.log.info({ reason: state.stopReason, graceMs }, 'stopping container');
     events.write('stop-requested', { reason: state.stopReason, graceMs });
     this.deps.transition('stopping');
-    this.stopping = executor.stop({ graceMs }).catch((error: unknown) => {
-      state.log.warn({ err: state.keepError(error) }, 'stop failed');
-    });
+    this.stopping = executor.stop({ graceMs }).then(
+      (outcome) => {
+        this.signalledNothing = !outcome.signalled;
+      },
+      (error: unknown) => {
+        state.log.warn({ err: state.keepError(error) }, 'stop failed');
+      },
+    );
   }
 }
