@@ -188,22 +188,23 @@ describe('runJob on a stub executor: stop sources', () => {
     expect(h.executor.count('stop')).toBe(1);
     expect(phasesOf(h).slice(-4)).toEqual(['running', 'stopping', 'finalizing', 'done']);
     expect(h.logs.lines.map((line) => line.msg)).toContain(
-      'the container had exited by itself before the shutdown stopped it: its exit code is the answer',
+      'the container had exited by itself before the stop reached it: its exit code is the answer',
     );
   });
 
-  it('a cancel that finds the program already exited still ends the run as Cancelled', async () => {
-    // Only a shutdown is forgiven: a cancel is the user's answer whatever the program did.
-    const h = stubRun({ stopGraceSeconds: 1 }, { exitCode: 3, holds: ['wait'] });
-    const outcome = h.run();
-    await h.executor.reached('wait');
-    h.stop.abort('cancelled');
-    await h.executor.reached('stop');
-    h.executor.release('wait');
-    const { result, interruptedBy } = await outcome;
-    expect(interruptedBy).toBeNull();
-    expect(result).toMatchObject({ state: 'Cancelled', exitCode: 3 });
-  });
+  for (const reason of ['cancelled', 'timeout'] as const) {
+    it(`a ${reason} stop that finds the program already exited leaves its result, as one after wait() does`, async () => {
+      const h = stubRun({ stopGraceSeconds: 1 }, { exitCode: 3, holds: ['wait'] });
+      const outcome = h.run();
+      await h.executor.reached('wait');
+      h.stop.abort(reason);
+      await h.executor.reached('stop');
+      h.executor.release('wait');
+      const { result, interruptedBy } = await outcome;
+      expect(interruptedBy).toBeNull();
+      expect(result).toMatchObject({ state: 'Complete', reason: 'exited', exitCode: 3, signal: null });
+    });
+  }
 
   it('a shutdown stops with the grace and says the run was interrupted', async () => {
     const h = stubRun({ stopGraceSeconds: 1 }, { runsUntilExited: true });

@@ -91,21 +91,22 @@ export class StopSources {
 
   /**
    * Call once wait() gave the exit code: settles when a stop under way is done (its failure is
-   * already the run's error). A shutdown whose stop found the container already exited did not
-   * interrupt it: it exited by itself, between its exit and wait() returning, so its exit code is
-   * the answer. Put back, the job would run a second time.
+   * already the run's error). A stop that found the container already exited did not end it: it
+   * exited by itself, between its exit and wait() returning, so its exit code is the answer, as
+   * for a stop that comes after wait() (act()). A shutdown would otherwise put the job back, and
+   * it would run a second time.
    */
   async settled(): Promise<void> {
     await this.stopping;
     const { state, events } = this.deps;
-    if (this.signalledNothing && state.stopReason === 'shutdown') {
-      state.stopReason = null;
-      events.write('stop-found-exited', { reason: 'shutdown', exitCode: state.exitCode });
-      state.log.info(
-        { exitCode: state.exitCode },
-        'the container had exited by itself before the shutdown stopped it: its exit code is the answer',
-      );
-    }
+    const reason = state.stopReason;
+    if (!this.signalledNothing || reason === null) return;
+    state.stopReason = null;
+    events.write('stop-found-exited', { reason, exitCode: state.exitCode });
+    state.log.info(
+      { reason, exitCode: state.exitCode },
+      'the container had exited by itself before the stop reached it: its exit code is the answer',
+    );
   }
 
   dispose(): void {
