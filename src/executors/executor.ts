@@ -28,8 +28,12 @@ export interface ContainerExecutor extends GatewayTarget {
   start(): Promise<void>;
   /** The exit code (128+N when killed by signal N); resolves only after stdout/stderr are drained. */
   wait(signal?: AbortSignal): Promise<number>;
-  /** SIGTERM, then SIGKILL after graceMs (default 0: SIGKILL at once). Safe at any time. */
-  stop(options?: { graceMs?: number }): Promise<void>;
+  /**
+   * SIGTERM, then SIGKILL after graceMs (default 0: SIGKILL at once). Safe at any time. Says whether
+   * a signal reached a live process: not when the container had already exited (by itself, so its
+   * exit code is its own answer) or never ran.
+   */
+  stop(options?: { graceMs?: number }): Promise<StopOutcome>;
   /** Releases everything the executor made (container, temp dirs). Idempotent. */
   close(): Promise<void>;
   /** What the runtime knows about how the container ended; call after wait(). */
@@ -74,6 +78,12 @@ export interface GatewayTarget {
    * mount namespace (the worker reads `/proc/<pid>/root` to check what got mounted); 0 when none runs.
    */
   pid(): Promise<number>;
+}
+
+/** What stop() did. */
+export interface StopOutcome {
+  /** A signal reached the container's live process; false when it had already exited or never ran. */
+  signalled: boolean;
 }
 
 /** A command to run in a running container for the gateway (`stevedore exec`). */

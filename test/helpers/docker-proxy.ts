@@ -21,6 +21,8 @@ export class FreezableDockerProxy {
   port = 0;
   /** Requests whose answer is held back: all of it, or only its end (the connection stays open). */
   private readonly holds: { line: RegExp; what: 'all' | 'end' }[] = [];
+  /** Client connections whose end the engine sent while it was held. */
+  private readonly endsHeld = new Set<Socket>();
 
   private constructor(
     private readonly server: Server,
@@ -40,6 +42,7 @@ export class FreezableDockerProxy {
       proxy?.sockets.add(client);
       client.on('close', () => {
         proxy?.sockets.delete(client);
+        proxy?.endsHeld.delete(client);
         proxy?.requests.delete(client);
       });
       if (proxy?.frozen) return;
@@ -57,7 +60,10 @@ export class FreezableDockerProxy {
       });
       upstream.on('data', (chunk) => proxy?.frozen || proxy?.held(client, 'all') || client.write(chunk));
       client.on('end', () => upstream.end());
-      upstream.on('end', () => proxy?.held(client) || client.end());
+      upstream.on('end', () => {
+        if (!proxy?.held(client)) client.end();
+        else proxy.endsHeld.add(client);
+      });
       const end = (): void => {
         client.destroy();
         upstream.destroy();
@@ -81,6 +87,21 @@ export class FreezableDockerProxy {
    */
   hold(requestLine: RegExp, what: 'all' | 'end'): void {
     this.holds.push({ line: requestLine, what });
+  }
+
+  /**
+   * Drops the holds made with this very pattern; the ends they kept back reach their clients now
+   * (answers an `all` hold dropped stay dropped).
+   */
+  release(requestLine: RegExp): void {
+    for (let i = this.holds.length - 1; i >= 0; i -= 1) {
+      if (this.holds[i]?.line === requestLine) this.holds.splice(i, 1);
+    }
+    for (const client of this.endsHeld) {
+      if (this.held(client)) continue;
+      this.endsHeld.delete(client);
+      client.end();
+    }
   }
 
   /** Whether what the engine sends on this client's connection is held back (any hold, or one of `what`). */

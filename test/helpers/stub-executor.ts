@@ -13,6 +13,7 @@ import type {
   OutputSink,
   PullProgress,
   Reattachment,
+  StopOutcome,
   StreamCounts,
   UsageSample,
 } from '../../src/executors/executor.js';
@@ -115,6 +116,8 @@ export class StubExecutor implements ContainerExecutor {
   imageRequest: ImageRequest | null = null;
   private cgroup = '';
   private exit: Deferred<number> | null = null;
+  /** The program has ended (wait() may not have returned yet). */
+  private exited = false;
   private readonly holds = new Map<StubStep, Deferred<void>>();
   private waiters: { step: StubStep; times: number; resolve: () => void }[] = [];
 
@@ -134,14 +137,18 @@ export class StubExecutor implements ContainerExecutor {
     this.holds.get(step)?.resolve();
   }
 
-  /** The program exits with `code` now. */
+  /** The program exits with `code` now (a program that already exited keeps its code). */
   exitNow(code: number): void {
-    this.exit?.resolve(code);
+    if (!this.exit || this.exited) return;
+    this.exited = true;
+    this.exit.resolve(code);
   }
 
   /** The runtime loses the container: a pending wait() rejects with `error`. */
   crash(error: Error): void {
-    this.exit?.reject(error);
+    if (!this.exit || this.exited) return;
+    this.exited = true;
+    this.exit.reject(error);
   }
 
   count(step: StubStep): number {
@@ -209,11 +216,14 @@ export class StubExecutor implements ContainerExecutor {
     });
   }
 
-  async stop(options?: { graceMs?: number }): Promise<void> {
+  async stop(options?: { graceMs?: number }): Promise<StopOutcome> {
     this.stopOptions.push(options);
     await this.enter('stop');
+    // No program, or one that already exited by itself: nothing is signalled, its exit code stays.
+    if (!this.exit || this.exited) return { signalled: false };
     const termWorks = (options?.graceMs ?? 0) > 0 && !this.script.ignoresTerm;
     this.exitNow(termWorks ? SIGTERM_EXIT : SIGKILL_EXIT);
+    return { signalled: true };
   }
 
   async close(): Promise<void> {
@@ -297,6 +307,7 @@ export class StubExecutor implements ContainerExecutor {
     exit.promise.catch(() => undefined);
     if (this.script.stdout !== undefined) stdout.write(this.script.stdout);
     if (this.script.stderr !== undefined) stderr.write(this.script.stderr);
-    if (!this.script.runsUntilExited) exit.resolve(this.script.exitCode ?? 0);
+    this.exited = false;
+    if (!this.script.runsUntilExited) this.exitNow(this.script.exitCode ?? 0);
   }
 }

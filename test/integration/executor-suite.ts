@@ -399,6 +399,22 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
         await e.stop();
       });
 
+      it('stop() on a container that already exited signals nothing, and wait() still gives its own exit and output', async () => {
+        // The window of a shutdown that lands after the program's own exit, before wait() returned.
+        const r = await start(['sh', '-c', 'echo all of it; exit 3']);
+        await waitFor(async () => (await r.executor.pid()) === 0);
+        expect(await r.executor.stop({ graceMs: 1_000 })).toEqual({ signalled: false });
+        expect(await r.executor.stop()).toEqual({ signalled: false });
+        expect(await r.executor.wait()).toBe(3);
+        expect(r.stdout.text).toBe('all of it\n');
+      });
+
+      it('stop() on a running container says it signalled it', async () => {
+        const r = await start(['sleep', '30']);
+        expect(await r.executor.stop({ graceMs: 5_000 })).toEqual({ signalled: true });
+        await r.executor.wait();
+      });
+
       it('close() is idempotent and safe after a failed start', async () => {
         const e = executor();
         const loaded = await e.loadImage({
@@ -564,9 +580,9 @@ export function executorSuite(runtime: RuntimeUnderTest, reason: string | null):
   });
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -156,6 +156,22 @@ describe('the job processor on a stub executor', () => {
     expect(p.held.has('job-1')).toBe(false);
   });
 
+  it('a shutdown that finds the container already exited completes the job with its exit code', async () => {
+    // Between the program's own exit and wait() returning: put back, the job would run twice.
+    const p = await stubProcessor({ exitCode: 3, holds: ['wait'] });
+    const job = p.job({ stopGraceSeconds: 0.01 });
+    const done = p.processor(job);
+    await p.executor.reached('wait');
+    p.jobs.stop('job-1', 'shutdown');
+    await p.executor.reached('stop');
+    p.executor.release('wait');
+    await expect(done).resolves.toMatchObject({ state: 'Complete', reason: 'exited', exitCode: 3 });
+    expect(job.moved).toBeNull();
+    expect(p.history).toEqual([]);
+    expect(p.finished).toEqual(['job-1: Complete']);
+    expect(p.held.has('job-1')).toBe(true);
+  });
+
   it('a job for a runtime another live worker runs goes back delayed, and no container is made', async () => {
     const p = await stubProcessor({}, ['docker', 'podman']);
     const job = p.job({ runtime: 'podman' });

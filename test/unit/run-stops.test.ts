@@ -172,6 +172,40 @@ describe('runJob on a stub executor: stop sources', () => {
     });
   }
 
+  it('a shutdown between the program exiting by itself and wait() returning keeps its exit code', async () => {
+    // The program exits at start; wait() is held, as when the runtime has not told of the exit yet.
+    const h = stubRun({ stopGraceSeconds: 1 }, { exitCode: 3, stdout: 'all of it\n', holds: ['wait'] });
+    const outcome = h.run();
+    await h.executor.reached('wait');
+    h.stop.abort('shutdown');
+    await h.executor.reached('stop');
+    h.executor.release('wait');
+    const { result, interruptedBy, error } = await outcome;
+    expect(interruptedBy).toBeNull();
+    expect(error).toBeNull();
+    expect(result).toMatchObject({ state: 'Complete', reason: 'exited', exitCode: 3 });
+    expect(result.stdout.tail).toBe('all of it\n');
+    expect(h.executor.count('stop')).toBe(1);
+    expect(phasesOf(h).slice(-4)).toEqual(['running', 'stopping', 'finalizing', 'done']);
+    expect(h.logs.lines.map((line) => line.msg)).toContain(
+      'the container had exited by itself before the stop reached it: its exit code is the answer',
+    );
+  });
+
+  for (const reason of ['cancelled', 'timeout'] as const) {
+    it(`a ${reason} stop that finds the program already exited leaves its result, as one after wait() does`, async () => {
+      const h = stubRun({ stopGraceSeconds: 1 }, { exitCode: 3, holds: ['wait'] });
+      const outcome = h.run();
+      await h.executor.reached('wait');
+      h.stop.abort(reason);
+      await h.executor.reached('stop');
+      h.executor.release('wait');
+      const { result, interruptedBy } = await outcome;
+      expect(interruptedBy).toBeNull();
+      expect(result).toMatchObject({ state: 'Complete', reason: 'exited', exitCode: 3, signal: null });
+    });
+  }
+
   it('a shutdown stops with the grace and says the run was interrupted', async () => {
     const h = stubRun({ stopGraceSeconds: 1 }, { runsUntilExited: true });
     const outcome = h.run();

@@ -15,6 +15,7 @@ import type {
   LoadedImage,
   OutputSink,
   Reattachment,
+  StopOutcome,
   StreamCounts,
   UsageSample,
 } from '../executor.js';
@@ -179,12 +180,13 @@ export class DockerExecutor implements ContainerExecutor {
     return this.exitCode;
   }
 
-  async stop(options: { graceMs?: number } = {}): Promise<void> {
+  async stop(options: { graceMs?: number } = {}): Promise<StopOutcome> {
     const container = this.container;
     const exit = this.exit;
-    if (!container || !exit || (this.state !== 'started' && this.state !== 'adopted')) return;
+    if (!container || !exit || (this.state !== 'started' && this.state !== 'adopted'))
+      return { signalled: false };
     this.stopping = true;
-    await stopContainer(container, exit.settled(), Math.max(0, options.graceMs ?? 0), this.log);
+    return stopContainer(container, exit.settled(), Math.max(0, options.graceMs ?? 0), this.log);
   }
 
   /** Lets go of the container without removing it (another worker will adopt it). */

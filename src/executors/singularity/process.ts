@@ -186,9 +186,12 @@ export class SingularityProcess {
     await this.cgroup?.signalAll('SIGKILL');
   }
 
-  /** SIGTERM, then SIGKILL when it has not ended within graceMs (0: SIGKILL at once). */
-  async stop(graceMs: number): Promise<void> {
-    if (!this.running) return;
+  /**
+   * SIGTERM, then SIGKILL when it has not ended within graceMs (0: SIGKILL at once). False when
+   * the program had already exited, so no signal reached it (its exit code is its own).
+   */
+  async stop(graceMs: number): Promise<boolean> {
+    if (!this.running) return false;
     if (graceMs > 0) {
       this.terminate();
       let timer: NodeJS.Timeout | undefined;
@@ -202,9 +205,10 @@ export class SingularityProcess {
         }),
       ]);
       clearTimeout(timer);
-      if (ended) return;
+      if (ended) return true;
     }
     await this.kill();
+    return true;
   }
 }
 

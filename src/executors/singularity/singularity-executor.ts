@@ -15,6 +15,7 @@ import type {
   ImageRequest,
   LoadedImage,
   Reattachment,
+  StopOutcome,
   UsageSample,
 } from '../executor.js';
 import type { RuntimeCapabilities } from '../runtime.js';
@@ -187,8 +188,9 @@ export class SingularityExecutor implements ContainerExecutor {
     }
   }
 
-  async stop(options: { graceMs?: number } = {}): Promise<void> {
-    await this.process?.stop(Math.max(0, options.graceMs ?? 0));
+  async stop(options: { graceMs?: number } = {}): Promise<StopOutcome> {
+    const signalled = (await this.process?.stop(Math.max(0, options.graceMs ?? 0))) ?? false;
+    return { signalled };
   }
 
   detach(): void {

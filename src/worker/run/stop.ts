@@ -46,6 +46,8 @@ export class StopSources {
   readonly letGo = new AbortController();
   private readonly stopAsked = new AbortController();
   private stopping: Promise<void> | null = null;
+  /** The stop found the container already exited by itself: no signal reached it. */
+  private signalledNothing = false;
   private readonly timer: LongTimer | undefined;
   private readonly onAbort = (): void => this.act();
 
@@ -87,9 +89,24 @@ export class StopSources {
     if (this.deps.signal.aborted || this.deps.state.stopReason) this.act();
   }
 
-  /** Settles when a stop under way is done; its failure is already the run's error. */
+  /**
+   * Call once wait() gave the exit code: settles when a stop under way is done (its failure is
+   * already the run's error). A stop that found the container already exited did not end it: it
+   * exited by itself, between its exit and wait() returning, so its exit code is the answer, as
+   * for a stop that comes after wait() (act()). A shutdown would otherwise put the job back, and
+   * it would run a second time.
+   */
   async settled(): Promise<void> {
-    await this.stopping?.catch(() => undefined);
+    await this.stopping;
+    const { state, events } = this.deps;
+    const reason = state.stopReason;
+    if (!this.signalledNothing || reason === null) return;
+    state.stopReason = null;
+    events.write('stop-found-exited', { reason, exitCode: state.exitCode });
+    state.log.info(
+      { reason, exitCode: state.exitCode },
+      'the container had exited by itself before the stop reached it: its exit code is the answer',
+    );
   }
 
   dispose(): void {
@@ -119,8 +136,13 @@ export class StopSources {
     state.log.info({ reason: state.stopReason, graceMs }, 'stopping container');
     events.write('stop-requested', { reason: state.stopReason, graceMs });
     this.deps.transition('stopping');
-    this.stopping = executor.stop({ graceMs }).catch((error: unknown) => {
-      state.log.warn({ err: state.keepError(error) }, 'stop failed');
-    });
+    this.stopping = executor.stop({ graceMs }).then(
+      (outcome) => {
+        this.signalledNothing = !outcome.signalled;
+      },
+      (error: unknown) => {
+        state.log.warn({ err: state.keepError(error) }, 'stop failed');
+      },
+    );
   }
 }
