@@ -32,7 +32,7 @@ export function redisTopology(get: SettingReader, prefix: string): RedisTopology
   const named = WHERE.filter((name) => get(name));
   if (named.length > 1) {
     throw new ConfigError(
-      `${named.join(' and ')} are all set, but each names a whole Redis: set exactly one of REDIS_URL (one server), REDIS_SENTINELS (Redis Sentinel) or REDIS_CLUSTER_NODES (Redis Cluster)`,
+      `${named.join(' and ')} are set, but each names a whole Redis: set exactly one of REDIS_URL (one server), REDIS_SENTINELS (Redis Sentinel) or REDIS_CLUSTER_NODES (Redis Cluster)`,
     );
   }
   const credentials = {

@@ -51,7 +51,7 @@ export function redisTlsFiles(
   if (named.length === 0) return undefined;
   if (!topology && !redisUrl?.startsWith('rediss://')) {
     throw new ConfigError(
-      `${named.join(', ')} ${named.length > 1 ? 'are' : 'is'} set, but REDIS_URL ${redisUrl ? 'is not a rediss:// URL' : 'is unset (the embedded Redis has no TLS)'}: use REDIS_URL=rediss://host:port (or REDIS_SENTINELS / REDIS_CLUSTER_NODES), or unset ${named.join(', ')}`,
+      `${named.join(', ')} ${named.length > 1 ? 'are' : 'is'} set, but REDIS_URL ${redisUrl ? 'is not a rediss:// URL' : 'is unset (the embedded Redis has no TLS)'}: use REDIS_URL=rediss://host:port, or unset ${named.join(', ')}`,
     );
   }
   if ((files.cert === undefined) !== (files.key === undefined)) {

@@ -31,11 +31,11 @@ export class RedisAccessError extends Error {
 }
 
 /** What went wrong and what to do, in words that never hold the password. */
-function explain(where: string, error: NodeJS.ErrnoException): string | undefined {
+function explain(where: string, error: NodeJS.ErrnoException, credentials = 'REDIS_URL'): string | undefined {
   // OpenSSL's messages end in a newline: the answer is one line.
   const message = error.message.trim().replace(/\s*\n\s*/g, ' ');
   if (/^(WRONGPASS|NOAUTH)/.test(message)) {
-    return `Redis at ${where} refused the credentials (${message}): check the user and password in REDIS_URL`;
+    return `Redis at ${where} refused the credentials (${message}): check the user and password in ${credentials}`;
   }
   if (/^NOPERM/.test(message)) {
     return `Redis at ${where} lets this user in but not do what Stevedore needs (${message}): see "Redis ACL users" in docs/configuration.md for the rules the user needs`;
@@ -90,7 +90,13 @@ export async function checkRedisAccess(target: RedisTarget, tls?: RedisTls): Pro
     await probe.ping();
   } catch (error) {
     const cause = first ?? (error as NodeJS.ErrnoException);
-    const message = explain(where, cause) ?? explain(where, error as NodeJS.ErrnoException);
+    // Through Sentinel or Cluster the data nodes' user and password are settings of their own.
+    const credentials =
+      typeof target === 'object' && ('clusterNodes' in target || target.sentinels)
+        ? 'REDIS_USERNAME and REDIS_PASSWORD'
+        : 'REDIS_URL';
+    const message =
+      explain(where, cause, credentials) ?? explain(where, error as NodeJS.ErrnoException, credentials);
     if (message) throw new RedisAccessError(message, { cause: withoutSecrets(cause) });
   } finally {
     probe.disconnect();
