@@ -8,6 +8,7 @@ import { loadConfig, type WorkerConfig } from '../../src/config/worker.js';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import type { ClusterTarget } from '../../src/jobs/connection.js';
 import { startWorker } from '../../src/worker/worker.js';
+import { stevedore } from '../helpers/cli.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { ClusterTopology } from '../helpers/redis-topology.js';
 import { busybox, testPolicy, testQueue, untilRunning, writePolicy } from '../helpers/stevedore.js';
@@ -70,6 +71,17 @@ describe('a worker on Redis Cluster', () => {
     for await (const chunk of client.logs(slow.id, { follow: true })) chunks.push(chunk);
     expect(Buffer.concat(chunks).toString()).toBe('started\nfinished\n');
     expect((await client.getStatus(slow.id)).state).toBe('completed');
+
+    // The CLI reads the same settings: a result through the Cluster, and the refusal without a hash tag.
+    const env = { REDIS_CLUSTER_NODES: topology.nodeList, STEVEDORE_QUEUE: config.queue };
+    const shown = await stevedore(['result', ok.id], { env: { ...env, STEVEDORE_PREFIX: config.prefix } });
+    expect(shown.exitCode, String(shown.stderr)).toBe(0);
+    expect(JSON.parse(String(shown.stdout))).toMatchObject({ exitCode: 0, stdout: { tail: 'one\n' } });
+    const refused = await stevedore(['result', ok.id], { env });
+    expect(refused.exitCode).not.toBe(0);
+    expect(String(refused.stderr)).toMatch(
+      /REDIS_CLUSTER_NODES is set, but the key prefix "bull" has no hash tag/,
+    );
   }, 120_000);
 
   it('without a hash tag in the prefix refuses to start, and says why', async () => {

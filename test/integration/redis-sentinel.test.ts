@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config/worker.js';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import type { SentinelTarget } from '../../src/jobs/connection.js';
 import { startWorker } from '../../src/worker/worker.js';
+import { stevedore } from '../helpers/cli.js';
 import { useLeakCheck } from '../helpers/leaks.js';
 import { SentinelTopology } from '../helpers/redis-topology.js';
 import { busybox, testPolicy, testQueue, writePolicy } from '../helpers/stevedore.js';
@@ -72,6 +73,15 @@ describe('a worker on Redis Sentinel', () => {
       expect(result.stdout.tail).toBe(`after ${i}\n`);
     }
     const done = Date.now();
+    // The CLI reads the same settings, and finds the new master.
+    const env = {
+      REDIS_SENTINELS: topology.sentinelList,
+      REDIS_SENTINEL_NAME: SentinelTopology.NAME,
+      STEVEDORE_QUEUE: queue,
+    };
+    const shown = await stevedore(['result', ids[0] ?? ''], { env });
+    expect(shown.exitCode, String(shown.stderr)).toBe(0);
+    expect(JSON.parse(String(shown.stdout))).toMatchObject({ exitCode: 0, stdout: { tail: 'after 0\n' } });
     console.info(
       `sentinel failover: promoted ${failedOver - killed} ms after the kill; 3 jobs done ${done - failedOver} ms after the promotion`,
     );
