@@ -26,7 +26,7 @@ done
 #   how    apt:<Debian package>, or run:<script, from the repo root> for what Debian does not package
 REQUIREMENTS=(
   'demo|command -v dockerd|apt:docker.io'
-  'demo|command -v redis-server|apt:redis-server'
+  'demo|command -v redis-server|apt:redis-server' # Debian's depends on redis-tools: redis-cli (--cluster create, the Cluster test)
   'demo|has_package busybox-static|apt:busybox-static' # the test image is built from it
   'demo|command -v flock|apt:util-linux'                # the embedded Redis's state-dir lock
   'test|command -v ip|apt:iproute2'                     # the engine-restart test's private bridge

@@ -10,7 +10,7 @@ export {
   StevedoreClient,
   type SubmitOptions,
 } from './jobs/client.js';
-export type { RedisTarget, RedisTls } from './jobs/connection.js';
+export type { ClusterTarget, HostPort, RedisTarget, RedisTls, SentinelTarget } from './jobs/connection.js';
 export * from './jobs/errors.js';
 export type { JobProgress, RunPhase } from './jobs/progress.js';
 export type { AttemptRecord, JobResult, RunReason, RunState, StreamSummary, Usage } from './jobs/result.js';

@@ -11,7 +11,7 @@ import { logLevelOf } from '../config/values.js';
 import { loadConfig } from '../config/worker.js';
 import { openRuntime } from '../executors/index.js';
 import { StevedoreClient } from '../jobs/client.js';
-import { redactRedisUrl } from '../jobs/redis-url.js';
+import { describeTarget } from '../jobs/connection.js';
 import { startWorker } from '../worker/worker.js';
 import { parse } from './options.js';
 
@@ -51,7 +51,7 @@ export async function demoCommand(args: string[]): Promise<number> {
   };
   const logger = pino({ level: logLevelOf(settingReader(processEnv()), 'warn') });
   const worker = await startWorker(config, { logger });
-  const client = new StevedoreClient({ redis: worker.redisUrl, queue: config.queue, prefix: config.prefix });
+  const client = new StevedoreClient({ redis: worker.redis, queue: config.queue, prefix: config.prefix });
   try {
     const { id } = await client.submit({
       image: DEMO_IMAGE,
@@ -66,7 +66,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       labels: { source: 'stevedore demo' },
     });
     console.error(
-      `submitted job ${id} to queue ${config.queue} at ${redactRedisUrl(worker.redisUrl)}; waiting for its result…`,
+      `submitted job ${id} to queue ${config.queue} at ${describeTarget(worker.redis)}; waiting for its result…`,
     );
     const result = await client.waitForResult(id, { timeoutMs: 120_000 });
     console.log(JSON.stringify(result, null, 2));

@@ -4,6 +4,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { loadClientConfig } from '../config/client.js';
 import { processEnv } from '../config/env.js';
 import { REDIS_TLS_VARIABLES, readRedisTls } from '../config/redis.js';
+import type { RedisTopology } from '../config/redis-topology.js';
 import type { Overrides } from '../config/settings.js';
 import { type ClientOptions, StevedoreClient } from '../jobs/client.js';
 import { coerceError } from '../jobs/errors.js';
@@ -62,7 +63,7 @@ export interface ClientFlags {
 export async function clientOptionsFrom(
   values: ClientFlags,
   { signing = false } = {},
-): Promise<ClientOptions & { redis: string; queue: string; prefix: string }> {
+): Promise<ClientOptions & { redis: string | RedisTopology; queue: string; prefix: string }> {
   const overrides: Overrides = {};
   if (values['signing-key']) overrides.STEVEDORE_SIGNING_KEY = values['signing-key'];
   if (values['redis-url']) overrides.REDIS_URL = values['redis-url'];
@@ -78,15 +79,16 @@ export async function clientOptionsFrom(
       return undefined;
     }
   });
-  if (!config.redisUrl) {
+  const redis = config.redisTopology ?? config.redisUrl;
+  if (!redis) {
     throw new UsageError(
-      'no Redis to talk to: set REDIS_URL or --redis-url, or start `stevedore worker` on this host (it runs an embedded Redis)',
+      'no Redis to talk to: set REDIS_URL or --redis-url (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES), or start `stevedore worker` on this host (it runs an embedded Redis)',
     );
   }
   const signingKey = signing && config.signingKeyFile ? readSigningKey(config.signingKeyFile) : undefined;
   const tls = readRedisTls(config.redisTls);
-  await checkRedisAccess(config.redisUrl, tls);
-  return { redis: config.redisUrl, tls, queue: config.queue, prefix: config.prefix, signingKey };
+  await checkRedisAccess(redis, tls);
+  return { redis, tls, queue: config.queue, prefix: config.prefix, signingKey };
 }
 
 /** A client for the queue named by the flags (see clientOptionsFrom). */

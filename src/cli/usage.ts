@@ -27,6 +27,8 @@ Common options (client commands):
                     redis://user:password@host:port for an ACL user, rediss://… for TLS
   --redis-tls-ca FILE, --redis-tls-cert FILE, --redis-tls-key FILE
                     PEM files for rediss:// (default: $STEVEDORE_REDIS_TLS_CA, _CERT, _KEY)
+                    Sentinel or Cluster: $REDIS_SENTINELS and $REDIS_SENTINEL_NAME, or
+                    $REDIS_CLUSTER_NODES (with a prefix like {stevedore}); see docs/redis.md
   --queue NAME      queue name (default: $STEVEDORE_QUEUE or "stevedore")
   --prefix P        BullMQ key prefix (default: $STEVEDORE_PREFIX or "bull")
   -h, --help        help for a command
@@ -38,7 +40,9 @@ export const WORKER_HELP = `Usage: stevedore worker [options]
 Takes container jobs from the queue and runs them. Every option can also be set by its
 environment variable. With no Redis URL, uses the state directory's embedded redis-server
 (loopback only, a random password kept in the state directory): the one already running, else
-it starts one; the last worker to stop stops it.
+it starts one; the last worker to stop stops it. Redis Sentinel: REDIS_SENTINELS and
+REDIS_SENTINEL_NAME; Redis Cluster: REDIS_CLUSTER_NODES and a hash-tagged --prefix such as
+{stevedore} (docs/redis.md).
 
   --redis-url URL            REDIS_URL (redis://user:password@host:port, rediss://… for TLS)
   --redis-tls-ca FILE        STEVEDORE_REDIS_TLS_CA: CA (PEM) that signed the rediss:// server's certificate

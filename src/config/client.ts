@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DEFAULT_PREFIX, DEFAULT_QUEUE } from '../jobs/keys.js';
 import { type Env, processEnv } from './env.js';
 import { checkRedisUrl, type RedisTlsFiles, redisTlsFiles } from './redis.js';
+import { type RedisTopology, redisTopology as topologyOf } from './redis-topology.js';
 import { type Overrides, settingReader } from './settings.js';
 
 /**
@@ -15,6 +16,8 @@ export interface ClientConfig {
   /** Undefined when neither REDIS_URL nor an embedded worker's URL file is there. */
   redisUrl?: string;
   redisTls?: RedisTlsFiles;
+  /** REDIS_SENTINELS… or REDIS_CLUSTER_NODES; set, `redisUrl` is not. */
+  redisTopology?: RedisTopology;
   queue: string;
   prefix: string;
   stateDir: string;
@@ -28,7 +31,7 @@ export function defaultStateDir(env: Env): string {
   return join(get('XDG_STATE_HOME') || join(get('HOME') || homedir(), '.local', 'state'), 'stevedore');
 }
 
-/** REDIS_URL, else the URL an embedded-Redis worker on this host wrote to its state directory. */
+/** REDIS_URL (or a Sentinel or Cluster), else the URL an embedded-Redis worker on this host wrote to its state directory. */
 export function loadClientConfig(
   env: Env = processEnv(),
   overrides: Overrides = {},
@@ -36,13 +39,16 @@ export function loadClientConfig(
 ): ClientConfig {
   const get = settingReader(env, overrides);
   const stateDir = get('STEVEDORE_STATE_DIR') || defaultStateDir(env);
-  const redisUrl = get('REDIS_URL') || readUrlFile(stateDir);
+  const prefix = get('STEVEDORE_PREFIX') || DEFAULT_PREFIX;
+  const redisTopology = topologyOf(get, prefix);
+  const redisUrl = redisTopology ? undefined : get('REDIS_URL') || readUrlFile(stateDir);
   checkRedisUrl(redisUrl);
   return {
     redisUrl,
-    redisTls: redisTlsFiles(get, redisUrl),
+    redisTls: redisTlsFiles(get, redisUrl, redisTopology !== undefined),
+    redisTopology,
     queue: get('STEVEDORE_QUEUE') || DEFAULT_QUEUE,
-    prefix: get('STEVEDORE_PREFIX') || DEFAULT_PREFIX,
+    prefix,
     stateDir,
     signingKeyFile: get('STEVEDORE_SIGNING_KEY') || undefined,
   };

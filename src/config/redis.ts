@@ -30,10 +30,15 @@ export function checkRedisUrl(redisUrl: string | undefined): void {
 
 /**
  * The TLS files named by the environment, undefined when none is. They only make sense with a
- * `rediss://` URL, and a client certificate needs its key: anything else is a ConfigError now
- * rather than a plain-text connection or a handshake failure later.
+ * `rediss://` URL or a Sentinel or Cluster (`topology`: there, naming any of them turns TLS on),
+ * and a client certificate needs its key: anything else is a ConfigError now rather than a
+ * plain-text connection or a handshake failure later.
  */
-export function redisTlsFiles(get: SettingReader, redisUrl: string | undefined): RedisTlsFiles | undefined {
+export function redisTlsFiles(
+  get: SettingReader,
+  redisUrl: string | undefined,
+  topology = false,
+): RedisTlsFiles | undefined {
   const files: RedisTlsFiles = {};
   for (const [field, variable] of Object.entries(REDIS_TLS_VARIABLES) as [
     keyof RedisTlsFiles,
@@ -44,7 +49,7 @@ export function redisTlsFiles(get: SettingReader, redisUrl: string | undefined):
   }
   const named = Object.keys(files).map((f) => REDIS_TLS_VARIABLES[f as keyof RedisTlsFiles]);
   if (named.length === 0) return undefined;
-  if (!redisUrl?.startsWith('rediss://')) {
+  if (!topology && !redisUrl?.startsWith('rediss://')) {
     throw new ConfigError(
       `${named.join(', ')} ${named.length > 1 ? 'are' : 'is'} set, but REDIS_URL ${redisUrl ? 'is not a rediss:// URL' : 'is unset (the embedded Redis has no TLS)'}: use REDIS_URL=rediss://host:port, or unset ${named.join(', ')}`,
     );

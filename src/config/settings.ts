@@ -44,6 +44,16 @@ const UNSET = 'unset';
  */
 export const SETTINGS = {
   REDIS_URL: { area: 'redis', type: 'URL', default: `${UNSET}: the state dir's embedded \`redis-server\`` },
+  REDIS_SENTINELS: { area: 'redis', type: '`host:port,…`', default: `${UNSET}: no Sentinel` },
+  REDIS_SENTINEL_NAME: {
+    area: 'redis',
+    type: 'name',
+    default: `${UNSET} (required with \`REDIS_SENTINELS\`)`,
+  },
+  REDIS_SENTINEL_PASSWORD: { area: 'redis', type: 'string', default: `${UNSET}: the sentinels ask for none` },
+  REDIS_CLUSTER_NODES: { area: 'redis', type: '`host:port,…`', default: `${UNSET}: no Cluster` },
+  REDIS_USERNAME: { area: 'redis', type: 'ACL user', default: `${UNSET}: \`default\`` },
+  REDIS_PASSWORD: { area: 'redis', type: 'string', default: `${UNSET}: no password` },
   STEVEDORE_REDIS_TLS_CA: { area: 'redis', type: 'path', default: `${UNSET}: Node's built-in CAs` },
   STEVEDORE_REDIS_TLS_CERT: { area: 'redis', type: 'path', default: `${UNSET}: no client certificate` },
   STEVEDORE_REDIS_TLS_KEY: { area: 'redis', type: 'path', default: `${UNSET}: no client certificate` },

@@ -23,6 +23,7 @@ import { type Env, processEnv } from './env.js';
 import { ConfigError } from './errors.js';
 import { type HttpAddress, parseHttpAddress } from './http-address.js';
 import { checkRedisUrl, type RedisTlsFiles, redisTlsFiles } from './redis.js';
+import { type RedisTopology, redisTopology } from './redis-topology.js';
 import { type Overrides, type SettingReader, settingReader } from './settings.js';
 import { logLevelOf, oneOf, wholeNumber } from './values.js';
 
@@ -47,6 +48,8 @@ export interface WorkerConfig {
   redisUrl?: string;
   /** PEM files for a `rediss://` REDIS_URL (read at start by `readRedisTls`); absent: Node's defaults. */
   redisTls?: RedisTlsFiles;
+  /** REDIS_SENTINELS… or REDIS_CLUSTER_NODES (then `redisUrl` is absent); the Cluster's prefix is hash-tagged. */
+  redisTopology?: RedisTopology;
   queue: string;
   prefix: string;
   concurrency: number;
@@ -146,9 +149,11 @@ function logDriverOf(get: SettingReader): string | undefined {
 export function loadConfig(env: Env = processEnv(), overrides: Overrides = {}): WorkerConfig {
   const get = settingReader(env, overrides);
   const runtime = oneOf(get, 'STEVEDORE_RUNTIME', RUNTIME_KINDS, 'docker');
+  const prefix = get('STEVEDORE_PREFIX') || DEFAULT_PREFIX;
+  const topology = redisTopology(get, prefix);
   const redisUrl = get('REDIS_URL') || undefined;
   checkRedisUrl(redisUrl);
-  const redisTls = redisTlsFiles(get, redisUrl);
+  const redisTls = redisTlsFiles(get, redisUrl, topology !== undefined);
   const queue = queueOf(get);
   const logLevel = logLevelOf(get);
   const stateDir = get('STEVEDORE_STATE_DIR') || defaultStateDir(env);
@@ -160,8 +165,9 @@ export function loadConfig(env: Env = processEnv(), overrides: Overrides = {}): 
   return {
     redisUrl,
     redisTls,
+    redisTopology: topology,
     queue,
-    prefix: get('STEVEDORE_PREFIX') || DEFAULT_PREFIX,
+    prefix,
     concurrency: wholeNumber(get, 'STEVEDORE_CONCURRENCY', availableParallelism()),
     runtime,
     singularity: {

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { StevedoreClient } from '../jobs/client.js';
+import type { RedisConnection } from '../jobs/connection.js';
 import { connect } from '../jobs/connection.js';
 import { keys, type QueueAddress } from '../jobs/keys.js';
 import { readLiveOutput } from '../jobs/logs.js';
@@ -11,7 +11,7 @@ import { startEventStream } from './respond.js';
 export const MAX_LOG_STREAMS = 32;
 
 export interface LogStreamDeps {
-  redis: Redis;
+  redis: RedisConnection;
   logger: Logger;
   client: StevedoreClient;
   address: QueueAddress;

@@ -1,6 +1,6 @@
 import { Job, type JobType, type Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { StevedoreClient } from '../jobs/client.js';
+import type { RedisConnection } from '../jobs/connection.js';
 import { UnknownJobError } from '../jobs/errors.js';
 import { keys, type QueueAddress } from '../jobs/keys.js';
 import type { JobProgress } from '../jobs/progress.js';
@@ -20,7 +20,7 @@ import { minuteBuckets } from './throughput.js';
 export interface StoreDeps {
   queue: Queue;
   /** A plain connection for Stevedore's own keys. */
-  redis: Redis;
+  redis: RedisConnection;
   client: StevedoreClient;
   address: QueueAddress;
   /** The queue's live workers (their presence entries). */

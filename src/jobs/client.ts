@@ -1,9 +1,15 @@
 import { type KeyObject, randomUUID } from 'node:crypto';
 import { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { connect, type RedisTarget, type RedisTls } from './connection.js';
+import {
+  connect,
+  isClusterTarget,
+  type RedisConnection,
+  type RedisTarget,
+  type RedisTls,
+} from './connection.js';
 import { coerceError, UnknownJobError, ValidationError } from './errors.js';
 import {
+  clusterPrefixProblem,
   DEFAULT_PREFIX,
   DEFAULT_QUEUE,
   keys,
@@ -21,6 +27,10 @@ import { type JobSpecInput, parseJobSpec } from './spec.js';
 import { type JobStatus, readStatus } from './status.js';
 
 export interface ClientOptions {
+  /**
+   * A URL, ioredis options, `{ sentinels, name }` (Redis Sentinel: `SentinelTarget`), `{ clusterNodes }`
+   * (Redis Cluster, which needs a hash-tagged `prefix` such as `{stevedore}`), or a connection of yours.
+   */
   redis: RedisTarget;
   /** CA, client certificate and key (PEM) for a `rediss://` URL or options; ignored for a connected instance. */
   tls?: RedisTls;
@@ -59,7 +69,7 @@ const TAKEN_STATES = new Set(['active', 'completed', 'failed']);
 /** Submits container jobs and reads their results, from any process. */
 export class StevedoreClient {
   readonly address: QueueAddress;
-  private readonly redis: Redis;
+  private readonly redis: RedisConnection;
   private readonly queue: Queue;
   private readonly waiter: ResultWaiter;
   private readonly signer: { id: string; privateKey: KeyObject } | undefined;
@@ -71,6 +81,10 @@ export class StevedoreClient {
       privateKey: toPrivateKey(options.signingKey),
     };
     this.address = { queue: options.queue ?? DEFAULT_QUEUE, prefix: options.prefix ?? DEFAULT_PREFIX };
+    const clusterProblem = isClusterTarget(options.redis)
+      ? clusterPrefixProblem(this.address.prefix)
+      : undefined;
+    if (clusterProblem) throw new Error(`creating a client for a Redis Cluster: ${clusterProblem}`);
     const onError = options.onError ?? (() => undefined);
     this.redis = connect(options.redis, onError, options.tls);
     this.queue = new Queue(this.address.queue, { connection: this.redis, prefix: this.address.prefix });

@@ -1,8 +1,59 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { withSocketErrors } from './redis-socket.js';
+import { redactRedisUrl } from './redis-url.js';
 
-/** Where Redis is: a URL, ioredis options, or a connected ioredis instance (shared, not closed by us). */
-export type RedisTarget = string | RedisOptions | Redis;
+/** One Redis server or sentinel. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * Redis Sentinel: the sentinels, the name they know the master by, the sentinels' own password
+ * (if they have one), and the user and password of the data nodes. The connection asks the
+ * sentinels for the master now and after every failover. (These are ioredis options as well.)
+ */
+export interface SentinelTarget {
+  sentinels: HostPort[];
+  name: string;
+  sentinelPassword?: string;
+  username?: string;
+  password?: string;
+}
+
+/** Redis Cluster: some of its nodes (the rest are learnt from them), and the nodes' user and password. */
+export interface ClusterTarget {
+  clusterNodes: HostPort[];
+  username?: string;
+  password?: string;
+}
+
+/** A connection Stevedore uses: one Redis (also through Sentinel) or a Redis Cluster. */
+export type RedisConnection = Redis | Cluster;
+
+/**
+ * Where Redis is: a URL, ioredis options (a `SentinelTarget` among them), a Cluster's nodes, or a
+ * connected ioredis instance or Cluster (shared, not closed by us).
+ */
+export type RedisTarget = string | RedisOptions | ClusterTarget | RedisConnection;
+
+/** Whether `target` is a Redis Cluster, by its nodes or as a connected Cluster. */
+export function isClusterTarget(target: RedisTarget): target is ClusterTarget | Cluster {
+  return target instanceof Cluster || (typeof target === 'object' && 'clusterNodes' in target);
+}
+
+/** Where `target` is, fit for messages and logs: a URL without its password, or the nodes. */
+export function describeTarget(target: RedisTarget): string {
+  if (typeof target === 'string') return redactRedisUrl(target);
+  if (target instanceof Redis || target instanceof Cluster) return 'the given ioredis connection';
+  if ('clusterNodes' in target) return `Redis Cluster ${target.clusterNodes.map(hostPort).join(',')}`;
+  if (target.sentinels) {
+    return `master ${target.name ?? '?'} of Redis Sentinel ${target.sentinels.map(hostPort).join(',')}`;
+  }
+  return hostPort({ host: target.host ?? 'localhost', port: target.port ?? 6379 });
+}
+
+const hostPort = (node: Partial<HostPort>): string => `${node.host ?? 'localhost'}:${node.port ?? 6379}`;
 
 /**
  * TLS material for a `rediss://` server, as PEM text or bytes: `ca` to trust a private CA
@@ -23,16 +74,29 @@ export function connect(
   target: RedisTarget,
   onError: (error: Error) => void = () => undefined,
   tls?: RedisTls,
-): Redis {
+): RedisConnection {
   const told = (error: Error): void => onError(withoutSecrets(error));
-  const redis =
-    target instanceof Redis
-      ? target.duplicate(withSocketErrors({ ...target.options, maxRetriesPerRequest: null }, told))
-      : newRedis(target, tls, {}, told);
+  const redis = opened(target, tls, told);
   // ioredis reconnects by itself and queued commands wait for it; without a listener it would
   // print every failed reconnect to stderr. The caller decides what to log.
   redis.on('error', told);
   return redis;
+}
+
+function opened(
+  target: RedisTarget,
+  tls: RedisTls | undefined,
+  told: (error: Error) => void,
+): RedisConnection {
+  if (target instanceof Redis) {
+    return target.duplicate(withSocketErrors({ ...target.options, maxRetriesPerRequest: null }, told));
+  }
+  if (target instanceof Cluster) {
+    const redisOptions = { ...target.options.redisOptions, maxRetriesPerRequest: null };
+    return target.duplicate([], { redisOptions: withSocketErrors(redisOptions, told) });
+  }
+  if (typeof target === 'object' && 'clusterNodes' in target) return newCluster(target, tls, {}, {}, told);
+  return newRedis(target, tls, {}, told);
 }
 
 /**
@@ -42,7 +106,12 @@ export function connect(
  */
 function redisOptions(target: string | RedisOptions, tls?: RedisTls): [string | undefined, RedisOptions] {
   const extra: RedisOptions = { maxRetriesPerRequest: null, ...(tls ? { tls } : {}) };
-  return typeof target === 'string' ? [target, extra] : [undefined, { ...target, ...extra }];
+  if (typeof target === 'string') return [target, extra];
+  // Through Sentinel, ioredis drops `tls` for the data nodes unless told, and the sentinels have
+  // their own: the same files serve both (docs/redis.md).
+  const sentinelTls: RedisOptions =
+    target.sentinels && tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {};
+  return [undefined, { ...target, ...extra, ...sentinelTls }];
 }
 
 /**
@@ -59,6 +128,23 @@ export function newRedis(
   const [url, options] = redisOptions(target, tls);
   const all = withSocketErrors({ ...options, ...more }, onSocketError);
   return url === undefined ? new Redis(all) : new Redis(url, all);
+}
+
+/**
+ * A Cluster connection to `target`'s nodes. Every node connection the Cluster opens is made with
+ * `redisOptions`, so each gets the credentials, TLS and the lasting socket error listener.
+ */
+export function newCluster(
+  target: ClusterTarget,
+  tls: RedisTls | undefined,
+  more: RedisOptions,
+  clusterMore: ClusterOptions,
+  onSocketError: (error: Error) => void,
+): Cluster {
+  const credentials: RedisOptions = { username: target.username, password: target.password };
+  const [, options] = redisOptions(credentials, tls);
+  const redisOptionsOfNodes = withSocketErrors({ ...options, ...more }, onSocketError);
+  return new Cluster(target.clusterNodes, { ...clusterMore, redisOptions: redisOptionsOfNodes });
 }
 
 /** Commands whose arguments hold credentials (`AUTH [user] password`, `HELLO … AUTH user password`). */

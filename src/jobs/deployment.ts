@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { keys, type QueueAddress } from './keys.js';
 import { DEPLOYMENT_ID } from './names.js';
 
@@ -15,7 +15,7 @@ import { DEPLOYMENT_ID } from './names.js';
  * under the old one are then another deployment's, left to the operator (docs/names.md).
  */
 export async function deploymentId(
-  redis: Pick<Redis, 'set' | 'get'>,
+  redis: Pick<RedisConnection, 'set' | 'get'>,
   address: QueueAddress,
 ): Promise<string> {
   const key = keys.deployment(address);

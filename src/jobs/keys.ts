@@ -85,3 +85,16 @@ export const DEFAULT_KEEP_FINISHED = 1_000;
 
 export const DEFAULT_QUEUE = 'stevedore';
 export const DEFAULT_PREFIX = 'bull';
+
+/**
+ * Why `prefix` cannot serve a Redis Cluster, or undefined when it can. Every key of a queue starts
+ * with the prefix; Redis hashes only the text between a key's first `{` and the next `}` (when
+ * not empty), so a prefix such as `{stevedore}` puts them all in one slot, as BullMQ's scripts
+ * need. Without one, the queue's keys spread over the nodes and its scripts fail with CROSSSLOT.
+ */
+export function clusterPrefixProblem(prefix: string): string | undefined {
+  const open = prefix.indexOf('{');
+  const close = open < 0 ? -1 : prefix.indexOf('}', open + 1);
+  if (open >= 0 && close > open + 1) return undefined;
+  return `the key prefix ${JSON.stringify(prefix)} has no hash tag, and a Redis Cluster needs one: BullMQ's scripts touch several keys of a queue at once, which a Cluster allows only when they hash to one slot. Set STEVEDORE_PREFIX (or the client's prefix) to a hash-tagged one such as "{stevedore}"`;
+}

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 
 /** How long one blocking read waits before checking whether the job has finished. */
 const FOLLOW_BLOCK_MS = 1_000;
@@ -18,7 +18,7 @@ function fieldsOf(raw: Buffer[]): Map<string, Buffer> {
  * has finished. Gaps where the cap dropped bytes are marked in the text.
  */
 export async function* readLiveOutput(options: {
-  connection: Redis;
+  connection: RedisConnection;
   key: string;
   follow: boolean;
   finished: () => Promise<boolean>;

@@ -1,6 +1,13 @@
-import { Redis } from 'ioredis';
-import { newRedis, type RedisTarget, type RedisTls, withoutSecrets } from './connection.js';
-import { redactRedisUrl } from './redis-url.js';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import {
+  describeTarget,
+  newCluster,
+  newRedis,
+  type RedisConnection,
+  type RedisTarget,
+  type RedisTls,
+  withoutSecrets,
+} from './connection.js';
 
 /** How long the start-up check waits for a first answer (a TLS handshake included). */
 const CHECK_TIMEOUT_MS = 10_000;
@@ -24,11 +31,11 @@ export class RedisAccessError extends Error {
 }
 
 /** What went wrong and what to do, in words that never hold the password. */
-function explain(where: string, error: NodeJS.ErrnoException): string | undefined {
+function explain(where: string, error: NodeJS.ErrnoException, credentials = 'REDIS_URL'): string | undefined {
   // OpenSSL's messages end in a newline: the answer is one line.
   const message = error.message.trim().replace(/\s*\n\s*/g, ' ');
   if (/^(WRONGPASS|NOAUTH)/.test(message)) {
-    return `Redis at ${where} refused the credentials (${message}): check the user and password in REDIS_URL`;
+    return `Redis at ${where} refused the credentials (${message}): check the user and password in ${credentials}`;
   }
   if (/^NOPERM/.test(message)) {
     return `Redis at ${where} lets this user in but not do what Stevedore needs (${message}): see "Redis ACL users" in docs/configuration.md for the rules the user needs`;
@@ -53,35 +60,43 @@ function explain(where: string, error: NodeJS.ErrnoException): string | undefine
  * not an error here: the caller's own connections wait for it, as they do for an outage.
  */
 export async function checkRedisAccess(target: RedisTarget, tls?: RedisTls): Promise<void> {
-  if (target instanceof Redis) return; // a caller's own connection: theirs to check
-  const where =
-    typeof target === 'string'
-      ? redactRedisUrl(target)
-      : `${target.host ?? 'localhost'}:${target.port ?? 6379}`;
+  if (target instanceof Redis || target instanceof Cluster) return; // a caller's own connection: theirs to check
+  const where = describeTarget(target);
   let first: NodeJS.ErrnoException | undefined;
   const keepFirst = (error: NodeJS.ErrnoException): void => {
     first ??= error;
   };
   // Its socket's later errors (a TLS reset after a failed handshake) are the first one's echo.
-  const probe: Redis = newRedis(
-    target,
-    tls,
-    {
-      lazyConnect: true,
-      retryStrategy: () => null,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      connectTimeout: CHECK_TIMEOUT_MS,
-    },
-    keepFirst,
-  );
+  const once: RedisOptions = {
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    connectTimeout: CHECK_TIMEOUT_MS,
+  };
+  const probe: RedisConnection =
+    typeof target === 'object' && 'clusterNodes' in target
+      ? newCluster(
+          target,
+          tls,
+          once,
+          { lazyConnect: true, clusterRetryStrategy: () => null, enableOfflineQueue: false },
+          keepFirst,
+        )
+      : newRedis(target, tls, once, keepFirst);
   probe.on('error', keepFirst);
   try {
     await probe.connect();
     await probe.ping();
   } catch (error) {
     const cause = first ?? (error as NodeJS.ErrnoException);
-    const message = explain(where, cause) ?? explain(where, error as NodeJS.ErrnoException);
+    // Through Sentinel or Cluster the data nodes' user and password are settings of their own.
+    const credentials =
+      typeof target === 'object' && ('clusterNodes' in target || target.sentinels)
+        ? 'REDIS_USERNAME and REDIS_PASSWORD'
+        : 'REDIS_URL';
+    const message =
+      explain(where, cause, credentials) ?? explain(where, error as NodeJS.ErrnoException, credentials);
     if (message) throw new RedisAccessError(message, { cause: withoutSecrets(cause) });
   } finally {
     probe.disconnect();

@@ -1,16 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { coerceError } from './errors.js';
 import { bullmqKeys, type QueueAddress } from './keys.js';
 import type { JobResult } from './result.js';
 
 export interface ResultWaiterDeps {
   /** The client's own connection, for one look at the events stream's end. */
-  redis: Redis;
+  redis: RedisConnection;
   address: QueueAddress;
   /** A new connection for QueueEvents' blocking reads. */
-  connect: () => Redis;
+  connect: () => RedisConnection;
   onError: (error: Error) => void;
   /** The job's result, null while it is unfinished (the client's getResult). */
   getResult: (id: string) => Promise<JobResult | null>;
@@ -18,7 +18,7 @@ export interface ResultWaiterDeps {
 
 interface EventsHub {
   events: QueueEvents;
-  connection: Redis;
+  connection: RedisConnection;
   /** Job id → callbacks that re-check that job's result. */
   watchers: Map<string, Set<(result?: JobResult) => void>>;
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { bullmqKeys, keys, type QueueAddress } from './keys.js';
 import type { JobProgress } from './progress.js';
 import { type QueueState, type Waiting, type WaitingFacts, whyWaiting } from './waiting.js';
@@ -29,7 +29,7 @@ const JOB_FIELDS = ['timestamp', 'delay', 'atm', 'attemptsMade', 'failedReason',
  * Null when the job hash is gone.
  */
 export async function readStatus(
-  redis: Redis,
+  redis: RedisConnection,
   address: QueueAddress,
   id: string,
   options: StatusOptions = {},

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { keys, type QueueAddress } from './keys.js';
 
 /** One worker's entry in the queue's presence hash (`keys.workers`), written by the worker itself. */
@@ -60,7 +60,7 @@ function parseEntry(text: string): WorkerPresence | null {
 
 /** The queue's live workers (one HGETALL), and when the newest entry was seen. */
 export async function listWorkers(
-  redis: Redis,
+  redis: RedisConnection,
   address: QueueAddress,
   options: { staleMs?: number; now?: number } = {},
 ): Promise<WorkerList> {
@@ -115,7 +115,7 @@ export class PresenceWriter {
   private lastPrune = Number.NEGATIVE_INFINITY;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     address: QueueAddress,
     private readonly options: PresenceOptions,
   ) {

@@ -1,12 +1,12 @@
 import type { WorkerOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { WorkerConfig } from '../config/worker.js';
+import type { RedisConnection } from '../jobs/connection.js';
 import type { KeepFinished } from './retention.js';
 
 /** BullMQ's settings for the worker's one Worker. */
 export function bullmqOptions(
   config: Pick<WorkerConfig, 'prefix' | 'concurrency' | 'lockDurationMs'>,
-  connection: Redis,
+  connection: RedisConnection,
   keep: KeepFinished,
 ): WorkerOptions {
   return {

@@ -1,8 +1,8 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RedisConnection } from '../jobs/connection.js';
 
 export interface CancelListenerOptions {
-  subscriber: Redis;
+  subscriber: RedisConnection;
   channel: string;
   onCancel: (jobId: string) => void;
   logger: Logger;

@@ -1,11 +1,17 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.js';
+import type { RedisTopology } from '../config/redis-topology.js';
 import type { WorkerConfig } from '../config/worker.js';
-import { connect, type RedisTls, throttled } from '../jobs/connection.js';
+import {
+  connect,
+  isClusterTarget,
+  type RedisConnection,
+  type RedisTls,
+  throttled,
+} from '../jobs/connection.js';
 import { deploymentId } from '../jobs/deployment.js';
 import { coerceError } from '../jobs/errors.js';
-import type { QueueAddress } from '../jobs/keys.js';
+import { clusterPrefixProblem, type QueueAddress } from '../jobs/keys.js';
 import { checkRedisAccess, RedisAccessError } from '../jobs/redis-check.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 
@@ -14,17 +20,17 @@ import { startEmbeddedRedis } from './embedded-redis.js';
  * connection of its own. Every connection reports its errors to `onError` (throttled).
  */
 export interface WorkerRedis {
-  /** The Redis in use, with its password if any: for connecting, never for logs (redactRedisUrl). */
-  readonly url: string;
+  /** The Redis in use (a URL, or a Sentinel or Cluster), with its password if any: for connecting, never for logs (describeTarget). */
+  readonly target: string | RedisTopology;
   readonly address: QueueAddress;
   /** The deployment's id, kept in this Redis (deploymentId): it names and labels what the worker makes. */
   readonly deployment: string;
   /** Commands: job records, presence, the Queue, reconciling. */
-  readonly commands: Redis;
+  readonly commands: RedisConnection;
   /** BullMQ's Worker blocks on this one; BullMQ does not close a connection it was handed. */
-  readonly blocking: Redis;
+  readonly blocking: RedisConnection;
   /** The cancel channel's subscriber; the cancel listener quits it. */
-  readonly subscriber: Redis;
+  readonly subscriber: RedisConnection;
   readonly onError: (error: Error) => void;
   /** Quits the commands and blocking connections, then leaves the embedded Redis (if any). */
   close(): Promise<void>;
@@ -36,9 +42,12 @@ export interface WorkerRedis {
  * Wrong credentials, a missing ACL permission or an untrusted certificate stop the worker here,
  * as a ConfigError (one line, no password); a Redis not up yet is waited for as before.
  */
-async function checkExternalRedis(url: string, tls: RedisTls | undefined): Promise<undefined> {
+async function checkExternalRedis(
+  target: string | RedisTopology,
+  tls: RedisTls | undefined,
+): Promise<undefined> {
   try {
-    await checkRedisAccess(url, tls);
+    await checkRedisAccess(target, tls);
   } catch (error) {
     if (error instanceof RedisAccessError) throw new ConfigError(`connecting to Redis: ${error.message}`);
     throw error;
@@ -46,7 +55,7 @@ async function checkExternalRedis(url: string, tls: RedisTls | undefined): Promi
   return undefined;
 }
 
-async function quit(connection: Redis): Promise<void> {
+async function quit(connection: RedisConnection): Promise<void> {
   await connection.quit().catch(() => connection.disconnect());
 }
 
@@ -55,21 +64,25 @@ async function quit(connection: Redis): Promise<void> {
  * id; a failure undoes what was opened and rejects with a ConfigError that says which step failed.
  */
 export async function openWorkerRedis(
-  config: Pick<WorkerConfig, 'redisUrl' | 'stateDir' | 'queue' | 'prefix'>,
+  config: Pick<WorkerConfig, 'redisUrl' | 'redisTopology' | 'stateDir' | 'queue' | 'prefix'>,
   tls: RedisTls | undefined,
   logger: Logger,
 ): Promise<WorkerRedis> {
-  const embedded = config.redisUrl
-    ? await checkExternalRedis(config.redisUrl, tls)
+  const external = config.redisTopology ?? config.redisUrl;
+  const clusterProblem =
+    external && isClusterTarget(external) ? clusterPrefixProblem(config.prefix) : undefined;
+  if (clusterProblem) throw new ConfigError(`starting on a Redis Cluster: ${clusterProblem}`);
+  const embedded = external
+    ? await checkExternalRedis(external, tls)
     : await startEmbeddedRedis(config.stateDir, logger);
-  const url = config.redisUrl ?? (embedded?.url as string);
+  const target = external ?? (embedded?.url as string);
   const address: QueueAddress = { queue: config.queue, prefix: config.prefix };
   const onError = throttled((error) =>
     logger.warn({ err: error }, 'Redis connection error; retrying (running containers are not affected)'),
   );
-  const commands = connect(url, onError, tls);
-  const blocking = connect(url, onError, tls);
-  const subscriber = connect(url, onError, tls);
+  const commands = connect(target, onError, tls);
+  const blocking = connect(target, onError, tls);
+  const subscriber = connect(target, onError, tls);
   const close = async (): Promise<void> => {
     for (const connection of [commands, blocking]) await quit(connection);
     await embedded?.stop();
@@ -82,5 +95,5 @@ export async function openWorkerRedis(
     await abandon();
     throw new ConfigError(`reading the deployment's id from Redis: ${coerceError(error).message}`);
   });
-  return { url, address, deployment, commands, blocking, subscriber, onError, close, abandon };
+  return { target, address, deployment, commands, blocking, subscriber, onError, close, abandon };
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { RedisTopology } from '../config/redis-topology.js';
 import type { RuntimeOptions } from '../executors/index.js';
 import type { WorkerEvents } from './observer.js';
 import type { WorkerProbe } from './probe.js';
@@ -14,8 +15,8 @@ export interface WorkerDeps {
 
 export interface WorkerHandle {
   readonly id: string;
-  /** The Redis in use, with its password if any: for connecting, never for logs (redactRedisUrl). */
-  readonly redisUrl: string;
+  /** The Redis in use (a URL, or a Sentinel or Cluster), with its password if any: for connecting, never for logs (describeTarget). */
+  readonly redis: string | RedisTopology;
   /** Stops taking jobs; running jobs get `shutdownGraceMs`, then are stopped and put back without spending an attempt. */
   close(options?: { graceMs?: number }): Promise<void>;
   /** Number of jobs running now. */

@@ -1,6 +1,6 @@
 import type { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RedisConnection } from '../jobs/connection.js';
 import { KEEP_FINISHED_SECONDS, type QueueAddress } from '../jobs/keys.js';
 import type { JobResult } from '../jobs/result.js';
 import type { JobSpecInput } from '../jobs/spec.js';
@@ -13,7 +13,7 @@ import { type FinishedAs, FinishedRetention } from './retention.js';
 const RECONCILE_EVERY_LOCKS = 4;
 
 export interface HousekeepingOptions {
-  redis: Redis;
+  redis: RedisConnection;
   address: QueueAddress;
   runtime: RecoveryRuntime;
   deployment: string;

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RedisConnection } from '../jobs/connection.js';
 import { keys, type OutputStream, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
 import type { JobResult } from '../jobs/result.js';
 import { listWorkers } from '../jobs/workers.js';
@@ -20,7 +20,11 @@ export interface JobRecords {
 }
 
 /** JobRecords on the worker's command connection, under the queue's keys. */
-export function redisRecords(redis: Redis, address: QueueAddress, liveOutputBytes: number): JobRecords {
+export function redisRecords(
+  redis: RedisConnection,
+  address: QueueAddress,
+  liveOutputBytes: number,
+): JobRecords {
   return {
     isCancelled: async (jobId) => (await redis.exists(keys.cancel(address, jobId))) === 1,
     writeSideResult: async (result) => {

@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../config/errors.js';
 import type { WorkerConfig } from '../config/worker.js';
 import type { ContainerRuntime } from '../executors/index.js';
+import type { RedisConnection } from '../jobs/connection.js';
 import { coerceError } from '../jobs/errors.js';
 import type { JobSpec } from '../jobs/spec.js';
 import { checkPolicy, hostPathsOf, type PolicyOutcome } from '../policy/check.js';
@@ -179,7 +179,7 @@ export async function loadWorkerPolicy(config: WorkerConfig): Promise<WorkerPoli
  * Where Redis keeps its data (`CONFIG GET dir`), when this Redis says: on this host that
  * directory is never allowed either. A Redis that refuses (ACL, renamed CONFIG) or is slow is skipped.
  */
-export async function redisDataDir(redis: Redis): Promise<NeverAllowed[]> {
+export async function redisDataDir(redis: RedisConnection): Promise<NeverAllowed[]> {
   let timer: NodeJS.Timeout | undefined;
   const answer = await Promise.race([
     (redis.config('GET', 'dir') as Promise<string[]>).catch(() => []),

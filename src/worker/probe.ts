@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { ContainerRuntime } from '../executors/index.js';
+import type { RedisConnection } from '../jobs/connection.js';
 import { coerceError } from '../jobs/errors.js';
 
 /** What is wrong with a worker now, each null when fine: for /readyz and the up gauges. */
@@ -31,7 +31,7 @@ async function answers(check: () => Promise<unknown>): Promise<string | null> {
 
 /** Asks Redis and the engine now, at once; `jobs` is why the worker takes none, if it does not. */
 export async function probeWorker(
-  redis: Pick<Redis, 'status' | 'ping'>,
+  redis: Pick<RedisConnection, 'status' | 'ping'>,
   runtime: Pick<ContainerRuntime, 'checkAvailable'>,
   jobs: string | null,
 ): Promise<WorkerProbe> {

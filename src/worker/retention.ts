@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../jobs/connection.js';
 import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
 
 export type FinishedAs = 'completed' | 'failed';
@@ -42,7 +42,7 @@ export class FinishedRetention {
   private readonly templates: string[];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly address: QueueAddress,
     readonly keep: KeepFinished,
   ) {

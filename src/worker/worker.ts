@@ -127,7 +127,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     closing ? 'worker is closing' : worker.isPaused() ? 'worker is paused' : null;
   return {
     id: config.workerId,
-    redisUrl: redis.url,
+    redis: redis.target,
     running: () => jobs.count,
     queue: config.queue,
     capacity: config.concurrency,

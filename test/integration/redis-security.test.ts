@@ -181,7 +181,7 @@ describe('Redis over TLS and with ACL users', () => {
     const url = `redis://stevedore:${PASSWORD}@127.0.0.1:${redis.port}`;
     const lines: string[] = [];
     const handle = await worker({ REDIS_URL: url, STEVEDORE_QUEUE: queue }, lines);
-    expect(handle.redisUrl).toBe(url);
+    expect(handle.redis).toBe(url);
     const client = new StevedoreClient({ redis: url, queue });
     cleanup.push(() => client.close());
     const { id } = await client.submit(busybox(['sh', '-c', 'echo as acl user']));

@@ -37,7 +37,7 @@ describe('worker and Redis', () => {
     };
     expect(config.redisUrl).toBeUndefined();
     const worker = await startWorker(config, { logger });
-    const url = worker.redisUrl;
+    const url = worker.redis as string; // embedded: a URL (the next line checks it)
     expect(url).toMatch(/^redis:\/\/:[0-9a-f]{64}@127\.0\.0\.1:\d+$/);
     expect((await readFile(join(stateDir, 'redis.url'), 'utf8')).trim()).toBe(url);
     expect(lines.join('')).toContain('started an embedded redis-server');

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../connection.js';
 import { keys, type QueueAddress } from '../keys.js';
 
 /** A running job's gateway, as its worker registers it in Redis for clients on any host. */
@@ -37,7 +37,7 @@ return redis.call('DEL', KEYS[1])`;
  * later attempt's entry is there.
  */
 export async function registerGateway(
-  redis: Redis,
+  redis: RedisConnection,
   address: QueueAddress,
   jobId: string,
   entry: GatewayEntry,
@@ -57,7 +57,7 @@ export async function registerGateway(
 
 /** Removes the entry when the run ends, if it is still this worker's for this attempt. */
 export async function unregisterGateway(
-  redis: Redis,
+  redis: RedisConnection,
   address: QueueAddress,
   jobId: string,
   owner: { workerId: string; attempt: number },
@@ -67,7 +67,7 @@ export async function unregisterGateway(
 
 /** The job's gateway, or null when it has none (not running, or its worker serves no gateway). */
 export async function readGateway(
-  redis: Redis,
+  redis: RedisConnection,
   address: QueueAddress,
   jobId: string,
 ): Promise<GatewayEntry | null> {

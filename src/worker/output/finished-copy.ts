@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../jobs/connection.js';
 import { keys, type QueueAddress } from '../../jobs/keys.js';
 import { type JobResult, TAIL_BYTES } from '../../jobs/result.js';
 
@@ -31,7 +31,7 @@ function heldByResult(entries: Entry[], summary: JobResult['stdout']): boolean {
  * Rewrites a stream at its own size: Redis gives every new stream node room for 4 KiB, which a
  * finished job's few short entries never fill. DUMP/RESTORE keeps ids, entries and TTL.
  */
-async function compact(redis: Redis, key: string): Promise<void> {
+async function compact(redis: RedisConnection, key: string): Promise<void> {
   const ttl = await redis.pttl(key);
   if (ttl === -2) return;
   const payload = await redis.dumpBuffer(key);
@@ -42,7 +42,7 @@ async function compact(redis: Redis, key: string): Promise<void> {
  * Keeps the last `count` entries of a stream, with their ids, at their own size. XTRIM would only
  * mark the others deleted inside the stream's one node, which keeps its memory.
  */
-async function keepLast(redis: Redis, key: string, count: number): Promise<void> {
+async function keepLast(redis: RedisConnection, key: string, count: number): Promise<void> {
   const ttl = await redis.pttl(key);
   if (ttl === -2) return;
   const newest = ((await redis.xrevrangeBuffer(key, '+', '-', 'COUNT', count)) as Entry[]).reverse();
@@ -59,7 +59,7 @@ async function keepLast(redis: Redis, key: string, count: number): Promise<void>
  * left is compacted.
  */
 export async function trimFinishedCopies(
-  redis: Redis,
+  redis: RedisConnection,
   address: QueueAddress,
   jobId: string,
   result: JobResult | null,

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RedisConnection } from '../../jobs/connection.js';
 import { LIVE_CHUNK_BYTES, LIVE_ENTRY_ALLOCATION_BYTES, SIDE_KEY_TTL_SECONDS } from '../../jobs/keys.js';
 
 /** How often pending output is sent to Redis while a job runs. */
@@ -47,7 +47,7 @@ export class LiveOutput {
   private readonly costCap: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly key: string,
     private readonly capBytes: number,
     private readonly attempt: number,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../jobs/connection.js';
 import { keys, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../../jobs/keys.js';
 import type { AttemptRecord, JobResult } from '../../jobs/result.js';
 
@@ -9,7 +9,7 @@ import type { AttemptRecord, JobResult } from '../../jobs/result.js';
  */
 export class RunHistory {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly address: QueueAddress,
   ) {}
 

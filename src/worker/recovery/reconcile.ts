@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ContainerRuntime, RuntimeContainer } from '../../executors/index.js';
+import type { RedisConnection } from '../../jobs/connection.js';
 import { bullmqKeys } from '../../jobs/keys.js';
 import { LABELS } from '../../jobs/names.js';
 import { mayTouch, ownershipOf, recordedContainers } from './ownership.js';
@@ -13,7 +13,7 @@ export interface ReconcileOptions {
   runtime: RecoveryRuntime;
   queue: Pick<Queue, 'name' | 'getJob'>;
   /** A plain connection for the lock look-ups. */
-  redis: Pick<Redis, 'exists'>;
+  redis: Pick<RedisConnection, 'exists'>;
   prefix: string;
   /** This deployment's id (jobs/deployment.ts): containers of another are never touched. */
   deployment: string;
