@@ -16,9 +16,17 @@ export async function nsenterExecStream(pid: number, request: ExecStreamRequest)
       'a terminal (-t) is not available on the Apptainer runtime yet; run without -t',
     );
   }
+  // nsenter runs on the host as root: a variable meant for the command (LD_PRELOAD, say) would act
+  // on it first. Until the variables can be set inside the container, a request with some is refused.
+  if (Object.keys(request.env ?? {}).length > 0) {
+    throw new PhaseError(
+      'exec',
+      'variables for an exec (--env) are not available on the Apptainer runtime yet; run without them',
+    );
+  }
   const args = await nsenterArgs(pid, request.user, request.workdir);
   const child = spawn('nsenter', [...args, '--', ...request.command], {
-    env: { PATH: RUNTIME_PATH, ...request.env },
+    env: { PATH: RUNTIME_PATH },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   child.stdin.on('error', () => undefined); // a command that exits before reading: EPIPE is no news
