@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import type { ExecCommand } from '../jobs/gateway/handshake.js';
 import type { ImagePullPolicy } from '../jobs/image-ref.js';
 import type { PullProgress } from '../jobs/progress.js';
 import type { RuntimeCapabilities } from './runtime.js';
@@ -86,18 +87,8 @@ export interface StopOutcome {
   signalled: boolean;
 }
 
-/** A command to run in a running container for the gateway (`stevedore exec`). */
-export interface ExecStreamRequest {
-  command: string[];
-  /** Name or uid[:gid]; the container's own user when absent. */
-  user?: string;
-  workdir?: string;
-  env?: Record<string, string>;
-  /** Keep stdin open; without it the command reads end of file at once. */
-  stdin: boolean;
-  /** A terminal of this size; stdout and stderr then arrive as one stream. */
-  tty?: { cols: number; rows: number };
-}
+/** A command to run in a running container for the gateway (`stevedore exec`): the request's own shape. */
+export type ExecStreamRequest = ExecCommand;
 
 /** A command running inside a container, streamed. */
 export interface ExecStream {

@@ -34,16 +34,21 @@ export interface Challenge {
   proof: string;
 }
 
-export interface ExecRequest {
-  op: 'exec';
+/** A command to run in a running job's container: what `stevedore exec` asks, and what the executor runs. */
+export interface ExecCommand {
   command: string[];
+  /** Name or uid[:gid]; the container's own user when absent. */
   user?: string;
   workdir?: string;
   env?: Record<string, string>;
-  /** Keep stdin open (`-i`); without it the command's stdin is empty. */
+  /** Keep stdin open (`-i`); without it the command reads end of file at once. */
   stdin: boolean;
-  /** A terminal of this size (`-t`); stdout and stderr are then one stream. */
+  /** A terminal of this size (`-t`); stdout and stderr then arrive as one stream. */
   tty?: { cols: number; rows: number };
+}
+
+export interface ExecRequest extends ExecCommand {
+  op: 'exec';
 }
 
 export interface ForwardRequest {
