@@ -206,6 +206,38 @@ describe('runJob on a stub executor: stop sources', () => {
     });
   }
 
+  it('a timeout due when an already-exited container is adopted stays the answer: the previous owner may have stopped it', async () => {
+    // Seen under load: the first worker's timeout stop ended the program (143), then that worker
+    // restarted before writing the result; the adopting worker's stop found nothing to signal.
+    const h = stubRun(
+      { maxRunTimeSeconds: 0.05, stopGraceSeconds: 1 },
+      { exitCode: 143, holds: ['wait'], capabilities: { adopt: true }, adoption: { running: false, replayed: true, image: null } },
+      { adopt: { containerId: 'left-behind', fromWorker: 'worker-0' } },
+    );
+    const outcome = h.run();
+    await h.executor.reached('stop');
+    h.executor.release('wait');
+    const { result, interruptedBy } = await outcome;
+    expect(interruptedBy).toBeNull();
+    expect(result).toMatchObject({ state: 'Cancelled', reason: 'timeout', exitCode: 143 });
+  });
+
+  it('a shutdown that finds an adopted container already exited keeps its exit code: nothing is put back', async () => {
+    const h = stubRun(
+      { stopGraceSeconds: 1 },
+      { exitCode: 3, holds: ['wait'], capabilities: { adopt: true }, adoption: { running: false, replayed: true, image: null } },
+      { adopt: { containerId: 'left-behind', fromWorker: 'worker-0' } },
+    );
+    const outcome = h.run();
+    await h.executor.reached('wait');
+    h.stop.abort('shutdown');
+    await h.executor.reached('stop');
+    h.executor.release('wait');
+    const { result, interruptedBy } = await outcome;
+    expect(interruptedBy).toBeNull();
+    expect(result).toMatchObject({ state: 'Complete', reason: 'exited', exitCode: 3 });
+  });
+
   it('a shutdown stops with the grace and says the run was interrupted', async () => {
     const h = stubRun({ stopGraceSeconds: 1 }, { runsUntilExited: true });
     const outcome = h.run();

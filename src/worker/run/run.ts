@@ -136,6 +136,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       state.image = taken.image;
       events.write('adopted', { ...ctx.adopt, ...taken });
       if (!taken.replayed && taken.running) output.noteGap('no worker was attached');
+      if (!taken.running) stops.noteAdoptedExited();
     } else {
       transition('loading-image');
       const image = await loadRunImage({

@@ -46,8 +46,10 @@ export class StopSources {
   readonly letGo = new AbortController();
   private readonly stopAsked = new AbortController();
   private stopping: Promise<void> | null = null;
-  /** The stop found the container already exited by itself: no signal reached it. */
+  /** The stop found the container already exited: no signal reached it. */
   private signalledNothing = false;
+  /** The container was adopted already exited: the previous owner may have stopped it. */
+  private adoptedExited = false;
   private readonly timer: LongTimer | undefined;
   private readonly onAbort = (): void => this.act();
 
@@ -101,12 +103,25 @@ export class StopSources {
     const { state, events } = this.deps;
     const reason = state.stopReason;
     if (!this.signalledNothing || reason === null) return;
+    if (this.adoptedExited && (reason === 'cancelled' || reason === 'timeout')) {
+      events.write('stop-found-exited', { reason, exitCode: state.exitCode, kept: reason });
+      return;
+    }
     state.stopReason = null;
     events.write('stop-found-exited', { reason, exitCode: state.exitCode });
     state.log.info(
       { reason, exitCode: state.exitCode },
       'the container had exited by itself before the stop reached it: its exit code is the answer',
     );
+  }
+
+  /**
+   * Call when the adopted container had already exited. A cancel or timeout that was due before
+   * the adoption may be what ended it (the previous owner stopped it, then died before writing the
+   * result), so a stop that finds it exited does not make its exit code the answer.
+   */
+  noteAdoptedExited(): void {
+    this.adoptedExited = true;
   }
 
   dispose(): void {
