@@ -28,3 +28,11 @@ export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
 
 /** How long the Docker daemon may be away (a restart) before a running job fails as infra. */
 export const DEFAULT_ENGINE_OUTAGE_MS = 30_000;
+
+/**
+ * How long every worker on an engine must be silent (no presence heartbeat) before that host
+ * counts as dead and its jobs run on another engine: the presence staleness limit.
+ */
+export const DEFAULT_HOST_DEAD_MS = 30_000;
+/** The shortest allowed: two presence heartbeats, so one late heartbeat never declares a host dead. */
+export const MIN_HOST_DEAD_MS = 10_000;

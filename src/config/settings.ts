@@ -7,12 +7,14 @@ import {
 } from '../jobs/keys.js';
 import {
   DEFAULT_ENGINE_OUTAGE_MS,
+  DEFAULT_HOST_DEAD_MS,
   DEFAULT_LOCK_DURATION_MS,
   DEFAULT_PULL_STALL_MS,
   DEFAULT_PULL_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_SIF_CACHE_BYTES,
   DEFAULT_SIF_CONVERT_TIMEOUT_MS,
+  MIN_HOST_DEAD_MS,
 } from './defaults.js';
 import type { Env } from './env.js';
 
@@ -86,6 +88,11 @@ export const SETTINGS = {
     area: 'worker',
     type: 'milliseconds ≥ 1000',
     default: code(DEFAULT_ENGINE_OUTAGE_MS),
+  },
+  STEVEDORE_HOST_DEAD_MS: {
+    area: 'worker',
+    type: `milliseconds ≥ ${MIN_HOST_DEAD_MS}`,
+    default: code(DEFAULT_HOST_DEAD_MS),
   },
   STEVEDORE_LOG_DIR: { area: 'worker', type: 'path', default: '`<state dir>/logs`' },
   STEVEDORE_LIVE_OUTPUT_BYTES: {

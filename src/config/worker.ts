@@ -12,12 +12,14 @@ import { DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_PIDS_LIMIT } from '../policy/policy.j
 import { defaultStateDir } from './client.js';
 import {
   DEFAULT_ENGINE_OUTAGE_MS,
+  DEFAULT_HOST_DEAD_MS,
   DEFAULT_LOCK_DURATION_MS,
   DEFAULT_PULL_STALL_MS,
   DEFAULT_PULL_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_SIF_CACHE_BYTES,
   DEFAULT_SIF_CONVERT_TIMEOUT_MS,
+  MIN_HOST_DEAD_MS,
 } from './defaults.js';
 import { type Env, processEnv } from './env.js';
 import { ConfigError } from './errors.js';
@@ -70,6 +72,8 @@ export interface WorkerConfig {
   shutdownGraceMs: number;
   /** How long the Docker daemon may be unreachable (a restart) before a running job fails as infra. */
   engineOutageMs: number;
+  /** How long an engine's workers must all be silent before its jobs run on another engine. */
+  hostDeadMs: number;
   logLevel: string;
   workerId: string;
   host: string;
@@ -187,6 +191,7 @@ export function loadConfig(env: Env = processEnv(), overrides: Overrides = {}): 
     lockDurationMs: wholeNumber(get, 'STEVEDORE_LOCK_DURATION_MS', DEFAULT_LOCK_DURATION_MS, 1_000),
     shutdownGraceMs: wholeNumber(get, 'STEVEDORE_SHUTDOWN_GRACE_MS', DEFAULT_SHUTDOWN_GRACE_MS, 0),
     engineOutageMs: wholeNumber(get, 'STEVEDORE_ENGINE_OUTAGE_MS', DEFAULT_ENGINE_OUTAGE_MS, 1_000),
+    hostDeadMs: wholeNumber(get, 'STEVEDORE_HOST_DEAD_MS', DEFAULT_HOST_DEAD_MS, MIN_HOST_DEAD_MS),
     logLevel,
     onShutdown,
     logDriver,

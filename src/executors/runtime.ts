@@ -13,6 +13,12 @@ export interface ContainerRuntime {
   readonly capabilities: RuntimeCapabilities;
   /** Name and version of the engine, e.g. "docker 20.10.24" or "podman 4.3.1". */
   version(): Promise<string>;
+  /**
+   * Names the engine that holds this runtime's containers: the same across its restarts, another
+   * for another host's engine. A job's progress keeps it, so only a worker on that engine adopts
+   * the job's container, and workers elsewhere wait for that host (worker/recovery/handover.ts).
+   */
+  engineId(): Promise<string>;
   /** Rejects, saying what to do, when the engine does not answer now (start-up, readiness probes). */
   checkAvailable(): Promise<void>;
   /** Every container, running or not, that carries all of `labels`. */

@@ -23,6 +23,8 @@ export interface JobProgress {
   history: { phase: RunPhase; at: string }[];
   attempt: number;
   worker: string;
+  /** The engine the container lives on (ContainerRuntime.engineId): only a worker there may adopt it. */
+  engine?: string;
   containerId?: string;
   usage?: Usage;
   /** While loading-image pulls (or waits on another job's pull of the same image). */

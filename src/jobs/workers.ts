@@ -11,6 +11,8 @@ export interface WorkerPresence {
   capacity: number;
   /** The runtime it runs jobs on (STEVEDORE_RUNTIME: docker, podman, singularity); '' from older workers. */
   runtime: string;
+  /** The engine its containers live on (ContainerRuntime.engineId); '' from older workers. */
+  engine: string;
   /** Ids of the jobs it runs now. */
   running: string[];
   /** ISO times: when the worker started, and its latest heartbeat. */
@@ -49,6 +51,7 @@ function parseEntry(text: string): WorkerPresence | null {
       pid: entry.pid ?? 0,
       capacity: entry.capacity ?? 0,
       runtime: typeof entry.runtime === 'string' ? entry.runtime : '',
+      engine: typeof entry.engine === 'string' ? entry.engine : '',
       running: Array.isArray(entry.running) ? entry.running : [],
       startedAt: entry.startedAt ?? entry.seenAt,
       seenAt: entry.seenAt,
@@ -91,6 +94,7 @@ export interface PresenceOptions {
   pid: number;
   capacity: number;
   runtime: string;
+  engine: string;
   /** The job ids running now, read at each write. */
   running: () => string[];
   /** A failed write (Redis away); the next heartbeat tries again. */
@@ -182,6 +186,7 @@ export class PresenceWriter {
       pid: this.options.pid,
       capacity: this.options.capacity,
       runtime: this.options.runtime,
+      engine: this.options.engine,
       running: this.options.running(),
       startedAt: this.startedAt,
       seenAt: new Date(now).toISOString(),

@@ -14,6 +14,8 @@ export interface JobRecords {
   writeSideResult(result: JobResult): Promise<void>;
   /** Runtimes of the queue's live workers (presence). */
   liveRuntimes(): Promise<string[]>;
+  /** Engines of the queue's workers seen within `staleMs` (presence). */
+  liveEngines(staleMs: number): Promise<string[]>;
   /** The bounded live copy of one output stream of an attempt; absent: none. */
   openLive?: (jobId: string, stream: OutputStream, attempt: number, log: Logger) => LiveOutput;
   readonly history: Pick<RunHistory, 'read' | 'add'>;
@@ -31,6 +33,8 @@ export function redisRecords(
       await redis.set(keys.result(address, result.jobId), JSON.stringify(result), 'EX', SIDE_KEY_TTL_SECONDS);
     },
     liveRuntimes: async () => (await listWorkers(redis, address)).workers.map((w) => w.runtime),
+    liveEngines: async (staleMs) =>
+      (await listWorkers(redis, address, { staleMs })).workers.map((w) => w.engine),
     openLive: (jobId, stream, attempt, log) =>
       new LiveOutput(redis, keys.output(address, jobId, stream), liveOutputBytes, attempt, log),
     history: new RunHistory(redis, address),

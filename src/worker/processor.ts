@@ -12,6 +12,7 @@ import type { IdleCollector } from './idle-gc.js';
 import type { JobRecords } from './job-records.js';
 import type { WorkerEvents } from './observer.js';
 import type { WorkerPolicy } from './policy-load.js';
+import { engineOfProgress, hostToWaitFor } from './recovery/handover.js';
 import { earlierRuns, thisRun, withEarlierRuns } from './recovery/history.js';
 import { recordedContainers } from './recovery/ownership.js';
 import { findAdoptable, type RecoveryRuntime } from './recovery/reconcile.js';
@@ -33,8 +34,10 @@ export type Processor = (job: ContainerJob, token?: string, signal?: AbortSignal
 
 /** Everything the processor works with, passed in. */
 export interface ProcessorDeps {
-  config: Pick<WorkerConfig, 'queue' | 'workerId' | 'host' | 'logDir' | 'limits'>;
+  config: Pick<WorkerConfig, 'queue' | 'workerId' | 'host' | 'logDir' | 'limits' | 'hostDeadMs'>;
   deployment: string;
+  /** The engine this worker's runtime runs on (ContainerRuntime.engineId). */
+  engine: string;
   runtime: Pick<ContainerRuntime, 'kind' | 'capabilities' | 'mountPathProblem'> & RecoveryRuntime;
   /** One executor per attempt, on the worker's runtime. */
   makeExecutor: (options: {
@@ -98,6 +101,20 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       await job.moveToDelayed(rerouted.until, token);
       throw rerouted.error;
     });
+    if (job.attemptsStarted > 1) {
+      const waitFor = hostToWaitFor({
+        previousEngine: engineOfProgress(job.progress),
+        ownEngine: deps.engine,
+        canAdopt: runtime.capabilities.adopt,
+        liveEngines: await records.liveEngines(config.hostDeadMs),
+      });
+      if (waitFor) {
+        const handedOver = settle({ rerouted: true }, Date.now());
+        log.info(waitFor, 'job left for the host that holds its container: put back, no attempt spent');
+        await job.moveToDelayed(handedOver.until, token);
+        throw handedOver.error;
+      }
+    }
     events.emit('job-admitted', { jobId, attempt });
     const stop = jobs.start(jobId);
     // BullMQ's own signal (worker.cancelJob / cancelAllJobs) stops the run too.
@@ -142,6 +159,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         adopt: adoptable ? { containerId: adoptable.containerId, fromWorker: adoptable.worker } : undefined,
         logger: log,
         worker: workerInfo,
+        engine: deps.engine,
         outputDir: logDirOf(config.logDir, ids),
         enqueuedAt: job.timestamp,
         stop,

@@ -47,7 +47,12 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     await redis.abandon();
     throw error;
   });
-  logger.info({ deployment }, 'deployment id read');
+  const engine = await runtime.engineId().catch(async (error: unknown) => {
+    await runtime.close();
+    await redis.abandon();
+    throw error;
+  });
+  logger.info({ deployment, engine }, 'deployment id and engine read');
   policy.neverAllowed.push(...(await redisDataDir(commands)), ...(await engineDataPaths(runtime, logger)));
 
   const jobs = new RunningJobs(logger, () => presence.changed());
@@ -71,12 +76,14 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     pid: process.pid,
     capacity: config.concurrency,
     runtime: runtime.kind,
+    engine,
     running: () => jobs.takenIds(),
     onError: redis.onError,
   });
   const processor = createProcessor({
     config,
     deployment,
+    engine,
     runtime,
     makeExecutor: (options) => createExecutor(runtime, options),
     policy,

@@ -15,6 +15,7 @@ function lookalike(kind: ContainerRuntime['kind']): ContainerRuntime {
     kind,
     capabilities: { adopt: false, exec: false },
     version: async () => 'lookalike 1.0',
+    engineId: async () => 'lookalike-engine',
     checkAvailable: async () => undefined,
     listContainers: async () => [],
     containerState: async () => null,

@@ -50,6 +50,7 @@ function writer(redis: HashRedis, running: () => string[], errors: Error[] = [])
     host: 'h',
     pid: 7,
     capacity: 2,
+    engine: 'e1',
     runtime: 'docker',
     running,
     onError: (e) => errors.push(e),

@@ -59,7 +59,11 @@ afterEach(async () => {
 });
 
 /** A processor on a stub executor, with in-memory job records and books. */
-async function stubProcessor(script: StubScript = {}, liveRuntimes: string[] = ['docker']) {
+async function stubProcessor(
+  script: StubScript = {},
+  liveRuntimes: string[] = ['docker'],
+  liveEngines: string[] = ['engine-here'],
+) {
   const config = loadConfig({ HOME: logDir, STEVEDORE_QUEUE: 'q1', STEVEDORE_WORKER_ID: 'w1' });
   const executor = new StubExecutor(script);
   const history: { jobId: string; run: AttemptRecord }[] = [];
@@ -70,6 +74,7 @@ async function stubProcessor(script: StubScript = {}, liveRuntimes: string[] = [
       sideResults.push(result);
     },
     liveRuntimes: async () => liveRuntimes,
+    liveEngines: async () => liveEngines,
     history: {
       read: async (jobId) => history.filter((h) => h.jobId === jobId).map((h) => h.run),
       add: async (jobId, run) => {
@@ -87,6 +92,7 @@ async function stubProcessor(script: StubScript = {}, liveRuntimes: string[] = [
   const processor = createProcessor({
     config: { ...config, logDir },
     deployment: 'a1b2c3d4e5f6',
+    engine: 'engine-here',
     runtime: {
       kind: 'docker',
       capabilities: executor.capabilities,
@@ -181,5 +187,42 @@ describe('the job processor on a stub executor', () => {
     expect(job.moved?.to === 'delayed' && job.moved.at).toBeGreaterThanOrEqual(before + 1_000);
     expect(p.made).toEqual([]);
     expect(p.jobs.takenIds()).toEqual([]);
+  });
+  describe('a job whose earlier run put its container on another engine', () => {
+    const taken = (p: Awaited<ReturnType<typeof stubProcessor>>) => {
+      const job = p.job();
+      job.attemptsStarted = 2;
+      job.progress = { phase: 'running', engine: 'engine-there' } as ContainerJob['progress'];
+      return job;
+    };
+
+    it('is left for that host while a worker there is alive: back delayed, no container made', async () => {
+      const p = await stubProcessor(
+        { capabilities: { adopt: true } },
+        ['docker'],
+        ['engine-here', 'engine-there'],
+      );
+      const job = taken(p);
+      await expect(p.processor(job)).rejects.toBeInstanceOf(DelayedError);
+      expect(job.moved).toMatchObject({ to: 'delayed' });
+      expect(p.made).toEqual([]);
+      expect(p.jobs.takenIds()).toEqual([]);
+    });
+
+    it('runs here once that host has been silent past the host-dead limit', async () => {
+      const p = await stubProcessor({ capabilities: { adopt: true } }, ['docker'], ['engine-here']);
+      const job = taken(p);
+      await expect(p.processor(job)).resolves.toMatchObject({ state: 'Complete' });
+      expect(job.moved).toBeNull();
+      expect(p.made).toHaveLength(1);
+      expect(job.progress).toMatchObject({ engine: 'engine-here' });
+    });
+
+    it('runs here on a runtime whose containers end with their worker (nothing to adopt anywhere)', async () => {
+      const p = await stubProcessor({}, ['docker'], ['engine-here', 'engine-there']);
+      const job = taken(p);
+      await expect(p.processor(job)).resolves.toMatchObject({ state: 'Complete' });
+      expect(p.made).toHaveLength(1);
+    });
   });
 });

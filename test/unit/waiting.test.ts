@@ -13,6 +13,7 @@ function worker(id: string, capacity: number, running: string[], seenAgoMs = 1_0
     pid: 1,
     capacity,
     runtime: 'docker',
+    engine: 'e1',
     running,
     startedAt: iso(NOW - 60_000),
     seenAt: iso(NOW - seenAgoMs),

@@ -194,14 +194,25 @@ export class DockerRuntime implements ContainerRuntime {
 
   /** The engine's root (`DockerRootDir`: Docker's /var/lib/docker; Podman's compat API answers its graph root). */
   async dataPaths(): Promise<string[]> {
+    const { DockerRootDir } = await this.info();
+    return typeof DockerRootDir === 'string' && DockerRootDir.startsWith('/') ? [DockerRootDir] : [];
+  }
+
+  /** Docker's engine ID (kept in its data root); the host's name and the data root where the engine has none (Podman). */
+  async engineId(): Promise<string> {
+    const { ID, Name, DockerRootDir } = await this.info();
+    if (typeof ID === 'string' && ID !== '') return ID;
+    return `${typeof Name === 'string' ? Name : 'unknown-host'}:${typeof DockerRootDir === 'string' ? DockerRootDir : ''}`;
+  }
+
+  private async info(): Promise<{ ID?: unknown; Name?: unknown; DockerRootDir?: unknown }> {
     // dockerode takes an abortSignal here; @types/dockerode 4 does not list the options.
     const info = this.docker.info as unknown as (options: { abortSignal: AbortSignal }) => Promise<unknown>;
-    const answer = (await info.call(this.docker, { abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) })) as {
+    return (await info.call(this.docker, { abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) })) as {
+      ID?: unknown;
+      Name?: unknown;
       DockerRootDir?: unknown;
     };
-    return typeof answer.DockerRootDir === 'string' && answer.DockerRootDir.startsWith('/')
-      ? [answer.DockerRootDir]
-      : [];
   }
 
   /** Housekeeping when a worker opens the runtime: parent cgroups that removed containers left. */

@@ -1,5 +1,5 @@
 import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { RegistryCredentials } from '../registry-auth.js';
 import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../runtime.js';
@@ -140,6 +140,11 @@ export class SingularityRuntime implements ContainerRuntime {
     }
     await rm(join(this.envScriptDir, `${id}.sh`), { force: true });
     await this.records.remove(id);
+  }
+
+  /** This host and its records: a container here ends with its worker, so no other host ever waits for it. */
+  async engineId(): Promise<string> {
+    return `${hostname()}:${this.records.dir}`;
   }
 
   /** The SIF cache (every converted image) and the records of running containers. */

@@ -10,6 +10,7 @@ const PROGRESS_COALESCE_MS = 100;
 export interface ProgressSource {
   attempt: number;
   worker: string;
+  engine?: string;
   containerId: () => string;
 }
 
@@ -42,6 +43,7 @@ export class ProgressPublisher {
       history: [...history],
       attempt: this.source.attempt,
       worker: this.source.worker,
+      engine: this.source.engine,
       containerId: this.source.containerId() || undefined,
       usage: extra.usage,
       pull: extra.pull,

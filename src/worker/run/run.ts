@@ -36,6 +36,8 @@ export interface RunContext {
   executor: ContainerExecutor;
   logger: Logger;
   worker: { host: string; id: string };
+  /** The engine this worker's runtime runs on (ContainerRuntime.engineId), published in progress. */
+  engine?: string;
   /** Directory for this attempt's stdout, stderr and events.log; null = keep only tails. */
   outputDir: string | null;
   /** When the job was enqueued (ms since epoch). */
@@ -88,7 +90,12 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   const { events } = output;
   const progress = new ProgressPublisher(
     ctx.publish,
-    { attempt: ctx.attempt, worker: ctx.worker.id, containerId: () => executor.containerId },
+    {
+      attempt: ctx.attempt,
+      worker: ctx.worker.id,
+      engine: ctx.engine,
+      containerId: () => executor.containerId,
+    },
     () => state.log,
   );
   const transition = (next: RunPhase): void => {
