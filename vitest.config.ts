@@ -7,6 +7,9 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          // A bound against hangs, not a speed check: the full suite runs unit files in parallel
+          // beside the engine's work, and a test that starts a process took 5.2 s there once.
+          testTimeout: 30_000,
         },
       },
       {

@@ -18,6 +18,12 @@ export interface ChaosOptions {
   lines: number;
   /** Pause between kills, randomised ±50 %. */
   killEveryMs: number;
+  /**
+   * Kills only this long from the start (default: the whole time limit), then lets the jobs
+   * finish. Without a quiet end, on a slow machine a job can be killed in every run until the
+   * limit (a worker that takes 4 s to start, killed every 2 s, finishes nothing).
+   */
+  killForMs?: number;
   timeLimitMs: number;
   image: string;
   imageTarball: string;
@@ -134,10 +140,16 @@ export async function chaos(o: ChaosOptions): Promise<ChaosSummary> {
       ),
     );
     let done = false;
-    void waiting.finally(() => {
-      done = true;
-    });
-    const deadline = started + o.timeLimitMs;
+    // Settled either way; the rejection itself is read below.
+    waiting.then(
+      () => {
+        done = true;
+      },
+      () => {
+        done = true;
+      },
+    );
+    const deadline = started + Math.min(o.killForMs ?? o.timeLimitMs, o.timeLimitMs);
     while (!done && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, o.killEveryMs * (0.5 + rand())));
       if (done) break;

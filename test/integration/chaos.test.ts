@@ -8,6 +8,7 @@ it('chaos, short form: workers SIGKILLed, Redis restarted; every job runs once a
     workers: 2,
     lines: 30,
     killEveryMs: 2_000,
+    killForMs: 45_000,
     timeLimitMs: 90_000,
     image: TEST_IMAGE,
     imageTarball: testImageTarball(),

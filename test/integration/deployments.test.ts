@@ -94,7 +94,7 @@ describe.each(engines)('two deployments on one $name engine, one queue name', (e
   afterEach(async () => {
     await a?.close();
     await b?.close();
-  });
+  }, 120_000);
 
   const worker = (h: Harness, overrides: Partial<WorkerConfig> = {}) =>
     h.worker({ ...engine.config, ...overrides }, engine.deps);
@@ -140,6 +140,8 @@ describe.each(engines)('two deployments on one $name engine, one queue name', (e
       for (const [client, jobId] of jobs)
         expect((await client.waitForResult(jobId, { timeoutMs: 15_000 })).state).toBe('Cancelled');
     },
+    // A bound against hangs: four workers and four containers on Podman took over 60 s on a loaded machine.
+    180_000,
   );
 
   it.skipIf(engine.skip !== null)(
