@@ -198,11 +198,15 @@ export class DockerRuntime implements ContainerRuntime {
     return typeof DockerRootDir === 'string' && DockerRootDir.startsWith('/') ? [DockerRootDir] : [];
   }
 
-  /** Docker's engine ID (kept in its data root); the host's name and the data root where the engine has none (Podman). */
+  /**
+   * The engine's ID with its host's name and data root. Docker 20.10 derives the ID from a key in
+   * /etc/docker, so two daemons on one host share it; Podman answers none. The data root tells
+   * daemons on one host apart, the name hosts that share a data root path.
+   */
   async engineId(): Promise<string> {
     const { ID, Name, DockerRootDir } = await this.info();
-    if (typeof ID === 'string' && ID !== '') return ID;
-    return `${typeof Name === 'string' ? Name : 'unknown-host'}:${typeof DockerRootDir === 'string' ? DockerRootDir : ''}`;
+    const text = (value: unknown): string => (typeof value === 'string' ? value : '');
+    return `${text(ID) || 'no-id'}@${text(Name) || 'unknown-host'}:${text(DockerRootDir)}`;
   }
 
   private async info(): Promise<{ ID?: unknown; Name?: unknown; DockerRootDir?: unknown }> {
