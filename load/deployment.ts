@@ -104,7 +104,13 @@ export interface Target {
 }
 
 /** One `stevedore worker` process on the host. */
-function localProcess(target: Target, concurrency: number, stateDir: string, name: string): Replica {
+function localProcess(
+  target: Target,
+  concurrency: number,
+  stateDir: string,
+  name: string,
+  extraEnv: Record<string, string> = {},
+): Replica {
   const env = {
     REDIS_URL: target.redisUrl,
     STEVEDORE_QUEUE: target.queue,
@@ -115,6 +121,7 @@ function localProcess(target: Target, concurrency: number, stateDir: string, nam
     STEVEDORE_LOCK_DURATION_MS: '5000',
     STEVEDORE_ON_SHUTDOWN: 'detach',
     LOG_LEVEL: 'warn',
+    ...extraEnv,
   };
   let child: ResultPromise | undefined;
   const spawn = () => {
@@ -151,10 +158,17 @@ export async function localWorkers(
   count: number,
   concurrency: number,
   stateDir: string,
+  /** One engine socket per worker (the many-hosts runs); absent: every worker on the default engine. */
+  engineSockets?: string[],
 ): Promise<Workers> {
   const killed = new Set<Replica>();
   const processes = Array.from({ length: count }, (_, i) => {
-    const p = localProcess(target, concurrency, join(stateDir, `worker-${i}`), `local-${i}`);
+    const socket = engineSockets?.[i];
+    const p = socket
+      ? localProcess(target, concurrency, join(stateDir, `host-${i + 1}`), `host-${i + 1}`, {
+          DOCKER_HOST: `unix://${socket}`,
+        })
+      : localProcess(target, concurrency, join(stateDir, `worker-${i}`), `local-${i}`);
     const kill = p.kill;
     p.kill = async () => {
       await kill();
@@ -163,7 +177,9 @@ export async function localWorkers(
     return p;
   });
   return {
-    describe: `${count} local process${count === 1 ? '' : 'es'}, concurrency ${concurrency} each`,
+    describe: engineSockets
+      ? `${count} engine${count === 1 ? '' : 's'}, a worker on each, concurrency ${concurrency}`
+      : `${count} local process${count === 1 ? '' : 'es'}, concurrency ${concurrency} each`,
     replicas: async () => processes.filter((p) => !killed.has(p)),
     heal: async () => {
       for (const p of killed) await p.restart();

@@ -6,6 +6,7 @@ import Dockerode from 'dockerode';
 import { execa } from 'execa';
 import { COLD_UP_MS, ComposeStack } from '../test/helpers/compose.js';
 import { TestRedis } from '../test/helpers/redis.js';
+import { ScratchEngine } from '../test/helpers/scratch-engine.js';
 import { composeWorkers, localWorkers, type Target, type Workers } from './deployment.js';
 import { queueHolders, removeHolders } from './engine.js';
 import { DEFAULT_MIX, parseMix } from './mix.js';
@@ -14,8 +15,9 @@ import { runLoad } from './run-load.js';
 
 /**
  * `npm run load -- [--jobs N] [--mix trivial=10,output=2,…] [--replicas N] [--compose]
- * [--scaling] [--no-disrupt] [--no-write] [--redis URL | --external] [--queue Q]`: the load test of issue 16,
- * loopback only and bounded by --timeout. README "Load test".
+ * [--scaling] [--engines 1,2,3] [--no-disrupt] [--no-write] [--redis URL | --external] [--queue Q]`: the load
+ * test of issue 16, loopback only and bounded by --timeout. README "Load test". `--engines` runs once per
+ * count K: K private dockerds (the many-hosts rig's "hosts"), a worker process bound to each, one Redis.
  */
 const IMAGE = 'stevedore-test/busybox:1';
 const REPO = join(import.meta.dirname, '..');
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: String(DEFAULT_CONCURRENCY) },
     compose: { type: 'boolean', default: false },
     scaling: { type: 'boolean', default: false },
+    engines: { type: 'string' },
     'no-disrupt': { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
     timeout: { type: 'string', default: '900' },
@@ -79,11 +82,12 @@ async function once(
   workers: Workers,
   disrupt: boolean,
   workersStayUp = false,
+  engines: Dockerode[] = [docker],
 ): Promise<LoadReport> {
   say(`${count} jobs on ${workers.describe}${disrupt ? ', with a kill and a rolling restart' : ''}`);
   let report: LoadReport;
   try {
-    report = await runLoad({ target, workers, docker, image: IMAGE, count, mix, disrupt, timeoutMs, say });
+    report = await runLoad({ target, workers, engines, image: IMAGE, count, mix, disrupt, timeoutMs, say });
   } catch (error) {
     await workers
       .close()
@@ -98,8 +102,43 @@ async function once(
   // Only a killed worker's holders should be left: counted, then removed so the next run starts
   // clean. Workers someone else runs still use theirs: those are left alone.
   if (!workersStayUp)
-    report.holdersLeft = await removeHolders(docker, await queueHolders(docker, target.queue));
+    for (const engine of engines)
+      Object.assign(
+        report.holdersLeft,
+        await removeHolders(engine, await queueHolders(engine, target.queue)),
+      );
   return report;
+}
+
+/** One run on `k` private engines (each a "host" with its own dockerd), a worker bound to each, one Redis. */
+async function onEngines(k: number, stateDir: string): Promise<LoadReport> {
+  const engines: ScratchEngine[] = [];
+  const redis = await TestRedis.start();
+  try {
+    for (let i = 1; i <= k; i++) {
+      const engine = await ScratchEngine.start({ liveRestore: false, index: i });
+      engines.push(engine);
+      const { stdout } = await execa('bash', [join(REPO, 'scripts', 'build-image.sh')]);
+      await execa('docker', ['-H', `unix://${engine.socketPath}`, 'load', '-i', stdout.trim()]);
+    }
+    const target = {
+      redisUrl: redis.url,
+      queue: `load-${Date.now().toString(36)}`,
+      logDir: join(stateDir, `logs-${k}`),
+    };
+    const sockets = engines.map((engine) => engine.socketPath);
+    const workers = await localWorkers(target, k, concurrency, stateDir, sockets);
+    return await once(
+      target,
+      workers,
+      false,
+      false,
+      engines.map((engine) => engine.docker),
+    );
+  } finally {
+    for (const engine of engines) await engine.close();
+    await redis.close();
+  }
 }
 
 async function main(): Promise<LoadReport[]> {
@@ -118,6 +157,12 @@ async function main(): Promise<LoadReport[]> {
       reports.push(
         await once({ redisUrl: externalRedis, queue: values.queue, logDir: '' }, external, false, true),
       );
+      return reports;
+    }
+    if (values.engines) {
+      for (const k of values.engines.split(',').map((text) => positive('engines', text))) {
+        reports.push(await onEngines(k, stateDir));
+      }
       return reports;
     }
     if (!values.compose && !values.scaling) {

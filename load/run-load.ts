@@ -15,7 +15,8 @@ import { MetricsCollector } from './worker-metrics.js';
 export interface LoadOptions {
   target: Target;
   workers: Workers;
-  docker: Dockerode;
+  /** Every engine the workers run jobs on: starts are counted and leftovers looked for on each. */
+  engines: Dockerode[];
   image: string;
   count: number;
   mix: Mix;
@@ -45,12 +46,12 @@ export interface Outcome {
 
 /** Runs one load test against the workers and returns its figures. */
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
-  const { target, docker } = options;
+  const { target, engines } = options;
   const runId = Date.now().toString(36);
   const jobs = planJobs(options.count, options.mix, runId);
   const outcomes = new Map(jobs.map((job) => [job.id, { job, submittedAt: 0 } as Outcome]));
   const redis = new Redis(target.redisUrl, { maxRetriesPerRequest: null });
-  const counter = new EngineRunCounter(docker, target.queue);
+  const counters = engines.map((engine) => new EngineRunCounter(engine, target.queue));
   const client = new StevedoreClient({ redis: target.redisUrl, queue: target.queue });
   // BullMQ leaves connections it was given open on close(): these are quit in `finally`.
   const connections = [redis.duplicate(), redis.duplicate()] as const;
@@ -125,7 +126,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
 
   try {
     await events.waitUntilReady();
-    await counter.open();
+    for (const counter of counters) await counter.open();
     const memoryBefore = usedMemory(await redis.info('memory'));
     const started = Date.now();
     const submitted = jobs.map((job) => submitOne(job));
@@ -163,14 +164,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const elapsedMs = Date.now() - started;
     await Promise.allSettled(submitted);
     const actions = await disturbance;
-    const leaked = await containersLeft(docker, target.queue);
+    const leaked = (await Promise.all(engines.map((engine) => containersLeft(engine, target.queue)))).flat();
     const memoryAfter = usedMemory(await redis.info('memory'));
     const hashes = await outputHashes([...outcomes.values()]);
     await scrape(await options.workers.replicas()); // the last word of every worker still running
     const report = summarize({
       describe: options.workers.describe,
       outcomes: [...outcomes.values()],
-      starts: counter.starts,
+      starts: mergeStarts(counters.map((counter) => counter.starts)),
       hashes,
       elapsedMs,
       memoryBefore,
@@ -185,7 +186,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   } finally {
     clearInterval(sweep);
     clearInterval(sampler);
-    counter.close();
+    for (const counter of counters) counter.close();
     await events.close();
     await queue.close();
     await client.close();
@@ -223,4 +224,12 @@ async function containersLeft(docker: Dockerode, queue: string): Promise<string[
     if (left.length === 0 || Date.now() > deadline) return left;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+}
+
+/** The starts per job id, counted on each engine, as one map: a job started on two engines ran twice. */
+function mergeStarts(counted: Map<string, string[]>[]): Map<string, string[]> {
+  const all = new Map<string, string[]>();
+  for (const starts of counted)
+    for (const [id, list] of starts) all.set(id, [...(all.get(id) ?? []), ...list]);
+  return all;
 }

@@ -39,7 +39,7 @@ describe('the short load test (issue 16): two compose replicas, one killed, the 
       const report = await runLoad({
         target: { redisUrl: stack.redisUrl, queue: stack.queue, logDir: stack.logDir },
         workers,
-        docker,
+        engines: [docker],
         image: TEST_IMAGE,
         count: JOBS,
         mix: DEFAULT_MIX,
