@@ -215,12 +215,14 @@ for (const [kind, runtime] of Object.entries(RUNTIMES) as [RuntimeKind, ExecRunt
     it('gives a terminal of the size asked for, and a resize reaches the program', async () => {
       const j = await job();
       const exec = await j.executor.execStream({
-        command: ['sh', '-c', 'stty size; read line; stty size; tty >/dev/null && echo is-a-tty'],
+        // Each size once a line arrives: Docker before API 1.42 sizes the terminal just after the start.
+        command: ['sh', '-c', 'read a; stty size; read b; stty size; tty >/dev/null && echo is-a-tty'],
         stdin: true,
         tty: { cols: 100, rows: 30 },
       });
       expect(exec.stderr).toBeNull();
       const out = gather(exec.stdout);
+      exec.stdin?.write('\n');
       await waitFor(() => out.text.includes('30 100'));
       await exec.resize({ cols: 120, rows: 40 });
       exec.stdin?.write('\n');
