@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { capabilityNames } from '../../src/executors/singularity/capabilities.js';
 import {
@@ -10,6 +11,7 @@ import {
   STAGE_B,
   shellQuote,
 } from '../../src/executors/singularity/exec-chain.js';
+import { isStaticElf } from '../../src/executors/singularity/exec-tools.js';
 
 const JOB_CAPS = [
   'chown',
@@ -144,5 +146,13 @@ describe('envLines', () => {
       `export PATH=$'${[...Buffer.from(DEFAULT_EXEC_PATH)].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('')}'\nexport A=$'\\044\\050\\170\\051\\047\\012'\n`,
     );
     expect(envLines({ PATH: '/x' })).toBe("export PATH=$'\\057\\170'\n");
+  });
+});
+
+describe('isStaticElf', () => {
+  it('tells a program with a dynamic loader (node) and a file that is no program from a static one', async () => {
+    expect(await isStaticElf(process.execPath)).toBe(false);
+    expect(await isStaticElf(fileURLToPath(import.meta.url))).toBe(false);
+    expect(await isStaticElf('/nonexistent/busybox')).toBe(false);
   });
 });
