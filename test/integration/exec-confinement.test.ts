@@ -27,6 +27,8 @@ interface ExecRuntime {
   make(testName: string): ContainerExecutor;
   /** Whether an exec gets the job's seccomp filter; when not, why (docs/apptainer.md). */
   seccomp: { kept: true } | { kept: false; why: string };
+  /** Whether the exec's terminal has a name in the container's /dev/pts (`tty`); when not, why. */
+  ttyName: { named: true } | { named: false; why: string };
 }
 
 const scratch = await mkdtemp(join(tmpdir(), 'stevedore-exec-'));
@@ -53,6 +55,7 @@ const RUNTIMES: Record<RuntimeKind, ExecRuntime> = {
     unavailable: null,
     make: (name) => new DockerExecutor({ runtime: docker, labels: testLabels(name) }),
     seccomp: { kept: true },
+    ttyName: { named: true },
   },
   podman: {
     unavailable: podmanReason,
@@ -61,6 +64,7 @@ const RUNTIMES: Record<RuntimeKind, ExecRuntime> = {
       return new DockerExecutor({ runtime: podman.runtime, labels: testLabels(name) });
     },
     seccomp: { kept: true },
+    ttyName: { named: true },
   },
   singularity: {
     unavailable: typeof singularity === 'string' ? singularity : null,
@@ -71,6 +75,10 @@ const RUNTIMES: Record<RuntimeKind, ExecRuntime> = {
     seccomp: {
       kept: false,
       why: 'no host program installs a seccomp filter between entering the namespaces and running the command, and Apptainer cannot join a running container (docs/apptainer.md)',
+    },
+    ttyName: {
+      named: false,
+      why: "the terminal is a pseudo-terminal of the worker host's (util-linux script), which the container's own /dev/pts does not list; isatty, its size and resizes work (docs/apptainer.md)",
     },
   },
 };
@@ -216,7 +224,7 @@ for (const [kind, runtime] of Object.entries(RUNTIMES) as [RuntimeKind, ExecRunt
       const j = await job();
       const exec = await j.executor.execStream({
         // Each size once a line arrives: Docker before API 1.42 sizes the terminal just after the start.
-        command: ['sh', '-c', 'read a; stty size; read b; stty size; tty >/dev/null && echo is-a-tty'],
+        command: ['sh', '-c', 'read a; stty size; read b; stty size; [ -t 0 ] && echo is-a-tty; tty'],
         stdin: true,
         tty: { cols: 100, rows: 30 },
       });
@@ -226,9 +234,18 @@ for (const [kind, runtime] of Object.entries(RUNTIMES) as [RuntimeKind, ExecRunt
       await waitFor(() => out.text.includes('30 100'));
       await exec.resize({ cols: 120, rows: 40 });
       exec.stdin?.write('\n');
-      expect(await exec.exitCode).toBe(0);
+      const exitCode = await exec.exitCode;
       await out.done;
-      expect(out.text.replaceAll('\r', '')).toMatch(/30 100\n[\s\S]*40 120\nis-a-tty\n/);
+      const text = out.text.replaceAll('\r', '');
+      expect(text).toMatch(/30 100\n[\s\S]*40 120\nis-a-tty\n/);
+      if (runtime.ttyName.named) {
+        expect(exitCode).toBe(0);
+        expect(text).toMatch(/is-a-tty\n\/dev\/pts\/\d+\n$/);
+      } else {
+        // On purpose: a terminal without a name in the container (runtime.ttyName.why).
+        expect(exitCode).toBe(1);
+        expect(text).toMatch(/is-a-tty\nnot a tty\n$/);
+      }
     });
 
     it("runs nothing of the job's filesystem with more than the job's privileges, whatever the job put there", async () => {
