@@ -37,6 +37,7 @@ REQUIREMENTS=(
   'test|command -v openssl|apt:openssl'                 # CA, server and client certificates of the rediss:// tests
   'test|command -v chromium|apt:chromium'               # the dashboard's browser test (playwright-core drives it)
   'test|apptainer_found|run:scripts/install-apptainer.sh' # the singularity runtime's tests (Debian 12 has no package)
+  'test|command -v script|apt:bsdutils'                 # an Apptainer exec's terminal (setpriv, nsenter: util-linux)
   'test|command -v podman|apt:podman'                   # the Podman runtime's tests (Debian's 4.3)
   'test|has_package catatonit|apt:catatonit'            # Podman's own init (/usr/libexec/podman/catatonit)
   'test|has_package tini|apt:tini'                      # tini-static, the init Podman jobs get (a missing command exits 127, as on Docker)

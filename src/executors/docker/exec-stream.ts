@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
-import { coerceError, PhaseError } from '../../jobs/errors.js';
+import { coerceError, PhaseError, statusCodeOf } from '../../jobs/errors.js';
 import type { ExecStream, ExecStreamRequest } from '../executor.js';
 import { DockerDemux } from './attach/demux.js';
 import { isAlreadyInState } from './errors.js';
@@ -11,6 +11,18 @@ import { execStartExitCode, StartFailureFilter } from './exec-start-failure.js';
 /** How often to ask whether an exec finished after its stream ended (the engine lags a little). */
 const EXEC_POLL_MS = 20;
 const EXEC_POLL_LIMIT = 500;
+
+/**
+ * Sizes an exec's terminal. Podman 4.3's Docker-compatible API answers 201 Created where Docker
+ * answers 200, and dockerode reports any code but 200 as an error: a 201 is the resize done.
+ */
+export async function resizeExec(exec: Dockerode.Exec, size: { cols: number; rows: number }): Promise<void> {
+  try {
+    await exec.resize({ h: size.rows, w: size.cols });
+  } catch (error) {
+    if (statusCodeOf(error) !== 201) throw error;
+  }
+}
 
 /** Why a finished exec has no exit code to give. */
 async function exitCodeOf(exec: Dockerode.Exec, command: string[]): Promise<number> {
@@ -56,7 +68,7 @@ export async function dockerExecStream(
   }
   const stream = (await exec.start({ hijack: true, stdin: request.stdin, Tty: tty })) as Duplex;
   // Engines before API 1.42 ignore ConsoleSize: size the terminal at once, as docker's CLI does.
-  if (request.tty) await exec.resize({ h: request.tty.rows, w: request.tty.cols }).catch(() => undefined);
+  if (request.tty) await resizeExec(exec, request.tty).catch(() => undefined);
   stream.on('error', () => undefined); // the output's end (below) reports what matters
   const stdout = new PassThrough();
   const stderr = tty ? null : new PassThrough();
@@ -87,7 +99,7 @@ export async function dockerExecStream(
     stdout,
     stderr,
     resize: async (size) => {
-      if (tty) await exec.resize({ h: size.rows, w: size.cols });
+      if (tty) await resizeExec(exec, size);
     },
     exitCode: drained
       .then(() => exitCodeOf(exec, request.command))

@@ -1,51 +1,41 @@
 import { readFile } from 'node:fs/promises';
-import { execa } from 'execa';
-import { PhaseError } from '../../jobs/errors.js';
+import type { Readable } from 'node:stream';
 import type { ExecOptions, ExecResult } from '../executor.js';
-import { RUNTIME_PATH } from './args.js';
+import { confinedExecStream, type ExecTarget } from './exec-stream.js';
 
-/** uid and gid of `user` (a name from the container's /etc/passwd, or uid[:gid]). */
-async function idsOf(pid: number, user: string): Promise<{ uid: string; gid: string }> {
-  const numeric = /^(\d+)(?::(\d+))?$/.exec(user);
-  if (numeric) return { uid: numeric[1] as string, gid: numeric[2] ?? (numeric[1] as string) };
-  const passwd = await readFile(`/proc/${pid}/root/etc/passwd`, 'utf8').catch(() => '');
-  const entry = passwd.split('\n').find((l) => l.split(':')[0] === user);
-  const [, , uid, gid] = entry?.split(':') ?? [];
-  if (!uid || !gid)
-    throw new PhaseError('exec', `no user ${JSON.stringify(user)} in the container's /etc/passwd`);
-  return { uid, gid };
-}
-
-/** nsenter's options to enter the container of `pid`: its namespaces, root and working directory (or `workdir` in it). */
-export async function nsenterArgs(pid: number, user?: string, workdir?: string): Promise<string[]> {
-  const ids = user ? await idsOf(pid, user) : null;
-  const args = ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-r', workdir ? `--wdns=${workdir}` : '-w'];
-  if (ids) args.push('-S', ids.uid, '-G', ids.gid);
-  return args;
+function collect(stream: Readable | null): Promise<string> {
+  if (!stream) return Promise.resolve('');
+  const chunks: Buffer[] = [];
+  return new Promise((resolve) => {
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.once('error', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    stream.once('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
 }
 
 /**
- * Runs a command inside the running container, as crunch-run does: `nsenter` into the namespaces,
- * root and working directory of one of its processes, with the container's PATH only.
+ * Runs a command inside the running container with the job's own confinement (exec-chain.ts),
+ * its output collected. An abort kills it.
  */
-export async function nsenterExec(
-  pid: number,
+export async function confinedExec(
+  target: ExecTarget,
   command: string[],
   options: ExecOptions = {},
 ): Promise<ExecResult> {
-  const args = await nsenterArgs(pid, options.user);
-  const answer = await execa('nsenter', [...args, '--', ...command], {
-    env: { PATH: RUNTIME_PATH },
-    extendEnv: false,
-    reject: false,
-    input: options.stdin ?? '',
-    cancelSignal: options.signal,
-    stripFinalNewline: false,
-  });
-  if (answer.exitCode === undefined) {
-    throw new PhaseError('exec', `nsenter into pid ${pid} failed: ${answer.shortMessage}`);
+  options.signal?.throwIfAborted();
+  const exec = await confinedExecStream(target, { command, user: options.user, stdin: true });
+  const stdout = collect(exec.stdout);
+  const stderr = collect(exec.stderr);
+  exec.stdin?.on('error', () => undefined);
+  exec.stdin?.end(options.stdin ?? '');
+  const abort = () => exec.kill();
+  options.signal?.addEventListener('abort', abort, { once: true });
+  try {
+    const exitCode = await exec.exitCode;
+    return { exitCode, stdout: await stdout, stderr: await stderr };
+  } finally {
+    options.signal?.removeEventListener('abort', abort);
   }
-  return { exitCode: answer.exitCode, stdout: String(answer.stdout), stderr: String(answer.stderr) };
 }
 
 /** The container's first non-loopback IPv4 address, from its network namespace's routing table. */

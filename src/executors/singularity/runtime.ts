@@ -5,6 +5,7 @@ import type { RegistryCredentials } from '../registry-auth.js';
 import type { ContainerRuntime, RuntimeCapabilities, RuntimeContainer } from '../runtime.js';
 import { findSingularity, type SingularityBinary } from './binary.js';
 import { JobCgroup } from './cgroup.js';
+import { type ExecTools, findExecTools } from './exec-tools.js';
 import {
   type HardeningFacts,
   HOSTS_FILE,
@@ -90,6 +91,14 @@ export class SingularityRuntime implements ContainerRuntime {
     const hardening = await prepareHardening(join(stateDir, 'hardening'));
     await mkdir(join(stateDir, 'env'), { recursive: true, mode: 0o700 });
     return new SingularityRuntime(bin, images, options, stateDir, hardening);
+  }
+
+  private tools: Promise<ExecTools | { unavailable: string }> | undefined;
+
+  /** The host programs an exec runs (exec-tools.ts), looked for on first use. */
+  execTools(): Promise<ExecTools | { unavailable: string }> {
+    this.tools ??= findExecTools();
+    return this.tools;
   }
 
   /** `--mount` takes every path literally but one with `\r\n` (mounts.ts). */

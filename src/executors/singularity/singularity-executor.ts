@@ -21,8 +21,8 @@ import type {
 import type { RuntimeCapabilities } from '../runtime.js';
 import type { SingularityCommand } from './args.js';
 import { JobCgroup } from './cgroup.js';
-import { addressOf, nsenterExec } from './exec.js';
-import { nsenterExecStream } from './exec-stream.js';
+import { addressOf, confinedExec } from './exec.js';
+import { confinedExecStream, type ExecTarget } from './exec-stream.js';
 import { sifKeyOf } from './images.js';
 import { prepareContainer } from './prepare.js';
 import { type ProcessExit, SingularityProcess } from './process.js';
@@ -267,11 +267,22 @@ export class SingularityExecutor implements ContainerExecutor {
   }
 
   async exec(command: string[], options: ExecOptions = {}): Promise<ExecResult> {
-    return nsenterExec(await this.runningPid('exec'), command, options);
+    return confinedExec(await this.execTarget(), command, options);
   }
 
   async execStream(request: ExecStreamRequest): Promise<ExecStream> {
-    return nsenterExecStream(await this.runningPid('exec'), request);
+    return confinedExecStream(await this.execTarget(), request);
+  }
+
+  /** What an exec into this container needs: its process, its cgroup, and the host's tools. */
+  private async execTarget(): Promise<ExecTarget> {
+    const pid = await this.runningPid('exec');
+    return {
+      tools: await this.rt.execTools(),
+      root: this.rt.hardening.root,
+      pid,
+      cgroupProcs: this.cgroup instanceof JobCgroup ? this.cgroup.procsFiles() : [],
+    };
   }
 
   private async runningPid(phase: 'running' | 'exec'): Promise<number> {
