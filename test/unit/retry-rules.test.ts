@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   backoffMs,
   decideRetry,
+  effectiveRetry,
   nothingSpent,
   RETRY_LIMITS,
   type Retry,
@@ -13,7 +14,7 @@ import {
 } from '../../src/jobs/retry.js';
 import { runTimeout, timeoutsSchema } from '../../src/jobs/timeouts.js';
 
-const retry = (input: RetryInput = {}): Retry => retrySchema.parse(input);
+const retry = (input: RetryInput = {}): Retry => effectiveRetry(retrySchema.parse(input));
 const exited = (exitCode: number): RunEnd => ({ reason: 'exited', exitCode, signal: null });
 const ended = (reason: RunEnd['reason'], signal: string | null = null): RunEnd => ({
   reason,
