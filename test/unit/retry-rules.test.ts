@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   backoffMs,
+  DEFAULT_BACKOFF,
+  DEFAULT_INFRA_LIMIT,
   decideRetry,
   effectiveRetry,
   nothingSpent,
@@ -90,6 +92,35 @@ describe('retry rules: parsing', () => {
     [{ retries: 3 }, /Unrecognized key/],
   ])('refuses %j, naming the field', (input, message) => {
     expect(issuesOf(input).join('\n')).toMatch(message);
+  });
+});
+
+describe('retry rules: the budgets a job runs under', () => {
+  it('takes infraLimit and backoff from BullMQ’s attempts and backoff of old when the spec has none', () => {
+    expect(effectiveRetry(undefined, { attempts: 5, backoff: 3000 })).toMatchObject({
+      limit: 0,
+      infraLimit: 4,
+      backoff: { type: 'fixed', delaySeconds: 3 },
+    });
+    expect(
+      effectiveRetry(undefined, { attempts: 1, backoff: { type: 'exponential', delay: 500 } }),
+    ).toMatchObject({
+      infraLimit: 0,
+      backoff: { type: 'exponential', delaySeconds: 0.5 },
+    });
+    expect(effectiveRetry(undefined, {})).toMatchObject({
+      infraLimit: DEFAULT_INFRA_LIMIT,
+      backoff: DEFAULT_BACKOFF,
+    });
+  });
+
+  it('lets the spec win over the options of old, and clamps only a budget taken from attempts to the cap', () => {
+    const spec = retrySchema.parse({ infraLimit: 7, backoff: { type: 'fixed', delaySeconds: 2 } });
+    expect(effectiveRetry(spec, { attempts: 2, backoff: 10 }, 3)).toMatchObject({
+      infraLimit: 7,
+      backoff: { type: 'fixed', delaySeconds: 2 },
+    });
+    expect(effectiveRetry(undefined, { attempts: 50 }, 3).infraLimit).toBe(3);
   });
 });
 
