@@ -34,8 +34,15 @@ const COUNTING = [
 interface RuntimeCase {
   name: string;
   skip: string | null;
-  /** The worker's settings for this runtime, and a watch on what its engine creates. */
-  setup(dir: string): { overrides: Partial<WorkerConfig>; watch(config: WorkerConfig): Promise<EngineWatch> };
+  /**
+   * The worker's settings for this runtime, and a watch on what its engine creates; `scratch` is
+   * a directory for the runtime's own files (never the job's mount: the policy refuses a mount
+   * that holds a runtime's socket).
+   */
+  setup(scratch: string): {
+    overrides: Partial<WorkerConfig>;
+    watch(config: WorkerConfig): Promise<EngineWatch>;
+  };
 }
 
 const RUNTIMES: RuntimeCase[] = [
@@ -47,8 +54,8 @@ const RUNTIMES: RuntimeCase[] = [
   {
     name: 'podman',
     skip: podmanReason,
-    setup: (dir) => {
-      const podmanSocket = join(dir, 'podman.sock');
+    setup: (scratch) => {
+      const podmanSocket = join(scratch, 'podman.sock');
       return {
         overrides: { runtime: 'podman', podmanSocket },
         watch: (config) => dockerApiWatch(new Dockerode({ socketPath: podmanSocket }), config.queue),
@@ -70,15 +77,18 @@ for (const runtime of RUNTIMES) {
   describe.skipIf(runtime.skip !== null)(`retry rules on ${runtime.name}`, () => {
     const world = useTestWorld();
     let dir = '';
+    let scratch = '';
     beforeEach(async () => {
       dir = await mkdtemp(join(tmpdir(), 'stevedore-retry-'));
+      scratch = await mkdtemp(join(tmpdir(), 'stevedore-retry-runtime-'));
     });
     afterEach(async () => {
       await rm(dir, { recursive: true, force: true });
+      await rm(scratch, { recursive: true, force: true });
     });
 
     it('an onExitCodes [75] retry rule runs the job 3 times, the third succeeds; STEVEDORE_ATTEMPT agrees with the count, and the history with the engine', async () => {
-      const { overrides, watch } = runtime.setup(dir);
+      const { overrides, watch } = runtime.setup(scratch);
       // The runtime's own services start with the worker: the watch opens after it.
       const config = await world.h.config(overrides);
       await world.h.worker(config);
