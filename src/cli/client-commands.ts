@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import type { StevedoreClient, SubmitOptions } from '../jobs/client.js';
 import { coerceError } from '../jobs/errors.js';
 import type { OutputStream } from '../jobs/keys.js';
+import { attemptsTable } from './attempts-table.js';
 import { CLIENT_OPTIONS, clientFrom, jobIdArg, parse } from './options.js';
 import { specFromArgs } from './spec-from-args.js';
 import { LOGS_HELP, SUBMIT_HELP, UsageError } from './usage.js';
@@ -144,10 +145,12 @@ export async function statusCommand(args: string[]): Promise<number> {
 }
 
 export async function resultCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, CLIENT_OPTIONS);
+  const { values, positionals } = parse(args, { ...CLIENT_OPTIONS, table: { type: 'boolean' } });
   if (values.help) {
     console.log(
-      'Usage: stevedore result <id>\n\nPrints the result of a finished job as JSON; exit 3 while it is unfinished.',
+      'Usage: stevedore result [--table] <id>\n\nPrints the result of a finished job as JSON; exit 3 while it is unfinished.\n' +
+        '  --table    print its history instead: one row per run (start, end, worker, exit code or reason,\n' +
+        '             the retry rule that matched, whether it ran again and why)',
     );
     return 0;
   }
@@ -158,7 +161,7 @@ export async function resultCommand(args: string[]): Promise<number> {
       console.error(`job ${id} has not finished yet; try: stevedore status ${id}`);
       return 3;
     }
-    console.log(JSON.stringify(result, null, 2));
+    console.log(values.table ? attemptsTable(result) : JSON.stringify(result, null, 2));
     return 0;
   });
 }

@@ -14,7 +14,7 @@ Commands:
   worker            take jobs from the queue and run them
   submit            submit a job (spec file or flags), optionally wait for its result
   status <id>       show a job's phase and progress
-  result <id>       print a finished job's result as JSON
+  result <id>       print a finished job's result as JSON (--table: its runs, one row each)
   cancel <id>       cancel a waiting or running job
   logs <id>         print (-f: follow) a job's stdout and stderr, or its events, from any host
   demo              start what is needed, run one real job, print its result

@@ -47,8 +47,12 @@ export interface ClientOptions {
 export interface SubmitOptions {
   /** Your own id; submitting the same id twice yields the same job (idempotent). */
   jobId?: string;
-  /** Tries in all, for infrastructure failures (default 3). */
+  /**
+   * Tries in all, for infrastructure failures (default 3): the old name of the spec's
+   * `retry.infraLimit` (plus one), which wins when both are given (docs/retries.md).
+   */
   attempts?: number;
+  /** The old name of the spec's `retry.backoff` (milliseconds), which wins when both are given. */
   backoff?: number | { type: 'fixed' | 'exponential'; delay: number };
   /** 1 (highest) … 2097152; lower runs first. */
   priority?: number;
@@ -100,7 +104,9 @@ export class StevedoreClient {
 
   /** Validates the spec (throwing InvalidSpecError listing every problem) and enqueues it. */
   async submit(spec: JobSpecInput, options: SubmitOptions = {}): Promise<{ id: string }> {
-    parseJobSpec(spec);
+    const parsed = parseJobSpec(spec);
+    // BullMQ's own count says what the job's status shows ("attempt 1 of 3"): the spec's budget.
+    const infraLimit = parsed.retry?.infraLimit;
     if (options.jobId !== undefined) checkJobId(options.jobId);
     if (!this.signer && options.notAfter !== undefined)
       throw new ValidationError('notAfter applies to signed jobs only: give the client a signingKey');
@@ -115,7 +121,7 @@ export class StevedoreClient {
       : spec;
     const job = await this.queue.add('run', data, {
       jobId,
-      attempts: options.attempts ?? DEFAULT_ATTEMPTS,
+      attempts: infraLimit === undefined ? (options.attempts ?? DEFAULT_ATTEMPTS) : infraLimit + 1,
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       priority: options.priority,
       delay: options.delay,

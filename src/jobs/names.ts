@@ -20,6 +20,15 @@ export const LABELS = {
   netnsHolder: 'stevedore.netns-holder',
 } as const;
 
+/**
+ * The only variables Stevedore adds to a job's environment (docs/retries.md): which run this is
+ * (1-based, the result's `attempt`) and the job's id. A spec that sets either is refused.
+ */
+export const JOB_ENV = {
+  attempt: 'STEVEDORE_ATTEMPT',
+  jobId: 'STEVEDORE_JOB_ID',
+} as const;
+
 export interface RunName {
   queue: string;
   jobId: string;

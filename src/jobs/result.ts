@@ -39,12 +39,39 @@ export interface Usage {
   blockIoBytes: number | null;
 }
 
+/** Which budget of the job's `retry` paid for a rerun (docs/retries.md). */
+export type RerunBudget = 'limit' | 'infra' | 'ignored' | { rule: number };
+
+/** A retry rule that matched a run's end: its index in `retry.rules` and what it said. */
+export interface MatchedRule {
+  index: number;
+  action: 'retry' | 'fail' | 'ignore' | 'complete';
+}
+
+/**
+ * One run of a job, as the `attempts` history keeps it. The fields after `error` are absent
+ * from runs recorded by a worker older than the retry rules.
+ */
 export interface AttemptRecord {
   attempt: number;
   worker: string;
   state: RunState;
   reason: RunReason;
   error: string | null;
+  /** When its container started running; null when it never did. */
+  startedAt?: string | null;
+  /** When the run ended (as far as the worker that recorded it knows). */
+  finishedAt?: string | null;
+  exitCode?: number | null;
+  signal?: string | null;
+  /** The retry rule that matched its end; null: none did. */
+  rule?: MatchedRule | null;
+  /** Whether the job ran again after it. */
+  retried?: boolean;
+  /** Why it was, or was not, run again. */
+  why?: string | null;
+  /** The budget its rerun was paid from; null when none was spent (a shutdown, a lost worker, or no rerun). */
+  budget?: RerunBudget | null;
 }
 
 /** The result of a finished job, as `getResult(id)` returns it. */
@@ -74,7 +101,10 @@ export interface JobResult {
   worker: { host: string; id: string } | null;
   attempt: number;
   adopted: boolean;
+  /** Every run of the job, oldest first; the last is the run the fields above describe. */
   attempts: AttemptRecord[];
+  /** The retry rule that decided the last run's end (a `complete` or `fail` rule); null: none did. */
+  rule?: MatchedRule | null;
   labels: Record<string, string>;
   error: { phase: Phase; message: string } | null;
   /** Present when the runtime could not apply a limit of the spec (say, no cgroups): each limit and why. */

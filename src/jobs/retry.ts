@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { RunReason } from './result.js';
+import type { AttemptRecord, RerunBudget, RunReason } from './result.js';
 
 /**
  * A job's retry rules: which of its own failures are worth another run, and how many. Two budgets
@@ -16,8 +16,14 @@ export const RETRY_LIMITS = {
   delaySeconds: 24 * 3600,
 } as const;
 
-/** The budget for infrastructure failures when a job names none: today's `attempts: 3`. */
+/**
+ * The budget for infrastructure failures when a job names none and its BullMQ options carry no
+ * `attempts` either: the client's `attempts: 3` of old, three runs in all.
+ */
 export const DEFAULT_INFRA_LIMIT = 2;
+
+/** The default wait before a rerun: doubling from one second, as the client's backoff of old. */
+export const DEFAULT_BACKOFF = { type: 'exponential', delaySeconds: 1 } as const;
 
 /** The reasons a rule can match: every end of a run that is not a success, a cancel or a refusal. */
 export const RULE_REASONS = ['oom', 'timeout', 'signalled', 'exited', 'image', 'infra'] as const;
@@ -101,15 +107,60 @@ const backoff = z
 export const retrySchema = z
   .object({
     limit: budget.default(0),
-    infraLimit: budget.default(DEFAULT_INFRA_LIMIT),
-    backoff: backoff.default({ type: 'exponential', delaySeconds: 1 }),
+    /** Absent: the job's BullMQ `attempts` option less one, else DEFAULT_INFRA_LIMIT (effectiveRetry). */
+    infraLimit: budget.optional(),
+    /** Absent: the job's BullMQ `backoff` option, else DEFAULT_BACKOFF (effectiveRetry). */
+    backoff: backoff.optional(),
     rules: z.array(rule).max(RETRY_LIMITS.rules, `must have at most ${RETRY_LIMITS.rules} rules`).default([]),
   })
   .strict();
 
 export type RetryInput = z.input<typeof retrySchema>;
-export type Retry = z.output<typeof retrySchema>;
+/** The `retry` field as the spec holds it: `infraLimit` and `backoff` may still be unset. */
+export type RetrySpec = z.output<typeof retrySchema>;
+/** The rules a run is decided by: every budget known. */
+export type Retry = Omit<RetrySpec, 'infraLimit' | 'backoff'> & {
+  infraLimit: number;
+  backoff: z.output<typeof backoff>;
+};
 export type RetryRule = Retry['rules'][number];
+
+/** BullMQ's job options of old that the `retry` field took over (a producer may still set them). */
+export interface LegacyRetryOptions {
+  /** Tries in all: `attempts - 1` is the infrastructure budget when the spec names none. */
+  attempts?: number;
+  backoff?: number | { type: string; delay?: number };
+}
+
+function legacyBackoff(b: LegacyRetryOptions['backoff']): Retry['backoff'] | undefined {
+  if (typeof b === 'number') return { type: 'fixed', delaySeconds: Math.max(0, b) / 1000 };
+  if (b && (b.type === 'fixed' || b.type === 'exponential') && typeof b.delay === 'number')
+    return { type: b.type, delaySeconds: Math.max(0, b.delay) / 1000 };
+  return undefined;
+}
+
+/**
+ * The rules a job runs under: its `retry` field, with what it leaves unset taken from BullMQ's
+ * `attempts` and `backoff` options of old (so a job submitted with `attempts: 5` keeps its four
+ * infrastructure reruns), else the defaults. `maxInfraLimit` clamps a budget that comes from
+ * `attempts`: a spec's own `infraLimit` over the policy's cap is refused at admission instead.
+ */
+export function effectiveRetry(
+  spec: RetrySpec | undefined,
+  legacy: LegacyRetryOptions = {},
+  maxInfraLimit: number = RETRY_LIMITS.runs,
+): Retry {
+  const fromAttempts =
+    typeof legacy.attempts === 'number' && Number.isInteger(legacy.attempts) && legacy.attempts >= 1
+      ? Math.min(legacy.attempts - 1, maxInfraLimit, RETRY_LIMITS.runs)
+      : undefined;
+  return {
+    limit: spec?.limit ?? 0,
+    rules: spec?.rules ?? [],
+    infraLimit: spec?.infraLimit ?? fromAttempts ?? Math.min(DEFAULT_INFRA_LIMIT, maxInfraLimit),
+    backoff: spec?.backoff ?? legacyBackoff(legacy.backoff) ?? { ...DEFAULT_BACKOFF },
+  };
+}
 
 /** How one run ended, as far as the rules look at it. */
 export interface RunEnd {
@@ -133,7 +184,21 @@ export interface Spent {
 export const nothingSpent = (): Spent => ({ limit: 0, infra: 0, ignored: 0, rules: {} });
 
 /** Which budget pays for a rerun. */
-export type Budget = 'limit' | 'infra' | 'ignored' | { rule: number };
+export type Budget = RerunBudget;
+
+/**
+ * What the runs in a job's history have spent: each rerun the rules granted is recorded with the
+ * budget that paid for it, so the history is the one ledger and nothing is counted twice.
+ */
+export function spentOf(history: readonly AttemptRecord[]): Spent {
+  let spent = nothingSpent();
+  for (const run of history) if (run.retried && run.budget) spent = spend(spent, run.budget);
+  return spent;
+}
+
+/** Reruns the rules granted so far (each run after the first that a rule or budget paid for). */
+export const rerunsOf = (spent: Spent): number =>
+  spent.limit + spent.infra + spent.ignored + Object.values(spent.rules).reduce((a, b) => a + b, 0);
 
 export type RetryDecision =
   /** Run again after `delayMs`, paid from `budget`. */
@@ -182,8 +247,7 @@ function rerunFrom(
   const what = rule === null ? describe(end) : `${describe(end)} (rule ${rule})`;
   const name = typeof budget === 'string' ? budget : `rules[${budget.rule}].limit`;
   if (used >= granted) return { action: 'final', rule, why: `${what}: ${name} of ${granted} spent` };
-  const reruns =
-    spent.limit + spent.infra + spent.ignored + Object.values(spent.rules).reduce((a, b) => a + b, 0);
+  const reruns = rerunsOf(spent);
   return {
     action: 'retry',
     budget,

@@ -3,7 +3,10 @@
  * stdin); spec.ts puts them together into the whole spec.
  */
 import { z } from 'zod';
+import { JOB_ENV } from './names.js';
 import { SPEC_LIMITS } from './spec-limits.js';
+
+const ADDED_ENV: readonly string[] = Object.values(JOB_ENV);
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const RAM_TEXT = /^(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T|B)?$/;
@@ -94,7 +97,17 @@ export const env = z
       Object.entries(e).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0) <=
       SPEC_LIMITS.envTotalBytes,
     `is larger than ${SPEC_LIMITS.envTotalBytes} bytes in total`,
-  );
+  )
+  .superRefine((e, ctx) => {
+    for (const name of Object.keys(e)) {
+      if (ADDED_ENV.includes(name))
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: `is set by Stevedore for every run (${ADDED_ENV.join(', ')}); remove it from env, or use another name`,
+        });
+    }
+  });
 
 export const stdin = z.union([
   z

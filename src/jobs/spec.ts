@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { InvalidSpecError, type SpecIssue } from './errors.js';
 import { defaultPullPolicy, IMAGE_PULL_POLICIES, type ImagePullPolicy, parseImageRef } from './image-ref.js';
+import { retrySchema } from './retry.js';
 import { absolutePath, env, hasControlCharacter, ram, stdin } from './spec-fields.js';
 import { SPEC_LIMITS } from './spec-limits.js';
 import { jsonTextProblem, valueSizeProblem } from './spec-size.js';
@@ -77,6 +78,8 @@ export const jobSpecSchema = z
       .min(0, 'must not be negative')
       .max(SPEC_LIMITS.stopGraceSeconds, `must be at most ${SPEC_LIMITS.stopGraceSeconds}`)
       .default(10),
+    /** Which failures are worth another run, and how many (docs/retries.md); absent: as before rules. */
+    retry: retrySchema.optional(),
     /** Run the command under the runtime's init (signals forwarded, zombies reaped); false: the command is PID 1. */
     init: z.boolean().default(true),
     runtime: z.enum(['docker', 'podman', 'singularity']).optional(),
@@ -104,9 +107,18 @@ function shownSegment(segment: PropertyKey): string {
   return hasControlCharacter(text, { nul: true }) ? JSON.stringify(text) : text;
 }
 
+/** `retry.rules[3].onExitCodes.values[0]`: list indexes in brackets, keys after dots. */
+function shownPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((segment, i) =>
+      typeof segment === 'number' ? `[${segment}]` : `${i === 0 ? '' : '.'}${shownSegment(segment)}`,
+    )
+    .join('');
+}
+
 function toIssues(error: z.ZodError): SpecIssue[] {
   return error.issues.map((issue) => {
-    const path = issue.path.map(shownSegment).join('.');
+    const path = shownPath(issue.path);
     if (issue.code === 'unrecognized_keys') {
       return {
         path,

@@ -3,6 +3,7 @@ import { hostPathProblem, type NeverAllowed, type PathFact } from './host-paths.
 import { imageProblem } from './images.js';
 import { matchesAny } from './patterns.js';
 import { normalizePath, type Policy } from './policy.js';
+import { retryDenials } from './retry.js';
 
 /** What the worker found on its host for one job, so the check itself stays pure. */
 export interface PolicyFacts {
@@ -149,6 +150,8 @@ export function checkPolicy(spec: JobSpec, policy: Policy, facts: PolicyFacts): 
       'maxRunTimeSeconds',
       `${spec.maxRunTimeSeconds} is over the policy's cap ${policy.maxRunTimeSeconds}`,
     );
+
+  for (const denial of retryDenials(spec, policy)) deny(denial.field, denial.detail);
 
   return {
     spec: {

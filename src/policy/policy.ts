@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RETRY_LIMITS } from '../jobs/retry.js';
 import { parseRam } from '../jobs/spec-fields.js';
 import { SPEC_LIMITS } from '../jobs/spec-limits.js';
 
@@ -15,6 +16,13 @@ export const DEFAULT_MAX_RUN_TIME_SECONDS = 24 * 3600;
 export const DEFAULT_PIDS_LIMIT = 4096;
 /** Output kept on disk per stream per job; past it bytes are counted, not written. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 ** 3; // 1 GiB
+/**
+ * Reruns one budget of a job's `retry` may grant on this worker: as AWS Batch caps a job at 10
+ * attempts, so a mistyped limit cannot keep a failing job running for days.
+ */
+export const DEFAULT_MAX_RETRY_LIMIT = 10;
+/** The same for `retry.infraLimit`. */
+export const DEFAULT_MAX_INFRA_LIMIT = 10;
 /** Docker's default network modes: a private namespace on the default bridge. */
 export const DEFAULT_NETWORK_MODES: readonly string[] = ['default', 'bridge'];
 
@@ -45,6 +53,8 @@ export interface Policy {
   maxRunTimeSeconds: number;
   pidsLimit: number;
   maxOutputBytes: number;
+  /** Caps on a job's `retry` budgets: `retry.limit` (and every rule's own limit), `retry.infraLimit`. */
+  retry: { maxLimit: number; maxInfraLimit: number };
 }
 
 /** A policy file that cannot be used; each issue names its key. */
@@ -94,6 +104,12 @@ const hostPrefix = z
 
 const positive = z.number().positive('must be greater than 0');
 
+const runs = z
+  .number()
+  .int('must be a whole number')
+  .min(0, 'must not be negative')
+  .max(RETRY_LIMITS.runs, `must be at most ${RETRY_LIMITS.runs}`);
+
 const policySchema = z
   .object({
     images: z.array(z.string().min(1, 'must not be empty')).default(['**']),
@@ -116,6 +132,13 @@ const policySchema = z
       .default(DEFAULT_MAX_RUN_TIME_SECONDS),
     pidsLimit: z.number().int('must be a whole number').min(1).default(DEFAULT_PIDS_LIMIT),
     maxOutputBytes: size('byte count').default(DEFAULT_MAX_OUTPUT_BYTES),
+    retry: z
+      .object({
+        maxLimit: runs.default(DEFAULT_MAX_RETRY_LIMIT),
+        maxInfraLimit: runs.default(DEFAULT_MAX_INFRA_LIMIT),
+      })
+      .strict()
+      .default({ maxLimit: DEFAULT_MAX_RETRY_LIMIT, maxInfraLimit: DEFAULT_MAX_INFRA_LIMIT }),
   })
   .strict();
 

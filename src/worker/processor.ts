@@ -5,15 +5,17 @@ import type { ContainerExecutor } from '../executors/executor.js';
 import type { ContainerRuntime } from '../executors/index.js';
 import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
 import type { JobResult } from '../jobs/result.js';
+import { effectiveRetry, spentOf } from '../jobs/retry.js';
 import type { JobSpecInput } from '../jobs/spec.js';
 import { type AdmissionJob, admitJob } from './admission.js';
+import { retryAfter } from './bullmq-retry.js';
 import type { Housekeeping } from './housekeeping.js';
 import type { IdleCollector } from './idle-gc.js';
 import type { JobRecords } from './job-records.js';
 import type { WorkerEvents } from './observer.js';
 import type { WorkerPolicy } from './policy-load.js';
 import { engineOfProgress, hostToWaitFor } from './recovery/handover.js';
-import { earlierRuns, thisRun, withEarlierRuns } from './recovery/history.js';
+import { earlierRuns, runNumber, thisRun, withEarlierRuns } from './recovery/history.js';
 import { recordedContainers } from './recovery/ownership.js';
 import { findAdoptable, type RecoveryRuntime } from './recovery/reconcile.js';
 import { runJob, type StopReason } from './run/run.js';
@@ -26,7 +28,7 @@ import type { TrustedKeys } from './trusted-keys.js';
 export type ContainerJob = AdmissionJob &
   Pick<
     Job<JobSpecInput, JobResult>,
-    'attemptsStarted' | 'timestamp' | 'progress' | 'updateProgress' | 'moveToWait' | 'moveToDelayed'
+    'attemptsStarted' | 'timestamp' | 'progress' | 'updateProgress' | 'moveToWait' | 'moveToDelayed' | 'opts'
   >;
 
 /** A BullMQ processor: three plain parameters, so BullMQ hands over its signal (docs/pitfalls.md, "Abort signal"). */
@@ -77,7 +79,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
 
   const run = async (job: ContainerJob, token?: string, signal?: AbortSignal): Promise<JobResult> => {
     const jobId = job.id as string;
-    const attempt = job.attemptsMade + 1;
+    // Runs before this take: what their rules spent, and which run this is.
+    const recorded = job.attemptsStarted > 1 ? await records.history.read(jobId) : [];
+    const attempt = runNumber(job.attemptsMade, recorded);
     const log = deps.logger.child({ jobId, attempt });
     const { spec, pins } = await admitJob(job, {
       runtime: runtime.kind,
@@ -136,6 +140,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       job.attemptsStarted > 1
         ? await earlierRuns(
             records.history,
+            recorded,
             jobId,
             job.progress,
             adoptable !== null,
@@ -173,7 +178,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         events,
       });
       const result = withEarlierRuns(outcome.result, earlier);
-      const settled = settle({ outcome, result }, Date.now());
+      const plan = {
+        retry: effectiveRetry(spec.retry, job.opts, deps.policy.policy.retry.maxInfraLimit),
+        spent: spentOf(earlier),
+      };
+      const settled = settle({ outcome, result }, Date.now(), plan);
       switch (settled.kind) {
         case 'put-back':
           // A stopped container goes before the job goes back: nobody may adopt its exit code.
@@ -190,16 +199,27 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           books.releaseNow(jobId);
           await records.history.add(jobId, thisRun(result, settled.note));
           throw settled.error;
-        case 'failed':
-          finished(result);
-          // The rest wait until BullMQ has stored the result (the worker's 'completed' / 'failed').
+        case 'retried':
+          finished(settled.result);
+          // The rest wait until BullMQ has stored the failure (the worker's 'failed').
           books.hold(jobId, outcome.release);
-          // BullMQ may run it again: the next run's result lists this one.
-          await records.history.add(jobId, thisRun(result));
-          await records.writeSideResult(result);
+          // The history is the ledger of the budgets: this entry, with the budget that pays for
+          // the rerun, is the one place the spending is recorded (runNumber keeps it from being
+          // settled twice when this worker dies before BullMQ has counted the run).
+          await records.history.add(jobId, thisRun(settled.result));
+          log.info(
+            { delayMs: settled.delayMs, why: settled.result.attempts.at(-1)?.why },
+            'job runs again, as its retry rules say',
+          );
+          retryAfter(job, settled.delayMs);
+          throw settled.error;
+        case 'failed':
+          finished(settled.result);
+          books.hold(jobId, outcome.release);
+          await records.writeSideResult(settled.result);
           throw settled.error;
         case 'completed':
-          finished(result);
+          finished(settled.result);
           books.hold(jobId, outcome.release);
           return settled.result;
       }

@@ -11,7 +11,7 @@ export const INVALID_SPECS: [string, unknown, RegExp][] = [
   ['no command', { image: 'x' }, /command: is required/],
   ['empty command', { ...VALID_SPEC, command: [] }, /command: must have at least one element/],
   ['command not an array', { ...VALID_SPEC, command: 'echo hi' }, /command: .*array/i],
-  ['command with a number', { ...VALID_SPEC, command: ['echo', 1] }, /command\.1: .*string/i],
+  ['command with a number', { ...VALID_SPEC, command: ['echo', 1] }, /command\[1\]: .*string/i],
   [
     'empty program name',
     { ...VALID_SPEC, command: [''] },
@@ -24,6 +24,52 @@ export const INVALID_SPECS: [string, unknown, RegExp][] = [
     /workingDir: must not contain "\.\." segments/,
   ],
   ['relative tarball', { ...VALID_SPEC, imageTarball: 'img.tar' }, /imageTarball: must be an absolute path/],
+  [
+    'env setting STEVEDORE_ATTEMPT',
+    { ...VALID_SPEC, env: { STEVEDORE_ATTEMPT: '1' } },
+    /env\.STEVEDORE_ATTEMPT: is set by Stevedore for every run/,
+  ],
+  [
+    'env setting STEVEDORE_JOB_ID',
+    { ...VALID_SPEC, env: { STEVEDORE_JOB_ID: 'mine' } },
+    /env\.STEVEDORE_JOB_ID: is set by Stevedore for every run/,
+  ],
+  [
+    'retry rule with an unknown reason',
+    { ...VALID_SPEC, retry: { rules: [{ onReasons: ['bored'], action: 'retry' }] } },
+    /retry\.rules\[0\]\.onReasons\[0\]: must be one of "oom", "timeout"/,
+  ],
+  [
+    'retry rule with two matchers',
+    { ...VALID_SPEC, retry: { rules: [{ onReasons: ['oom'], onExitCodes: [1], action: 'fail' }] } },
+    /retry\.rules\[0\]: must have exactly one of onExitCodes, onSignals, onReasons \(it has 2\)/,
+  ],
+  [
+    'retry with a negative limit',
+    { ...VALID_SPEC, retry: { limit: -1 } },
+    /retry\.limit: must not be negative/,
+  ],
+  [
+    'retry with 21 rules',
+    {
+      ...VALID_SPEC,
+      retry: { rules: Array.from({ length: 21 }, () => ({ onExitCodes: [1], action: 'fail' })) },
+    },
+    /retry\.rules: must have at most 20 rules/,
+  ],
+  [
+    'retry rule on exit code 0 with In',
+    {
+      ...VALID_SPEC,
+      retry: {
+        rules: [
+          { onExitCodes: [3], action: 'fail' },
+          { onExitCodes: { operator: 'In', values: [1, 0] }, action: 'retry' },
+        ],
+      },
+    },
+    /retry\.rules\[1\]\.onExitCodes\.values\[1\]: must be between 1 and 255 \(exit code 0 is a success/,
+  ],
   ['bad env name', { ...VALID_SPEC, env: { '1BAD': 'x' } }, /env\.1BAD: key is not a valid variable name/],
   ['env value not a string', { ...VALID_SPEC, env: { A: 1 } }, /env\.A: .*string/i],
   [

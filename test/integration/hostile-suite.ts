@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerConfig } from '../../src/config/worker.js';
 import type { RuntimeKind } from '../../src/executors/index.js';
 import type { StevedoreClient } from '../../src/jobs/client.js';
+import { JOB_ENV } from '../../src/jobs/names.js';
 import type { JobResult } from '../../src/jobs/result.js';
 import { TEST_IMAGE, testImageTarball } from '../helpers/docker.js';
 import type { EngineWatch } from '../helpers/engine-watch.js';
@@ -311,7 +312,7 @@ export function hostileSuite(kind: RuntimeKind, runtime: HostileRuntime, reason:
       expect.soft(treeChanges(before, await snapshot()), 'host files written').toEqual([]);
     }, 180_000);
 
-    it("gives the job exactly the spec's env, nothing of the worker's", async () => {
+    it("gives the job exactly the spec's env and Stevedore's two variables, nothing of the worker's", async () => {
       const env = { A: '1', B: 'two words', EMPTY: '', STEVEDORE_JOB_VALUE: 'x=y' };
       process.env.STEVEDORE_WORKER_SECRET = 'must-not-leak';
       let result: JobResult;
@@ -329,9 +330,12 @@ export function hostileSuite(kind: RuntimeKind, runtime: HostileRuntime, reason:
           .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
       );
       expect.soft(vars).toMatchObject(env);
+      // The only variables Stevedore adds (docs/retries.md), on every runtime alike.
+      expect.soft(vars).toMatchObject({ [JOB_ENV.attempt]: '1', [JOB_ENV.jobId]: result.jobId });
+      const ours: readonly string[] = Object.values(JOB_ENV);
       const added = runtime.expect.addedEnv;
       const extra = Object.keys(vars).filter(
-        (k) => !(k in env) && !BASE_ENV.includes(k) && !added?.pattern.test(k),
+        (k) => !(k in env) && !BASE_ENV.includes(k) && !ours.includes(k) && !added?.pattern.test(k),
       );
       expect.soft(extra, `variables beyond the spec's: ${text}`).toEqual([]);
       expect.soft(text).not.toContain('must-not-leak');

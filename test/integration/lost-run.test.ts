@@ -36,13 +36,15 @@ describe('the history of a job whose worker was lost', () => {
       const next = await h.worker({ lockDurationMs: 1_500, logDir: config.logDir });
       const result = await client.waitForResult(id, { timeoutMs: 30_000 });
       expect(result).toMatchObject({ state: 'Complete', exitCode: 0, adopted: false, attempt: 1 });
-      expect(result.attempts).toEqual([
+      expect(result.attempts).toMatchObject([
         {
           attempt: 1,
           worker: 'doomed',
           state: 'Failed',
           reason: 'infra',
           error: 'worker lost while running; its container was gone, so the job ran again',
+          retried: true,
+          budget: null,
         },
         { attempt: 1, worker: next.id, state: 'Complete', reason: 'exited', error: null },
       ]);

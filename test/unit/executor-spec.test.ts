@@ -18,11 +18,11 @@ describe('toExecutorSpec', () => {
       init: false,
     });
     const [stdout, stderr] = [new Sink(), new Sink()];
-    const mapped = toExecutorSpec(spec, stdout, stderr, { pidsLimit: 64 });
+    const mapped = toExecutorSpec(spec, stdout, stderr, { pidsLimit: 64 }, { jobId: 'j-1', attempt: 3 });
     expect(mapped).toMatchObject({
       image: 'img:1',
       command: ['sh', '-c', 'cat'],
-      env: { A: '1' },
+      env: { A: '1', STEVEDORE_ATTEMPT: '3', STEVEDORE_JOB_ID: 'j-1' },
       workingDir: '/work',
       bindMounts: { '/in': { hostPath: '/srv/in', readOnly: true } },
       vcpus: 2,
@@ -44,8 +44,11 @@ describe('toExecutorSpec', () => {
       new Sink(),
       new Sink(),
       { pidsLimit: 4096 },
+      { jobId: 'j-1', attempt: 1 },
     );
-    expect(mapped).toMatchObject({ vcpus: 0, ramBytes: 0, enableNetwork: false, bindMounts: {}, env: {} });
+    expect(mapped).toMatchObject({ vcpus: 0, ramBytes: 0, enableNetwork: false, bindMounts: {} });
+    // Exactly the two variables Stevedore adds, and nothing else.
+    expect(mapped.env).toEqual({ STEVEDORE_ATTEMPT: '1', STEVEDORE_JOB_ID: 'j-1' });
     expect(mapped.gpu).toBeUndefined();
     expect(mapped.stdin).toBeUndefined();
   });

@@ -322,6 +322,32 @@ describe('GPUs', () => {
   });
 });
 
+describe('retry budgets', () => {
+  const denials = (retry: unknown, policy: unknown = { retry: { maxLimit: 3, maxInfraLimit: 4 } }) =>
+    checkPolicy(parseJobSpec({ image: 'busybox', command: ['true'], retry }), parsePolicy(policy, 'test'), {
+      paths: new Map(),
+      neverAllowed: [],
+    }).denials.map((d) => d.message);
+
+  it('a limit, a rule’s own limit or an infraLimit over the cap is denied, naming field and cap', () => {
+    expect(
+      denials({ limit: 3, infraLimit: 4, rules: [{ onExitCodes: [1], action: 'retry', limit: 3 }] }),
+    ).toEqual([]);
+    expect(
+      denials({ limit: 4, infraLimit: 5, rules: [{ onExitCodes: [1], action: 'retry', limit: 9 }] }),
+    ).toEqual([
+      "retry.limit 4 is over the policy's cap retry.maxLimit 3",
+      "retry.infraLimit 5 is over the policy's cap retry.maxInfraLimit 4",
+      "retry.rules[0].limit 9 is over the policy's cap retry.maxLimit 3",
+    ]);
+  });
+
+  it('caps at 10 by default, and a job without retry is never denied for it', () => {
+    expect(denials({ limit: 11 }, {})).toEqual(["retry.limit 11 is over the policy's cap retry.maxLimit 10"]);
+    expect(denials(undefined, { retry: { maxLimit: 0, maxInfraLimit: 0 } })).toEqual([]);
+  });
+});
+
 describe('the never-allowed paths the worker knows of', () => {
   it("include its credentials, keys, caches, TLS files, the engines' data roots and every engine socket", async () => {
     const never = await neverAllowedPaths({
@@ -425,6 +451,7 @@ describe('the policy file', () => {
       maxRunTimeSeconds: 86_400,
       pidsLimit: 4096,
       maxOutputBytes: 1024 ** 3,
+      retry: { maxLimit: 10, maxInfraLimit: 10 },
     });
     expect(parsePolicy({ pidsLimit: 100, maxOutputBytes: '10Mi' }, 'p')).toMatchObject({
       pidsLimit: 100,

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DelayedError, WaitingError } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/worker.js';
@@ -19,6 +19,7 @@ import { StubExecutor, type StubScript } from '../helpers/stub-executor.js';
 class MemoryJob implements ContainerJob {
   attemptsMade = 0;
   attemptsStarted = 1;
+  opts: ContainerJob['opts'] = { attempts: 3, backoff: { type: 'exponential', delay: 1000 } };
   timestamp = Date.now();
   progress: ContainerJob['progress'] = 0;
   moved: { to: 'wait' } | { to: 'delayed'; at: number } | null = null;
@@ -136,14 +137,104 @@ describe('the job processor on a stub executor', () => {
     expect(p.jobs.running()).toEqual([]);
   });
 
-  it('an infrastructure failure is thrown for BullMQ to retry, with the run in the history and the side result', async () => {
+  it('an infrastructure failure is retried from infraLimit through BullMQ, recorded in the history with its budget', async () => {
     const failure = new InfrastructureError('starting', 'the engine did not answer');
     const p = await stubProcessor({ failures: { start: failure } });
-    await expect(p.processor(p.job())).rejects.toBe(failure);
-    expect(p.history.map((h) => h.run.state)).toEqual(['Failed']);
-    expect(p.sideResults).toMatchObject([{ jobId: 'job-1', state: 'Failed', reason: 'infra' }]);
+    const job = p.job();
+    const thrown = await p.processor(job).catch((error: unknown) => error);
+    expect(thrown).toBeInstanceOf(Error);
+    expect(thrown).not.toBeInstanceOf(UnrecoverableError);
+    expect((thrown as Error).message).toMatch(
+      /the engine did not answer \(reason infra: rerun 1 of 2 from infra\)/,
+    );
+    // BullMQ retries it once more, after the rules' backoff, whatever the producer's attempts.
+    expect(job.opts).toMatchObject({ attempts: 2, backoff: { type: 'fixed', delay: 1000 } });
+    expect(p.history.map((h) => h.run)).toMatchObject([
+      { state: 'Failed', reason: 'infra', retried: true, budget: 'infra' },
+    ]);
+    expect(p.sideResults).toEqual([]);
     expect(p.finished).toEqual(['job-1: Failed']);
     expect(p.held.has('job-1')).toBe(true);
+  });
+
+  it('an infrastructure failure with its budget spent fails for good, with the side result', async () => {
+    const failure = new InfrastructureError('starting', 'the engine did not answer');
+    const p = await stubProcessor({ failures: { start: failure } });
+    const job = p.job({ retry: { limit: 3, infraLimit: 0 } });
+    await expect(p.processor(job)).rejects.toBeInstanceOf(UnrecoverableError);
+    expect(p.sideResults).toMatchObject([
+      {
+        state: 'Failed',
+        reason: 'infra',
+        attempts: [{ retried: false, why: 'reason infra: infra of 0 spent' }],
+      },
+    ]);
+    expect(p.history).toEqual([]);
+  });
+
+  it('reruns as a rule says, each run numbered, until the budget is spent; the history holds every run', async () => {
+    const p = await stubProcessor({ exitCode: 75 });
+    const job = p.job({
+      retry: {
+        limit: 2,
+        backoff: { type: 'fixed', delaySeconds: 0 },
+        rules: [{ onExitCodes: [75], action: 'retry' }],
+      },
+    });
+    for (const run of [1, 2]) {
+      await expect(p.processor(job)).rejects.toThrow(`exit code 75 (rule 0): rerun ${run} of 2 from limit`);
+      expect(job.opts).toMatchObject({ attempts: job.attemptsMade + 2, backoff: { delay: 0 } });
+      // As BullMQ does when it retries: the run counted, the job taken again.
+      job.attemptsMade += 1;
+      job.attemptsStarted += 1;
+    }
+    const result = await p.processor(job);
+    expect(result).toMatchObject({
+      state: 'Complete',
+      exitCode: 75,
+      attempt: 3,
+      rule: { index: 0, action: 'retry' },
+    });
+    expect(result.attempts.map((a) => [a.attempt, a.retried, a.budget])).toEqual([
+      [1, true, 'limit'],
+      [2, true, 'limit'],
+      [3, false, null],
+    ]);
+    expect(result.attempts.at(-1)?.why).toBe('exit code 75 (rule 0): limit of 2 spent');
+  });
+
+  it('never settles a run twice: a history entry BullMQ has not counted yet moves the run number on', async () => {
+    const p = await stubProcessor({ exitCode: 0 });
+    const job = p.job({ retry: { limit: 1 } });
+    // A worker recorded run 1 as retried, then died before BullMQ counted it (attemptsMade 0).
+    p.history.push({
+      jobId: 'job-1',
+      run: {
+        attempt: 1,
+        worker: 'dead',
+        state: 'Complete',
+        reason: 'exited',
+        error: null,
+        retried: true,
+        budget: 'limit',
+      },
+    });
+    job.attemptsStarted = 2;
+    job.progress = { phase: 'done', at: new Date().toISOString(), history: [], attempt: 1, worker: 'dead' };
+    const result = await p.processor(job);
+    expect(result).toMatchObject({ attempt: 2, state: 'Complete', exitCode: 0 });
+    expect(result.attempts.map((a) => a.attempt)).toEqual([1, 2]);
+  });
+
+  it('a complete rule turns an infrastructure failure into Complete, naming the rule', async () => {
+    const failure = new InfrastructureError('starting', 'the engine did not answer');
+    const p = await stubProcessor({ failures: { start: failure } });
+    const job = p.job({ retry: { rules: [{ onReasons: ['infra'], action: 'complete' }] } });
+    await expect(p.processor(job)).resolves.toMatchObject({
+      state: 'Complete',
+      reason: 'infra',
+      rule: { index: 0, action: 'complete' },
+    });
   });
 
   it('a shutdown stops and removes the container, notes the run, then puts the job back to wait', async () => {

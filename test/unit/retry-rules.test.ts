@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   backoffMs,
+  DEFAULT_BACKOFF,
+  DEFAULT_INFRA_LIMIT,
   decideRetry,
+  effectiveRetry,
   nothingSpent,
   RETRY_LIMITS,
   type Retry,
@@ -13,7 +16,7 @@ import {
 } from '../../src/jobs/retry.js';
 import { runTimeout, timeoutsSchema } from '../../src/jobs/timeouts.js';
 
-const retry = (input: RetryInput = {}): Retry => retrySchema.parse(input);
+const retry = (input: RetryInput = {}): Retry => effectiveRetry(retrySchema.parse(input));
 const exited = (exitCode: number): RunEnd => ({ reason: 'exited', exitCode, signal: null });
 const ended = (reason: RunEnd['reason'], signal: string | null = null): RunEnd => ({
   reason,
@@ -89,6 +92,35 @@ describe('retry rules: parsing', () => {
     [{ retries: 3 }, /Unrecognized key/],
   ])('refuses %j, naming the field', (input, message) => {
     expect(issuesOf(input).join('\n')).toMatch(message);
+  });
+});
+
+describe('retry rules: the budgets a job runs under', () => {
+  it('takes infraLimit and backoff from BullMQ’s attempts and backoff of old when the spec has none', () => {
+    expect(effectiveRetry(undefined, { attempts: 5, backoff: 3000 })).toMatchObject({
+      limit: 0,
+      infraLimit: 4,
+      backoff: { type: 'fixed', delaySeconds: 3 },
+    });
+    expect(
+      effectiveRetry(undefined, { attempts: 1, backoff: { type: 'exponential', delay: 500 } }),
+    ).toMatchObject({
+      infraLimit: 0,
+      backoff: { type: 'exponential', delaySeconds: 0.5 },
+    });
+    expect(effectiveRetry(undefined, {})).toMatchObject({
+      infraLimit: DEFAULT_INFRA_LIMIT,
+      backoff: DEFAULT_BACKOFF,
+    });
+  });
+
+  it('lets the spec win over the options of old, and clamps only a budget taken from attempts to the cap', () => {
+    const spec = retrySchema.parse({ infraLimit: 7, backoff: { type: 'fixed', delaySeconds: 2 } });
+    expect(effectiveRetry(spec, { attempts: 2, backoff: 10 }, 3)).toMatchObject({
+      infraLimit: 7,
+      backoff: { type: 'fixed', delaySeconds: 2 },
+    });
+    expect(effectiveRetry(undefined, { attempts: 50 }, 3).infraLimit).toBe(3);
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AttemptRecord, JobResult } from '../../src/jobs/result.js';
-import { lostRun, thisRun, withEarlierRuns } from '../../src/worker/recovery/history.js';
+import { lostRun, runNumber, thisRun, withEarlierRuns } from '../../src/worker/recovery/history.js';
 
 const run = (worker: string, attempt: number, error: string | null = null): AttemptRecord => ({
   attempt,
@@ -12,12 +12,14 @@ const run = (worker: string, attempt: number, error: string | null = null): Atte
 
 describe('lost runs', () => {
   it('is the run the progress names when the history does not end with it', () => {
-    expect(lostRun({ phase: 'running', attempt: 1, worker: 'doomed' }, [])).toEqual({
+    expect(lostRun({ phase: 'running', attempt: 1, worker: 'doomed' }, [])).toMatchObject({
       attempt: 1,
       worker: 'doomed',
       state: 'Failed',
       reason: 'infra',
       error: 'worker lost while running; its container was gone, so the job ran again',
+      retried: true,
+      budget: null,
     });
     expect(lostRun({ phase: 'creating', attempt: 2, worker: 'b' }, [run('a', 1)])?.worker).toBe('b');
   });
@@ -47,7 +49,36 @@ describe('the history in a result', () => {
 
   it('records an interrupted run as infra with what ended it', () => {
     const complete = { ...run('a', 1), state: 'Complete' as const, reason: 'signalled' as const };
-    expect(thisRun(result([complete]), 'worker shut down')).toEqual(run('a', 1, 'worker shut down'));
+    expect(thisRun(result([complete]), 'worker shut down')).toEqual({
+      ...run('a', 1, 'worker shut down'),
+      rule: null,
+      retried: true,
+      why: 'worker shut down',
+      budget: null,
+    });
     expect(thisRun(result([complete]))).toEqual(complete);
+  });
+});
+
+describe('the run number', () => {
+  const settled = (attempt: number): AttemptRecord => ({
+    ...run('a', attempt),
+    retried: true,
+    budget: 'limit',
+  });
+
+  it('is BullMQ’s count of ended runs plus one', () => {
+    expect(runNumber(0, [])).toBe(1);
+    expect(runNumber(2, [settled(1), settled(2)])).toBe(3);
+  });
+
+  it('moves past a run its worker settled but BullMQ never counted (it died in between)', () => {
+    expect(runNumber(0, [settled(1)])).toBe(2);
+    expect(runNumber(1, [settled(1), settled(2)])).toBe(3);
+  });
+
+  it('stays for a run that was put back or lost: it runs again under its number, spending nothing', () => {
+    const putBack: AttemptRecord = { ...run('a', 1, 'worker shut down'), retried: true, budget: null };
+    expect(runNumber(0, [putBack])).toBe(1);
   });
 });

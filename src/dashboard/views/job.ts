@@ -1,3 +1,4 @@
+import { exitCell, NONE, ruleCell, whyCell } from '../../jobs/attempt-cells.js';
 import type { CancelOutcome } from '../../jobs/client.js';
 import type { AttemptRecord, JobResult } from '../../jobs/result.js';
 import { href, html, type SafeHtml } from '../html.js';
@@ -69,10 +70,14 @@ ${phases.length > 0 ? html`<dt>phases</dt><dd>${phases.map(([p, ms], i) => html`
 </dl>`;
 }
 
+/** Every run of the job, as `stevedore result --table` prints them. */
 function attempts(list: AttemptRecord[]): SafeHtml {
   if (list.length === 0) return html``;
-  return html`<h2>Attempts</h2><table id="attempts"><tr><th>attempt</th><th>worker</th><th>state</th><th>reason</th><th>error</th></tr>
-${list.map((a) => html`<tr><td class="num">${a.attempt}</td><td>${a.worker}</td><td>${a.state}</td><td>${a.reason}</td><td>${a.error ?? ''}</td></tr>`)}</table>`;
+  return html`<h2>Attempts</h2><table id="attempts"><tr><th>attempt</th><th>worker</th><th>started</th><th>ended</th><th>state</th><th>reason</th><th>exit</th><th>rule</th><th>retried</th><th>why</th></tr>
+${list.map(
+  (a) =>
+    html`<tr><td class="num">${a.attempt}</td><td>${a.worker}</td><td>${a.startedAt ? time(a.startedAt) : NONE}</td><td>${a.finishedAt ? time(a.finishedAt) : NONE}</td><td>${a.state}</td><td>${a.reason}</td><td>${exitCell(a)}</td><td>${ruleCell(a.rule)}</td><td>${a.retried === undefined ? NONE : a.retried ? 'yes' : 'no'}</td><td>${whyCell(a)}</td></tr>`,
+)}</table>`;
 }
 
 function logs(j: JobDetail): SafeHtml {

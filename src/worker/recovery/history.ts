@@ -52,21 +52,56 @@ export function lostRun(
   const last = recorded.at(-1);
   if (last && last.worker === trace.worker && last.attempt === trace.attempt) return null;
   const when = trace.phase === 'done' ? 'after it let go of its container' : `while ${trace.phase}`;
+  const error = canAdopt
+    ? `worker lost ${when}; its container was gone, so the job ran again`
+    : `worker lost ${when}; this runtime cannot adopt a container (it ends with its worker), so the job ran again`;
   return {
     attempt: trace.attempt,
     worker: trace.worker,
     state: 'Failed',
     reason: 'infra',
-    error: canAdopt
-      ? `worker lost ${when}; its container was gone, so the job ran again`
-      : `worker lost ${when}; this runtime cannot adopt a container (it ends with its worker), so the job ran again`,
+    error,
+    startedAt: null,
+    finishedAt: null,
+    exitCode: null,
+    signal: null,
+    rule: null,
+    retried: true,
+    why: 'its worker was lost: run again without spending a budget',
+    budget: null,
   };
 }
 
-/** This run's own entry of the history; with `interruption`, a run that ended without an answer. */
+/**
+ * This run's own entry of the history; with `interruption`, a run that ended without an answer
+ * (a shutdown, a lost lock) and goes on, in this container or a new one, without spending a budget.
+ */
 export function thisRun(result: JobResult, interruption?: string): AttemptRecord {
   const own = result.attempts.at(-1) as AttemptRecord;
-  return interruption === undefined ? own : { ...own, state: 'Failed', reason: 'infra', error: interruption };
+  return interruption === undefined
+    ? own
+    : {
+        ...own,
+        state: 'Failed',
+        reason: 'infra',
+        error: interruption,
+        rule: null,
+        retried: true,
+        why: interruption,
+        budget: null,
+      };
+}
+
+/**
+ * The number of the run a take starts (1-based; the result's `attempt`, the job's
+ * STEVEDORE_ATTEMPT): BullMQ's count of ended runs plus one, or, when the history already holds
+ * a settled rerun of that number or later (its worker died after recording it, before BullMQ
+ * counted it), the one after that; so a run that was settled is never settled again.
+ */
+export function runNumber(attemptsMade: number, recorded: readonly AttemptRecord[]): number {
+  let next = attemptsMade + 1;
+  for (const run of recorded) if (run.retried && run.budget && run.attempt >= next) next = run.attempt + 1;
+  return next;
 }
 
 const sameRun = (a: AttemptRecord | undefined, b: AttemptRecord | undefined): boolean =>
@@ -88,15 +123,15 @@ export function withEarlierRuns(result: JobResult, earlier: readonly AttemptReco
  * being adopted, is recorded first, so a crash is in the history even if this worker crashes too.
  */
 export async function earlierRuns(
-  history: Pick<RunHistory, 'read' | 'add'>,
+  history: Pick<RunHistory, 'add'>,
+  recorded: readonly AttemptRecord[],
   jobId: string,
   progress: unknown,
   adopting: boolean,
   canAdopt = true,
 ): Promise<AttemptRecord[]> {
-  const recorded = await history.read(jobId);
   const lost = adopting ? null : lostRun(progress, recorded, canAdopt);
-  if (!lost) return recorded;
+  if (!lost) return [...recorded];
   await history.add(jobId, lost);
   return [...recorded, lost];
 }

@@ -1,19 +1,24 @@
 import { Readable } from 'node:stream';
 import type { ExecutorSpec, OutputSink } from '../../executors/executor.js';
+import { JOB_ENV } from '../../jobs/names.js';
 import { type JobSpec, stdinBytes } from '../../jobs/spec.js';
 
-/** The executor's view of a job spec, with this run's output streams and the worker's limits. */
+/**
+ * The executor's view of a job spec, with this run's output streams and the worker's limits.
+ * The env is the spec's and the two variables Stevedore adds, which the spec may not set.
+ */
 export function toExecutorSpec(
   spec: JobSpec,
   stdout: OutputSink,
   stderr: OutputSink,
   limits: { pidsLimit: number },
+  run: { jobId: string; attempt: number },
 ): ExecutorSpec {
   const input = stdinBytes(spec);
   return {
     image: spec.image,
     command: spec.command,
-    env: spec.env,
+    env: { ...spec.env, [JOB_ENV.attempt]: String(run.attempt), [JOB_ENV.jobId]: run.jobId },
     workingDir: spec.workingDir,
     bindMounts: spec.mounts,
     vcpus: spec.resources.vcpus ?? 0,
@@ -48,5 +53,6 @@ export function describeSpec(spec: JobSpec): Record<string, unknown> {
     maxRunTimeSeconds: spec.maxRunTimeSeconds ?? null,
     stopGraceSeconds: spec.stopGraceSeconds,
     init: spec.init,
+    retry: spec.retry ?? null,
   };
 }

@@ -106,7 +106,22 @@ export function buildResult(f: RunFacts): JobResult {
             },
           ]
         : []),
-      { attempt: f.attempt, worker: f.worker.id, state, reason, error: error?.message ?? null },
+      {
+        attempt: f.attempt,
+        worker: f.worker.id,
+        state,
+        reason,
+        error: error?.message ?? null,
+        startedAt: f.startedAt,
+        finishedAt: new Date(f.finishedAt).toISOString(),
+        exitCode: f.exitCode,
+        signal,
+        // What the retry rules made of it is the settlement's to say (settle).
+        rule: null,
+        retried: false,
+        why: null,
+        budget: null,
+      },
     ],
     labels: f.spec.labels,
     error,

@@ -160,7 +160,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       transition('creating');
       // The image load took a while: the host paths must still name what admission checked.
       await checkHostPaths(pins, 'creating');
-      await executor.create(toExecutorSpec(spec, output.stdout, output.stderr, ctx.limits), image);
+      await executor.create(toExecutorSpec(spec, output.stdout, output.stderr, ctx.limits, ctx), image);
       state.log = state.log.child({ containerId: executor.containerId });
       events.write('created', { containerId: executor.containerId, cgroupId: executor.cgroupId() });
       await stops.checkDurable();
