@@ -57,6 +57,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const connections = [redis.duplicate(), redis.duplicate()] as const;
   const queue = new Queue(target.queue, { connection: connections[0], prefix: PREFIX });
   const events = new QueueEvents(target.queue, { connection: connections[1], prefix: PREFIX });
+  // Redis going away mid-run is reported as lost jobs, not as one line per reconnect attempt.
+  let redisErrors = 0;
+  const countError = (): void => {
+    redisErrors += 1;
+    if (redisErrors === 1) options.say('Redis connection error; the load test goes on retrying');
+  };
+  for (const connection of [redis, ...connections]) connection.on('error', countError);
+  queue.on('error', countError);
+  events.on('error', countError);
   const rss = new Map<string, number>();
   let finished = 0;
   let done: () => void = () => undefined;
