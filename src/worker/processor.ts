@@ -18,7 +18,7 @@ import { findAdoptable, type RecoveryRuntime } from './recovery/reconcile.js';
 import { runJob, type StopReason } from './run/run.js';
 import type { RunningJobs } from './running-jobs.js';
 import { ForAnotherRuntimeError } from './runtime-check.js';
-import { settle } from './settlement.js';
+import { lostLock, settle } from './settlement.js';
 import type { TrustedKeys } from './trusted-keys.js';
 
 /** What the processor uses of BullMQ's job (a unit test passes one of its own). */
@@ -83,7 +83,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       worker: workerInfo,
       log,
       policy: deps.policy,
-      writeSideResult: records.writeSideResult,
+      writeSideResult: async (result) => {
+        // Refused for a job this attempt no longer owns; it fails as invalid for its owner too.
+        if (!(await records.writeSideResult(result, token)))
+          log.warn('lost the job lock before writing the invalid result: not written');
+      },
       signatures: { trusted: deps.trusted, queue: config.queue, now: Date.now },
       onInvalid: (result) => finished(result),
       mountPathProblem: (path) => runtime.mountPathProblem(path),
@@ -126,6 +130,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           )
         : [];
     if (adoptable) events.emit('adopted', { jobId, containerId: adoptable.containerId });
+    /** Another worker may own the job: its container is left for it (or removed if unstarted), the run noted. */
+    const letGo = async (
+      lost: ReturnType<typeof lostLock>,
+      result: JobResult,
+      release: () => Promise<void>,
+    ): Promise<never> => {
+      books.hold(jobId, release);
+      books.releaseNow(jobId);
+      await records.history.add(jobId, thisRun(result, lost.note));
+      throw lost.error;
+    };
     const ids = { queue: config.queue, jobId, attempt };
     const executor = deps.makeExecutor({
       name: containerName({ ...ids, started: job.attemptsStarted, deployment }),
@@ -168,18 +183,22 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           await job.moveToWait(token);
           throw settled.error;
         case 'lost-lock':
-          books.hold(jobId, outcome.release);
-          books.releaseNow(jobId);
-          await records.history.add(jobId, thisRun(result, settled.note));
-          throw settled.error;
-        case 'failed':
+          return await letGo(settled, result, outcome.release);
+        case 'failed': {
+          // BullMQ may run it again: the next run's result lists this one. Both writes are
+          // fenced by the attempt's lock token, so a run that lost the job writes neither.
+          if (!(await records.writeSideResult(result, token, thisRun(result)))) {
+            log.warn(
+              { state: result.state, reason: result.reason },
+              'result not written: the job lock is gone',
+            );
+            return await letGo(lostLock(true), result, outcome.release);
+          }
           finished(result);
           // The rest wait until BullMQ has stored the result (the worker's 'completed' / 'failed').
           books.hold(jobId, outcome.release);
-          // BullMQ may run it again: the next run's result lists this one.
-          await records.history.add(jobId, thisRun(result));
-          await records.writeSideResult(result);
           throw settled.error;
+        }
         case 'completed':
           finished(result);
           books.hold(jobId, outcome.release);

@@ -35,6 +35,18 @@ export type Settlement =
   | { kind: 'completed'; result: JobResult };
 
 type Rerouted = Extract<Settlement, { kind: 'rerouted' }>;
+type LostLock = Extract<Settlement, { kind: 'lost-lock' }>;
+
+/**
+ * The answer for a run that no longer owns its job: it saw the lock go (lockRenewalFailed), or
+ * its fenced result write found the lock gone or another worker's (`atWrite`). It writes no result.
+ */
+export function lostLock(atWrite = false): LostLock {
+  const note = atWrite
+    ? 'lost the job lock before writing its result: another worker may own this job; no result written'
+    : 'lost the job lock: another worker may own this job; container left for it to adopt';
+  return { kind: 'lost-lock', note, error: new Error(note) };
+}
 
 /** The one mapping from how a take ended to BullMQ's answer; pure, so every case has a unit test. */
 export function settle(end: Extract<TakeEnd, { rerouted: true }>, now: number): Rerouted;
@@ -51,10 +63,7 @@ export function settle(end: TakeEnd, now: number): Settlement {
       : 'worker shut down; container stopped, job put back without spending an attempt';
     return { kind: 'put-back', detached, note, error: new WaitingError() };
   }
-  if (outcome.interruptedBy === 'lost-lock') {
-    const note = 'lost the job lock: another worker may own this job; container left for it to adopt';
-    return { kind: 'lost-lock', note, error: new Error(note) };
-  }
+  if (outcome.interruptedBy === 'lost-lock') return lostLock();
   if (outcome.error) {
     // No retry can bring an image that is neither on the host nor in the job's tarball.
     if (outcome.error instanceof ImageUnavailableError) {

@@ -59,15 +59,23 @@ afterEach(async () => {
 });
 
 /** A processor on a stub executor, with in-memory job records and books. */
-async function stubProcessor(script: StubScript = {}, liveRuntimes: string[] = ['docker']) {
+async function stubProcessor(
+  script: StubScript = {},
+  liveRuntimes: string[] = ['docker'],
+  /** The lock token the job is held by now; a write fenced with another token is refused. */
+  lockHolder = 'token-1',
+) {
   const config = loadConfig({ HOME: logDir, STEVEDORE_QUEUE: 'q1', STEVEDORE_WORKER_ID: 'w1' });
   const executor = new StubExecutor(script);
   const history: { jobId: string; run: AttemptRecord }[] = [];
   const sideResults: JobResult[] = [];
   const records: JobRecords = {
     isCancelled: async () => false,
-    writeSideResult: async (result) => {
+    writeSideResult: async (result, token, run) => {
+      if (token !== lockHolder) return false;
       sideResults.push(result);
+      if (run) history.push({ jobId: result.jobId, run });
+      return true;
     },
     liveRuntimes: async () => liveRuntimes,
     history: {
@@ -133,11 +141,25 @@ describe('the job processor on a stub executor', () => {
   it('an infrastructure failure is thrown for BullMQ to retry, with the run in the history and the side result', async () => {
     const failure = new InfrastructureError('starting', 'the engine did not answer');
     const p = await stubProcessor({ failures: { start: failure } });
-    await expect(p.processor(p.job())).rejects.toBe(failure);
+    await expect(p.processor(p.job(), 'token-1')).rejects.toBe(failure);
     expect(p.history.map((h) => h.run.state)).toEqual(['Failed']);
     expect(p.sideResults).toMatchObject([{ jobId: 'job-1', state: 'Failed', reason: 'infra' }]);
     expect(p.finished).toEqual(['job-1: Failed']);
     expect(p.held.has('job-1')).toBe(true);
+  });
+
+  it('a failure whose fenced write finds the lock held by another token writes no result: lost lock, run noted', async () => {
+    const failure = new InfrastructureError('starting', 'the engine did not answer');
+    const p = await stubProcessor({ failures: { start: failure } }, ['docker'], 'token-of-another-worker');
+    await expect(p.processor(p.job(), 'token-1')).rejects.toThrow(/lost the job lock before writing its result/);
+    expect(p.sideResults).toEqual([]);
+    expect(p.finished).toEqual([]);
+    expect(p.history.map((h) => h.run.error)).toEqual([
+      'lost the job lock before writing its result: another worker may own this job; no result written',
+    ]);
+    // Nothing was started, so nothing is left for the new owner: the container goes at once.
+    await new Promise((r) => setImmediate(r));
+    expect(p.executor.count('close')).toBe(1);
   });
 
   it('a shutdown stops and removes the container, notes the run, then puts the job back to wait', async () => {
