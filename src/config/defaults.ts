@@ -28,3 +28,9 @@ export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
 
 /** How long the Docker daemon may be away (a restart) before a running job fails as infra. */
 export const DEFAULT_ENGINE_OUTAGE_MS = 30_000;
+
+/**
+ * With STEVEDORE_RESULT_REPLICAS set, how long a worker waits for replicas to take a result: a
+ * replica on the same network answers in a millisecond; BullMQ's fetching waits behind it.
+ */
+export const DEFAULT_RESULT_REPLICAS_TIMEOUT_MS = 1_000;

@@ -20,6 +20,7 @@ import { WorkerEvents } from './observer.js';
 import { engineDataPaths, loadWorkerPolicy, redisDataDir } from './policy-load.js';
 import { probeWorker } from './probe.js';
 import { createProcessor } from './processor.js';
+import { confirmStoredResults } from './result-durability.js';
 import { RunningJobs } from './running-jobs.js';
 import { readCredentials, runtimeOptions } from './runtime-options.js';
 import { TrustedKeys } from './trusted-keys.js';
@@ -63,6 +64,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     running: () => jobs.running(),
     events,
     logger,
+    // BullMQ's Worker stores results on the connection it is handed (redis.blocking): WAIT there.
+    confirmStored:
+      config.resultDurability && confirmStoredResults(redis.blocking, redis.address, config.resultDurability),
   });
   // Tells readers (`stevedore status`, the dashboard) that this worker serves the queue, and how busy it is.
   const presence = new PresenceWriter(commands, redis.address, {

@@ -34,7 +34,13 @@ describe('the fenced side-result script', () => {
     const { raw } = world;
     const address: QueueAddress = { prefix: DEFAULT_PREFIX, queue: testQueue() };
     const lock = bullmqKeys.lock(address, 'j1');
-    const run = { attempt: 1, worker: 'w1', state: 'Failed', reason: 'infra', error: 'pull stalled' } as const;
+    const run = {
+      attempt: 1,
+      worker: 'w1',
+      state: 'Failed',
+      reason: 'infra',
+      error: 'pull stalled',
+    } as const;
 
     await raw.set(lock, 'w1:0');
     expect(
@@ -72,7 +78,13 @@ describe('the fenced side-result script', () => {
     });
     const address: QueueAddress = { prefix: '{stevedore}', queue: testQueue() };
     await cluster.set(bullmqKeys.lock(address, 'c1'), 'w1:0');
-    const run = { attempt: 1, worker: 'w1', state: 'Failed', reason: 'infra', error: 'pull stalled' } as const;
+    const run = {
+      attempt: 1,
+      worker: 'w1',
+      state: 'Failed',
+      reason: 'infra',
+      error: 'pull stalled',
+    } as const;
     expect(
       await writeFencedSideResult(cluster, address, { result: resultBy('c1', 'w1'), token: 'w1:0', run }),
     ).toBe(true);
