@@ -1,4 +1,4 @@
-import type { Job } from 'bullmq';
+import { type Job, WaitingError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from '../config/worker.js';
 import type { ContainerExecutor } from '../executors/executor.js';
@@ -50,6 +50,8 @@ export interface ProcessorDeps {
   idle: Pick<IdleCollector, 'runEnded'>;
   events: WorkerEvents;
   logger: Logger;
+  /** Why the worker takes no jobs because its engine is away (EngineGate), or null; absent: never. */
+  engineAway?: () => string | null;
 }
 
 /**
@@ -76,6 +78,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const jobId = job.id as string;
     const attempt = job.attemptsMade + 1;
     const log = deps.logger.child({ jobId, attempt });
+    const away = deps.engineAway?.();
+    if (away) {
+      // Taken while the worker was stopping to take jobs (a fetch under way): back for another worker.
+      log.info({ reason: away }, 'engine away: job put back without spending an attempt');
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
     const { spec, pins } = await admitJob(job, {
       runtime: runtime.kind,
       queue: config.queue,

@@ -12,6 +12,7 @@ import { BoundedWorker } from './bounded-job.js';
 import { bullmqOptions } from './bullmq-options.js';
 import { listenForCancels } from './cancel-listener.js';
 import { openWorkerRedis } from './connections.js';
+import { EngineGate } from './engine-gate.js';
 import type { WorkerDeps, WorkerHandle } from './handle.js';
 import { Housekeeping } from './housekeeping.js';
 import { IdleCollector } from './idle-gc.js';
@@ -51,6 +52,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   logger.info({ deployment }, 'deployment id read');
   policy.neverAllowed.push(...(await redisDataDir(commands)), ...(await engineDataPaths(runtime, logger)));
 
+  let closing: Promise<void> | undefined;
+  const whyNoJobs = (): string | null =>
+    closing ? 'worker is closing' : (gate.reason ?? (worker.isPaused() ? 'worker is paused' : null));
   const jobs = new RunningJobs(logger, () => presence.changed());
   const idle = new IdleCollector(() => jobs.count > 0);
   const records = redisRecords(commands, redis.address, config.liveOutputBytes);
@@ -76,10 +80,22 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     capacity: config.concurrency,
     runtime: runtime.kind,
     running: () => jobs.takenIds(),
+    notTaking: () => whyNoJobs(),
     onError: redis.onError,
+  });
+  // Past STEVEDORE_ENGINE_OUTAGE_MS without an answer from the engine, no more jobs are taken.
+  const gate = new EngineGate({
+    check: () => runtime.checkAvailable(),
+    outageMs: config.engineOutageMs,
+    close: () => worker.pause(true),
+    open: () => worker.resume(),
+    changed: () => presence.changed(),
+    logger,
+    runtime: runtime.kind,
   });
   const processor = createProcessor({
     config,
+    engineAway: () => gate.reason,
     deployment,
     runtime,
     makeExecutor: (options) => createExecutor(runtime, options),
@@ -120,15 +136,13 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   await books.startReconciling(queue);
   idle.collectNow();
   await presence.start();
+  gate.start();
   void worker.run();
   logger.info(
     { queue: config.queue, concurrency: config.concurrency, runtime: config.runtime, policy: policy.source },
     'worker started',
   );
 
-  let closing: Promise<void> | undefined;
-  const whyNoJobs = (): string | null =>
-    closing ? 'worker is closing' : worker.isPaused() ? 'worker is paused' : null;
   return {
     id: config.workerId,
     redis: redis.target,
@@ -143,6 +157,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       closing ??= (async () => {
         const graceMs = options.graceMs ?? config.shutdownGraceMs;
         logger.info({ running: jobs.count, graceMs }, 'worker closing: no new jobs');
+        await gate.stop();
         const closed = worker.close();
         // detach: let go of running containers at once; the next worker adopts them.
         const detach = config.onShutdown === 'detach';

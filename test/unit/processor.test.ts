@@ -64,6 +64,8 @@ async function stubProcessor(
   liveRuntimes: string[] = ['docker'],
   /** The lock token the job is held by now; a write fenced with another token is refused. */
   lockHolder = 'token-1',
+  /** Why the worker's engine is away (EngineGate), if it is. */
+  engineAway: string | null = null,
 ) {
   const config = loadConfig({ HOME: logDir, STEVEDORE_QUEUE: 'q1', STEVEDORE_WORKER_ID: 'w1' });
   const executor = new StubExecutor(script);
@@ -118,6 +120,7 @@ async function stubProcessor(
     idle: { runEnded: () => undefined },
     events,
     logger,
+    engineAway: () => engineAway,
   });
   const job = (data: Partial<JobSpecInput> = {}) =>
     new MemoryJob('job-1', { image: 'stub/image:1', command: ['prog'], ...data }, executor);
@@ -151,7 +154,9 @@ describe('the job processor on a stub executor', () => {
   it('a failure whose fenced write finds the lock held by another token writes no result: lost lock, run noted', async () => {
     const failure = new InfrastructureError('starting', 'the engine did not answer');
     const p = await stubProcessor({ failures: { start: failure } }, ['docker'], 'token-of-another-worker');
-    await expect(p.processor(p.job(), 'token-1')).rejects.toThrow(/lost the job lock before writing its result/);
+    await expect(p.processor(p.job(), 'token-1')).rejects.toThrow(
+      /lost the job lock before writing its result/,
+    );
     expect(p.sideResults).toEqual([]);
     expect(p.finished).toEqual([]);
     expect(p.history.map((h) => h.run.error)).toEqual([
@@ -160,6 +165,15 @@ describe('the job processor on a stub executor', () => {
     // Nothing was started, so nothing is left for the new owner: the container goes at once.
     await new Promise((r) => setImmediate(r));
     expect(p.executor.count('close')).toBe(1);
+  });
+
+  it('a job taken while the engine is away goes back to wait, no attempt spent, and no container is made', async () => {
+    const p = await stubProcessor({}, ['docker'], 'token-1', 'the docker engine has not answered for 31 s');
+    const job = p.job();
+    await expect(p.processor(job, 'token-1')).rejects.toBeInstanceOf(WaitingError);
+    expect(job.moved).toEqual({ to: 'wait' });
+    expect(p.made).toEqual([]);
+    expect(p.jobs.takenIds()).toEqual([]);
   });
 
   it('a shutdown stops and removes the container, notes the run, then puts the job back to wait', async () => {
