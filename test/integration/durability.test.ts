@@ -14,7 +14,7 @@ import { labelFilters } from '../../src/jobs/names.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { testDocker } from '../helpers/docker.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { SentinelTopology } from '../helpers/redis-topology.js';
+import { ClusterTopology, SentinelTopology } from '../helpers/redis-topology.js';
 import { busybox, testPolicy, testQueue, until, useTestWorld, writePolicy } from '../helpers/stevedore.js';
 
 const run = promisify(execFile);
@@ -98,6 +98,27 @@ describe('WAIT for a replica, with none there', () => {
     expect(
       () => new StevedoreClient({ redis: world.redis.url, durability: { replicas: 1, timeoutMs: 0 } }),
     ).toThrow(/durability\.timeoutMs is 0: give whole milliseconds ≥ 1/);
+  });
+
+  it("on a Cluster the WAIT goes to the node of the queue's slot: a Cluster of masters only confirms none", async () => {
+    const topology = await ClusterTopology.start();
+    try {
+      const client = new StevedoreClient({
+        redis: { clusterNodes: topology.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })) },
+        prefix: '{stevedore}',
+        queue: world.h.queue,
+        durability: { replicas: 1, timeoutMs: 200 },
+      });
+      world.h.clients.push(client);
+      await expect(client.submit(busybox(['true']), { jobId: 'durable-cluster' })).rejects.toThrow(
+        /submitting job durable-cluster: the master took it, but 0 of the 1 replica asked for/,
+      );
+      expect((await client.getStatus('durable-cluster')).state).toBe('waiting');
+      await client.close();
+      world.h.clients.splice(world.h.clients.indexOf(client), 1);
+    } finally {
+      await topology.close();
+    }
   });
 
   it('a worker whose result is not confirmed keeps the container for reconciling, which removes it later', async () => {
