@@ -13,6 +13,7 @@ export {
 export type { ClusterTarget, HostPort, RedisTarget, RedisTls, SentinelTarget } from './jobs/connection.js';
 export * from './jobs/errors.js';
 export type { JobProgress, RunPhase } from './jobs/progress.js';
+export type { Durability } from './jobs/replicas.js';
 export type { AttemptRecord, JobResult, RunReason, RunState, StreamSummary, Usage } from './jobs/result.js';
 export {
   type JobSignature,

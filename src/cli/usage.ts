@@ -66,6 +66,10 @@ REDIS_SENTINEL_NAME; Redis Cluster: REDIS_CLUSTER_NODES and a hash-tagged --pref
                              loopback-only namespaces; "fresh": one new namespace per job)
   --keep-finished N          STEVEDORE_KEEP_FINISHED (default 1000 completed and 1000 failed jobs
                              kept in Redis with their results and live output; a week at most)
+  --result-replicas N        STEVEDORE_RESULT_REPLICAS (default 0): replicas that must hold a stored
+                             result (Redis WAIT) before its container is removed
+  --result-replicas-timeout-ms MS
+                             STEVEDORE_RESULT_REPLICAS_TIMEOUT_MS (default 1000): how long to wait for them
   --registry-auth FILE       STEVEDORE_REGISTRY_AUTH (default $DOCKER_CONFIG/config.json, else
                              ~/.docker/config.json): registry credentials, Docker's config.json "auths"
   --pull-timeout-ms MS       STEVEDORE_PULL_TIMEOUT_MS (default 1800000): a whole image pull

@@ -36,3 +36,9 @@ export const DEFAULT_ENGINE_OUTAGE_MS = 30_000;
 export const DEFAULT_HOST_DEAD_MS = 30_000;
 /** The shortest allowed: two presence heartbeats, so one late heartbeat never declares a host dead. */
 export const MIN_HOST_DEAD_MS = 10_000;
+
+/**
+ * With STEVEDORE_RESULT_REPLICAS set, how long a worker waits for replicas to take a result: a
+ * replica on the same network answers in a millisecond; BullMQ's fetching waits behind it.
+ */
+export const DEFAULT_RESULT_REPLICAS_TIMEOUT_MS = 1_000;

@@ -11,6 +11,7 @@ import {
   DEFAULT_LOCK_DURATION_MS,
   DEFAULT_PULL_STALL_MS,
   DEFAULT_PULL_TIMEOUT_MS,
+  DEFAULT_RESULT_REPLICAS_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_SIF_CACHE_BYTES,
   DEFAULT_SIF_CONVERT_TIMEOUT_MS,
@@ -93,6 +94,16 @@ export const SETTINGS = {
     area: 'worker',
     type: `milliseconds ≥ ${MIN_HOST_DEAD_MS}`,
     default: code(DEFAULT_HOST_DEAD_MS),
+  },
+  STEVEDORE_RESULT_REPLICAS: {
+    area: 'worker',
+    type: 'whole number ≥ 0',
+    default: '`0`: no wait',
+  },
+  STEVEDORE_RESULT_REPLICAS_TIMEOUT_MS: {
+    area: 'worker',
+    type: 'milliseconds ≥ 1',
+    default: code(DEFAULT_RESULT_REPLICAS_TIMEOUT_MS),
   },
   STEVEDORE_LOG_DIR: { area: 'worker', type: 'path', default: '`<state dir>/logs`' },
   STEVEDORE_LIVE_OUTPUT_BYTES: {

@@ -8,6 +8,7 @@ import {
   DEFAULT_QUEUE,
   LIVE_CHUNK_BYTES,
 } from '../jobs/keys.js';
+import type { Durability } from '../jobs/replicas.js';
 import { DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_PIDS_LIMIT } from '../policy/policy.js';
 import { defaultStateDir } from './client.js';
 import {
@@ -16,6 +17,7 @@ import {
   DEFAULT_LOCK_DURATION_MS,
   DEFAULT_PULL_STALL_MS,
   DEFAULT_PULL_TIMEOUT_MS,
+  DEFAULT_RESULT_REPLICAS_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_MS,
   DEFAULT_SIF_CACHE_BYTES,
   DEFAULT_SIF_CONVERT_TIMEOUT_MS,
@@ -115,6 +117,11 @@ export interface WorkerConfig {
   dockerHost?: string;
   /** STEVEDORE_HTTP: where /metrics, /healthz and /readyz listen; absent = no HTTP endpoint. */
   http?: HttpAddress;
+  /**
+   * STEVEDORE_RESULT_REPLICAS and its timeout: replicas that must hold a stored result before its
+   * container is removed; absent (0 replicas) = no wait.
+   */
+  resultDurability?: Durability;
 }
 
 /**
@@ -126,6 +133,17 @@ function registryAuthPath(get: SettingReader): { path: string; required: boolean
   if (explicit) return { path: explicit, required: true };
   const dir = get('DOCKER_CONFIG') || join(get('HOME') || homedir(), '.docker');
   return { path: join(dir, 'config.json'), required: false };
+}
+
+function resultDurabilityOf(get: SettingReader): Durability | undefined {
+  const replicas = wholeNumber(get, 'STEVEDORE_RESULT_REPLICAS', 0, 0);
+  const timeoutMs = wholeNumber(
+    get,
+    'STEVEDORE_RESULT_REPLICAS_TIMEOUT_MS',
+    DEFAULT_RESULT_REPLICAS_TIMEOUT_MS,
+    1,
+  );
+  return replicas > 0 ? { replicas, timeoutMs } : undefined;
 }
 
 /** The queue's name, which BullMQ uses in its keys: a `:` would break them. */
@@ -220,5 +238,6 @@ export function loadConfig(env: Env = processEnv(), overrides: Overrides = {}): 
     ),
     searchPath: get('PATH'),
     http: http ? parseHttpAddress(http) : undefined,
+    resultDurability: resultDurabilityOf(get),
   };
 }

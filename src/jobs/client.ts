@@ -7,8 +7,9 @@ import {
   type RedisTarget,
   type RedisTls,
 } from './connection.js';
-import { coerceError, UnknownJobError, ValidationError } from './errors.js';
+import { coerceError, ReplicationError, UnknownJobError, ValidationError } from './errors.js';
 import {
+  bullmqKeys,
   clusterPrefixProblem,
   DEFAULT_PREFIX,
   DEFAULT_QUEUE,
@@ -20,6 +21,7 @@ import {
 import { readLiveOutput } from './logs.js';
 import { checkJobId } from './names.js';
 import type { JobProgress } from './progress.js';
+import { acknowledgedBy, type Durability, durabilityProblem } from './replicas.js';
 import { type JobResult, resultWithoutRun } from './result.js';
 import { ResultWaiter } from './result-waiter.js';
 import { type SigningKey, signedJobData, toPrivateKey } from './signing.js';
@@ -42,6 +44,11 @@ export interface ClientOptions {
   signingKey?: SigningKey;
   /** getStatus: a worker not seen for this long counts as gone (default 30 s, DEFAULT_PRESENCE_STALE_MS). */
   workerStaleMs?: number;
+  /**
+   * submit waits until this many replicas hold the new job (Redis `WAIT`), and throws a
+   * ReplicationError when they do not in time; absent: submit returns once the master has it.
+   */
+  durability?: Durability;
 }
 
 export interface SubmitOptions {
@@ -89,6 +96,8 @@ export class StevedoreClient {
       ? clusterPrefixProblem(this.address.prefix)
       : undefined;
     if (clusterProblem) throw new Error(`creating a client for a Redis Cluster: ${clusterProblem}`);
+    const durable = options.durability && durabilityProblem(options.durability);
+    if (durable) throw new ValidationError(`creating a client: ${durable}`);
     const onError = options.onError ?? (() => undefined);
     this.redis = connect(options.redis, onError, options.tls);
     this.queue = new Queue(this.address.queue, { connection: this.redis, prefix: this.address.prefix });
@@ -127,7 +136,35 @@ export class StevedoreClient {
       delay: options.delay,
     });
     if (job.id === undefined) throw new Error('submitting: Redis did not return a job id');
+    if (this.options.durability) await this.confirmOnReplicas(job.id, this.options.durability);
     return { id: job.id };
+  }
+
+  /**
+   * Throws a ReplicationError unless `durability.replicas` replicas hold the job. The master has
+   * it either way, so the error says the job may exist: a failover before it reached a replica
+   * would lose it, and submitting again with the same jobId is a no-op when it is there.
+   */
+  private async confirmOnReplicas(id: string, durability: Durability): Promise<void> {
+    const { replicas, timeoutMs } = durability;
+    const what = `submitting job ${id}: the master took it, but`;
+    const after = `the job exists on the master and may run, or be lost if the master fails over before a replica has it: check with getStatus("${id}") and submit again with jobId "${id}" (a no-op when the job is there)`;
+    let acknowledged: number;
+    try {
+      acknowledged = await acknowledgedBy(this.redis, bullmqKeys.job(this.address, id), durability);
+    } catch (error) {
+      throw new ReplicationError(
+        `${what} asking for its replicas (WAIT) failed: ${coerceError(error).message}; ${after}`,
+        0,
+        replicas,
+      );
+    }
+    if (acknowledged >= replicas) return;
+    throw new ReplicationError(
+      `${what} ${acknowledged} of the ${replicas} replica${replicas === 1 ? '' : 's'} asked for (durability.replicas) confirmed it within ${timeoutMs} ms (durability.timeoutMs); ${after}, or give the replicas more time`,
+      acknowledged,
+      replicas,
+    );
   }
 
   /** The result of a finished job, null while it is unfinished; throws UnknownJobError for an unknown id. */

@@ -128,6 +128,21 @@ export class UnknownJobError extends Error {
   }
 }
 
+/**
+ * A write the master took but fewer replicas than asked acknowledged in time (Redis `WAIT`): the
+ * write exists on the master and is lost only if the master fails over before a replica has it.
+ */
+export class ReplicationError extends Error {
+  constructor(
+    message: string,
+    readonly acknowledged: number,
+    readonly wanted: number,
+  ) {
+    super(message);
+    this.name = 'ReplicationError';
+  }
+}
+
 /** Turns anything thrown into an Error, keeping the original as `cause`. */
 export function coerceError(value: unknown): Error {
   if (value instanceof Error) return value;

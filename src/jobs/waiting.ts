@@ -1,7 +1,14 @@
 import type { JobProgress, PullProgress } from './progress.js';
 import type { WorkerPresence } from './workers.js';
 
-export type WaitingReason = 'queued' | 'no-worker' | 'workers-busy' | 'delayed' | 'pulling' | 'backoff';
+export type WaitingReason =
+  | 'queued'
+  | 'no-worker'
+  | 'workers-unavailable'
+  | 'workers-busy'
+  | 'delayed'
+  | 'pulling'
+  | 'backoff';
 
 /** Why a job that is not running waits: computed when read, from the queue's state (whyWaiting). */
 export interface Waiting {
@@ -80,10 +87,12 @@ export function whyWaiting(f: WaitingFacts): Waiting | null {
 
 type Counts = NonNullable<Waiting['workers']>;
 
+/** Slots of the workers that take jobs now; one that does not (engine away, paused) has none to offer. */
 function workerCounts(workers: WorkerPresence[]): Counts {
   let busySlots = 0;
   let slots = 0;
   for (const w of workers) {
+    if (w.notTaking !== undefined) continue;
     slots += w.capacity;
     busySlots += Math.min(w.running.length, w.capacity);
   }
@@ -143,6 +152,10 @@ function queued(f: WaitingFacts, workers: Counts): Waiting {
     };
   }
   if (workers.seen === 0) return { reason: 'no-worker', message: `${place}; ${noWorkerWords(f)}`, ...base };
+  const resting = f.workers.filter((w) => w.notTaking !== undefined);
+  if (resting.length === workers.seen) {
+    return { reason: 'workers-unavailable', message: `${place}; ${restingWords(resting)}`, ...base };
+  }
   const fleet = plural(workers.seen, 'worker');
   if (workers.busySlots >= workers.slots) {
     const busy = workers.slots === 1 ? 'its one slot busy' : `all ${workers.slots} slots busy`;
@@ -153,6 +166,20 @@ function queued(f: WaitingFacts, workers: Counts): Waiting {
     message: `${place}; ${fleet}, ${workers.busySlots} of ${workers.slots} slots busy`,
     ...base,
   };
+}
+
+/** Workers named in a message, past which the rest are counted. */
+const NAMED_WORKERS = 3;
+
+function restingWords(resting: WorkerPresence[]): string {
+  const named = resting.slice(0, NAMED_WORKERS).map((w) => `${w.id} on ${w.host}: ${w.notTaking}`);
+  const more =
+    resting.length > NAMED_WORKERS ? `; and ${plural(resting.length - NAMED_WORKERS, 'more worker')}` : '';
+  const fleet =
+    resting.length === 1
+      ? 'the one live worker takes no'
+      : `none of the ${resting.length} live workers takes`;
+  return `${fleet} jobs now (${named.join('; ')}${more})`;
 }
 
 function noWorkerWords(f: WaitingFacts): string {

@@ -18,6 +18,8 @@ export interface WorkerPresence {
   /** ISO times: when the worker started, and its latest heartbeat. */
   startedAt: string;
   seenAt: string;
+  /** Why it takes no jobs now (its engine is away, it is paused or closing); absent: it takes them. */
+  notTaking?: string;
 }
 
 /** What a reader learns from the presence hash. */
@@ -55,6 +57,7 @@ function parseEntry(text: string): WorkerPresence | null {
       running: Array.isArray(entry.running) ? entry.running : [],
       startedAt: entry.startedAt ?? entry.seenAt,
       seenAt: entry.seenAt,
+      ...(typeof entry.notTaking === 'string' ? { notTaking: entry.notTaking } : {}),
     };
   } catch {
     return null; // an entry we cannot read counts as no worker
@@ -97,6 +100,8 @@ export interface PresenceOptions {
   engine: string;
   /** The job ids running now, read at each write. */
   running: () => string[];
+  /** Why the worker takes no jobs now, or null; read at each write (call changed() when it changes). */
+  notTaking?: () => string | null;
   /** A failed write (Redis away); the next heartbeat tries again. */
   onError: (error: Error) => void;
   heartbeatMs?: number;
@@ -180,7 +185,9 @@ export class PresenceWriter {
   private async write(): Promise<void> {
     if (this.stopped) return;
     const now = this.now();
+    const notTaking = this.options.notTaking?.() ?? null;
     const entry: WorkerPresence = {
+      ...(notTaking === null ? {} : { notTaking }),
       id: this.options.id,
       host: this.options.host,
       pid: this.options.pid,

@@ -27,7 +27,7 @@ export interface WorkerHandle {
   readonly events: WorkerEvents;
   /** Asks Redis and the engine now, each within PROBE_TIMEOUT_MS. */
   probe(): Promise<WorkerProbe>;
-  /** Why it takes no jobs now (closing, paused), or null: no I/O, so callers that cache `probe()` ask it fresh. */
+  /** Why it takes no jobs now (closing, its engine away past STEVEDORE_ENGINE_OUTAGE_MS, paused), or null: no I/O, so callers that cache `probe()` ask it fresh. */
   whyNoJobs(): string | null;
   /** The queue's jobs by state (one Redis read; callers cache it). */
   queueCounts(): Promise<Record<string, number>>;

@@ -7,6 +7,7 @@ import type { JobSpecInput } from '../jobs/spec.js';
 import type { WorkerEvents } from './observer.js';
 import { trimFinishedCopies } from './output/finished-copy.js';
 import { type RecoveryRuntime, reconcileContainers } from './recovery/reconcile.js';
+import type { ConfirmStored } from './result-durability.js';
 import { type FinishedAs, FinishedRetention } from './retention.js';
 
 /** Leftover containers are looked for at start and then every this many lock durations. */
@@ -25,6 +26,12 @@ export interface HousekeepingOptions {
   running: () => string[];
   events: WorkerEvents;
   logger: Logger;
+  /**
+   * STEVEDORE_RESULT_REPLICAS: asked once BullMQ has stored a result, before the container goes.
+   * A result not confirmed leaves its container to reconciling, so a failover that loses the
+   * result finds the container to adopt. Absent: the container goes at once.
+   */
+  confirmStored?: ConfirmStored;
 }
 
 /**
@@ -55,14 +62,37 @@ export class Housekeeping {
    */
   follow(worker: Pick<Worker<JobSpecInput, JobResult>, 'on'>): void {
     worker.on('completed', (job, result) => {
-      this.releaseNow(job.id as string);
+      this.stored(job.id as string);
       this.retain('completed', job.id as string, result);
     });
     worker.on('failed', (job) => {
       if (!job) return;
-      this.releaseNow(job.id as string);
+      this.stored(job.id as string);
       if (job.finishedOn) this.retain('failed', job.id as string, null);
     });
+  }
+
+  /** BullMQ stored the job's result: its container goes, once replicas hold it when that is asked for. */
+  private stored(jobId: string): void {
+    const { confirmStored, logger } = this.options;
+    if (!confirmStored || !this.releases.has(jobId)) {
+      this.releaseNow(jobId);
+      return;
+    }
+    const confirmed = confirmStored(jobId).then((problem) => {
+      if (problem === null) {
+        this.releaseNow(jobId);
+        return;
+      }
+      // Not removed here: reconciling removes it once the job is seen finished, after the grace,
+      // and a job that a failover put back finds it to adopt.
+      this.releases.delete(jobId);
+      logger.warn(
+        { jobId },
+        `${problem}; its container is kept for reconciling to remove once the job is seen finished (a failover that lost the result lets the job's next worker adopt it)`,
+      );
+    });
+    this.track(confirmed);
   }
 
   /** Holds the job's container removal until its result is stored (releaseNow). */

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { RedisConnection } from '../jobs/connection.js';
-import { keys, type OutputStream, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
-import type { JobResult } from '../jobs/result.js';
+import { keys, type OutputStream, type QueueAddress } from '../jobs/keys.js';
+import type { AttemptRecord, JobResult } from '../jobs/result.js';
 import { listWorkers } from '../jobs/workers.js';
+import { writeFencedSideResult } from './fenced-result.js';
 import { LiveOutput } from './output/live-output.js';
 import { RunHistory } from './recovery/history.js';
 
@@ -10,8 +11,14 @@ import { RunHistory } from './recovery/history.js';
 export interface JobRecords {
   /** The job's durable cancel flag. */
   isCancelled(jobId: string): Promise<boolean>;
-  /** The result, for a job that BullMQ fails without a return value (kept SIDE_KEY_TTL_SECONDS). */
-  writeSideResult(result: JobResult): Promise<void>;
+  /**
+   * The result of a job that BullMQ fails without a return value (kept SIDE_KEY_TTL_SECONDS), with
+   * this run's history entry if given, fenced by the attempt's lock `token` (fenced-result.ts):
+   * false, and nothing written, when the attempt no longer owns the job.
+   */
+  writeSideResult(result: JobResult, token: string | undefined, run?: AttemptRecord): Promise<boolean>;
+  /** This run's history entry alone, fenced the same way (a run the retry rules run again). */
+  addRunFenced(jobId: string, run: AttemptRecord, token: string | undefined): Promise<boolean>;
   /** Runtimes of the queue's live workers (presence). */
   liveRuntimes(): Promise<string[]>;
   /** Engines of the queue's workers seen within `staleMs` (presence). */
@@ -29,9 +36,9 @@ export function redisRecords(
 ): JobRecords {
   return {
     isCancelled: async (jobId) => (await redis.exists(keys.cancel(address, jobId))) === 1,
-    writeSideResult: async (result) => {
-      await redis.set(keys.result(address, result.jobId), JSON.stringify(result), 'EX', SIDE_KEY_TTL_SECONDS);
-    },
+    writeSideResult: (result, token, run) =>
+      writeFencedSideResult(redis, address, { jobId: result.jobId, result, token, run }),
+    addRunFenced: (jobId, run, token) => writeFencedSideResult(redis, address, { jobId, token, run }),
     liveRuntimes: async () => (await listWorkers(redis, address)).workers.map((w) => w.runtime),
     liveEngines: async (staleMs) =>
       (await listWorkers(redis, address, { staleMs })).workers.map((w) => w.engine),

@@ -6,7 +6,7 @@ import { coerceError } from '../jobs/errors.js';
 export interface WorkerProbe {
   redis: string | null;
   engine: string | null;
-  /** Why it takes no jobs (closing, paused). */
+  /** Why it takes no jobs (closing, its engine away, paused). */
   jobs: string | null;
 }
 

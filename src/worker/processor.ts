@@ -1,4 +1,4 @@
-import type { Job } from 'bullmq';
+import { type Job, WaitingError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { WorkerConfig } from '../config/worker.js';
 import type { ContainerExecutor } from '../executors/executor.js';
@@ -21,7 +21,7 @@ import { findAdoptable, type RecoveryRuntime } from './recovery/reconcile.js';
 import { runJob, type StopReason } from './run/run.js';
 import type { RunningJobs } from './running-jobs.js';
 import { ForAnotherRuntimeError } from './runtime-check.js';
-import { settle } from './settlement.js';
+import { lostLock, settle } from './settlement.js';
 import type { TrustedKeys } from './trusted-keys.js';
 
 /** What the processor uses of BullMQ's job (a unit test passes one of its own). */
@@ -55,6 +55,8 @@ export interface ProcessorDeps {
   idle: Pick<IdleCollector, 'runEnded'>;
   events: WorkerEvents;
   logger: Logger;
+  /** Why the worker takes no jobs because its engine is away (EngineGate), or null; absent: never. */
+  engineAway?: () => string | null;
 }
 
 /**
@@ -83,6 +85,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const recorded = job.attemptsStarted > 1 ? await records.history.read(jobId) : [];
     const attempt = runNumber(job.attemptsMade, recorded);
     const log = deps.logger.child({ jobId, attempt });
+    const away = deps.engineAway?.();
+    if (away) {
+      // Taken while the worker was stopping to take jobs (a fetch under way): back for another worker.
+      log.info({ reason: away }, 'engine away: job put back without spending an attempt');
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
     const { spec, pins } = await admitJob(job, {
       runtime: runtime.kind,
       queue: config.queue,
@@ -90,7 +99,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       worker: workerInfo,
       log,
       policy: deps.policy,
-      writeSideResult: records.writeSideResult,
+      writeSideResult: async (result) => {
+        // Refused for a job this attempt no longer owns; it fails as invalid for its owner too.
+        if (!(await records.writeSideResult(result, token)))
+          log.warn('lost the job lock before writing the invalid result: not written');
+      },
       signatures: { trusted: deps.trusted, queue: config.queue, now: Date.now },
       onInvalid: (result) => finished(result),
       mountPathProblem: (path) => runtime.mountPathProblem(path),
@@ -148,6 +161,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           )
         : [];
     if (adoptable) events.emit('adopted', { jobId, containerId: adoptable.containerId });
+    /** Another worker may own the job: its container is left for it (or removed if unstarted), the run noted. */
+    const letGo = async (
+      lost: ReturnType<typeof lostLock>,
+      result: JobResult,
+      release: () => Promise<void>,
+    ): Promise<never> => {
+      books.hold(jobId, release);
+      books.releaseNow(jobId);
+      await records.history.add(jobId, thisRun(result, lost.note));
+      throw lost.error;
+    };
     const ids = { queue: config.queue, jobId, attempt };
     const executor = deps.makeExecutor({
       name: containerName({ ...ids, started: job.attemptsStarted, deployment }),
@@ -195,29 +219,42 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           await job.moveToWait(token);
           throw settled.error;
         case 'lost-lock':
-          books.hold(jobId, outcome.release);
-          books.releaseNow(jobId);
-          await records.history.add(jobId, thisRun(result, settled.note));
-          throw settled.error;
-        case 'retried':
+          return await letGo(settled, result, outcome.release);
+        case 'retried': {
+          // The history is the ledger of the budgets: this entry, with the budget that pays for
+          // the rerun, is the one place the spending is recorded (runNumber keeps it from being
+          // settled twice when this worker dies before BullMQ has counted the run). It is fenced
+          // by the attempt's lock token: a run that lost the job writes none.
+          if (!(await records.addRunFenced(jobId, thisRun(settled.result), token))) {
+            log.warn(
+              { state: result.state, reason: result.reason },
+              'result not written: the job lock is gone',
+            );
+            return await letGo(lostLock(true), result, outcome.release);
+          }
           finished(settled.result);
           // The rest wait until BullMQ has stored the failure (the worker's 'failed').
           books.hold(jobId, outcome.release);
-          // The history is the ledger of the budgets: this entry, with the budget that pays for
-          // the rerun, is the one place the spending is recorded (runNumber keeps it from being
-          // settled twice when this worker dies before BullMQ has counted the run).
-          await records.history.add(jobId, thisRun(settled.result));
           log.info(
             { delayMs: settled.delayMs, why: settled.result.attempts.at(-1)?.why },
             'job runs again, as its retry rules say',
           );
           retryAfter(job, settled.delayMs);
           throw settled.error;
-        case 'failed':
+        }
+        case 'failed': {
+          if (!(await records.writeSideResult(settled.result, token))) {
+            log.warn(
+              { state: result.state, reason: result.reason },
+              'result not written: the job lock is gone',
+            );
+            return await letGo(lostLock(true), result, outcome.release);
+          }
           finished(settled.result);
+          // The rest wait until BullMQ has stored the failure (the worker's 'failed').
           books.hold(jobId, outcome.release);
-          await records.writeSideResult(settled.result);
           throw settled.error;
+        }
         case 'completed':
           finished(settled.result);
           books.hold(jobId, outcome.release);

@@ -50,6 +50,18 @@ export interface RetryPlan {
 export const DEFAULT_PLAN: RetryPlan = { retry: effectiveRetry(undefined), spent: nothingSpent() };
 
 type Rerouted = Extract<Settlement, { kind: 'rerouted' }>;
+type LostLock = Extract<Settlement, { kind: 'lost-lock' }>;
+
+/**
+ * The answer for a run that no longer owns its job: it saw the lock go (lockRenewalFailed), or
+ * its fenced result write found the lock gone or another worker's (`atWrite`). It writes no result.
+ */
+export function lostLock(atWrite = false): LostLock {
+  const note = atWrite
+    ? 'lost the job lock before writing its result: another worker may own this job; no result written'
+    : 'lost the job lock: another worker may own this job; container left for it to adopt';
+  return { kind: 'lost-lock', note, error: new Error(note) };
+}
 
 /**
  * The one mapping from how a take ended to BullMQ's answer; pure, so every case has a unit test.
@@ -73,10 +85,7 @@ export function settle(end: TakeEnd, now: number, plan: RetryPlan = DEFAULT_PLAN
       : 'worker shut down; container stopped, job put back without spending an attempt';
     return { kind: 'put-back', detached, note, error: new WaitingError() };
   }
-  if (outcome.interruptedBy === 'lost-lock') {
-    const note = 'lost the job lock: another worker may own this job; container left for it to adopt';
-    return { kind: 'lost-lock', note, error: new Error(note) };
-  }
+  if (outcome.interruptedBy === 'lost-lock') return lostLock();
   const decision = decideRetry(
     plan.retry,
     { reason: result.reason, exitCode: result.exitCode, signal: result.signal },

@@ -12,6 +12,7 @@ import { BoundedWorker } from './bounded-job.js';
 import { bullmqOptions } from './bullmq-options.js';
 import { listenForCancels } from './cancel-listener.js';
 import { openWorkerRedis } from './connections.js';
+import { EngineGate } from './engine-gate.js';
 import type { WorkerDeps, WorkerHandle } from './handle.js';
 import { Housekeeping } from './housekeeping.js';
 import { IdleCollector } from './idle-gc.js';
@@ -20,6 +21,7 @@ import { WorkerEvents } from './observer.js';
 import { engineDataPaths, loadWorkerPolicy, redisDataDir } from './policy-load.js';
 import { probeWorker } from './probe.js';
 import { createProcessor } from './processor.js';
+import { confirmStoredResults } from './result-durability.js';
 import { RunningJobs } from './running-jobs.js';
 import { readCredentials, runtimeOptions } from './runtime-options.js';
 import { TrustedKeys } from './trusted-keys.js';
@@ -55,6 +57,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   logger.info({ deployment, engine }, 'deployment id and engine read');
   policy.neverAllowed.push(...(await redisDataDir(commands)), ...(await engineDataPaths(runtime, logger)));
 
+  let closing: Promise<void> | undefined;
+  const whyNoJobs = (): string | null =>
+    closing ? 'worker is closing' : (gate.reason ?? (worker.isPaused() ? 'worker is paused' : null));
   const jobs = new RunningJobs(logger, () => presence.changed());
   const idle = new IdleCollector(() => jobs.count > 0);
   const records = redisRecords(commands, redis.address, config.liveOutputBytes);
@@ -68,6 +73,9 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     running: () => jobs.running(),
     events,
     logger,
+    // BullMQ's Worker stores results on the connection it is handed (redis.blocking): WAIT there.
+    confirmStored:
+      config.resultDurability && confirmStoredResults(redis.blocking, redis.address, config.resultDurability),
   });
   // Tells readers (`stevedore status`, the dashboard) that this worker serves the queue, and how busy it is.
   const presence = new PresenceWriter(commands, redis.address, {
@@ -78,10 +86,22 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     runtime: runtime.kind,
     engine,
     running: () => jobs.takenIds(),
+    notTaking: () => whyNoJobs(),
     onError: redis.onError,
+  });
+  // Past STEVEDORE_ENGINE_OUTAGE_MS without an answer from the engine, no more jobs are taken.
+  const gate = new EngineGate({
+    check: () => runtime.checkAvailable(),
+    outageMs: config.engineOutageMs,
+    close: () => worker.pause(true),
+    open: () => worker.resume(),
+    changed: () => presence.changed(),
+    logger,
+    runtime: runtime.kind,
   });
   const processor = createProcessor({
     config,
+    engineAway: () => gate.reason,
     deployment,
     engine,
     runtime,
@@ -123,15 +143,13 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   await books.startReconciling(queue);
   idle.collectNow();
   await presence.start();
+  gate.start();
   void worker.run();
   logger.info(
     { queue: config.queue, concurrency: config.concurrency, runtime: config.runtime, policy: policy.source },
     'worker started',
   );
 
-  let closing: Promise<void> | undefined;
-  const whyNoJobs = (): string | null =>
-    closing ? 'worker is closing' : worker.isPaused() ? 'worker is paused' : null;
   return {
     id: config.workerId,
     redis: redis.target,
@@ -146,6 +164,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
       closing ??= (async () => {
         const graceMs = options.graceMs ?? config.shutdownGraceMs;
         logger.info({ running: jobs.count, graceMs }, 'worker closing: no new jobs');
+        await gate.stop();
         const closed = worker.close();
         // detach: let go of running containers at once; the next worker adopts them.
         const detach = config.onShutdown === 'detach';

@@ -78,6 +78,16 @@ export class ScratchEngine {
     await this.boot(options.liveRestore);
   }
 
+  /** Stops the daemon (SIGTERM) and leaves it stopped: an engine that is away. */
+  async halt(): Promise<void> {
+    await this.stop();
+  }
+
+  /** Starts a halted daemon again on the same data and socket. */
+  async resume(options: { liveRestore: boolean }): Promise<void> {
+    await this.boot(options.liveRestore);
+  }
+
   /** Removes every container, stops the daemon and deletes its data. */
   async close(): Promise<void> {
     if (this.daemon) {

@@ -1,6 +1,11 @@
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { PRESENCE_PRUNE_MS, PresenceWriter, type WorkerPresence } from '../../src/jobs/workers.js';
+import {
+  listWorkersFrom,
+  PRESENCE_PRUNE_MS,
+  PresenceWriter,
+  type WorkerPresence,
+} from '../../src/jobs/workers.js';
 
 /** The few hash commands PresenceWriter sends, kept in a Map; `gate` holds writes back until released. */
 class HashRedis {
@@ -70,6 +75,38 @@ describe('PresenceWriter', () => {
     await settle();
     expect(redis.writes.map((e) => e.running)).toEqual([[], ['a', 'b']]);
     expect(redis.writes[1]).toMatchObject({ id: 'w1', host: 'h', pid: 7, capacity: 2, runtime: 'docker' });
+    await w.stop();
+  });
+
+  it('carries why the worker takes no jobs while it takes none, read from Redis as listWorkers reads it', async () => {
+    const redis = new HashRedis();
+    let notTaking: string | null = null;
+    const w = new PresenceWriter(redis as unknown as Redis, address, {
+      id: 'w1',
+      host: 'h',
+      pid: 7,
+      capacity: 2,
+      runtime: 'docker',
+      engine: 'e1',
+      running: () => [],
+      notTaking: () => notTaking,
+      onError: () => undefined,
+      heartbeatMs: 60_000,
+    });
+    await w.start();
+    notTaking = 'the docker engine has not answered for 31 s';
+    w.changed();
+    await settle();
+    const read = listWorkersFrom(Object.fromEntries(redis.hash), { now: Date.now() });
+    expect(read.workers[0]?.notTaking).toBe('the docker engine has not answered for 31 s');
+    notTaking = null;
+    w.changed();
+    await settle();
+    expect(redis.writes.map((e) => e.notTaking)).toEqual([
+      undefined,
+      'the docker engine has not answered for 31 s',
+      undefined,
+    ]);
     await w.stop();
   });
 

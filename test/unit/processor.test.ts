@@ -63,6 +63,10 @@ afterEach(async () => {
 async function stubProcessor(
   script: StubScript = {},
   liveRuntimes: string[] = ['docker'],
+  /** The lock token the job is held by now; a write fenced with another token is refused. */
+  lockHolder = 'token-1',
+  /** Why the worker's engine is away (EngineGate), if it is. */
+  engineAway: string | null = null,
   liveEngines: string[] = ['engine-here'],
 ) {
   const config = loadConfig({ HOME: logDir, STEVEDORE_QUEUE: 'q1', STEVEDORE_WORKER_ID: 'w1' });
@@ -71,8 +75,17 @@ async function stubProcessor(
   const sideResults: JobResult[] = [];
   const records: JobRecords = {
     isCancelled: async () => false,
-    writeSideResult: async (result) => {
+    writeSideResult: async (result, token, run) => {
+      // As the script: no token writes without a check.
+      if (token !== undefined && token !== lockHolder) return false;
       sideResults.push(result);
+      if (run) history.push({ jobId: result.jobId, run });
+      return true;
+    },
+    addRunFenced: async (jobId, run, token) => {
+      if (token !== undefined && token !== lockHolder) return false;
+      history.push({ jobId, run });
+      return true;
     },
     liveRuntimes: async () => liveRuntimes,
     liveEngines: async () => liveEngines,
@@ -117,6 +130,7 @@ async function stubProcessor(
     idle: { runEnded: () => undefined },
     events,
     logger,
+    engineAway: () => engineAway,
   });
   const job = (data: Partial<JobSpecInput> = {}) =>
     new MemoryJob('job-1', { image: 'stub/image:1', command: ['prog'], ...data }, executor);
@@ -237,6 +251,31 @@ describe('the job processor on a stub executor', () => {
     });
   });
 
+  it('a failure whose fenced write finds the lock held by another token writes no result: lost lock, run noted', async () => {
+    const failure = new InfrastructureError('starting', 'the engine did not answer');
+    const p = await stubProcessor({ failures: { start: failure } }, ['docker'], 'token-of-another-worker');
+    await expect(p.processor(p.job(), 'token-1')).rejects.toThrow(
+      /lost the job lock before writing its result/,
+    );
+    expect(p.sideResults).toEqual([]);
+    expect(p.finished).toEqual([]);
+    expect(p.history.map((h) => h.run.error)).toEqual([
+      'lost the job lock before writing its result: another worker may own this job; no result written',
+    ]);
+    // Nothing was started, so nothing is left for the new owner: the container goes at once.
+    await new Promise((r) => setImmediate(r));
+    expect(p.executor.count('close')).toBe(1);
+  });
+
+  it('a job taken while the engine is away goes back to wait, no attempt spent, and no container is made', async () => {
+    const p = await stubProcessor({}, ['docker'], 'token-1', 'the docker engine has not answered for 31 s');
+    const job = p.job();
+    await expect(p.processor(job, 'token-1')).rejects.toBeInstanceOf(WaitingError);
+    expect(job.moved).toEqual({ to: 'wait' });
+    expect(p.made).toEqual([]);
+    expect(p.jobs.takenIds()).toEqual([]);
+  });
+
   it('a shutdown stops and removes the container, notes the run, then puts the job back to wait', async () => {
     const p = await stubProcessor({ runsUntilExited: true });
     const job = p.job({ stopGraceSeconds: 0.01 });
@@ -288,11 +327,10 @@ describe('the job processor on a stub executor', () => {
     };
 
     it('is left for that host while a worker there is alive: back delayed, no container made', async () => {
-      const p = await stubProcessor(
-        { capabilities: { adopt: true } },
-        ['docker'],
-        ['engine-here', 'engine-there'],
-      );
+      const p = await stubProcessor({ capabilities: { adopt: true } }, ['docker'], 'token-1', null, [
+        'engine-here',
+        'engine-there',
+      ]);
       const job = taken(p);
       await expect(p.processor(job)).rejects.toBeInstanceOf(DelayedError);
       expect(job.moved).toMatchObject({ to: 'delayed' });
@@ -301,7 +339,9 @@ describe('the job processor on a stub executor', () => {
     });
 
     it('runs here once that host has been silent past the host-dead limit', async () => {
-      const p = await stubProcessor({ capabilities: { adopt: true } }, ['docker'], ['engine-here']);
+      const p = await stubProcessor({ capabilities: { adopt: true } }, ['docker'], 'token-1', null, [
+        'engine-here',
+      ]);
       const job = taken(p);
       await expect(p.processor(job)).resolves.toMatchObject({ state: 'Complete' });
       expect(job.moved).toBeNull();
@@ -310,7 +350,7 @@ describe('the job processor on a stub executor', () => {
     });
 
     it('runs here on a runtime whose containers end with their worker (nothing to adopt anywhere)', async () => {
-      const p = await stubProcessor({}, ['docker'], ['engine-here', 'engine-there']);
+      const p = await stubProcessor({}, ['docker'], 'token-1', null, ['engine-here', 'engine-there']);
       const job = taken(p);
       await expect(p.processor(job)).resolves.toMatchObject({ state: 'Complete' });
       expect(p.made).toHaveLength(1);

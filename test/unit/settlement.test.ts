@@ -11,7 +11,7 @@ import {
   type Spent,
 } from '../../src/jobs/retry.js';
 import type { RunOutcome } from '../../src/worker/run/run.js';
-import { REROUTE_DELAY_MS, settle } from '../../src/worker/settlement.js';
+import { lostLock, REROUTE_DELAY_MS, settle } from '../../src/worker/settlement.js';
 import { stubRun } from '../helpers/run-harness.js';
 
 const NOW = 1_700_000_000_000;
@@ -74,6 +74,14 @@ describe('settle: how a take ends, as plain values', () => {
     expect(settled).toMatchObject({ kind: 'lost-lock', note: message });
     expect(settled.kind === 'lost-lock' && settled.error).toEqual(new Error(message));
     expect(settled.kind === 'lost-lock' && settled.error).not.toBeInstanceOf(UnrecoverableError);
+  });
+
+  it('a fenced result write that found the lock gone is a lost lock too, saying no result was written', () => {
+    const lost = lostLock(true);
+    const message =
+      'lost the job lock before writing its result: another worker may own this job; no result written';
+    expect(lost).toMatchObject({ kind: 'lost-lock', note: message });
+    expect(lost.error).toEqual(new Error(message));
   });
 
   it('an infrastructure error is retried from infraLimit, its message and the budget named, after the backoff', () => {

@@ -44,6 +44,33 @@ function progress(phase: JobProgress['phase'], extra: Partial<JobProgress> = {})
 }
 
 describe('whyWaiting: queued jobs', () => {
+  it("says workers-unavailable, with each one's reason, when no live worker takes jobs (its engine away)", () => {
+    const away = { ...worker('w1', 2, []), notTaking: 'the docker engine has not answered for 31 s' };
+    const w = whyWaiting(facts({ ahead: 2, workers: [away] }));
+    expect(w).toMatchObject({
+      reason: 'workers-unavailable',
+      message:
+        'queued behind 2 jobs; the one live worker takes no jobs now (w1 on h: the docker engine has not answered for 31 s)',
+      workers: { seen: 1, busySlots: 0, slots: 0 },
+    });
+  });
+
+  it('counts only the slots of workers that take jobs: one away, the other busy, is workers-busy', () => {
+    const away = { ...worker('w1', 4, []), notTaking: 'worker is paused' };
+    const w = whyWaiting(facts({ workers: [away, worker('w2', 1, ['x'])] }));
+    expect(w).toMatchObject({ reason: 'workers-busy', workers: { seen: 2, busySlots: 1, slots: 1 } });
+  });
+
+  it('names three resting workers and counts the rest', () => {
+    const rest = ['a', 'b', 'c', 'd', 'e'].map((id) => ({
+      ...worker(id, 1, []),
+      notTaking: 'worker is paused',
+    }));
+    expect(whyWaiting(facts({ workers: rest }))?.message).toBe(
+      'next in line; none of the 5 live workers takes jobs now (a on h: worker is paused; b on h: worker is paused; c on h: worker is paused; and 2 more workers)',
+    );
+  });
+
   it('says queued behind N jobs when a worker has a free slot', () => {
     const w = whyWaiting(facts({ ahead: 12, workers: [worker('a', 4, ['x']), worker('b', 4, ['y', 'z'])] }));
     expect(w).toEqual({

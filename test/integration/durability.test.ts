@@ -1,0 +1,138 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/worker.js';
+import { StevedoreClient } from '../../src/jobs/client.js';
+import type { SentinelTarget } from '../../src/jobs/connection.js';
+import { ReplicationError } from '../../src/jobs/errors.js';
+import { bullmqKeys, DEFAULT_PREFIX } from '../../src/jobs/keys.js';
+import { labelFilters } from '../../src/jobs/names.js';
+import { startWorker } from '../../src/worker/worker.js';
+import { testDocker } from '../helpers/docker.js';
+import { useLeakCheck } from '../helpers/leaks.js';
+import { ClusterTopology, SentinelTopology } from '../helpers/redis-topology.js';
+import { busybox, testPolicy, testQueue, until, useTestWorld, writePolicy } from '../helpers/stevedore.js';
+
+const run = promisify(execFile);
+const DURABLE = { replicas: 1, timeoutMs: 2_000 };
+
+// Its own set-up, not useTestWorld: the Redis here is a master, a replica and three sentinels.
+describe('WAIT for a replica, with one there', () => {
+  useLeakCheck();
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  it('a durable submit returns once the replica has the job; a worker waiting for results runs it as usual', async () => {
+    const topology = await SentinelTopology.start();
+    cleanup.push(() => topology.close());
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-durability-'));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const queue = testQueue();
+    const config = {
+      ...loadConfig({
+        REDIS_SENTINELS: topology.sentinelList,
+        REDIS_SENTINEL_NAME: SentinelTopology.NAME,
+        STEVEDORE_STATE_DIR: dir,
+        STEVEDORE_RESULT_REPLICAS: '1',
+        STEVEDORE_RESULT_REPLICAS_TIMEOUT_MS: '2000',
+      }),
+      queue,
+      logDir: join(dir, 'logs'),
+      lockDurationMs: 5_000,
+      workerId: `test-durability-worker-${process.pid}`,
+      policyPath: await writePolicy(dir, testPolicy()),
+    };
+    expect(config.resultDurability).toEqual(DURABLE);
+    const client = new StevedoreClient({
+      redis: config.redisTopology as SentinelTarget,
+      queue,
+      durability: DURABLE,
+    });
+    cleanup.push(() => client.close());
+    const { id } = await client.submit(busybox(['echo', 'kept twice']));
+    // Confirmed: the replica holds the job now, not merely soon.
+    const master = await topology.masterPort();
+    const replica = topology.nodes.find((n) => n.port !== master);
+    const key = bullmqKeys.job({ prefix: DEFAULT_PREFIX, queue }, id);
+    const onReplica = await run('redis-cli', ['-p', String(replica?.port), 'EXISTS', key]);
+    expect(onReplica.stdout.trim()).toBe('1');
+
+    const worker = await startWorker(config, {
+      logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    });
+    cleanup.push(() => worker.close({ graceMs: 0 }));
+    expect((await client.waitForResult(id, { timeoutMs: 30_000 })).stdout.tail).toBe('kept twice\n');
+    // Confirmed on the replica, the container goes as usual.
+    await until(
+      async () =>
+        (await testDocker().listContainers({ all: true, filters: { label: labelFilters(queue) } })).length ===
+        0,
+    );
+  });
+});
+
+describe('WAIT for a replica, with none there', () => {
+  const world = useTestWorld();
+
+  it('a durable submit throws a ReplicationError naming what was not confirmed; the job exists on the master', async () => {
+    const client = new StevedoreClient({
+      redis: world.redis.url,
+      queue: world.h.queue,
+      durability: { replicas: 1, timeoutMs: 200 },
+    });
+    world.h.clients.push(client);
+    const error = await client.submit(busybox(['true']), { jobId: 'durable-1' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ReplicationError);
+    expect(error).toMatchObject({ acknowledged: 0, wanted: 1 });
+    expect(String(error)).toMatch(
+      /submitting job durable-1: the master took it, but 0 of the 1 replica asked for \(durability\.replicas\) confirmed it within 200 ms \(durability\.timeoutMs\); the job exists on the master and may run/,
+    );
+    expect((await client.getStatus('durable-1')).state).toBe('waiting');
+    // A durability that cannot work is refused before anything connects.
+    expect(
+      () => new StevedoreClient({ redis: world.redis.url, durability: { replicas: 1, timeoutMs: 0 } }),
+    ).toThrow(/durability\.timeoutMs is 0: give whole milliseconds ≥ 1/);
+  });
+
+  it("on a Cluster the WAIT goes to the node of the queue's slot: a Cluster of masters only confirms none", async () => {
+    const topology = await ClusterTopology.start();
+    try {
+      const client = new StevedoreClient({
+        redis: { clusterNodes: topology.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })) },
+        prefix: '{stevedore}',
+        queue: world.h.queue,
+        durability: { replicas: 1, timeoutMs: 200 },
+      });
+      world.h.clients.push(client);
+      await expect(client.submit(busybox(['true']), { jobId: 'durable-cluster' })).rejects.toThrow(
+        /submitting job durable-cluster: the master took it, but 0 of the 1 replica asked for/,
+      );
+      expect((await client.getStatus('durable-cluster')).state).toBe('waiting');
+      await client.close();
+      world.h.clients.splice(world.h.clients.indexOf(client), 1);
+    } finally {
+      await topology.close();
+    }
+  });
+
+  it('a worker whose result is not confirmed keeps the container for reconciling, which removes it later', async () => {
+    const { h } = world;
+    // Reconciling runs every 4 lock durations and spares containers younger than one.
+    await h.worker({ lockDurationMs: 2_000, resultDurability: { replicas: 1, timeoutMs: 200 } });
+    const client = h.client();
+    const { id } = await client.submit(busybox(['echo', 'only on the master']));
+    expect((await client.waitForResult(id, { timeoutMs: 30_000 })).stdout.tail).toBe('only on the master\n');
+    const containers = () =>
+      testDocker().listContainers({ all: true, filters: { label: labelFilters(h.queue) } });
+    // The WAIT answers 0 after its 200 ms; the container is then left, not removed.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await containers()).toHaveLength(1);
+    await until(async () => (await containers()).length === 0, 30_000);
+  });
+});
