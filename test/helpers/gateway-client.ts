@@ -25,7 +25,7 @@ export type GatewayTask =
       announce?: boolean;
     }
   | {
-      /** A terminal session: waits for `first` in the output, resizes, sends lines until `second`, then `last`. */
+      /** A terminal session: sends lines until `first` is in the output, resizes, until `second`, then sends `last`. */
       kind: 'tty';
       request: ExecRequest;
       first: string;
@@ -85,15 +85,15 @@ async function tty(
 ): Promise<GatewayClientAnswer> {
   let seen = '';
   let phase: 'first' | 'second' | 'done' = 'first';
-  let poke: NodeJS.Timeout | undefined;
+  // The terminal's size and the program's input travel apart (the engine's resize call, the
+  // terminal's input): the program prints its size for each line, and lines are sent until it
+  // shows the size awaited.
+  const poke = setInterval(() => session.stdin.write('\n'), 200);
   session.stdout.on('data', (chunk: Buffer) => {
     seen += chunk.toString();
     if (phase === 'first' && seen.includes(task.first)) {
       phase = 'second';
       session.resize(task.resize);
-      // The resize and the next line travel apart (the engine's resize call, the terminal's input):
-      // ask again until the program sees the new size.
-      poke = setInterval(() => session.stdin.write('\n'), 200);
     } else if (phase === 'second' && seen.includes(task.second)) {
       phase = 'done';
       clearInterval(poke);

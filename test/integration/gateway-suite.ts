@@ -232,7 +232,7 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
       const { id, entry } = await running(sleeper());
       const answer = await ask(entry, id, {
         kind: 'tty',
-        request: exec(['sh', '-c', 'stty size; while read x; do [ "$x" = q ] && exit 7; stty size; done'], {
+        request: exec(['sh', '-c', 'while read x; do [ "$x" = q ] && exit 7; stty size; done'], {
           stdin: true,
           tty: { cols: 80, rows: 24 },
         }),
