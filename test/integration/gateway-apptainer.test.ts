@@ -11,4 +11,6 @@ gatewaySuite({
   // Known difference until Apptainer's exec runs inside the container's own terminal: nsenter
   // from the host gives the command no pty yet (src/executors/singularity/exec-stream.ts).
   noTerminal: 'Apptainer exec (nsenter) has no terminal yet',
+  // nsenter runs on the host as root: a variable for the command would act on it first.
+  noEnv: 'Apptainer exec (nsenter) cannot set variables inside the container yet',
 });

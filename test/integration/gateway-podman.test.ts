@@ -8,4 +8,5 @@ gatewaySuite({
   // Nothing serves it at first: the worker starts `podman system service` there, as in production.
   env: (dir) => ({ STEVEDORE_PODMAN_SOCKET: join(dir, 'podman.sock') }),
   noTerminal: null,
+  noEnv: null,
 });
