@@ -169,9 +169,10 @@ async function serve(socket: Socket, options: GatewayServerOptions, open: Set<Fr
       : {}),
     startedAt: new Date().toISOString(),
   };
-  options.audit.started(job, started);
   if (request.op === 'exec') {
+    // Ready first: once the audit says an exec started, its client knows it did.
     connection.sendJson(FRAME.ready, {});
+    options.audit.started(job, started);
     const exit = await runExecSession(job, request, connection, setOnFrame).catch(
       (error: unknown): Exit => ({
         exitCode: null,
@@ -192,6 +193,7 @@ async function serve(socket: Socket, options: GatewayServerOptions, open: Set<Fr
     });
     return;
   }
+  options.audit.started(job, started);
   const forward = await runForwardSession(job, request.port, connection).catch(
     (error: unknown): ForwardEnd => ({
       bytes: { toJob: 0, fromJob: 0 },

@@ -430,20 +430,24 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
     it('ends the client with a clear error, not a hang, when the worker is SIGKILLed during an exec', async () => {
       const own = await ownWorker();
       const onOwn = new StevedoreClient({ redis: world.redis.url, queue: own.queue });
+      let jobId: string | undefined;
       try {
         const { id, entry } = await running(sleeper(), onOwn, own.queue);
-        const pending = ask(entry, id, { kind: 'exec', request: exec(['sleep', '600']) });
+        jobId = id;
+        const pending = ask(entry, id, { kind: 'exec', request: exec(['sleep', '600']), announce: true });
         await waitForAudit(id, 'gateway-exec-start');
         await own.worker.kill('SIGKILL');
         const answer = await pending;
-        expect(answer.error).toMatchObject({ code: 'lost' });
         expect(answer.error?.message).toContain('ended without an exit code');
+        expect(answer.error).toMatchObject({ code: 'lost' });
+      } finally {
         // The job is left to the next worker (adoption, or a new run), which ends it here.
         const next = await startWorker({ STEVEDORE_QUEUE: own.queue });
-        await onOwn.cancel(id);
-        await onOwn.waitForResult(id, { timeoutMs: 90_000 });
+        if (jobId) {
+          await onOwn.cancel(jobId);
+          await onOwn.waitForResult(jobId, { timeoutMs: 90_000 });
+        }
         await next.kill('SIGTERM');
-      } finally {
         await onOwn.close();
       }
     }, 240_000);
