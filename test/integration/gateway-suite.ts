@@ -379,6 +379,21 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
       }
     }, 180_000);
 
+    /** Waits until the job's gateway is registered by `workerId`. */
+    const registeredBy = async (jobId: string, onQueue: string, workerId: string): Promise<GatewayEntry> => {
+      const raw = new Redis(world.redis.url);
+      try {
+        for (let i = 0; i < 1800; i++) {
+          const entry = await readGateway(raw, { prefix: DEFAULT_PREFIX, queue: onQueue }, jobId);
+          if (entry?.workerId === workerId) return entry;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      } finally {
+        raw.disconnect();
+      }
+      throw new Error(`job ${jobId}'s gateway was not registered by ${workerId}`);
+    };
+
     /** Waits for an audit line of the job in the first worker's log. */
     const waitForAudit = async (jobId: string, what: string) => {
       const message = what === 'gateway-exec-start' ? 'gateway exec started' : 'gateway exec ended';
@@ -427,22 +442,34 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
       }
     }, 180_000);
 
-    it('ends the client with a clear error, not a hang, when the worker is SIGKILLed during an exec', async () => {
+    it('ends the client with a clear error, not a hang, when the worker is SIGKILLed during an exec; the next worker registers a new secret', async () => {
       const own = await ownWorker();
       const onOwn = new StevedoreClient({ redis: world.redis.url, queue: own.queue });
       let jobId: string | undefined;
+      let next: WorkerProcess | undefined;
       try {
         const { id, entry } = await running(sleeper(), onOwn, own.queue);
         jobId = id;
-        const pending = ask(entry, id, { kind: 'exec', request: exec(['sleep', '600']), announce: true });
+        const pending = ask(entry, id, { kind: 'exec', request: exec(['sleep', '600']) });
         await waitForAudit(id, 'gateway-exec-start');
         await own.worker.kill('SIGKILL');
         const answer = await pending;
         expect(answer.error?.message).toContain('ended without an exit code');
         expect(answer.error).toMatchObject({ code: 'lost' });
+
+        // The next worker takes the job (adopting its container where the runtime can) and
+        // registers it again with a secret of its own: the previous one is refused.
+        next = await startWorker({ STEVEDORE_QUEUE: own.queue });
+        const again = await registeredBy(id, own.queue, next.id);
+        expect(again.secret).not.toBe(entry.secret);
+        const stale = await ask({ ...again, secret: entry.secret }, id, {
+          kind: 'exec',
+          request: exec(['true']),
+        });
+        expect(stale.error).toMatchObject({ code: 'bad-secret' });
+        expect((await ask(again, id, { kind: 'exec', request: exec(['true']) })).exitCode).toBe(0);
       } finally {
-        // The job is left to the next worker (adoption, or a new run), which ends it here.
-        const next = await startWorker({ STEVEDORE_QUEUE: own.queue });
+        next ??= await startWorker({ STEVEDORE_QUEUE: own.queue });
         if (jobId) {
           await onOwn.cancel(jobId);
           await onOwn.waitForResult(jobId, { timeoutMs: 90_000 });
