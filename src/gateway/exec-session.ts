@@ -82,7 +82,12 @@ export async function runExecSession(
       if (await containerEnded(job, exitCode)) return jobEnded;
       return { exitCode };
     },
-    (error: unknown): Exit => ({ exitCode: null, reason: 'error', message: errorText(error) }),
+    // An engine may lose the exec with its container (Podman: its inspect fails once the container
+    // stopped): that too is the job's end, when the container is gone.
+    async (error: unknown): Promise<Exit> =>
+      (await containerEnded(job, SIGNALLED))
+        ? jobEnded
+        : { exitCode: null, reason: 'error', message: errorText(error) },
   );
   const exit = await Promise.race([exited, ended]);
   if (exit.exitCode === null) exec.stdin?.destroy();
@@ -90,6 +95,9 @@ export async function runExecSession(
   connection.end();
   return exit;
 }
+
+/** An exit code as a signal gives it (128 + N): what an exec lost with its container is treated as. */
+const SIGNALLED = 128;
 
 /** How long a command killed by a signal waits to learn whether its container is ending too. */
 const CONTAINER_END_WAIT_MS = 2_000;

@@ -394,11 +394,11 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
       throw new Error(`job ${jobId}'s gateway was not registered by ${workerId}`);
     };
 
-    /** Waits for an audit line of the job in the first worker's log. */
-    const waitForAudit = async (jobId: string, what: string) => {
+    /** Waits for an audit line of the job in its worker's log (job ids repeat across queues). */
+    const waitForAudit = async (jobId: string, what: string, worker = workers[0]) => {
       const message = what === 'gateway-exec-start' ? 'gateway exec started' : 'gateway exec ended';
       for (let i = 0; i < 1200; i++) {
-        const log = workers.map((w) => w.log()).join('\n');
+        const log = worker?.log() ?? '';
         if (log.split('\n').some((l) => l.includes(message) && l.includes(`"jobId":"${jobId}"`))) return;
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -451,7 +451,7 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
         const { id, entry } = await running(sleeper(), onOwn, own.queue);
         jobId = id;
         const pending = ask(entry, id, { kind: 'exec', request: exec(['sleep', '600']) });
-        await waitForAudit(id, 'gateway-exec-start');
+        await waitForAudit(id, 'gateway-exec-start', own.worker);
         await own.worker.kill('SIGKILL');
         const answer = await pending;
         expect(answer.error?.message).toContain('ended without an exit code');
