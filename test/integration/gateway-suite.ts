@@ -12,7 +12,9 @@ import { type GatewayEntry, readGateway } from '../../src/jobs/gateway/registrat
 import { DEFAULT_PREFIX } from '../../src/jobs/keys.js';
 import type { JobSpecInput } from '../../src/jobs/spec.js';
 import { stevedore } from '../helpers/cli.js';
+import { testDocker } from '../helpers/docker.js';
 import type { GatewayClientAnswer, GatewayClientInput, GatewayTask } from '../helpers/gateway-client.js';
+import { removeHoldersOf } from '../helpers/holders.js';
 import {
   busybox,
   testPolicy,
@@ -470,12 +472,18 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
         expect((await ask(again, id, { kind: 'exec', request: exec(['true']) })).exitCode).toBe(0);
       } finally {
         next ??= await startWorker({ STEVEDORE_QUEUE: own.queue });
-        if (jobId) {
-          await onOwn.cancel(jobId);
-          await onOwn.waitForResult(jobId, { timeoutMs: 90_000 });
+        try {
+          if (jobId) {
+            await onOwn.cancel(jobId);
+            await onOwn.waitForResult(jobId, { timeoutMs: 90_000 });
+          }
+        } finally {
+          await next.kill('SIGTERM');
+          await onOwn.close();
+          // A SIGKILLed worker cannot remove its namespace holder: it ends itself after 10 minutes
+          // (docs/operations.md), longer than a test waits.
+          if (runtime.kind === 'docker') await removeHoldersOf(testDocker(), own.queue);
         }
-        await next.kill('SIGTERM');
-        await onOwn.close();
       }
     }, 240_000);
   });
