@@ -25,6 +25,7 @@ import {
 } from './defaults.js';
 import { type Env, processEnv } from './env.js';
 import { ConfigError } from './errors.js';
+import { externalAddress, type GatewayConfig, gatewayConfig } from './gateway.js';
 import { type HttpAddress, parseHttpAddress } from './http-address.js';
 import { checkRedisUrl, type RedisTlsFiles, redisTlsFiles } from './redis.js';
 import { type RedisTopology, redisTopology } from './redis-topology.js';
@@ -122,6 +123,8 @@ export interface WorkerConfig {
    * container is removed; absent (0 replicas) = no wait.
    */
   resultDurability?: Durability;
+  /** STEVEDORE_GATEWAY and its companions: the exec gateway; absent = none. */
+  gateway?: GatewayConfig;
 }
 
 /**
@@ -239,5 +242,6 @@ export function loadConfig(env: Env = processEnv(), overrides: Overrides = {}): 
     searchPath: get('PATH'),
     http: http ? parseHttpAddress(http) : undefined,
     resultDurability: resultDurabilityOf(get),
+    gateway: gatewayConfig(get, { name: host, address: externalAddress() }),
   };
 }

@@ -35,6 +35,12 @@ export async function runExecSession(
   connection: FramedSocket,
   setOnFrame: (onFrame: (frame: Frame) => void) => void,
 ): Promise<Exit> {
+  // The client sends stdin as soon as it has `ready`, and an engine may take a while to start the
+  // command (Podman: ~200 ms): what comes meanwhile is kept, and the socket paused, until the
+  // command can take it. Dropped, a short stdin and its end were lost and `cat` waited for ever.
+  const early: Frame[] = [];
+  setOnFrame((frame) => early.push(frame));
+  connection.socket.pause();
   let exec: ExecStream;
   try {
     exec = await job.target.execStream(request);
@@ -44,37 +50,71 @@ export async function runExecSession(
     connection.end();
     return exit;
   }
-  exec.stdin?.on('error', () => undefined); // the command may exit before reading it all: EPIPE is no news
-  setOnFrame((frame) => {
-    if (frame.type === FRAME.stdin) exec.stdin?.write(frame.payload);
-    else if (frame.type === FRAME.stdinEnd) exec.stdin?.end();
+  const stdin = exec.stdin;
+  stdin?.on('error', () => undefined); // the command may exit before reading it all: EPIPE is no news
+  const onFrame = (frame: Frame): void => {
+    // Not paused when the command reads slowly: a paused socket hears no pongs, and the session
+    // would end as a silent peer (framed-socket.ts); what waits is held here instead.
+    if (frame.type === FRAME.stdin && stdin && !stdin.writableEnded) stdin.write(frame.payload);
+    else if (frame.type === FRAME.stdinEnd) stdin?.end();
     else if (frame.type === FRAME.resize) resize(exec, frame);
-  });
+  };
+  setOnFrame(onFrame);
+  for (const frame of early.splice(0)) onFrame(frame);
+  connection.socket.resume();
   const output = Promise.all([
     relay(exec.stdout, FRAME.stdout, connection),
     exec.stderr ? relay(exec.stderr, FRAME.stderr, connection) : Promise.resolve(),
   ]);
-  const jobEnded = new Promise<Exit>((resolve) => {
-    const onEnd = () =>
-      resolve({
-        exitCode: null,
-        reason: 'job-ended',
-        message: `job ${job.jobId} ended while the command ran`,
-      });
-    if (job.ended.aborted) onEnd();
-    else job.ended.addEventListener('abort', onEnd, { once: true });
+  const jobEnded: Exit = {
+    exitCode: null,
+    reason: 'job-ended',
+    message: `job ${job.jobId} ended while the command ran${typeof job.ended.reason === 'string' ? ` (${job.ended.reason})` : ''}: the command's streams are closed and it has no exit code of its own`,
+  };
+  const ended = new Promise<Exit>((resolve) => {
+    if (job.ended.aborted) resolve(jobEnded);
+    else job.ended.addEventListener('abort', () => resolve(jobEnded), { once: true });
   });
   const exited = exec.exitCode.then(
     async (exitCode): Promise<Exit> => {
       await output;
+      // The container's end kills what runs in it: that exit code is the job's end, not the command's.
+      if (await containerEnded(job, exitCode)) return jobEnded;
       return { exitCode };
     },
-    (error: unknown): Exit => ({ exitCode: null, reason: 'error', message: errorText(error) }),
+    // An engine may lose the exec with its container (Podman: its inspect fails once the container
+    // stopped): that too is the job's end, when the container is gone.
+    async (error: unknown): Promise<Exit> =>
+      (await containerEnded(job, SIGNALLED))
+        ? jobEnded
+        : { exitCode: null, reason: 'error', message: errorText(error) },
   );
-  const exit = await Promise.race([exited, jobEnded]);
+  const exit = await Promise.race([exited, ended]);
+  if (exit.exitCode === null) exec.stdin?.destroy();
   connection.sendJson(FRAME.exit, exit);
   connection.end();
   return exit;
+}
+
+/** An exit code as a signal gives it (128 + N): what an exec lost with its container is treated as. */
+const SIGNALLED = 128;
+
+/** How long a command killed by a signal waits to learn whether its container is ending too. */
+const CONTAINER_END_WAIT_MS = 2_000;
+const CONTAINER_END_POLL_MS = 100;
+
+/**
+ * Whether the command ended because its container did. The engine may report the exec's end (its
+ * process killed with the container's) before the container's own: a command killed by a signal
+ * asks a little longer, so a stopped job is told as such, not as exit 137.
+ */
+async function containerEnded(job: GatewayJob, exitCode: number): Promise<boolean> {
+  const deadline = Date.now() + (exitCode >= 128 ? CONTAINER_END_WAIT_MS : 0);
+  for (;;) {
+    if (job.ended.aborted || (await job.target.pid().catch(() => 0)) === 0) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, CONTAINER_END_POLL_MS));
+  }
 }
 
 /** A resize the terminal cannot take (a malformed frame, a tty gone) changes nothing: the session goes on. */

@@ -9,6 +9,7 @@ import { effectiveRetry, spentOf } from '../jobs/retry.js';
 import type { JobSpecInput } from '../jobs/spec.js';
 import { type AdmissionJob, admitJob } from './admission.js';
 import { retryAfter } from './bullmq-retry.js';
+import type { JobGateways } from './gateway-jobs.js';
 import type { Housekeeping } from './housekeeping.js';
 import type { IdleCollector } from './idle-gc.js';
 import type { JobRecords } from './job-records.js';
@@ -57,6 +58,8 @@ export interface ProcessorDeps {
   logger: Logger;
   /** Why the worker takes no jobs because its engine is away (EngineGate), or null; absent: never. */
   engineAway?: () => string | null;
+  /** The gateways of running jobs, when this worker serves one (STEVEDORE_GATEWAY). */
+  gateways?: Pick<JobGateways, 'open'>;
 }
 
 /**
@@ -65,7 +68,7 @@ export interface ProcessorDeps {
  * stored the result.
  */
 export function createProcessor(deps: ProcessorDeps): Processor {
-  const { config, deployment, runtime, records, jobs, books, events } = deps;
+  const { config, deployment, runtime, records, jobs, books, events, gateways } = deps;
   const workerInfo = { host: config.host, id: config.workerId };
   const { openLive } = records;
 
@@ -200,6 +203,16 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           maxOutputBytes: deps.policy.policy.maxOutputBytes,
         },
         events,
+        openGateway: gateways
+          ? async (write) => {
+              const gateway = await gateways.open(
+                { jobId, attempt, target: executor, networkEnabled: spec.network.enabled },
+                write,
+                log,
+              );
+              return (why) => gateway.close(why);
+            }
+          : undefined,
       });
       const result = withEarlierRuns(outcome.result, earlier);
       const plan = {

@@ -66,7 +66,16 @@ export async function dockerExecStream(
       cause: error,
     });
   }
-  const stream = (await exec.start({ hijack: true, stdin: request.stdin, Tty: tty })) as Duplex;
+  const stream = (await exec.start({
+    hijack: true,
+    stdin: request.stdin,
+    Tty: tty,
+    // Podman sizes the terminal from `h` and `w` at start (its ExecStartConfig), before the
+    // command runs; Docker (API 1.42+) from ConsoleSize; others ignore both.
+    ...(request.tty
+      ? { h: request.tty.rows, w: request.tty.cols, ConsoleSize: [request.tty.rows, request.tty.cols] }
+      : {}),
+  })) as Duplex;
   // Engines before API 1.42 ignore ConsoleSize: size the terminal at once, as docker's CLI does.
   if (request.tty) await resizeExec(exec, request.tty).catch(() => undefined);
   stream.on('error', () => undefined); // the output's end (below) reports what matters
