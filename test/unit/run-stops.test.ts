@@ -211,7 +211,12 @@ describe('runJob on a stub executor: stop sources', () => {
     // restarted before writing the result; the adopting worker's stop found nothing to signal.
     const h = stubRun(
       { maxRunTimeSeconds: 0.05, stopGraceSeconds: 1 },
-      { exitCode: 143, holds: ['wait'], capabilities: { adopt: true }, adoption: { running: false, replayed: true, image: null } },
+      {
+        exitCode: 143,
+        holds: ['wait'],
+        capabilities: { adopt: true },
+        adoption: { running: false, replayed: true, image: null },
+      },
       { adopt: { containerId: 'left-behind', fromWorker: 'worker-0' } },
     );
     const outcome = h.run();
@@ -225,7 +230,12 @@ describe('runJob on a stub executor: stop sources', () => {
   it('a shutdown that finds an adopted container already exited keeps its exit code: nothing is put back', async () => {
     const h = stubRun(
       { stopGraceSeconds: 1 },
-      { exitCode: 3, holds: ['wait'], capabilities: { adopt: true }, adoption: { running: false, replayed: true, image: null } },
+      {
+        exitCode: 3,
+        holds: ['wait'],
+        capabilities: { adopt: true },
+        adoption: { running: false, replayed: true, image: null },
+      },
       { adopt: { containerId: 'left-behind', fromWorker: 'worker-0' } },
     );
     const outcome = h.run();

@@ -97,7 +97,7 @@ export class ClientGateway {
     try {
       return await open(entry, this.sessionOptions(entry));
     } catch (error) {
-      if (error instanceof GatewayError && error.code === 'unreachable') throw unreachable(error, entry);
+      if (error instanceof GatewayError && error.code === 'no-connection') throw unreachable(error, entry);
       if (!(error instanceof GatewayError) || !STALE_ENTRY_CODES.has(error.code)) throw error;
       // The job moved or started another attempt since the entry was read: one more look.
       const fresh = await this.entryOf(jobId);
@@ -126,6 +126,6 @@ const sameEntry = (a: GatewayEntry, b: GatewayEntry): boolean =>
 /** A gateway that did not answer: say which worker, and what usually causes it. */
 const unreachable = (error: GatewayError, entry: GatewayEntry): GatewayError =>
   new GatewayError(
-    `${error.message} (worker ${entry.workerId}: check that it runs and that ${entry.host}:${entry.port}, its STEVEDORE_GATEWAY or STEVEDORE_GATEWAY_ADVERTISE address, is reachable from this host${entry.tls ? ' and that its certificate is trusted here (STEVEDORE_GATEWAY_TLS_CA)' : ''})`,
-    'unreachable',
+    `${error.message} (worker ${entry.workerId}: check that it runs and that ${entry.host}:${entry.port}, the gateway address it registered, is reachable from this host${entry.tls ? ' and that its certificate is trusted here (STEVEDORE_GATEWAY_TLS_CA)' : ''})`,
+    'no-connection',
   );
