@@ -4,7 +4,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { ValidationError } from '../errors.js';
 import type { JobStatus } from '../status.js';
 import { type ForwardListener, type ForwardListenerOptions, listenForward } from './forward-listener.js';
-import type { ExecCommand } from './handshake.js';
+import type { ExecCommand, ExecRequest } from './handshake.js';
 import { STALE_ENTRY_CODES, whyNoGateway } from './reach.js';
 import type { GatewayEntry } from './registration.js';
 import { type ExecSession, GatewayError, openExec, openForward, type SessionOptions } from './session.js';
@@ -55,10 +55,18 @@ export class ClientGateway {
     if (!Array.isArray(command) || command.length === 0 || command.some((a) => typeof a !== 'string')) {
       throw new ValidationError('exec: command must be a non-empty array of strings (the program first)');
     }
-    const { stdin = false, ...rest } = options;
-    return this.withEntry(jobId, (entry, session) =>
-      openExec(entry, jobId, { op: 'exec', command, stdin, ...rest }, session),
-    );
+    const { stdin = false, user, workdir, env, tty } = options;
+    // Absent fields stay absent: the request is signed and proved as canonical JSON, which has no undefined.
+    const request: ExecRequest = {
+      op: 'exec',
+      command,
+      stdin,
+      ...(user !== undefined ? { user } : {}),
+      ...(workdir !== undefined ? { workdir } : {}),
+      ...(env !== undefined ? { env } : {}),
+      ...(tty !== undefined ? { tty } : {}),
+    };
+    return this.withEntry(jobId, (entry, session) => openExec(entry, jobId, request, session));
   }
 
   async portForward(jobId: string, remotePort: number): Promise<PortForward> {

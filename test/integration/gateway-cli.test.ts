@@ -1,0 +1,232 @@
+import { randomBytes } from 'node:crypto';
+import { Agent, get } from 'node:http';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_EXIT_CODE } from '../../src/cli/gateway-commands.js';
+import type { RuntimeKind } from '../../src/executors/runtime.js';
+import { stevedore, useCliWorld } from '../helpers/cli.js';
+import { type GatewayHost, startGatewayHost } from '../helpers/gateway-host-process.js';
+import { podmanMissing } from '../helpers/podman.js';
+import { testSingularityBin } from '../helpers/singularity.js';
+
+/**
+ * The gateway's client side end to end: the `stevedore` CLI in its own process, a gateway host
+ * (a worker's gateway half: real container, real server, entry in Redis) in another.
+ */
+const world = useCliWorld('stevedore-gateway-cli-');
+const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+const singularityBin = await testSingularityBin();
+
+const RUNTIMES: { kind: RuntimeKind; missing: string | null }[] = [
+  { kind: 'docker', missing: null },
+  { kind: 'podman', missing: podmanMissing() },
+  {
+    kind: 'singularity',
+    missing: singularityBin ? null : 'neither apptainer nor singularity is installed (scripts/setup.sh test)',
+  },
+];
+
+let jobs = 0;
+const jobName = (kind: string) => `gw-${kind}-${process.pid}-${++jobs}`;
+
+async function host(kind: RuntimeKind, options: { network?: boolean; command?: string[] } = {}) {
+  const jobId = jobName(kind);
+  const started = await startGatewayHost({
+    runtime: kind,
+    singularityBin: singularityBin ?? undefined,
+    redisUrl: world.redis.url,
+    queue: world.h.queue,
+    jobId,
+    network: options.network ?? false,
+    command: options.command ?? ['sleep', '3600'],
+    testName: `gateway-cli ${kind}`,
+  });
+  return { jobId, host: started };
+}
+
+for (const { kind, missing } of RUNTIMES) {
+  describe.skipIf(missing !== null)(`stevedore exec on ${kind}`, () => {
+    if (missing) console.warn(`[skip] gateway CLI on ${kind}: ${missing}`);
+    let jobId = '';
+    let gateway: GatewayHost | undefined;
+    beforeAll(async () => {
+      ({ jobId, host: gateway } = await host(kind));
+    }, 180_000);
+    afterAll(async () => {
+      await gateway?.stop();
+    });
+
+    it("gives the command's exit code as its own: 0, 3 and 127", async () => {
+      const run = (command: string[]) => stevedore(['exec', jobId, '--', ...command], { env: world.env });
+      const [ok, three, missingProgram] = await Promise.all([
+        run(['true']),
+        run(['sh', '-c', 'exit 3']),
+        run(['/no/such/program']),
+      ]);
+      expect([ok.exitCode, three.exitCode, missingProgram.exitCode], `${missingProgram.stderr}`).toEqual([
+        0, 3, 127,
+      ]);
+    });
+
+    it('keeps stdout and stderr apart, and carries 1 MB of binary stdin byte-exact', async () => {
+      const apart = await stevedore(['exec', jobId, '--', 'sh', '-c', 'echo out; echo err >&2'], {
+        env: world.env,
+      });
+      expect([apart.stdout, apart.stderr, apart.exitCode]).toEqual(['out', 'err', 0]);
+      const input = randomBytes(1024 * 1024);
+      const piped = await stevedore(['exec', '-i', jobId, '--', 'cat'], {
+        env: world.env,
+        input,
+        encoding: 'buffer',
+        stripFinalNewline: false,
+      });
+      expect(piped.exitCode).toBe(0);
+      expect(Buffer.compare(piped.stdout as unknown as Buffer, input)).toBe(0);
+    });
+
+    if (kind === 'singularity') {
+      it('refuses a terminal on Apptainer, saying so, and exits without a code of the command', async () => {
+        const result = await stevedore(['exec', '-t', jobId, '--', 'true'], { env: world.env });
+        expect(result.exitCode).toBe(NO_EXIT_CODE);
+        expect(result.stderr).toMatch(
+          /no exit code: .*a terminal \(-t\) is not available on the Apptainer runtime/,
+        );
+      });
+    } else {
+      it('-t gives a terminal that follows a resize of the local one (stty size, through a pty)', async () => {
+        // `script` makes the pty; the shell inside it resizes that terminal (each resize sends
+        // SIGWINCH to the CLI) until the CLI ends, and the command reports the size it sees change.
+        const command = `first=$(stty size); echo first $first; while [ "$(stty size)" = "$first" ]; do sleep 0.1; done; echo then $(stty size)`;
+        const cli = `${process.execPath} --import tsx ${MAIN} exec -t ${jobId} -- sh -c '${command}'`;
+        const outer = `stty rows 30 cols 100; ${cli} & pid=$!; i=0; while kill -0 $pid 2>/dev/null; do i=$((i+1)); sleep 0.5; stty rows 40 cols $((100+i)); done; wait $pid`;
+        const result = await execa('script', ['-qfec', outer, '/dev/null'], {
+          env: world.env,
+          reject: false,
+          timeout: 60_000,
+        });
+        expect(result.exitCode, result.stdout).toBe(0);
+        const first = /first (\d+) (\d+)/.exec(result.stdout);
+        const then = /then (\d+) (\d+)/.exec(result.stdout);
+        expect(first, result.stdout).not.toBeNull();
+        expect(then?.[1], result.stdout).toBe('40');
+        expect(Number(then?.[2])).toBeGreaterThan(100);
+        expect(`${then?.[1]} ${then?.[2]}`).not.toBe(`${first?.[1]} ${first?.[2]}`);
+      });
+    }
+  });
+}
+
+for (const { kind, missing } of RUNTIMES.filter((r) => r.kind !== 'singularity')) {
+  describe.skipIf(missing !== null)(`stevedore port-forward on ${kind}`, () => {
+    it('forwards 20 HTTP requests, 5 connections at a time, to a server in the job', async () => {
+      const { jobId, host: gateway } = await host(kind, {
+        network: true,
+        command: [
+          'sh',
+          '-c',
+          'mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
+        ],
+      });
+      const forward = stevedore(['port-forward', jobId, ':8080'], { env: world.env, buffer: false });
+      try {
+        const port = await forwardedPort(forward);
+        const agent = new Agent({ maxSockets: 5 });
+        const bodies = await Promise.all(
+          Array.from({ length: 20 }, () => httpGet(`http://127.0.0.1:${port}/index.html`, agent)),
+        );
+        agent.destroy();
+        expect(bodies).toEqual(Array.from({ length: 20 }, () => 'hello\n'));
+      } finally {
+        forward.kill('SIGINT');
+        const ended = await forward;
+        await gateway.stop();
+        expect(ended.exitCode).toBe(0);
+      }
+    }, 180_000);
+
+    it('refuses a job without network clearly, and exits non-zero', async () => {
+      const { jobId, host: gateway } = await host(kind, { network: false });
+      const forward = stevedore(['port-forward', jobId, ':8080'], { env: world.env, buffer: false });
+      const stderr = collect(forward.stderr);
+      try {
+        const port = await forwardedPort(forward);
+        // The job is not in this queue's BullMQ (the host only registers its gateway), so the
+        // worker's side refuses the first connection, and the CLI ends on it.
+        await httpGet(`http://127.0.0.1:${port}/`, new Agent()).catch(() => undefined);
+        const ended = await forward;
+        expect(ended.exitCode).toBe(1);
+        expect(stderr()).toMatch(/has no network: its loopback is its own/);
+      } finally {
+        forward.kill('SIGKILL');
+        await gateway.stop();
+      }
+    }, 180_000);
+  });
+}
+
+describe('a session that loses its worker, or its job (docker)', () => {
+  it('exits 255 and says the session ended without an exit code when the worker is SIGKILLed', async () => {
+    const { jobId, host: gateway } = await host('docker');
+    const exec = stevedore(['exec', jobId, '--', 'sh', '-c', 'echo started; exec sleep 60'], {
+      env: world.env,
+      buffer: false,
+    });
+    const stderr = collect(exec.stderr);
+    await new Promise<void>((resolve) => exec.stdout?.once('data', () => resolve()));
+    await gateway.kill();
+    const ended = await exec;
+    expect(ended.exitCode).toBe(NO_EXIT_CODE);
+    expect(stderr()).toMatch(/ended without an exit code: .*the command's fate is unknown/);
+  }, 180_000);
+
+  it('exits 255 and says the job ended when it ends during the exec', async () => {
+    const { jobId, host: gateway } = await host('docker', { command: ['sleep', '5'] });
+    try {
+      const ended = await stevedore(['exec', jobId, '--', 'sleep', '60'], { env: world.env });
+      expect(ended.exitCode).toBe(NO_EXIT_CODE);
+      expect(ended.stderr).toMatch(/no exit code: job .* ended while the command ran/);
+    } finally {
+      await gateway.stop();
+    }
+  }, 180_000);
+});
+
+function collect(stream: NodeJS.ReadableStream | null | undefined): () => string {
+  let text = '';
+  stream?.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+  });
+  return () => text;
+}
+
+/** The local port from the CLI's "Forwarding 127.0.0.1:PORT -> …" line. */
+function forwardedPort(forward: ReturnType<typeof stevedore>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    forward.stderr?.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    forward.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /Forwarding 127\.0\.0\.1:(\d+) -> job/.exec(out);
+      if (match) resolve(Number(match[1]));
+    });
+    void forward.then(() => reject(new Error(`port-forward ended before listening: ${err}`)));
+  });
+}
+
+function httpGet(url: string, agent: Agent): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = get(url, { agent }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      response.on('end', () => resolve(body));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+  });
+}
