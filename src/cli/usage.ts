@@ -80,6 +80,8 @@ REDIS_SENTINEL_NAME; Redis Cluster: REDIS_CLUSTER_NODES and a hash-tagged --pref
                              mounts, no tarballs, network modes default and bridge; see docs/policy.md)
   --http HOST:PORT           STEVEDORE_HTTP (default off): serve /metrics, /healthz and /readyz;
                              a bare port listens on 127.0.0.1, 0.0.0.0:PORT on every address
+  --gateway HOST:PORT        STEVEDORE_GATEWAY (default off): serve exec, shell and port-forward into
+                             this worker's running jobs (TLS and the advertised address: docs/configuration.md)
 
 SIGTERM or SIGINT: stop taking jobs. Default (stop): running jobs may finish within the grace
 period, then are stopped and put back in the queue without spending an attempt. detach (for

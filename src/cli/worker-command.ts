@@ -32,6 +32,7 @@ const WORKER_OPTIONS = {
   'trusted-keys': { type: 'string' },
   policy: { type: 'string' },
   http: { type: 'string' },
+  gateway: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -62,6 +63,7 @@ const FLAG_ENV: Record<string, SettingName> = {
   'trusted-keys': 'STEVEDORE_TRUSTED_KEYS',
   policy: 'STEVEDORE_POLICY',
   http: 'STEVEDORE_HTTP',
+  gateway: 'STEVEDORE_GATEWAY',
 };
 
 export async function workerCommand(args: string[]): Promise<number> {
@@ -94,7 +96,9 @@ export async function workerCommand(args: string[]): Promise<number> {
   const endpoint = config.http
     ? await (await import('../server/worker-endpoint.js')).startWorkerEndpoint(config.http, logger)
     : undefined;
-  const handle = await startWorker(config, { logger, events: endpoint?.events }).catch(
+  // Loaded only when asked for, as the endpoint is.
+  const serveGateway = config.gateway ? (await import('../gateway/server.js')).startGatewayServer : undefined;
+  const handle = await startWorker(config, { logger, events: endpoint?.events, serveGateway }).catch(
     async (error: unknown) => {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);

@@ -95,6 +95,14 @@ export const SETTINGS = {
   },
   STEVEDORE_KEEP_FINISHED: { area: 'worker', type: 'whole number ≥ 1', default: code(DEFAULT_KEEP_FINISHED) },
   STEVEDORE_HTTP: { area: 'worker', type: '`host:port`', default: `${UNSET}: no HTTP endpoint` },
+  STEVEDORE_GATEWAY: { area: 'worker', type: '`host:port`', default: `${UNSET}: no gateway` },
+  STEVEDORE_GATEWAY_ADVERTISE: {
+    area: 'worker',
+    type: '`host` or `host:port`',
+    default: "the listen address; this host's name when that is `0.0.0.0` or `::`",
+  },
+  STEVEDORE_GATEWAY_TLS_CERT: { area: 'worker', type: 'path', default: `${UNSET}: plain TCP` },
+  STEVEDORE_GATEWAY_TLS_KEY: { area: 'worker', type: 'path', default: `${UNSET}: plain TCP` },
   LOG_LEVEL: { area: 'worker', type: 'pino level', default: '`info` (`stevedore demo`: `warn`)' },
 
   STEVEDORE_RUNTIME: {

@@ -21,6 +21,7 @@ import {
 } from './defaults.js';
 import { type Env, processEnv } from './env.js';
 import { ConfigError } from './errors.js';
+import { type GatewayConfig, gatewayConfig } from './gateway.js';
 import { type HttpAddress, parseHttpAddress } from './http-address.js';
 import { checkRedisUrl, type RedisTlsFiles, redisTlsFiles } from './redis.js';
 import { type RedisTopology, redisTopology } from './redis-topology.js';
@@ -111,6 +112,8 @@ export interface WorkerConfig {
   dockerHost?: string;
   /** STEVEDORE_HTTP: where /metrics, /healthz and /readyz listen; absent = no HTTP endpoint. */
   http?: HttpAddress;
+  /** STEVEDORE_GATEWAY and its companions: the exec gateway; absent = none. */
+  gateway?: GatewayConfig;
 }
 
 /**
@@ -215,5 +218,6 @@ export function loadConfig(env: Env = processEnv(), overrides: Overrides = {}): 
     ),
     searchPath: get('PATH'),
     http: http ? parseHttpAddress(http) : undefined,
+    gateway: gatewayConfig(get, host),
   };
 }

@@ -12,15 +12,10 @@ import {
   workerProof,
 } from '../jobs/gateway/handshake.js';
 import { parseAuth } from '../jobs/gateway/messages.js';
+import type { GatewayPolicy } from '../policy/policy.js';
 import type { GatewayJob } from './target.js';
 
-/** The worker policy's `gateway` section. */
-export interface GatewayPolicy {
-  exec: boolean;
-  forward: boolean;
-  /** Users an exec may name with --user; null: any. An exec that names none runs as the job's own user. */
-  execUsers: readonly string[] | null;
-}
+export type { GatewayPolicy };
 
 export interface AuthenticateContext {
   jobs: {
@@ -28,7 +23,8 @@ export interface AuthenticateContext {
     registration(jobId: string): Promise<{ attempt: number; workerId: string } | null>;
   };
   policy: GatewayPolicy;
-  trustedKey?: (keyId: string) => KeyObject | undefined;
+  /** The trusted key of this id (read again when its directory changed), or undefined. */
+  trustedKey?: (keyId: string) => KeyObject | undefined | Promise<KeyObject | undefined>;
 }
 
 export type Verdict = { job: GatewayJob; auth: Auth; who: string } | { refusal: Refusal };
@@ -124,7 +120,8 @@ export async function authenticate(
     };
   }
   if (context.trustedKey) {
-    const refusal = requestSignatureRefusal(hello, serverNonce, auth, context.trustedKey);
+    const key = auth.signature ? await context.trustedKey(auth.signature.keyId) : undefined;
+    const refusal = requestSignatureRefusal(hello, serverNonce, auth, () => key);
     if (refusal) return { refusal };
   }
   const refusal = policyRefusal(job, auth, context.policy);

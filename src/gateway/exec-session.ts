@@ -54,24 +54,26 @@ export async function runExecSession(
     relay(exec.stdout, FRAME.stdout, connection),
     exec.stderr ? relay(exec.stderr, FRAME.stderr, connection) : Promise.resolve(),
   ]);
-  const jobEnded = new Promise<Exit>((resolve) => {
-    const onEnd = () =>
-      resolve({
-        exitCode: null,
-        reason: 'job-ended',
-        message: `job ${job.jobId} ended while the command ran`,
-      });
-    if (job.ended.aborted) onEnd();
-    else job.ended.addEventListener('abort', onEnd, { once: true });
+  const jobEnded: Exit = {
+    exitCode: null,
+    reason: 'job-ended',
+    message: `job ${job.jobId} ended while the command ran${typeof job.ended.reason === 'string' ? ` (${job.ended.reason})` : ''}: the command's streams are closed and it has no exit code of its own`,
+  };
+  const ended = new Promise<Exit>((resolve) => {
+    if (job.ended.aborted) resolve(jobEnded);
+    else job.ended.addEventListener('abort', () => resolve(jobEnded), { once: true });
   });
   const exited = exec.exitCode.then(
     async (exitCode): Promise<Exit> => {
       await output;
+      // The container's end kills what runs in it: that exit code is the job's end, not the command's.
+      if (job.ended.aborted || (await job.target.pid().catch(() => 0)) === 0) return jobEnded;
       return { exitCode };
     },
     (error: unknown): Exit => ({ exitCode: null, reason: 'error', message: errorText(error) }),
   );
-  const exit = await Promise.race([exited, jobEnded]);
+  const exit = await Promise.race([exited, ended]);
+  if (exit.exitCode === null) exec.stdin?.destroy();
   connection.sendJson(FRAME.exit, exit);
   connection.end();
   return exit;

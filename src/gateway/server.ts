@@ -4,12 +4,12 @@ import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import { FramedSocket } from '../jobs/gateway/framed-socket.js';
 import { FRAME, type Frame, parseJsonPayload } from '../jobs/gateway/frames.js';
-import type { Hello, Refusal } from '../jobs/gateway/handshake.js';
+import type { Exit, Hello, Refusal } from '../jobs/gateway/handshake.js';
 import { parseHello } from '../jobs/gateway/messages.js';
 import { authenticate, type GatewayPolicy } from './authenticate.js';
 import { runExecSession } from './exec-session.js';
-import { runForwardSession } from './forward-session.js';
-import type { AuditRecord, GatewayJob } from './target.js';
+import { type ForwardEnd, runForwardSession } from './forward-session.js';
+import type { AuditRecord, AuditStart, GatewayJob } from './target.js';
 
 /** A client that connected and says nothing is not one: it gets this long for each handshake step. */
 const HANDSHAKE_MS = 10_000;
@@ -21,6 +21,11 @@ export interface GatewayJobs {
   registration(jobId: string): Promise<{ attempt: number; workerId: string } | null>;
 }
 
+export interface GatewayAudit {
+  started(job: GatewayJob, record: AuditStart): void;
+  ended(job: GatewayJob, record: AuditRecord): void;
+}
+
 export interface GatewayServerOptions {
   listen: { host: string; port: number };
   /** PEM key and certificate: sessions are TLS when given. */
@@ -28,8 +33,9 @@ export interface GatewayServerOptions {
   jobs: GatewayJobs;
   policy: GatewayPolicy;
   /** When set, every request must be signed by a key it knows (STEVEDORE_TRUSTED_KEYS). */
-  trustedKey?: (keyId: string) => KeyObject | undefined;
-  audit: (record: AuditRecord) => void;
+  trustedKey?: (keyId: string) => KeyObject | undefined | Promise<KeyObject | undefined>;
+  /** Told when a session opens and when it ends (the job's events.log and the worker log). */
+  audit: GatewayAudit;
   logger: Logger;
   /** Keep-alive period (tests shorten it). */
   pingMs?: number;
@@ -145,27 +151,55 @@ async function serve(socket: Socket, options: GatewayServerOptions, open: Set<Fr
   const verdict = await authenticate(hello, connection, options, () => nextFrame(setOnFrame, closed));
   if ('refusal' in verdict) return refuse(verdict.refusal, hello);
   const { job, auth, who } = verdict;
-  const startedAt = new Date().toISOString();
-  const record = { jobId: job.jobId, attempt: job.attempt, who, startedAt };
-  if (auth.request.op === 'exec') {
+  const request = auth.request;
+  const started: AuditStart = {
+    jobId: job.jobId,
+    attempt: job.attempt,
+    who,
+    client,
+    op: request.op,
+    what: request.op === 'exec' ? request.command : request.port,
+    ...(request.op === 'exec'
+      ? {
+          ...(request.user !== undefined ? { user: request.user } : {}),
+          tty: request.tty !== undefined,
+          // Names only: a value may be a credential.
+          ...(request.env ? { envNames: Object.keys(request.env) } : {}),
+        }
+      : {}),
+    startedAt: new Date().toISOString(),
+  };
+  options.audit.started(job, started);
+  if (request.op === 'exec') {
     connection.sendJson(FRAME.ready, {});
-    const exit = await runExecSession(job, auth.request, connection, setOnFrame);
-    options.audit({
-      ...record,
-      op: 'exec',
-      what: auth.request.command,
+    const exit = await runExecSession(job, request, connection, setOnFrame).catch(
+      (error: unknown): Exit => ({
+        exitCode: null,
+        reason: 'error',
+        message: error instanceof Error ? error.message : String(error),
+      }),
+    );
+    const end = closedBy.error
+      ? `client went away: ${closedBy.error.message}`
+      : exit.exitCode === null
+        ? exit.message
+        : undefined;
+    options.audit.ended(job, {
+      ...started,
       endedAt: new Date().toISOString(),
       exitCode: exit.exitCode,
-      ...(exit.exitCode === null ? { end: exit.message } : {}),
-      ...(closedBy.error ? { end: `client went away: ${closedBy.error.message}` } : {}),
+      ...(end ? { end } : {}),
     });
     return;
   }
-  const forward = await runForwardSession(job, auth.request.port, connection);
-  options.audit({
-    ...record,
-    op: 'forward',
-    what: auth.request.port,
+  const forward = await runForwardSession(job, request.port, connection).catch(
+    (error: unknown): ForwardEnd => ({
+      bytes: { toJob: 0, fromJob: 0 },
+      end: error instanceof Error ? error.message : String(error),
+    }),
+  );
+  options.audit.ended(job, {
+    ...started,
     endedAt: new Date().toISOString(),
     bytes: forward.bytes,
     ...(forward.end ? { end: forward.end } : {}),

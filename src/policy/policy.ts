@@ -45,6 +45,19 @@ export interface Policy {
   maxRunTimeSeconds: number;
   pidsLimit: number;
   maxOutputBytes: number;
+  /** What the exec gateway (STEVEDORE_GATEWAY) may do in this worker's jobs. */
+  gateway: GatewayPolicy;
+}
+
+/** The policy's `gateway` section: what exec and port-forward sessions may do (when the gateway is on). */
+export interface GatewayPolicy {
+  exec: boolean;
+  forward: boolean;
+  /**
+   * Users an exec may name (`--user`), as written (a name or `uid[:gid]`); null: any. An exec
+   * that names none runs as the job's own user, which is always allowed.
+   */
+  execUsers: readonly string[] | null;
 }
 
 /** A policy file that cannot be used; each issue names its key. */
@@ -116,6 +129,22 @@ const policySchema = z
       .default(DEFAULT_MAX_RUN_TIME_SECONDS),
     pidsLimit: z.number().int('must be a whole number').min(1).default(DEFAULT_PIDS_LIMIT),
     maxOutputBytes: size('byte count').default(DEFAULT_MAX_OUTPUT_BYTES),
+    gateway: z
+      .object({
+        exec: z.boolean().default(true),
+        forward: z.boolean().default(true),
+        execUsers: z
+          .array(
+            z
+              .string()
+              .min(1, 'must not be empty')
+              .refine((u) => !u.includes('\0'), 'must not contain NUL bytes'),
+          )
+          .nullable()
+          .default(null),
+      })
+      .strict()
+      .default({ exec: true, forward: true, execUsers: null }),
   })
   .strict();
 

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { RedisTopology } from '../config/redis-topology.js';
 import type { RuntimeOptions } from '../executors/index.js';
+import type { GatewayServe } from './gateway-jobs.js';
 import type { WorkerEvents } from './observer.js';
 import type { WorkerProbe } from './probe.js';
 
@@ -11,6 +12,11 @@ export interface WorkerDeps {
   runtimeOptions?: RuntimeOptions;
   /** Where the worker tells what it does (metrics subscribe before it starts); absent: its own. */
   events?: WorkerEvents;
+  /**
+   * Starts the exec gateway when STEVEDORE_GATEWAY is set: `startGatewayServer` of src/gateway
+   * (exported by the package), which the worker is given rather than imports.
+   */
+  serveGateway?: GatewayServe;
 }
 
 export interface WorkerHandle {

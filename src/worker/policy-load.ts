@@ -97,6 +97,11 @@ export async function neverAllowedPaths(config: WorkerConfig): Promise<NeverAllo
   if (tls?.ca) named.push({ path: tls.ca, what: 'the Redis TLS CA file' });
   if (tls?.cert) named.push({ path: tls.cert, what: 'the Redis TLS certificate' });
   if (tls?.key) named.push({ path: tls.key, what: 'the Redis TLS key' });
+  const gatewayTls = config.gateway?.tls;
+  if (gatewayTls) {
+    named.push({ path: gatewayTls.cert, what: 'the gateway TLS certificate' });
+    named.push({ path: gatewayTls.key, what: 'the gateway TLS key' });
+  }
   return withResolved(named);
 }
 

@@ -7,6 +7,7 @@ import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
 import type { JobResult } from '../jobs/result.js';
 import type { JobSpecInput } from '../jobs/spec.js';
 import { type AdmissionJob, admitJob } from './admission.js';
+import type { JobGateways } from './gateway-jobs.js';
 import type { Housekeeping } from './housekeeping.js';
 import type { IdleCollector } from './idle-gc.js';
 import type { JobRecords } from './job-records.js';
@@ -50,6 +51,8 @@ export interface ProcessorDeps {
   idle: Pick<IdleCollector, 'runEnded'>;
   events: WorkerEvents;
   logger: Logger;
+  /** The gateways of running jobs, when this worker serves one (STEVEDORE_GATEWAY). */
+  gateways?: Pick<JobGateways, 'open'>;
 }
 
 /**
@@ -58,7 +61,7 @@ export interface ProcessorDeps {
  * stored the result.
  */
 export function createProcessor(deps: ProcessorDeps): Processor {
-  const { config, deployment, runtime, records, jobs, books, events } = deps;
+  const { config, deployment, runtime, records, jobs, books, events, gateways } = deps;
   const workerInfo = { host: config.host, id: config.workerId };
   const { openLive } = records;
 
@@ -153,6 +156,16 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           maxOutputBytes: deps.policy.policy.maxOutputBytes,
         },
         events,
+        openGateway: gateways
+          ? async (write) => {
+              const gateway = await gateways.open(
+                { jobId, attempt, target: executor, networkEnabled: spec.network.enabled },
+                write,
+                log,
+              );
+              return (why) => gateway.close(why);
+            }
+          : undefined,
       });
       const result = withEarlierRuns(outcome.result, earlier);
       const settled = settle({ outcome, result }, Date.now());

@@ -12,6 +12,7 @@ import { BoundedWorker } from './bounded-job.js';
 import { bullmqOptions } from './bullmq-options.js';
 import { listenForCancels } from './cancel-listener.js';
 import { openWorkerRedis } from './connections.js';
+import { checkGatewayServe, readGatewayTls, startWorkerGateway } from './gateway-start.js';
 import type { WorkerDeps, WorkerHandle } from './handle.js';
 import { Housekeeping } from './housekeeping.js';
 import { IdleCollector } from './idle-gc.js';
@@ -36,6 +37,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   const tls = readRedisTls(config.redisTls);
   if (credentials.hosts.length > 0) logger.info({ registryAuth: credentials }, 'registry credentials read');
   const trusted = config.trustedKeysDir ? await TrustedKeys.load(config.trustedKeysDir, logger) : undefined;
+  checkGatewayServe(config.gateway, deps.serveGateway);
+  const gatewayTls = await readGatewayTls(config.gateway);
   // Redis first: the deployment's id kept there names and labels everything the runtime makes
   // (its namespace holders, its cgroups), so the runtime is opened knowing it.
   const redis = await openWorkerRedis(config, tls, logger);
@@ -47,6 +50,25 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     await redis.abandon();
     throw error;
   });
+  const gateway =
+    config.gateway && deps.serveGateway
+      ? await startWorkerGateway({
+          config: config.gateway,
+          tls: gatewayTls,
+          serve: deps.serveGateway,
+          redis: commands,
+          address: redis.address,
+          workerId: config.workerId,
+          lockDurationMs: config.lockDurationMs,
+          policy: policy.policy.gateway,
+          trusted,
+          logger,
+        }).catch(async (error: unknown) => {
+          await runtime.close();
+          await redis.abandon();
+          throw error;
+        })
+      : undefined;
   logger.info({ deployment }, 'deployment id read');
   policy.neverAllowed.push(...(await redisDataDir(commands)), ...(await engineDataPaths(runtime, logger)));
 
@@ -87,6 +109,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
     idle,
     events,
     logger,
+    gateways: gateway?.jobs,
   });
   const worker = new BoundedWorker<JobSpecInput, JobResult>(
     config.queue,
@@ -155,6 +178,8 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         await books.stopReconciling();
         await queue.close();
         await books.drain();
+        // After the jobs: their sessions ended with them, and a detached job's are told so.
+        await gateway?.close();
         await runtime.close();
         await stopListening();
         await redis.close();

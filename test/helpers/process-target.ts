@@ -10,6 +10,8 @@ import { randomToken } from '../../src/jobs/gateway/handshake.js';
  */
 export const processTarget = (ip = '127.0.0.1'): GatewaySessionTarget => ({
   ipAddress: async () => ip,
+  // The "container" is this host, which runs as long as the test does.
+  pid: async () => process.pid,
   execStream: async (request): Promise<ExecStream> => {
     const [program, ...args] = request.command as [string, ...string[]];
     const child = spawn(program, args, {

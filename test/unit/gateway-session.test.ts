@@ -5,11 +5,11 @@ import { createServer as createTcpServer } from 'node:net';
 import { text } from 'node:stream/consumers';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { GatewayPolicy } from '../../src/gateway/authenticate.js';
 import { type GatewayServer, startGatewayServer } from '../../src/gateway/server.js';
 import type { AuditRecord, GatewayJob } from '../../src/gateway/target.js';
 import type { GatewayEntry } from '../../src/jobs/gateway/registration.js';
 import { openExec, openForward } from '../../src/jobs/gateway/session.js';
+import type { GatewayPolicy } from '../../src/policy/policy.js';
 import { processJob } from '../helpers/process-target.js';
 
 const jobs = new Map<string, GatewayJob>();
@@ -38,7 +38,7 @@ const serve = (signed: boolean) =>
       },
     },
     trustedKey: signed ? (id) => (id === 'ops' ? keys.publicKey : undefined) : undefined,
-    audit: (record) => audit.push(record),
+    audit: { started: () => undefined, ended: (_job, record) => audit.push(record) },
     logger: pino({ level: 'silent' }),
   });
 

@@ -425,11 +425,26 @@ describe('the policy file', () => {
       maxRunTimeSeconds: 86_400,
       pidsLimit: 4096,
       maxOutputBytes: 1024 ** 3,
+      gateway: { exec: true, forward: true, execUsers: null },
     });
     expect(parsePolicy({ pidsLimit: 100, maxOutputBytes: '10Mi' }, 'p')).toMatchObject({
       pidsLimit: 100,
       maxOutputBytes: 10 * 1024 ** 2,
     });
+  });
+
+  it('reads the gateway section: exec and forward allowed unless said, users as listed', () => {
+    expect(parsePolicy({ gateway: { forward: false } }, 'p').gateway).toEqual({
+      exec: true,
+      forward: false,
+      execUsers: null,
+    });
+    expect(parsePolicy({ gateway: { execUsers: ['1000', 'app'] } }, 'p').gateway.execUsers).toEqual([
+      '1000',
+      'app',
+    ]);
+    expect(() => parsePolicy({ gateway: { shell: true } }, 'p')).toThrow('gateway: unknown key shell');
+    expect(() => parsePolicy({ gateway: { exec: 'yes' } }, 'p')).toThrow('gateway.exec');
   });
 
   it('normalizes prefixes: // and a trailing / go', () => {

@@ -5,6 +5,7 @@ import type { OutputStream } from '../../jobs/keys.js';
 import type { JobProgress, RunPhase } from '../../jobs/progress.js';
 import type { JobResult } from '../../jobs/result.js';
 import type { JobSpec } from '../../jobs/spec.js';
+import type { EventWriter } from '../gateway-jobs.js';
 import type { MountPin } from '../mount-pins.js';
 import type { WorkerEvents } from '../observer.js';
 import type { LiveOutput } from '../output/live-output.js';
@@ -54,6 +55,11 @@ export interface RunContext {
   limits: RunLimits;
   /** The worker's events: phase ends and pulls are told here (metrics); absent = nobody listens. */
   events?: WorkerEvents;
+  /**
+   * Opens the job's exec gateway once its container runs (STEVEDORE_GATEWAY; absent = none);
+   * sessions write their audit lines with `write`. What it returns ends them, before events.log closes.
+   */
+  openGateway?: (write: EventWriter) => Promise<(why: string) => Promise<void>>;
 }
 
 export interface RunOutcome {
@@ -123,6 +129,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     failed: (error) => state.log.debug({ err: error }, 'usage sample failed'),
   });
 
+  let closeGateway: ((why: string) => Promise<void>) | undefined;
   try {
     transition('admitted');
     events.write('spec', describeSpec(spec));
@@ -137,6 +144,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       events.write('adopted', { ...ctx.adopt, ...taken });
       if (!taken.replayed && taken.running) output.noteGap('no worker was attached');
       if (!taken.running) stops.noteAdoptedExited();
+      else closeGateway = await openGateway(ctx, events, state.log);
     } else {
       transition('loading-image');
       const image = await loadRunImage({
@@ -163,6 +171,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       await checkHostPaths(pins, 'starting');
       await executor.start();
       await checkStartedMounts(executor, pins, events, state.log);
+      closeGateway = await openGateway(ctx, events, state.log);
     }
     state.startedAt = new Date().toISOString();
     transition('running');
@@ -200,6 +209,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   } finally {
     stops.dispose();
     sampler.stop();
+    await closeGateway?.(whyGatewayCloses(state.stopReason));
     for (const reattached of executor.reattachments()) {
       events.write('engine-reattached', { ...reattached });
       if (reattached.running && !reattached.replayed) output.noteGap('the docker engine was away');
@@ -256,6 +266,37 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     interruptedBy: state.interruptedBy,
     error: final === 'Failed' ? (state.firstError ?? new PhaseError(state.errorPhase, 'failed')) : null,
   };
+}
+
+/** Why open exec sessions end, as their client is told. */
+function whyGatewayCloses(stopReason: RunLedger['stopReason']): string {
+  switch (stopReason) {
+    case null:
+      return 'its container exited';
+    case 'detach':
+      return 'this worker let go of it to shut down; the next worker adopts it, exec again then';
+    case 'lost-lock':
+      return 'this worker lost its lock on it; exec again once another worker has it';
+    default:
+      return `its run was stopped: ${stopReason}`;
+  }
+}
+
+/** The job's gateway, once its container runs; a gateway that cannot open is a warning, never the run's end. */
+async function openGateway(
+  ctx: RunContext,
+  events: RunOutput['events'],
+  log: Logger,
+): Promise<((why: string) => Promise<void>) | undefined> {
+  if (!ctx.openGateway) return undefined;
+  try {
+    return await ctx.openGateway((event, details) => events.write(event, details));
+  } catch (error) {
+    const message = `the job's gateway did not open (exec and port-forward cannot reach it): ${error instanceof Error ? error.message : String(error)}`;
+    events.write('warning', { message });
+    log.warn({ err: error }, message);
+    return undefined;
+  }
 }
 
 /**

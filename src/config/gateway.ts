@@ -1,0 +1,66 @@
+import { ConfigError } from './errors.js';
+import { type HttpAddress, parseHttpAddress } from './http-address.js';
+import type { SettingReader } from './settings.js';
+
+/** STEVEDORE_GATEWAY and its companions: where the exec gateway listens and how clients reach it. */
+export interface GatewayConfig {
+  /** Where the gateway listens. */
+  listen: HttpAddress;
+  /**
+   * The address registered for clients: STEVEDORE_GATEWAY_ADVERTISE, else the listen address, or
+   * this host's name when the listen address is a wildcard (0.0.0.0, ::), which no client can dial.
+   */
+  advertise: HttpAddress;
+  /** PEM files; set: sessions are TLS. */
+  tls?: { cert: string; key: string };
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::', '']);
+
+/**
+ * Reads the gateway's settings; undefined when STEVEDORE_GATEWAY is unset (the default: no
+ * gateway). A companion set without it, or a certificate without its key, is a ConfigError.
+ */
+export function gatewayConfig(get: SettingReader, host: string): GatewayConfig | undefined {
+  const value = get('STEVEDORE_GATEWAY');
+  const cert = get('STEVEDORE_GATEWAY_TLS_CERT') || undefined;
+  const key = get('STEVEDORE_GATEWAY_TLS_KEY') || undefined;
+  const advertised = get('STEVEDORE_GATEWAY_ADVERTISE') || undefined;
+  if (!value) {
+    const stray = [
+      cert && 'STEVEDORE_GATEWAY_TLS_CERT',
+      key && 'STEVEDORE_GATEWAY_TLS_KEY',
+      advertised && 'STEVEDORE_GATEWAY_ADVERTISE',
+    ].filter(Boolean);
+    if (stray.length > 0)
+      throw new ConfigError(
+        `${stray.join(' and ')} ${stray.length > 1 ? 'are' : 'is'} set but STEVEDORE_GATEWAY is not: set STEVEDORE_GATEWAY=host:port to serve the gateway, or unset ${stray.length > 1 ? 'them' : 'it'}`,
+      );
+    return undefined;
+  }
+  if (Boolean(cert) !== Boolean(key))
+    throw new ConfigError(
+      `${cert ? 'STEVEDORE_GATEWAY_TLS_CERT' : 'STEVEDORE_GATEWAY_TLS_KEY'} is set without ${cert ? 'STEVEDORE_GATEWAY_TLS_KEY' : 'STEVEDORE_GATEWAY_TLS_CERT'}: the gateway's TLS needs both the certificate and its key (PEM files)`,
+    );
+  const listen = parseHttpAddress(value, 'STEVEDORE_GATEWAY');
+  return {
+    listen,
+    advertise: advertised
+      ? advertiseAddress(advertised, listen.port)
+      : { host: WILDCARDS.has(listen.host) ? host : listen.host, port: listen.port },
+    ...(cert && key ? { tls: { cert, key } } : {}),
+  };
+}
+
+/** `host` or `host:port` (`[v6]:port`); a bare host keeps the listen port. */
+function advertiseAddress(value: string, listenPort: number): HttpAddress {
+  const trimmed = value.trim();
+  const hostOnly = /^(?:\[([^\]]+)\]|([^:[\]\s]+))$/.exec(trimmed);
+  if (hostOnly) return { host: hostOnly[1] ?? (hostOnly[2] as string), port: listenPort };
+  const address = parseHttpAddress(trimmed, 'STEVEDORE_GATEWAY_ADVERTISE');
+  if (!/^(\[[^\]]+\]|[^:[\]]+):\d+$/.test(trimmed) || WILDCARDS.has(address.host))
+    throw new ConfigError(
+      `STEVEDORE_GATEWAY_ADVERTISE=${JSON.stringify(value)} is invalid: name the host (and port) clients dial to reach this worker's gateway, e.g. worker-3.example.com or 10.0.0.7:9470`,
+    );
+  return address;
+}
