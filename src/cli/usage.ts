@@ -151,7 +151,8 @@ An address other than loopback needs STEVEDORE_DASHBOARD_TOKEN (16 characters or
 set, every request needs the token: open /?token=TOKEN once (an HttpOnly cookie keeps it) or send
 Authorization: Bearer TOKEN. Takes the client options of every client command (see --help).`;
 
-const GATEWAY_OPTIONS = `Through the gateway of the worker running the job (see docs/gateway.md). Takes the client options of every client command (see --help), and:
+const GATEWAY_OPTIONS = `Through the gateway of the worker running the job (STEVEDORE_GATEWAY on that worker; see
+docs/gateway.md). Takes the client options of every client command (see --help), and:
 
   --signing-key FILE   sign the request with this Ed25519 key (default: $STEVEDORE_SIGNING_KEY),
                        needed when the worker sets STEVEDORE_TRUSTED_KEYS

@@ -117,7 +117,12 @@ try {
       registration: async () => null,
     },
     policy: { exec: true, forward: true, execUsers: null },
-    audit: (record: AuditRecord) => process.stderr.write(`audit ${JSON.stringify(record)}\n`),
+    audit: {
+      started: () => undefined,
+      ended: (_job, record: AuditRecord) => {
+        process.stderr.write(`audit ${JSON.stringify(record)}\n`);
+      },
+    },
     logger,
   });
   const entry = {

@@ -149,7 +149,7 @@ describe('why a job has no gateway', () => {
     const error = whyNoGateway('j', status('active', 'running'));
     expect(error.code).toBe('gateway-off');
     expect(error.message).toMatch(
-      /runs on worker w-7, which serves no gateway: turn that worker's gateway on/,
+      /runs on worker w-7, which serves no gateway: start that worker with STEVEDORE_GATEWAY=host:port/,
     );
   });
 });

@@ -134,6 +134,6 @@ const sameEntry = (a: GatewayEntry, b: GatewayEntry): boolean =>
 /** A gateway that did not answer: say which worker, and what usually causes it. */
 const unreachable = (error: GatewayError, entry: GatewayEntry): GatewayError =>
   new GatewayError(
-    `${error.message} (worker ${entry.workerId}: check that it runs and that ${entry.host}:${entry.port}, the gateway address it registered, is reachable from this host${entry.tls ? ' and that its certificate is trusted here (STEVEDORE_GATEWAY_TLS_CA)' : ''})`,
+    `${error.message} (worker ${entry.workerId}: check that it runs and that ${entry.host}:${entry.port}, its STEVEDORE_GATEWAY or STEVEDORE_GATEWAY_ADVERTISE address, is reachable from this host${entry.tls ? ' and that its certificate is trusted here (STEVEDORE_GATEWAY_TLS_CA)' : ''})`,
     'no-connection',
   );

@@ -39,7 +39,7 @@ export function whyNoGateway(jobId: string, status: JobStatus): GatewayError {
   }
   const worker = progress?.worker ? `worker ${progress.worker}` : 'its worker';
   return new GatewayError(
-    `job ${jobId} runs on ${worker}, which serves no gateway: turn that worker's gateway on (see ${GATEWAY_DOC}), or wait a second if the job has only just started`,
+    `job ${jobId} runs on ${worker}, which serves no gateway: start that worker with STEVEDORE_GATEWAY=host:port (see ${GATEWAY_DOC}), or wait a second if the job has only just started`,
     'gateway-off',
   );
 }
