@@ -117,7 +117,7 @@ for (const { kind, missing } of RUNTIMES) {
   });
 }
 
-for (const { kind, missing } of RUNTIMES.filter((r) => r.kind !== 'singularity')) {
+for (const { kind, missing } of RUNTIMES) {
   describe.skipIf(missing !== null)(`stevedore port-forward on ${kind}`, () => {
     it('forwards 20 HTTP requests, 5 connections at a time, to a server in the job', async () => {
       const { jobId, host: gateway } = await host(kind, {
