@@ -1,14 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { Agent, get } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_EXIT_CODE } from '../../src/cli/gateway-commands.js';
 import type { RuntimeKind } from '../../src/executors/runtime.js';
+import { readGateway } from '../../src/jobs/gateway/registration.js';
+import { DEFAULT_PREFIX } from '../../src/jobs/keys.js';
 import { stevedore, useCliWorld } from '../helpers/cli.js';
 import { type GatewayHost, startGatewayHost } from '../helpers/gateway-host-process.js';
 import { podmanMissing } from '../helpers/podman.js';
 import { testSingularityBin } from '../helpers/singularity.js';
+import { busybox, Harness, until } from '../helpers/stevedore.js';
 
 /**
  * The gateway's client side end to end: the `stevedore` CLI in its own process, a gateway host
@@ -191,6 +196,60 @@ describe('a session that loses its worker, or its job (docker)', () => {
     }
   }, 180_000);
 });
+
+describe('against a real `stevedore worker` process (docker)', () => {
+  it('execs into a job the worker runs with STEVEDORE_GATEWAY on, then says the job has finished', async () => {
+    const port = await freePort();
+    const worker = stevedore(['worker', '--gateway', `127.0.0.1:${port}`], { env: world.env });
+    const client = world.h.client();
+    try {
+      const { id } = await client.submit(busybox(['sleep', '3600']), { attempts: 1 });
+      const address = { queue: world.h.queue, prefix: DEFAULT_PREFIX };
+      const raw = new Redis(world.redis.url);
+      raw.on('error', () => undefined); // a failed read rejects; the event adds nothing
+      await until(() => readGateway(raw, address, id), 60_000).finally(() => raw.disconnect());
+      const ran = await stevedore(['exec', id, '--', 'sh', '-c', 'echo $((1+2)); echo apart >&2; exit 3'], {
+        env: world.env,
+      });
+      expect([ran.stdout, ran.stderr, ran.exitCode]).toEqual(['3', 'apart', 3]);
+      await client.cancel(id);
+      await client.waitForResult(id, { timeoutMs: 60_000 });
+      const after = await stevedore(['exec', id, '--', 'true'], { env: world.env });
+      expect(after.exitCode).toBe(NO_EXIT_CODE);
+      expect(after.stderr).toMatch(/job .* has finished: exec and port-forward reach running jobs only/);
+    } finally {
+      worker.kill('SIGTERM');
+      await worker;
+    }
+  }, 180_000);
+
+  it('names the worker and the setting when the job runs on a worker without a gateway', async () => {
+    const other = new Harness(world.redis);
+    try {
+      await other.worker();
+      const client = other.client();
+      const { id } = await client.submit(busybox(['sleep', '3600']), { attempts: 1 });
+      await until(async () => (await client.getProgress(id))?.phase === 'running', 60_000);
+      const refused = await stevedore(['exec', '--queue', other.queue, id, '--', 'true'], { env: world.env });
+      expect(refused.exitCode).toBe(NO_EXIT_CODE);
+      expect(refused.stderr).toMatch(
+        /runs on worker test-worker-1-\d+, which serves no gateway: start that worker with STEVEDORE_GATEWAY=host:port/,
+      );
+      await client.cancel(id);
+      await client.waitForResult(id, { timeoutMs: 60_000 });
+    } finally {
+      await other.close();
+    }
+  }, 180_000);
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
 
 function collect(stream: NodeJS.ReadableStream | null | undefined): () => string {
   let text = '';
