@@ -89,6 +89,15 @@ async function attach(session: ExecSession, jobId: string, options: JobExecOptio
   const raw = options.tty !== undefined && stdin.isTTY;
   const onResize = () => session.resize(terminalSize());
   const onStdinError = (error: Error) => console.error(`stevedore: exec: reading stdin: ${error.message}`);
+  // A reader that went away (`| head`) stops our copy, not the session: its exit code still counts.
+  const onOutputError = (from: NodeJS.ReadableStream, to: NodeJS.WritableStream) => () => {
+    from.unpipe(to);
+    from.resume();
+  };
+  const onStdoutError = onOutputError(session.stdout, process.stdout);
+  const onStderrError = onOutputError(session.stderr, process.stderr);
+  process.stdout.on('error', onStdoutError);
+  process.stderr.on('error', onStderrError);
   session.stdout.pipe(process.stdout, { end: false });
   session.stderr.pipe(process.stderr, { end: false });
   if (options.tty && process.stdout.isTTY) process.stdout.on('resize', onResize);
@@ -114,6 +123,8 @@ async function attach(session: ExecSession, jobId: string, options: JobExecOptio
     return NO_EXIT_CODE;
   } finally {
     process.stdout.off('resize', onResize);
+    process.stdout.off('error', onStdoutError);
+    process.stderr.off('error', onStderrError);
     if (options.stdin) {
       stdin.unpipe(session.stdin);
       if (raw) stdin.setRawMode(false);
