@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { ConfigError } from './errors.js';
 import { type HttpAddress, parseHttpAddress } from './http-address.js';
 import type { SettingReader } from './settings.js';
@@ -8,7 +9,8 @@ export interface GatewayConfig {
   listen: HttpAddress;
   /**
    * The address registered for clients: STEVEDORE_GATEWAY_ADVERTISE, else the listen address, or
-   * this host's name when the listen address is a wildcard (0.0.0.0, ::), which no client can dial.
+   * when that is a wildcard (0.0.0.0, ::), which no client can dial: this host's first external
+   * IPv4 address (a compose replica's address on its network), else its name.
    */
   advertise: HttpAddress;
   /** PEM files; set: sessions are TLS. */
@@ -21,7 +23,10 @@ const WILDCARDS = new Set(['0.0.0.0', '::', '']);
  * Reads the gateway's settings; undefined when STEVEDORE_GATEWAY is unset (the default: no
  * gateway). A companion set without it, or a certificate without its key, is a ConfigError.
  */
-export function gatewayConfig(get: SettingReader, host: string): GatewayConfig | undefined {
+export function gatewayConfig(
+  get: SettingReader,
+  host: { name: string; address: string | undefined },
+): GatewayConfig | undefined {
   const value = get('STEVEDORE_GATEWAY');
   const cert = get('STEVEDORE_GATEWAY_TLS_CERT') || undefined;
   const key = get('STEVEDORE_GATEWAY_TLS_KEY') || undefined;
@@ -47,7 +52,10 @@ export function gatewayConfig(get: SettingReader, host: string): GatewayConfig |
     listen,
     advertise: advertised
       ? advertiseAddress(advertised, listen.port)
-      : { host: WILDCARDS.has(listen.host) ? host : listen.host, port: listen.port },
+      : {
+          host: WILDCARDS.has(listen.host) ? (host.address ?? host.name) : listen.host,
+          port: listen.port,
+        },
     ...(cert && key ? { tls: { cert, key } } : {}),
   };
 }
@@ -63,4 +71,13 @@ function advertiseAddress(value: string, listenPort: number): HttpAddress {
       `STEVEDORE_GATEWAY_ADVERTISE=${JSON.stringify(value)} is invalid: name the host (and port) clients dial to reach this worker's gateway, e.g. worker-3.example.com or 10.0.0.7:9470`,
     );
   return address;
+}
+
+/** This host's first IPv4 address that is not loopback, as other hosts (or containers) reach it. */
+export function externalAddress(): string | undefined {
+  for (const addresses of Object.values(networkInterfaces())) {
+    const found = addresses?.find((a) => a.family === 'IPv4' && !a.internal);
+    if (found) return found.address;
+  }
+  return undefined;
 }

@@ -99,7 +99,8 @@ export const SETTINGS = {
   STEVEDORE_GATEWAY_ADVERTISE: {
     area: 'worker',
     type: '`host` or `host:port`',
-    default: "the listen address; this host's name when that is `0.0.0.0` or `::`",
+    default:
+      "the listen address; when that is `0.0.0.0` or `::`, this host's first external IPv4 address, else its name",
   },
   STEVEDORE_GATEWAY_TLS_CERT: { area: 'worker', type: 'path', default: `${UNSET}: plain TCP` },
   STEVEDORE_GATEWAY_TLS_KEY: { area: 'worker', type: 'path', default: `${UNSET}: plain TCP` },

@@ -21,7 +21,7 @@ import {
 } from './defaults.js';
 import { type Env, processEnv } from './env.js';
 import { ConfigError } from './errors.js';
-import { type GatewayConfig, gatewayConfig } from './gateway.js';
+import { externalAddress, type GatewayConfig, gatewayConfig } from './gateway.js';
 import { type HttpAddress, parseHttpAddress } from './http-address.js';
 import { checkRedisUrl, type RedisTlsFiles, redisTlsFiles } from './redis.js';
 import { type RedisTopology, redisTopology } from './redis-topology.js';
@@ -218,6 +218,6 @@ export function loadConfig(env: Env = processEnv(), overrides: Overrides = {}): 
     ),
     searchPath: get('PATH'),
     http: http ? parseHttpAddress(http) : undefined,
-    gateway: gatewayConfig(get, host),
+    gateway: gatewayConfig(get, { name: host, address: externalAddress() }),
   };
 }

@@ -81,6 +81,8 @@ interface Registered {
   open: number;
   idle: (() => void)[];
   refresh: NodeJS.Timeout;
+  /** Whether the last write took: the worker log says when it changes, not at each refresh. */
+  written: boolean | null;
 }
 
 export interface JobGatewaysOptions {
@@ -120,17 +122,18 @@ export class JobGateways {
       log,
       open: 0,
       idle: [],
-      refresh: setInterval(() => void this.register(registered, false), this.options.ttlMs / 3),
+      written: null,
+      refresh: setInterval(() => void this.register(registered), this.options.ttlMs / 3),
     };
     registered.refresh.unref();
     this.jobs.set(job.jobId, registered);
     this.byJob.set(registered.job, registered);
-    await this.register(registered, true);
+    await this.register(registered);
     return { close: (why) => this.close(registered, why) };
   }
 
   /** Writes (or refreshes) the entry; another worker's entry (a dead one's, until it lapses) is tried again later. */
-  private async register(registered: Registered, first: boolean): Promise<void> {
+  private async register(registered: Registered): Promise<void> {
     const { job } = registered;
     const { advertise, workerId } = this.options;
     try {
@@ -141,11 +144,13 @@ export class JobGateways {
         { ...advertise, attempt: job.attempt, workerId, secret: job.secret },
         this.options.ttlMs,
       );
-      if (first && written)
+      if (written === registered.written) return;
+      registered.written = written;
+      if (written)
         registered.log.info({ gateway: `${advertise.host}:${advertise.port}` }, 'gateway registered');
-      if (!written)
+      else
         registered.log.info(
-          "gateway not registered yet: the job's entry is another worker's or a later attempt's (it lapses with that worker's lock)",
+          "gateway not registered: the job's entry is another worker's or a later attempt's; tried again until it lapses with that worker's lock",
         );
     } catch (error) {
       registered.log.warn({ err: error }, 'gateway registration failed; tried again shortly');

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { externalAddress } from '../../src/config/gateway.js';
 import { loadConfig } from '../../src/config/worker.js';
 
 describe('gateway settings', () => {
@@ -16,8 +17,9 @@ describe('gateway settings', () => {
       host: '127.0.0.1',
       port: 9470,
     });
+    // A wildcard is no address to dial: the host's external address (a compose replica's), else its name.
     expect(loadConfig({ STEVEDORE_GATEWAY: '0.0.0.0:9470' }).gateway?.advertise).toEqual({
-      host: hostname(),
+      host: externalAddress() ?? hostname(),
       port: 9470,
     });
   });

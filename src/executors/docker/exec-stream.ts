@@ -26,6 +26,20 @@ async function exitCodeOf(exec: Dockerode.Exec, command: string[]): Promise<numb
 }
 
 /**
+ * Resizes an exec's terminal. Podman 4.3 answers 201 where Docker answers 200, and dockerode
+ * takes any code it does not list for a failure: the resize was done all the same.
+ */
+async function resizeExec(exec: Dockerode.Exec, size: { cols: number; rows: number }): Promise<void> {
+  try {
+    await exec.resize({ h: size.rows, w: size.cols });
+  } catch (error) {
+    const created =
+      typeof error === 'object' && error !== null && 'statusCode' in error && error.statusCode === 201;
+    if (!created) throw error;
+  }
+}
+
+/**
  * Runs a command in a running container with its streams live (the gateway's exec): stdin,
  * stdout and stderr apart (one terminal stream with a tty), resizes, and the exit code once the
  * output has drained. Docker's and Podman's engine API alike.
@@ -54,9 +68,18 @@ export async function dockerExecStream(
       cause: error,
     });
   }
-  const stream = (await exec.start({ hijack: true, stdin: request.stdin, Tty: tty })) as Duplex;
+  const stream = (await exec.start({
+    hijack: true,
+    stdin: request.stdin,
+    Tty: tty,
+    // Podman sizes the terminal from `h` and `w` at start (its ExecStartConfig), before the
+    // command runs; Docker (API 1.42+) from ConsoleSize; others ignore both.
+    ...(request.tty
+      ? { h: request.tty.rows, w: request.tty.cols, ConsoleSize: [request.tty.rows, request.tty.cols] }
+      : {}),
+  })) as Duplex;
   // Engines before API 1.42 ignore ConsoleSize: size the terminal at once, as docker's CLI does.
-  if (request.tty) await exec.resize({ h: request.tty.rows, w: request.tty.cols }).catch(() => undefined);
+  if (request.tty) await resizeExec(exec, request.tty).catch(() => undefined);
   stream.on('error', () => undefined); // the output's end (below) reports what matters
   const stdout = new PassThrough();
   const stderr = tty ? null : new PassThrough();
@@ -87,7 +110,7 @@ export async function dockerExecStream(
     stdout,
     stderr,
     resize: async (size) => {
-      if (tty) await exec.resize({ h: size.rows, w: size.cols });
+      if (tty) await resizeExec(exec, size);
     },
     exitCode: drained
       .then(() => exitCodeOf(exec, request.command))

@@ -1,0 +1,451 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { RuntimeKind } from '../../src/executors/runtime.js';
+import { StevedoreClient } from '../../src/jobs/client.js';
+import type { ExecRequest } from '../../src/jobs/gateway/handshake.js';
+import { type GatewayEntry, readGateway } from '../../src/jobs/gateway/registration.js';
+import { DEFAULT_PREFIX } from '../../src/jobs/keys.js';
+import type { JobSpecInput } from '../../src/jobs/spec.js';
+import { stevedore } from '../helpers/cli.js';
+import type { GatewayClientAnswer, GatewayClientInput, GatewayTask } from '../helpers/gateway-client.js';
+import {
+  busybox,
+  testPolicy,
+  testQueue,
+  untilRunning,
+  useTestWorld,
+  writePolicy,
+} from '../helpers/stevedore.js';
+import { notePodman } from '../helpers/test-scope.js';
+
+const CLIENT = join(import.meta.dirname, '..', 'helpers', 'gateway-client.ts');
+
+/** How a runtime is asked for, and what it cannot do yet (shown on purpose, with the reason). */
+export interface GatewayRuntime {
+  kind: RuntimeKind;
+  /** Why it cannot be tested here; null when it can. */
+  unavailable: string | null;
+  /** Worker settings beside the common ones (the runtime's program, its socket, its cache). */
+  env: (dir: string) => Record<string, string>;
+  /** Why an exec with a terminal is refused on this runtime today; null when it works. */
+  noTerminal: string | null;
+  /** Why an exec with variables (--env) is refused on this runtime today; null when it works. */
+  noEnv: string | null;
+}
+
+/** A port nobody listens on now, for a worker's STEVEDORE_GATEWAY. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return typeof address === 'object' && address ? address.port : 0;
+}
+
+/** Runs the gateway client in a process of its own; resolves with its one-line answer. */
+export async function runGatewayClient(input: GatewayClientInput): Promise<GatewayClientAnswer> {
+  const { execa } = await import('execa');
+  const child = await execa(process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify(input)], {
+    reject: false,
+    timeout: 120_000,
+  });
+  const line = child.stdout.trim().split('\n').at(-1) ?? '';
+  try {
+    return JSON.parse(line) as GatewayClientAnswer;
+  } catch {
+    throw new Error(`the gateway client gave no answer (exit ${child.exitCode}): ${child.stderr}`);
+  }
+}
+
+interface WorkerProcess {
+  id: string;
+  port: number;
+  log: () => string;
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+/** The gateway suite against one runtime: a real worker process, clients in processes of their own. */
+export function gatewaySuite(runtime: GatewayRuntime): void {
+  if (runtime.unavailable) console.warn(`[skip] gateway on ${runtime.kind}: ${runtime.unavailable}`);
+  describe.skipIf(runtime.unavailable !== null)(`gateway on ${runtime.kind}`, () => {
+    const world = useTestWorld();
+    const workers: WorkerProcess[] = [];
+    let dir = '';
+    let queue = '';
+    let client: StevedoreClient;
+    let signed: { id: string; privateKeyPath: string; trustedDir: string };
+
+    /** Starts `stevedore worker` as a process of its own, serving the gateway on a free port. */
+    const startWorker = async (extra: Record<string, string> = {}): Promise<WorkerProcess> => {
+      const port = await freePort();
+      const id = `gw-${runtime.kind}-${workers.length + 1}-${process.pid}`;
+      const stateDir = join(dir, id);
+      await mkdir(stateDir, { recursive: true });
+      let log = '';
+      const child = stevedore(['worker'], {
+        env: {
+          REDIS_URL: world.redis.url,
+          STEVEDORE_QUEUE: queue,
+          STEVEDORE_STATE_DIR: stateDir,
+          STEVEDORE_POLICY: await writePolicy(stateDir, testPolicy()),
+          STEVEDORE_RUNTIME: runtime.kind,
+          STEVEDORE_GATEWAY: `127.0.0.1:${port}`,
+          STEVEDORE_WORKER_ID: id,
+          STEVEDORE_CONCURRENCY: '4',
+          STEVEDORE_LOCK_DURATION_MS: '5000',
+          STEVEDORE_SHUTDOWN_GRACE_MS: '0',
+          LOG_LEVEL: 'info',
+          ...runtime.env(dir),
+          ...extra,
+        },
+      });
+      child.stdout?.on('data', (chunk: Buffer) => {
+        log += chunk.toString();
+      });
+      child.stderr?.on('data', (chunk: Buffer) => {
+        log += chunk.toString();
+      });
+      const worker: WorkerProcess = {
+        id,
+        port,
+        log: () => log,
+        kill: async (signal) => {
+          child.kill(signal);
+          await child;
+        },
+      };
+      workers.push(worker);
+      const deadline = Date.now() + 60_000;
+      while (!log.includes('"worker started"')) {
+        if (child.exitCode !== null || Date.now() > deadline)
+          throw new Error(`the worker did not start: ${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return worker;
+    };
+
+    beforeAll(async () => {
+      if (runtime.kind === 'podman') notePodman();
+      dir = await mkdtemp(join(tmpdir(), `stevedore-gateway-${runtime.kind}-`));
+      queue = testQueue();
+      const keys = generateKeyPairSync('ed25519');
+      signed = {
+        id: 'ops',
+        privateKeyPath: join(dir, 'ops.key'),
+        trustedDir: join(dir, 'trusted'),
+      };
+      await mkdir(signed.trustedDir);
+      await writeFile(signed.privateKeyPath, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      await writeFile(
+        join(signed.trustedDir, 'ops.pub'),
+        keys.publicKey.export({ type: 'spki', format: 'pem' }),
+      );
+      client = new StevedoreClient({ redis: world.redis.url, queue });
+      await startWorker();
+    }, 120_000);
+    afterEach(async () => {
+      // Every job a test left running ends with it, so its container goes before the leak check.
+      for (const id of started.splice(0)) {
+        await client.cancel(id);
+        await client.waitForResult(id, { timeoutMs: 60_000 }).catch(() => undefined);
+      }
+    }, 120_000);
+    afterAll(async () => {
+      for (const w of workers.splice(0)) await w.kill('SIGTERM');
+      await client?.close();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    }, 120_000);
+
+    const started: string[] = [];
+
+    /** Submits a job and waits until it runs and its gateway is registered. */
+    const running = async (
+      spec: JobSpecInput,
+      on: StevedoreClient = client,
+      onQueue = queue,
+    ): Promise<{ id: string; entry: GatewayEntry }> => {
+      const { id } = await on.submit(spec);
+      if (on === client) started.push(id);
+      await untilRunning(on, id, 60_000);
+      const raw = new Redis(world.redis.url);
+      try {
+        for (let i = 0; i < 400; i++) {
+          const entry = await readGateway(raw, { prefix: DEFAULT_PREFIX, queue: onQueue }, id);
+          if (entry) return { id, entry };
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      } finally {
+        raw.disconnect();
+      }
+      throw new Error(`job ${id} runs but registered no gateway`);
+    };
+
+    const sleeper = (extra: Partial<JobSpecInput> = {}) => busybox(['sleep', '600'], extra);
+    const exec = (command: string[], more: Partial<ExecRequest> = {}): ExecRequest => ({
+      op: 'exec',
+      command,
+      stdin: false,
+      ...more,
+    });
+    const ask = (
+      entry: GatewayEntry,
+      jobId: string,
+      task: GatewayTask,
+      signingKey?: GatewayClientInput['signingKey'],
+    ) => runGatewayClient({ entry, jobId, task, ...(signingKey ? { signingKey } : {}) });
+
+    it('gives the exit codes 0, 3 and 127 as they are, from another process', async () => {
+      const { id, entry } = await running(sleeper());
+      const codes = [];
+      for (const command of [['true'], ['sh', '-c', 'echo out; echo err >&2; exit 3'], ['no-such-program']]) {
+        codes.push(await ask(entry, id, { kind: 'exec', request: exec(command) }));
+      }
+      expect(codes.map((a) => a.exitCode)).toEqual([0, 3, 127]);
+      expect(codes[1]).toMatchObject({ stdout: 'out\n', stderr: 'err\n' });
+      expect(codes[2]?.stderr).toMatch(/no-such-program/);
+    }, 180_000);
+
+    it('carries 1 MB of binary stdin to stdout byte-exact, with stderr apart', async () => {
+      const { id, entry } = await running(sleeper());
+      const input = randomBytes(1024 * 1024);
+      const stdinPath = join(dir, `${id}.in`);
+      const stdoutPath = join(dir, `${id}.out`);
+      await writeFile(stdinPath, input);
+      const answer = await ask(entry, id, {
+        kind: 'exec',
+        request: exec(['sh', '-c', 'cat; echo on-stderr >&2'], { stdin: true }),
+        stdinPath,
+        stdoutPath,
+      });
+      expect(answer).toMatchObject({ exitCode: 0, stderr: 'on-stderr\n' });
+      const output = await readFile(stdoutPath);
+      expect(output.length).toBe(input.length);
+      expect(output.equals(input)).toBe(true);
+    }, 180_000);
+
+    it(runtime.noTerminal
+      ? `refuses a terminal, saying why (known difference: ${runtime.noTerminal})`
+      : 'gives a terminal whose resize the program sees (stty size)', async () => {
+      const { id, entry } = await running(sleeper());
+      const answer = await ask(entry, id, {
+        kind: 'tty',
+        request: exec(['sh', '-c', 'while read x; do [ "$x" = q ] && exit 7; stty size; done'], {
+          stdin: true,
+          tty: { cols: 80, rows: 24 },
+        }),
+        first: '24 80',
+        resize: { cols: 100, rows: 40 },
+        second: '40 100',
+        last: 'q\n',
+      });
+      if (runtime.noTerminal) {
+        expect(answer.error?.message).toContain(
+          'a terminal (-t) is not available on the Apptainer runtime yet',
+        );
+        return;
+      }
+      expect(answer.exitCode).toBe(7);
+      expect(answer.stdout).toContain('24 80');
+      expect(answer.stdout).toContain('40 100');
+    }, 180_000);
+
+    it(runtime.noEnv
+      ? `refuses variables for an exec, saying why (known difference: ${runtime.noEnv})`
+      : 'gives an exec the variables it asks for, and a working directory', async () => {
+      const { id, entry } = await running(sleeper());
+      const answer = await ask(entry, id, {
+        kind: 'exec',
+        request: exec(['sh', '-c', 'echo "$GREETING from $(pwd)"'], {
+          env: { GREETING: 'hello' },
+          workdir: '/tmp',
+        }),
+      });
+      if (runtime.noEnv) {
+        expect(answer.error?.message).toContain(
+          'variables for an exec (--env) are not available on the Apptainer runtime yet',
+        );
+        return;
+      }
+      expect(answer).toMatchObject({ exitCode: 0, stdout: 'hello from /tmp\n' });
+    }, 180_000);
+
+    it('forwards 20 requests over 5 connections at once to a server in a job with network', async () => {
+      const { id, entry } = await running(
+        busybox(
+          [
+            'sh',
+            '-c',
+            'mkdir -p /tmp/www && echo hello-through-the-gateway > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
+          ],
+          { network: { enabled: true } },
+        ),
+      );
+      const answer = await ask(entry, id, { kind: 'http', port: 8080, requests: 20, connections: 5 });
+      expect(answer.error).toBeUndefined();
+      expect(answer.answers).toHaveLength(20);
+      for (const a of answer.answers ?? [])
+        expect(a).toEqual({ status: 200, body: 'hello-through-the-gateway\n' });
+      expect(answer.connections).toBeGreaterThanOrEqual(5);
+    }, 180_000);
+
+    it('refuses, saying which: no network, a wrong secret, another attempt, a finished job', async () => {
+      const { id, entry } = await running(sleeper());
+      const wrong = await ask({ ...entry, secret: randomBytes(32).toString('base64url') }, id, {
+        kind: 'exec',
+        request: exec(['true']),
+      });
+      expect(wrong.error).toMatchObject({ code: 'bad-secret' });
+      expect(wrong.error?.message).toContain(`does not know the secret of job ${id}'s attempt 1`);
+
+      const other = await ask({ ...entry, attempt: 2 }, id, { kind: 'exec', request: exec(['true']) });
+      expect(other.error).toMatchObject({ code: 'other-attempt' });
+      expect(other.error?.message).toContain('runs its attempt 1 here, not attempt 2');
+
+      await client.cancel(id);
+      await client.waitForResult(id, { timeoutMs: 60_000 });
+      const finished = await ask(entry, id, { kind: 'exec', request: exec(['true']) });
+      expect(finished.error).toMatchObject({ code: 'not-running' });
+      expect(finished.error?.message).toContain(`job ${id} is not running`);
+    }, 180_000);
+
+    it('refuses a forward into a job without network, saying so', async () => {
+      const { id, entry } = await running(sleeper());
+      const answer = await ask(entry, id, { kind: 'http', port: 8080, requests: 1, connections: 1 });
+      expect(answer.error).toMatchObject({ code: 'no-network' });
+      expect(answer.error?.message).toContain(`job ${id} has no network: its loopback is its own`);
+    }, 180_000);
+
+    it('runs 10 execs at once in one job', async () => {
+      const { id, entry } = await running(sleeper());
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          ask(entry, id, { kind: 'exec', request: exec(['sh', '-c', `echo exec-${i}; exit ${i}`]) }),
+        ),
+      );
+      expect(answers.map((a) => a.exitCode)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect(answers.map((a) => a.stdout)).toEqual(answers.map((_, i) => `exec-${i}\n`));
+    }, 180_000);
+
+    it('ends an exec still running when the job ends with a clear "job ended"', async () => {
+      const { id, entry } = await running(sleeper());
+      const pending = ask(entry, id, { kind: 'exec', request: exec(['sleep', '600']) });
+      await waitForAudit(id, 'gateway-exec-start');
+      await client.cancel(id);
+      const answer = await pending;
+      expect(answer.error).toMatchObject({ code: 'job-ended' });
+      expect(answer.error?.message).toContain(`job ${id} ended while the command ran`);
+    }, 180_000);
+
+    it('audits each exec and forward in events.log and the worker log, never stdin', async () => {
+      const { id, entry } = await running(busybox(['sleep', '600'], { network: { enabled: true } }));
+      const stdinPath = join(dir, `${id}.secret-in`);
+      await writeFile(stdinPath, 'stdin-must-not-be-logged\n');
+      await ask(entry, id, {
+        kind: 'exec',
+        request: exec(['sh', '-c', 'cat >/dev/null; exit 4'], {
+          stdin: true,
+          ...(runtime.noEnv ? {} : { env: { TOKEN: 'env-value-not-logged' } }),
+        }),
+        stdinPath,
+      });
+      await client.cancel(id);
+      const result = await client.waitForResult(id, { timeoutMs: 60_000 });
+      const events = await readFile(join(dirname(result.stdout.path as string), 'events.log'), 'utf8');
+      const line = (event: string) => events.split('\n').find((l) => l.includes(` ${event} `)) ?? '';
+      const start = JSON.parse(line('gateway-exec-start').replace(/^\S+ \S+ /, ''));
+      const end = JSON.parse(line('gateway-exec').replace(/^\S+ \S+ /, ''));
+      expect(start).toMatchObject({
+        jobId: id,
+        attempt: 1,
+        op: 'exec',
+        what: ['sh', '-c', 'cat >/dev/null; exit 4'],
+        ...(runtime.noEnv ? {} : { envNames: ['TOKEN'] }),
+        who: expect.stringMatching(/^address:127\.0\.0\.1$/),
+      });
+      expect(end).toMatchObject({ op: 'exec', exitCode: 4, startedAt: start.startedAt });
+      expect(Date.parse(end.endedAt)).toBeGreaterThanOrEqual(Date.parse(start.startedAt));
+      const log = workers[0]?.log() ?? '';
+      expect(log).toContain('gateway exec ended');
+      expect(log).toMatch(new RegExp(`"jobId":"${id}".*"exitCode":4`));
+      for (const text of [events, log]) {
+        expect(text).not.toContain('stdin-must-not-be-logged');
+        expect(text).not.toContain('env-value-not-logged');
+        expect(text).not.toContain(entry.secret);
+      }
+    }, 180_000);
+
+    /** Waits for an audit line of the job in the first worker's log. */
+    const waitForAudit = async (jobId: string, what: string) => {
+      const message = what === 'gateway-exec-start' ? 'gateway exec started' : 'gateway exec ended';
+      for (let i = 0; i < 1200; i++) {
+        const log = workers.map((w) => w.log()).join('\n');
+        if (log.split('\n').some((l) => l.includes(message) && l.includes(`"jobId":"${jobId}"`))) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`no "${message}" for job ${jobId} in the worker log`);
+    };
+
+    /** A worker of its own on a queue of its own (a test that signs, or kills it). */
+    const ownWorker = async (extra: Record<string, string> = {}) => {
+      const ownQueue = testQueue();
+      const worker = await startWorker({ STEVEDORE_QUEUE: ownQueue, ...extra });
+      return { worker, queue: ownQueue };
+    };
+
+    it('refuses an unsigned request when the worker trusts keys, and takes a signed one', async () => {
+      const own = await ownWorker({ STEVEDORE_TRUSTED_KEYS: signed.trustedDir });
+      const signing = new StevedoreClient({
+        redis: world.redis.url,
+        queue: own.queue,
+        signingKey: { id: signed.id, privateKey: await readFile(signed.privateKeyPath, 'utf8') },
+      });
+      try {
+        const { id, entry } = await running(sleeper(), signing, own.queue);
+        const unsigned = await ask(entry, id, { kind: 'exec', request: exec(['true']) });
+        expect(unsigned.error).toMatchObject({ code: 'unsigned' });
+        expect(unsigned.error?.message).toContain('only when signed by a trusted key');
+        const ok = await ask(
+          entry,
+          id,
+          { kind: 'exec', request: exec(['sh', '-c', 'exit 5']) },
+          {
+            id: signed.id,
+            path: signed.privateKeyPath,
+          },
+        );
+        expect(ok.exitCode).toBe(5);
+        await signing.cancel(id);
+        await signing.waitForResult(id, { timeoutMs: 60_000 });
+      } finally {
+        await signing.close();
+        await own.worker.kill('SIGTERM');
+      }
+    }, 180_000);
+
+    it('ends the client with a clear error, not a hang, when the worker is SIGKILLed during an exec', async () => {
+      const own = await ownWorker();
+      const onOwn = new StevedoreClient({ redis: world.redis.url, queue: own.queue });
+      try {
+        const { id, entry } = await running(sleeper(), onOwn, own.queue);
+        const pending = ask(entry, id, { kind: 'exec', request: exec(['sleep', '600']) });
+        await waitForAudit(id, 'gateway-exec-start');
+        await own.worker.kill('SIGKILL');
+        const answer = await pending;
+        expect(answer.error).toMatchObject({ code: 'lost' });
+        expect(answer.error?.message).toContain('ended without an exit code');
+        // The job is left to the next worker (adoption, or a new run), which ends it here.
+        const next = await startWorker({ STEVEDORE_QUEUE: own.queue });
+        await onOwn.cancel(id);
+        await onOwn.waitForResult(id, { timeoutMs: 90_000 });
+        await next.kill('SIGTERM');
+      } finally {
+        await onOwn.close();
+      }
+    }, 240_000);
+  });
+}
