@@ -104,6 +104,15 @@ for (const { kind, missing } of RUNTIMES) {
         );
       });
     } else {
+      it("shell opens the image's shell (busybox: /bin/sh) on a terminal, and exits with its code", async () => {
+        const shell = await stevedore(['shell', jobId], {
+          env: world.env,
+          input: 'echo shell-$((2+3)); exit 5\n',
+        });
+        expect(shell.exitCode, String(shell.stderr)).toBe(5);
+        expect(shell.stdout).toMatch(/shell-5/);
+      });
+
       it('-t gives a terminal that follows a resize of the local one (stty size, through a pty)', async () => {
         // `script` makes the pty (30 rows at first). Once the CLI's session with the gateway is
         // open (its connection shows in ss), the shell inside the pty resizes that terminal, which
