@@ -105,12 +105,14 @@ for (const { kind, missing } of RUNTIMES) {
       });
     } else {
       it("shell opens the image's shell (busybox: /bin/sh) on a terminal, and exits with its code", async () => {
-        const shell = await stevedore(['shell', jobId], {
-          env: world.env,
-          input: 'echo shell-$((2+3)); exit 5\n',
-        });
-        expect(shell.exitCode, String(shell.stderr)).toBe(5);
-        expect(shell.stdout).toMatch(/shell-5/);
+        // As a person does: type once the prompt is there (a terminal takes no input before its shell runs).
+        const shell = stevedore(['shell', jobId], { env: world.env, timeout: 30_000 });
+        const output = collect(shell.stdout);
+        await until(async () => /[#$] $/.test(output()), 20_000);
+        shell.stdin?.write('echo shell-$((2+3)); exit 5\n');
+        const ended = await shell;
+        expect(ended.exitCode, `${output()} ${String(ended.stderr)}`).toBe(5);
+        expect(output()).toMatch(/shell-5/);
       });
 
       it('-t gives a terminal that follows a resize of the local one (stty size, through a pty)', async () => {
