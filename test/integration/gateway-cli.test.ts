@@ -105,11 +105,13 @@ for (const { kind, missing } of RUNTIMES) {
       });
     } else {
       it("shell opens the image's shell (busybox: /bin/sh) on a terminal, and exits with its code", async () => {
-        // As a person does: type once the prompt is there (a terminal takes no input before its shell runs).
+        // As a person at a terminal does: type once the prompt is there, end the line with Enter
+        // (\r), and keep stdin open (busybox's line editor asks where the cursor is, ESC[6n, and a
+        // stdin closed at once ends the terminal's input before the shell reads it).
         const shell = stevedore(['shell', jobId], { env: world.env, timeout: 30_000 });
         const output = collect(shell.stdout);
-        await until(async () => /[#$] $/.test(output()), 20_000);
-        shell.stdin?.write('echo shell-$((2+3)); exit 5\n');
+        await until(async () => /# /.test(output()), 20_000);
+        shell.stdin?.write('echo shell-$((2+3)); exit 5\r');
         const ended = await shell;
         expect(ended.exitCode, `${output()} ${String(ended.stderr)}`).toBe(5);
         expect(output()).toMatch(/shell-5/);
