@@ -11,6 +11,7 @@ import { coerceError } from '../src/jobs/errors.js';
 import { IDLE_GC_DELAY_MS } from '../src/worker/idle-gc.js';
 import { RedisServerProcess } from '../src/worker/redis-server.js';
 import { BENCH_LABEL, bareLoop } from './bare.js';
+import { GATEWAY_HOW, gatewayRows } from './gateway.js';
 import { naiveRun } from './naive.js';
 import { PODMAN_HOW, podmanRows } from './podman.js';
 import { PullFigure, pullRows } from './pull.js';
@@ -22,10 +23,10 @@ import { stevedoreBatch, stevedoreJob, stevedoreLatencies, WorkerProcess } from 
 /**
  * `npm run bench`: Stevedore against the bare runtime and the naive alternative, on this
  * machine, in one run (loopback only, bounded). Prints a table and writes BENCHMARKS.md.
- * `--only pull` (or `status`) runs the image pull (or status read) figure alone and only prints it
+ * `--only pull` (or `status`, or `gateway`) runs the image pull (or status read) figure alone and only prints it
  * (BENCHMARKS.md keeps the whole run's block); `--only podman` runs the Podman figure and writes its own block.
  */
-const FIGURES_ALONE = ['pull', 'status', 'podman'] as const;
+const FIGURES_ALONE = ['pull', 'status', 'podman', 'gateway'] as const;
 const REPEATS = 3;
 /**
  * Output runs per side: the figure drifts within one bench run (the kernel's page-cache work
@@ -43,7 +44,7 @@ const TRIVIAL = ['true'];
 /** Lines of `yes out` (4 bytes each) for the short-line output figure: a few seconds with `local`. */
 const SHORT_LINES = 2_000_000;
 
-const HOW = `Throughput: medians of ${THROUGHPUT_ROUNDS} interleaved rounds, ratio = median of the rounds' paired ratios (lowest–highest). Latency: ${LATENCY_JOBS} jobs, each paired with one bare container. Output: medians of ${OUTPUT_ROUNDS} paired runs in alternating order, ratio as for throughput (${REPEATS} with the none driver). Pull: 5 pairs in alternating order, each side from an engine without the image, ratio as for throughput.`;
+const HOW = `Throughput: medians of ${THROUGHPUT_ROUNDS} interleaved rounds, ratio = median of the rounds' paired ratios (lowest–highest). Latency: ${LATENCY_JOBS} jobs, each paired with one bare container. Output: medians of ${OUTPUT_ROUNDS} paired runs in alternating order, ratio as for throughput (${REPEATS} with the none driver). Pull: 5 pairs in alternating order, each side from an engine without the image, ratio as for throughput. ${GATEWAY_HOW}`;
 
 const rows: BenchRow[] = [];
 const log = (line: string): void => console.error(`[bench] ${line}`);
@@ -150,6 +151,7 @@ async function alone(figure: (typeof FIGURES_ALONE)[number]): Promise<void> {
     await redisServer.start();
     if (figure === 'pull') rows.push(...(await pullRows(docker, redisServer.url, dir, log)));
     if (figure === 'status') rows.push(...(await statusReadRows(redisServer.url, log)));
+    if (figure === 'gateway') rows.push(...(await gatewayRows(redisServer.url, dir, log)));
     if (figure === 'podman') {
       const podman = await podmanRows(redisServer.url, await bundledImageTarball(), dir, log);
       rows.push(...podman.rows);
@@ -457,6 +459,7 @@ async function main(): Promise<void> {
     }
     rows.push(...(await pullRows(docker, redisServer.url, dir, log)));
     rows.push(...(await statusReadRows(redisServer.url, log)));
+    rows.push(...(await gatewayRows(redisServer.url, dir, log)));
   } finally {
     await admin.quit();
     await cleanUp();

@@ -12,6 +12,13 @@ export {
 } from './jobs/client.js';
 export type { ClusterTarget, HostPort, RedisTarget, RedisTls, SentinelTarget } from './jobs/connection.js';
 export * from './jobs/errors.js';
+export type { JobExecOptions, PortForward } from './jobs/gateway/client-gateway.js';
+export type {
+  ForwardEvent,
+  ForwardListener,
+  ForwardListenerOptions,
+} from './jobs/gateway/forward-listener.js';
+export { type ExecSession, GatewayError } from './jobs/gateway/session.js';
 export type { JobProgress, RunPhase } from './jobs/progress.js';
 export type { Durability } from './jobs/replicas.js';
 export type { AttemptRecord, JobResult, RunReason, RunState, StreamSummary, Usage } from './jobs/result.js';

@@ -44,6 +44,14 @@ function readSigningKey(file: string): SigningKey {
   }
 }
 
+function readPem(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read the ${what} ${file}: ${coerceError(error).message}`);
+  }
+}
+
 /** The flags every client command takes (CLIENT_OPTIONS), and submit's --signing-key. */
 export interface ClientFlags {
   'redis-url'?: string;
@@ -53,6 +61,8 @@ export interface ClientFlags {
   queue?: string;
   prefix?: string;
   'signing-key'?: string;
+  /** exec, shell, port-forward: STEVEDORE_GATEWAY_TLS_CA. */
+  'gateway-tls-ca'?: string;
 }
 
 /**
@@ -72,6 +82,7 @@ export async function clientOptionsFrom(
   if (values['redis-tls-key']) overrides[REDIS_TLS_VARIABLES.key] = values['redis-tls-key'];
   if (values.queue) overrides.STEVEDORE_QUEUE = values.queue;
   if (values.prefix) overrides.STEVEDORE_PREFIX = values.prefix;
+  if (values['gateway-tls-ca']) overrides.STEVEDORE_GATEWAY_TLS_CA = values['gateway-tls-ca'];
   const config = loadClientConfig(processEnv(), overrides, (stateDir) => {
     try {
       return readFileSync(redisUrlFile(stateDir), 'utf8').trim() || undefined;
@@ -88,7 +99,10 @@ export async function clientOptionsFrom(
   const signingKey = signing && config.signingKeyFile ? readSigningKey(config.signingKeyFile) : undefined;
   const tls = readRedisTls(config.redisTls);
   await checkRedisAccess(redis, tls);
-  return { redis, tls, queue: config.queue, prefix: config.prefix, signingKey };
+  const gatewayTls = config.gatewayTlsCaFile
+    ? { ca: readPem(config.gatewayTlsCaFile, 'gateway CA') }
+    : undefined;
+  return { redis, tls, queue: config.queue, prefix: config.prefix, signingKey, gatewayTls };
 }
 
 /** A client for the queue named by the flags (see clientOptionsFrom). */

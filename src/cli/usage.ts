@@ -17,6 +17,10 @@ Commands:
   result <id>       print a finished job's result as JSON (--table: its runs, one row each)
   cancel <id>       cancel a waiting or running job
   logs <id>         print (-f: follow) a job's stdout and stderr, or its events, from any host
+  exec <id> -- CMD  run a command in a running job's container (-i stdin, -t terminal)
+  shell <id>        an interactive shell in a running job's container
+  port-forward <id> [LOCAL:]REMOTE
+                    forward a local TCP port to a port inside a running job
   demo              start what is needed, run one real job, print its result
   keygen --id NAME  write an Ed25519 key pair NAME.key / NAME.pub for signed jobs
   health            exit 0 when a worker's /readyz answers 200, else 1 (--http host:port)
@@ -150,3 +154,50 @@ state and reason; each job's timeline, result, attempts, live output and a cance
 An address other than loopback needs STEVEDORE_DASHBOARD_TOKEN (16 characters or more); with it
 set, every request needs the token: open /?token=TOKEN once (an HttpOnly cookie keeps it) or send
 Authorization: Bearer TOKEN. Takes the client options of every client command (see --help).`;
+
+const GATEWAY_OPTIONS = `Through the gateway of the worker running the job (STEVEDORE_GATEWAY on that worker; see
+docs/gateway.md). Takes the client options of every client command (see --help), and:
+
+  --signing-key FILE   sign the request with this Ed25519 key (default: $STEVEDORE_SIGNING_KEY),
+                       needed when the worker sets STEVEDORE_TRUSTED_KEYS
+  --gateway-tls-ca FILE  the CA (PEM) of workers that serve the gateway over TLS
+                       (default: $STEVEDORE_GATEWAY_TLS_CA, else Node's built-in CAs)`;
+
+export const EXEC_HELP = `Usage: stevedore exec <id> [options] [--] COMMAND [ARGS...]
+
+Runs COMMAND in the running container of job <id>, from any host that reaches Redis and the
+job's worker. stdout and stderr arrive live on this process's stdout and stderr; the command's
+exit code becomes this command's. When the session ends without one (the worker stopped, the
+job ended, the connection broke) it says so on stderr and exits 255, as it does when the
+session does not open (the message says why: the job is not running, its worker serves no
+gateway, or the worker refused, and by which check).
+
+  -i, --interactive    send this process's stdin to the command (default: it reads end of file)
+  -t, --tty            a terminal: stdout and stderr become one stream, this terminal goes raw
+                       and window resizes follow (not on the Apptainer runtime yet)
+  -u, --user USER      run as USER (name or uid[:gid]; the worker policy may limit it); default:
+                       the job's own user
+  -w, --workdir DIR    working directory (absolute); default: the job's
+  -e, --env NAME=VALUE a variable for the command (repeatable; not on the Apptainer runtime yet)
+
+Options go before the command; the command starts after -- or at the first word after <id>.
+
+${GATEWAY_OPTIONS}`;
+
+export const SHELL_HELP = `Usage: stevedore shell <id> [options]
+
+An interactive shell in the running container of job <id>: exec -it of /bin/bash where the
+image has it, else /bin/sh (the image needs /bin/sh). Exits with the shell's exit code, or 255
+when the session ends without one.
+
+${GATEWAY_OPTIONS}`;
+
+export const PORT_FORWARD_HELP = `Usage: stevedore port-forward <id> [LOCAL:]REMOTE [options]
+
+Listens on 127.0.0.1:LOCAL and forwards each connection to port REMOTE inside the running job
+<id>; several connections run at once. LOCAL defaults to REMOTE; ":REMOTE" takes a free local
+port. Prints "Forwarding 127.0.0.1:LOCAL -> job <id> port REMOTE" once listening, and runs until
+SIGINT or SIGTERM (exit 0) or until the job can no longer be reached (it ended, or a worker
+refuses: exit 1). A job without network cannot be forwarded to: its loopback is its own.
+
+${GATEWAY_OPTIONS}`;

@@ -23,6 +23,8 @@ export interface ClientConfig {
   stateDir: string;
   /** STEVEDORE_SIGNING_KEY: the producer's private key file; submit signs with it. */
   signingKeyFile?: string;
+  /** STEVEDORE_GATEWAY_TLS_CA: the CA of the workers' gateway certificates (exec, shell, port-forward). */
+  gatewayTlsCaFile?: string;
 }
 
 /** Default state directory: $XDG_STATE_HOME/stevedore or ~/.local/state/stevedore. */
@@ -51,5 +53,6 @@ export function loadClientConfig(
     prefix,
     stateDir,
     signingKeyFile: get('STEVEDORE_SIGNING_KEY') || undefined,
+    gatewayTlsCaFile: get('STEVEDORE_GATEWAY_TLS_CA') || undefined,
   };
 }

@@ -176,6 +176,7 @@ export const SETTINGS = {
   STEVEDORE_POLICY: { area: 'security', type: 'path', default: `${UNSET}: the safe defaults` },
   STEVEDORE_TRUSTED_KEYS: { area: 'security', type: 'path', default: `${UNSET}: no signature required` },
   STEVEDORE_SIGNING_KEY: { area: 'security', type: 'path', default: `${UNSET}: jobs are submitted unsigned` },
+  STEVEDORE_GATEWAY_TLS_CA: { area: 'security', type: 'path', default: `${UNSET}: Node's built-in CAs` },
 
   STEVEDORE_DASHBOARD_TOKEN: {
     area: 'dashboard',

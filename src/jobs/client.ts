@@ -1,4 +1,5 @@
 import { type KeyObject, randomUUID } from 'node:crypto';
+import type { ConnectionOptions } from 'node:tls';
 import { Job, Queue } from 'bullmq';
 import {
   connect,
@@ -8,6 +9,9 @@ import {
   type RedisTls,
 } from './connection.js';
 import { coerceError, ReplicationError, UnknownJobError, ValidationError } from './errors.js';
+import { ClientGateway, type JobExecOptions, type PortForward } from './gateway/client-gateway.js';
+import { readGateway } from './gateway/registration.js';
+import type { ExecSession } from './gateway/session.js';
 import {
   bullmqKeys,
   clusterPrefixProblem,
@@ -49,6 +53,11 @@ export interface ClientOptions {
    * ReplicationError when they do not in time; absent: submit returns once the master has it.
    */
   durability?: Durability;
+  /**
+   * exec and portForward: TLS options (at least `ca`) for workers that serve the gateway with a
+   * certificate (docs/gateway.md); used only for workers whose entry says TLS.
+   */
+  gatewayTls?: ConnectionOptions;
 }
 
 export interface SubmitOptions {
@@ -84,6 +93,7 @@ export class StevedoreClient {
   private readonly queue: Queue;
   private readonly waiter: ResultWaiter;
   private readonly signer: { id: string; privateKey: KeyObject } | undefined;
+  private readonly gateway: ClientGateway;
 
   constructor(private readonly options: ClientOptions) {
     // Checked before anything connects, so a bad key is one clear error and nothing to close.
@@ -109,6 +119,17 @@ export class StevedoreClient {
       onError,
       getResult: (id) => this.getResult(id),
     });
+    this.gateway = new ClientGateway(
+      {
+        entry: (id) => readGateway(this.redis, this.address, id),
+        status: (id) => this.getStatus(id),
+        networkEnabled: async (id) => {
+          const job = await Job.fromId<JobSpecInput>(this.queue, id);
+          return job ? job.data.network?.enabled === true : null;
+        },
+      },
+      { signingKey: this.signer, tls: options.gatewayTls },
+    );
   }
 
   /** Validates the spec (throwing InvalidSpecError listing every problem) and enqueues it. */
@@ -266,6 +287,25 @@ export class StevedoreClient {
     }
     await this.redis.publish(keys.cancelChannel(this.address), id);
     return 'cancelling';
+  }
+
+  /**
+   * Runs a command in a running job's container through its worker's gateway (docs/gateway.md):
+   * the command's stdin, stdout and stderr as streams, resize() for a terminal, and its exit code.
+   * Rejects with GatewayError saying why when the job has no reachable gateway or it refuses;
+   * `exitCode` rejects with GatewayError when the session ends without one.
+   */
+  exec(id: string, command: string[], options: JobExecOptions = {}): Promise<ExecSession> {
+    return this.gateway.exec(id, command, options);
+  }
+
+  /**
+   * A TCP port inside a running job with a network: `connect()` gives a duplex per connection,
+   * `listen()` a local listener that forwards each connection. Rejects with GatewayError when the
+   * job is not running, has no gateway, or has no network.
+   */
+  portForward(id: string, remotePort: number): Promise<PortForward> {
+    return this.gateway.portForward(id, remotePort);
   }
 
   async close(): Promise<void> {

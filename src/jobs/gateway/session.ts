@@ -63,7 +63,7 @@ async function open(
       reject(error);
     };
     socket.once('timeout', () =>
-      fail(new GatewayError(`gateway ${where} of job ${jobId} did not answer in time`, 'unreachable')),
+      fail(new GatewayError(`gateway ${where} of job ${jobId} did not answer in time`, 'no-connection')),
     );
     const connection = new FramedSocket(socket, {
       stopAfter: request.op === 'forward' ? FRAME.ready : undefined,
@@ -121,7 +121,7 @@ async function open(
           return fail(
             new GatewayError(
               `gateway ${where} of job ${jobId} did not open a session: ${why}`,
-              'unreachable',
+              'no-connection',
             ),
           );
         }
