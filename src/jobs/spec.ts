@@ -100,7 +100,8 @@ export const jobSpecSchema = z
   .strict()
   .superRefine((spec, ctx) => {
     const run = runTimeout(spec.timeouts, spec.maxRunTimeSeconds);
-    if ('problem' in run) ctx.addIssue({ code: 'custom', path: ['timeouts', 'runSeconds'], message: run.problem });
+    if ('problem' in run)
+      ctx.addIssue({ code: 'custom', path: ['timeouts', 'runSeconds'], message: run.problem });
   });
 
 /** A job spec as submitted (JSON in the BullMQ job's data). */

@@ -84,7 +84,11 @@ export function timeoutField(
   name: TimeoutName,
   spec: { timeouts?: Timeouts; maxRunTimeSeconds?: number },
 ): string {
-  if (name === 'runSeconds' && spec.timeouts?.runSeconds === undefined && spec.maxRunTimeSeconds !== undefined)
+  if (
+    name === 'runSeconds' &&
+    spec.timeouts?.runSeconds === undefined &&
+    spec.maxRunTimeSeconds !== undefined
+  )
     return 'maxRunTimeSeconds';
   return `timeouts.${name}`;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { RedisConnection } from '../jobs/connection.js';
 import { keys, type OutputStream, type QueueAddress, SIDE_KEY_TTL_SECONDS } from '../jobs/keys.js';
+import { type GateVerdict, gateQueueTimeout } from '../jobs/queue-timeout.js';
 import type { JobResult } from '../jobs/result.js';
 import { listWorkers } from '../jobs/workers.js';
 import { LiveOutput } from './output/live-output.js';
@@ -12,6 +13,10 @@ export interface JobRecords {
   isCancelled(jobId: string): Promise<boolean>;
   /** The result, for a job that BullMQ fails without a return value (kept SIDE_KEY_TTL_SECONDS). */
   writeSideResult(result: JobResult): Promise<void>;
+  /** A job's result kept beside BullMQ (a sweep's queue timeout, say), or null. */
+  readSideResult(jobId: string): Promise<JobResult | null>;
+  /** The queue timeout's verdict for a job this worker holds (gateQueueTimeout). */
+  queueGate(jobId: string, mode: 'check' | 'admit', fallbackDeadline: number | null): Promise<GateVerdict>;
   /** Runtimes of the queue's live workers (presence). */
   liveRuntimes(): Promise<string[]>;
   /** Engines of the queue's workers seen within `staleMs` (presence). */
@@ -32,6 +37,12 @@ export function redisRecords(
     writeSideResult: async (result) => {
       await redis.set(keys.result(address, result.jobId), JSON.stringify(result), 'EX', SIDE_KEY_TTL_SECONDS);
     },
+    readSideResult: async (jobId) => {
+      const text = await redis.get(keys.result(address, jobId));
+      return text ? (JSON.parse(text) as JobResult) : null;
+    },
+    queueGate: (jobId, mode, fallbackDeadline) =>
+      gateQueueTimeout(redis, address, jobId, mode, fallbackDeadline),
     liveRuntimes: async () => (await listWorkers(redis, address)).workers.map((w) => w.runtime),
     liveEngines: async (staleMs) =>
       (await listWorkers(redis, address, { staleMs })).workers.map((w) => w.engine),

@@ -64,6 +64,7 @@ async function stubProcessor(
   script: StubScript = {},
   liveRuntimes: string[] = ['docker'],
   liveEngines: string[] = ['engine-here'],
+  queueVerdict: 'none' | 'timed-out' = 'none',
 ) {
   const config = loadConfig({ HOME: logDir, STEVEDORE_QUEUE: 'q1', STEVEDORE_WORKER_ID: 'w1' });
   const executor = new StubExecutor(script);
@@ -74,6 +75,8 @@ async function stubProcessor(
     writeSideResult: async (result) => {
       sideResults.push(result);
     },
+    readSideResult: async () => null,
+    queueGate: async () => queueVerdict,
     liveRuntimes: async () => liveRuntimes,
     liveEngines: async () => liveEngines,
     history: {
@@ -124,6 +127,21 @@ async function stubProcessor(
 }
 
 describe('the job processor on a stub executor', () => {
+  it('a job its queue timeout ended completes Cancelled, reason timeout, phase queued: no executor is made', async () => {
+    const p = await stubProcessor({}, ['docker'], ['engine-here'], 'timed-out');
+    const result = await p.processor(p.job({ timeouts: { queueSeconds: 5 } }));
+    expect(result).toMatchObject({
+      state: 'Cancelled',
+      reason: 'timeout',
+      containerId: null,
+      error: { phase: 'queued' },
+      timeout: { field: 'timeouts.queueSeconds', name: 'queueSeconds', phase: 'queued', seconds: 5 },
+    });
+    expect(p.made).toEqual([]);
+    expect(p.sideResults).toHaveLength(1);
+    expect(p.finished).toEqual(['job-1: Cancelled']);
+  });
+
   it('returns the result of a run, and leaves its container until BullMQ has stored it', async () => {
     const p = await stubProcessor({ exitCode: 3 });
     const result = await p.processor(p.job());
