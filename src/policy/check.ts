@@ -56,6 +56,14 @@ export function hostPathsOf(spec: Pick<JobSpec, 'mounts' | 'imageTarball'>): str
   return [...new Set(paths)];
 }
 
+const usedOldName = (spec: JobSpec): boolean =>
+  spec.maxRunTimeSeconds !== undefined && spec.timeouts?.runSeconds === undefined;
+
+function withoutRunSeconds(timeouts: Timeouts): Timeouts {
+  const { runSeconds: _run, ...rest } = timeouts;
+  return rest;
+}
+
 /** The message of a denied job: every broken rule, in spec order. */
 export function deniedMessage(denials: readonly PolicyDenial[]): string {
   return `denied by policy: ${denials.map((d) => d.message).join('; ')}`;
@@ -170,9 +178,10 @@ export function checkPolicy(spec: JobSpec, policy: Policy, facts: PolicyFacts): 
         vcpus: vcpus ?? limits.defaultVcpus,
         ram: ram ?? limits.defaultRam,
       },
-      // Both names carry the run timeout from here on, so nothing downstream has to merge them.
+      // maxRunTimeSeconds always carries the run timeout (events.log, older readers); a job that
+      // used only the old name keeps it only there, so its result names the field it wrote.
       maxRunTimeSeconds: timeouts.runSeconds,
-      timeouts,
+      timeouts: usedOldName(spec) ? withoutRunSeconds(timeouts) : timeouts,
     },
     denials,
   };

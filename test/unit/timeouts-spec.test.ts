@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidSpecError } from '../../src/jobs/errors.js';
 import { parseJobSpec } from '../../src/jobs/spec.js';
-import { timeoutsOf } from '../../src/jobs/timeouts.js';
+import { timeoutField, timeoutsOf } from '../../src/jobs/timeouts.js';
 import { checkPolicy, deniedMessage } from '../../src/policy/check.js';
 import { PolicyError, parsePolicy } from '../../src/policy/policy.js';
 
@@ -92,7 +92,17 @@ describe('the policy’s timeouts', () => {
     expect(deniedMessage(denials)).toBe(
       "denied by policy: timeouts.imageSeconds 61 is over the policy's cap 60 (timeouts.imageSeconds.max); timeouts.runSeconds 101 is over the policy's cap 100 (timeouts.runSeconds.max)",
     );
-    // A job that used the old name hears it by that name.
+    // A job that used the old name hears it by that name, and its run names it too.
+    const old = checked(undefined, { maxRunTimeSeconds: 50 }).spec;
+    expect([timeoutsOf(old), timeoutField('runSeconds', old)]).toEqual([
+      { runSeconds: 50 },
+      'maxRunTimeSeconds',
+    ]);
+    const fromPolicy = checked(undefined, {}).spec;
+    expect([timeoutsOf(fromPolicy), timeoutField('runSeconds', fromPolicy)]).toEqual([
+      { runSeconds: 86_400 },
+      'timeouts.runSeconds',
+    ]);
     expect(deniedMessage(checked(policy, { maxRunTimeSeconds: 101 }).denials)).toBe(
       "denied by policy: maxRunTimeSeconds 101 is over the policy's cap 100 (timeouts.runSeconds.max)",
     );
