@@ -2,9 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Job, Queue } from 'bullmq';
+import Dockerode from 'dockerode';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { WorkerConfig } from '../../src/config/worker.js';
 import { keys } from '../../src/jobs/keys.js';
+import { LABELS, labelFilters } from '../../src/jobs/names.js';
 import type { JobResult } from '../../src/jobs/result.js';
 import { podmanMissing } from '../helpers/podman.js';
 import { silentRegistry } from '../helpers/silent-registry.js';
@@ -147,6 +149,51 @@ describe('timeouts before the run (docker)', () => {
       exitCode: 0,
     });
     expect(admitted).toEqual([busy.id]);
+  });
+
+  it('queueSeconds racing admission on two workers and an asking client: each job runs once or ends queued with no container, never both', async () => {
+    const docker = new Dockerode();
+    // Every container the engine creates for this queue, by job id (the engine's word, not ours).
+    const events = (await docker.getEvents({
+      filters: { type: ['container'], event: ['create'], label: labelFilters(world.h.queue) },
+    })) as NodeJS.ReadableStream & { destroy(): void };
+    const created: string[] = [];
+    let buffered = '';
+    events.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines.filter((l) => l.trim())) {
+        const event = JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> } };
+        created.push(event.Actor?.Attributes?.[LABELS.jobId] ?? '?');
+      }
+    });
+    try {
+      await world.h.worker({ concurrency: 2 });
+      await world.h.worker({ concurrency: 2 });
+      const client = world.h.client();
+      const ids: string[] = [];
+      for (let i = 0; i < 24; i++)
+        ids.push((await client.submit(busybox(['sleep', '0.3'], { timeouts: { queueSeconds: 1 } }))).id);
+      // The client's waits ask at each deadline too: its sweeps race the workers' and their admissions.
+      const results = await Promise.all(ids.map((id) => client.waitForResult(id, { timeoutMs: 120_000 })));
+      await new Promise((r) => setTimeout(r, 300)); // events the engine already sent
+      const ran = results.filter((r) => r.reason !== 'timeout');
+      const ended = results.filter((r) => r.reason === 'timeout');
+      for (const result of ran) {
+        expect(result).toMatchObject({ state: 'Complete', exitCode: 0 });
+        expect(created.filter((id) => id === result.jobId)).toHaveLength(1);
+      }
+      for (const result of ended) {
+        expect(result).toMatchObject({ state: 'Cancelled', containerId: null, timeout: { phase: 'queued' } });
+        expect(created).not.toContain(result.jobId);
+      }
+      // Four slots and 24 jobs: some run in time and some cannot (the test proves nothing otherwise).
+      expect(ran.length).toBeGreaterThan(0);
+      expect(ended.length).toBeGreaterThan(0);
+    } finally {
+      events.destroy();
+    }
   });
 
   it('queueSeconds of a job enqueued straight into BullMQ (no deadline registered): the worker ends it at admission', async () => {
