@@ -25,6 +25,7 @@ import {
 import { readLiveOutput } from './logs.js';
 import { checkJobId } from './names.js';
 import type { JobProgress } from './progress.js';
+import { expireQueued, queueDeadlineOf, registerQueueDeadline } from './queue-timeout.js';
 import { acknowledgedBy, type Durability, durabilityProblem } from './replicas.js';
 import { type JobResult, resultWithoutRun } from './result.js';
 import { ResultWaiter } from './result-waiter.js';
@@ -118,6 +119,7 @@ export class StevedoreClient {
       connect: () => connect(options.redis, onError, options.tls),
       onError,
       getResult: (id) => this.getResult(id),
+      deadlineOf: (id) => queueDeadlineOf(this.redis, this.address, id),
     });
     this.gateway = new ClientGateway(
       {
@@ -138,6 +140,11 @@ export class StevedoreClient {
     // BullMQ's own count says what the job's status shows ("attempt 1 of 3"): the spec's budget.
     const infraLimit = parsed.retry?.infraLimit;
     if (options.jobId !== undefined) checkJobId(options.jobId);
+    const queueSeconds = parsed.timeouts?.queueSeconds;
+    if (queueSeconds !== undefined && (options.delay ?? 0) >= queueSeconds * 1000)
+      throw new ValidationError(
+        `delay (${options.delay} ms) is not less than timeouts.queueSeconds (${queueSeconds} s), which counts from submit: the job would time out before it may run; shorten the delay or raise queueSeconds`,
+      );
     if (!this.signer && options.notAfter !== undefined)
       throw new ValidationError('notAfter applies to signed jobs only: give the client a signingKey');
     // A signature covers the job id, so a signed job gets its id here rather than from BullMQ.
@@ -158,6 +165,10 @@ export class StevedoreClient {
     });
     if (job.id === undefined) throw new Error('submitting: Redis did not return a job id');
     if (this.options.durability) await this.confirmOnReplicas(job.id, this.options.durability);
+    // After the add, since BullMQ may choose the id. A producer that dies in between leaves the
+    // deadline to the worker that takes the job (from the job's timestamp): docs/job-spec.md#timeouts.
+    if (queueSeconds !== undefined)
+      await registerQueueDeadline(this.redis, this.address, job.id, queueSeconds);
     return { id: job.id };
   }
 
@@ -200,7 +211,8 @@ export class StevedoreClient {
     if (job.finishedOn && job.returnvalue) return job.returnvalue;
     if (job.finishedOn && job.failedReason)
       return (await this.sideResult(id)) ?? failedWithoutResult(id, job);
-    return null;
+    // Waiting past its queue deadline with no worker to end it: asking ends it.
+    return expireQueued(this.redis, this.queue, this.address, id);
   }
 
   /** Resolves with the result as soon as the job finishes; event-driven, not polling. */
@@ -243,6 +255,7 @@ export class StevedoreClient {
    * trip, whatever the queue's length. Throws UnknownJobError for an unknown id.
    */
   async getStatus(id: string, options: { staleMs?: number } = {}): Promise<JobStatus> {
+    await expireQueued(this.redis, this.queue, this.address, id);
     const status = await readStatus(this.redis, this.address, id, {
       staleMs: options.staleMs ?? this.options.workerStaleMs,
     });

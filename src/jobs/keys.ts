@@ -41,6 +41,13 @@ export const keys = {
    * the attempt's secret. Expires with the job's lock when its worker dies.
    */
   gateway: (a: QueueAddress, jobId: string) => `${base(a)}:gateway:${jobId}`,
+  /**
+   * Jobs with a queue timeout, scored by their deadline (ms on the Redis server's clock), until a
+   * worker admits them or they time out (jobs/queue-timeout.ts).
+   */
+  queueDeadlines: (a: QueueAddress) => `${base(a)}:queue-deadlines`,
+  /** Set once per job by whoever decides first: `admitted` (a worker took it in time) or `timed-out`. */
+  queueVerdict: (a: QueueAddress, jobId: string) => `${base(a)}:queue-verdict:${jobId}`,
   /** The deployment's id (jobs/deployment.ts), set once and never expiring: containers carry it. */
   deployment: (a: QueueAddress) => `${base(a)}:deployment`,
 };

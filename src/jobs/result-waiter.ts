@@ -14,7 +14,12 @@ export interface ResultWaiterDeps {
   onError: (error: Error) => void;
   /** The job's result, null while it is unfinished (the client's getResult). */
   getResult: (id: string) => Promise<JobResult | null>;
+  /** The job's queue deadline (ms, Redis's clock), if it has one: asked about then, it ends. */
+  deadlineOf?: (id: string) => Promise<number | null>;
 }
+
+/** How long after a queue deadline the waiter asks: the sweep's own TIME may lag ours a little. */
+const DEADLINE_SLACK_MS = 50;
 
 interface EventsHub {
   events: QueueEvents;
@@ -44,6 +49,7 @@ export class ResultWaiter {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        clearTimeout(atDeadline);
         clearInterval(recheck);
         const set = watchers.get(id);
         set?.delete(check);
@@ -61,6 +67,7 @@ export class ResultWaiter {
           (error: unknown) => finish(coerceError(error)),
         );
       };
+      let atDeadline: NodeJS.Timeout | undefined;
       const timer = setTimeout(
         () => finish(new Error(`waiting for job ${id}: no result within ${options.timeoutMs} ms`)),
         options.timeoutMs ?? 2 ** 31 - 1,
@@ -73,6 +80,15 @@ export class ResultWaiter {
       watchers.set(id, set);
       // Listening first, then one look: a job that finished before we listened is not missed.
       check();
+      // A job with a queue timeout and no worker to end it is ended by asking at its deadline.
+      this.deps.deadlineOf?.(id).then(
+        (deadline) => {
+          if (deadline === null || settled) return;
+          atDeadline = setTimeout(() => check(), Math.max(0, deadline - Date.now()) + DEADLINE_SLACK_MS);
+          atDeadline.unref();
+        },
+        (error: unknown) => this.deps.onError(coerceError(error)),
+      );
     });
   }
 

@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import type { Phase } from './errors.js';
+import type { TimeoutRecord } from './timeouts.js';
 
 export type RunState = 'Complete' | 'Cancelled' | 'Failed';
 export type RunReason =
@@ -106,7 +107,13 @@ export interface JobResult {
   /** The retry rule that decided the last run's end (a `complete` or `fail` rule); null: none did. */
   rule?: MatchedRule | null;
   labels: Record<string, string>;
-  error: { phase: Phase; message: string } | null;
+  /** The phase is `queued` for a job that never got to run (a queue timeout). */
+  error: { phase: Phase | 'queued'; message: string } | null;
+  /**
+   * Present when a timeout ended the run (reason `timeout`): which one (its spec field), the
+   * phase the run was in when it fired, and its seconds.
+   */
+  timeout?: TimeoutRecord;
   /** Present when the runtime could not apply a limit of the spec (say, no cgroups): each limit and why. */
   limitsNotApplied?: string[];
 }
@@ -167,8 +174,9 @@ export function resultWithoutRun(input: {
   reason: RunReason;
   attempt: number;
   worker: { host: string; id: string } | null;
-  error: { phase: Phase; message: string };
+  error: { phase: Phase | 'queued'; message: string };
   finishedAt?: Date;
+  timeout?: TimeoutRecord;
 }): JobResult {
   const data = (typeof input.data === 'object' && input.data !== null ? input.data : {}) as Record<
     string,
@@ -211,5 +219,6 @@ export function resultWithoutRun(input: {
       : [],
     labels,
     error: input.error,
+    ...(input.timeout ? { timeout: input.timeout } : {}),
   };
 }

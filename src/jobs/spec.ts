@@ -5,6 +5,7 @@ import { retrySchema } from './retry.js';
 import { absolutePath, env, hasControlCharacter, ram, stdin } from './spec-fields.js';
 import { SPEC_LIMITS } from './spec-limits.js';
 import { jsonTextProblem, valueSizeProblem } from './spec-size.js';
+import { runTimeout, timeoutsSchema } from './timeouts.js';
 
 export const jobSpecSchema = z
   .object({
@@ -73,6 +74,8 @@ export const jobSpecSchema = z
       .positive('must be greater than 0')
       .max(SPEC_LIMITS.maxRunTimeSeconds, `must be at most ${SPEC_LIMITS.maxRunTimeSeconds} (30 days)`)
       .optional(),
+    /** A timeout for each phase (docs/job-spec.md#timeouts); `runSeconds` is `maxRunTimeSeconds` by its new name. */
+    timeouts: timeoutsSchema.optional(),
     stopGraceSeconds: z
       .number()
       .min(0, 'must not be negative')
@@ -94,7 +97,12 @@ export const jobSpecSchema = z
       )
       .default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((spec, ctx) => {
+    const run = runTimeout(spec.timeouts, spec.maxRunTimeSeconds);
+    if ('problem' in run)
+      ctx.addIssue({ code: 'custom', path: ['timeouts', 'runSeconds'], message: run.problem });
+  });
 
 /** A job spec as submitted (JSON in the BullMQ job's data). */
 export type JobSpecInput = z.input<typeof jobSpecSchema>;

@@ -1,4 +1,5 @@
 import type { JobSpec } from '../jobs/spec.js';
+import { TIMEOUT_NAMES, type Timeouts, timeoutField, timeoutsOf } from '../jobs/timeouts.js';
 import { hostPathProblem, type NeverAllowed, type PathFact } from './host-paths.js';
 import { imageProblem } from './images.js';
 import { matchesAny } from './patterns.js';
@@ -26,7 +27,7 @@ export interface PolicyDenial {
 export interface PolicyOutcome {
   /**
    * The spec as it runs: host paths resolved, container paths and the working dir normalized
-   * (normalizePath), and the policy's defaults for ram, vcpus and run time.
+   * (normalizePath), and the policy's defaults for ram, vcpus and timeouts.
    */
   spec: JobSpec;
   /** Empty when the job may run. */
@@ -53,6 +54,14 @@ export function hostPathsOf(spec: Pick<JobSpec, 'mounts' | 'imageTarball'>): str
   const paths = Object.values(spec.mounts).map((m) => m.hostPath);
   if (spec.imageTarball !== undefined) paths.push(spec.imageTarball);
   return [...new Set(paths)];
+}
+
+const usedOldName = (spec: JobSpec): boolean =>
+  spec.maxRunTimeSeconds !== undefined && spec.timeouts?.runSeconds === undefined;
+
+function withoutRunSeconds(timeouts: Timeouts): Timeouts {
+  const { runSeconds: _run, ...rest } = timeouts;
+  return rest;
 }
 
 /** The message of a denied job: every broken rule, in spec order. */
@@ -145,11 +154,16 @@ export function checkPolicy(spec: JobSpec, policy: Policy, facts: PolicyFacts): 
       'resources.gpus.count',
       `${gpus.count} is more than the ${listed} ${gpus.stack} GPU${listed === 1 ? '' : 's'} this worker hands out (${gpus.stack === 'cuda' ? 'CUDA_VISIBLE_DEVICES' : 'AMD_VISIBLE_DEVICES'})`,
     );
-  if (spec.maxRunTimeSeconds !== undefined && spec.maxRunTimeSeconds > policy.maxRunTimeSeconds)
-    deny(
-      'maxRunTimeSeconds',
-      `${spec.maxRunTimeSeconds} is over the policy's cap ${policy.maxRunTimeSeconds}`,
-    );
+  const asked = timeoutsOf(spec);
+  const timeouts: Timeouts = {};
+  for (const name of TIMEOUT_NAMES) {
+    const { max, default: fallback } = policy.timeouts[name];
+    const value = asked[name];
+    if (value !== undefined && max !== undefined && value > max)
+      deny(timeoutField(name, spec), `${value} is over the policy's cap ${max} (timeouts.${name}.max)`);
+    const applied = value ?? fallback;
+    if (applied !== undefined) timeouts[name] = applied;
+  }
 
   for (const denial of retryDenials(spec, policy)) deny(denial.field, denial.detail);
 
@@ -164,7 +178,10 @@ export function checkPolicy(spec: JobSpec, policy: Policy, facts: PolicyFacts): 
         vcpus: vcpus ?? limits.defaultVcpus,
         ram: ram ?? limits.defaultRam,
       },
-      maxRunTimeSeconds: spec.maxRunTimeSeconds ?? policy.maxRunTimeSeconds,
+      // maxRunTimeSeconds always carries the run timeout (events.log, older readers); a job that
+      // used only the old name keeps it only there, so its result names the field it wrote.
+      maxRunTimeSeconds: timeouts.runSeconds,
+      timeouts: usedOldName(spec) ? withoutRunSeconds(timeouts) : timeouts,
     },
     denials,
   };

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { RETRY_LIMITS } from '../jobs/retry.js';
 import { parseRam } from '../jobs/spec-fields.js';
 import { SPEC_LIMITS } from '../jobs/spec-limits.js';
+import { MAX_TIMEOUT_SECONDS, TIMEOUT_NAMES, type TimeoutName } from '../jobs/timeouts.js';
 
 /**
  * The worker policy (STEVEDORE_POLICY): what jobs on this worker may ask for. Every key has a
@@ -10,7 +11,7 @@ import { SPEC_LIMITS } from '../jobs/spec-limits.js';
 
 /** A job with no `ram` gets this, so it cannot take the host's memory (lowered to maxRam when that is smaller). */
 export const DEFAULT_RAM_BYTES = 1024 ** 3; // 1 GiB
-/** A job with no maxRunTimeSeconds is stopped after this, and none may ask for more. */
+/** A job with no run timeout is stopped after this, and none may ask for more (timeouts.runSeconds). */
 export const DEFAULT_MAX_RUN_TIME_SECONDS = 24 * 3600;
 /** Processes (and threads) one job may have: bounds a fork bomb, well above what real jobs run. */
 export const DEFAULT_PIDS_LIMIT = 4096;
@@ -50,7 +51,11 @@ export interface Policy {
     defaultVcpus?: number;
     defaultRam: number;
   };
-  maxRunTimeSeconds: number;
+  /**
+   * Each timeout's cap (`max`: a spec over it is denied) and the value a job that names none gets
+   * (`default`; none: no limit). The run timeout always has both: a job never runs unbounded.
+   */
+  timeouts: PolicyTimeouts;
   pidsLimit: number;
   maxOutputBytes: number;
   /** Caps on a job's `retry` budgets: `retry.limit` (and every rule's own limit), `retry.infraLimit`. */
@@ -69,6 +74,15 @@ export interface GatewayPolicy {
    */
   execUsers: readonly string[] | null;
 }
+
+export interface TimeoutBound {
+  max?: number;
+  default?: number;
+}
+
+export type PolicyTimeouts = Record<TimeoutName, TimeoutBound> & {
+  runSeconds: Required<TimeoutBound>;
+};
 
 /** A policy file that cannot be used; each issue names its key. */
 export class PolicyError extends Error {
@@ -123,6 +137,11 @@ const runs = z
   .min(0, 'must not be negative')
   .max(RETRY_LIMITS.runs, `must be at most ${RETRY_LIMITS.runs}`);
 
+const timeoutSeconds = positive.max(MAX_TIMEOUT_SECONDS, `must be at most ${MAX_TIMEOUT_SECONDS} (30 days)`);
+const timeoutBound = z
+  .object({ max: timeoutSeconds.optional(), default: timeoutSeconds.optional() })
+  .strict();
+
 const policySchema = z
   .object({
     images: z.array(z.string().min(1, 'must not be empty')).default(['**']),
@@ -140,9 +159,20 @@ const policySchema = z
       })
       .strict()
       .default({}),
+    /** The old name of timeouts.runSeconds: `{ max: N, default: N }`. */
     maxRunTimeSeconds: positive
       .max(SPEC_LIMITS.maxRunTimeSeconds, `must be at most ${SPEC_LIMITS.maxRunTimeSeconds} (30 days)`)
-      .default(DEFAULT_MAX_RUN_TIME_SECONDS),
+      .optional(),
+    timeouts: z
+      .object({
+        queueSeconds: timeoutBound.optional(),
+        imageSeconds: timeoutBound.optional(),
+        startSeconds: timeoutBound.optional(),
+        runSeconds: timeoutBound.optional(),
+        noOutputSeconds: timeoutBound.optional(),
+      })
+      .strict()
+      .default({}),
     pidsLimit: z.number().int('must be a whole number').min(1).default(DEFAULT_PIDS_LIMIT),
     maxOutputBytes: size('byte count').default(DEFAULT_MAX_OUTPUT_BYTES),
     retry: z
@@ -191,8 +221,19 @@ export function parsePolicy(input: unknown, source: string): Policy {
       }),
     );
   }
-  const { resources, ...rest } = parsed.data;
+  const { resources, maxRunTimeSeconds, timeouts: bounds, ...rest } = parsed.data;
   const problems: { key: string; message: string }[] = [];
+  if (maxRunTimeSeconds !== undefined && bounds.runSeconds !== undefined)
+    problems.push({
+      key: 'maxRunTimeSeconds',
+      message: 'is the old name of timeouts.runSeconds, and both are given: keep timeouts.runSeconds only',
+    });
+  const timeouts = policyTimeouts(bounds, maxRunTimeSeconds);
+  for (const name of TIMEOUT_NAMES) {
+    const { max, default: fallback } = timeouts[name];
+    if (max !== undefined && fallback !== undefined && fallback > max)
+      problems.push({ key: `timeouts.${name}.default`, message: `is above timeouts.${name}.max (${max})` });
+  }
   const defaultRam = resources.defaultRam ?? Math.min(DEFAULT_RAM_BYTES, resources.maxRam ?? Infinity);
   if (resources.maxRam !== undefined && defaultRam > resources.maxRam)
     problems.push({
@@ -209,5 +250,24 @@ export function parsePolicy(input: unknown, source: string): Policy {
       message: `is above resources.maxVcpus (${resources.maxVcpus})`,
     });
   if (problems.length > 0) throw new PolicyError(source, problems);
-  return { ...rest, resources: { ...resources, defaultRam } };
+  return { ...rest, resources: { ...resources, defaultRam }, timeouts };
+}
+
+/**
+ * Each timeout's bounds as written. The run timeout always has a cap and a default: the one of
+ * them given stands for both (as `maxRunTimeSeconds` always did), else 24 h.
+ */
+function policyTimeouts(
+  bounds: Partial<Record<TimeoutName, TimeoutBound>>,
+  maxRunTimeSeconds: number | undefined,
+): PolicyTimeouts {
+  const run = bounds.runSeconds ?? { max: maxRunTimeSeconds, default: maxRunTimeSeconds };
+  const runMax = run.max ?? Math.max(run.default ?? 0, DEFAULT_MAX_RUN_TIME_SECONDS);
+  return {
+    queueSeconds: { ...bounds.queueSeconds },
+    imageSeconds: { ...bounds.imageSeconds },
+    startSeconds: { ...bounds.startSeconds },
+    noOutputSeconds: { ...bounds.noOutputSeconds },
+    runSeconds: { max: runMax, default: run.default ?? runMax },
+  };
 }

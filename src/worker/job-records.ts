@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { RedisConnection } from '../jobs/connection.js';
 import { keys, type OutputStream, type QueueAddress } from '../jobs/keys.js';
+import { type GateVerdict, gateQueueTimeout } from '../jobs/queue-timeout.js';
 import type { AttemptRecord, JobResult } from '../jobs/result.js';
 import { listWorkers } from '../jobs/workers.js';
 import { writeFencedSideResult } from './fenced-result.js';
@@ -19,6 +20,10 @@ export interface JobRecords {
   writeSideResult(result: JobResult, token: string | undefined, run?: AttemptRecord): Promise<boolean>;
   /** This run's history entry alone, fenced the same way (a run the retry rules run again). */
   addRunFenced(jobId: string, run: AttemptRecord, token: string | undefined): Promise<boolean>;
+  /** A job's result kept beside BullMQ (a sweep's queue timeout, say), or null. */
+  readSideResult(jobId: string): Promise<JobResult | null>;
+  /** The queue timeout's verdict for a job this worker holds (gateQueueTimeout). */
+  queueGate(jobId: string, mode: 'check' | 'admit', fallbackDeadline: number | null): Promise<GateVerdict>;
   /** Runtimes of the queue's live workers (presence). */
   liveRuntimes(): Promise<string[]>;
   /** Engines of the queue's workers seen within `staleMs` (presence). */
@@ -39,6 +44,12 @@ export function redisRecords(
     writeSideResult: (result, token, run) =>
       writeFencedSideResult(redis, address, { jobId: result.jobId, result, token, run }),
     addRunFenced: (jobId, run, token) => writeFencedSideResult(redis, address, { jobId, token, run }),
+    readSideResult: async (jobId) => {
+      const text = await redis.get(keys.result(address, jobId));
+      return text ? (JSON.parse(text) as JobResult) : null;
+    },
+    queueGate: (jobId, mode, fallbackDeadline) =>
+      gateQueueTimeout(redis, address, jobId, mode, fallbackDeadline),
     liveRuntimes: async () => (await listWorkers(redis, address)).workers.map((w) => w.runtime),
     liveEngines: async (staleMs) =>
       (await listWorkers(redis, address, { staleMs })).workers.map((w) => w.engine),

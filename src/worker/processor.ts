@@ -15,6 +15,7 @@ import type { IdleCollector } from './idle-gc.js';
 import type { JobRecords } from './job-records.js';
 import type { WorkerEvents } from './observer.js';
 import type { WorkerPolicy } from './policy-load.js';
+import { queueTimedOut } from './queue-gate.js';
 import { engineOfProgress, hostToWaitFor } from './recovery/handover.js';
 import { earlierRuns, runNumber, thisRun, withEarlierRuns } from './recovery/history.js';
 import { recordedContainers } from './recovery/ownership.js';
@@ -82,6 +83,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
   };
 
+  /** A job its queue timeout ended: the result BullMQ completes it with; nothing ran. */
+  const endedInQueue = (result: JobResult, log: Logger): JobResult => {
+    log.info({ timeout: result.timeout }, 'queue timeout ran out before admission: no container is made');
+    finished(result);
+    return result;
+  };
+
   const run = async (job: ContainerJob, token?: string, signal?: AbortSignal): Promise<JobResult> => {
     const jobId = job.id as string;
     // Runs before this take: what their rules spent, and which run this is.
@@ -95,6 +103,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       await job.moveToWait(token);
       throw new WaitingError();
     }
+    // Its queue timeout may have ended it while it waited (a sweep), or be over now: no container.
+    const queued = await queueTimedOut(job, records, token);
+    if (queued.result) return endedInQueue(queued.result, log);
     const { spec, pins } = await admitJob(job, {
       runtime: runtime.kind,
       queue: config.queue,
@@ -134,6 +145,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         await job.moveToDelayed(handedOver.until, token);
         throw handedOver.error;
       }
+    }
+    if (
+      queued.verdict !== 'admitted' &&
+      (queued.verdict === 'open' || spec.timeouts?.queueSeconds !== undefined)
+    ) {
+      const admitted = await queueTimedOut(job, records, token, spec);
+      if (admitted.result) return endedInQueue(admitted.result, log);
     }
     events.emit('job-admitted', { jobId, attempt });
     const stop = jobs.start(jobId);

@@ -22,6 +22,7 @@ import { WorkerEvents } from './observer.js';
 import { engineDataPaths, loadWorkerPolicy, redisDataDir } from './policy-load.js';
 import { probeWorker } from './probe.js';
 import { createProcessor } from './processor.js';
+import { startQueueSweep } from './queue-sweep.js';
 import { confirmStoredResults } from './result-durability.js';
 import { RunningJobs } from './running-jobs.js';
 import { readCredentials, runtimeOptions } from './runtime-options.js';
@@ -164,6 +165,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
   // BullMQ re-emits its connection's errors here; without a listener it prints each with console.error.
   queue.on('error', redis.onError);
   await books.startReconciling(queue);
+  const stopSweeping = startQueueSweep({ redis: commands, queue, address: redis.address, logger });
   idle.collectNow();
   await presence.start();
   gate.start();
@@ -202,6 +204,7 @@ export async function startWorker(config: WorkerConfig, deps: WorkerDeps = {}): 
         clearTimeout(timer);
         idle.stop();
         await books.stopReconciling();
+        await stopSweeping();
         await queue.close();
         await books.drain();
         // After the jobs: their sessions ended with them, and a detached job's are told so.

@@ -82,6 +82,7 @@ export async function hostileWorld(dir: string, options: HostileWorldOptions = {
     ],
     resources: { maxVcpus: 2, maxRam: '256Mi', maxGpus: 0 },
     maxRunTimeSeconds: 3600,
+    timeouts: { noOutputSeconds: { max: 600 } },
   };
   await writeFile(policyPath, JSON.stringify(policy));
   // Under an allowed prefix, as an operator may well put them: never allowed all the same.
@@ -331,7 +332,12 @@ export async function hostileWorld(dir: string, options: HostileWorldOptions = {
     [
       'run time over the cap',
       { ...BASE, maxRunTimeSeconds: 7200 },
-      denied("maxRunTimeSeconds 7200 is over the policy's cap 3600"),
+      denied("maxRunTimeSeconds 7200 is over the policy's cap 3600 (timeouts.runSeconds.max)"),
+    ],
+    [
+      'no-output timeout over the cap',
+      { ...BASE, timeouts: { noOutputSeconds: 601 } },
+      denied("timeouts.noOutputSeconds 601 is over the policy's cap 600 (timeouts.noOutputSeconds.max)"),
     ],
     [
       'negative ram',

@@ -117,6 +117,8 @@ describe('job control', () => {
       exitCode: 137,
       signal: 'SIGKILL',
       oomKilled: false,
+      // The old name stays the name the result gives it.
+      timeout: { field: 'maxRunTimeSeconds', name: 'runSeconds', seconds: 3 },
     });
   });
 

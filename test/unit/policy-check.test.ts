@@ -448,7 +448,14 @@ describe('the policy file', () => {
       imageTarballs: [],
       networkModes: ['default', 'bridge'],
       resources: { defaultRam: 1024 ** 3 },
-      maxRunTimeSeconds: 86_400,
+      // Only the run timeout has a default: a job without one is never stopped for silence or a wait.
+      timeouts: {
+        queueSeconds: {},
+        imageSeconds: {},
+        startSeconds: {},
+        runSeconds: { max: 86_400, default: 86_400 },
+        noOutputSeconds: {},
+      },
       pidsLimit: 4096,
       maxOutputBytes: 1024 ** 3,
       retry: { maxLimit: 10, maxInfraLimit: 10 },

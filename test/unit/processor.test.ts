@@ -68,6 +68,7 @@ async function stubProcessor(
   /** Why the worker's engine is away (EngineGate), if it is. */
   engineAway: string | null = null,
   liveEngines: string[] = ['engine-here'],
+  queueVerdict: 'none' | 'timed-out' = 'none',
 ) {
   const config = loadConfig({ HOME: logDir, STEVEDORE_QUEUE: 'q1', STEVEDORE_WORKER_ID: 'w1' });
   const executor = new StubExecutor(script);
@@ -87,6 +88,8 @@ async function stubProcessor(
       history.push({ jobId, run });
       return true;
     },
+    readSideResult: async () => null,
+    queueGate: async () => queueVerdict,
     liveRuntimes: async () => liveRuntimes,
     liveEngines: async () => liveEngines,
     history: {
@@ -138,6 +141,21 @@ async function stubProcessor(
 }
 
 describe('the job processor on a stub executor', () => {
+  it('a job its queue timeout ended completes Cancelled, reason timeout, phase queued: no executor is made', async () => {
+    const p = await stubProcessor({}, ['docker'], 'token-1', null, ['engine-here'], 'timed-out');
+    const result = await p.processor(p.job({ timeouts: { queueSeconds: 5 } }));
+    expect(result).toMatchObject({
+      state: 'Cancelled',
+      reason: 'timeout',
+      containerId: null,
+      error: { phase: 'queued' },
+      timeout: { field: 'timeouts.queueSeconds', name: 'queueSeconds', phase: 'queued', seconds: 5 },
+    });
+    expect(p.made).toEqual([]);
+    expect(p.sideResults).toHaveLength(1);
+    expect(p.finished).toEqual(['job-1: Cancelled']);
+  });
+
   it('returns the result of a run, and leaves its container until BullMQ has stored it', async () => {
     const p = await stubProcessor({ exitCode: 3 });
     const result = await p.processor(p.job());

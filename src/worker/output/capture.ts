@@ -44,6 +44,8 @@ export class OutputCapture extends Writable implements OutputSink {
   private fileFailure: { error: Error; bytes: number } | null = null;
   /** A 'drain' is promised to a writeCopy caller (one wait on the file, however many calls). */
   private drainPromised = false;
+  /** When the latest bytes came (ms since epoch; 0: none yet), for the no-output timeout. */
+  lastBytesAt = 0;
 
   constructor(
     private readonly path: string | null,
@@ -120,6 +122,8 @@ export class OutputCapture extends Writable implements OutputSink {
 
   /** Counts the bytes and copies them to the live copy and the tail (the file is the caller's). */
   private record(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.lastBytesAt = Date.now();
     this.count += bytes.length;
     this.live?.push(bytes);
     this.keepTail(bytes);

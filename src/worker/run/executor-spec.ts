@@ -51,6 +51,7 @@ export function describeSpec(spec: JobSpec): Record<string, unknown> {
     gpus: spec.resources.gpus ?? null,
     network: spec.network,
     maxRunTimeSeconds: spec.maxRunTimeSeconds ?? null,
+    timeouts: spec.timeouts ?? null,
     stopGraceSeconds: spec.stopGraceSeconds,
     init: spec.init,
     retry: spec.retry ?? null,

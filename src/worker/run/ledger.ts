@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ImageIdentity } from '../../executors/executor.js';
 import { coerceError, type Phase, PhaseError } from '../../jobs/errors.js';
 import type { RunPhase } from '../../jobs/progress.js';
+import type { TimeoutRecord } from '../../jobs/timeouts.js';
 import type { StopReason } from './result.js';
 
 /** One entry of the published phase history. */
@@ -22,6 +23,8 @@ export class RunLedger {
   limitsNotApplied: string[] = [];
   startedAt: string | null = null;
   stopReason: StopReason | null = null;
+  /** Which timeout ran out, when one did (stopReason `timeout`). */
+  timeout: TimeoutRecord | null = null;
   /** The image the container runs, once loadImage() or an adoption said. */
   image: ImageIdentity | null = null;
   /** The job's logger; gains the containerId once there is a container. */

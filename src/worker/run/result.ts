@@ -3,6 +3,7 @@ import type { Phase } from '../../jobs/errors.js';
 import { ImageUnavailableError, MountChangedError } from '../../jobs/errors.js';
 import { type JobResult, terminationReason, type Usage } from '../../jobs/result.js';
 import type { JobSpec } from '../../jobs/spec.js';
+import { type TimeoutRecord, timeoutMessage } from '../../jobs/timeouts.js';
 import type { OutputCapture } from '../output/capture.js';
 
 /** Why a run was asked to stop before its container finished on its own. */
@@ -23,6 +24,8 @@ export interface RunFacts {
   oomKilled: boolean;
   limitsNotApplied: string[];
   stopReason: StopReason | null;
+  /** Which timeout ended the run, when one did. */
+  timeout: TimeoutRecord | null;
   firstError: Error | null;
   /** Where the first error happened (the run's last phase when there was none). */
   errorPhase: Phase;
@@ -71,7 +74,13 @@ export function buildResult(f: RunFacts): JobResult {
   } else if (f.firstError instanceof MountChangedError) {
     reason = 'invalid'; // as if admission had seen it: the policy would deny the path now
   }
-  const error = f.firstError === null ? null : { phase: f.errorPhase, message: f.firstError.message };
+  const timeout = userStop === 'timeout' ? f.timeout : null;
+  const error =
+    f.firstError !== null
+      ? { phase: f.errorPhase, message: f.firstError.message }
+      : timeout
+        ? { phase: timeout.phase, message: timeoutMessage(timeout) }
+        : null;
   return {
     jobId: f.jobId,
     state,
@@ -125,6 +134,7 @@ export function buildResult(f: RunFacts): JobResult {
     ],
     labels: f.spec.labels,
     error,
+    ...(timeout ? { timeout } : {}),
     ...(f.limitsNotApplied.length > 0 ? { limitsNotApplied: f.limitsNotApplied } : {}),
   };
 }

@@ -5,6 +5,7 @@ import type { OutputStream } from '../../jobs/keys.js';
 import type { JobProgress, RunPhase } from '../../jobs/progress.js';
 import type { JobResult } from '../../jobs/result.js';
 import type { JobSpec } from '../../jobs/spec.js';
+import { timeoutField, timeoutsOf } from '../../jobs/timeouts.js';
 import type { EventWriter } from '../gateway-jobs.js';
 import type { MountPin } from '../mount-pins.js';
 import type { WorkerEvents } from '../observer.js';
@@ -112,13 +113,16 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       ctx.events?.emit('phase-ended', { jobId: ctx.jobId, phase: left.phase, seconds });
     }
     events.write(next);
+    stops.entered(next);
     state.log.debug({ phase: next }, 'phase');
     progress.update(next, state.history);
   };
   const stops = new StopSources({
     signal: ctx.stop,
     isCancelled: ctx.isCancelled,
-    maxRunTimeMs: spec.maxRunTimeSeconds === undefined ? undefined : spec.maxRunTimeSeconds * 1000,
+    timeouts: timeoutsOf(spec),
+    timeoutField: (name) => timeoutField(name, spec),
+    lastOutputAt: () => Math.max(output.stdout.lastBytesAt, output.stderr.lastBytesAt),
     graceMs: Math.round(spec.stopGraceSeconds * 1000),
     executor,
     state,
@@ -189,6 +193,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     // It exited before a detach or a lost lock could let go of it: the exit code is the answer.
     if (state.stopReason === 'detach' || state.stopReason === 'lost-lock') state.stopReason = null;
     sampler.stop();
+    stops.dispose();
     await stops.settled();
     const details = await executor.exitDetails();
     state.oomKilled = details.oomKilled;
@@ -251,6 +256,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     oomKilled: state.oomKilled,
     limitsNotApplied: state.limitsNotApplied,
     stopReason: state.stopReason,
+    timeout: state.stopReason === 'timeout' ? state.timeout : null,
     firstError: state.firstError,
     errorPhase: state.errorPhase,
     marks: state.marks,

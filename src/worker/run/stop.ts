@@ -1,8 +1,9 @@
 import type { ContainerExecutor } from '../../executors/executor.js';
 import type { RunPhase } from '../../jobs/progress.js';
+import type { TimeoutName, TimeoutRecord, Timeouts } from '../../jobs/timeouts.js';
 import type { EventsLog } from '../output/events-log.js';
 import type { RunLedger } from './ledger.js';
-import { type LongTimer, setLongTimeout } from './long-timer.js';
+import { PhaseTimeouts } from './phase-timeouts.js';
 import type { StopReason } from './result.js';
 
 /** Thrown by the checks between phases: the run was asked to stop before its container started. */
@@ -26,8 +27,12 @@ export interface StopDeps {
   signal: AbortSignal;
   /** The durable cancel flag (one Redis round trip). */
   isCancelled: () => Promise<boolean>;
-  /** Counted from admission; undefined = no limit. */
-  maxRunTimeMs: number | undefined;
+  /** The job's timeouts (seconds; runSeconds counted from admission); an absent one is no limit. */
+  timeouts: Timeouts;
+  /** The spec field each timeout came from, named in the result. */
+  timeoutField: (name: TimeoutName) => string;
+  /** When the latest output byte came (ms since epoch), for noOutputSeconds; 0: none yet. */
+  lastOutputAt: () => number;
   graceMs: number;
   executor: ContainerExecutor;
   state: RunLedger;
@@ -36,7 +41,7 @@ export interface StopDeps {
 }
 
 /**
- * The stop sources of one run (cancel, max run time, lost lock, shutdown, detach) and what each
+ * The stop sources of one run (cancel, the timeouts, lost lock, shutdown, detach) and what each
  * does to the container. Before the container runs, a stop is only remembered and the checks
  * between phases throw StopRequested; once it runs, the container is stopped with the grace,
  * removed at once (lost lock), or let go of (detach).
@@ -50,18 +55,23 @@ export class StopSources {
   private signalledNothing = false;
   /** The container was adopted already exited: the previous owner may have stopped it. */
   private adoptedExited = false;
-  private readonly timer: LongTimer | undefined;
+  private readonly timeouts: PhaseTimeouts;
   private readonly onAbort = (): void => this.act();
 
   constructor(private readonly deps: StopDeps) {
     deps.signal.addEventListener('abort', this.onAbort, { once: true });
-    this.timer =
-      deps.maxRunTimeMs === undefined
-        ? undefined
-        : setLongTimeout(() => {
-            deps.state.stopReason ??= 'timeout';
-            this.act();
-          }, deps.maxRunTimeMs);
+    this.timeouts = new PhaseTimeouts({
+      timeouts: deps.timeouts,
+      fieldOf: deps.timeoutField,
+      lastOutputAt: deps.lastOutputAt,
+      phase: () => deps.state.phase,
+      fired: (record) => this.timedOut(record),
+    });
+  }
+
+  /** Call on every transition: the phase timeouts are armed and cleared by phase. */
+  entered(phase: RunPhase): void {
+    this.timeouts.entered(phase);
   }
 
   /** Aborted by any stop, for waits before the container runs (an image pull, say). */
@@ -73,7 +83,7 @@ export class StopSources {
   check(): void {
     const { signal, state } = this.deps;
     if (signal.aborted) throw new StopRequested(stopReasonOf(signal));
-    // A max run time that ran out while loading or creating means the container never starts.
+    // A timeout that ran out while loading or creating means the container never starts.
     if (state.stopReason === 'timeout') throw new StopRequested('timeout');
   }
 
@@ -108,6 +118,7 @@ export class StopSources {
       return;
     }
     state.stopReason = null;
+    state.timeout = null;
     events.write('stop-found-exited', { reason, exitCode: state.exitCode });
     state.log.info(
       { reason, exitCode: state.exitCode },
@@ -125,8 +136,23 @@ export class StopSources {
   }
 
   dispose(): void {
-    this.timer?.clear();
+    this.timeouts.dispose();
     this.deps.signal.removeEventListener('abort', this.onAbort);
+  }
+
+  /**
+   * A timeout ran out: the run's stop reason, unless another stop came first. An engine call in
+   * flight (create, start) is not abandoned, which would leave the container it makes to nobody:
+   * check() ends the run when it returns, or the container is stopped as soon as it runs.
+   */
+  private timedOut(record: TimeoutRecord): void {
+    const { state, events } = this.deps;
+    if (state.exitCode !== null || state.stopReason !== null) return;
+    state.stopReason = 'timeout';
+    state.timeout = record;
+    events.write('timeout', { ...record });
+    state.log.info({ timeout: record }, 'timeout ran out');
+    this.act();
   }
 
   private act(): void {
