@@ -199,21 +199,20 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   /**
-   * The engine's ID with its host's name and data root. Docker 20.10 derives the ID from a key in
-   * /etc/docker, so two daemons on one host share it; Podman answers none. The data root tells
-   * daemons on one host apart, the name hosts that share a data root path.
+   * The engine's host name and data root. Not the engine's ID: Docker 20.10 derives it from a key
+   * in /etc/docker, so two daemons on one host share it, and Podman's service makes a new one each
+   * time it starts, so a restarted service would look like another host.
    */
   async engineId(): Promise<string> {
-    const { ID, Name, DockerRootDir } = await this.info();
+    const { Name, DockerRootDir } = await this.info();
     const text = (value: unknown): string => (typeof value === 'string' ? value : '');
-    return `${text(ID) || 'no-id'}@${text(Name) || 'unknown-host'}:${text(DockerRootDir)}`;
+    return `${text(Name) || 'unknown-host'}:${text(DockerRootDir)}`;
   }
 
-  private async info(): Promise<{ ID?: unknown; Name?: unknown; DockerRootDir?: unknown }> {
+  private async info(): Promise<{ Name?: unknown; DockerRootDir?: unknown }> {
     // dockerode takes an abortSignal here; @types/dockerode 4 does not list the options.
     const info = this.docker.info as unknown as (options: { abortSignal: AbortSignal }) => Promise<unknown>;
     return (await info.call(this.docker, { abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) })) as {
-      ID?: unknown;
       Name?: unknown;
       DockerRootDir?: unknown;
     };

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { accessSync, closeSync, constants, openSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { delimiter, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -18,7 +18,7 @@ const PING_TIMEOUT_MS = 2_000;
 const HOST_FACTS_TIMEOUT_MS = 30_000;
 /** How long a stopped service gets to exit after SIGTERM before SIGKILL. */
 const SERVICE_STOP_GRACE_MS = 10_000;
-/** Lines of the service's stderr kept for the error when it does not come up. */
+/** Lines of the service's stderr (its log file) quoted in the error when it does not come up. */
 const STDERR_TAIL_LINES = 5;
 
 /** Where findPodman() looks when the caller names no search path (Debian's default PATH). */
@@ -123,16 +123,21 @@ export class PodmanService {
   static async start(binary: string, socket: string, log: Logger): Promise<PodmanService> {
     await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
     const args = ['system', 'service', '--time=0', `unix://${socket}`];
-    const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Its stderr goes to a file, not a pipe to the worker: a worker that is SIGKILLed leaves the
+    // service serving its jobs' containers for the next worker, and a Go program writing to a pipe
+    // nobody reads dies of SIGPIPE, taking the socket with it.
+    const logPath = `${socket}.log`;
+    const logFd = openSync(logPath, 'a', 0o600);
+    const child = spawn(binary, args, { stdio: ['ignore', 'ignore', logFd] });
+    closeSync(logFd);
     // Beside the once() listeners below: a later error (a failed kill) is logged, never unhandled.
     child.on('error', (error) => log.warn({ err: error, socket }, 'podman service process error'));
     const service = new PodmanService(child, socket);
-    const stderr: string[] = [];
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (text: string) => {
-      stderr.push(...text.split('\n').filter((l) => l.trim() !== ''));
-      stderr.splice(0, Math.max(0, stderr.length - STDERR_TAIL_LINES));
-    });
+    const stderrTail = async (): Promise<string[]> =>
+      (await readFile(logPath, 'utf8').catch(() => ''))
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .slice(-STDERR_TAIL_LINES);
     const failed = new Promise<string>((resolve) => {
       child.once('error', (error) => resolve(`cannot run ${binary}: ${error.message}`));
       child.once('exit', (code, signal) => resolve(`it exited (${signal ?? `code ${code}`})`));
@@ -156,6 +161,7 @@ export class PodmanService {
             : null;
       if (why !== null) {
         await service.stop();
+        const stderr = await stderrTail();
         const said = stderr.length > 0 ? `; it said: ${stderr.join(' | ')}` : '';
         throw new Error(
           `started \`${command}\` because nothing served the socket, but ${why}${said}: run that command yourself to see why, or set STEVEDORE_PODMAN_SOCKET to a running service`,
@@ -163,9 +169,7 @@ export class PodmanService {
       }
       await new Promise((resolve) => setTimeout(resolve, PING_POLL_MS));
     }
-    child.stderr?.removeAllListeners('data');
-    child.stderr?.resume();
-    log.info({ socket, pid: child.pid }, 'started podman system service');
+    log.info({ socket, pid: child.pid, log: logPath }, 'started podman system service');
     return service;
   }
 
