@@ -101,7 +101,8 @@ for (const { kind, missing } of RUNTIMES) {
       // stdin closed at once ends the terminal's input before the shell reads it).
       const shell = stevedore(['shell', jobId], { env: world.env, timeout: 30_000 });
       const output = collect(shell.stdout);
-      await until(async () => /[#$] /.test(output()), 20_000);
+      // A prompt: busybox's `# ` or `$ `, or Apptainer's own PS1 (`Apptainer> `), which its exec keeps.
+      await until(async () => /[#$>] /.test(output()), 20_000);
       shell.stdin?.write('echo shell-$((2+3)); exit 5\r');
       const ended = await shell;
       expect(ended.exitCode, `${output()} ${String(ended.stderr)}`).toBe(5);
