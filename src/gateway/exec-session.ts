@@ -85,7 +85,7 @@ export async function runExecSession(
     // An engine may lose the exec with its container (Podman: its inspect fails once the container
     // stopped): that too is the job's end, when the container is gone.
     async (error: unknown): Promise<Exit> =>
-      (await containerEnded(job, SIGNALLED))
+      (await containerEnded(job, SIGNALLED, LOST_EXEC_WAIT_MS))
         ? jobEnded
         : { exitCode: null, reason: 'error', message: errorText(error) },
   );
@@ -101,6 +101,11 @@ const SIGNALLED = 128;
 
 /** How long a command killed by a signal waits to learn whether its container is ending too. */
 const CONTAINER_END_WAIT_MS = 2_000;
+/**
+ * The same for an exec the engine lost: Podman fails the exec as soon as its container begins
+ * to stop, which may be seconds before a stop with a grace ends it (seen: 'error', not 'job-ended').
+ */
+const LOST_EXEC_WAIT_MS = 15_000;
 const CONTAINER_END_POLL_MS = 100;
 
 /**
@@ -108,8 +113,12 @@ const CONTAINER_END_POLL_MS = 100;
  * process killed with the container's) before the container's own: a command killed by a signal
  * asks a little longer, so a stopped job is told as such, not as exit 137.
  */
-async function containerEnded(job: GatewayJob, exitCode: number): Promise<boolean> {
-  const deadline = Date.now() + (exitCode >= 128 ? CONTAINER_END_WAIT_MS : 0);
+async function containerEnded(
+  job: GatewayJob,
+  exitCode: number,
+  waitMs = CONTAINER_END_WAIT_MS,
+): Promise<boolean> {
+  const deadline = Date.now() + (exitCode >= 128 ? waitMs : 0);
   for (;;) {
     if (job.ended.aborted || (await job.target.pid().catch(() => 0)) === 0) return true;
     if (Date.now() >= deadline) return false;
