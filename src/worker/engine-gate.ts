@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { coerceError } from '../jobs/errors.js';
+import { answersWithin } from './answers-within.js';
 
 /** The engine is asked at least this often while the worker runs (and more often for a short outage limit). */
 const MAX_CHECK_INTERVAL_MS = 5_000;
@@ -69,7 +69,7 @@ export class EngineGate {
 
   /** One ask of the engine, and what follows from its answer. */
   async tick(): Promise<void> {
-    const answer = await answered(this.options.check);
+    const answer = await answersWithin(this.options.check, CHECK_TIMEOUT_MS);
     if (this.stopped) return;
     if (answer === null) {
       this.downSince = null;
@@ -95,21 +95,5 @@ export class EngineGate {
     this.options.logger.warn(`the ${this.options.runtime} engine answers again: taking jobs`);
     await this.options.open();
     this.options.changed();
-  }
-}
-
-/** Null when `check` resolves within CHECK_TIMEOUT_MS, else what went wrong. */
-async function answered(check: () => Promise<void>): Promise<string | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
-  });
-  try {
-    await Promise.race([check(), late]);
-    return null;
-  } catch (error) {
-    return coerceError(error).message;
-  } finally {
-    clearTimeout(timer);
   }
 }

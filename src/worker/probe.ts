@@ -1,6 +1,6 @@
 import type { ContainerRuntime } from '../executors/index.js';
 import type { RedisConnection } from '../jobs/connection.js';
-import { coerceError } from '../jobs/errors.js';
+import { answersWithin } from './answers-within.js';
 
 /** What is wrong with a worker now, each null when fine: for /readyz and the up gauges. */
 export interface WorkerProbe {
@@ -14,20 +14,8 @@ export interface WorkerProbe {
 const PROBE_TIMEOUT_MS = 800;
 
 /** Null when `check` settles within PROBE_TIMEOUT_MS, else what went wrong. */
-async function answers(check: () => Promise<unknown>): Promise<string | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
-  });
-  try {
-    await Promise.race([check(), late]);
-    return null;
-  } catch (error) {
-    return coerceError(error).message;
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const answers = (check: () => Promise<unknown>): Promise<string | null> =>
+  answersWithin(check, PROBE_TIMEOUT_MS);
 
 /** Asks Redis and the engine now, at once; `jobs` is why the worker takes none, if it does not. */
 export async function probeWorker(
