@@ -9,6 +9,4 @@ gatewaySuite({
   env: (dir) => ({ STEVEDORE_PODMAN_SOCKET: join(dir, 'podman.sock') }),
   noTerminal: null,
   noEnv: null,
-  noTakeOverAfterKill:
-    'after a worker is SIGKILLed during an exec, the next Podman worker does not take the job over within 90 s (open; see the session notes)',
 });

@@ -3,7 +3,6 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeKind } from '../../src/executors/runtime.js';
@@ -39,20 +38,6 @@ export interface GatewayRuntime {
   noTerminal: string | null;
   /** Why an exec with variables (--env) is refused on this runtime today; null when it works. */
   noEnv: string | null;
-  /**
-   * Why the next worker does not take a SIGKILLed worker's job here in the test's time (a known
-   * gap, left open with its reason); null when it does.
-   */
-  noTakeOverAfterKill?: string;
-}
-
-/** Removes the queue's job containers by the runtime's own CLI (a job nobody took over). */
-async function removeJobContainers(kind: RuntimeKind, queue: string): Promise<void> {
-  if (kind === 'singularity') return; // its containers end with their worker
-  const cli = kind === 'podman' ? 'podman' : 'docker';
-  const { stdout } = await execa(cli, ['ps', '-aq', '--filter', `label=stevedore.queue=${queue}`]);
-  const ids = stdout.split('\n').filter((id) => id.trim() !== '');
-  if (ids.length > 0) await execa(cli, ['rm', '-f', ...ids]);
 }
 
 /** A port nobody listens on now, for a worker's STEVEDORE_GATEWAY. */
@@ -473,10 +458,6 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
         const answer = await pending;
         expect(answer.error?.message).toContain('ended without an exit code');
         expect(answer.error).toMatchObject({ code: 'lost' });
-        if (runtime.noTakeOverAfterKill) {
-          console.warn(`[known gap] ${runtime.kind}: ${runtime.noTakeOverAfterKill}`);
-          return;
-        }
 
         // The next worker takes the job (adopting its container where the runtime can) and
         // registers it again with a secret of its own: the previous one is refused.
@@ -492,10 +473,7 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
       } finally {
         next ??= await startWorker({ STEVEDORE_QUEUE: own.queue });
         try {
-          if (jobId && runtime.noTakeOverAfterKill) {
-            // Nobody takes the job over here: its container goes with the queue's leftovers.
-            await removeJobContainers(runtime.kind, own.queue);
-          } else if (jobId) {
+          if (jobId) {
             await onOwn.cancel(jobId);
             await onOwn.waitForResult(jobId, { timeoutMs: 90_000 });
           }

@@ -21,6 +21,8 @@ const none = (): StreamCounts => ({ stdout: 0, stderr: 0 });
  */
 export class OutputFollower {
   private socket: Readable | Duplex | undefined;
+  /** A followed log still waiting for the engine's headers (resume); undefined otherwise. */
+  private pending: Promise<unknown> | undefined;
   private done: Promise<void> = Promise.resolve();
   /** Bytes the current connection handed to the sinks. */
   private written: StreamCounts = none();
@@ -66,19 +68,36 @@ export class OutputFollower {
     info: Dockerode.ContainerInspectInfo,
     alreadyKept: StreamCounts,
   ): Promise<boolean> {
-    this.socket?.destroy(); // the old connection must never deliver alongside the new one
+    this.destroy(); // the old connection must never deliver alongside the new one
     const replayed = (info.HostConfig.LogConfig?.Type ?? 'none') !== 'none';
     if (replayed) {
       const demux = new DockerDemux(
         new SkipBytes(this.sinks.stdout, alreadyKept.stdout),
         new SkipBytes(this.sinks.stderr, alreadyKept.stderr),
       );
-      const logs = (await container.logs({
+      // Not awaited here: Podman 4.3 sends the headers of a followed log only with its first
+      // line, so a silent container (a sleep) held the adoption until it wrote (seen: for ever).
+      const opening = container.logs({
         follow: true,
         stdout: true,
         stderr: true,
-      })) as unknown as Readable;
-      this.use(logs, pipeline(logs, demux), demux.written, alreadyKept, true);
+      }) as unknown as Promise<Readable>;
+      const done = opening.then((logs) => {
+        if (this.pending !== done) {
+          logs.destroy(); // let go of before it opened
+          return undefined;
+        }
+        this.socket = logs;
+        return pipeline(logs, demux);
+      });
+      this.use(
+        undefined,
+        done.then(() => undefined),
+        demux.written,
+        alreadyKept,
+        true,
+      );
+      this.pending = done;
     } else if (info.State.Running) {
       await this.attach(container, false, alreadyKept);
     } else {
@@ -104,9 +123,10 @@ export class OutputFollower {
     return this.done;
   }
 
-  /** Whether the current connection is still open (it ends when the container exits). */
+  /** Whether the current connection is still open, or opening (it ends when the container exits). */
   get open(): boolean {
-    return this.socket !== undefined && !this.socket.destroyed && !this.socket.readableEnded;
+    if (this.socket === undefined) return this.pending !== undefined;
+    return !this.socket.destroyed && !this.socket.readableEnded;
   }
 
   /** Bytes of each stream the sinks hold now. */
@@ -120,6 +140,7 @@ export class OutputFollower {
 
   /** Lets go of the connection; the sinks get nothing more from it. */
   destroy(): void {
+    this.pending = undefined;
     this.socket?.destroy();
   }
 
@@ -131,6 +152,7 @@ export class OutputFollower {
     replaying: boolean,
   ): void {
     this.socket = socket;
+    this.pending = undefined;
     this.done = done;
     // Keep an early failure from being reported as unhandled; wait() rethrows it.
     done.catch(() => undefined);
