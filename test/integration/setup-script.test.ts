@@ -70,7 +70,7 @@ describe.skipIf(!isRoot)('scripts/setup.sh', () => {
     expect(await setup(['test', '--check'], { env })).toMatchObject({
       exitCode: 1,
       stdout:
-        'setup: missing docker.io redis-server util-linux iproute2 docker-registry apache2-utils docker-compose debootstrap openssl chromium podman',
+        'setup: missing docker.io redis-server util-linux iproute2 docker-registry apache2-utils docker-compose debootstrap openssl chromium bsdutils podman',
     });
     expect(await setup(['demo', '--check'], { env })).toMatchObject({
       exitCode: 1,
@@ -91,7 +91,7 @@ describe.skipIf(!isRoot)('scripts/setup.sh', () => {
     const bare = await setup(['test'], { asNobody: true, env: { PATH: bareBin } });
     expect(bare.exitCode).toBe(1);
     expect(bare.stderr).toBe(
-      'setup: missing docker.io redis-server util-linux iproute2 docker-registry apache2-utils docker-compose debootstrap openssl chromium podman: run once as root: sudo bash scripts/setup.sh test; the Docker engine at /var/run/docker.sock does not let this user in: join the docker group (sudo usermod -aG docker $USER, then log in again) or run as root',
+      'setup: missing docker.io redis-server util-linux iproute2 docker-registry apache2-utils docker-compose debootstrap openssl chromium bsdutils podman: run once as root: sudo bash scripts/setup.sh test; the Docker engine at /var/run/docker.sock does not let this user in: join the docker group (sudo usermod -aG docker $USER, then log in again) or run as root',
     );
   });
 });
