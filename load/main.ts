@@ -115,11 +115,11 @@ async function onEngines(k: number, stateDir: string): Promise<LoadReport> {
   const engines: ScratchEngine[] = [];
   const redis = await TestRedis.start();
   try {
+    const { stdout: tarball } = await execa('bash', [join(REPO, 'scripts', 'build-image.sh')]);
     for (let i = 1; i <= k; i++) {
       const engine = await ScratchEngine.start({ liveRestore: false, index: i });
       engines.push(engine);
-      const { stdout } = await execa('bash', [join(REPO, 'scripts', 'build-image.sh')]);
-      await execa('docker', ['-H', `unix://${engine.socketPath}`, 'load', '-i', stdout.trim()]);
+      await execa('docker', ['-H', `unix://${engine.socketPath}`, 'load', '-i', tarball.trim()]);
     }
     const target = {
       redisUrl: redis.url,

@@ -16,7 +16,7 @@ import type { JobRecords } from './job-records.js';
 import type { WorkerEvents } from './observer.js';
 import type { WorkerPolicy } from './policy-load.js';
 import { queueTimedOut } from './queue-gate.js';
-import { engineOfProgress, hostToWaitFor } from './recovery/handover.js';
+import { engineElsewhere, engineOfProgress, waitingReason } from './recovery/handover.js';
 import { earlierRuns, runNumber, thisRun, withEarlierRuns } from './recovery/history.js';
 import { recordedContainers } from './recovery/ownership.js';
 import { findAdoptable, type RecoveryRuntime } from './recovery/reconcile.js';
@@ -132,19 +132,22 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       await job.moveToDelayed(rerouted.until, token);
       throw rerouted.error;
     });
-    if (job.attemptsStarted > 1) {
-      const waitFor = hostToWaitFor({
-        previousEngine: engineOfProgress(job.progress),
-        ownEngine: deps.engine,
-        canAdopt: runtime.capabilities.adopt,
-        liveEngines: await records.liveEngines(config.hostDeadMs),
-      });
-      if (waitFor) {
-        const handedOver = settle({ rerouted: true }, Date.now());
-        log.info(waitFor, 'job left for the host that holds its container: put back, no attempt spent');
-        await job.moveToDelayed(handedOver.until, token);
-        throw handedOver.error;
-      }
+    const elsewhere =
+      job.attemptsStarted > 1
+        ? engineElsewhere({
+            previousEngine: engineOfProgress(job.progress),
+            ownEngine: deps.engine,
+            canAdopt: runtime.capabilities.adopt,
+          })
+        : null;
+    if (elsewhere !== null && (await records.liveEngines(config.hostDeadMs)).includes(elsewhere)) {
+      const handedOver = settle({ rerouted: true }, Date.now());
+      log.info(
+        { engine: elsewhere, reason: waitingReason(elsewhere) },
+        'job left for the host that holds its container: put back, no attempt spent',
+      );
+      await job.moveToDelayed(handedOver.until, token);
+      throw handedOver.error;
     }
     if (
       queued.verdict !== 'admitted' &&

@@ -7,28 +7,30 @@
  * host counts as dead, its containers with it, and the job runs here.
  */
 
-/** What the decision reads: the engine in the job's progress, this worker's, and the live ones. */
+/** What the first half of the decision reads: no Redis, so most retakes cost nothing more. */
 export interface HandoverFacts {
   /** The engine the job's latest run put its container on (progress.engine); absent: never started, or an older worker. */
   previousEngine: string | undefined;
   ownEngine: string;
   /** Whether this runtime's containers outlive their worker (capabilities.adopt). */
   canAdopt: boolean;
-  /** Engines of the workers seen within the host-dead limit. */
-  liveEngines: readonly string[];
 }
 
-/** null: take the job here. Otherwise the engine whose host should take it, and why. */
-export function hostToWaitFor(facts: HandoverFacts): { engine: string; reason: string } | null {
-  const { previousEngine, ownEngine, canAdopt, liveEngines } = facts;
+/**
+ * The engine that may still hold the job's container when it is not this worker's, else null.
+ * Only then does the caller read which engines are alive (presence) and, if that one is, put
+ * the job back with waitingReason(engine).
+ */
+export function engineElsewhere(facts: HandoverFacts): string | null {
+  const { previousEngine, ownEngine, canAdopt } = facts;
   // A runtime whose containers end with their worker leaves nothing to adopt anywhere.
-  if (!canAdopt || previousEngine === undefined || previousEngine === '' || previousEngine === ownEngine)
-    return null;
-  if (!liveEngines.includes(previousEngine)) return null;
-  return {
-    engine: previousEngine,
-    reason: `its container is on engine ${previousEngine}, whose host is alive: a worker there adopts it, so it does not run twice`,
-  };
+  if (!canAdopt || previousEngine === undefined || previousEngine === ownEngine) return null;
+  return previousEngine;
+}
+
+/** Why the job goes back for the host of `engine`, for the log. */
+export function waitingReason(engine: string): string {
+  return `its container is on engine ${engine}, whose host is alive: a worker there adopts it, so it does not run twice`;
 }
 
 /** The engine a job's progress names, if any. */
