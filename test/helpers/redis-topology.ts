@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { loadConfig, type WorkerConfig } from '../../src/config/worker.js';
 import { freePort, pingReply } from '../../src/worker/redis-server.js';
 import { REDIS_PID_DIR } from './redis.js';
+import { testPolicy, writePolicy } from './stevedore.js';
 
 const run = promisify(execFile);
 const READY_MS = 15_000;
@@ -241,4 +243,28 @@ export class ClusterTopology {
     for (const node of this.nodes) await node.kill();
     await rm(this.root, { recursive: true, force: true });
   }
+}
+
+/**
+ * A test worker's configuration through `topology`'s sentinels: state, logs and the test policy
+ * in `dir`, `env` beside the Sentinel settings, a 5 s lock, and `name` in its worker id.
+ */
+export async function sentinelWorkerConfig(
+  topology: SentinelTopology,
+  options: { dir: string; queue: string; name: string; env?: Record<string, string> },
+): Promise<WorkerConfig> {
+  const { dir, queue, name } = options;
+  return {
+    ...loadConfig({
+      REDIS_SENTINELS: topology.sentinelList,
+      REDIS_SENTINEL_NAME: SentinelTopology.NAME,
+      STEVEDORE_STATE_DIR: dir,
+      ...options.env,
+    }),
+    queue,
+    logDir: join(dir, 'logs'),
+    lockDurationMs: 5_000,
+    workerId: `test-${name}-worker-${process.pid}`,
+    policyPath: await writePolicy(dir, testPolicy()),
+  };
 }

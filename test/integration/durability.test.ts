@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/worker.js';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import type { SentinelTarget } from '../../src/jobs/connection.js';
 import { ReplicationError } from '../../src/jobs/errors.js';
@@ -14,8 +13,8 @@ import { labelFilters } from '../../src/jobs/names.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { testDocker } from '../helpers/docker.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { ClusterTopology, SentinelTopology } from '../helpers/redis-topology.js';
-import { busybox, testPolicy, testQueue, until, useTestWorld, writePolicy } from '../helpers/stevedore.js';
+import { ClusterTopology, SentinelTopology, sentinelWorkerConfig } from '../helpers/redis-topology.js';
+import { busybox, testQueue, until, useTestWorld } from '../helpers/stevedore.js';
 
 const run = promisify(execFile);
 const DURABLE = { replicas: 1, timeoutMs: 2_000 };
@@ -34,20 +33,12 @@ describe('WAIT for a replica, with one there', () => {
     const dir = await mkdtemp(join(tmpdir(), 'stevedore-durability-'));
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const queue = testQueue();
-    const config = {
-      ...loadConfig({
-        REDIS_SENTINELS: topology.sentinelList,
-        REDIS_SENTINEL_NAME: SentinelTopology.NAME,
-        STEVEDORE_STATE_DIR: dir,
-        STEVEDORE_RESULT_REPLICAS: '1',
-        STEVEDORE_RESULT_REPLICAS_TIMEOUT_MS: '2000',
-      }),
+    const config = await sentinelWorkerConfig(topology, {
+      dir,
       queue,
-      logDir: join(dir, 'logs'),
-      lockDurationMs: 5_000,
-      workerId: `test-durability-worker-${process.pid}`,
-      policyPath: await writePolicy(dir, testPolicy()),
-    };
+      name: 'durability',
+      env: { STEVEDORE_RESULT_REPLICAS: '1', STEVEDORE_RESULT_REPLICAS_TIMEOUT_MS: '2000' },
+    });
     expect(config.resultDurability).toEqual(DURABLE);
     const client = new StevedoreClient({
       redis: config.redisTopology as SentinelTarget,

@@ -3,14 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/worker.js';
 import { StevedoreClient } from '../../src/jobs/client.js';
 import type { SentinelTarget } from '../../src/jobs/connection.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { SentinelTopology } from '../helpers/redis-topology.js';
-import { busybox, testPolicy, testQueue, writePolicy } from '../helpers/stevedore.js';
+import { SentinelTopology, sentinelWorkerConfig } from '../helpers/redis-topology.js';
+import { busybox, testQueue } from '../helpers/stevedore.js';
 
 /** The issue's bound (#25): after a failover, workers take jobs again within this long, with no restart. */
 const RECOVERY_MS = 10_000;
@@ -30,17 +29,8 @@ describe('a worker on Redis Sentinel', () => {
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
     const queue = testQueue();
     const config = {
-      ...loadConfig({
-        REDIS_SENTINELS: topology.sentinelList,
-        REDIS_SENTINEL_NAME: SentinelTopology.NAME,
-        STEVEDORE_STATE_DIR: dir,
-      }),
-      queue,
+      ...(await sentinelWorkerConfig(topology, { dir, queue, name: 'sentinel' })),
       concurrency: 2,
-      logDir: join(dir, 'logs'),
-      lockDurationMs: 5_000,
-      workerId: `test-sentinel-worker-${process.pid}`,
-      policyPath: await writePolicy(dir, testPolicy()),
     };
     expect(config.redisTopology).toMatchObject({ name: SentinelTopology.NAME });
     const worker = await startWorker(config, {
