@@ -113,10 +113,13 @@ for (const { kind, missing } of RUNTIMES) {
       // `script` makes the pty (30 rows at first). Once the CLI's session with the gateway is
       // open (its connection shows in ss), the shell inside the pty resizes that terminal, which
       // sends SIGWINCH to the CLI; the command waits until it sees the 40 rows only a resize gives.
+      // stty applies `cols` and `rows` as two window sizes, one after the other (two SIGWINCHes),
+      // and the CLI may read the size between them: cols goes first, so 40 rows always come with
+      // the new width (rows first let the CLI send 40 x 100 now and then).
       const command = 'until stty size | grep -q "^40 "; do sleep 0.1; done; echo then $(stty size)';
       const cli = `${process.execPath} --import tsx ${MAIN} exec -t ${jobId} -- sh -c '${command}'`;
       const open = `ss -Htn state established "( dport = :${gateway?.port} )" | grep -q .`;
-      const outer = `stty rows 30 cols 100; ${cli} & pid=$!; until ${open}; do sleep 0.1; done; i=0; while kill -0 $pid 2>/dev/null; do i=$((i+1)); stty rows 40 cols $((100+i)); sleep 0.5; done; wait $pid`;
+      const outer = `stty rows 30 cols 100; ${cli} & pid=$!; until ${open}; do sleep 0.1; done; i=0; while kill -0 $pid 2>/dev/null; do i=$((i+1)); stty cols $((100+i)) rows 40; sleep 0.5; done; wait $pid`;
       const result = await execa('script', ['-qfec', outer, '/dev/null'], {
         env: world.env,
         reject: false,
