@@ -174,11 +174,12 @@ gateway, or the worker refused, and by which check).
 
   -i, --interactive    send this process's stdin to the command (default: it reads end of file)
   -t, --tty            a terminal: stdout and stderr become one stream, this terminal goes raw
-                       and window resizes follow (not on the Apptainer runtime yet)
+                       and window resizes follow
   -u, --user USER      run as USER (name or uid[:gid]; the worker policy may limit it); default:
                        the job's own user
   -w, --workdir DIR    working directory (absolute); default: the job's
-  -e, --env NAME=VALUE a variable for the command (repeatable; not on the Apptainer runtime yet)
+  -e, --env NAME=VALUE a variable for the command (repeatable; on Apptainer a name of letters,
+                       digits and _)
 
 Options go before the command; the command starts after -- or at the first word after <id>.
 
