@@ -79,13 +79,14 @@ module.exports = {
       name: 'runtimes-import-contract-and-jobs',
       severity: 'error',
       comment:
-        'A runtime folder implements the contract (executor.ts, runtime.ts) with help from src/jobs and the registry credentials every pulling runtime shares, and uses nothing else of ours (not index.ts).',
+        'A runtime folder implements the contract (executor.ts, runtime.ts) with help from src/jobs, the registry credentials every pulling runtime shares and the bounds every runtime puts on a spec (limits.ts), and uses nothing else of ours (not index.ts).',
       from: { path: RUNTIME },
       to: {
         path: '^src/',
         pathNot: [
           CONTRACT,
           '^src/executors/registry-auth\\.ts$',
+          '^src/executors/limits\\.ts$',
           '^src/config/defaults\\.ts$',
           '^src/jobs/',
           '^src/executors/$1/',

@@ -10,7 +10,8 @@ export type { ImagePullPolicy, PullProgress };
  * The executor contract, after Arvados crunch-run's containerExecutor (docs/architecture.md): one
  * executor runs one container, on a runtime opened once per worker (runtime.ts). In order:
  * loadImage → create → start → wait → close; stop at any time; adopt instead of create + start.
- * A non-zero exit is data (wait() resolves with it), never an executor error.
+ * A non-zero exit is data (wait() resolves with it), never an executor error. The two
+ * interfaces come first; the types after them are the values that cross them.
  */
 export interface ContainerExecutor extends GatewayTarget {
   /** What this runtime can do; constant for the executor's life. */
@@ -116,7 +117,7 @@ export interface ExecutorSpec {
   bindMounts: Record<string, BindMount>;
   /** 0 = no limit. */
   vcpus: number;
-  /** 0 = no limit; less than MIN_MEMORY_BYTES is raised to it. */
+  /** 0 = no limit; less than MIN_MEMORY_BYTES (limits.ts) is raised to it. */
   ramBytes: number;
   /** false = no network at all: only loopback, no default route. */
   enableNetwork: boolean;
@@ -126,7 +127,7 @@ export interface ExecutorSpec {
   cgroupParent?: string;
   /** Run the command under the runtime's init process (signals forwarded, zombies reaped). */
   init?: boolean;
-  /** Most processes and threads the container may hold at once; absent = DEFAULT_PIDS_LIMIT, never unlimited. */
+  /** Most processes and threads the container may hold at once; absent = DEFAULT_PIDS_LIMIT (limits.ts), never unlimited. */
   pidsLimit?: number;
   stdin?: Readable;
   stdout: OutputSink;
@@ -146,22 +147,6 @@ export interface OutputSink extends Writable {
   /** Takes a view that is valid only during the call; false = wait for 'drain'. */
   writeCopy?(view: Buffer): boolean;
 }
-
-/**
- * Processes and threads per container when the spec names no limit: far more than a batch job
- * starts (a JVM with a few hundred threads fits), few enough that a fork bomb stays a small
- * fraction of the host's pid_max (32768 by default on Linux).
- */
-export const DEFAULT_PIDS_LIMIT = 4096;
-
-/**
- * The least memory limit a job gets on any runtime; a smaller `ramBytes` is raised to it, so one
- * spec means the same everywhere. Docker 20.10 refuses less than 6 MiB (daemon_unix.go
- * linuxMinMemory); Apptainer runs its own CLI and starter inside the job's cgroup, and those peak
- * at about 14 MiB before the command starts (measured with `true`, Apptainer 1.4.5: killed at
- * 8 MiB, 13.7 MiB peak at 16–96 MiB). 32 MiB leaves room for more mounts and larger images.
- */
-export const MIN_MEMORY_BYTES = 32 * 1024 * 1024;
 
 /** Which image, and from where: what loadImage() is asked for, and what a LoadedImage answers. */
 export interface ImageSpec {

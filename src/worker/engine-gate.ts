@@ -1,3 +1,4 @@
+import { type Job, WaitingError } from 'bullmq';
 import type { Logger } from 'pino';
 import { answersWithin } from './answers-within.js';
 
@@ -96,4 +97,19 @@ export class EngineGate {
     await this.options.open();
     this.options.changed();
   }
+}
+
+/**
+ * A job taken while the gate closed (a fetch under way when it paused the worker): back to the
+ * queue for another worker, no attempt spent (BullMQ reads the WaitingError so).
+ */
+export async function putBackWhileAway(
+  reason: string,
+  job: Pick<Job, 'moveToWait'>,
+  token: string | undefined,
+  log: Logger,
+): Promise<never> {
+  log.info({ reason }, 'engine away: job put back without spending an attempt');
+  await job.moveToWait(token);
+  throw new WaitingError();
 }

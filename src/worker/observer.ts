@@ -30,3 +30,12 @@ export interface WorkerEventMap {
 
 /** A typed emitter of WorkerEventMap; pass one in (WorkerDeps.events) to observe a worker. */
 export class WorkerEvents extends EventEmitter<WorkerEventMap> {}
+
+/** An attempt's result, told to the events once (not for runs put back by a shutdown or a lost lock). */
+export function tellFinished(events: WorkerEvents, queue: string, result: JobResult): void {
+  const { jobId, state, reason } = result;
+  events.emit('job-finished', { jobId, queue, state, reason });
+  for (const stream of ['stdout', 'stderr'] as const) {
+    if (result[stream].bytes > 0) events.emit('output-bytes', { jobId, stream, bytes: result[stream].bytes });
+  }
+}

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { StopReason } from './run/run.js';
+import type { StopReason } from './run/result.js';
 
 /**
  * The jobs a worker holds: taken (one of BullMQ's slots, from the moment it is taken, admission

@@ -1,6 +1,9 @@
+import type { Job } from 'bullmq';
+import type { Logger } from 'pino';
 import type { RuntimeKind } from '../executors/index.js';
 import { InvalidSpecError } from '../jobs/errors.js';
 import type { JobSpec } from '../jobs/spec.js';
+import { settle } from './settlement.js';
 
 /**
  * Where a job runs, by the runtime it names (`spec.runtime`): `here` when it names none or this
@@ -39,4 +42,22 @@ export class ForAnotherRuntimeError extends Error {
     super(`the job asks for runtime ${runtime}; it goes back to the queue for a worker that runs it`);
     this.name = 'ForAnotherRuntimeError';
   }
+}
+
+/**
+ * Admission's answer for a job another live worker's runtime should take: back to the queue for
+ * one (delayed, no attempt spent: rejects with the DelayedError BullMQ reads so). Any other
+ * error is rethrown as it is.
+ */
+export async function putBackForItsRuntime(
+  error: unknown,
+  job: Pick<Job, 'moveToDelayed'>,
+  token: string | undefined,
+  log: Logger,
+): Promise<never> {
+  if (!(error instanceof ForAnotherRuntimeError)) throw error;
+  const rerouted = settle({ rerouted: true }, Date.now());
+  log.info({ runtime: error.runtime }, 'job asks for another runtime: put back for a worker that runs it');
+  await job.moveToDelayed(rerouted.until, token);
+  throw rerouted.error;
 }

@@ -1,7 +1,7 @@
 import { DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import type { AttemptRecord, JobResult, MatchedRule } from '../jobs/result.js';
 import { decideRetry, effectiveRetry, nothingSpent, type Retry, type Spent } from '../jobs/retry.js';
-import type { RunOutcome } from './run/run.js';
+import type { RunOutcome } from './run/outcome.js';
 
 /** How soon a job for another runtime is offered again (to whichever worker takes it next). */
 export const REROUTE_DELAY_MS = 1_000;

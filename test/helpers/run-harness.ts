@@ -3,7 +3,9 @@ import { pino } from 'pino';
 import { DEFAULT_LIMITS } from '../../src/config/worker.js';
 import type { JobProgress } from '../../src/jobs/progress.js';
 import { type JobSpecInput, parseJobSpec } from '../../src/jobs/spec.js';
-import { type RunContext, type RunOutcome, runJob } from '../../src/worker/run/run.js';
+import type { RunContext } from '../../src/worker/run/context.js';
+import type { RunOutcome } from '../../src/worker/run/outcome.js';
+import { runJob } from '../../src/worker/run/run.js';
 import { StubExecutor, type StubScript } from './stub-executor.js';
 
 /** One line the run logged, as pino wrote it. */

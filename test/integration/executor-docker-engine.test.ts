@@ -4,7 +4,7 @@ import Dockerode from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
 import { attachRaw } from '../../src/executors/docker/attach/raw-attach.js';
 import { DockerExecutor } from '../../src/executors/docker/docker-executor.js';
-import { MIN_MEMORY_BYTES } from '../../src/executors/executor.js';
+import { MIN_MEMORY_BYTES } from '../../src/executors/limits.js';
 import { TEST_IMAGE, testDocker, testImageTarball, testLabels } from '../helpers/docker.js';
 import { FreezableDockerProxy } from '../helpers/docker-proxy.js';
 import { executorSpec } from '../helpers/executor-spec.js';

@@ -2,8 +2,9 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type ExecutorSpec, MIN_MEMORY_BYTES } from '../../src/executors/executor.js';
+import type { ExecutorSpec } from '../../src/executors/executor.js';
 import { DockerExecutor } from '../../src/executors/index.js';
+import { MIN_MEMORY_BYTES } from '../../src/executors/limits.js';
 import { TEST_IMAGE, testImageTarball, testLabels } from '../helpers/docker.js';
 import { executorSpec, type TestExecutorSpec } from '../helpers/executor-spec.js';
 import { openTestPodman } from '../helpers/podman.js';

@@ -3,10 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { flatKey, JobCgroups, parseBlkioBytes, parseIoStatBytes } from '../../src/executors/docker/cgroup.js';
+import { engineInfoOf } from '../../src/executors/docker/engine-info.js';
 
-const engine = (version: string, driver = 'cgroupfs') => ({
-  info: async () => ({ CgroupVersion: version, CgroupDriver: driver }),
-});
+/** The layout an engine's /info gives, as the runtime hands it to JobCgroups. */
+const engine =
+  (version: string, driver = 'cgroupfs') =>
+  async () =>
+    engineInfoOf({ CgroupVersion: version, CgroupDriver: driver }).cgroups;
 
 describe('cgroup counter parsing', () => {
   it('sums Read and Write of a v1 blkio file, not Total', () => {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { DROPPED_CAPABILITIES, toDockerCreateOptions } from '../../src/executors/docker/create-options.js';
-import { DEFAULT_PIDS_LIMIT, MIN_MEMORY_BYTES } from '../../src/executors/executor.js';
+import { DEFAULT_PIDS_LIMIT, MIN_MEMORY_BYTES } from '../../src/executors/limits.js';
 import { mappingSpec } from '../helpers/mapping-spec.js';
 
 const spec = mappingSpec;

@@ -6,7 +6,8 @@ import {
   IMAGE_LABEL,
   toDockerCreateOptions,
 } from '../../src/executors/docker/create-options.js';
-import { DEFAULT_PIDS_LIMIT, type ExecutorSpec, MIN_MEMORY_BYTES } from '../../src/executors/executor.js';
+import type { ExecutorSpec } from '../../src/executors/executor.js';
+import { DEFAULT_PIDS_LIMIT, MIN_MEMORY_BYTES } from '../../src/executors/limits.js';
 import {
   DEFAULT_PATH,
   type LibpodCreateSpec,

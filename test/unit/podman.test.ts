@@ -42,15 +42,15 @@ describe('the podman socket', () => {
 describe('rootless podman', () => {
   it('is refused on cgroup v1, where it ignores every limit; allowed on v2, and root always', () => {
     const refused = rootlessRefusal(
-      { rootless: true, cgroupVersion: 'v1' },
+      { rootless: true, cgroups: { version: 1 } },
       '/run/user/1000/podman/podman.sock',
     );
     expect(refused).toMatch(
       /rootless on a cgroup v1 host, where Podman ignores memory, CPU and process limits/,
     );
     expect(refused).toContain('STEVEDORE_PODMAN_SOCKET=/run/podman/podman.sock');
-    expect(rootlessRefusal({ rootless: true, cgroupVersion: 'v2' }, '/s')).toBeNull();
-    expect(rootlessRefusal({ rootless: false, cgroupVersion: 'v1' }, '/s')).toBeNull();
+    expect(rootlessRefusal({ rootless: true, cgroups: { version: 2 } }, '/s')).toBeNull();
+    expect(rootlessRefusal({ rootless: false, cgroups: { version: 1 } }, '/s')).toBeNull();
   });
 });
 

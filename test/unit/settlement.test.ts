@@ -10,7 +10,7 @@ import {
   retrySchema,
   type Spent,
 } from '../../src/jobs/retry.js';
-import type { RunOutcome } from '../../src/worker/run/run.js';
+import type { RunOutcome } from '../../src/worker/run/outcome.js';
 import { lostLock, REROUTE_DELAY_MS, settle } from '../../src/worker/settlement.js';
 import { stubRun } from '../helpers/run-harness.js';
 

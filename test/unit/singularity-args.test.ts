@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DROPPED_CAPABILITIES } from '../../src/executors/docker/create-options.js';
-import { MIN_MEMORY_BYTES } from '../../src/executors/executor.js';
+import { MIN_MEMORY_BYTES } from '../../src/executors/limits.js';
 import { type SingularityHostFacts, toSingularityArgs } from '../../src/executors/singularity/args.js';
 import { envScript } from '../../src/executors/singularity/env-script.js';
 import {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { readdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type Dockerode from 'dockerode';
 import type { FinalUsage } from '../executor.js';
+import type { CgroupLayout } from './engine-info.js';
 
 /** Where the kernel's cgroup filesystem is mounted (the host's, seen by a worker on the host). */
 const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
@@ -10,12 +10,6 @@ const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
 const PARENT_PREFIX = '/stevedore';
 /** A parent younger than this may belong to a container the engine is starting right now. */
 const SWEEP_MIN_AGE_MS = 60_000;
-
-/** How the engine lays out cgroups, from its `docker info`. */
-interface CgroupLayout {
-  version: 1 | 2;
-  driver: string;
-}
 
 /** A per-job parent cgroup, or why the job has none. */
 export type JobCgroup = { parent: string } | { unavailable: string };
@@ -56,17 +50,16 @@ const readNumber = async (path: string): Promise<number | null> => {
 /**
  * Per-job parent cgroups (HostConfig.CgroupParent) whose counters include the container's after
  * it exited: the engine removes the container's own cgroup at exit, the parent keeps what its
- * dead child used. Made once per worker and shared by its executors; asks the engine for its
- * cgroup layout once.
+ * dead child used. Made once per worker and shared by its executors; the engine's cgroup layout
+ * comes from the runtime's one /info (DockerRuntime.engineInfo).
  */
 export class JobCgroups {
-  private layout: Promise<CgroupLayout | null> | undefined;
-
   /** Where this runtime's parents go: `/stevedore/<deployment>`, or `/stevedore` when it has none. */
   private readonly base: string;
 
   constructor(
-    private readonly docker: Pick<Dockerode, 'info'>,
+    /** The engine's cgroup layout; rejects when the engine does not say (asked again next time). */
+    private readonly layoutOf: () => Promise<CgroupLayout>,
     private readonly root = DEFAULT_CGROUP_ROOT,
     /**
      * The deployment (jobs/deployment.ts) whose parents these are: they go under a directory of
@@ -81,17 +74,7 @@ export class JobCgroups {
   }
 
   private async engineLayout(): Promise<CgroupLayout | null> {
-    this.layout ??= this.docker.info().then(
-      (info: { CgroupVersion?: string; CgroupDriver?: string }) => ({
-        version: info.CgroupVersion === '2' ? 2 : 1,
-        driver: info.CgroupDriver ?? 'cgroupfs',
-      }),
-      () => {
-        this.layout = undefined; // ask again next time
-        return null;
-      },
-    );
-    return this.layout;
+    return this.layoutOf().catch(() => null);
   }
 
   /** A fresh parent cgroup name for one container, under `under` when the spec names one. */

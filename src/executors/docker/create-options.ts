@@ -1,5 +1,6 @@
 import type { ContainerCreateOptions, DeviceRequest, MountSettings } from 'dockerode';
-import { DEFAULT_PIDS_LIMIT, type ExecutorSpec, MIN_MEMORY_BYTES } from '../executor.js';
+import type { ExecutorSpec } from '../executor.js';
+import { DEFAULT_PIDS_LIMIT, MIN_MEMORY_BYTES } from '../limits.js';
 import type { NetnsHolder } from './netns/holders.js';
 
 /** CFS period used to express vcpus as a quota, the kernel's default of 100 ms. */

@@ -19,4 +19,5 @@ export {
 } from './create-options.js';
 export { DockerExecutor, type DockerExecutorOptions } from './docker-executor.js';
 export { DOCKER_ENGINE, type EngineTraits } from './engine.js';
+export type { CgroupLayout, EngineInfo } from './engine-info.js';
 export { DockerRuntime, type DockerRuntimeOptions } from './runtime.js';

@@ -10,6 +10,7 @@ import { JobCgroups } from './cgroup.js';
 import { type DockerHostFacts, type DockerNaming, toDockerCreateOptions } from './create-options.js';
 import { DOCKER_ENGINE, type EngineTraits } from './engine.js';
 import { engineAddress, engineUnreachableMessage } from './engine-check.js';
+import { type DockerInfoFields, type EngineInfo, engineInfoOf } from './engine-info.js';
 import { isAlreadyInState, isGone } from './errors.js';
 import { DockerEvents } from './events.js';
 import { DockerImages } from './images.js';
@@ -81,6 +82,7 @@ export class DockerRuntime implements ContainerRuntime {
   readonly holders: NetnsHolders | null;
   readonly defaults: DockerRunDefaults;
   private versionName: Promise<string> | undefined;
+  private info: Promise<EngineInfo> | undefined;
   private closed = false;
   private readonly unreachable: DockerRuntimeOptions['unreachable'];
 
@@ -92,7 +94,11 @@ export class DockerRuntime implements ContainerRuntime {
     this.docker = options.client ?? new Dockerode();
     this.events = new DockerEvents(this.docker, this.engine.filtersEventActions);
     this.images = new DockerImages(this.docker, { credentials: options.credentials, pull: options.pull });
-    this.cgroups = new JobCgroups(this.docker, undefined, options.owner?.deployment);
+    this.cgroups = new JobCgroups(
+      async () => (await this.engineInfo()).cgroups,
+      undefined,
+      options.owner?.deployment,
+    );
     const owner: Record<string, string> = options.owner
       ? {
           [HOLDER_LABEL]: options.owner.queue,
@@ -192,10 +198,10 @@ export class DockerRuntime implements ContainerRuntime {
     if (this.cgroups.owns(parent)) await this.cgroups.remove(parent).catch(() => undefined);
   }
 
-  /** The engine's root (`DockerRootDir`: Docker's /var/lib/docker; Podman's compat API answers its graph root). */
+  /** The engine's root (`DockerRootDir`: Docker's /var/lib/docker; Podman's graph root). */
   async dataPaths(): Promise<string[]> {
-    const { DockerRootDir } = await this.info();
-    return typeof DockerRootDir === 'string' && DockerRootDir.startsWith('/') ? [DockerRootDir] : [];
+    const { dataRoot } = await this.engineInfo();
+    return dataRoot.startsWith('/') ? [dataRoot] : [];
   }
 
   /**
@@ -204,18 +210,31 @@ export class DockerRuntime implements ContainerRuntime {
    * time it starts, so a restarted service would look like another host.
    */
   async engineId(): Promise<string> {
-    const { Name, DockerRootDir } = await this.info();
-    const text = (value: unknown): string => (typeof value === 'string' ? value : '');
-    return `${text(Name) || 'unknown-host'}:${text(DockerRootDir)}`;
+    const { hostName, dataRoot } = await this.engineInfo();
+    return `${hostName || 'unknown-host'}:${dataRoot}`;
   }
 
-  private async info(): Promise<{ Name?: unknown; DockerRootDir?: unknown }> {
+  /**
+   * The engine's /info, asked once per runtime rather than once per reader (engineId, dataPaths,
+   * the per-job cgroups' layout); asked again after a failure.
+   */
+  engineInfo(): Promise<EngineInfo> {
+    if (!this.info) {
+      const info = this.askEngineInfo();
+      info.catch(() => {
+        if (this.info === info) this.info = undefined;
+      });
+      this.info = info;
+    }
+    return this.info;
+  }
+
+  /** One call of the engine's /info; Podman's runtime asks libpod's own instead. */
+  protected async askEngineInfo(): Promise<EngineInfo> {
     // dockerode takes an abortSignal here; @types/dockerode 4 does not list the options.
     const info = this.docker.info as unknown as (options: { abortSignal: AbortSignal }) => Promise<unknown>;
-    return (await info.call(this.docker, { abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) })) as {
-      Name?: unknown;
-      DockerRootDir?: unknown;
-    };
+    const answer = await info.call(this.docker, { abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) });
+    return engineInfoOf(answer as DockerInfoFields);
   }
 
   /** Housekeeping when a worker opens the runtime: parent cgroups that removed containers left. */

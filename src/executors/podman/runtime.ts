@@ -6,13 +6,14 @@ import {
   type DockerNaming,
   DockerRuntime,
   type DockerRuntimeOptions,
+  type EngineInfo,
 } from '../docker/index.js';
 import type { ExecutorSpec } from '../executor.js';
 import { toLibpodCreateSpec } from './create-spec.js';
 import { PODMAN_ENGINE } from './engine.js';
 import { findStaticInit } from './init.js';
 import { isInitMissing, libpodCreate } from './libpod-create.js';
-import { DEFAULT_SEARCH_PATH, findPodman, PodmanService, pingSocket, podmanHostFacts } from './service.js';
+import { DEFAULT_SEARCH_PATH, findPodman, libpodInfo, PodmanService, pingSocket } from './service.js';
 import { podmanSocketPath, podmanUnreachableMessage, rootlessRefusal } from './socket.js';
 
 export interface PodmanRuntimeOptions
@@ -104,6 +105,14 @@ export class PodmanRuntime extends DockerRuntime {
   }
 
   /**
+   * libpod's own /info, not the Docker-compatible one: it also says whether the service is
+   * rootless, which the refusal at open reads, so one call serves every reader.
+   */
+  protected override askEngineInfo(): Promise<EngineInfo> {
+    return libpodInfo(this.socket);
+  }
+
+  /**
    * The init jobs run under: a static tini's path, or null for Podman's own catatonit (then a
    * command missing from the image exits 1, where tini's exit is 127 as on Docker).
    */
@@ -157,7 +166,7 @@ export async function openPodmanRuntime(options: PodmanRuntimeOptions = {}): Pro
       runtime.adoptService(service);
     }
     await runtime.checkAvailable();
-    const refusal = rootlessRefusal(await podmanHostFacts(socket), socket);
+    const refusal = rootlessRefusal(await runtime.engineInfo(), socket);
     if (refusal) throw new RuntimeUnavailableError('podman', refusal);
     await runtime.tidy();
   } catch (error) {

@@ -4,6 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { delimiter, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import type { EngineInfo } from '../docker/index.js';
 
 /** A first start sets up Podman's storage and network; on these machines it answers in 1–2 s. */
 const SERVICE_START_TIMEOUT_MS = 30_000;
@@ -15,7 +16,7 @@ const PING_TIMEOUT_MS = 2_000;
  * 0.7-0.9 s on an idle service, 3.6 s when five are asked at once, and over 2 s while jobs start
  * (seen: a worker starting beside running jobs failed on a 2 s limit).
  */
-const HOST_FACTS_TIMEOUT_MS = 30_000;
+const LIBPOD_INFO_TIMEOUT_MS = 30_000;
 /** How long a stopped service gets to exit after SIGTERM before SIGKILL. */
 const SERVICE_STOP_GRACE_MS = 10_000;
 /** Lines of the service's stderr (its log file) quoted in the error when it does not come up. */
@@ -57,15 +58,39 @@ export function pingSocket(socket: string, timeoutMs = PING_TIMEOUT_MS): Promise
   });
 }
 
-/** What the service says about its host (libpod's own /info; the Docker-style one lacks `rootless`). */
-export interface PodmanHostFacts {
-  rootless: boolean;
-  /** "v1" or "v2". */
-  cgroupVersion: string;
+/** The fields of libpod's own /info that are read (Podman 4.3). */
+export interface LibpodInfoFields {
+  host?: {
+    hostname?: unknown;
+    cgroupVersion?: unknown;
+    cgroupManager?: unknown;
+    security?: { rootless?: unknown };
+  };
+  store?: { graphRoot?: unknown };
 }
 
-/** GET /v4.0.0/libpod/info on the socket. */
-export function podmanHostFacts(socket: string, timeoutMs = HOST_FACTS_TIMEOUT_MS): Promise<PodmanHostFacts> {
+const text = (value: unknown): string => (typeof value === 'string' ? value : '');
+
+/**
+ * libpod's /info as the runtime keeps it: whether the service is rootless (the refusal at open),
+ * and the host name, graph root and cgroup layout that Podman's Docker-compatible /info fills from
+ * this same answer (`Name`, `DockerRootDir`, `CgroupVersion` without its "v", `CgroupDriver` from
+ * the engine's cgroup manager; pkg/api/handlers/compat/info.go), so engineId() is the same string.
+ */
+export function engineInfoOfLibpod(info: LibpodInfoFields): EngineInfo {
+  return {
+    hostName: text(info.host?.hostname),
+    dataRoot: text(info.store?.graphRoot),
+    cgroups: {
+      version: info.host?.cgroupVersion === 'v2' ? 2 : 1,
+      driver: text(info.host?.cgroupManager) || 'cgroupfs',
+    },
+    rootless: info.host?.security?.rootless === true,
+  };
+}
+
+/** GET /v4.0.0/libpod/info on the socket: the one /info call a Podman runtime makes. */
+export function libpodInfo(socket: string, timeoutMs = LIBPOD_INFO_TIMEOUT_MS): Promise<EngineInfo> {
   return new Promise((resolve, reject) => {
     const request = get(
       { socketPath: socket, path: '/v4.0.0/libpod/info', timeout: timeoutMs },
@@ -77,13 +102,7 @@ export function podmanHostFacts(socket: string, timeoutMs = HOST_FACTS_TIMEOUT_M
         });
         response.on('end', () => {
           try {
-            const info = JSON.parse(body) as {
-              host?: { security?: { rootless?: boolean }; cgroupVersion?: string };
-            };
-            resolve({
-              rootless: info.host?.security?.rootless === true,
-              cgroupVersion: info.host?.cgroupVersion ?? '',
-            });
+            resolve(engineInfoOfLibpod(JSON.parse(body) as LibpodInfoFields));
           } catch (error) {
             reject(
               new Error(`libpod/info answered HTTP ${response.statusCode} with no JSON`, { cause: error }),

@@ -36,9 +36,10 @@ export function podmanUnreachableMessage(
  * systems"): memory, CPU and the process limit that stops a fork bomb would all be lies.
  */
 export function rootlessRefusal(
-  facts: { rootless: boolean; cgroupVersion: string },
+  /** What the service's libpod/info said (PodmanRuntime.engineInfo). */
+  facts: { rootless?: boolean; cgroups: { version: 1 | 2 } },
   socket: string,
 ): string | null {
-  if (!facts.rootless || facts.cgroupVersion !== 'v1') return null;
+  if (facts.rootless !== true || facts.cgroups.version !== 1) return null;
   return `the Podman service at unix://${socket} is rootless on a cgroup v1 host, where Podman ignores memory, CPU and process limits: use root's service (STEVEDORE_PODMAN_SOCKET=/run/podman/podman.sock, the worker as root), or a host with cgroup v2 and delegated controllers for rootless Podman`;
 }

@@ -1,4 +1,5 @@
-import { DEFAULT_PIDS_LIMIT, type ExecutorSpec, MIN_MEMORY_BYTES } from '../executor.js';
+import type { ExecutorSpec } from '../executor.js';
+import { DEFAULT_PIDS_LIMIT, MIN_MEMORY_BYTES } from '../limits.js';
 import { ENV_SCRIPT_PATH, envScript } from './env-script.js';
 import { type HardeningFacts, hardeningArgs } from './hardening.js';
 import { mountArg } from './mounts.js';

@@ -1,7 +1,10 @@
 import { readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { ContainerExecutor } from '../../executors/executor.js';
 import { MountChangedError, type Phase } from '../../jobs/errors.js';
 import type { MountPin } from '../mount-pins.js';
+import type { EventsLog } from '../output/events-log.js';
 import { type FileIdentity, identityOf, resolveHostPath, sameFile } from '../path-facts.js';
 
 /**
@@ -93,4 +96,40 @@ export async function checkMounted(pins: readonly MountPin[], pid: number): Prom
   }
   await checkHostPaths(pins, 'starting');
   return `the container's mounts could not be looked at (process ${pid} is not a container process this worker can see: it exited, or the worker runs in another PID namespace); their host paths were compared again instead`;
+}
+
+/**
+ * The engine bound the mounts at start: what the container got must be what admission checked
+ * (checkMounted). On a difference the container is stopped at once, before anything else, and
+ * the run fails.
+ */
+export async function checkStartedMounts(
+  executor: ContainerExecutor,
+  pins: readonly MountPin[],
+  events: Pick<EventsLog, 'write'>,
+  log: Logger,
+): Promise<void> {
+  if (pins.length === 0) return;
+  try {
+    const pid = await executor.pid().catch((error: unknown) => {
+      log.warn(
+        { err: error },
+        "the container's process could not be asked for; its mounts are checked on the host",
+      );
+      return 0;
+    });
+    const unchecked = await checkMounted(pins, pid);
+    if (unchecked) {
+      events.write('warning', { message: unchecked });
+      log.warn(unchecked);
+    }
+  } catch (error) {
+    if (error instanceof MountChangedError) {
+      log.warn({ err: error }, 'a mount is not what admission checked: stopping the container');
+      await executor.stop({ graceMs: 0 }).catch((stopError: unknown) => {
+        log.warn({ err: stopError }, 'stopping the container with a swapped mount failed');
+      });
+    }
+    throw error;
+  }
 }

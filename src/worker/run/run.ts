@@ -1,82 +1,12 @@
-import type { Logger } from 'pino';
-import type { ContainerExecutor } from '../../executors/executor.js';
-import { CommandNotFoundError, MountChangedError, PhaseError } from '../../jobs/errors.js';
-import type { OutputStream } from '../../jobs/keys.js';
-import type { JobProgress, RunPhase } from '../../jobs/progress.js';
-import type { JobResult } from '../../jobs/result.js';
-import type { JobSpec } from '../../jobs/spec.js';
-import { timeoutField, timeoutsOf } from '../../jobs/timeouts.js';
-import type { EventWriter } from '../gateway-jobs.js';
-import type { MountPin } from '../mount-pins.js';
-import type { WorkerEvents } from '../observer.js';
-import type { LiveOutput } from '../output/live-output.js';
+import { CommandNotFoundError } from '../../jobs/errors.js';
+import type { RunContext } from './context.js';
 import { describeSpec, toExecutorSpec } from './executor-spec.js';
+import { openRunGateway, whyGatewayCloses } from './gateway.js';
 import { loadRunImage } from './image-load.js';
-import { RunLedger } from './ledger.js';
-import { checkHostPaths, checkMounted } from './mount-check.js';
-import { ProgressPublisher } from './progress.js';
-import { releaseContainer } from './release.js';
-import { buildResult } from './result.js';
-import { RunOutput } from './run-output.js';
-import { StopRequested, StopSources } from './stop.js';
-import { DEFAULT_USAGE_TIMING, UsageSampler, type UsageTiming } from './usage-tracker.js';
-
-export type { StopReason } from './result.js';
-
-/** Bounds the worker puts on every job (WorkerConfig.limits). */
-export interface RunLimits {
-  pidsLimit: number;
-  maxOutputBytes: number;
-}
-
-export interface RunContext {
-  jobId: string;
-  attempt: number;
-  spec: JobSpec;
-  /** What each mount's host path named at admission; checked again before create and after start. */
-  pins?: readonly MountPin[];
-  executor: ContainerExecutor;
-  logger: Logger;
-  worker: { host: string; id: string };
-  /** The engine this worker's runtime runs on (ContainerRuntime.engineId), published in progress. */
-  engine?: string;
-  /** Directory for this attempt's stdout, stderr and events.log; null = keep only tails. */
-  outputDir: string | null;
-  /** When the job was enqueued (ms since epoch). */
-  enqueuedAt: number;
-  /** Aborted with a StopReason as its reason to stop the run. */
-  stop: AbortSignal;
-  /** The durable cancel flag; checked before the container is created and started. */
-  isCancelled: () => Promise<boolean>;
-  publish: (progress: JobProgress) => Promise<void>;
-  /** Bounded live copy of a stream in Redis; absent = none. */
-  openLive?: (stream: OutputStream) => LiveOutput;
-  usageTiming?: UsageTiming;
-  /** Take over this container (left by a worker that crashed or detached) instead of creating one. */
-  adopt?: { containerId: string; fromWorker: string };
-  /** The worker's bounds on every job: processes per container, bytes per output stream on disk. */
-  limits: RunLimits;
-  /** The worker's events: phase ends and pulls are told here (metrics); absent = nobody listens. */
-  events?: WorkerEvents;
-  /**
-   * Opens the job's exec gateway once its container runs (STEVEDORE_GATEWAY; absent = none);
-   * sessions write their audit lines with `write`. What it returns ends them, before events.log closes.
-   */
-  openGateway?: (write: EventWriter) => Promise<(why: string) => Promise<void>>;
-}
-
-export interface RunOutcome {
-  result: JobResult;
-  /**
-   * Removes the container. Not started yet: the worker calls it once the result is safely in
-   * Redis, so a worker killed in between leaves a container to adopt, never a lost result.
-   */
-  release: () => Promise<void>;
-  /** Set when the run was stopped for a reason that is not a final result (lost lock, shutdown). */
-  interruptedBy: 'lost-lock' | 'shutdown' | 'detach' | null;
-  /** The first error, when the run failed for an infrastructure reason. */
-  error: Error | null;
-}
+import { checkHostPaths, checkStartedMounts } from './mount-check.js';
+import { type RunOutcome, runOutcome } from './outcome.js';
+import { openRunParts } from './run-parts.js';
+import { StopRequested } from './stop.js';
 
 /**
  * Drives one attempt of a job through the run state machine (DESIGN.md):
@@ -87,58 +17,8 @@ export interface RunOutcome {
 export async function runJob(ctx: RunContext): Promise<RunOutcome> {
   const { spec, executor } = ctx;
   const pins = ctx.pins ?? [];
-  const state = new RunLedger(ctx.enqueuedAt, ctx.logger);
-  const output = await RunOutput.open(
-    ctx.outputDir,
-    ctx.openLive,
-    ctx.adopt !== undefined,
-    ctx.limits.maxOutputBytes,
-  );
-  const { events } = output;
-  const progress = new ProgressPublisher(
-    ctx.publish,
-    {
-      attempt: ctx.attempt,
-      worker: ctx.worker.id,
-      engine: ctx.engine,
-      containerId: () => executor.containerId,
-    },
-    () => state.log,
-  );
-  const transition = (next: RunPhase): void => {
-    const left = state.marks.at(-1);
-    state.enter(next);
-    if (left && next !== left.phase) {
-      const seconds = (Date.now() - left.at) / 1000;
-      ctx.events?.emit('phase-ended', { jobId: ctx.jobId, phase: left.phase, seconds });
-    }
-    events.write(next);
-    stops.entered(next);
-    state.log.debug({ phase: next }, 'phase');
-    progress.update(next, state.history);
-  };
-  const stops = new StopSources({
-    signal: ctx.stop,
-    isCancelled: ctx.isCancelled,
-    timeouts: timeoutsOf(spec),
-    timeoutField: (name) => timeoutField(name, spec),
-    lastOutputAt: () => Math.max(output.stdout.lastBytesAt, output.stderr.lastBytesAt),
-    graceMs: Math.round(spec.stopGraceSeconds * 1000),
-    executor,
-    state,
-    events,
-    transition,
-  });
-  const sampler = new UsageSampler(() => executor.usage(), ctx.usageTiming ?? DEFAULT_USAGE_TIMING, {
-    sampled: (usage, warning, reading) => {
-      if (warning) {
-        events.write('warning', { message: warning });
-        state.log.warn({ usage: reading }, warning);
-      }
-      if (state.phase === 'running') progress.update('running', state.history, { usage: usage ?? undefined });
-    },
-    failed: (error) => state.log.debug({ err: error }, 'usage sample failed'),
-  });
+  const parts = await openRunParts(ctx);
+  const { state, output, events, progress, stops, sampler, transition } = parts;
 
   let closeGateway: ((why: string) => Promise<void>) | undefined;
   try {
@@ -155,7 +35,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       events.write('adopted', { ...ctx.adopt, ...taken });
       if (!taken.replayed && taken.running) output.noteGap('no worker was attached');
       if (!taken.running) stops.noteAdoptedExited();
-      else closeGateway = await openGateway(ctx, events, state.log);
+      else closeGateway = await openRunGateway(ctx, events, state.log);
     } else {
       transition('loading-image');
       const image = await loadRunImage({
@@ -182,7 +62,7 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
       await checkHostPaths(pins, 'starting');
       await executor.start();
       await checkStartedMounts(executor, pins, events, state.log);
-      closeGateway = await openGateway(ctx, events, state.log);
+      closeGateway = await openRunGateway(ctx, events, state.log);
     }
     state.startedAt = new Date().toISOString();
     transition('running');
@@ -234,115 +114,5 @@ export async function runJob(ctx: RunContext): Promise<RunOutcome> {
     });
   }
 
-  // Only a started container is left for adoption (by the next worker after a detach, by the
-  // job's new owner after a lost lock), and only on a runtime that can adopt; one not started yet
-  // is removed as usual, and so is one nobody could adopt (the next owner runs the job again).
-  const detached =
-    executor.capabilities.adopt &&
-    (state.stopReason === 'detach' || state.stopReason === 'lost-lock') &&
-    state.exitCode === null &&
-    state.startedAt !== null;
-  if (detached) executor.detach();
-  const result = buildResult({
-    jobId: ctx.jobId,
-    attempt: ctx.attempt,
-    spec,
-    worker: ctx.worker,
-    runtime: await executor.runtime().catch(() => null),
-    containerId: executor.containerId || null,
-    cgroupId: executor.cgroupId() || null,
-    image: state.image,
-    exitCode: state.exitCode,
-    oomKilled: state.oomKilled,
-    limitsNotApplied: state.limitsNotApplied,
-    stopReason: state.stopReason,
-    timeout: state.stopReason === 'timeout' ? state.timeout : null,
-    firstError: state.firstError,
-    errorPhase: state.errorPhase,
-    marks: state.marks,
-    startedAt: state.startedAt,
-    finishedAt: Date.now(),
-    usage: sampler.tracker.usage,
-    stdout: output.stdout,
-    stderr: output.stderr,
-    adoptedFrom: ctx.adopt ? { attempt: ctx.attempt, worker: ctx.adopt.fromWorker } : null,
-    reattached: executor.reattachments().length > 0,
-  });
-  const { state: final, reason, signal, usage } = result;
-  events.write('result', { state: final, reason, exitCode: state.exitCode, signal, usage });
-  transition('done');
-  await Promise.all([output.closeEvents(state.log), progress.flushed()]);
-  state.log.info({ state: final, reason, exitCode: state.exitCode }, 'run finished');
-  return {
-    result,
-    release: detached ? async () => undefined : () => releaseContainer(executor, state.log),
-    interruptedBy: state.interruptedBy,
-    error: final === 'Failed' ? (state.firstError ?? new PhaseError(state.errorPhase, 'failed')) : null,
-  };
-}
-
-/** Why open exec sessions end, as their client is told. */
-function whyGatewayCloses(stopReason: RunLedger['stopReason']): string {
-  switch (stopReason) {
-    case null:
-      return 'its container exited';
-    case 'detach':
-      return 'this worker let go of it to shut down; the next worker adopts it, exec again then';
-    case 'lost-lock':
-      return 'this worker lost its lock on it; exec again once another worker has it';
-    default:
-      return `its run was stopped: ${stopReason}`;
-  }
-}
-
-/** The job's gateway, once its container runs; a gateway that cannot open is a warning, never the run's end. */
-async function openGateway(
-  ctx: RunContext,
-  events: RunOutput['events'],
-  log: Logger,
-): Promise<((why: string) => Promise<void>) | undefined> {
-  if (!ctx.openGateway) return undefined;
-  try {
-    return await ctx.openGateway((event, details) => events.write(event, details));
-  } catch (error) {
-    const message = `the job's gateway did not open (exec and port-forward cannot reach it): ${error instanceof Error ? error.message : String(error)}`;
-    events.write('warning', { message });
-    log.warn({ err: error }, message);
-    return undefined;
-  }
-}
-
-/**
- * The engine bound the mounts at start: what the container got must be what admission checked.
- * On a difference the container is stopped at once, before anything else, and the run fails.
- */
-async function checkStartedMounts(
-  executor: ContainerExecutor,
-  pins: readonly MountPin[],
-  events: RunOutput['events'],
-  log: Logger,
-): Promise<void> {
-  if (pins.length === 0) return;
-  try {
-    const pid = await executor.pid().catch((error: unknown) => {
-      log.warn(
-        { err: error },
-        "the container's process could not be asked for; its mounts are checked on the host",
-      );
-      return 0;
-    });
-    const unchecked = await checkMounted(pins, pid);
-    if (unchecked) {
-      events.write('warning', { message: unchecked });
-      log.warn(unchecked);
-    }
-  } catch (error) {
-    if (error instanceof MountChangedError) {
-      log.warn({ err: error }, 'a mount is not what admission checked: stopping the container');
-      await executor.stop({ graceMs: 0 }).catch((stopError: unknown) => {
-        log.warn({ err: stopError }, 'stopping the container with a swapped mount failed');
-      });
-    }
-    throw error;
-  }
+  return runOutcome(ctx, parts);
 }
