@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import type { StevedoreClient, SubmitOptions } from '../jobs/client.js';
+import type { StevedoreClient } from '../jobs/client.js';
 import { coerceError } from '../jobs/errors.js';
 import type { OutputStream } from '../jobs/keys.js';
+import type { SubmitOptions } from '../jobs/submission.js';
 import { attemptsTable } from './attempts-table.js';
 import { CLIENT_OPTIONS, clientFrom, jobIdArg, parse } from './options.js';
 import { specFromArgs } from './spec-from-args.js';

@@ -1,5 +1,5 @@
 import { exitCell, NONE, ruleCell, whyCell } from '../../jobs/attempt-cells.js';
-import type { CancelOutcome } from '../../jobs/client.js';
+import type { CancelOutcome } from '../../jobs/cancellation.js';
 import type { AttemptRecord, JobResult } from '../../jobs/result.js';
 import { href, html, type SafeHtml } from '../html.js';
 import type { JobDetail } from '../model.js';
