@@ -142,9 +142,11 @@ export class StevedoreClient {
   }
 
   /**
-   * Where the job is, its progress, and while it is not running why it waits (`waiting`), read
-   * at once from the queue's state and the workers' presence: a few Redis commands in one round
-   * trip, whatever the queue's length. Throws UnknownJobError for an unknown id.
+   * Where the job is, its progress, while it is not running why it waits (`waiting`), and which
+   * run it is on with the reruns its retry budgets have left (`runs`), read at once from the
+   * queue's state, the workers' presence and the run history: a few Redis commands in one round
+   * trip whatever the queue's length (two for a job no worker has taken: its spec's retry rules).
+   * Throws UnknownJobError for an unknown id.
    */
   getStatus(id: string, options: { staleMs?: number } = {}): Promise<JobStatus> {
     return this.reader.status(id, options);

@@ -6,6 +6,7 @@ import { readLiveOutput } from './logs.js';
 import type { JobProgress } from './progress.js';
 import { expireQueued } from './queue-timeout.js';
 import { type JobResult, resultWithoutRun } from './result.js';
+import { runCount } from './run-count.js';
 import type { JobSpecInput } from './spec.js';
 import { type JobStatus, readStatus } from './status.js';
 
@@ -63,8 +64,10 @@ export class JobReader {
     });
     if (status) return status;
     // Only a side result is left of a job removed from BullMQ (cancelled while it waited).
-    if (await this.sideResult(id)) return { id, state: 'failed', progress: null, waiting: null };
-    throw new UnknownJobError(id);
+    const side = await this.sideResult(id);
+    if (!side) throw new UnknownJobError(id);
+    const runs = runCount({ state: 'failed', attemptsMade: 0, history: [], result: side, granted: null });
+    return { id, state: 'failed', progress: null, waiting: null, runs };
   }
 
   /** One output stream of a job from its bounded copy in Redis; with `follow`, until the job has finished. */

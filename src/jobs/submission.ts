@@ -47,7 +47,8 @@ export async function submitJob(
 ): Promise<{ id: string }> {
   const { signer, address } = deps;
   const parsed = parseJobSpec(spec);
-  // BullMQ's own count says what the job's status shows ("attempt 1 of 3"): the spec's budget.
+  // BullMQ's `attempts` bounds only the retries BullMQ makes by itself (an error the worker throws
+  // outside the retry rules): the spec's infrastructure budget. Statuses count runs from the history.
   const infraLimit = parsed.retry?.infraLimit;
   if (options.jobId !== undefined) checkJobId(options.jobId);
   const queueSeconds = parsed.timeouts?.queueSeconds;
