@@ -3,13 +3,9 @@
  * that runs containers. It imports src/jobs only (depcheck enforces it), so a producer's process
  * never loads dockerode, execa or the executors; the package's main export adds the worker.
  */
+export type { CancelOutcome } from './jobs/cancellation.js';
 export { canonicalJson } from './jobs/canonical-json.js';
-export {
-  type CancelOutcome,
-  type ClientOptions,
-  StevedoreClient,
-  type SubmitOptions,
-} from './jobs/client.js';
+export { type ClientOptions, StevedoreClient } from './jobs/client.js';
 export type { ClusterTarget, HostPort, RedisTarget, RedisTls, SentinelTarget } from './jobs/connection.js';
 export * from './jobs/errors.js';
 export type { JobExecOptions, PortForward } from './jobs/gateway/client-gateway.js';
@@ -31,6 +27,7 @@ export {
 } from './jobs/signing.js';
 export { type JobSpec, type JobSpecInput, parseJobSpec } from './jobs/spec.js';
 export type { JobStatus } from './jobs/status.js';
+export type { SubmitOptions } from './jobs/submission.js';
 export { type QueueState, type Waiting, type WaitingReason, whyWaiting } from './jobs/waiting.js';
 export {
   DEFAULT_PRESENCE_STALE_MS,

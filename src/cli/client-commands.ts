@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import type { StevedoreClient, SubmitOptions } from '../jobs/client.js';
+import type { StevedoreClient } from '../jobs/client.js';
 import { coerceError } from '../jobs/errors.js';
 import type { OutputStream } from '../jobs/keys.js';
+import type { SubmitOptions } from '../jobs/submission.js';
 import { attemptsTable } from './attempts-table.js';
 import { CLIENT_OPTIONS, clientFrom, jobIdArg, parse } from './options.js';
 import { specFromArgs } from './spec-from-args.js';
@@ -127,18 +128,22 @@ export async function statusCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, CLIENT_OPTIONS);
   if (values.help) {
     console.log(
-      "Usage: stevedore status <id>\n\nPrints the job's current phase, its phase history and its state as JSON; while it\nis not running, `waiting` says why (and stderr says it in words).",
+      "Usage: stevedore status <id>\n\nPrints the job's current phase, its phase history and its state as JSON; `runs` says\nwhich run it is on and the reruns each budget of its retry rules has left, and while it\nis not running, `waiting` says why (stderr says both in words).",
     );
     return 0;
   }
   const id = jobIdArg('status', positionals);
   return withClient(await clientFrom(values), async (client) => {
-    const [{ progress, waiting }, result] = await Promise.all([client.getStatus(id), client.getResult(id)]);
+    const [{ progress, waiting, runs }, result] = await Promise.all([
+      client.getStatus(id),
+      client.getResult(id),
+    ]);
     const status = result
-      ? { id, finished: true, state: result.state, reason: result.reason, exitCode: result.exitCode }
-      : { id, finished: false, phase: progress?.phase ?? 'queued', progress, waiting };
+      ? { id, finished: true, state: result.state, reason: result.reason, exitCode: result.exitCode, runs }
+      : { id, finished: false, phase: progress?.phase ?? 'queued', progress, waiting, runs };
     console.log(JSON.stringify(status, null, 2));
     // For people; stdout stays one JSON document for scripts.
+    console.error(`job ${id}: ${runs.message}`);
     if (!result && waiting) console.error(`job ${id} waits: ${waiting.message}`);
     return 0;
   });

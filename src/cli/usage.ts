@@ -13,7 +13,7 @@ Usage: stevedore <command> [options]
 Commands:
   worker            take jobs from the queue and run them
   submit            submit a job (spec file or flags), optionally wait for its result
-  status <id>       show a job's phase and progress
+  status <id>       show a job's phase, progress, run and the reruns its retry rules have left
   result <id>       print a finished job's result as JSON (--table: its runs, one row each)
   cancel <id>       cancel a waiting or running job
   logs <id>         print (-f: follow) a job's stdout and stderr, or its events, from any host

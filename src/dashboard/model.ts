@@ -54,4 +54,6 @@ export interface JobDetail {
   earlierRuns: AttemptRecord[];
   /** Why it is not running, in words, while it waits; null once it runs or has finished. */
   waiting: string | null;
+  /** Which run it is on and the reruns its budgets have left, in the words of `stevedore status`; null: not known. */
+  runs: string | null;
 }

@@ -67,6 +67,7 @@ export function routes(deps: RouteDeps): Record<string, (r: Request) => Promise<
         state: j.state,
         phase: j.result ? 'done' : (j.progress?.phase ?? 'queued'),
         waiting: j.waiting,
+        runs: j.runs,
         finished: j.result !== null,
       });
     },

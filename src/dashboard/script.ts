@@ -1,8 +1,8 @@
 /**
  * The page's one script, served as /app.js (the CSP allows scripts from this dashboard only).
  * On a job page: each <pre data-src> follows its stream over SSE, keeping the last MAX_TEXT
- * characters; while the job is unfinished, its state, phase and waiting reason are polled once a
- * second, and the page reloads once it has finished, to show the result.
+ * characters; while the job is unfinished, its state, phase, waiting reason and runs are polled
+ * once a second, and the page reloads once it has finished, to show the result.
  */
 export const APP_JS = `'use strict';
 (() => {
@@ -36,6 +36,7 @@ export const APP_JS = `'use strict';
         show('state', s.state);
         show('phase', s.phase);
         show('waiting', s.waiting || '\\u2014');
+        show('runs', s.runs || '\\u2014');
         if (s.finished) {
           location.reload();
           return;

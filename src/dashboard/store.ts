@@ -144,12 +144,13 @@ export class DashboardStore {
         result,
         earlierRuns: [],
         waiting: null,
+        runs: (await client.getStatus(id)).runs.message,
       };
     }
     const [state, runLines, status] = await Promise.all([
       job.getState(),
       result ? Promise.resolve([]) : redis.lrange(keys.runs(address, id), 0, -1),
-      result ? Promise.resolve(null) : client.getStatus(id),
+      client.getStatus(id),
     ]);
     const progress = progressOf(job);
     return {
@@ -164,7 +165,8 @@ export class DashboardStore {
       // The same words as `stevedore status`: queued behind N, no worker, busy, delayed, pulling, backoff.
       waiting: result
         ? null
-        : (status?.waiting?.message ?? (state === 'active' ? takenPhase(progress) : null)),
+        : (status.waiting?.message ?? (state === 'active' ? takenPhase(progress) : null)),
+      runs: status.runs.message,
     };
   }
 

@@ -1,5 +1,6 @@
 import type { Phase } from './errors.js';
 import type { Usage } from './result.js';
+import type { Granted } from './retry.js';
 
 /** The phases of the run state machine (see DESIGN.md): the run's own phases of `Phase`, and `done`. */
 export type RunPhase = Exclude<Phase, 'validating' | 'exec' | 'closing'> | 'done';
@@ -29,4 +30,9 @@ export interface JobProgress {
   usage?: Usage;
   /** While loading-image pulls (or waits on another job's pull of the same image). */
   pull?: PullProgress;
+  /**
+   * The reruns each budget of the job's retry rules grants, as the worker running it counts them
+   * (its policy's cap included); what a status counts the history's spending against.
+   */
+  budgets?: Granted;
 }

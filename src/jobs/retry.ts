@@ -183,8 +183,33 @@ export interface Spent {
 
 export const nothingSpent = (): Spent => ({ limit: 0, infra: 0, ignored: 0, rules: {} });
 
+/** The reruns each budget of a job's rules grants: what `Spent` is counted against. */
+export type Granted = Spent;
+
+/**
+ * What each budget grants under `retry`: `limit` and `infraLimit`; `ignored` only when a rule
+ * says `ignore` (else nothing can spend it); a rule's own limit for each `retry` rule that has one.
+ */
+export function grantedOf(retry: Retry): Granted {
+  const rules: Record<number, number> = {};
+  retry.rules.forEach((r, index) => {
+    if (r.action === 'retry' && r.limit !== undefined) rules[index] = r.limit;
+  });
+  const ignores = retry.rules.some((r) => r.action === 'ignore');
+  return {
+    limit: retry.limit,
+    infra: retry.infraLimit,
+    ignored: ignores ? RETRY_LIMITS.ignoredRuns : 0,
+    rules,
+  };
+}
+
 /** Which budget pays for a rerun. */
 export type Budget = RerunBudget;
+
+/** A budget as the history's `why` names it: `limit`, `infra`, `ignored`, `rules[N].limit`. */
+export const budgetName = (budget: Budget): string =>
+  typeof budget === 'string' ? budget : `rules[${budget.rule}].limit`;
 
 /**
  * What the runs in a job's history have spent: each rerun the rules granted is recorded with the
@@ -245,7 +270,7 @@ function rerunFrom(
   end: RunEnd,
 ): RetryDecision {
   const what = rule === null ? describe(end) : `${describe(end)} (rule ${rule})`;
-  const name = typeof budget === 'string' ? budget : `rules[${budget.rule}].limit`;
+  const name = budgetName(budget);
   if (used >= granted) return { action: 'final', rule, why: `${what}: ${name} of ${granted} spent` };
   const reruns = rerunsOf(spent);
   return {

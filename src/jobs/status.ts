@@ -1,6 +1,9 @@
 import type { RedisConnection } from './connection.js';
 import { bullmqKeys, keys, type QueueAddress } from './keys.js';
 import type { JobProgress } from './progress.js';
+import type { AttemptRecord, JobResult } from './result.js';
+import type { LegacyRetryOptions } from './retry.js';
+import { grantedFromProgress, grantedFromSpec, type RunCount, runCount } from './run-count.js';
 import { type QueueState, type Waiting, type WaitingFacts, whyWaiting } from './waiting.js';
 import { DEFAULT_PRESENCE_STALE_MS, listWorkersFrom } from './workers.js';
 
@@ -10,6 +13,8 @@ export interface JobStatus {
   state: QueueState;
   progress: JobProgress | null;
   waiting: Waiting | null;
+  /** Which run the job is on and what each budget of its retry rules has left (docs/retries.md). */
+  runs: RunCount;
 }
 
 export interface StatusOptions {
@@ -21,12 +26,23 @@ export interface StatusOptions {
 /** BullMQ keeps a delayed job's ready time in its score, times 0x1000 plus a counter (getDelayedScore.lua). */
 const DELAYED_SCORE_FACTOR = 0x1000;
 
-const JOB_FIELDS = ['timestamp', 'delay', 'atm', 'attemptsMade', 'failedReason', 'progress', 'opts'] as const;
+const JOB_FIELDS = [
+  'timestamp',
+  'delay',
+  'atm',
+  'attemptsMade',
+  'failedReason',
+  'progress',
+  'opts',
+  'returnvalue',
+] as const;
 
 /**
  * The job's status from one MULTI: the job hash's fields, its place in each of BullMQ's
- * lists and sets (LPOS / ZRANK, never a scan of the queue), the paused flag and the workers.
- * Null when the job hash is gone.
+ * lists and sets (LPOS / ZRANK, never a scan of the queue), the paused flag, the workers, and its
+ * run history and side result. Null when the job hash is gone. The budgets its rules grant come
+ * from the progress of the worker that took it; for a job no worker has taken, a second round
+ * trip reads them from its spec.
  */
 export async function readStatus(
   redis: RedisConnection,
@@ -49,14 +65,14 @@ export async function readStatus(
     .llen(bullmqKeys.paused(address))
     .hexists(bullmqKeys.meta(address), 'paused')
     .hgetall(keys.workers(address))
+    .lrange(keys.runs(address, id), 0, -1)
+    .get(keys.result(address, id))
     .exec();
   if (!replies) throw new Error(`reading the status of job ${id}: Redis aborted the transaction; try again`);
   for (const [error] of replies) if (error) throw error;
   const values = replies.map(([, value]) => value);
-  const [timestamp, delay, atm, attemptsMade, failedReason, progressText, optsText] = values[0] as (
-    | string
-    | null
-  )[];
+  const [timestamp, delay, atm, attemptsMade, failedReason, progressText, optsText, returnText] =
+    values[0] as (string | null)[];
   if (timestamp === null || timestamp === undefined) return null;
   const [completed, failed, delayedScore, prioritizedRank, activeAt, waitAt, pausedAt, children] =
     values.slice(1, 9) as [
@@ -71,6 +87,8 @@ export async function readStatus(
     ];
   const [waitLength, pausedLength, pausedFlag] = values.slice(9, 12) as [number, number, number];
   const workerHash = values[12] as Record<string, string>;
+  const history = (values[13] as string[]).map((line) => JSON.parse(line) as AttemptRecord);
+  const sideText = values[14] as string | null;
   const { state, ahead, readyAt } = placeOf({
     completed: completed !== null,
     failed: failed !== null,
@@ -87,6 +105,17 @@ export async function readStatus(
   const now = options.now ?? Date.now();
   const { workers, newestSeenAt } = listWorkersFrom(workerHash, { staleMs, now });
   const progress = parseProgress(progressText);
+  const made = Number(attemptsMade ?? atm ?? 0) || 0;
+  // The spec can be megabytes (stdin travels in it): read only when no worker has said the grants.
+  const granted =
+    grantedFromProgress(progress) ??
+    grantedFromSpec(
+      parseJson(await redis.hget(bullmqKeys.job(address, id), 'data')),
+      legacyOptions(optsText),
+    );
+  const finished = state === 'completed' || state === 'failed';
+  const result = finished ? (resultOf(returnText) ?? resultOf(sideText)) : null;
+  const runs = runCount({ state, attemptsMade: made, history, result, granted });
   const facts: WaitingFacts = {
     now,
     state,
@@ -94,8 +123,8 @@ export async function readStatus(
     enqueuedAt: Number(timestamp),
     delayMs: Number(delay ?? 0) || 0,
     readyAt,
-    attemptsMade: Number(attemptsMade ?? atm ?? 0) || 0,
-    attempts: attemptsOf(optsText),
+    attemptsMade: made,
+    run: runs.run,
     failedReason: failedReason ?? undefined,
     ahead,
     workers,
@@ -103,7 +132,7 @@ export async function readStatus(
     staleMs,
     progress,
   };
-  return { id, state, progress, waiting: whyWaiting(facts) };
+  return { id, state, progress, waiting: whyWaiting(facts), runs };
 }
 
 /** What Redis said about the job's id in each of BullMQ's lists and sets (null: not in it). */
@@ -150,12 +179,33 @@ function parseProgress(text: string | null | undefined): JobProgress | null {
   }
 }
 
-function attemptsOf(optsText: string | null | undefined): number | undefined {
-  if (!optsText) return undefined;
+function parseJson(text: string | null | undefined): unknown {
+  if (!text) return undefined;
   try {
-    const attempts = (JSON.parse(optsText) as { attempts?: unknown }).attempts;
-    return typeof attempts === 'number' ? attempts : undefined;
+    return JSON.parse(text) as unknown;
   } catch {
     return undefined;
   }
+}
+
+/** BullMQ's `attempts` and `backoff` options, which a spec without `retry.infraLimit` takes its budget from. */
+function legacyOptions(optsText: string | null | undefined): LegacyRetryOptions {
+  const opts = parseJson(optsText);
+  if (typeof opts !== 'object' || opts === null) return {};
+  const { attempts, backoff } = opts as { attempts?: unknown; backoff?: unknown };
+  return {
+    attempts: typeof attempts === 'number' ? attempts : undefined,
+    backoff:
+      typeof backoff === 'number' || (typeof backoff === 'object' && backoff !== null)
+        ? (backoff as LegacyRetryOptions['backoff'])
+        : undefined,
+  };
+}
+
+/** A result stored as JSON (BullMQ's return value, or Stevedore's side key), or null. */
+function resultOf(text: string | null | undefined): Pick<JobResult, 'attempt' | 'attempts'> | null {
+  const value = parseJson(text) as Partial<JobResult> | undefined;
+  if (typeof value !== 'object' || value === null) return null;
+  if (typeof value.attempt !== 'number' || !Array.isArray(value.attempts)) return null;
+  return { attempt: value.attempt, attempts: value.attempts };
 }

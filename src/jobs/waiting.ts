@@ -52,8 +52,11 @@ export interface WaitingFacts {
   /** delayed: Unix ms it becomes ready (from BullMQ's delayed set). */
   readyAt?: number;
   attemptsMade: number;
-  /** Tries in all (the job's `attempts` option). */
-  attempts?: number;
+  /**
+   * The run the job waits for (runNumber: from its history, as the worker counts); absent:
+   * `attemptsMade + 1`. BullMQ's own `attempts` option is no count of runs: the retry rules decide.
+   */
+  run?: number;
   failedReason?: string;
   /** waiting / prioritized: jobs a worker takes before this one. */
   ahead?: number;
@@ -127,11 +130,11 @@ function delayed(f: WaitingFacts, workers: Counts): Waiting {
   }
   // A retried failure: BullMQ put the job back in the delayed set with attemptsMade > 0.
   const lastError = firstLine(f.failedReason);
-  const of = f.attempts ? ` of ${f.attempts}` : '';
+  const run = f.run ?? f.attemptsMade + 1;
   const what = lastError ? `failed: ${lastError}` : 'failed';
   return {
     reason: 'backoff',
-    message: `backing off after attempt ${f.attemptsMade}${of} ${what}; retries at ${when}${nobody}`,
+    message: `backing off after run ${run - 1} ${what}; run ${run} at ${when}${nobody}`,
     since: f.progress?.at ?? iso(f.enqueuedAt),
     until,
     workers,

@@ -5,7 +5,8 @@ import type { ContainerExecutor } from '../executors/executor.js';
 import type { ContainerRuntime } from '../executors/index.js';
 import { containerLabels, containerName, logDirOf } from '../jobs/names.js';
 import type { JobResult } from '../jobs/result.js';
-import { effectiveRetry, spentOf } from '../jobs/retry.js';
+import { effectiveRetry, grantedOf, spentOf } from '../jobs/retry.js';
+import { runNumber } from '../jobs/run-count.js';
 import type { JobSpecInput } from '../jobs/spec.js';
 import { type AdmissionJob, admitJob } from './admission.js';
 import { putBackWhileAway } from './engine-gate.js';
@@ -17,7 +18,7 @@ import type { JobRecords } from './job-records.js';
 import { tellFinished, type WorkerEvents } from './observer.js';
 import type { WorkerPolicy } from './policy-load.js';
 import { queueTimedOut } from './queue-gate.js';
-import { runNumber, withEarlierRuns } from './recovery/history.js';
+import { withEarlierRuns } from './recovery/history.js';
 import type { RecoveryRuntime } from './recovery/reconcile.js';
 import { retake } from './recovery/retake.js';
 import type { StopReason } from './run/result.js';
@@ -135,6 +136,14 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       log,
     );
     if (adoptable) events.emit('adopted', { jobId, containerId: adoptable.containerId });
+    // The rules this run is settled by, and what the earlier runs spent of them.
+    const plan = {
+      retry: effectiveRetry(spec.retry, job.opts, deps.policy.policy.retry.maxInfraLimit),
+      spent: spentOf(earlier),
+    };
+    // Every progress snapshot says what each budget grants, so a job's status counts as this worker
+    // does (a policy cap included) without knowing the policy: JobStatus.runs.
+    const budgets = grantedOf(plan.retry);
     const ids = { queue: config.queue, jobId, attempt };
     const executor = deps.makeExecutor({
       name: containerName({ ...ids, started: job.attemptsStarted, deployment }),
@@ -156,7 +165,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         enqueuedAt: job.timestamp,
         stop,
         isCancelled: () => records.isCancelled(jobId),
-        publish: (progress) => job.updateProgress(progress as unknown as object),
+        publish: (progress) => job.updateProgress({ ...progress, budgets } as unknown as object),
         openLive: openLive ? (stream) => openLive(jobId, stream, attempt, log) : undefined,
         limits: config.limits ?? {
           pidsLimit: deps.policy.policy.pidsLimit,
@@ -175,10 +184,6 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           : undefined,
       });
       const result = withEarlierRuns(outcome.result, earlier);
-      const plan = {
-        retry: effectiveRetry(spec.retry, job.opts, deps.policy.policy.retry.maxInfraLimit),
-        spent: spentOf(earlier),
-      };
       return await carryOut(settle({ outcome, result }, Date.now(), plan), {
         job,
         jobId,

@@ -97,12 +97,17 @@ describe('the dashboard in a browser', () => {
       // The words of stevedore status (getStatus): nobody serves the queue yet.
       expect(await page.textContent('#waiting')).toMatch(/^next in line; no worker on this queue/);
       expect(await page.textContent('#state')).toBe('waiting');
+      // Which run, and the reruns its budgets have left: the words of stevedore status too.
+      expect(await page.textContent('#runs')).toBe(
+        "run 1 next; reruns left: none from limit (the job's own failures), 2 of 2 from infra (infrastructure failures)",
+      );
       await page.evaluate(() => {
         (globalThis as unknown as { loadedOnce: boolean }).loadedOnce = true;
       });
 
       await world.h.worker({ concurrency: 2 });
       await page.locator('#phase', { hasText: /^running$/ }).waitFor({ timeout: SLOW_MS });
+      await page.locator('#runs', { hasText: /^run 1 under way; / }).waitFor({ timeout: SLOW_MS });
       await page.locator('#stdout', { hasText: 'line-3' }).waitFor({ timeout: SLOW_MS });
       await page.locator('#stderr', { hasText: 'warn-3' }).waitFor({ timeout: SLOW_MS });
       // The lines came over the open page (no reload) while the job still runs.
@@ -141,6 +146,7 @@ describe('the dashboard in a browser', () => {
       await writeFile(join(gate, 'open'), '');
       await page.locator('#result-state', { hasText: 'Complete' }).waitFor({ timeout: SLOW_MS });
       await page.locator('#stdout', { hasText: 'last-line' }).waitFor({ timeout: SLOW_MS });
+      expect(await page.textContent('#runs')).toMatch(/^ended after run 1; reruns left: /);
       const timeline = await page.textContent('#timeline');
       for (const phase of [
         'admitted',

@@ -182,12 +182,16 @@ describe('waiting', () => {
         { image: `${silent.host}/hangs/app:1`, command: ['true'] },
         { attempts: 3, backoff: { type: 'fixed', delay: 120_000 } },
       );
-      const { state, waiting } = await untilWaiting(client, id, 'backoff');
+      const { state, waiting, runs } = await untilWaiting(client, id, 'backoff');
       expect(state).toBe('delayed');
       expect(waiting?.lastError).toMatch(/made no progress for 1000 ms \(STEVEDORE_PULL_STALL_MS\)/);
       expect(Date.parse(waiting?.until ?? '')).toBeGreaterThan(Date.now() + 60_000);
       expect(waiting?.message).toMatch(
-        /^backing off after attempt 1 of 3 failed: .*; retries at \S+Z \(in (2 min|1\d\d s)\)$/,
+        /^backing off after run 1 failed: .*; run 2 at \S+Z \(in (2 min|1\d\d s)\)$/,
+      );
+      // `attempts: 3` is two reruns for infrastructure failures; run 1's spent one.
+      expect(runs.message).toBe(
+        "run 2 next; reruns left: none from limit (the job's own failures), 1 of 2 from infra (infrastructure failures)",
       );
       expect(await client.cancel(id)).toBe('cancelled');
     } finally {
@@ -235,7 +239,7 @@ describe('waiting', () => {
     }
   });
 
-  it('stevedore status prints why in words on stderr and the waiting field in its JSON', async () => {
+  it('stevedore status prints its run and why it waits in words on stderr, and the waiting field in its JSON', async () => {
     const { h } = world;
     const client = h.client();
     const { id } = await client.submit(busybox(['true']));
@@ -247,7 +251,8 @@ describe('waiting', () => {
     expect(status.finished).toBe(false);
     expect(status.waiting).toMatchObject({ reason: 'no-worker', ahead: 0 });
     expect(String(cli.stderr)).toBe(
-      `job ${id} waits: next in line; no worker on this queue (none seen for 30 s): start one (stevedore worker)`,
+      `job ${id}: run 1 next; reruns left: none from limit (the job's own failures), 2 of 2 from infra (infrastructure failures)\n` +
+        `job ${id} waits: next in line; no worker on this queue (none seen for 30 s): start one (stevedore worker)`,
     );
     await client.cancel(id);
   });

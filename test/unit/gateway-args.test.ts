@@ -124,6 +124,7 @@ const status = (state: JobStatus['state'], phase?: JobProgress['phase']): JobSta
   state,
   progress: phase ? progress(phase) : null,
   waiting: null,
+  runs: { run: 1, stage: 'under-way', budgets: null, message: '' },
 });
 
 describe('why a job has no gateway', () => {

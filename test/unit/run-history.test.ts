@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AttemptRecord, JobResult } from '../../src/jobs/result.js';
-import { lostRun, runNumber, thisRun, withEarlierRuns } from '../../src/worker/recovery/history.js';
+import { runNumber } from '../../src/jobs/run-count.js';
+import { lostRun, thisRun, withEarlierRuns } from '../../src/worker/recovery/history.js';
 
 const run = (worker: string, attempt: number, error: string | null = null): AttemptRecord => ({
   attempt,

@@ -28,7 +28,6 @@ function facts(extra: Partial<WaitingFacts> = {}): WaitingFacts {
     enqueuedAt: NOW - 10_000,
     delayMs: 0,
     attemptsMade: 0,
-    attempts: 3,
     ahead: 0,
     workers: [worker('w1', 2, [])],
     newestSeenAt: iso(NOW - 1_000),
@@ -200,7 +199,7 @@ describe('whyWaiting: delayed and backoff', () => {
     );
     expect(w).toEqual({
       reason: 'backoff',
-      message: `backing off after attempt 1 of 3 failed: creating: connect ECONNREFUSED /var/run/docker.sock; retries at ${iso(readyAt)} (in 4 s)`,
+      message: `backing off after run 1 failed: creating: connect ECONNREFUSED /var/run/docker.sock; run 2 at ${iso(readyAt)} (in 4 s)`,
       since: iso(NOW - 2_000),
       until: iso(readyAt),
       workers: { seen: 1, busySlots: 0, slots: 2 },
@@ -213,9 +212,17 @@ describe('whyWaiting: delayed and backoff', () => {
       facts({ state: 'delayed', readyAt: NOW, attemptsMade: 2, failedReason: 'x'.repeat(1000) }),
     );
     expect(long?.lastError).toHaveLength(300);
-    const none = whyWaiting(facts({ state: 'delayed', readyAt: NOW, attemptsMade: 2, attempts: undefined }));
+    const none = whyWaiting(facts({ state: 'delayed', readyAt: NOW, attemptsMade: 2 }));
     expect(none?.lastError).toBeUndefined();
-    expect(none?.message).toBe(`backing off after attempt 2 failed; retries at ${iso(NOW)} (due now)`);
+    expect(none?.message).toBe(`backing off after run 2 failed; run 3 at ${iso(NOW)} (due now)`);
+  });
+
+  it("counts runs as the history does, not BullMQ's attempts option (the retry rules decide reruns)", () => {
+    // Five runs ended under retry.limit 5; BullMQ's stored `attempts` (3) counts nothing here.
+    const w = whyWaiting(
+      facts({ state: 'delayed', readyAt: NOW, attemptsMade: 5, run: 6, failedReason: 'exit code 75' }),
+    );
+    expect(w?.message).toBe(`backing off after run 5 failed: exit code 75; run 6 at ${iso(NOW)} (due now)`);
   });
 });
 

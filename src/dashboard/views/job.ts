@@ -1,5 +1,5 @@
 import { exitCell, NONE, ruleCell, whyCell } from '../../jobs/attempt-cells.js';
-import type { CancelOutcome } from '../../jobs/client.js';
+import type { CancelOutcome } from '../../jobs/cancellation.js';
 import type { AttemptRecord, JobResult } from '../../jobs/result.js';
 import { href, html, type SafeHtml } from '../html.js';
 import type { JobDetail } from '../model.js';
@@ -23,10 +23,11 @@ function summary(j: JobDetail): SafeHtml {
 <dt>state</dt><dd id="state" class="state">${j.state}</dd>
 <dt>phase</dt><dd id="phase">${phase}</dd>
 ${j.result ? '' : html`<dt>waiting</dt><dd id="waiting">${j.waiting ?? '—'}</dd>`}
+<dt>runs</dt><dd id="runs">${j.runs ?? '—'}</dd>
 <dt>image</dt><dd>${j.image}</dd>
 <dt>command</dt><dd><code>${j.command.map(shellWord).join(' ')}</code></dd>
 <dt>submitted</dt><dd>${time(j.submittedAt)}</dd>
-${j.progress ? html`<dt>worker</dt><dd>${j.progress.worker} (attempt ${j.progress.attempt})</dd>` : ''}
+${j.progress ? html`<dt>worker</dt><dd>${j.progress.worker} (run ${j.progress.attempt})</dd>` : ''}
 ${j.progress?.containerId ? html`<dt>container</dt><dd><code>${j.progress.containerId.slice(0, 12)}</code></dd>` : ''}
 </dl>`;
 }
@@ -59,7 +60,7 @@ function result(r: JobResult | null): SafeHtml {
 <dt>exit code</dt><dd>${r.exitCode ?? '—'}${r.signal ? ` (${r.signal})` : ''}${r.oomKilled ? ', OOM killed' : ''}</dd>
 ${r.error ? html`<dt>error</dt><dd>${r.error.phase}: ${r.error.message}</dd>` : ''}
 <dt>started</dt><dd>${time(r.startedAt)}</dd><dt>finished</dt><dd>${time(r.finishedAt)}</dd>
-<dt>worker</dt><dd>${r.worker ? `${r.worker.host} (${r.worker.id})` : '—'}, attempt ${r.attempt}${r.adopted ? ', adopted' : ''}</dd>
+<dt>worker</dt><dd>${r.worker ? `${r.worker.host} (${r.worker.id})` : '—'}, run ${r.attempt}${r.adopted ? ', adopted' : ''}</dd>
 <dt>runtime</dt><dd>${r.runtime ?? '—'}</dd>
 <dt>image id</dt><dd><code>${r.imageDigest ?? r.imageId ?? '—'}</code></dd>
 <dt>CPU</dt><dd>${r.usage?.cpuSeconds != null ? `${r.usage.cpuSeconds.toFixed(2)} s` : '—'}</dd>
@@ -73,7 +74,7 @@ ${phases.length > 0 ? html`<dt>phases</dt><dd>${phases.map(([p, ms], i) => html`
 /** Every run of the job, as `stevedore result --table` prints them. */
 function attempts(list: AttemptRecord[]): SafeHtml {
   if (list.length === 0) return html``;
-  return html`<h2>Attempts</h2><table id="attempts"><tr><th>attempt</th><th>worker</th><th>started</th><th>ended</th><th>state</th><th>reason</th><th>exit</th><th>rule</th><th>retried</th><th>why</th></tr>
+  return html`<h2>Runs</h2><table id="attempts"><tr><th>run</th><th>worker</th><th>started</th><th>ended</th><th>state</th><th>reason</th><th>exit</th><th>rule</th><th>retried</th><th>why</th></tr>
 ${list.map(
   (a) =>
     html`<tr><td class="num">${a.attempt}</td><td>${a.worker}</td><td>${a.startedAt ? time(a.startedAt) : NONE}</td><td>${a.finishedAt ? time(a.finishedAt) : NONE}</td><td>${a.state}</td><td>${a.reason}</td><td>${exitCell(a)}</td><td>${ruleCell(a.rule)}</td><td>${a.retried === undefined ? NONE : a.retried ? 'yes' : 'no'}</td><td>${whyCell(a)}</td></tr>`,

@@ -92,18 +92,6 @@ export function thisRun(result: JobResult, interruption?: string): AttemptRecord
       };
 }
 
-/**
- * The number of the run a take starts (1-based; the result's `attempt`, the job's
- * STEVEDORE_ATTEMPT): BullMQ's count of ended runs plus one, or, when the history already holds
- * a settled rerun of that number or later (its worker died after recording it, before BullMQ
- * counted it), the one after that; so a run that was settled is never settled again.
- */
-export function runNumber(attemptsMade: number, recorded: readonly AttemptRecord[]): number {
-  let next = attemptsMade + 1;
-  for (const run of recorded) if (run.retried && run.budget && run.attempt >= next) next = run.attempt + 1;
-  return next;
-}
-
 const sameRun = (a: AttemptRecord | undefined, b: AttemptRecord | undefined): boolean =>
   a !== undefined && b !== undefined && a.worker === b.worker && a.attempt === b.attempt;
 
