@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { FramedSocket } from '../jobs/gateway/framed-socket.js';
 import { FRAME, type Frame, parseJsonPayload } from '../jobs/gateway/frames.js';
 import type { Exit, Hello, Refusal } from '../jobs/gateway/handshake.js';
+import type { Keepalive } from '../jobs/gateway/keepalive.js';
 import { parseHello } from '../jobs/gateway/messages.js';
 import { authenticate, type GatewayPolicy } from './authenticate.js';
 import { runExecSession } from './exec-session.js';
@@ -37,8 +38,8 @@ export interface GatewayServerOptions {
   /** Told when a session opens and when it ends (the job's events.log and the worker log). */
   audit: GatewayAudit;
   logger: Logger;
-  /** Keep-alive period (tests shorten it). */
-  pingMs?: number;
+  /** Pings and the silent-peer limit (STEVEDORE_GATEWAY_PING_MS, _PEER_TIMEOUT_MS; default 10 s and 35 s). */
+  keepalive?: Keepalive;
 }
 
 export interface GatewayServer {
@@ -126,7 +127,7 @@ async function serve(socket: Socket, options: GatewayServerOptions, open: Set<Fr
       open.delete(connection);
       markClosed();
     },
-    pingMs: options.pingMs,
+    keepalive: options.keepalive,
   });
   open.add(connection);
   const client = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;

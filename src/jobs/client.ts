@@ -10,6 +10,7 @@ import {
 } from './connection.js';
 import { coerceError, ReplicationError, UnknownJobError, ValidationError } from './errors.js';
 import { ClientGateway, type JobExecOptions, type PortForward } from './gateway/client-gateway.js';
+import { type Keepalive, resolveKeepalive } from './gateway/keepalive.js';
 import { readGateway } from './gateway/registration.js';
 import type { ExecSession } from './gateway/session.js';
 import {
@@ -59,6 +60,11 @@ export interface ClientOptions {
    * certificate (docs/gateway.md); used only for workers whose entry says TLS.
    */
   gatewayTls?: ConnectionOptions;
+  /**
+   * exec and portForward: how often a quiet session is pinged, and how long a silent worker is
+   * given before the session counts as lost (default 10 s and 3 pings + 5 s; docs/gateway.md).
+   */
+  gatewayKeepalive?: Partial<Keepalive>;
 }
 
 export interface SubmitOptions {
@@ -109,6 +115,7 @@ export class StevedoreClient {
     if (clusterProblem) throw new Error(`creating a client for a Redis Cluster: ${clusterProblem}`);
     const durable = options.durability && durabilityProblem(options.durability);
     if (durable) throw new ValidationError(`creating a client: ${durable}`);
+    const keepalive = resolveKeepalive(options.gatewayKeepalive);
     const onError = options.onError ?? (() => undefined);
     this.redis = connect(options.redis, onError, options.tls);
     this.queue = new Queue(this.address.queue, { connection: this.redis, prefix: this.address.prefix });
@@ -130,7 +137,7 @@ export class StevedoreClient {
           return job ? job.data.network?.enabled === true : null;
         },
       },
-      { signingKey: this.signer, tls: options.gatewayTls },
+      { signingKey: this.signer, tls: options.gatewayTls, keepalive },
     );
   }
 

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ExecStream, ExecStreamRequest } from '../executors/executor.js';
 import type { RedisConnection } from '../jobs/connection.js';
 import { randomToken } from '../jobs/gateway/handshake.js';
+import type { Keepalive } from '../jobs/gateway/keepalive.js';
 import { readGateway, registerGateway, unregisterGateway } from '../jobs/gateway/registration.js';
 import type { QueueAddress } from '../jobs/keys.js';
 import type { GatewayPolicy } from '../policy/policy.js';
@@ -224,6 +225,8 @@ export interface GatewayServeOptions {
   trustedKey?: (keyId: string) => Promise<KeyObject | undefined>;
   audit: Pick<JobGateways, 'started' | 'ended'>;
   logger: Logger;
+  /** Pings and the silent-peer limit (STEVEDORE_GATEWAY_PING_MS, STEVEDORE_GATEWAY_PEER_TIMEOUT_MS). */
+  keepalive: Keepalive;
 }
 
 /** Starts the gateway server: the worker is given one (the CLI passes src/gateway's), never imports it. */

@@ -8,11 +8,7 @@ import {
   type FrameType,
   jsonFrame,
 } from './frames.js';
-
-/** How often each side says it is still there; a quiet session is kept open by these. */
-export const PING_MS = 10_000;
-/** A peer silent this long (no frame at all, not even a pong) is gone: its host died or the network broke. */
-export const peerGoneMs = (pingMs: number): number => 3 * pingMs + 5_000;
+import { DEFAULT_KEEPALIVE, type Keepalive } from './keepalive.js';
 
 export interface FramedSocketOptions {
   onFrame: (frame: Frame) => void;
@@ -20,7 +16,8 @@ export interface FramedSocketOptions {
   onClose: (error: Error | null) => void;
   /** The last framed message before raw bytes (a forward's `ready`/`auth`). */
   stopAfter?: FrameType;
-  pingMs?: number;
+  /** How often to ping a quiet peer, and how long a silent one is given (default: 10 s and 35 s). */
+  keepalive?: Keepalive;
 }
 
 /**
@@ -39,15 +36,15 @@ export class FramedSocket {
     private readonly options: FramedSocketOptions,
   ) {
     this.reader = new FrameReader(options.stopAfter);
+    const { pingMs, peerTimeoutMs } = options.keepalive ?? DEFAULT_KEEPALIVE;
     socket.setNoDelay(true);
-    socket.setKeepAlive(true, options.pingMs ?? PING_MS);
+    socket.setKeepAlive(true, pingMs);
     socket.on('data', this.onData);
     socket.on('error', (error) => this.close(error));
     socket.on('close', () => this.close(null));
-    const pingMs = options.pingMs ?? PING_MS;
     this.timer = setInterval(() => {
       if (this.raw) return;
-      if (Date.now() - this.lastHeard > peerGoneMs(pingMs)) {
+      if (Date.now() - this.lastHeard > peerTimeoutMs) {
         this.close(
           new Error(`the other side sent nothing for ${Math.round((Date.now() - this.lastHeard) / 1000)} s`),
         );

@@ -14,6 +14,7 @@ import {
   signRequest,
   workerProof,
 } from './handshake.js';
+import type { Keepalive } from './keepalive.js';
 import { parseChallenge, parseExit, parseRefusal } from './messages.js';
 import type { GatewayEntry } from './registration.js';
 
@@ -33,7 +34,8 @@ export interface SessionOptions {
   signingKey?: { id: string; privateKey: KeyObject };
   /** TLS options for a worker that serves the gateway with a certificate (its CA, at least). */
   tls?: ConnectionOptions;
-  pingMs?: number;
+  /** Pings and the silent-peer limit (default: 10 s and 35 s). */
+  keepalive?: Keepalive;
 }
 
 const CONNECT_MS = 10_000;
@@ -67,7 +69,7 @@ async function open(
     );
     const connection = new FramedSocket(socket, {
       stopAfter: request.op === 'forward' ? FRAME.ready : undefined,
-      pingMs: options.pingMs,
+      keepalive: options.keepalive,
       onFrame: (frame) => {
         if (state === 'open') return onFrame(frame);
         try {
