@@ -5,14 +5,20 @@ import type { ExecRequest, Exit } from '../jobs/gateway/handshake.js';
 import { parseResize } from '../jobs/gateway/messages.js';
 import type { ExecStream, GatewayJob } from './target.js';
 
-/** Copies a stream into frames, pausing it while the client's socket is full. */
+/**
+ * Copies a stream into frames, pausing it while the client's socket is full. Once the client is
+ * gone the output is read and dropped: a command left writing into a full pipe would hang for ever.
+ */
 function relay(
   from: Readable,
   type: typeof FRAME.stdout | typeof FRAME.stderr,
   to: FramedSocket,
+  clientGone: Promise<void>,
 ): Promise<void> {
   return new Promise((resolve) => {
+    let gone = false;
     from.on('data', (chunk: Buffer) => {
+      if (gone) return;
       if (!to.send(type, chunk)) {
         from.pause();
         to.socket.once('drain', () => from.resume());
@@ -20,7 +26,12 @@ function relay(
     });
     from.once('end', resolve);
     from.once('close', resolve);
-    from.once('error', () => resolve());
+    // on, not once: a second 'error' with no listener would end the worker.
+    from.on('error', () => resolve());
+    void clientGone.then(() => {
+      gone = true;
+      from.resume();
+    });
   });
 }
 
@@ -34,6 +45,8 @@ export async function runExecSession(
   request: ExecRequest,
   connection: FramedSocket,
   setOnFrame: (onFrame: (frame: Frame) => void) => void,
+  /** Settles when the client's connection has closed, for whatever reason. */
+  clientGone: Promise<void>,
 ): Promise<Exit> {
   // The client sends stdin as soon as it has `ready`, and an engine may take a while to start the
   // command (Podman: ~200 ms): what comes meanwhile is kept, and the socket paused, until the
@@ -63,9 +76,12 @@ export async function runExecSession(
   for (const frame of early.splice(0)) onFrame(frame);
   connection.socket.resume();
   const output = Promise.all([
-    relay(exec.stdout, FRAME.stdout, connection),
-    exec.stderr ? relay(exec.stderr, FRAME.stderr, connection) : Promise.resolve(),
+    relay(exec.stdout, FRAME.stdout, connection, clientGone),
+    exec.stderr ? relay(exec.stderr, FRAME.stderr, connection, clientGone) : Promise.resolve(),
   ]);
+  // Awaited only once the command exits: a stream that broke the relay (a runtime that broke the
+  // contract) is the session's failure through exitCode, never an unhandled rejection meanwhile.
+  output.catch(() => undefined);
   const jobEnded: Exit = {
     exitCode: null,
     reason: 'job-ended',
@@ -89,7 +105,16 @@ export async function runExecSession(
         ? jobEnded
         : { exitCode: null, reason: 'error', message: errorText(error) },
   );
-  const exit = await Promise.race([exited, ended]);
+  // No engine can kill an exec (Docker's API has no call for it): a command whose client went away
+  // gets end of file on stdin and runs on, its output read and dropped, until it or the job ends.
+  const gone = clientGone.then(
+    (): Exit => ({
+      exitCode: null,
+      reason: 'error',
+      message: `the client went away while the command ran: its stdin was closed and its output is dropped; the command itself runs on until it ends or job ${job.jobId} does`,
+    }),
+  );
+  const exit = await Promise.race([exited, ended, gone]);
   if (exit.exitCode === null) exec.stdin?.destroy();
   connection.sendJson(FRAME.exit, exit);
   connection.end();

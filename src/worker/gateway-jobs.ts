@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ExecStream, ExecStreamRequest } from '../executors/executor.js';
 import type { RedisConnection } from '../jobs/connection.js';
+import { coerceError } from '../jobs/errors.js';
 import { randomToken } from '../jobs/gateway/handshake.js';
 import type { Keepalive } from '../jobs/gateway/keepalive.js';
 import { readGateway, registerGateway, unregisterGateway } from '../jobs/gateway/registration.js';
@@ -186,7 +187,13 @@ export class JobGateways {
 
   /** What Redis says of the job's gateway (for a refusal that says where it went). */
   async registration(jobId: string): Promise<{ attempt: number; workerId: string } | null> {
-    const entry = await readGateway(this.options.redis, this.options.address, jobId);
+    const entry = await readGateway(this.options.redis, this.options.address, jobId).catch(
+      (error: unknown) => {
+        throw new Error(`reading job ${jobId}'s gateway entry in Redis: ${coerceError(error).message}`, {
+          cause: error,
+        });
+      },
+    );
     if (!entry || entry.workerId === this.options.workerId) return null;
     return { attempt: entry.attempt, workerId: entry.workerId };
   }

@@ -206,3 +206,107 @@ describe('gateway sessions over real sockets and processes', () => {
     });
   });
 });
+
+describe('a worker that fails at a session tells its client what failed, and serves on', () => {
+  /** What the next session's worker side does wrong: throw in the Redis lookup, in either audit line, or in the exec. */
+  let fault: 'registration' | 'audit-start' | 'audit-end' | 'exec' | null = null;
+  const logged: { phase?: string; msg: string }[] = [];
+  let failing: GatewayServer;
+  const logger = pino(
+    { level: 'error' },
+    {
+      write: (line: string) => {
+        logged.push(JSON.parse(line) as { phase?: string; msg: string });
+      },
+    },
+  );
+
+  beforeAll(async () => {
+    failing = await startGatewayServer({
+      listen: { host: '127.0.0.1', port: 0 },
+      jobs: {
+        find: (jobId) => jobs.get(jobId),
+        registration: async () => {
+          if (fault === 'registration')
+            throw new Error(
+              "reading job gone's gateway entry in Redis: WRONGTYPE Operation against a key holding the wrong kind of value",
+            );
+          return null;
+        },
+      },
+      policy: { exec: true, forward: true, execUsers: null },
+      audit: {
+        started: () => {
+          if (fault === 'audit-start') throw new Error('events.log: EIO');
+        },
+        ended: (_job, record) => {
+          if (fault === 'audit-end') throw new Error('events.log: EIO');
+          audit.push(record);
+        },
+      },
+      logger,
+    });
+  });
+  afterAll(() => failing.close());
+  afterEach(() => {
+    fault = null;
+    logged.length = 0;
+  });
+
+  const entryOn = (made: ReturnType<typeof register>) => made.entry(failing);
+
+  it('refuses with the phase and what to do when authentication throws (Redis answering an error)', async () => {
+    const made = register('j');
+    fault = 'registration';
+    const refused = run(entryOn(made), 'gone', ['true']);
+    await expect(refused).rejects.toMatchObject({ name: 'GatewayError', code: 'error' });
+    await expect(refused).rejects.toThrow(
+      /^gateway of job gone failed: the worker failed while authenticating the request \(reading job gone's gateway entry in Redis: WRONGTYPE .*\): the session did not open; try again, and if it fails again, the worker's log has the error/,
+    );
+    expect(logged).toMatchObject([{ msg: 'gateway: session failed', phase: 'authenticating the request' }]);
+    fault = null;
+    expect((await run(entryOn(made), 'j', ['sh', '-c', 'exit 4'])).exitCode).toBe(4);
+  });
+
+  it('ends an open exec with an exit frame saying the command was not run when its audit line cannot be written', async () => {
+    const made = register('j');
+    fault = 'audit-start';
+    const session = await openExec(entryOn(made), 'j', { op: 'exec', command: ['true'], stdin: false });
+    await expect(session.exitCode).rejects.toThrow(
+      /^the worker failed while auditing the start \(events\.log: EIO\): the command was not run; try again/,
+    );
+    expect(logged).toMatchObject([{ phase: 'auditing the start' }]);
+  });
+
+  it('ends an exec whose stream breaks the session with an exit frame, and still audits its end', async () => {
+    const made = register('j');
+    // An engine's exec that resolves without the streams the contract promises.
+    jobs.set('j', {
+      ...made.job,
+      target: {
+        ...made.job.target,
+        execStream: async () => ({}) as Awaited<ReturnType<GatewayJob['target']['execStream']>>,
+      },
+    });
+    const session = await openExec(entryOn(made), 'j', { op: 'exec', command: ['true'], stdin: false });
+    await expect(session.exitCode).rejects.toThrow(
+      /^the worker failed while running the exec \(.+\): the command may still be running in the job, and its exit code is lost/,
+    );
+    await expect.poll(() => audit.at(-1)?.end ?? '').toMatch(/the worker failed while running the exec/);
+  });
+
+  it('still gives the exit code when the audit of the end fails, and logs it', async () => {
+    const made = register('j');
+    fault = 'audit-end';
+    expect((await run(entryOn(made), 'j', ['sh', '-c', 'exit 6'])).exitCode).toBe(6);
+    await expect.poll(() => logged.map((l) => l.phase)).toEqual(['auditing the end']);
+  });
+
+  it('refuses a forward whose audit line cannot be written, saying so', async () => {
+    const made = register('j');
+    fault = 'audit-start';
+    await expect(openForward(entryOn(made), 'j', 9)).rejects.toThrow(
+      /failed: the worker failed while auditing the start \(events\.log: EIO\): the session did not open/,
+    );
+  });
+});

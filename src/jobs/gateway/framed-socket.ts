@@ -73,7 +73,7 @@ export class FramedSocket {
 
   /** Sends data as frames (cut at MAX_FRAME_BYTES); false when the socket's buffer is full (wait for `drain`). */
   send(type: FrameType, payload: Buffer | string = Buffer.alloc(0)): boolean {
-    if (this.closed || this.socket.destroyed) return false;
+    if (!this.writable) return false;
     const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
     if (body.length === 0) return this.socket.write(encodeFrame(type));
     let room = true;
@@ -82,7 +82,7 @@ export class FramedSocket {
   }
 
   sendJson(type: FrameType, value: unknown): boolean {
-    if (this.closed || this.socket.destroyed) return false;
+    if (!this.writable) return false;
     return this.socket.write(jsonFrame(type, value));
   }
 
@@ -115,5 +115,15 @@ export class FramedSocket {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Whether the socket carries raw bytes now (goRaw). */
+  get isRaw(): boolean {
+    return this.raw;
+  }
+
+  /** Open and not ended: a write after end() would be an 'error' on the socket, so none is tried. */
+  private get writable(): boolean {
+    return !this.closed && !this.socket.destroyed && !this.socket.writableEnded;
   }
 }

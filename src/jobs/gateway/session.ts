@@ -75,9 +75,9 @@ async function open(
         try {
           if (frame.type === FRAME.refused) {
             const refusal = parseRefusal(parseJsonPayload(frame, 'refusal'));
-            return fail(
-              new GatewayError(`gateway of job ${jobId} refused: ${refusal.message}`, refusal.code),
-            );
+            // 'error': the worker failed at the session, rather than refusing it.
+            const how = refusal.code === 'error' ? 'failed' : 'refused';
+            return fail(new GatewayError(`gateway of job ${jobId} ${how}: ${refusal.message}`, refusal.code));
           }
           if (state === 'challenge' && frame.type === FRAME.challenge) {
             const challenge = parseChallenge(parseJsonPayload(frame, 'challenge'));
