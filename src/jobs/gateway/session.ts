@@ -54,18 +54,27 @@ async function open(
     entry.tls || options.tls
       ? connectTls({ host: entry.host, port: entry.port, ...options.tls })
       : connectTcp({ host: entry.host, port: entry.port });
-  socket.setTimeout(CONNECT_MS);
   const hello: Hello = { v: 1, jobId, attempt: entry.attempt, op: request.op, clientNonce: randomToken() };
   return new Promise<FramedSocket>((resolve, reject) => {
     let state: 'challenge' | 'ready' | 'open' = 'challenge';
     const fail = (error: GatewayError) => {
       if (state === 'open') return;
       state = 'open';
+      clearTimeout(deadline);
       connection.close(null);
       reject(error);
     };
-    socket.once('timeout', () =>
-      fail(new GatewayError(`gateway ${where} of job ${jobId} did not answer in time`, 'no-connection')),
+    // A timer, not the socket's idle timeout: pings are traffic, and a worker that answers them
+    // but never the handshake would keep an idle timeout from ever firing.
+    const deadline = setTimeout(
+      () =>
+        fail(
+          new GatewayError(
+            `gateway ${where} of job ${jobId} did not open a session within ${CONNECT_MS / 1000} s`,
+            'no-connection',
+          ),
+        ),
+      CONNECT_MS,
     );
     const connection = new FramedSocket(socket, {
       stopAfter: request.op === 'forward' ? FRAME.ready : undefined,
@@ -99,7 +108,7 @@ async function open(
           }
           if (state === 'ready' && frame.type === FRAME.ready) {
             state = 'open';
-            socket.setTimeout(0);
+            clearTimeout(deadline);
             return resolve(connection);
           }
           fail(
