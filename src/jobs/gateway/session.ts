@@ -17,6 +17,7 @@ import {
 import type { Keepalive } from './keepalive.js';
 import { parseChallenge, parseExit, parseRefusal } from './messages.js';
 import type { GatewayEntry } from './registration.js';
+import { tlsProblem } from './tls-problem.js';
 
 /** A gateway session that did not open, or ended without saying how: the message says which and why. */
 export class GatewayError extends Error {
@@ -128,6 +129,15 @@ async function open(
       },
       onClose: (error) => {
         if (state !== 'open') {
+          const certificate = error ? tlsProblem(error, entry.host) : null;
+          if (certificate) {
+            return fail(
+              new GatewayError(
+                `gateway ${where} of job ${jobId} did not open a session: ${certificate}`,
+                'tls',
+              ),
+            );
+          }
           const why = error ? error.message : 'it closed the connection';
           return fail(
             new GatewayError(
