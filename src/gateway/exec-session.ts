@@ -58,7 +58,11 @@ export async function runExecSession(
   try {
     exec = await job.target.execStream(request);
   } catch (error) {
-    const exit: Exit = { exitCode: null, reason: 'error', message: errorText(error) };
+    // A start that failed because the job was ending (Apptainer: its process gone from /proc) is
+    // the job's end, as the client of a command killed with its container is told.
+    const exit: Exit = (await containerEnded(job, 0))
+      ? jobEndedExit(job, 'before the command could start', 'it did not run')
+      : { exitCode: null, reason: 'error', message: errorText(error) };
     connection.sendJson(FRAME.exit, exit);
     connection.end();
     return exit;
@@ -82,11 +86,11 @@ export async function runExecSession(
   // Awaited only once the command exits: a stream that broke the relay (a runtime that broke the
   // contract) is the session's failure through exitCode, never an unhandled rejection meanwhile.
   output.catch(() => undefined);
-  const jobEnded: Exit = {
-    exitCode: null,
-    reason: 'job-ended',
-    message: `job ${job.jobId} ended while the command ran${typeof job.ended.reason === 'string' ? ` (${job.ended.reason})` : ''}: the command's streams are closed and it has no exit code of its own`,
-  };
+  const jobEnded = jobEndedExit(
+    job,
+    'while the command ran',
+    "the command's streams are closed and it has no exit code of its own",
+  );
   const ended = new Promise<Exit>((resolve) => {
     if (job.ended.aborted) resolve(jobEnded);
     else job.ended.addEventListener('abort', () => resolve(jobEnded), { once: true });
@@ -120,6 +124,13 @@ export async function runExecSession(
   connection.end();
   return exit;
 }
+
+/** How a session whose job ended ends: no exit code of the command's, and the job's reason when it gave one. */
+const jobEndedExit = (job: GatewayJob, when: string, outcome: string): Exit => ({
+  exitCode: null,
+  reason: 'job-ended',
+  message: `job ${job.jobId} ended ${when}${typeof job.ended.reason === 'string' ? ` (${job.ended.reason})` : ''}: ${outcome}`,
+});
 
 /** An exit code as a signal gives it (128 + N): what an exec lost with its container is treated as. */
 const SIGNALLED = 128;

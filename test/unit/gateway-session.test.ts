@@ -122,6 +122,26 @@ describe('gateway sessions over real sockets and processes', () => {
     await expect(session.exitCode).rejects.toThrow(/job j ended while the command ran/);
   });
 
+  it('says the job ended, not an error, when the command could not start because the job was ending', async () => {
+    const { job, entry, end } = register('j');
+    jobs.set('j', {
+      ...job,
+      target: {
+        ...job.target,
+        // As Apptainer's exec does when the job's process is gone from /proc under it.
+        execStream: async () => {
+          end();
+          throw new Error("exec: cannot read what the job's process 4779 runs as: ENOENT");
+        },
+      },
+    });
+    const session = await openExec(entry(), 'j', { op: 'exec', command: ['true'], stdin: false });
+    await expect(session.exitCode).rejects.toMatchObject({ code: 'job-ended' });
+    await expect(session.exitCode).rejects.toThrow(
+      /^job j ended before the command could start: it did not run/,
+    );
+  });
+
   it('ends an exec with an error, not a hang, when the worker goes away', async () => {
     const own = await serve(false);
     const { entry } = register('j');
