@@ -1,12 +1,16 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Agent, createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createServer as createTcpServer } from 'node:net';
+import { connect as connectTcp, createServer as createTcpServer } from 'node:net';
 import { text } from 'node:stream/consumers';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type GatewayServer, startGatewayServer } from '../../src/gateway/server.js';
 import type { AuditRecord, GatewayJob } from '../../src/gateway/target.js';
+import { FramedSocket } from '../../src/jobs/gateway/framed-socket.js';
+import { encodeFrame, FRAME, type Frame, parseJsonPayload } from '../../src/jobs/gateway/frames.js';
+import { randomToken, workerProof } from '../../src/jobs/gateway/handshake.js';
+import { parseHello } from '../../src/jobs/gateway/messages.js';
 import type { GatewayEntry } from '../../src/jobs/gateway/registration.js';
 import { openExec, openForward } from '../../src/jobs/gateway/session.js';
 import type { GatewayPolicy } from '../../src/policy/policy.js';
@@ -328,5 +332,78 @@ describe('a worker that fails at a session tells its client what failed, and ser
     await expect(openForward(entryOn(made), 'j', 9)).rejects.toThrow(
       /failed: the worker failed while auditing the start \(events\.log: EIO\): the session did not open/,
     );
+  });
+});
+
+describe('a broken peer ends its own connection, never the process', () => {
+  /** A TCP server whose every connection is a FramedSocket with this frame handler. */
+  const framedServer = async (
+    onFrame: (frame: Frame, connection: FramedSocket) => void,
+    onClose: (error: Error | null) => void = () => undefined,
+  ) => {
+    const tcp = createTcpServer((socket) => {
+      const connection: FramedSocket = new FramedSocket(socket, {
+        onFrame: (frame) => onFrame(frame, connection),
+        onClose,
+      });
+    });
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    return { tcp, port: (tcp.address() as AddressInfo).port };
+  };
+
+  it('closes a connection whose frame handler throws, naming the frame, instead of throwing out of the socket', async () => {
+    let closedWith: Error | null | undefined;
+    const { tcp, port } = await framedServer(
+      () => {
+        throw new Error('handler bug');
+      },
+      (error) => {
+        closedWith = error;
+      },
+    );
+    const client = connectTcp({ host: '127.0.0.1', port });
+    client.on('error', () => undefined);
+    client.write(encodeFrame(FRAME.stdin, 'x'));
+    await expect.poll(() => closedWith).toBeInstanceOf(Error);
+    expect(closedWith?.message).toBe('handling a gateway frame of type 0x10 failed: handler bug');
+    client.destroy();
+    tcp.close();
+  });
+
+  it('gives the exit code and ignores what a broken worker sends after the exit frame', async () => {
+    const secret = randomToken();
+    let workerSideClosed: () => void = () => undefined;
+    const closed = new Promise<void>((resolve) => {
+      workerSideClosed = resolve;
+    });
+    const { tcp, port } = await framedServer(
+      (frame, connection) => {
+        if (frame.type === FRAME.hello) {
+          const hello = parseHello(parseJsonPayload(frame, 'hello'));
+          const serverNonce = randomToken();
+          connection.sendJson(FRAME.challenge, {
+            serverNonce,
+            proof: workerProof(secret, hello, serverNonce),
+          });
+        } else if (frame.type === FRAME.auth) {
+          connection.sendJson(FRAME.ready, {});
+          connection.sendJson(FRAME.exit, { exitCode: 3 });
+          connection.send(FRAME.stdout, 'after the end');
+          connection.end();
+        }
+      },
+      () => workerSideClosed(),
+    );
+    const session = await openExec(
+      { host: '127.0.0.1', port, tls: false, attempt: 1, workerId: 'w', secret },
+      'j',
+      { op: 'exec', command: ['true'], stdin: false },
+    );
+    const [stdout, exitCode] = await Promise.all([text(session.stdout), session.exitCode]);
+    expect({ stdout, exitCode }).toEqual({ stdout: '', exitCode: 3 });
+    // Once the connection is gone the client has read every frame: the stray one was no write
+    // after end() (an unhandled 'error', which vitest reports).
+    await closed;
+    tcp.close();
   });
 });

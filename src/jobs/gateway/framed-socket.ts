@@ -67,7 +67,19 @@ export class FramedSocket {
     for (const frame of frames) {
       if (this.closed) return;
       if (frame.type === FRAME.ping) this.send(FRAME.pong);
-      else if (frame.type !== FRAME.pong) this.options.onFrame(frame);
+      else if (frame.type !== FRAME.pong) {
+        // A handler that throws here would throw out of a socket event: an uncaught exception
+        // that ends the process. It ends this connection instead, saying why.
+        try {
+          this.options.onFrame(frame);
+        } catch (error) {
+          const text = error instanceof Error ? error.message : String(error);
+          this.close(
+            new Error(`handling a gateway frame of type 0x${frame.type.toString(16)} failed: ${text}`),
+          );
+          return;
+        }
+      }
     }
   };
 

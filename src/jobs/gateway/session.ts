@@ -199,6 +199,9 @@ export async function openExec(
     request,
     options,
     (frame) => {
+      // The exit frame is the last: anything after it (a broken worker) would be a write after
+      // end(), an 'error' on a stream the caller may not listen to.
+      if (ended) return;
       if (frame.type === FRAME.stdout) stdout.write(frame.payload);
       else if (frame.type === FRAME.stderr) stderr.write(frame.payload);
       else if (frame.type === FRAME.exit) {
