@@ -58,9 +58,11 @@ export async function runExecSession(
   try {
     exec = await job.target.execStream(request);
   } catch (error) {
-    // A start that failed because the job was ending (Apptainer: its process gone from /proc) is
-    // the job's end, as the client of a command killed with its container is told.
-    const exit: Exit = (await containerEnded(job, 0))
+    // A start that failed because the job was ending (Apptainer: its process gone from /proc;
+    // Podman: the container no longer running) is the job's end, as the client of a command killed
+    // with its container is told. The container may take a moment to be gone: asked as a command
+    // killed by a signal would be (up to 2 s), a cost only a failed start pays.
+    const exit: Exit = (await containerEnded(job, SIGNALLED))
       ? jobEndedExit(job, 'before the command could start', 'it did not run')
       : { exitCode: null, reason: 'error', message: errorText(error) };
     connection.sendJson(FRAME.exit, exit);
