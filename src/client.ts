@@ -14,6 +14,7 @@ export type {
   ForwardListener,
   ForwardListenerOptions,
 } from './jobs/gateway/forward-listener.js';
+export type { Keepalive } from './jobs/gateway/keepalive.js';
 export { type ExecSession, GatewayError } from './jobs/gateway/session.js';
 export type { JobProgress, RunPhase } from './jobs/progress.js';
 export type { Durability } from './jobs/replicas.js';

@@ -29,6 +29,7 @@ const FINAL_REFUSALS = new Set([
   'not-allowed',
   'unsigned',
   'bad-signature',
+  'tls',
 ]);
 
 export async function execCommand(args: string[]): Promise<number> {

@@ -102,7 +102,15 @@ export async function clientOptionsFrom(
   const gatewayTls = config.gatewayTlsCaFile
     ? { ca: readPem(config.gatewayTlsCaFile, 'gateway CA') }
     : undefined;
-  return { redis, tls, queue: config.queue, prefix: config.prefix, signingKey, gatewayTls };
+  return {
+    redis,
+    tls,
+    queue: config.queue,
+    prefix: config.prefix,
+    signingKey,
+    gatewayTls,
+    gatewayKeepalive: config.gatewayKeepalive,
+  };
 }
 
 /** A client for the queue named by the flags (see clientOptionsFrom). */

@@ -1,7 +1,9 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { Keepalive } from '../jobs/gateway/keepalive.js';
 import { DEFAULT_PREFIX, DEFAULT_QUEUE } from '../jobs/keys.js';
 import { type Env, processEnv } from './env.js';
+import { gatewayKeepalive } from './gateway.js';
 import { checkRedisUrl, type RedisTlsFiles, redisTlsFiles } from './redis.js';
 import { type RedisTopology, redisTopology as topologyOf } from './redis-topology.js';
 import { type Overrides, settingReader } from './settings.js';
@@ -25,6 +27,8 @@ export interface ClientConfig {
   signingKeyFile?: string;
   /** STEVEDORE_GATEWAY_TLS_CA: the CA of the workers' gateway certificates (exec, shell, port-forward). */
   gatewayTlsCaFile?: string;
+  /** STEVEDORE_GATEWAY_PING_MS and STEVEDORE_GATEWAY_PEER_TIMEOUT_MS, for exec, shell and port-forward sessions. */
+  gatewayKeepalive: Keepalive;
 }
 
 /** Default state directory: $XDG_STATE_HOME/stevedore or ~/.local/state/stevedore. */
@@ -54,5 +58,6 @@ export function loadClientConfig(
     stateDir,
     signingKeyFile: get('STEVEDORE_SIGNING_KEY') || undefined,
     gatewayTlsCaFile: get('STEVEDORE_GATEWAY_TLS_CA') || undefined,
+    gatewayKeepalive: gatewayKeepalive(get),
   };
 }

@@ -1,7 +1,16 @@
 import { networkInterfaces } from 'node:os';
+import {
+  DEFAULT_PING_MS,
+  defaultPeerTimeoutMs,
+  type Keepalive,
+  keepaliveProblem,
+  MAX_KEEPALIVE_MS,
+  MIN_PING_MS,
+} from '../jobs/gateway/keepalive.js';
 import { ConfigError } from './errors.js';
 import { type HttpAddress, parseHttpAddress } from './http-address.js';
 import type { SettingReader } from './settings.js';
+import { wholeNumber } from './values.js';
 
 /** STEVEDORE_GATEWAY and its companions: where the exec gateway listens and how clients reach it. */
 export interface GatewayConfig {
@@ -15,6 +24,8 @@ export interface GatewayConfig {
   advertise: HttpAddress;
   /** PEM files; set: sessions are TLS. */
   tls?: { cert: string; key: string };
+  /** STEVEDORE_GATEWAY_PING_MS and STEVEDORE_GATEWAY_PEER_TIMEOUT_MS. */
+  keepalive: Keepalive;
 }
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '']);
@@ -57,7 +68,29 @@ export function gatewayConfig(
           port: listen.port,
         },
     ...(cert && key ? { tls: { cert, key } } : {}),
+    keepalive: gatewayKeepalive(get),
   };
+}
+
+/**
+ * STEVEDORE_GATEWAY_PING_MS and STEVEDORE_GATEWAY_PEER_TIMEOUT_MS, read by the worker and by
+ * client commands alike (each side pings, and each gives up on a silent peer).
+ */
+export function gatewayKeepalive(get: SettingReader): Keepalive {
+  const pingMs = wholeNumber(get, 'STEVEDORE_GATEWAY_PING_MS', DEFAULT_PING_MS, MIN_PING_MS);
+  const keepalive = {
+    pingMs,
+    peerTimeoutMs: wholeNumber(get, 'STEVEDORE_GATEWAY_PEER_TIMEOUT_MS', defaultPeerTimeoutMs(pingMs)),
+  };
+  if (pingMs > MAX_KEEPALIVE_MS)
+    throw new ConfigError(
+      `STEVEDORE_GATEWAY_PING_MS=${pingMs} is invalid: expected at most ${MAX_KEEPALIVE_MS} (Node's longest timer)`,
+    );
+  if (keepaliveProblem(keepalive))
+    throw new ConfigError(
+      `STEVEDORE_GATEWAY_PEER_TIMEOUT_MS=${keepalive.peerTimeoutMs} is invalid: expected from twice STEVEDORE_GATEWAY_PING_MS (${2 * pingMs}) to ${MAX_KEEPALIVE_MS}; a shorter one could take a live, quiet peer for gone between two pings`,
+    );
+  return keepalive;
 }
 
 /** `host` or `host:port` (`[v6]:port`); a bare host keeps the listen port. */

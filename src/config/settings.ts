@@ -1,3 +1,4 @@
+import { DEFAULT_PING_MS, defaultPeerTimeoutMs, MIN_PING_MS } from '../jobs/gateway/keepalive.js';
 import {
   DEFAULT_KEEP_FINISHED,
   DEFAULT_LIVE_OUTPUT_BYTES,
@@ -122,6 +123,16 @@ export const SETTINGS = {
   },
   STEVEDORE_GATEWAY_TLS_CERT: { area: 'worker', type: 'path', default: `${UNSET}: plain TCP` },
   STEVEDORE_GATEWAY_TLS_KEY: { area: 'worker', type: 'path', default: `${UNSET}: plain TCP` },
+  STEVEDORE_GATEWAY_PING_MS: {
+    area: 'worker',
+    type: `milliseconds ≥ ${MIN_PING_MS}`,
+    default: code(DEFAULT_PING_MS),
+  },
+  STEVEDORE_GATEWAY_PEER_TIMEOUT_MS: {
+    area: 'worker',
+    type: 'milliseconds ≥ 2 pings',
+    default: `3 pings + 5 s (${code(defaultPeerTimeoutMs(DEFAULT_PING_MS))})`,
+  },
   LOG_LEVEL: { area: 'worker', type: 'pino level', default: '`info` (`stevedore demo`: `warn`)' },
 
   STEVEDORE_RUNTIME: {

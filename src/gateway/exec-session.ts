@@ -5,14 +5,20 @@ import type { ExecRequest, Exit } from '../jobs/gateway/handshake.js';
 import { parseResize } from '../jobs/gateway/messages.js';
 import type { ExecStream, GatewayJob } from './target.js';
 
-/** Copies a stream into frames, pausing it while the client's socket is full. */
+/**
+ * Copies a stream into frames, pausing it while the client's socket is full. Once the client is
+ * gone the output is read and dropped: a command left writing into a full pipe would hang for ever.
+ */
 function relay(
   from: Readable,
   type: typeof FRAME.stdout | typeof FRAME.stderr,
   to: FramedSocket,
+  clientGone: Promise<void>,
 ): Promise<void> {
   return new Promise((resolve) => {
+    let gone = false;
     from.on('data', (chunk: Buffer) => {
+      if (gone) return;
       if (!to.send(type, chunk)) {
         from.pause();
         to.socket.once('drain', () => from.resume());
@@ -20,7 +26,12 @@ function relay(
     });
     from.once('end', resolve);
     from.once('close', resolve);
-    from.once('error', () => resolve());
+    // on, not once: a second 'error' with no listener would end the worker.
+    from.on('error', () => resolve());
+    void clientGone.then(() => {
+      gone = true;
+      from.resume();
+    });
   });
 }
 
@@ -34,6 +45,8 @@ export async function runExecSession(
   request: ExecRequest,
   connection: FramedSocket,
   setOnFrame: (onFrame: (frame: Frame) => void) => void,
+  /** Settles when the client's connection has closed, for whatever reason. */
+  clientGone: Promise<void>,
 ): Promise<Exit> {
   // The client sends stdin as soon as it has `ready`, and an engine may take a while to start the
   // command (Podman: ~200 ms): what comes meanwhile is kept, and the socket paused, until the
@@ -45,7 +58,13 @@ export async function runExecSession(
   try {
     exec = await job.target.execStream(request);
   } catch (error) {
-    const exit: Exit = { exitCode: null, reason: 'error', message: errorText(error) };
+    // A start that failed because the job was ending (Apptainer: its process gone from /proc;
+    // Podman: the container no longer running) is the job's end, as the client of a command killed
+    // with its container is told. The container may take a moment to be gone: asked as a command
+    // killed by a signal would be (up to 2 s), a cost only a failed start pays.
+    const exit: Exit = (await containerEnded(job, SIGNALLED))
+      ? jobEndedExit(job, 'before the command could start', 'it did not run')
+      : { exitCode: null, reason: 'error', message: errorText(error) };
     connection.sendJson(FRAME.exit, exit);
     connection.end();
     return exit;
@@ -63,14 +82,17 @@ export async function runExecSession(
   for (const frame of early.splice(0)) onFrame(frame);
   connection.socket.resume();
   const output = Promise.all([
-    relay(exec.stdout, FRAME.stdout, connection),
-    exec.stderr ? relay(exec.stderr, FRAME.stderr, connection) : Promise.resolve(),
+    relay(exec.stdout, FRAME.stdout, connection, clientGone),
+    exec.stderr ? relay(exec.stderr, FRAME.stderr, connection, clientGone) : Promise.resolve(),
   ]);
-  const jobEnded: Exit = {
-    exitCode: null,
-    reason: 'job-ended',
-    message: `job ${job.jobId} ended while the command ran${typeof job.ended.reason === 'string' ? ` (${job.ended.reason})` : ''}: the command's streams are closed and it has no exit code of its own`,
-  };
+  // Awaited only once the command exits: a stream that broke the relay (a runtime that broke the
+  // contract) is the session's failure through exitCode, never an unhandled rejection meanwhile.
+  output.catch(() => undefined);
+  const jobEnded = jobEndedExit(
+    job,
+    'while the command ran',
+    "the command's streams are closed and it has no exit code of its own",
+  );
   const ended = new Promise<Exit>((resolve) => {
     if (job.ended.aborted) resolve(jobEnded);
     else job.ended.addEventListener('abort', () => resolve(jobEnded), { once: true });
@@ -89,12 +111,28 @@ export async function runExecSession(
         ? jobEnded
         : { exitCode: null, reason: 'error', message: errorText(error) },
   );
-  const exit = await Promise.race([exited, ended]);
+  // No engine can kill an exec (Docker's API has no call for it): a command whose client went away
+  // gets end of file on stdin and runs on, its output read and dropped, until it or the job ends.
+  const gone = clientGone.then(
+    (): Exit => ({
+      exitCode: null,
+      reason: 'error',
+      message: `the client went away while the command ran: its stdin was closed and its output is dropped; the command itself runs on until it ends or job ${job.jobId} does`,
+    }),
+  );
+  const exit = await Promise.race([exited, ended, gone]);
   if (exit.exitCode === null) exec.stdin?.destroy();
   connection.sendJson(FRAME.exit, exit);
   connection.end();
   return exit;
 }
+
+/** How a session whose job ended ends: no exit code of the command's, and the job's reason when it gave one. */
+const jobEndedExit = (job: GatewayJob, when: string, outcome: string): Exit => ({
+  exitCode: null,
+  reason: 'job-ended',
+  message: `job ${job.jobId} ended ${when}${typeof job.ended.reason === 'string' ? ` (${job.ended.reason})` : ''}: ${outcome}`,
+});
 
 /** An exit code as a signal gives it (128 + N): what an exec lost with its container is treated as. */
 const SIGNALLED = 128;

@@ -5,10 +5,12 @@ import type { Logger } from 'pino';
 import { FramedSocket } from '../jobs/gateway/framed-socket.js';
 import { FRAME, type Frame, parseJsonPayload } from '../jobs/gateway/frames.js';
 import type { Exit, Hello, Refusal } from '../jobs/gateway/handshake.js';
+import type { Keepalive } from '../jobs/gateway/keepalive.js';
 import { parseHello } from '../jobs/gateway/messages.js';
 import { authenticate, type GatewayPolicy } from './authenticate.js';
 import { runExecSession } from './exec-session.js';
 import { type ForwardEnd, runForwardSession } from './forward-session.js';
+import { type SessionState, tellFailure } from './session-failure.js';
 import type { AuditRecord, AuditStart, GatewayJob } from './target.js';
 
 /** A client that connected and says nothing is not one: it gets this long for each handshake step. */
@@ -37,8 +39,8 @@ export interface GatewayServerOptions {
   /** Told when a session opens and when it ends (the job's events.log and the worker log). */
   audit: GatewayAudit;
   logger: Logger;
-  /** Keep-alive period (tests shorten it). */
-  pingMs?: number;
+  /** Pings and the silent-peer limit (STEVEDORE_GATEWAY_PING_MS, _PEER_TIMEOUT_MS; default 10 s and 35 s). */
+  keepalive?: Keepalive;
 }
 
 export interface GatewayServer {
@@ -53,9 +55,12 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const onSocket = (socket: Socket) => {
     // A reset or TLS failure before the handshake must not end the worker.
     socket.on('error', (error) => options.logger.debug({ err: error }, 'gateway: connection failed'));
-    serve(socket, options, open).catch((error: unknown) =>
-      options.logger.warn({ err: error }, 'gateway: session failed'),
-    );
+    // serve() tells its client of its own failures; only a failure to do even that comes here,
+    // and the connection is cut rather than left open.
+    serve(socket, options, open).catch((error: unknown) => {
+      options.logger.error({ err: error }, 'gateway: session failed, and its client could not be told');
+      socket.destroy();
+    });
   };
   const server: Server = options.tls
     ? createTlsServer({ key: options.tls.key, cert: options.tls.cert }, onSocket)
@@ -126,84 +131,103 @@ async function serve(socket: Socket, options: GatewayServerOptions, open: Set<Fr
       open.delete(connection);
       markClosed();
     },
-    pingMs: options.pingMs,
+    keepalive: options.keepalive,
   });
   open.add(connection);
   const client = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-  const refuse = (refusal: Refusal, hello?: Hello) => {
-    options.logger.info(
-      { jobId: hello?.jobId, client, refusal: refusal.code },
-      `gateway: refused: ${refusal.message}`,
+  const state: SessionState = { phase: 'reading the hello', opened: false };
+  let hello: Hello | undefined;
+  // Whatever throws in a step is the worker's failure, not the client's: the client is told what
+  // failed and in which phase (never left waiting on a connection kept up by pings), and it is logged.
+  const failed = (error: unknown): string => {
+    options.logger.error(
+      { err: error, jobId: hello?.jobId, attempt: hello?.attempt, client, phase: state.phase },
+      'gateway: session failed',
     );
-    connection.sendJson(FRAME.refused, refusal);
-    connection.end();
+    return tellFailure(connection, state, error);
   };
-
-  const helloFrame = await nextFrame(setOnFrame, closed);
-  if (!helloFrame) return connection.close(null);
-  let hello: Hello;
   try {
-    if (helloFrame.type !== FRAME.hello) throw new Error('the first frame must be a hello');
-    hello = parseHello(parseJsonPayload(helloFrame, 'hello'));
+    await session();
   } catch (error) {
-    return refuse({ code: 'bad-request', message: error instanceof Error ? error.message : String(error) });
+    failed(error);
   }
-  const verdict = await authenticate(hello, connection, options, () => nextFrame(setOnFrame, closed));
-  if ('refusal' in verdict) return refuse(verdict.refusal, hello);
-  const { job, auth, who } = verdict;
-  const request = auth.request;
-  const started: AuditStart = {
-    jobId: job.jobId,
-    attempt: job.attempt,
-    who,
-    client,
-    op: request.op,
-    what: request.op === 'exec' ? request.command : request.port,
-    ...(request.op === 'exec'
-      ? {
-          ...(request.user !== undefined ? { user: request.user } : {}),
-          tty: request.tty !== undefined,
-          // Names only: a value may be a credential.
-          ...(request.env ? { envNames: Object.keys(request.env) } : {}),
-        }
-      : {}),
-    startedAt: new Date().toISOString(),
-  };
-  if (request.op === 'exec') {
-    // Ready first: once the audit says an exec started, its client knows it did.
-    connection.sendJson(FRAME.ready, {});
+
+  async function session(): Promise<void> {
+    const refuse = (refusal: Refusal) => {
+      options.logger.info(
+        { jobId: hello?.jobId, client, refusal: refusal.code },
+        `gateway: refused: ${refusal.message}`,
+      );
+      connection.sendJson(FRAME.refused, refusal);
+      connection.end();
+    };
+
+    const helloFrame = await nextFrame(setOnFrame, closed);
+    if (!helloFrame) return connection.close(null);
+    try {
+      if (helloFrame.type !== FRAME.hello) throw new Error('the first frame must be a hello');
+      hello = parseHello(parseJsonPayload(helloFrame, 'hello'));
+    } catch (error) {
+      return refuse({ code: 'bad-request', message: error instanceof Error ? error.message : String(error) });
+    }
+    state.phase = 'authenticating the request';
+    const verdict = await authenticate(hello, connection, options, () => nextFrame(setOnFrame, closed));
+    if ('refusal' in verdict) return refuse(verdict.refusal);
+    const { job, auth, who } = verdict;
+    const request = auth.request;
+    const started: AuditStart = {
+      jobId: job.jobId,
+      attempt: job.attempt,
+      who,
+      client,
+      op: request.op,
+      what: request.op === 'exec' ? request.command : request.port,
+      ...(request.op === 'exec'
+        ? {
+            ...(request.user !== undefined ? { user: request.user } : {}),
+            tty: request.tty !== undefined,
+            // Names only: a value may be a credential.
+            ...(request.env ? { envNames: Object.keys(request.env) } : {}),
+          }
+        : {}),
+      startedAt: new Date().toISOString(),
+    };
+    if (request.op === 'exec') {
+      // Ready first: once the audit says an exec started, its client knows it did.
+      connection.sendJson(FRAME.ready, {});
+      state.opened = true;
+      state.phase = 'auditing the start';
+      options.audit.started(job, started);
+      state.phase = 'running the exec';
+      const exit = await runExecSession(job, request, connection, setOnFrame, closed).catch(
+        (error: unknown): Exit => ({ exitCode: null, reason: 'error', message: failed(error) }),
+      );
+      const end = closedBy.error
+        ? `client went away: ${closedBy.error.message}`
+        : exit.exitCode === null
+          ? exit.message
+          : undefined;
+      state.phase = 'auditing the end';
+      options.audit.ended(job, {
+        ...started,
+        endedAt: new Date().toISOString(),
+        exitCode: exit.exitCode,
+        ...(end ? { end } : {}),
+      });
+      return;
+    }
+    state.phase = 'auditing the start';
     options.audit.started(job, started);
-    const exit = await runExecSession(job, request, connection, setOnFrame).catch(
-      (error: unknown): Exit => ({
-        exitCode: null,
-        reason: 'error',
-        message: error instanceof Error ? error.message : String(error),
-      }),
+    state.phase = 'forwarding';
+    const forward = await runForwardSession(job, request.port, connection).catch(
+      (error: unknown): ForwardEnd => ({ bytes: { toJob: 0, fromJob: 0 }, end: failed(error) }),
     );
-    const end = closedBy.error
-      ? `client went away: ${closedBy.error.message}`
-      : exit.exitCode === null
-        ? exit.message
-        : undefined;
+    state.phase = 'auditing the end';
     options.audit.ended(job, {
       ...started,
       endedAt: new Date().toISOString(),
-      exitCode: exit.exitCode,
-      ...(end ? { end } : {}),
+      bytes: forward.bytes,
+      ...(forward.end ? { end: forward.end } : {}),
     });
-    return;
   }
-  options.audit.started(job, started);
-  const forward = await runForwardSession(job, request.port, connection).catch(
-    (error: unknown): ForwardEnd => ({
-      bytes: { toJob: 0, fromJob: 0 },
-      end: error instanceof Error ? error.message : String(error),
-    }),
-  );
-  options.audit.ended(job, {
-    ...started,
-    endedAt: new Date().toISOString(),
-    bytes: forward.bytes,
-    ...(forward.end ? { end: forward.end } : {}),
-  });
 }

@@ -11,6 +11,7 @@ import {
 } from './connection.js';
 import { ValidationError } from './errors.js';
 import { ClientGateway, type JobExecOptions, type PortForward } from './gateway/client-gateway.js';
+import { type Keepalive, resolveKeepalive } from './gateway/keepalive.js';
 import { queueGatewayLookups } from './gateway/lookups.js';
 import type { ExecSession } from './gateway/session.js';
 import { JobReader } from './job-reader.js';
@@ -57,6 +58,11 @@ export interface ClientOptions {
    * certificate (docs/gateway.md); used only for workers whose entry says TLS.
    */
   gatewayTls?: ConnectionOptions;
+  /**
+   * exec and portForward: how often a quiet session is pinged, and how long a silent worker is
+   * given before the session counts as lost (default 10 s and 3 pings + 5 s; docs/gateway.md).
+   */
+  gatewayKeepalive?: Partial<Keepalive>;
 }
 
 /**
@@ -86,6 +92,7 @@ export class StevedoreClient {
     if (clusterProblem) throw new Error(`creating a client for a Redis Cluster: ${clusterProblem}`);
     const durable = options.durability && durabilityProblem(options.durability);
     if (durable) throw new ValidationError(`creating a client: ${durable}`);
+    const keepalive = resolveKeepalive(options.gatewayKeepalive);
     const onError = options.onError ?? (() => undefined);
     const reconnect = () => connect(options.redis, onError, options.tls);
     this.redis = connect(options.redis, onError, options.tls);
@@ -109,7 +116,7 @@ export class StevedoreClient {
     });
     this.gateway = new ClientGateway(
       queueGatewayLookups({ queue, redis, address, status: (id) => this.getStatus(id) }),
-      { signingKey: this.signer, tls: options.gatewayTls },
+      { signingKey: this.signer, tls: options.gatewayTls, keepalive },
     );
   }
 

@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ExecStream, ExecStreamRequest } from '../executors/executor.js';
 import type { RedisConnection } from '../jobs/connection.js';
+import { coerceError } from '../jobs/errors.js';
 import { randomToken } from '../jobs/gateway/handshake.js';
+import type { Keepalive } from '../jobs/gateway/keepalive.js';
 import { readGateway, registerGateway, unregisterGateway } from '../jobs/gateway/registration.js';
 import type { QueueAddress } from '../jobs/keys.js';
 import type { GatewayPolicy } from '../policy/policy.js';
@@ -185,7 +187,13 @@ export class JobGateways {
 
   /** What Redis says of the job's gateway (for a refusal that says where it went). */
   async registration(jobId: string): Promise<{ attempt: number; workerId: string } | null> {
-    const entry = await readGateway(this.options.redis, this.options.address, jobId);
+    const entry = await readGateway(this.options.redis, this.options.address, jobId).catch(
+      (error: unknown) => {
+        throw new Error(`reading job ${jobId}'s gateway entry in Redis: ${coerceError(error).message}`, {
+          cause: error,
+        });
+      },
+    );
     if (!entry || entry.workerId === this.options.workerId) return null;
     return { attempt: entry.attempt, workerId: entry.workerId };
   }
@@ -224,6 +232,8 @@ export interface GatewayServeOptions {
   trustedKey?: (keyId: string) => Promise<KeyObject | undefined>;
   audit: Pick<JobGateways, 'started' | 'ended'>;
   logger: Logger;
+  /** Pings and the silent-peer limit (STEVEDORE_GATEWAY_PING_MS, STEVEDORE_GATEWAY_PEER_TIMEOUT_MS). */
+  keepalive: Keepalive;
 }
 
 /** Starts the gateway server: the worker is given one (the CLI passes src/gateway's), never imports it. */

@@ -69,6 +69,7 @@ export async function startWorkerGateway(options: {
     trustedKey: trusted ? async (keyId) => (await trusted.current()).get(keyId) : undefined,
     audit: jobs,
     logger: options.logger,
+    keepalive: config.keepalive,
   });
   options.logger.info(
     {

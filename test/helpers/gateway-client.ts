@@ -10,6 +10,7 @@ import { Agent, get } from 'node:http';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { text } from 'node:stream/consumers';
 import type { ExecRequest } from '../../src/jobs/gateway/handshake.js';
+import type { Keepalive } from '../../src/jobs/gateway/keepalive.js';
 import type { GatewayEntry } from '../../src/jobs/gateway/registration.js';
 import { GatewayError, openExec, openForward, type SessionOptions } from '../../src/jobs/gateway/session.js';
 
@@ -40,6 +41,10 @@ export interface GatewayClientInput {
   jobId: string;
   task: GatewayTask;
   signingKey?: { id: string; path: string };
+  /** The CA (PEM file) of a worker that serves the gateway over TLS. */
+  tlsCaPath?: string;
+  /** Pings and silent-peer limit of this side (default: the client's). */
+  keepalive?: Keepalive;
 }
 
 export interface GatewayClientAnswer {
@@ -54,14 +59,18 @@ export interface GatewayClientAnswer {
 
 async function main(): Promise<GatewayClientAnswer> {
   const input = JSON.parse(process.argv[2] as string) as GatewayClientInput;
-  const options: SessionOptions = input.signingKey
-    ? {
-        signingKey: {
-          id: input.signingKey.id,
-          privateKey: createPrivateKey(await readFile(input.signingKey.path)),
-        },
-      }
-    : {};
+  const options: SessionOptions = {
+    ...(input.signingKey
+      ? {
+          signingKey: {
+            id: input.signingKey.id,
+            privateKey: createPrivateKey(await readFile(input.signingKey.path)),
+          },
+        }
+      : {}),
+    ...(input.tlsCaPath ? { tls: { ca: await readFile(input.tlsCaPath) } } : {}),
+    ...(input.keepalive ? { keepalive: input.keepalive } : {}),
+  };
   const { entry, jobId, task } = input;
   if (task.kind === 'http') return http(entry, jobId, task, options);
   const session = await openExec(entry, jobId, task.request, options);

@@ -23,7 +23,10 @@ export interface GatewayHost {
  * runtime, its gateway served and registered in Redis, as a worker with the gateway on does.
  */
 export async function startGatewayHost(
-  options: Pick<HostConfig, 'runtime' | 'redisUrl' | 'queue' | 'jobId' | 'network' | 'command'> & {
+  options: Pick<
+    HostConfig,
+    'runtime' | 'redisUrl' | 'queue' | 'jobId' | 'network' | 'command' | 'tls' | 'keepalive'
+  > & {
     singularityBin?: string;
     testName: string;
   },
@@ -39,6 +42,8 @@ export async function startGatewayHost(
     image: TEST_IMAGE,
     imageTarball: testImageTarball(),
     label: testLabels(options.testName.slice(0, 200)),
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.keepalive ? { keepalive: options.keepalive } : {}),
   };
   const child: ResultPromise = execa(process.execPath, ['--import', 'tsx', SCRIPT, JSON.stringify(config)], {
     reject: false,

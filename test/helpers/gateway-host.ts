@@ -5,7 +5,7 @@
  * SIGTERM ends it cleanly (container removed, entry deleted). A SIGKILL leaves the container for the
  * test to remove (by the id printed). Run: node --import tsx gateway-host.ts '<HostConfig JSON>'.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -16,6 +16,7 @@ import type { RuntimeKind } from '../../src/executors/runtime.js';
 import { startGatewayServer } from '../../src/gateway/server.js';
 import type { AuditRecord, GatewayJob } from '../../src/gateway/target.js';
 import { randomToken } from '../../src/jobs/gateway/handshake.js';
+import type { Keepalive } from '../../src/jobs/gateway/keepalive.js';
 import { registerGateway, unregisterGateway } from '../../src/jobs/gateway/registration.js';
 import { DEFAULT_PREFIX } from '../../src/jobs/keys.js';
 
@@ -31,6 +32,10 @@ export interface HostConfig {
   image: string;
   imageTarball: string;
   label: Record<string, string>;
+  /** PEM files: the gateway serves TLS, and its entry says so. */
+  tls?: { cert: string; key: string };
+  /** The server's pings and silent-peer limit (default: the gateway's). */
+  keepalive?: Keepalive;
 }
 
 /** How long an entry lasts unless refreshed (a worker's lock duration plays this part). */
@@ -112,6 +117,10 @@ try {
   );
   server = await startGatewayServer({
     listen: { host: '127.0.0.1', port: 0 },
+    ...(config.tls
+      ? { tls: { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) } }
+      : {}),
+    ...(config.keepalive ? { keepalive: config.keepalive } : {}),
     jobs: {
       find: (jobId) => (jobId === job.jobId ? job : undefined),
       registration: async () => null,
@@ -128,7 +137,7 @@ try {
   const entry = {
     host: '127.0.0.1',
     port: server.address.port,
-    tls: false,
+    tls: config.tls !== undefined,
     attempt,
     workerId,
     secret: job.secret,

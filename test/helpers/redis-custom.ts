@@ -1,12 +1,10 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { freePort } from '../../src/worker/redis-server.js';
 import { REDIS_PID_DIR } from './redis.js';
 
-const run = promisify(execFile);
 /** redis-server prints this once it accepts connections (Redis 7). */
 const READY_LINE = 'Ready to accept connections';
 const START_TIMEOUT_MS = 10_000;
@@ -84,84 +82,4 @@ export class CustomRedis {
     await unlink(join(REDIS_PID_DIR, String(this.child.pid))).catch(() => undefined);
     await rm(this.dir, { recursive: true, force: true });
   }
-}
-
-/** PEM files for a TLS test: a CA, a server certificate for 127.0.0.1, a client certificate, and an unrelated CA. */
-export interface TestCerts {
-  dir: string;
-  ca: string;
-  serverCert: string;
-  serverKey: string;
-  clientCert: string;
-  clientKey: string;
-  otherCa: string;
-}
-
-/** Makes the certificates with openssl (scripts/setup.sh installs it for the tests). */
-export async function makeTestCerts(): Promise<TestCerts> {
-  const dir = await mkdtemp(join(tmpdir(), 'stevedore-test-certs-'));
-  const at = (name: string): string => join(dir, name);
-  const openssl = (...args: string[]) => run('openssl', args, { cwd: dir });
-  const ca = async (name: string): Promise<void> => {
-    await openssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-keyout',
-      at(`${name}.key`),
-      '-out',
-      at(`${name}.crt`),
-    );
-  };
-  const signed = async (name: string, ext: string): Promise<void> => {
-    await openssl(
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      `/CN=${name}`,
-      '-keyout',
-      at(`${name}.key`),
-      '-out',
-      at(`${name}.csr`),
-    );
-    await writeFile(at(`${name}.ext`), ext);
-    await openssl(
-      'x509',
-      '-req',
-      '-in',
-      at(`${name}.csr`),
-      '-CA',
-      at('ca.crt'),
-      '-CAkey',
-      at('ca.key'),
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      at(`${name}.ext`),
-      '-out',
-      at(`${name}.crt`),
-    );
-  };
-  await ca('ca');
-  await ca('other-ca');
-  await signed('server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-  await signed('client', 'extendedKeyUsage=clientAuth\n');
-  return {
-    dir,
-    ca: at('ca.crt'),
-    serverCert: at('server.crt'),
-    serverKey: at('server.key'),
-    clientCert: at('client.crt'),
-    clientKey: at('client.key'),
-    otherCa: at('other-ca.crt'),
-  };
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
-import type { TestCerts } from './redis-custom.js';
+import type { TestCerts } from './test-certs.js';
 
 /** A TLS record no session can decrypt: application data (23), TLS 1.2 framing, 5 bytes of noise. */
 const BAD_RECORD = Buffer.from([0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5]);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { Agent, get } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
@@ -10,10 +11,12 @@ import type { RuntimeKind } from '../../src/executors/runtime.js';
 import { readGateway } from '../../src/jobs/gateway/registration.js';
 import { DEFAULT_PREFIX } from '../../src/jobs/keys.js';
 import { stevedore, useCliWorld } from '../helpers/cli.js';
+import type { HostConfig } from '../helpers/gateway-host.js';
 import { type GatewayHost, startGatewayHost } from '../helpers/gateway-host-process.js';
 import { podmanMissing } from '../helpers/podman.js';
 import { testSingularityBin } from '../helpers/singularity.js';
 import { busybox, Harness, until } from '../helpers/stevedore.js';
+import { makeTestCerts, type TestCerts } from '../helpers/test-certs.js';
 
 /**
  * The gateway's client side end to end: the `stevedore` CLI in its own process, a gateway host
@@ -35,7 +38,10 @@ const RUNTIMES: { kind: RuntimeKind; missing: string | null }[] = [
 let jobs = 0;
 const jobName = (kind: string) => `gw-${kind}-${process.pid}-${++jobs}`;
 
-async function host(kind: RuntimeKind, options: { network?: boolean; command?: string[] } = {}) {
+async function host(
+  kind: RuntimeKind,
+  options: { network?: boolean; command?: string[] } & Pick<HostConfig, 'tls' | 'keepalive'> = {},
+) {
   const jobId = jobName(kind);
   const started = await startGatewayHost({
     runtime: kind,
@@ -46,6 +52,8 @@ async function host(kind: RuntimeKind, options: { network?: boolean; command?: s
     network: options.network ?? false,
     command: options.command ?? ['sleep', '3600'],
     testName: `gateway-cli ${kind}`,
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.keepalive ? { keepalive: options.keepalive } : {}),
   });
   return { jobId, host: started };
 }
@@ -206,6 +214,78 @@ describe('a session that loses its worker, or its job (docker)', () => {
       await gateway.stop();
     }
   }, 180_000);
+});
+
+describe('a gateway served over TLS, with short pings (docker)', () => {
+  let certs: TestCerts;
+  let jobId = '';
+  let gateway: GatewayHost | undefined;
+  const keepalive = { pingMs: 500, peerTimeoutMs: 2_000 };
+  beforeAll(async () => {
+    certs = await makeTestCerts();
+    ({ jobId, host: gateway } = await host('docker', {
+      tls: { cert: certs.serverCert, key: certs.serverKey },
+      keepalive,
+      network: true,
+      command: [
+        'sh',
+        '-c',
+        'mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
+      ],
+    }));
+  }, 180_000);
+  afterAll(async () => {
+    await gateway?.stop();
+    if (certs) await rm(certs.dir, { recursive: true, force: true });
+  });
+
+  it('exec without the CA exits 255 and says to give it (STEVEDORE_GATEWAY_TLS_CA, --gateway-tls-ca)', async () => {
+    const refused = await stevedore(['exec', jobId, '--', 'true'], { env: world.env });
+    expect(refused.exitCode).toBe(NO_EXIT_CODE);
+    expect(refused.stderr).toMatch(
+      /^stevedore: exec: gateway 127\.0\.0\.1:\d+ of job .* did not open a session: its TLS certificate is not trusted here .*STEVEDORE_GATEWAY_TLS_CA=FILE \(the CLI's --gateway-tls-ca FILE/,
+    );
+  });
+
+  it("exec with the CA, by flag or by variable, gives the command's exit code", async () => {
+    const byFlag = await stevedore(
+      ['exec', '--gateway-tls-ca', certs.ca, jobId, '--', 'sh', '-c', 'echo over-tls; exit 3'],
+      { env: world.env },
+    );
+    expect([byFlag.stdout, byFlag.exitCode]).toEqual(['over-tls', 3]);
+    const byVariable = await stevedore(['exec', jobId, '--', 'sh', '-c', 'exit 4'], {
+      env: { ...world.env, STEVEDORE_GATEWAY_TLS_CA: certs.ca },
+    });
+    expect(byVariable.exitCode).toBe(4);
+  });
+
+  it("keeps a quiet exec open past both sides' 2 s silent-peer limit (STEVEDORE_GATEWAY_PING_MS, _PEER_TIMEOUT_MS)", async () => {
+    const quiet = await stevedore(
+      ['exec', '--gateway-tls-ca', certs.ca, jobId, '--', 'sh', '-c', 'sleep 6; echo late; exit 9'],
+      {
+        env: {
+          ...world.env,
+          STEVEDORE_GATEWAY_PING_MS: String(keepalive.pingMs),
+          STEVEDORE_GATEWAY_PEER_TIMEOUT_MS: String(keepalive.peerTimeoutMs),
+        },
+      },
+    );
+    expect([quiet.stdout, quiet.exitCode], String(quiet.stderr)).toEqual(['late', 9]);
+  });
+
+  it('port-forward without the CA ends at the first connection with exit 1, saying why', async () => {
+    const forward = stevedore(['port-forward', jobId, ':8080'], { env: world.env, buffer: false });
+    const stderr = collect(forward.stderr);
+    try {
+      const port = await forwardedPort(forward);
+      await httpGet(`http://127.0.0.1:${port}/`, new Agent()).catch(() => undefined);
+      const ended = await forward;
+      expect(ended.exitCode).toBe(1);
+      expect(stderr()).toMatch(/its TLS certificate is not trusted here .*STEVEDORE_GATEWAY_TLS_CA/);
+    } finally {
+      forward.kill('SIGKILL');
+    }
+  }, 60_000);
 });
 
 describe('against a real `stevedore worker` process (docker)', () => {

@@ -1,19 +1,24 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { text } from 'node:stream/consumers';
+import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeKind } from '../../src/executors/runtime.js';
 import { StevedoreClient } from '../../src/jobs/client.js';
+import { encodeFrame, FRAME } from '../../src/jobs/gateway/frames.js';
 import type { ExecRequest } from '../../src/jobs/gateway/handshake.js';
 import { type GatewayEntry, readGateway } from '../../src/jobs/gateway/registration.js';
-import { DEFAULT_PREFIX } from '../../src/jobs/keys.js';
+import { DEFAULT_PREFIX, keys } from '../../src/jobs/keys.js';
 import type { JobSpecInput } from '../../src/jobs/spec.js';
 import { stevedore } from '../helpers/cli.js';
 import { testDocker } from '../helpers/docker.js';
 import type { GatewayClientAnswer, GatewayClientInput, GatewayTask } from '../helpers/gateway-client.js';
+import { openRawExec } from '../helpers/gateway-raw-client.js';
 import { removeHoldersOf } from '../helpers/holders.js';
 import {
   busybox,
@@ -23,6 +28,7 @@ import {
   useTestWorld,
   writePolicy,
 } from '../helpers/stevedore.js';
+import { makeTestCerts } from '../helpers/test-certs.js';
 import { notePodman } from '../helpers/test-scope.js';
 
 const CLIENT = join(import.meta.dirname, '..', 'helpers', 'gateway-client.ts');
@@ -49,26 +55,50 @@ async function freePort(): Promise<number> {
   return typeof address === 'object' && address ? address.port : 0;
 }
 
-/** Runs the gateway client in a process of its own; resolves with its one-line answer. */
-export async function runGatewayClient(input: GatewayClientInput): Promise<GatewayClientAnswer> {
-  const { execa } = await import('execa');
-  const child = await execa(process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify(input)], {
+/** The gateway client in a process of its own: its answer, and a way to signal it (stop it, kill it). */
+export function startGatewayClient(input: GatewayClientInput): {
+  answer: Promise<GatewayClientAnswer>;
+  signal(signal: NodeJS.Signals): void;
+} {
+  const child = execa(process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify(input)], {
     reject: false,
     timeout: 120_000,
   });
-  const line = child.stdout.trim().split('\n').at(-1) ?? '';
-  try {
-    return JSON.parse(line) as GatewayClientAnswer;
-  } catch {
-    throw new Error(`the gateway client gave no answer (exit ${child.exitCode}): ${child.stderr}`);
-  }
+  const answer = child.then((done) => {
+    const line = done.stdout.trim().split('\n').at(-1) ?? '';
+    try {
+      return JSON.parse(line) as GatewayClientAnswer;
+    } catch {
+      throw new Error(`the gateway client gave no answer (exit ${done.exitCode}): ${done.stderr}`);
+    }
+  });
+  return { answer, signal: (signal) => child.kill(signal) };
 }
+
+/** Runs the gateway client in a process of its own; resolves with its one-line answer. */
+export const runGatewayClient = (input: GatewayClientInput): Promise<GatewayClientAnswer> =>
+  startGatewayClient(input).answer;
 
 interface WorkerProcess {
   id: string;
   port: number;
   log: () => string;
+  /** Still running: no crash, no unhandled error or rejection ended it. */
+  alive(): boolean;
   kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Writes `bytes`, then resets the connection (RST, not FIN). The reset waits a little after the
+ * write's callback: reset in the same turn of the loop, Node 20 sent neither RST nor FIN (seen
+ * here: the peer heard nothing while the socket counted as closed).
+ */
+async function resetAfter(socket: Socket, bytes: Buffer): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    socket.write(bytes, (error) => (error ? reject(error) : resolve())),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  socket.resetAndDestroy();
 }
 
 /** The gateway suite against one runtime: a real worker process, clients in processes of their own. */
@@ -116,6 +146,7 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
         id,
         port,
         log: () => log,
+        alive: () => child.exitCode === null && child.signalCode === null,
         kill: async (signal) => {
           child.kill(signal);
           await child;
@@ -135,17 +166,17 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
       if (runtime.kind === 'podman') notePodman();
       dir = await mkdtemp(join(tmpdir(), `stevedore-gateway-${runtime.kind}-`));
       queue = testQueue();
-      const keys = generateKeyPairSync('ed25519');
+      const pair = generateKeyPairSync('ed25519');
       signed = {
         id: 'ops',
         privateKeyPath: join(dir, 'ops.key'),
         trustedDir: join(dir, 'trusted'),
       };
       await mkdir(signed.trustedDir);
-      await writeFile(signed.privateKeyPath, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      await writeFile(signed.privateKeyPath, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
       await writeFile(
         join(signed.trustedDir, 'ops.pub'),
-        keys.publicKey.export({ type: 'spki', format: 'pem' }),
+        pair.publicKey.export({ type: 'spki', format: 'pem' }),
       );
       client = new StevedoreClient({ redis: world.redis.url, queue });
       await startWorker();
@@ -198,8 +229,8 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
       entry: GatewayEntry,
       jobId: string,
       task: GatewayTask,
-      signingKey?: GatewayClientInput['signingKey'],
-    ) => runGatewayClient({ entry, jobId, task, ...(signingKey ? { signingKey } : {}) });
+      more: Omit<GatewayClientInput, 'entry' | 'jobId' | 'task'> = {},
+    ) => runGatewayClient({ entry, jobId, task, ...more });
 
     it('gives the exit codes 0, 3 and 127 as they are, from another process', async () => {
       const { id, entry } = await running(sleeper());
@@ -339,8 +370,11 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
       await waitForAudit(id, 'gateway-exec-start');
       await client.cancel(id);
       const answer = await pending;
-      expect(answer.error).toMatchObject({ code: 'job-ended' });
-      expect(answer.error?.message).toContain(`job ${id} ended while the command ran`);
+      expect(answer.error, answer.error?.message).toMatchObject({ code: 'job-ended' });
+      // The audit line comes before the engine starts the command: the job may end first.
+      expect(answer.error?.message).toMatch(
+        new RegExp(`^job ${id} ended (while the command ran|before the command could start)`),
+      );
     }, 180_000);
 
     it('audits each exec and forward in events.log and the worker log, never stdin', async () => {
@@ -396,15 +430,30 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
       throw new Error(`job ${jobId}'s gateway was not registered by ${workerId}`);
     };
 
-    /** Waits for an audit line of the job in its worker's log (job ids repeat across queues). */
-    const waitForAudit = async (jobId: string, what: string, worker = workers[0]) => {
+    /** Waits for the `count`th audit line of the job in its worker's log (job ids repeat across queues). */
+    const waitForAudit = async (jobId: string, what: string, worker = workers[0], count = 1) => {
       const message = what === 'gateway-exec-start' ? 'gateway exec started' : 'gateway exec ended';
+      await waitForLine(
+        worker,
+        (l) => l.includes(message) && l.includes(`"jobId":"${jobId}"`),
+        `"${message}" for job ${jobId}`,
+        count,
+      );
+    };
+
+    /** Waits until `count` lines of the worker's log match. */
+    const waitForLine = async (
+      worker: WorkerProcess | undefined,
+      matches: (line: string) => boolean,
+      what: string,
+      count = 1,
+    ) => {
       for (let i = 0; i < 1200; i++) {
-        const log = worker?.log() ?? '';
-        if (log.split('\n').some((l) => l.includes(message) && l.includes(`"jobId":"${jobId}"`))) return;
+        if ((worker?.log() ?? '').split('\n').filter(matches).length >= count) return;
         await new Promise((r) => setTimeout(r, 50));
       }
-      throw new Error(`no "${message}" for job ${jobId} in the worker log`);
+      const gateway = (worker?.log() ?? '').split('\n').filter((l) => l.includes('gateway'));
+      throw new Error(`no ${what} in the worker log; its gateway lines:\n${gateway.slice(-10).join('\n')}`);
     };
 
     /** A worker of its own on a queue of its own (a test that signs, or kills it). */
@@ -430,10 +479,7 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
           entry,
           id,
           { kind: 'exec', request: exec(['sh', '-c', 'exit 5']) },
-          {
-            id: signed.id,
-            path: signed.privateKeyPath,
-          },
+          { signingKey: { id: signed.id, path: signed.privateKeyPath } },
         );
         expect(ok.exitCode).toBe(5);
         await signing.cancel(id);
@@ -486,5 +532,185 @@ export function gatewaySuite(runtime: GatewayRuntime): void {
         }
       }
     }, 240_000);
+
+    it('serves TLS: a client without the CA is refused, naming STEVEDORE_GATEWAY_TLS_CA; with it the exit code comes through; a certificate for another name is refused', async () => {
+      const certs = await makeTestCerts();
+      const ca = await readFile(certs.ca);
+      const own = await ownWorker({
+        STEVEDORE_GATEWAY_TLS_CERT: certs.serverCert,
+        STEVEDORE_GATEWAY_TLS_KEY: certs.serverKey,
+      });
+      // Signed by the same CA, for wrong.example: trusted, but not for 127.0.0.1, the address it advertises.
+      const misnamed = await ownWorker({
+        STEVEDORE_GATEWAY_TLS_CERT: certs.wrongNameCert,
+        STEVEDORE_GATEWAY_TLS_KEY: certs.wrongNameKey,
+      });
+      const withCa = new StevedoreClient({ redis: world.redis.url, queue: own.queue, gatewayTls: { ca } });
+      const withoutCa = new StevedoreClient({ redis: world.redis.url, queue: own.queue });
+      const onMisnamed = new StevedoreClient({
+        redis: world.redis.url,
+        queue: misnamed.queue,
+        gatewayTls: { ca },
+      });
+      const jobs: { on: StevedoreClient; id: string }[] = [];
+      try {
+        const { id, entry } = await running(sleeper(), withCa, own.queue);
+        jobs.push({ on: withCa, id });
+        expect(entry.tls).toBe(true);
+
+        const untrusted = withoutCa.exec(id, ['true']);
+        await expect(untrusted).rejects.toMatchObject({ name: 'GatewayError', code: 'tls' });
+        await expect(untrusted).rejects.toThrow(
+          /did not open a session: its TLS certificate is not trusted here \(.+\): give the CA .* STEVEDORE_GATEWAY_TLS_CA=FILE \(the CLI's --gateway-tls-ca FILE; in code, the client option gatewayTls: \{ ca \}\)/,
+        );
+        // The client option, in this process.
+        const session = await withCa.exec(id, ['sh', '-c', 'echo over-tls; exit 4']);
+        const [stdout, exitCode] = await Promise.all([text(session.stdout), session.exitCode]);
+        expect({ stdout, exitCode }).toEqual({ stdout: 'over-tls\n', exitCode: 4 });
+        // A client process of its own, given the CA file; without it, the same refusal.
+        const task: GatewayTask = { kind: 'exec', request: exec(['sh', '-c', 'echo apart >&2; exit 6']) };
+        expect(await ask(entry, id, task, { tlsCaPath: certs.ca })).toMatchObject({
+          exitCode: 6,
+          stderr: 'apart\n',
+        });
+        expect((await ask(entry, id, task)).error).toMatchObject({
+          code: 'tls',
+          message: expect.stringContaining('STEVEDORE_GATEWAY_TLS_CA'),
+        });
+
+        const other = await running(sleeper(), onMisnamed, misnamed.queue);
+        jobs.push({ on: onMisnamed, id: other.id });
+        const wrongName = onMisnamed.exec(other.id, ['true']);
+        await expect(wrongName).rejects.toMatchObject({ code: 'tls' });
+        await expect(wrongName).rejects.toThrow(
+          /its TLS certificate does not name 127\.0\.0\.1, the address it advertises .*STEVEDORE_GATEWAY_ADVERTISE/,
+        );
+
+        // Plain TCP spoken to the TLS gateway: the handshake fails on the worker's side, which serves on.
+        const plain = connect({ host: entry.host, port: entry.port });
+        plain.on('error', () => undefined);
+        await once(plain, 'connect');
+        plain.write(encodeFrame(FRAME.hello, JSON.stringify({ v: 1, jobId: id })));
+        await once(plain, 'close');
+        const after = await withCa.exec(id, ['sh', '-c', 'exit 7']);
+        expect(await after.exitCode).toBe(7);
+        expect([own.worker.alive(), misnamed.worker.alive()]).toEqual([true, true]);
+        expect(own.worker.log() + misnamed.worker.log()).not.toMatch(/unhandled|uncaught/i);
+      } finally {
+        for (const job of jobs) {
+          await job.on.cancel(job.id);
+          await job.on.waitForResult(job.id, { timeoutMs: 60_000 }).catch(() => undefined);
+        }
+        await Promise.all([withCa.close(), withoutCa.close(), onMisnamed.close()]);
+        await own.worker.kill('SIGTERM');
+        await misnamed.worker.kill('SIGTERM');
+        await rm(certs.dir, { recursive: true, force: true });
+      }
+    }, 240_000);
+
+    it('keeps a quiet session open past the silent-peer limit by pings, with its exit code, and lets go of a client that stops answering within it', async () => {
+      // 2 s without a word from the peer and it is gone; pings every 500 ms, on both sides.
+      const keepalive = { pingMs: 500, peerTimeoutMs: 2_000 };
+      const own = await ownWorker({
+        STEVEDORE_GATEWAY_PING_MS: String(keepalive.pingMs),
+        STEVEDORE_GATEWAY_PEER_TIMEOUT_MS: String(keepalive.peerTimeoutMs),
+      });
+      const onOwn = new StevedoreClient({ redis: world.redis.url, queue: own.queue });
+      let jobId: string | undefined;
+      try {
+        const { id, entry } = await running(sleeper(), onOwn, own.queue);
+        jobId = id;
+        // Silent for three times the limit: only pings and pongs cross meanwhile.
+        const quiet = await ask(
+          entry,
+          id,
+          { kind: 'exec', request: exec(['sh', '-c', 'sleep 6; echo late; exit 9']) },
+          { keepalive },
+        );
+        expect(quiet).toMatchObject({ exitCode: 9, stdout: 'late\n' });
+
+        // A stopped client (its host still answers TCP, the process nothing) is let go within the limit.
+        const stopped = startGatewayClient({
+          entry,
+          jobId: id,
+          task: { kind: 'exec', request: exec(['sleep', '600']) },
+          keepalive,
+        });
+        await waitForAudit(id, 'gateway-exec-start', own.worker, 2);
+        stopped.signal('SIGSTOP');
+        await waitForLine(
+          own.worker,
+          (l) =>
+            l.includes('gateway exec ended') &&
+            l.includes(`"jobId":"${id}"`) &&
+            /client went away: the other side sent nothing for \d+ s/.test(l),
+          `the stopped client's session ended as silent`,
+        );
+        stopped.signal('SIGCONT');
+        expect((await stopped.answer).error).toMatchObject({ code: 'lost' });
+        expect(own.worker.alive()).toBe(true);
+      } finally {
+        if (jobId) {
+          await onOwn.cancel(jobId);
+          await onOwn.waitForResult(jobId, { timeoutMs: 60_000 }).catch(() => undefined);
+        }
+        await onOwn.close();
+        await own.worker.kill('SIGTERM');
+      }
+    }, 180_000);
+
+    it("tells the client what failed when the worker's own step fails (Redis answers an error to its lookup), and serves on", async () => {
+      const { id, entry } = await running(sleeper());
+      // A job this worker does not run: it asks Redis where the job went, and Redis answers WRONGTYPE.
+      const ghost = `ghost-${id}`;
+      const key = keys.gateway({ prefix: DEFAULT_PREFIX, queue }, ghost);
+      const raw = new Redis(world.redis.url);
+      try {
+        await raw.hset(key, 'not', 'an entry');
+        const answer = await ask(entry, ghost, { kind: 'exec', request: exec(['true']) });
+        expect(answer.error).toMatchObject({ code: 'error' });
+        expect(answer.error?.message).toMatch(
+          new RegExp(
+            `^gateway of job ${ghost} failed: the worker failed while authenticating the request \\(reading job ${ghost}'s gateway entry in Redis: WRONGTYPE .+\\): the session did not open; try again`,
+          ),
+        );
+      } finally {
+        await raw.del(key);
+        raw.disconnect();
+      }
+      expect((await ask(entry, id, { kind: 'exec', request: exec(['sh', '-c', 'exit 5']) })).exitCode).toBe(
+        5,
+      );
+      const log = workers[0]?.log() ?? '';
+      expect(log).toMatch(/"phase":"authenticating the request".*"msg":"gateway: session failed"/);
+      expect(workers[0]?.alive()).toBe(true);
+    }, 180_000);
+
+    it('survives clients that reset their connection mid-frame, before and during an exec, and audits the exec as the client gone', async () => {
+      const { id, entry } = await running(sleeper());
+      // Half a hello, then a reset.
+      const early = connect({ host: entry.host, port: entry.port });
+      early.on('error', () => undefined);
+      await once(early, 'connect');
+      await resetAfter(early, encodeFrame(FRAME.hello, JSON.stringify({ v: 1, jobId: id })).subarray(0, 7));
+      // An open exec: half a stdin frame, then a reset.
+      const open = await openRawExec(entry, id, exec(['sleep', '600'], { stdin: true }));
+      await waitForAudit(id, 'gateway-exec-start');
+      await resetAfter(open, encodeFrame(FRAME.stdin, Buffer.alloc(64, 1)).subarray(0, 20));
+      await waitForLine(
+        workers[0],
+        (l) =>
+          l.includes('gateway exec ended') &&
+          l.includes(`"jobId":"${id}"`) &&
+          l.includes('"end":"client went away: read ECONNRESET"'),
+        'the reset exec audited as the client gone',
+      );
+      // The worker lives and serves on.
+      expect((await ask(entry, id, { kind: 'exec', request: exec(['sh', '-c', 'exit 8']) })).exitCode).toBe(
+        8,
+      );
+      expect(workers[0]?.alive()).toBe(true);
+      expect(workers[0]?.log()).not.toMatch(/unhandled|uncaught/i);
+    }, 180_000);
   });
 }

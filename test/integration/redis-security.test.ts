@@ -8,8 +8,9 @@ import { StevedoreClient } from '../../src/jobs/client.js';
 import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { CustomRedis, makeTestCerts, type TestCerts } from '../helpers/redis-custom.js';
+import { CustomRedis } from '../helpers/redis-custom.js';
 import { busybox, testPolicy, testQueue, writePolicy } from '../helpers/stevedore.js';
+import { makeTestCerts, type TestCerts } from '../helpers/test-certs.js';
 import { TlsResetServer } from '../helpers/tls-reset-server.js';
 
 /** The ACL user "Redis ACL users" in docs/configuration.md documents: the default key prefix, every channel, no dangerous command but INFO. */

@@ -1,7 +1,9 @@
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { loadClientConfig } from '../../src/config/client.js';
 import { externalAddress } from '../../src/config/gateway.js';
 import { loadConfig } from '../../src/config/worker.js';
+import { resolveKeepalive } from '../../src/jobs/gateway/keepalive.js';
 
 describe('gateway settings', () => {
   it('is off by default', () => {
@@ -12,6 +14,7 @@ describe('gateway settings', () => {
     expect(loadConfig({ STEVEDORE_GATEWAY: '10.0.0.7:9470' }).gateway).toEqual({
       listen: { host: '10.0.0.7', port: 9470 },
       advertise: { host: '10.0.0.7', port: 9470 },
+      keepalive: { pingMs: 10_000, peerTimeoutMs: 35_000 },
     });
     expect(loadConfig({ STEVEDORE_GATEWAY: '9470' }).gateway?.listen).toEqual({
       host: '127.0.0.1',
@@ -53,5 +56,40 @@ describe('gateway settings', () => {
       'STEVEDORE_GATEWAY_ADVERTISE is set but STEVEDORE_GATEWAY is not',
     );
     expect(() => loadConfig({ STEVEDORE_GATEWAY: 'nope' })).toThrow('STEVEDORE_GATEWAY="nope" is invalid');
+  });
+
+  it('pings every 10 s and gives a silent peer 35 s, or as told, on the worker and in client commands', () => {
+    const worker = (env: Record<string, string>) =>
+      loadConfig({ STEVEDORE_GATEWAY: ':9470', ...env }).gateway?.keepalive;
+    const client = (env: Record<string, string>) => loadClientConfig(env).gatewayKeepalive;
+    for (const read of [worker, client]) {
+      expect(read({})).toEqual({ pingMs: 10_000, peerTimeoutMs: 35_000 });
+      // The timeout follows the ping unless it is given.
+      expect(read({ STEVEDORE_GATEWAY_PING_MS: '1000' })).toEqual({ pingMs: 1_000, peerTimeoutMs: 8_000 });
+      expect(read({ STEVEDORE_GATEWAY_PING_MS: '500', STEVEDORE_GATEWAY_PEER_TIMEOUT_MS: '2000' })).toEqual({
+        pingMs: 500,
+        peerTimeoutMs: 2_000,
+      });
+      expect(() => read({ STEVEDORE_GATEWAY_PING_MS: '50' })).toThrow(
+        'STEVEDORE_GATEWAY_PING_MS="50" is invalid: expected a whole number >= 100',
+      );
+      expect(() =>
+        read({ STEVEDORE_GATEWAY_PING_MS: '1000', STEVEDORE_GATEWAY_PEER_TIMEOUT_MS: '1500' }),
+      ).toThrow(
+        'STEVEDORE_GATEWAY_PEER_TIMEOUT_MS=1500 is invalid: expected from twice STEVEDORE_GATEWAY_PING_MS (2000)',
+      );
+      expect(() => read({ STEVEDORE_GATEWAY_PING_MS: String(2 ** 31) })).toThrow(
+        "expected at most 2147483647 (Node's longest timer)",
+      );
+    }
+  });
+
+  it("checks a producer's gatewayKeepalive the same way", () => {
+    expect(resolveKeepalive()).toEqual({ pingMs: 10_000, peerTimeoutMs: 35_000 });
+    expect(resolveKeepalive({ pingMs: 200 })).toEqual({ pingMs: 200, peerTimeoutMs: 5_600 });
+    expect(() => resolveKeepalive({ pingMs: 1_000, peerTimeoutMs: 1_000 })).toThrow(
+      'the peer timeout must be a whole number of milliseconds from twice the ping interval (2000)',
+    );
+    expect(() => resolveKeepalive({ pingMs: 0 })).toThrow('the ping interval must be');
   });
 });

@@ -1,12 +1,16 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Agent, createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createServer as createTcpServer } from 'node:net';
+import { connect as connectTcp, createServer as createTcpServer } from 'node:net';
 import { text } from 'node:stream/consumers';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type GatewayServer, startGatewayServer } from '../../src/gateway/server.js';
 import type { AuditRecord, GatewayJob } from '../../src/gateway/target.js';
+import { FramedSocket } from '../../src/jobs/gateway/framed-socket.js';
+import { encodeFrame, FRAME, type Frame, parseJsonPayload } from '../../src/jobs/gateway/frames.js';
+import { randomToken, workerProof } from '../../src/jobs/gateway/handshake.js';
+import { parseHello } from '../../src/jobs/gateway/messages.js';
 import type { GatewayEntry } from '../../src/jobs/gateway/registration.js';
 import { openExec, openForward } from '../../src/jobs/gateway/session.js';
 import type { GatewayPolicy } from '../../src/policy/policy.js';
@@ -122,6 +126,26 @@ describe('gateway sessions over real sockets and processes', () => {
     await expect(session.exitCode).rejects.toThrow(/job j ended while the command ran/);
   });
 
+  it('says the job ended, not an error, when the command could not start because the job was ending', async () => {
+    const { job, entry, end } = register('j');
+    jobs.set('j', {
+      ...job,
+      target: {
+        ...job.target,
+        // As Apptainer's exec does when the job's process is gone from /proc under it.
+        execStream: async () => {
+          end();
+          throw new Error("exec: cannot read what the job's process 4779 runs as: ENOENT");
+        },
+      },
+    });
+    const session = await openExec(entry(), 'j', { op: 'exec', command: ['true'], stdin: false });
+    await expect(session.exitCode).rejects.toMatchObject({ code: 'job-ended' });
+    await expect(session.exitCode).rejects.toThrow(
+      /^job j ended before the command could start: it did not run/,
+    );
+  });
+
   it('ends an exec with an error, not a hang, when the worker goes away', async () => {
     const own = await serve(false);
     const { entry } = register('j');
@@ -204,5 +228,182 @@ describe('gateway sessions over real sockets and processes', () => {
       what: port,
       bytes: { toJob: expect.any(Number) },
     });
+  });
+});
+
+describe('a worker that fails at a session tells its client what failed, and serves on', () => {
+  /** What the next session's worker side does wrong: throw in the Redis lookup, in either audit line, or in the exec. */
+  let fault: 'registration' | 'audit-start' | 'audit-end' | 'exec' | null = null;
+  const logged: { phase?: string; msg: string }[] = [];
+  let failing: GatewayServer;
+  const logger = pino(
+    { level: 'error' },
+    {
+      write: (line: string) => {
+        logged.push(JSON.parse(line) as { phase?: string; msg: string });
+      },
+    },
+  );
+
+  beforeAll(async () => {
+    failing = await startGatewayServer({
+      listen: { host: '127.0.0.1', port: 0 },
+      jobs: {
+        find: (jobId) => jobs.get(jobId),
+        registration: async () => {
+          if (fault === 'registration')
+            throw new Error(
+              "reading job gone's gateway entry in Redis: WRONGTYPE Operation against a key holding the wrong kind of value",
+            );
+          return null;
+        },
+      },
+      policy: { exec: true, forward: true, execUsers: null },
+      audit: {
+        started: () => {
+          if (fault === 'audit-start') throw new Error('events.log: EIO');
+        },
+        ended: (_job, record) => {
+          if (fault === 'audit-end') throw new Error('events.log: EIO');
+          audit.push(record);
+        },
+      },
+      logger,
+    });
+  });
+  afterAll(() => failing.close());
+  afterEach(() => {
+    fault = null;
+    logged.length = 0;
+  });
+
+  const entryOn = (made: ReturnType<typeof register>) => made.entry(failing);
+
+  it('refuses with the phase and what to do when authentication throws (Redis answering an error)', async () => {
+    const made = register('j');
+    fault = 'registration';
+    const refused = run(entryOn(made), 'gone', ['true']);
+    await expect(refused).rejects.toMatchObject({ name: 'GatewayError', code: 'error' });
+    await expect(refused).rejects.toThrow(
+      /^gateway of job gone failed: the worker failed while authenticating the request \(reading job gone's gateway entry in Redis: WRONGTYPE .*\): the session did not open; try again, and if it fails again, the worker's log has the error/,
+    );
+    expect(logged).toMatchObject([{ msg: 'gateway: session failed', phase: 'authenticating the request' }]);
+    fault = null;
+    expect((await run(entryOn(made), 'j', ['sh', '-c', 'exit 4'])).exitCode).toBe(4);
+  });
+
+  it('ends an open exec with an exit frame saying the command was not run when its audit line cannot be written', async () => {
+    const made = register('j');
+    fault = 'audit-start';
+    const session = await openExec(entryOn(made), 'j', { op: 'exec', command: ['true'], stdin: false });
+    await expect(session.exitCode).rejects.toThrow(
+      /^the worker failed while auditing the start \(events\.log: EIO\): the command was not run; try again/,
+    );
+    expect(logged).toMatchObject([{ phase: 'auditing the start' }]);
+  });
+
+  it('ends an exec whose stream breaks the session with an exit frame, and still audits its end', async () => {
+    const made = register('j');
+    // An engine's exec that resolves without the streams the contract promises.
+    jobs.set('j', {
+      ...made.job,
+      target: {
+        ...made.job.target,
+        execStream: async () => ({}) as Awaited<ReturnType<GatewayJob['target']['execStream']>>,
+      },
+    });
+    const session = await openExec(entryOn(made), 'j', { op: 'exec', command: ['true'], stdin: false });
+    await expect(session.exitCode).rejects.toThrow(
+      /^the worker failed while running the exec \(.+\): the command may still be running in the job, and its exit code is lost/,
+    );
+    await expect.poll(() => audit.at(-1)?.end ?? '').toMatch(/the worker failed while running the exec/);
+  });
+
+  it('still gives the exit code when the audit of the end fails, and logs it', async () => {
+    const made = register('j');
+    fault = 'audit-end';
+    expect((await run(entryOn(made), 'j', ['sh', '-c', 'exit 6'])).exitCode).toBe(6);
+    await expect.poll(() => logged.map((l) => l.phase)).toEqual(['auditing the end']);
+  });
+
+  it('refuses a forward whose audit line cannot be written, saying so', async () => {
+    const made = register('j');
+    fault = 'audit-start';
+    await expect(openForward(entryOn(made), 'j', 9)).rejects.toThrow(
+      /failed: the worker failed while auditing the start \(events\.log: EIO\): the session did not open/,
+    );
+  });
+});
+
+describe('a broken peer ends its own connection, never the process', () => {
+  /** A TCP server whose every connection is a FramedSocket with this frame handler. */
+  const framedServer = async (
+    onFrame: (frame: Frame, connection: FramedSocket) => void,
+    onClose: (error: Error | null) => void = () => undefined,
+  ) => {
+    const tcp = createTcpServer((socket) => {
+      const connection: FramedSocket = new FramedSocket(socket, {
+        onFrame: (frame) => onFrame(frame, connection),
+        onClose,
+      });
+    });
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    return { tcp, port: (tcp.address() as AddressInfo).port };
+  };
+
+  it('closes a connection whose frame handler throws, naming the frame, instead of throwing out of the socket', async () => {
+    let closedWith: Error | null | undefined;
+    const { tcp, port } = await framedServer(
+      () => {
+        throw new Error('handler bug');
+      },
+      (error) => {
+        closedWith = error;
+      },
+    );
+    const client = connectTcp({ host: '127.0.0.1', port });
+    client.on('error', () => undefined);
+    client.write(encodeFrame(FRAME.stdin, 'x'));
+    await expect.poll(() => closedWith).toBeInstanceOf(Error);
+    expect(closedWith?.message).toBe('handling a gateway frame of type 0x10 failed: handler bug');
+    client.destroy();
+    tcp.close();
+  });
+
+  it('gives the exit code and ignores what a broken worker sends after the exit frame', async () => {
+    const secret = randomToken();
+    let workerSideClosed: () => void = () => undefined;
+    const closed = new Promise<void>((resolve) => {
+      workerSideClosed = resolve;
+    });
+    const { tcp, port } = await framedServer(
+      (frame, connection) => {
+        if (frame.type === FRAME.hello) {
+          const hello = parseHello(parseJsonPayload(frame, 'hello'));
+          const serverNonce = randomToken();
+          connection.sendJson(FRAME.challenge, {
+            serverNonce,
+            proof: workerProof(secret, hello, serverNonce),
+          });
+        } else if (frame.type === FRAME.auth) {
+          connection.sendJson(FRAME.ready, {});
+          connection.sendJson(FRAME.exit, { exitCode: 3 });
+          connection.send(FRAME.stdout, 'after the end');
+          connection.end();
+        }
+      },
+      () => workerSideClosed(),
+    );
+    const session = await openExec(
+      { host: '127.0.0.1', port, tls: false, attempt: 1, workerId: 'w', secret },
+      'j',
+      { op: 'exec', command: ['true'], stdin: false },
+    );
+    const [stdout, exitCode] = await Promise.all([text(session.stdout), session.exitCode]);
+    expect({ stdout, exitCode }).toEqual({ stdout: '', exitCode: 3 });
+    // Once the connection is gone the client has read every frame: the stray one was no write
+    // after end() (an unhandled 'error', which vitest reports).
+    await closed;
+    tcp.close();
   });
 });

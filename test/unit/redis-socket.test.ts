@@ -2,7 +2,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/jobs/connection.js';
 import { checkRedisAccess } from '../../src/jobs/redis-check.js';
-import { makeTestCerts, type TestCerts } from '../helpers/redis-custom.js';
+import { makeTestCerts, type TestCerts } from '../helpers/test-certs.js';
 import { TlsResetServer } from '../helpers/tls-reset-server.js';
 
 // ioredis listens for its socket's errors with once(); a TLS socket that fails twice (a bad

@@ -5,6 +5,7 @@ import { ValidationError } from '../errors.js';
 import type { JobStatus } from '../status.js';
 import { type ForwardListener, type ForwardListenerOptions, listenForward } from './forward-listener.js';
 import type { ExecCommand, ExecRequest } from './handshake.js';
+import type { Keepalive } from './keepalive.js';
 import { STALE_ENTRY_CODES, whyNoGateway } from './reach.js';
 import type { GatewayEntry } from './registration.js';
 import { type ExecSession, GatewayError, openExec, openForward, type SessionOptions } from './session.js';
@@ -38,7 +39,7 @@ export interface ClientGatewayOptions {
   signingKey?: { id: string; privateKey: KeyObject };
   /** TLS options (a CA, say) for workers that serve the gateway with a certificate. */
   tls?: ConnectionOptions;
-  pingMs?: number;
+  keepalive?: Keepalive;
 }
 
 /**
@@ -119,7 +120,7 @@ export class ClientGateway {
       signingKey: this.options.signingKey,
       // TLS options only for a worker that serves TLS: a plain worker is reached in plain TCP.
       tls: entry.tls ? (this.options.tls ?? {}) : undefined,
-      pingMs: this.options.pingMs,
+      keepalive: this.options.keepalive,
     };
   }
 }

@@ -8,11 +8,7 @@ import {
   type FrameType,
   jsonFrame,
 } from './frames.js';
-
-/** How often each side says it is still there; a quiet session is kept open by these. */
-export const PING_MS = 10_000;
-/** A peer silent this long (no frame at all, not even a pong) is gone: its host died or the network broke. */
-export const peerGoneMs = (pingMs: number): number => 3 * pingMs + 5_000;
+import { DEFAULT_KEEPALIVE, type Keepalive } from './keepalive.js';
 
 export interface FramedSocketOptions {
   onFrame: (frame: Frame) => void;
@@ -20,7 +16,8 @@ export interface FramedSocketOptions {
   onClose: (error: Error | null) => void;
   /** The last framed message before raw bytes (a forward's `ready`/`auth`). */
   stopAfter?: FrameType;
-  pingMs?: number;
+  /** How often to ping a quiet peer, and how long a silent one is given (default: 10 s and 35 s). */
+  keepalive?: Keepalive;
 }
 
 /**
@@ -39,15 +36,15 @@ export class FramedSocket {
     private readonly options: FramedSocketOptions,
   ) {
     this.reader = new FrameReader(options.stopAfter);
+    const { pingMs, peerTimeoutMs } = options.keepalive ?? DEFAULT_KEEPALIVE;
     socket.setNoDelay(true);
-    socket.setKeepAlive(true, options.pingMs ?? PING_MS);
+    socket.setKeepAlive(true, pingMs);
     socket.on('data', this.onData);
     socket.on('error', (error) => this.close(error));
     socket.on('close', () => this.close(null));
-    const pingMs = options.pingMs ?? PING_MS;
     this.timer = setInterval(() => {
       if (this.raw) return;
-      if (Date.now() - this.lastHeard > peerGoneMs(pingMs)) {
+      if (Date.now() - this.lastHeard > peerTimeoutMs) {
         this.close(
           new Error(`the other side sent nothing for ${Math.round((Date.now() - this.lastHeard) / 1000)} s`),
         );
@@ -70,13 +67,25 @@ export class FramedSocket {
     for (const frame of frames) {
       if (this.closed) return;
       if (frame.type === FRAME.ping) this.send(FRAME.pong);
-      else if (frame.type !== FRAME.pong) this.options.onFrame(frame);
+      else if (frame.type !== FRAME.pong) {
+        // A handler that throws here would throw out of a socket event: an uncaught exception
+        // that ends the process. It ends this connection instead, saying why.
+        try {
+          this.options.onFrame(frame);
+        } catch (error) {
+          const text = error instanceof Error ? error.message : String(error);
+          this.close(
+            new Error(`handling a gateway frame of type 0x${frame.type.toString(16)} failed: ${text}`),
+          );
+          return;
+        }
+      }
     }
   };
 
   /** Sends data as frames (cut at MAX_FRAME_BYTES); false when the socket's buffer is full (wait for `drain`). */
   send(type: FrameType, payload: Buffer | string = Buffer.alloc(0)): boolean {
-    if (this.closed || this.socket.destroyed) return false;
+    if (!this.writable) return false;
     const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
     if (body.length === 0) return this.socket.write(encodeFrame(type));
     let room = true;
@@ -85,7 +94,7 @@ export class FramedSocket {
   }
 
   sendJson(type: FrameType, value: unknown): boolean {
-    if (this.closed || this.socket.destroyed) return false;
+    if (!this.writable) return false;
     return this.socket.write(jsonFrame(type, value));
   }
 
@@ -118,5 +127,15 @@ export class FramedSocket {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Whether the socket carries raw bytes now (goRaw). */
+  get isRaw(): boolean {
+    return this.raw;
+  }
+
+  /** Open and not ended: a write after end() would be an 'error' on the socket, so none is tried. */
+  private get writable(): boolean {
+    return !this.closed && !this.socket.destroyed && !this.socket.writableEnded;
   }
 }

@@ -83,7 +83,9 @@ export type RefusalCode =
   | 'not-allowed'
   | 'no-network'
   | 'unreachable'
-  | 'bad-request';
+  | 'bad-request'
+  /** The worker failed at the session itself (a bug, Redis answering an error): the message names the phase. */
+  | 'error';
 
 export interface Refusal {
   code: RefusalCode;

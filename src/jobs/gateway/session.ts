@@ -14,8 +14,10 @@ import {
   signRequest,
   workerProof,
 } from './handshake.js';
+import type { Keepalive } from './keepalive.js';
 import { parseChallenge, parseExit, parseRefusal } from './messages.js';
 import type { GatewayEntry } from './registration.js';
+import { tlsProblem } from './tls-problem.js';
 
 /** A gateway session that did not open, or ended without saying how: the message says which and why. */
 export class GatewayError extends Error {
@@ -33,7 +35,8 @@ export interface SessionOptions {
   signingKey?: { id: string; privateKey: KeyObject };
   /** TLS options for a worker that serves the gateway with a certificate (its CA, at least). */
   tls?: ConnectionOptions;
-  pingMs?: number;
+  /** Pings and the silent-peer limit (default: 10 s and 35 s). */
+  keepalive?: Keepalive;
 }
 
 const CONNECT_MS = 10_000;
@@ -52,30 +55,39 @@ async function open(
     entry.tls || options.tls
       ? connectTls({ host: entry.host, port: entry.port, ...options.tls })
       : connectTcp({ host: entry.host, port: entry.port });
-  socket.setTimeout(CONNECT_MS);
   const hello: Hello = { v: 1, jobId, attempt: entry.attempt, op: request.op, clientNonce: randomToken() };
   return new Promise<FramedSocket>((resolve, reject) => {
     let state: 'challenge' | 'ready' | 'open' = 'challenge';
     const fail = (error: GatewayError) => {
       if (state === 'open') return;
       state = 'open';
+      clearTimeout(deadline);
       connection.close(null);
       reject(error);
     };
-    socket.once('timeout', () =>
-      fail(new GatewayError(`gateway ${where} of job ${jobId} did not answer in time`, 'no-connection')),
+    // A timer, not the socket's idle timeout: pings are traffic, and a worker that answers them
+    // but never the handshake would keep an idle timeout from ever firing.
+    const deadline = setTimeout(
+      () =>
+        fail(
+          new GatewayError(
+            `gateway ${where} of job ${jobId} did not open a session within ${CONNECT_MS / 1000} s`,
+            'no-connection',
+          ),
+        ),
+      CONNECT_MS,
     );
     const connection = new FramedSocket(socket, {
       stopAfter: request.op === 'forward' ? FRAME.ready : undefined,
-      pingMs: options.pingMs,
+      keepalive: options.keepalive,
       onFrame: (frame) => {
         if (state === 'open') return onFrame(frame);
         try {
           if (frame.type === FRAME.refused) {
             const refusal = parseRefusal(parseJsonPayload(frame, 'refusal'));
-            return fail(
-              new GatewayError(`gateway of job ${jobId} refused: ${refusal.message}`, refusal.code),
-            );
+            // 'error': the worker failed at the session, rather than refusing it.
+            const how = refusal.code === 'error' ? 'failed' : 'refused';
+            return fail(new GatewayError(`gateway of job ${jobId} ${how}: ${refusal.message}`, refusal.code));
           }
           if (state === 'challenge' && frame.type === FRAME.challenge) {
             const challenge = parseChallenge(parseJsonPayload(frame, 'challenge'));
@@ -97,7 +109,7 @@ async function open(
           }
           if (state === 'ready' && frame.type === FRAME.ready) {
             state = 'open';
-            socket.setTimeout(0);
+            clearTimeout(deadline);
             return resolve(connection);
           }
           fail(
@@ -117,6 +129,15 @@ async function open(
       },
       onClose: (error) => {
         if (state !== 'open') {
+          const certificate = error ? tlsProblem(error, entry.host) : null;
+          if (certificate) {
+            return fail(
+              new GatewayError(
+                `gateway ${where} of job ${jobId} did not open a session: ${certificate}`,
+                'tls',
+              ),
+            );
+          }
           const why = error ? error.message : 'it closed the connection';
           return fail(
             new GatewayError(
@@ -178,6 +199,9 @@ export async function openExec(
     request,
     options,
     (frame) => {
+      // The exit frame is the last: anything after it (a broken worker) would be a write after
+      // end(), an 'error' on a stream the caller may not listen to.
+      if (ended) return;
       if (frame.type === FRAME.stdout) stdout.write(frame.payload);
       else if (frame.type === FRAME.stderr) stderr.write(frame.payload);
       else if (frame.type === FRAME.exit) {
