@@ -92,7 +92,17 @@ const dataArgs = (port: number, dir: string) => [
   'noeviction',
 ];
 
-/** A master, a replica and three sentinels watching them, all on loopback. */
+/** When the sentinels named a new master after a kill: what `SentinelTopology.failover()` measured. */
+export interface Failover {
+  oldPort: number;
+  newPort: number;
+  /** Date.now() just before the SIGKILL. */
+  killedAt: number;
+  /** Date.now() when a sentinel first answered with the new master (polled every 50 ms). */
+  promotedAt: number;
+}
+
+/** A master, `replicas` replicas (default 1) and three sentinels watching them, all on loopback. */
 export class SentinelTopology {
   static readonly NAME = 'stevedore-test';
 
@@ -102,16 +112,22 @@ export class SentinelTopology {
     readonly sentinels: Node[],
   ) {}
 
-  static async start(): Promise<SentinelTopology> {
+  static async start(options: { replicas?: number } = {}): Promise<SentinelTopology> {
     const root = await mkdtemp(join(tmpdir(), 'stevedore-test-sentinel-'));
-    const [a, b] = [await freePort(), await freePort()];
+    const a = await freePort();
     const master = new Node(a, join(root, `n${a}`), dataArgs(a, join(root, `n${a}`)));
-    const replica = new Node(b, join(root, `n${b}`), [
-      ...dataArgs(b, join(root, `n${b}`)),
-      '--replicaof',
-      '127.0.0.1',
-      String(a),
-    ]);
+    const replicas: Node[] = [];
+    for (let i = 0; i < (options.replicas ?? 1); i++) {
+      const b = await freePort();
+      replicas.push(
+        new Node(b, join(root, `n${b}`), [
+          ...dataArgs(b, join(root, `n${b}`)),
+          '--replicaof',
+          '127.0.0.1',
+          String(a),
+        ]),
+      );
+    }
     const sentinels: Node[] = [];
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
@@ -133,13 +149,15 @@ export class SentinelTopology {
       );
       sentinels.push(new Node(port, dir, [conf, '--sentinel']));
     }
-    const topology = new SentinelTopology(root, [master, replica], sentinels);
+    const topology = new SentinelTopology(root, [master, ...replicas], sentinels);
     try {
       await master.start();
-      await replica.start();
-      await until('the replica syncing', async () =>
-        (await cli(b, 'INFO', 'replication')).includes('master_link_status:up'),
-      );
+      for (const replica of replicas) {
+        await replica.start();
+        await until('the replica syncing', async () =>
+          (await cli(replica.port, 'INFO', 'replication')).includes('master_link_status:up'),
+        );
+      }
       for (const sentinel of sentinels) await sentinel.start();
       await until(
         'the sentinels seeing each other',
@@ -174,10 +192,42 @@ export class SentinelTopology {
 
   /** Kills the master outright and waits until the sentinels have promoted the replica; returns the new master's port. */
   async killMaster(): Promise<number> {
-    const old = await this.masterPort();
-    await this.nodes.find((n) => n.port === old)?.kill();
-    await until('a failover', async () => (await this.masterPort()) !== old, 30_000);
-    return this.masterPort();
+    return (await this.failover()).newPort;
+  }
+
+  /** Kills the master outright and times the sentinels' promotion of a replica. */
+  async failover(): Promise<Failover> {
+    const oldPort = await this.masterPort();
+    const killedAt = Date.now();
+    await this.nodes.find((n) => n.port === oldPort)?.kill();
+    await until('a failover', async () => (await this.masterPort()) !== oldPort, 30_000);
+    const promotedAt = Date.now();
+    return { oldPort, newPort: await this.masterPort(), killedAt, promotedAt };
+  }
+
+  /**
+   * Starts a killed node again as it was configured (an empty master: nothing is persisted), as a
+   * host that comes back; resolves once the sentinels have made it a replica of the current master
+   * and it has synced. Returns how long that took, in ms.
+   */
+  async revive(port: number): Promise<number> {
+    const node = this.nodes.find((n) => n.port === port);
+    if (!node) throw new Error(`no data node on port ${port}`);
+    const started = Date.now();
+    await node.start();
+    await until(
+      `the node on ${port} rejoining as a replica`,
+      async () => {
+        const info = await cli(port, 'INFO', 'replication');
+        return (
+          info.includes('role:slave') &&
+          info.includes(`master_port:${await this.masterPort()}`) &&
+          info.includes('master_link_status:up')
+        );
+      },
+      60_000, // the sentinels convert a returning master after their next look at it, then it syncs
+    );
+    return Date.now() - started;
   }
 
   async close(): Promise<void> {
