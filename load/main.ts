@@ -4,20 +4,27 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Dockerode from 'dockerode';
 import { execa } from 'execa';
+import type { Durability } from '../src/jobs/replicas.js';
 import { COLD_UP_MS, ComposeStack } from '../test/helpers/compose.js';
 import { TestRedis } from '../test/helpers/redis.js';
+import { SentinelTopology } from '../test/helpers/redis-topology.js';
 import { ScratchEngine } from '../test/helpers/scratch-engine.js';
 import { composeWorkers, localWorkers, type Target, type Workers } from './deployment.js';
+import { disturb } from './disturb.js';
 import { queueHolders, removeHolders } from './engine.js';
+import { FailoverSchedule } from './failover.js';
+import { analyseFailovers, type FailoverAnalysis, renderFailovers } from './failover-report.js';
 import { DEFAULT_MIX, parseMix } from './mix.js';
-import { type LoadReport, renderTable, writeLoadBlock } from './report.js';
-import { runLoad } from './run-load.js';
+import { LOAD_BLOCK, type LoadReport, renderTable, SENTINEL_BLOCK, writeBlock } from './report.js';
+import { type LoadOptions, type LoadRun, loadRun } from './run-load.js';
 
 /**
  * `npm run load -- [--jobs N] [--mix trivial=10,output=2,…] [--replicas N] [--compose]
- * [--scaling] [--engines 1,2,3] [--no-disrupt] [--no-write] [--redis URL | --external] [--queue Q]`: the load
- * test of issue 16, loopback only and bounded by --timeout. README "Load test". `--engines` runs once per
- * count K: K private dockerds (the many-hosts rig's "hosts"), a worker process bound to each, one Redis.
+ * [--scaling] [--engines 1,2,3] [--sentinel [--failovers N]] [--rate N] [--no-disrupt] [--no-write]
+ * [--redis URL | --external] [--queue Q]`: the load test of issue 16, loopback only and bounded by --timeout.
+ * docs/deployment.md "Load test". `--engines` runs once per count K: K private dockerds (the many-hosts rig's
+ * "hosts"), a worker process bound to each, one Redis. `--sentinel` runs the workers and the client through
+ * Redis Sentinel and SIGKILLs the master `--failovers` times while jobs come in at `--rate` a second.
  */
 const IMAGE = 'stevedore-test/busybox:1';
 const REPO = join(import.meta.dirname, '..');
@@ -25,6 +32,15 @@ const REPO = join(import.meta.dirname, '..');
 const DEFAULT_CONCURRENCY = 4;
 /** The scaling runs: replica counts, each against one process with the same total concurrency. */
 const SCALING_REPLICAS = [1, 2, 4];
+/** The Sentinel run: a master and this many replicas, so one is left while the killed node comes back. */
+const SENTINEL_REPLICAS = 2;
+/**
+ * Submits and results confirmed by one replica (client `durability`, STEVEDORE_RESULT_REPLICAS),
+ * waiting at most this long: the worker's default, far above a loopback replica's answer.
+ */
+const DURABILITY: Durability = { replicas: 1, timeoutMs: 1_000 };
+/** Jobs a second the Sentinel run submits unless --rate says: under what two workers finish, so queues stay short. */
+const SENTINEL_RATE = 2;
 
 const { values } = parseArgs({
   options: {
@@ -35,6 +51,9 @@ const { values } = parseArgs({
     compose: { type: 'boolean', default: false },
     scaling: { type: 'boolean', default: false },
     engines: { type: 'string' },
+    sentinel: { type: 'boolean', default: false },
+    failovers: { type: 'string', default: '2' },
+    rate: { type: 'string' },
     'no-disrupt': { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
     timeout: { type: 'string', default: '900' },
@@ -55,6 +74,10 @@ const count = positive('jobs', values.jobs);
 const replicas = positive('replicas', values.replicas);
 const concurrency = positive('concurrency', values.concurrency);
 const timeoutMs = positive('timeout', values.timeout) * 1000;
+const failovers = positive('failovers', values.failovers);
+const rate = values.rate === undefined ? undefined : Number(values.rate);
+if (rate !== undefined && !(rate > 0))
+  throw new Error(`--rate: ${values.rate} is not a positive number of jobs a second`);
 const mix = values.mix ? parseMix(values.mix) : DEFAULT_MIX;
 const docker = new Dockerode();
 const externalRedis = values.redis ?? (values.external ? process.env.REDIS_URL : undefined);
@@ -77,17 +100,41 @@ async function ensureImage(): Promise<void> {
   await execa('docker', ['load', '-i', stdout.trim()]);
 }
 
-async function once(
-  target: Target,
-  workers: Workers,
-  disrupt: boolean,
-  workersStayUp = false,
-  engines: Dockerode[] = [docker],
-): Promise<LoadReport> {
-  say(`${count} jobs on ${workers.describe}${disrupt ? ', with a kill and a rolling restart' : ''}`);
-  let report: LoadReport;
+/** How one run goes beyond its target and workers; absent fields: as `npm run load` always did. */
+interface RunSettings extends Pick<LoadOptions, 'disturbance' | 'durability'> {
+  /** What the disturbance does, for the log line. */
+  disturbing?: string;
+  /** Jobs a second; absent: every job at once. */
+  rate?: number;
+  /** Workers someone else runs: their holders are theirs. */
+  workersStayUp?: boolean;
+  engines?: Dockerode[];
+}
+
+/** A worker SIGKILLed at a quarter of the results, the others restarted one by one at half. */
+const disrupting = (workers: Workers): RunSettings => ({
+  disturbance: (progress) => disturb(workers, progress.finished, say),
+  disturbing: 'a kill and a rolling restart',
+});
+
+async function once(target: Target, workers: Workers, settings: RunSettings = {}): Promise<LoadRun> {
+  const engines = settings.engines ?? [docker];
+  say(`${count} jobs on ${workers.describe}${settings.disturbing ? `, with ${settings.disturbing}` : ''}`);
+  let run: LoadRun;
   try {
-    report = await runLoad({ target, workers, engines, image: IMAGE, count, mix, disrupt, timeoutMs, say });
+    run = await loadRun({
+      target,
+      workers,
+      engines,
+      image: IMAGE,
+      count,
+      mix,
+      disturbance: settings.disturbance,
+      durability: settings.durability,
+      intervalMs: settings.rate ? 1000 / settings.rate : 0,
+      timeoutMs,
+      say,
+    });
   } catch (error) {
     await workers
       .close()
@@ -96,18 +143,18 @@ async function once(
   }
   // A run's figures outlive a failed close (a long run is costly to repeat): printed first.
   await workers.close().catch((error: unknown) => {
-    console.log(renderTable([report]));
+    console.log(renderTable([run.report]));
     throw error;
   });
   // Only a killed worker's holders should be left: counted, then removed so the next run starts
   // clean. Workers someone else runs still use theirs: those are left alone.
-  if (!workersStayUp)
+  if (!settings.workersStayUp)
     for (const engine of engines)
       Object.assign(
-        report.holdersLeft,
+        run.report.holdersLeft,
         await removeHolders(engine, await queueHolders(engine, target.queue)),
       );
-  return report;
+  return run;
 }
 
 /** One run on `k` private engines (each a "host" with its own dockerd), a worker bound to each, one Redis. */
@@ -122,30 +169,74 @@ async function onEngines(k: number, stateDir: string): Promise<LoadReport> {
       await execa('docker', ['-H', `unix://${engine.socketPath}`, 'load', '-i', tarball.trim()]);
     }
     const target = {
-      redisUrl: redis.url,
+      redis: redis.url,
       queue: `load-${Date.now().toString(36)}`,
       logDir: join(stateDir, `logs-${k}`),
     };
-    const sockets = engines.map((engine) => engine.socketPath);
-    const workers = await localWorkers(target, k, concurrency, stateDir, sockets);
-    return await once(
-      target,
-      workers,
-      false,
-      false,
-      engines.map((engine) => engine.docker),
-    );
+    const engineSockets = engines.map((engine) => engine.socketPath);
+    const workers = await localWorkers(target, k, concurrency, stateDir, { engineSockets });
+    const run = await once(target, workers, { engines: engines.map((engine) => engine.docker), rate });
+    return run.report;
   } finally {
     for (const engine of engines) await engine.close();
     await redis.close();
   }
 }
 
-async function main(): Promise<LoadReport[]> {
+/**
+ * One run through Redis Sentinel: a master, two replicas and three sentinels; local workers and
+ * the client find the master through the sentinels, submits and results are confirmed by a
+ * replica, and the master is SIGKILLed `--failovers` times while jobs come in at a steady rate.
+ */
+async function onSentinel(stateDir: string): Promise<{ report: LoadReport; analysis: FailoverAnalysis }> {
+  const topology = await SentinelTopology.start({ replicas: SENTINEL_REPLICAS });
+  try {
+    const target: Target = {
+      redis: {
+        sentinels: topology.sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })),
+        name: SentinelTopology.NAME,
+      },
+      queue: `load-${Date.now().toString(36)}`,
+      logDir: join(stateDir, 'logs'),
+    };
+    const workers = await localWorkers(target, replicas, concurrency, stateDir, {
+      env: {
+        STEVEDORE_RESULT_REPLICAS: String(DURABILITY.replicas),
+        STEVEDORE_RESULT_REPLICAS_TIMEOUT_MS: String(DURABILITY.timeoutMs),
+      },
+    });
+    const schedule = new FailoverSchedule(topology, failovers, say);
+    const run = await once(target, workers, {
+      disturbance: schedule.run,
+      disturbing: `${failovers} Redis master kill${failovers === 1 ? '' : 's'}`,
+      durability: DURABILITY,
+      rate: rate ?? SENTINEL_RATE,
+    });
+    return { report: run.report, analysis: analyseFailovers(schedule.records, run.outcomes) };
+  } finally {
+    await topology.close();
+  }
+}
+
+/** What the run's text says besides the load table: the Sentinel run's settings and failover tables. */
+function sentinelText(analysis: FailoverAnalysis): string {
+  const jobsPerSecond = rate ?? SENTINEL_RATE;
+  return [
+    `A master, ${SENTINEL_REPLICAS} replicas and 3 sentinels (down-after-milliseconds 1000) on loopback; ${replicas} worker processes (concurrency ${concurrency} each) and the load test's producers find the master through the sentinels; ${count} jobs submitted at ${jobsPerSecond} a second; the master SIGKILLed ${failovers} time${failovers === 1 ? '' : 's'}, the killed node started again after each promotion. Submits confirmed by WAIT for ${DURABILITY.replicas} replica within ${DURABILITY.timeoutMs} ms (the client's \`durability\`, and the same WAIT after each plain BullMQ add), results by \`STEVEDORE_RESULT_REPLICAS=${DURABILITY.replicas}\`.`,
+    '',
+    renderFailovers(analysis),
+  ].join('\n');
+}
+
+async function main(): Promise<{ reports: LoadReport[]; failover?: FailoverAnalysis }> {
   await ensureImage();
   const stateDir = await mkdtemp(join(tmpdir(), 'stevedore-load-'));
   const reports: LoadReport[] = [];
   try {
+    if (values.sentinel) {
+      const { report, analysis } = await onSentinel(stateDir);
+      return { reports: [report], failover: analysis };
+    }
     if (externalRedis) {
       // Against workers someone else runs (the loadgen profile): nothing to kill or scale.
       const external: Workers = {
@@ -154,31 +245,31 @@ async function main(): Promise<LoadReport[]> {
         heal: async () => {},
         close: async () => {},
       };
-      reports.push(
-        await once({ redisUrl: externalRedis, queue: values.queue, logDir: '' }, external, false, true),
-      );
-      return reports;
+      const target = { redis: externalRedis, queue: values.queue, logDir: '' };
+      reports.push((await once(target, external, { workersStayUp: true, rate })).report);
+      return { reports };
     }
     if (values.engines) {
       for (const k of values.engines.split(',').map((text) => positive('engines', text))) {
         reports.push(await onEngines(k, stateDir));
       }
-      return reports;
+      return { reports };
     }
     if (!values.compose && !values.scaling) {
       const redis = await TestRedis.start();
       try {
         const target = {
-          redisUrl: redis.url,
+          redis: redis.url,
           queue: `load-${Date.now().toString(36)}`,
           logDir: join(stateDir, 'logs'),
         };
         const workers = await localWorkers(target, replicas, concurrency, stateDir);
-        reports.push(await once(target, workers, !values['no-disrupt'] && replicas > 1));
+        const disrupt = !values['no-disrupt'] && replicas > 1;
+        reports.push((await once(target, workers, { ...(disrupt ? disrupting(workers) : {}), rate })).report);
       } finally {
         await redis.close();
       }
-      return reports;
+      return { reports };
     }
     const stack = new ComposeStack({
       STEVEDORE_ON_SHUTDOWN: 'detach',
@@ -188,32 +279,45 @@ async function main(): Promise<LoadReport[]> {
     try {
       say('bringing up the compose stack (a cold first run seeds and builds the images)');
       await stack.stack(['up', '-d', '--scale', 'worker=0'], COLD_UP_MS);
-      const target = { redisUrl: stack.redisUrl, queue: stack.queue, logDir: stack.logDir };
+      const target = { redis: stack.redisUrl, queue: stack.queue, logDir: stack.logDir };
       if (values.compose) {
         const disrupt = !values['no-disrupt'] && replicas > 1;
-        reports.push(await once(target, await composeWorkers(stack, docker, replicas), disrupt));
+        const workers = await composeWorkers(stack, docker, replicas);
+        reports.push((await once(target, workers, { ...(disrupt ? disrupting(workers) : {}), rate })).report);
       }
       // Undisturbed, so the figures compare: N replicas against one process doing N× the work.
       for (const n of values.scaling ? SCALING_REPLICAS : []) {
-        reports.push(await once(target, await composeWorkers(stack, docker, n), false));
-        reports.push(await once(target, await localWorkers(target, 1, n * concurrency, stateDir), false));
+        reports.push((await once(target, await composeWorkers(stack, docker, n), { rate })).report);
+        reports.push(
+          (await once(target, await localWorkers(target, 1, n * concurrency, stateDir), { rate })).report,
+        );
       }
     } finally {
       await stack.close();
     }
-    return reports;
+    return { reports };
   } finally {
     await rm(stateDir, { recursive: true, force: true });
   }
 }
 
-const reports = await main();
+const { reports, failover } = await main();
 const table = renderTable(reports);
-console.log(table);
+const text = failover ? `${sentinelText(failover)}\n\n${table}` : table;
+console.log(text);
 if (!values['no-write'] && !externalRedis) {
-  await writeLoadBlock(
-    `Written ${new Date().toISOString()} by \`npm run load -- ${process.argv.slice(2).join(' ')}\`.\n\n${table}`,
+  await writeBlock(
+    failover ? SENTINEL_BLOCK : LOAD_BLOCK,
+    `Written ${new Date().toISOString()} by \`npm run load -- ${process.argv.slice(2).join(' ')}\`.\n\n${text}`,
   );
 }
-const bad = reports.some((r) => r.lost.length + r.runTwice.length + r.wrong.length + r.leaked.length > 0);
+// A submit refused with an error is no loss, but only a failover excuses one; a worker that took
+// no job after a failover has stopped.
+const bad =
+  reports.some(
+    (r) =>
+      r.lost.length + r.runTwice.length + r.wrong.length + r.leaked.length + (failover ? 0 : r.told.length) >
+      0,
+  ) ||
+  (failover?.failovers.some((f) => f.stopped.length > 0 || f.firstNewJobMs === null) ?? false);
 process.exit(bad ? 1 : 0);

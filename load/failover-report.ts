@@ -1,0 +1,138 @@
+import type { FailoverRecord } from './failover.js';
+import { percentile } from './report.js';
+import type { Outcome } from './run-load.js';
+
+/** Submit→result times of a group of jobs, in ms. */
+export interface Delay {
+  jobs: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** What one failover did to the run, every time counted from the kill. */
+export interface FailoverFigures {
+  record: FailoverRecord;
+  promotedMs: number;
+  /** To the first result the load test saw after the kill (of any job); null: none came. */
+  firstResultMs: number | null;
+  /**
+   * To the result of the first job submitted after the kill to finish: such a job exists only on
+   * the new master, so a worker took it from there. Null: none finished.
+   */
+  firstNewJobMs: number | null;
+  /** Per worker id: to the container start of the first job submitted after the kill that it ran. */
+  workersBack: Record<string, number>;
+  /** Workers that ran jobs submitted before the kill but none submitted after it: stopped. */
+  stopped: string[];
+  /** Jobs in flight at some moment between the kill and `firstNewJobMs` (or the promotion). */
+  delay: Delay;
+}
+
+export interface FailoverAnalysis {
+  failovers: FailoverFigures[];
+  /** Jobs in flight during no failover: the steady state to compare with. */
+  steady: Delay;
+}
+
+interface Finished {
+  outcome: Outcome;
+  finishedAt: number;
+  worker: string | null;
+  /** When its container started (the worker's clock, the same host's). */
+  startedAt: number | null;
+}
+
+function delayOf(latencies: number[]): Delay {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return {
+    jobs: sorted.length,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    max: sorted.at(-1) ?? 0,
+  };
+}
+
+/** The failovers' recovery times and the delay jobs saw, from the kills and every job's outcome. */
+export function analyseFailovers(records: FailoverRecord[], outcomes: Outcome[]): FailoverAnalysis {
+  const finished: Finished[] = outcomes.flatMap((outcome) =>
+    outcome.result && outcome.finishedAt !== undefined
+      ? [
+          {
+            outcome,
+            finishedAt: outcome.finishedAt,
+            worker: outcome.result.worker?.id ?? null,
+            startedAt: outcome.result.startedAt ? Date.parse(outcome.result.startedAt) : null,
+          },
+        ]
+      : [],
+  );
+  const inFailover = new Set<Finished>();
+  const failovers = records.map((record): FailoverFigures => {
+    const { killedAt } = record;
+    const after = finished.filter((f) => f.finishedAt >= killedAt);
+    const firstResult = Math.min(...after.map((f) => f.finishedAt));
+    const newJobs = finished.filter((f) => f.outcome.submittedAt >= killedAt);
+    const firstNewJob = Math.min(...newJobs.map((f) => f.finishedAt));
+    const workersBack: Record<string, number> = {};
+    for (const f of newJobs) {
+      if (f.worker === null || f.startedAt === null) continue;
+      workersBack[f.worker] = Math.min(
+        workersBack[f.worker] ?? Number.POSITIVE_INFINITY,
+        f.startedAt - killedAt,
+      );
+    }
+    const before = new Set(
+      finished.filter((f) => f.outcome.submittedAt < killedAt && f.worker !== null).map((f) => f.worker),
+    );
+    const stopped = [...before].filter((w): w is string => w !== null && !(w in workersBack));
+    const recoveredAt = Number.isFinite(firstNewJob) ? firstNewJob : record.promotedAt;
+    const hit = finished.filter((f) => f.outcome.submittedAt <= recoveredAt && f.finishedAt >= killedAt);
+    for (const f of hit) inFailover.add(f);
+    return {
+      record,
+      promotedMs: record.promotedAt - killedAt,
+      firstResultMs: Number.isFinite(firstResult) ? firstResult - killedAt : null,
+      firstNewJobMs: Number.isFinite(firstNewJob) ? firstNewJob - killedAt : null,
+      workersBack,
+      stopped,
+      delay: delayOf(hit.map((f) => f.finishedAt - f.outcome.submittedAt)),
+    };
+  });
+  const steady = finished.filter((f) => !inFailover.has(f));
+  return { failovers, steady: delayOf(steady.map((f) => f.finishedAt - f.outcome.submittedAt)) };
+}
+
+const seconds = (ms: number | null) => (ms === null ? 'none' : `${(ms / 1000).toFixed(1)} s`);
+const delayCells = (d: Delay) => `${d.jobs} | ${d.p50} / ${d.p99} / ${d.max}`;
+
+/** The failovers' table and the delay table, in Markdown. */
+export function renderFailovers(analysis: FailoverAnalysis): string {
+  const rows = analysis.failovers.map((f, i) => {
+    const back = Object.values(f.workersBack).sort((a, b) => a - b);
+    const workers = `${back.length} of ${back.length + f.stopped.length}${back.length ? ` (${back.map(seconds).join(', ')})` : ''}`;
+    const rejoin = f.record.rejoinMs === null ? 'did not rejoin' : seconds(f.record.rejoinMs);
+    return `| ${i + 1} | :${f.record.oldPort} → :${f.record.newPort} at ${Math.round(f.record.atSubmitted * 100)}% submitted | ${seconds(f.promotedMs)} | ${seconds(f.firstResultMs)} | ${seconds(f.firstNewJobMs)} | ${workers} | ${rejoin} |`;
+  });
+  const delays = [
+    `| steady state: in flight during no failover | ${delayCells(analysis.steady)} |`,
+    ...analysis.failovers.map(
+      (f, i) => `| in flight between kill ${i + 1} and its first new job done | ${delayCells(f.delay)} |`,
+    ),
+  ];
+  const stopped = analysis.failovers.flatMap((f, i) =>
+    f.stopped.map(
+      (w) => `- failover ${i + 1}: worker ${w} ran jobs before the kill and none submitted after it`,
+    ),
+  );
+  return [
+    '| failover | master killed → promoted | promoted (a) | first result after the kill | first job submitted after the kill done (b) | workers taking jobs again (to their first container start) | killed node back as a synced replica |',
+    '|---|---|---|---|---|---|---|',
+    ...rows,
+    '',
+    '| jobs | n | submit→result ms p50 / p99 / max |',
+    '|---|---|---|',
+    ...delays,
+    ...(stopped.length ? ['', ...stopped] : []),
+  ].join('\n');
+}
