@@ -31,7 +31,9 @@ export interface FailoverFigures {
 
 export interface FailoverAnalysis {
   failovers: FailoverFigures[];
-  /** Jobs in flight during no failover: the steady state to compare with. */
+  /** The run's first jobs, in flight during no failover: each job slot's first makes its namespace holder. */
+  warmup: Delay;
+  /** The other jobs in flight during no failover: the steady state to compare with. */
   steady: Delay;
 }
 
@@ -53,8 +55,16 @@ function delayOf(latencies: number[]): Delay {
   };
 }
 
-/** The failovers' recovery times and the delay jobs saw, from the kills and every job's outcome. */
-export function analyseFailovers(records: FailoverRecord[], outcomes: Outcome[]): FailoverAnalysis {
+/**
+ * The failovers' recovery times and the delay jobs saw, from the kills and every job's outcome
+ * (in the order submitted); the first `warmup` jobs are kept apart from the steady state.
+ */
+export function analyseFailovers(
+  records: FailoverRecord[],
+  outcomes: Outcome[],
+  warmup = 0,
+): FailoverAnalysis {
+  const first = new Set(outcomes.slice(0, warmup));
   const finished: Finished[] = outcomes.flatMap((outcome) =>
     outcome.result && outcome.finishedAt !== undefined
       ? [
@@ -99,8 +109,13 @@ export function analyseFailovers(records: FailoverRecord[], outcomes: Outcome[])
       delay: delayOf(hit.map((f) => f.finishedAt - f.outcome.submittedAt)),
     };
   });
-  const steady = finished.filter((f) => !inFailover.has(f));
-  return { failovers, steady: delayOf(steady.map((f) => f.finishedAt - f.outcome.submittedAt)) };
+  const calm = finished.filter((f) => !inFailover.has(f));
+  const latencies = (list: Finished[]) => list.map((f) => f.finishedAt - f.outcome.submittedAt);
+  return {
+    failovers,
+    warmup: delayOf(latencies(calm.filter((f) => first.has(f.outcome)))),
+    steady: delayOf(latencies(calm.filter((f) => !first.has(f.outcome)))),
+  };
 }
 
 const seconds = (ms: number | null) => (ms === null ? 'none' : `${(ms / 1000).toFixed(1)} s`);
@@ -115,7 +130,8 @@ export function renderFailovers(analysis: FailoverAnalysis): string {
     return `| ${i + 1} | :${f.record.oldPort} → :${f.record.newPort} at ${Math.round(f.record.atSubmitted * 100)}% submitted | ${seconds(f.promotedMs)} | ${seconds(f.firstResultMs)} | ${seconds(f.firstNewJobMs)} | ${workers} | ${rejoin} |`;
   });
   const delays = [
-    `| steady state: in flight during no failover | ${delayCells(analysis.steady)} |`,
+    `| warm-up: the first jobs, each job slot's first (it makes the slot's network-namespace holder) | ${delayCells(analysis.warmup)} |`,
+    `| steady state: the others in flight during no failover | ${delayCells(analysis.steady)} |`,
     ...analysis.failovers.map(
       (f, i) => `| in flight between kill ${i + 1} and its first new job done | ${delayCells(f.delay)} |`,
     ),

@@ -46,6 +46,7 @@ describe('the failover figures of a Sentinel load run', () => {
     const analysis = analyseFailovers(
       [KILL],
       [steadyA, steadyB, inFlight, duringOutage, afterRecovery, told],
+      1,
     );
     expect(analysis.failovers).toEqual([
       {
@@ -59,12 +60,16 @@ describe('the failover figures of a Sentinel load run', () => {
         delay: { jobs: 2, p50: 2_500, p99: 3_500, max: 3_500 },
       },
     ]);
-    expect(analysis.steady).toEqual({ jobs: 3, p50: 1_000, p99: 1_000, max: 1_000 });
+    // a is the warm-up; b and e the steady state.
+    expect(analysis.warmup).toEqual({ jobs: 1, p50: 1_000, p99: 1_000, max: 1_000 });
+    expect(analysis.steady).toEqual({ jobs: 2, p50: 800, p99: 1_000, max: 1_000 });
     const text = renderFailovers(analysis);
     expect(text).toContain(
       '| 1 | :7001 → :7002 at 33% submitted | 2.5 s | 3.0 s | 3.5 s | 2 of 2 (3.2 s, 4.3 s) | 3.0 s |',
     );
-    expect(text).toContain('| steady state: in flight during no failover | 3 | 1000 / 1000 / 1000 |');
+    expect(text).toContain(
+      '| steady state: the others in flight during no failover | 2 | 800 / 1000 / 1000 |',
+    );
   });
 
   it('names a worker that ran jobs before the kill and took none after it', () => {
