@@ -1,4 +1,4 @@
-import type { FailoverRecord } from './failover.js';
+import type { FailoverRecord, SentinelEvent } from './failover.js';
 import { percentile } from './report.js';
 import type { Outcome } from './run-load.js';
 
@@ -35,7 +35,12 @@ export interface FailoverAnalysis {
   warmup: Delay;
   /** The other jobs in flight during no failover: the steady state to compare with. */
   steady: Delay;
+  /** Masters the sentinels switched to that no kill caused (`+switch-master` events). */
+  unplanned: SentinelEvent[];
 }
+
+/** How long after a kill's promotion was seen a sentinel's `+switch-master` still counts as that kill's. */
+const SWITCH_SLACK_MS = 2_000;
 
 interface Finished {
   outcome: Outcome;
@@ -62,8 +67,9 @@ function delayOf(latencies: number[]): Delay {
 export function analyseFailovers(
   records: FailoverRecord[],
   outcomes: Outcome[],
-  warmup = 0,
+  options: { warmup?: number; events?: SentinelEvent[] } = {},
 ): FailoverAnalysis {
+  const warmup = options.warmup ?? 0;
   const first = new Set(outcomes.slice(0, warmup));
   const finished: Finished[] = outcomes.flatMap((outcome) =>
     outcome.result && outcome.finishedAt !== undefined
@@ -115,6 +121,11 @@ export function analyseFailovers(
     failovers,
     warmup: delayOf(latencies(calm.filter((f) => first.has(f.outcome)))),
     steady: delayOf(latencies(calm.filter((f) => !first.has(f.outcome)))),
+    unplanned: (options.events ?? []).filter(
+      (e) =>
+        e.channel === '+switch-master' &&
+        !records.some((r) => e.at >= r.killedAt && e.at <= r.promotedAt + SWITCH_SLACK_MS),
+    ),
   };
 }
 
@@ -141,6 +152,11 @@ export function renderFailovers(analysis: FailoverAnalysis): string {
       (w) => `- failover ${i + 1}: worker ${w} ran jobs before the kill and none submitted after it`,
     ),
   );
+  const start = analysis.failovers[0]?.record.killedAt ?? 0;
+  const unplanned = analysis.unplanned.map(
+    (e) =>
+      `- a failover no kill caused, ${((e.at - start) / 1000).toFixed(1)} s after the first kill: +switch-master ${e.message}`,
+  );
   return [
     '| failover | master killed → promoted | promoted (a) | first result after the kill | first job submitted after the kill done (b) | workers taking jobs again (to their first container start) | killed node back as a synced replica |',
     '|---|---|---|---|---|---|---|',
@@ -149,6 +165,6 @@ export function renderFailovers(analysis: FailoverAnalysis): string {
     '| jobs | n | submit→result ms p50 / p99 / max |',
     '|---|---|---|',
     ...delays,
-    ...(stopped.length ? ['', ...stopped] : []),
+    ...(stopped.length + unplanned.length ? ['', ...stopped, ...unplanned] : []),
   ].join('\n');
 }

@@ -10,20 +10,50 @@ export interface FailoverRecord extends Failover {
   rejoinMs: number | null;
 }
 
+/** A sentinel's event, with when it was heard (Date.now()). */
+export interface SentinelEvent {
+  at: number;
+  channel: string;
+  message: string;
+}
+
+/** The sentinel events that say what happened to the master (not the sentinels' talk among themselves). */
+const TOLD =
+  /^[+-](sdown|odown|switch-master|failover-end|failover-end-for-timeout|try-failover|tilt|promoted-slave|convert-to-slave)$/;
+
 /**
  * Kills the Redis master `count` times, spread evenly over the submits (at 1/(count+1),
  * 2/(count+1), … of them), as a host that dies: SIGKILL, no warning. After each promotion the
  * killed node is started again, as a host that comes back, so the next failover again has a
- * replica to promote and WAIT again has replicas to count. Keeps what it measured in `records`.
+ * replica to promote and WAIT again has replicas to count. Keeps what it measured in `records`,
+ * and every event a sentinel published meanwhile in `events` (a failover no kill caused shows there).
  */
 export class FailoverSchedule {
   readonly records: FailoverRecord[] = [];
 
-  constructor(
+  private constructor(
     private readonly topology: SentinelTopology,
     private readonly count: number,
     private readonly say: (line: string) => void,
+    readonly events: SentinelEvent[],
+    readonly close: () => void,
   ) {}
+
+  /** A schedule listening to the topology's sentinels until `close()`. */
+  static async watching(
+    topology: SentinelTopology,
+    count: number,
+    say: (line: string) => void,
+  ): Promise<FailoverSchedule> {
+    const events: SentinelEvent[] = [];
+    const started = Date.now();
+    const close = await topology.watch((channel, message) => {
+      events.push({ at: Date.now(), channel, message });
+      if (TOLD.test(channel))
+        say(`sentinel, ${((Date.now() - started) / 1000).toFixed(1)} s: ${channel} ${message}`);
+    });
+    return new FailoverSchedule(topology, count, say, events, close);
+  }
 
   readonly run = async (progress: LoadProgress): Promise<string[]> => {
     const actions: string[] = [];

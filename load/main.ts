@@ -205,16 +205,17 @@ async function onSentinel(stateDir: string): Promise<{ report: LoadReport; analy
         STEVEDORE_RESULT_REPLICAS_TIMEOUT_MS: String(DURABILITY.timeoutMs),
       },
     });
-    const schedule = new FailoverSchedule(topology, failovers, say);
+    const schedule = await FailoverSchedule.watching(topology, failovers, say);
     const run = await once(target, workers, {
       disturbance: schedule.run,
       disturbing: `${failovers} Redis master kill${failovers === 1 ? '' : 's'}`,
       durability: DURABILITY,
       rate: rate ?? SENTINEL_RATE,
-    });
+    }).finally(schedule.close);
     // Each job slot's first job makes its namespace holder: those are the warm-up.
     const warmup = replicas * concurrency;
-    return { report: run.report, analysis: analyseFailovers(schedule.records, run.outcomes, warmup) };
+    const analysis = analyseFailovers(schedule.records, run.outcomes, { warmup, events: schedule.events });
+    return { report: run.report, analysis };
   } finally {
     await topology.close();
   }

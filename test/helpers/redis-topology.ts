@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { loadConfig, type WorkerConfig } from '../../src/config/worker.js';
 import { freePort, pingReply } from '../../src/worker/redis-server.js';
 import { REDIS_PID_DIR } from './redis.js';
@@ -228,6 +229,26 @@ export class SentinelTopology {
       60_000, // the sentinels convert a returning master after their next look at it, then it syncs
     );
     return Date.now() - started;
+  }
+
+  /**
+   * Hears every event a sentinel publishes (`+sdown`, `+odown`, `+switch-master`, …, see
+   * https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/#pubsub-messages):
+   * `onEvent(channel, message)`. Resolves, once subscribed, to the function that stops listening.
+   */
+  async watch(onEvent: (channel: string, message: string) => void): Promise<() => void> {
+    const subscriber = new Redis({
+      host: '127.0.0.1',
+      port: this.sentinels[0]?.port ?? 0,
+      lazyConnect: true,
+    });
+    subscriber.on('error', () => undefined); // a sentinel of this topology is only killed at close
+    subscriber.on('pmessage', (_pattern: string, channel: string, message: string) =>
+      onEvent(channel, message),
+    );
+    await subscriber.connect();
+    await subscriber.psubscribe('*');
+    return () => subscriber.disconnect();
   }
 
   async close(): Promise<void> {

@@ -35,6 +35,11 @@ const steadyB = job('b', 1_200, 1_600, 2_200, 'w2');
 const inFlight = job('c', 9_500, 9_800, 13_000, 'w1');
 const duringOutage = job('d', 11_000, 13_200, 13_500, 'w2');
 const afterRecovery = job('e', 14_000, 14_300, 14_800, 'w1');
+const switchMaster = (at: number) => ({
+  at,
+  channel: '+switch-master',
+  message: 'stevedore-test 127.0.0.1 7001 127.0.0.1 7002',
+});
 const told: Outcome = {
   job: { id: 'f', kind: 'trivial', via: 'bullmq' },
   submittedAt: 10_500,
@@ -46,7 +51,7 @@ describe('the failover figures of a Sentinel load run', () => {
     const analysis = analyseFailovers(
       [KILL],
       [steadyA, steadyB, inFlight, duringOutage, afterRecovery, told],
-      1,
+      { warmup: 1, events: [switchMaster(12_400)] },
     );
     expect(analysis.failovers).toEqual([
       {
@@ -63,12 +68,23 @@ describe('the failover figures of a Sentinel load run', () => {
     // a is the warm-up; b and e the steady state.
     expect(analysis.warmup).toEqual({ jobs: 1, p50: 1_000, p99: 1_000, max: 1_000 });
     expect(analysis.steady).toEqual({ jobs: 2, p50: 800, p99: 1_000, max: 1_000 });
+    expect(analysis.unplanned).toEqual([]);
     const text = renderFailovers(analysis);
     expect(text).toContain(
       '| 1 | :7001 → :7002 at 33% submitted | 2.5 s | 3.0 s | 3.5 s | 2 of 2 (3.2 s, 4.3 s) | 3.0 s |',
     );
     expect(text).toContain(
       '| steady state: the others in flight during no failover | 2 | 800 / 1000 / 1000 |',
+    );
+  });
+
+  it('names a switch of master that no kill caused', () => {
+    const analysis = analyseFailovers([KILL], [steadyA, inFlight, duringOutage], {
+      events: [switchMaster(12_400), { at: 30_000, channel: '+sdown', message: 'x' }, switchMaster(30_500)],
+    });
+    expect(analysis.unplanned).toEqual([switchMaster(30_500)]);
+    expect(renderFailovers(analysis)).toContain(
+      '- a failover no kill caused, 20.5 s after the first kill: +switch-master stevedore-test 127.0.0.1 7001 127.0.0.1 7002',
     );
   });
 
