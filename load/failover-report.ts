@@ -138,7 +138,7 @@ export function renderFailovers(analysis: FailoverAnalysis): string {
     const back = Object.values(f.workersBack).sort((a, b) => a - b);
     const workers = `${back.length} of ${back.length + f.stopped.length}${back.length ? ` (${back.map(seconds).join(', ')})` : ''}`;
     const rejoin = f.record.rejoinMs === null ? 'did not rejoin' : seconds(f.record.rejoinMs);
-    return `| ${i + 1} | :${f.record.oldPort} → :${f.record.newPort} at ${Math.round(f.record.atSubmitted * 100)}% submitted | ${seconds(f.promotedMs)} | ${seconds(f.firstResultMs)} | ${seconds(f.firstNewJobMs)} | ${workers} | ${rejoin} |`;
+    return `| ${i + 1} | :${f.record.oldPort} → :${f.record.newPort} at ${Math.round(f.record.atSubmitted * 100)}% submitted | ${seconds(f.promotedMs)} | ${seconds(f.firstResultMs)} | ${seconds(f.firstNewJobMs)} | ${workers} | ${seconds(f.record.settledMs)} | ${rejoin} |`;
   });
   const delays = [
     `| warm-up: the first jobs, each job slot's first (it makes the slot's network-namespace holder) | ${delayCells(analysis.warmup)} |`,
@@ -158,8 +158,8 @@ export function renderFailovers(analysis: FailoverAnalysis): string {
       `- a failover no kill caused, ${((e.at - start) / 1000).toFixed(1)} s after the first kill: +switch-master ${e.message}`,
   );
   return [
-    '| failover | master killed → promoted | promoted (a) | first result after the kill | first job submitted after the kill done (b) | workers taking jobs again (to their first container start) | killed node back as a synced replica |',
-    '|---|---|---|---|---|---|---|',
+    '| failover | master killed → promoted | promoted (a) | first result after the kill | first job submitted after the kill done (b) | workers taking jobs again (to their first container start) | all sentinels and replicas on the new master | killed node, started then, a synced replica after |',
+    '|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
     '| jobs | n | submit→result ms p50 / p99 / max |',

@@ -180,15 +180,20 @@ export class SentinelTopology {
     return this.sentinels.map((s) => s.address).join(',');
   }
 
-  /** The master's port as the sentinels name it now. */
+  /** The master's port as the sentinels name it now; asked again while a sentinel does not answer. */
   async masterPort(): Promise<number> {
-    const answer = await cli(
-      this.sentinels[0]?.port ?? 0,
-      'SENTINEL',
-      'GET-MASTER-ADDR-BY-NAME',
-      SentinelTopology.NAME,
+    let port = 0;
+    await until(
+      'a sentinel naming the master',
+      async () => {
+        const sentinel = this.sentinels[0]?.port ?? 0;
+        const answer = await cli(sentinel, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SentinelTopology.NAME);
+        port = Number(answer.split('\n')[1]);
+        return port > 0;
+      },
+      5_000,
     );
-    return Number(answer.split('\n')[1]);
+    return port;
   }
 
   /** Kills the master outright and waits until the sentinels have promoted the replica; returns the new master's port. */
@@ -206,10 +211,50 @@ export class SentinelTopology {
     return { oldPort, newPort: await this.masterPort(), killedAt, promotedAt };
   }
 
+  /** Whether the node on `port` is a replica of the master on `master`, its link up. */
+  private async follows(port: number, master: number): Promise<boolean> {
+    const info = await cli(port, 'INFO', 'replication');
+    return (
+      info.includes('role:slave') &&
+      info.includes(`master_port:${master}`) &&
+      info.includes('master_link_status:up')
+    );
+  }
+
+  /**
+   * Resolves once the failover is over: every sentinel names the same master and none is still
+   * failing over, and every other live node is its replica, in sync. The sentinel that leads a failover names the promoted
+   * replica before the others do, and re-points the other replicas only after that.
+   */
+  async settled(): Promise<void> {
+    await until(
+      'the failover ending',
+      async () => {
+        // Each sentinel's view of the master: `SENTINEL MASTER` answers field, value, field, value, …
+        const views = await Promise.all(
+          this.sentinels.map(async (s) => {
+            const lines = (await cli(s.port, 'SENTINEL', 'MASTER', SentinelTopology.NAME)).split('\n');
+            const field = (name: string) => lines[lines.indexOf(name) + 1] ?? '';
+            return {
+              port: Number(field('port')),
+              failingOver: field('flags').includes('failover_in_progress'),
+            };
+          }),
+        );
+        const master = views[0]?.port;
+        if (master === undefined || views.some((v) => v.port !== master || v.failingOver)) return false;
+        const replicas = this.nodes.filter((n) => n.alive && n.port !== master);
+        return (await Promise.all(replicas.map((n) => this.follows(n.port, master)))).every(Boolean);
+      },
+      60_000,
+    );
+  }
+
   /**
    * Starts a killed node again as it was configured (an empty master: nothing is persisted), as a
    * host that comes back; resolves once the sentinels have made it a replica of the current master
-   * and it has synced. Returns how long that took, in ms.
+   * and it has synced. Returns how long that took, in ms. Call it once the failover is over
+   * (`settled()`): a replica not yet re-pointed would sync from the returning node, empty.
    */
   async revive(port: number): Promise<number> {
     const node = this.nodes.find((n) => n.port === port);
@@ -218,14 +263,7 @@ export class SentinelTopology {
     await node.start();
     await until(
       `the node on ${port} rejoining as a replica`,
-      async () => {
-        const info = await cli(port, 'INFO', 'replication');
-        return (
-          info.includes('role:slave') &&
-          info.includes(`master_port:${await this.masterPort()}`) &&
-          info.includes('master_link_status:up')
-        );
-      },
+      async () => this.follows(port, await this.masterPort()),
       60_000, // the sentinels convert a returning master after their next look at it, then it syncs
     );
     return Date.now() - started;

@@ -10,6 +10,7 @@ const KILL: FailoverRecord = {
   killedAt: 10_000,
   promotedAt: 12_500,
   atSubmitted: 0.33,
+  settledMs: 4_000,
   rejoinMs: 3_000,
 };
 
@@ -71,7 +72,7 @@ describe('the failover figures of a Sentinel load run', () => {
     expect(analysis.unplanned).toEqual([]);
     const text = renderFailovers(analysis);
     expect(text).toContain(
-      '| 1 | :7001 → :7002 at 33% submitted | 2.5 s | 3.0 s | 3.5 s | 2 of 2 (3.2 s, 4.3 s) | 3.0 s |',
+      '| 1 | :7001 → :7002 at 33% submitted | 2.5 s | 3.0 s | 3.5 s | 2 of 2 (3.2 s, 4.3 s) | 4.0 s | 3.0 s |',
     );
     expect(text).toContain(
       '| steady state: the others in flight during no failover | 2 | 800 / 1000 / 1000 |',
