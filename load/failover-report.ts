@@ -37,6 +37,9 @@ export interface FailoverAnalysis {
   steady: Delay;
   /** Masters the sentinels switched to that no kill caused (`+switch-master` events). */
   unplanned: SentinelEvent[];
+  /** Results that list more than one run (a lock lost in a failover makes one), and adopted ones. */
+  reruns: number;
+  adopted: number;
 }
 
 /** How long after a kill's promotion was seen a sentinel's `+switch-master` still counts as that kill's. */
@@ -121,6 +124,8 @@ export function analyseFailovers(
     failovers,
     warmup: delayOf(latencies(calm.filter((f) => first.has(f.outcome)))),
     steady: delayOf(latencies(calm.filter((f) => !first.has(f.outcome)))),
+    reruns: finished.filter((f) => (f.outcome.result?.attempts.length ?? 0) > 1).length,
+    adopted: finished.filter((f) => f.outcome.result?.adopted === true).length,
     unplanned: (options.events ?? []).filter(
       (e) =>
         e.channel === '+switch-master' &&
@@ -165,6 +170,8 @@ export function renderFailovers(analysis: FailoverAnalysis): string {
     '| jobs | n | submit→result ms p50 / p99 / max |',
     '|---|---|---|',
     ...delays,
+    '',
+    `Results listing more than one run: ${analysis.reruns}; taken over from a container of an earlier run (adopted): ${analysis.adopted}.`,
     ...(stopped.length + unplanned.length ? ['', ...stopped, ...unplanned] : []),
   ].join('\n');
 }

@@ -225,7 +225,7 @@ async function onSentinel(stateDir: string): Promise<{ report: LoadReport; analy
 function sentinelText(analysis: FailoverAnalysis): string {
   const jobsPerSecond = rate ?? SENTINEL_RATE;
   return [
-    `A master, ${SENTINEL_REPLICAS} replicas and 3 sentinels (down-after-milliseconds 1000) on loopback; ${replicas} worker processes (concurrency ${concurrency} each) and the load test's producers find the master through the sentinels; ${count} jobs submitted at ${jobsPerSecond} a second; the master SIGKILLed ${failovers} time${failovers === 1 ? '' : 's'}, the killed node started again after each promotion. Submits confirmed by WAIT for ${DURABILITY.replicas} replica within ${DURABILITY.timeoutMs} ms (the client's \`durability\`, and the same WAIT after each plain BullMQ add), results by \`STEVEDORE_RESULT_REPLICAS=${DURABILITY.replicas}\`.`,
+    `A master, ${SENTINEL_REPLICAS} replicas and 3 sentinels (down-after-milliseconds 1000) on loopback; ${replicas} worker processes (concurrency ${concurrency} each) and the load test's producers find the master through the sentinels; ${count} jobs submitted at ${jobsPerSecond} a second; the master SIGKILLed ${failovers} time${failovers === 1 ? '' : 's'}, the killed node started again once each failover was over. Submits confirmed by WAIT for ${DURABILITY.replicas} replica within ${DURABILITY.timeoutMs} ms (the client's \`durability\`, and the same WAIT after each plain BullMQ add), results by \`STEVEDORE_RESULT_REPLICAS=${DURABILITY.replicas}\`.`,
     '',
     renderFailovers(analysis),
   ].join('\n');

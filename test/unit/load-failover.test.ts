@@ -24,6 +24,8 @@ function job(
 ): Outcome {
   const result = {
     jobId: id,
+    attempts: [{ attempt: 1, worker, state: 'Complete', reason: 'exited', error: null }],
+    adopted: false,
     state: 'Complete',
     startedAt: new Date(startedAt).toISOString(),
     worker: { host: 'h', id: worker },
@@ -69,7 +71,7 @@ describe('the failover figures of a Sentinel load run', () => {
     // a is the warm-up; b and e the steady state.
     expect(analysis.warmup).toEqual({ jobs: 1, p50: 1_000, p99: 1_000, max: 1_000 });
     expect(analysis.steady).toEqual({ jobs: 2, p50: 800, p99: 1_000, max: 1_000 });
-    expect(analysis.unplanned).toEqual([]);
+    expect(analysis).toMatchObject({ unplanned: [], reruns: 0, adopted: 0 });
     const text = renderFailovers(analysis);
     expect(text).toContain(
       '| 1 | :7001 → :7002 at 33% submitted | 2.5 s | 3.0 s | 3.5 s | 2 of 2 (3.2 s, 4.3 s) | 4.0 s | 3.0 s |',
