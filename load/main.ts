@@ -222,10 +222,13 @@ async function onSentinel(stateDir: string): Promise<{ report: LoadReport; analy
 }
 
 /** What the run's text says besides the load table: the Sentinel run's settings and failover tables. */
-function sentinelText(analysis: FailoverAnalysis): string {
+function sentinelText(analysis: FailoverAnalysis, report: LoadReport): string {
   const jobsPerSecond = rate ?? SENTINEL_RATE;
+  const confirmed = report.jobs - report.refused - report.told.length;
   return [
     `A master, ${SENTINEL_REPLICAS} replicas and 3 sentinels (down-after-milliseconds 1000) on loopback; ${replicas} worker processes (concurrency ${concurrency} each) and the load test's producers find the master through the sentinels; ${count} jobs submitted at ${jobsPerSecond} a second; the master SIGKILLed ${failovers} time${failovers === 1 ? '' : 's'}, the killed node started again once each failover was over. Submits confirmed by WAIT for ${DURABILITY.replicas} replica within ${DURABILITY.timeoutMs} ms (the client's \`durability\`, and the same WAIT after each plain BullMQ add), results by \`STEVEDORE_RESULT_REPLICAS=${DURABILITY.replicas}\`.`,
+    '',
+    `Of the ${report.jobs} jobs, the client's own check refused ${report.refused} invalid specs, and ${report.told.length} submits failed with an error, the producer told (a Redis error, or too few replicas confirming in time). Of the ${confirmed} confirmed: ${report.lost.length} without a result (lost), ${report.runTwice.length} run twice (container starts, as the engine counted them), ${report.wrong.length} with a wrong result (1 MiB outputs by sha256), and ${report.leaked.length} containers leaked.`,
     '',
     renderFailovers(analysis),
   ].join('\n');
@@ -306,7 +309,7 @@ async function main(): Promise<{ reports: LoadReport[]; failover?: FailoverAnaly
 
 const { reports, failover } = await main();
 const table = renderTable(reports);
-const text = failover ? `${sentinelText(failover)}\n\n${table}` : table;
+const text = failover && reports[0] ? `${sentinelText(failover, reports[0])}\n\n${table}` : table;
 console.log(text);
 if (!values['no-write'] && !externalRedis) {
   await writeBlock(

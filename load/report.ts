@@ -14,6 +14,8 @@ export interface LoadReport {
   shares: Record<string, number>;
   redis: { beforeBytes: number; afterBytes: number; perThousandBytes: number };
   rssBytes: Record<string, number>;
+  /** Invalid specs the client refused itself, before they reached the queue. */
+  refused: number;
   lost: string[];
   /** Jobs whose submit failed and said so (the producer told), that never got a result. */
   told: string[];
@@ -60,6 +62,7 @@ export function summarize(input: SummaryInput): LoadReport {
   const latencies: number[] = [];
   const shares: Record<string, number> = {};
   let finished = 0;
+  let refused = 0;
   for (const o of input.outcomes) {
     const started = input.starts.get(o.job.id) ?? [];
     const starts = started.length;
@@ -72,7 +75,10 @@ export function summarize(input: SummaryInput): LoadReport {
         `${o.job.id} (${o.job.kind}): ${starts} container starts (${started.join(', ')}); adopted ${o.result?.adopted}; runs: ${history?.join('; ') ?? 'no result'}`,
       );
     }
-    if (o.refused) continue;
+    if (o.refused) {
+      refused += 1;
+      continue;
+    }
     if (o.submitError !== undefined && !o.result) {
       told.push(
         `${o.job.id} (${o.job.kind}, via ${o.job.via}): refused at submit, producer told: ${o.submitError}`,
@@ -112,6 +118,7 @@ export function summarize(input: SummaryInput): LoadReport {
       perThousandBytes: finished ? ((input.memoryAfter - input.memoryBefore) / finished) * 1000 : 0,
     },
     rssBytes: Object.fromEntries(input.rss),
+    refused,
     lost,
     told,
     waitErrors,
