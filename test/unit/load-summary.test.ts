@@ -3,6 +3,7 @@ import type { PlannedJob } from '../../load/mix.js';
 import { summarize } from '../../load/report.js';
 import type { Outcome } from '../../load/run-load.js';
 import { emptyStream, type JobResult } from '../../src/jobs/result.js';
+import { summaryInput } from '../helpers/load-summary.js';
 
 const planned = (id: string, kind: PlannedJob['kind'] = 'trivial'): PlannedJob => ({
   id,
@@ -41,20 +42,13 @@ describe('a load run summary', () => {
       done('wait-gave-up', { waitError: 'Connection is closed.' }),
     ];
     const starts = new Map(['right', 'told-but-ran', 'wait-gave-up'].map((id) => [id, ['w#1']]));
-    const report = summarize({
-      describe: 'test',
-      outcomes,
-      starts,
-      hashes: new Map(),
-      elapsedMs: 1_000,
-      memoryBefore: 0,
-      memoryAfter: 0,
-      rss: new Map(),
-      leaked: [],
-      actions: [],
-      check: () => null,
-      allowedStarts: (kind) => (kind === 'invalid' ? { min: 0, max: 0 } : { min: 1, max: 1 }),
-    });
+    const report = summarize(
+      summaryInput({
+        outcomes,
+        starts,
+        allowedStarts: (kind) => (kind === 'invalid' ? { min: 0, max: 0 } : { min: 1, max: 1 }),
+      }),
+    );
     expect(report.lost).toEqual(['lost (trivial, via client): no result']);
     expect(report.told).toEqual([
       'told (trivial, via client): refused at submit, producer told: 0 of 1 replicas confirmed the add within 1000 ms',
