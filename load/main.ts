@@ -4,19 +4,21 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Dockerode from 'dockerode';
 import { execa } from 'execa';
-import type { Durability } from '../src/jobs/replicas.js';
 import { COLD_UP_MS, ComposeStack } from '../test/helpers/compose.js';
 import { TestRedis } from '../test/helpers/redis.js';
-import { SentinelTopology } from '../test/helpers/redis-topology.js';
 import { ScratchEngine } from '../test/helpers/scratch-engine.js';
 import { composeWorkers, localWorkers, type Target, type Workers } from './deployment.js';
 import { disturb } from './disturb.js';
 import { queueHolders, removeHolders } from './engine.js';
-import { FailoverSchedule } from './failover.js';
-import { analyseFailovers, type FailoverAnalysis, renderFailovers } from './failover-report.js';
 import { DEFAULT_MIX, parseMix } from './mix.js';
 import { LOAD_BLOCK, type LoadReport, renderTable, SENTINEL_BLOCK, writeBlock } from './report.js';
-import { type LoadOptions, type LoadRun, loadRun } from './run-load.js';
+import { type LoadOptions, runLoad } from './run-load.js';
+import {
+  renderSentinelRun,
+  type SentinelRunOptions,
+  sentinelRun,
+  sentinelRunFailed,
+} from './sentinel-run.js';
 
 /**
  * `npm run load -- [--jobs N] [--mix trivial=10,output=2,…] [--replicas N] [--compose]
@@ -32,13 +34,6 @@ const REPO = join(import.meta.dirname, '..');
 const DEFAULT_CONCURRENCY = 4;
 /** The scaling runs: replica counts, each against one process with the same total concurrency. */
 const SCALING_REPLICAS = [1, 2, 4];
-/** The Sentinel run: a master and this many replicas, so one is left while the killed node comes back. */
-const SENTINEL_REPLICAS = 2;
-/**
- * Submits and results confirmed by one replica (client `durability`, STEVEDORE_RESULT_REPLICAS),
- * waiting at most this long: the worker's default, far above a loopback replica's answer.
- */
-const DURABILITY: Durability = { replicas: 1, timeoutMs: 1_000 };
 /** Jobs a second the Sentinel run submits unless --rate says: under what two workers finish, so queues stay short. */
 const SENTINEL_RATE = 2;
 
@@ -101,7 +96,7 @@ async function ensureImage(): Promise<void> {
 }
 
 /** How one run goes beyond its target and workers; absent fields: as `npm run load` always did. */
-interface RunSettings extends Pick<LoadOptions, 'disturbance' | 'durability'> {
+interface RunSettings extends Pick<LoadOptions, 'disturbance'> {
   /** What the disturbance does, for the log line. */
   disturbing?: string;
   /** Jobs a second; absent: every job at once. */
@@ -117,12 +112,12 @@ const disrupting = (workers: Workers): RunSettings => ({
   disturbing: 'a kill and a rolling restart',
 });
 
-async function once(target: Target, workers: Workers, settings: RunSettings = {}): Promise<LoadRun> {
+async function once(target: Target, workers: Workers, settings: RunSettings = {}): Promise<LoadReport> {
   const engines = settings.engines ?? [docker];
   say(`${count} jobs on ${workers.describe}${settings.disturbing ? `, with ${settings.disturbing}` : ''}`);
-  let run: LoadRun;
+  let report: LoadReport;
   try {
-    run = await loadRun({
+    report = await runLoad({
       target,
       workers,
       engines,
@@ -130,7 +125,6 @@ async function once(target: Target, workers: Workers, settings: RunSettings = {}
       count,
       mix,
       disturbance: settings.disturbance,
-      durability: settings.durability,
       intervalMs: settings.rate ? 1000 / settings.rate : 0,
       timeoutMs,
       say,
@@ -143,7 +137,7 @@ async function once(target: Target, workers: Workers, settings: RunSettings = {}
   }
   // A run's figures outlive a failed close (a long run is costly to repeat): printed first.
   await workers.close().catch((error: unknown) => {
-    console.log(renderTable([run.report]));
+    console.log(renderTable([report]));
     throw error;
   });
   // Only a killed worker's holders should be left: counted, then removed so the next run starts
@@ -151,10 +145,10 @@ async function once(target: Target, workers: Workers, settings: RunSettings = {}
   if (!settings.workersStayUp)
     for (const engine of engines)
       Object.assign(
-        run.report.holdersLeft,
+        report.holdersLeft,
         await removeHolders(engine, await queueHolders(engine, target.queue)),
       );
-  return run;
+  return report;
 }
 
 /** One run on `k` private engines (each a "host" with its own dockerd), a worker bound to each, one Redis. */
@@ -175,73 +169,38 @@ async function onEngines(k: number, stateDir: string): Promise<LoadReport> {
     };
     const engineSockets = engines.map((engine) => engine.socketPath);
     const workers = await localWorkers(target, k, concurrency, stateDir, { engineSockets });
-    const run = await once(target, workers, { engines: engines.map((engine) => engine.docker), rate });
-    return run.report;
+    return await once(target, workers, { engines: engines.map((engine) => engine.docker), rate });
   } finally {
     for (const engine of engines) await engine.close();
     await redis.close();
   }
 }
 
-/**
- * One run through Redis Sentinel: a master, two replicas and three sentinels; local workers and
- * the client find the master through the sentinels, submits and results are confirmed by a
- * replica, and the master is SIGKILLed `--failovers` times while jobs come in at a steady rate.
- */
-async function onSentinel(stateDir: string): Promise<{ report: LoadReport; analysis: FailoverAnalysis }> {
-  const topology = await SentinelTopology.start({ replicas: SENTINEL_REPLICAS });
-  try {
-    const target: Target = {
-      redis: {
-        sentinels: topology.sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })),
-        name: SentinelTopology.NAME,
-      },
-      queue: `load-${Date.now().toString(36)}`,
-      logDir: join(stateDir, 'logs'),
-    };
-    const workers = await localWorkers(target, replicas, concurrency, stateDir, {
-      env: {
-        STEVEDORE_RESULT_REPLICAS: String(DURABILITY.replicas),
-        STEVEDORE_RESULT_REPLICAS_TIMEOUT_MS: String(DURABILITY.timeoutMs),
-      },
-    });
-    const schedule = await FailoverSchedule.watching(topology, failovers, say);
-    const run = await once(target, workers, {
-      disturbance: schedule.run,
-      disturbing: `${failovers} Redis master kill${failovers === 1 ? '' : 's'}`,
-      durability: DURABILITY,
-      rate: rate ?? SENTINEL_RATE,
-    }).finally(schedule.close);
-    // Each job slot's first job makes its namespace holder: those are the warm-up.
-    const warmup = replicas * concurrency;
-    const analysis = analyseFailovers(schedule.records, run.outcomes, { warmup, events: schedule.events });
-    return { report: run.report, analysis };
-  } finally {
-    await topology.close();
-  }
-}
-
-/** What the run's text says besides the load table: the Sentinel run's settings and failover tables. */
-function sentinelText(analysis: FailoverAnalysis, report: LoadReport): string {
-  const jobsPerSecond = rate ?? SENTINEL_RATE;
-  const confirmed = report.jobs - report.refused - report.told.length;
-  return [
-    `A master, ${SENTINEL_REPLICAS} replicas and 3 sentinels (down-after-milliseconds 1000) on loopback; ${replicas} worker processes (concurrency ${concurrency} each) and the load test's producers find the master through the sentinels; ${count} jobs submitted at ${jobsPerSecond} a second; the master SIGKILLed ${failovers} time${failovers === 1 ? '' : 's'}, the killed node started again once each failover was over. Submits confirmed by WAIT for ${DURABILITY.replicas} replica within ${DURABILITY.timeoutMs} ms (the client's \`durability\`, and the same WAIT after each plain BullMQ add), results by \`STEVEDORE_RESULT_REPLICAS=${DURABILITY.replicas}\`.`,
-    '',
-    `Of the ${report.jobs} jobs, the client's own check refused ${report.refused} invalid specs, and ${report.told.length} submits failed with an error, the producer told (a Redis error, or too few replicas confirming in time). Of the ${confirmed} confirmed: ${report.lost.length} without a result (lost), ${report.runTwice.length} run twice (container starts, as the engine counted them), ${report.wrong.length} with a wrong result (1 MiB outputs by sha256), and ${report.leaked.length} containers leaked.`,
-    '',
-    renderFailovers(analysis),
-  ].join('\n');
-}
-
-async function main(): Promise<{ reports: LoadReport[]; failover?: FailoverAnalysis }> {
+async function main(): Promise<{ reports: LoadReport[]; sentinel?: string; failed?: boolean }> {
   await ensureImage();
   const stateDir = await mkdtemp(join(tmpdir(), 'stevedore-load-'));
   const reports: LoadReport[] = [];
   try {
     if (values.sentinel) {
-      const { report, analysis } = await onSentinel(stateDir);
-      return { reports: [report], failover: analysis };
+      const options: SentinelRunOptions = {
+        workers: replicas,
+        concurrency,
+        count,
+        mix,
+        rate: rate ?? SENTINEL_RATE,
+        failovers,
+        image: IMAGE,
+        engine: docker,
+        stateDir,
+        timeoutMs,
+        say,
+      };
+      const run = await sentinelRun(options);
+      return {
+        reports: [run.report],
+        sentinel: renderSentinelRun(options, run),
+        failed: sentinelRunFailed(run),
+      };
     }
     if (externalRedis) {
       // Against workers someone else runs (the loadgen profile): nothing to kill or scale.
@@ -252,7 +211,7 @@ async function main(): Promise<{ reports: LoadReport[]; failover?: FailoverAnaly
         close: async () => {},
       };
       const target = { redis: externalRedis, queue: values.queue, logDir: '' };
-      reports.push((await once(target, external, { workersStayUp: true, rate })).report);
+      reports.push(await once(target, external, { workersStayUp: true, rate }));
       return { reports };
     }
     if (values.engines) {
@@ -271,7 +230,7 @@ async function main(): Promise<{ reports: LoadReport[]; failover?: FailoverAnaly
         };
         const workers = await localWorkers(target, replicas, concurrency, stateDir);
         const disrupt = !values['no-disrupt'] && replicas > 1;
-        reports.push((await once(target, workers, { ...(disrupt ? disrupting(workers) : {}), rate })).report);
+        reports.push(await once(target, workers, { ...(disrupt ? disrupting(workers) : {}), rate }));
       } finally {
         await redis.close();
       }
@@ -289,14 +248,12 @@ async function main(): Promise<{ reports: LoadReport[]; failover?: FailoverAnaly
       if (values.compose) {
         const disrupt = !values['no-disrupt'] && replicas > 1;
         const workers = await composeWorkers(stack, docker, replicas);
-        reports.push((await once(target, workers, { ...(disrupt ? disrupting(workers) : {}), rate })).report);
+        reports.push(await once(target, workers, { ...(disrupt ? disrupting(workers) : {}), rate }));
       }
       // Undisturbed, so the figures compare: N replicas against one process doing N× the work.
       for (const n of values.scaling ? SCALING_REPLICAS : []) {
-        reports.push((await once(target, await composeWorkers(stack, docker, n), { rate })).report);
-        reports.push(
-          (await once(target, await localWorkers(target, 1, n * concurrency, stateDir), { rate })).report,
-        );
+        reports.push(await once(target, await composeWorkers(stack, docker, n), { rate }));
+        reports.push(await once(target, await localWorkers(target, 1, n * concurrency, stateDir), { rate }));
       }
     } finally {
       await stack.close();
@@ -307,23 +264,21 @@ async function main(): Promise<{ reports: LoadReport[]; failover?: FailoverAnaly
   }
 }
 
-const { reports, failover } = await main();
+const { reports, sentinel, failed } = await main();
 const table = renderTable(reports);
-const text = failover && reports[0] ? `${sentinelText(failover, reports[0])}\n\n${table}` : table;
+const text = sentinel ? `${sentinel}\n\n${table}` : table;
 console.log(text);
 if (!values['no-write'] && !externalRedis) {
   await writeBlock(
-    failover ? SENTINEL_BLOCK : LOAD_BLOCK,
+    sentinel ? SENTINEL_BLOCK : LOAD_BLOCK,
     `Written ${new Date().toISOString()} by \`npm run load -- ${process.argv.slice(2).join(' ')}\`.\n\n${text}`,
   );
 }
-// A submit refused with an error is no loss, but only a failover excuses one; a worker that took
-// no job after a failover has stopped.
+// A submit refused with an error is no loss, but only a failover excuses one (the Sentinel run
+// judges itself: a worker that took no job after a failover has stopped).
 const bad =
+  failed ??
   reports.some(
-    (r) =>
-      r.lost.length + r.runTwice.length + r.wrong.length + r.leaked.length + (failover ? 0 : r.told.length) >
-      0,
-  ) ||
-  (failover?.failovers.some((f) => f.stopped.length > 0 || f.firstNewJobMs === null) ?? false);
+    (r) => r.lost.length + r.runTwice.length + r.wrong.length + r.leaked.length + r.told.length > 0,
+  );
 process.exit(bad ? 1 : 0);
