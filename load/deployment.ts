@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import { execa, type ResultPromise } from 'execa';
+import type { SentinelTarget } from '../src/jobs/connection.js';
 import type { ComposeStack } from '../test/helpers/compose.js';
 
 /** One worker the load test can disturb and measure. */
@@ -96,11 +97,20 @@ export async function composeWorkers(
   };
 }
 
-/** Where the jobs go: a Redis, a queue on it, and the log dir the workers write (a host path). */
+/** Where the jobs go: a Redis (a URL, or a Sentinel's), a queue on it, and the log dir the workers write (a host path). */
 export interface Target {
-  redisUrl: string;
+  redis: string | SentinelTarget;
   queue: string;
   logDir: string;
+}
+
+/** The worker settings that name the target's Redis (docs/configuration.md). */
+function redisEnv(redis: Target['redis']): Record<string, string> {
+  if (typeof redis === 'string') return { REDIS_URL: redis };
+  return {
+    REDIS_SENTINELS: redis.sentinels.map((s) => `${s.host}:${s.port}`).join(','),
+    REDIS_SENTINEL_NAME: redis.name,
+  };
 }
 
 /** One `stevedore worker` process on the host. */
@@ -112,7 +122,7 @@ function localProcess(
   extraEnv: Record<string, string> = {},
 ): Replica {
   const env = {
-    REDIS_URL: target.redisUrl,
+    ...redisEnv(target.redis),
     STEVEDORE_QUEUE: target.queue,
     STEVEDORE_CONCURRENCY: String(concurrency),
     STEVEDORE_LOG_DIR: target.logDir,
@@ -158,17 +168,23 @@ export async function localWorkers(
   count: number,
   concurrency: number,
   stateDir: string,
-  /** One engine socket per worker (the many-hosts runs); absent: every worker on the default engine. */
-  engineSockets?: string[],
+  options: {
+    /** One engine socket per worker (the many-hosts runs); absent: every worker on the default engine. */
+    engineSockets?: string[];
+    /** More settings for every worker. */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Workers> {
+  const { engineSockets, env } = options;
   const killed = new Set<Replica>();
   const processes = Array.from({ length: count }, (_, i) => {
     const socket = engineSockets?.[i];
     const p = socket
       ? localProcess(target, concurrency, join(stateDir, `host-${i + 1}`), `host-${i + 1}`, {
+          ...env,
           DOCKER_HOST: `unix://${socket}`,
         })
-      : localProcess(target, concurrency, join(stateDir, `worker-${i}`), `local-${i}`);
+      : localProcess(target, concurrency, join(stateDir, `worker-${i}`), `local-${i}`, env);
     const kill = p.kill;
     p.kill = async () => {
       await kill();

@@ -6,7 +6,8 @@ const RESTART_AT = 0.5;
 /** How often the share of finished jobs is read while waiting for those points. */
 const POLL_MS = 250;
 
-async function untilShare(share: () => number, at: number): Promise<void> {
+/** Resolves once `share()` has reached `at`. */
+export async function untilShare(share: () => number, at: number): Promise<void> {
   while (share() < at) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
 }
 

@@ -8,16 +8,25 @@ import { COLD_UP_MS, ComposeStack } from '../test/helpers/compose.js';
 import { TestRedis } from '../test/helpers/redis.js';
 import { ScratchEngine } from '../test/helpers/scratch-engine.js';
 import { composeWorkers, localWorkers, type Target, type Workers } from './deployment.js';
+import { disturb } from './disturb.js';
 import { queueHolders, removeHolders } from './engine.js';
 import { DEFAULT_MIX, parseMix } from './mix.js';
-import { type LoadReport, renderTable, writeLoadBlock } from './report.js';
-import { runLoad } from './run-load.js';
+import { LOAD_BLOCK, type LoadReport, renderTable, SENTINEL_BLOCK, writeBlock } from './report.js';
+import { type LoadOptions, runLoad } from './run-load.js';
+import {
+  renderSentinelRun,
+  type SentinelRunOptions,
+  sentinelRun,
+  sentinelRunFailed,
+} from './sentinel-run.js';
 
 /**
  * `npm run load -- [--jobs N] [--mix trivial=10,output=2,…] [--replicas N] [--compose]
- * [--scaling] [--engines 1,2,3] [--no-disrupt] [--no-write] [--redis URL | --external] [--queue Q]`: the load
- * test of issue 16, loopback only and bounded by --timeout. README "Load test". `--engines` runs once per
- * count K: K private dockerds (the many-hosts rig's "hosts"), a worker process bound to each, one Redis.
+ * [--scaling] [--engines 1,2,3] [--sentinel [--failovers N]] [--rate N] [--no-disrupt] [--no-write]
+ * [--redis URL | --external] [--queue Q]`: the load test of issue 16, loopback only and bounded by --timeout.
+ * docs/deployment.md "Load test". `--engines` runs once per count K: K private dockerds (the many-hosts rig's
+ * "hosts"), a worker process bound to each, one Redis. `--sentinel` runs the workers and the client through
+ * Redis Sentinel and SIGKILLs the master `--failovers` times while jobs come in at `--rate` a second.
  */
 const IMAGE = 'stevedore-test/busybox:1';
 const REPO = join(import.meta.dirname, '..');
@@ -25,6 +34,8 @@ const REPO = join(import.meta.dirname, '..');
 const DEFAULT_CONCURRENCY = 4;
 /** The scaling runs: replica counts, each against one process with the same total concurrency. */
 const SCALING_REPLICAS = [1, 2, 4];
+/** Jobs a second the Sentinel run submits unless --rate says: under what two workers finish, so queues stay short. */
+const SENTINEL_RATE = 2;
 
 const { values } = parseArgs({
   options: {
@@ -35,6 +46,9 @@ const { values } = parseArgs({
     compose: { type: 'boolean', default: false },
     scaling: { type: 'boolean', default: false },
     engines: { type: 'string' },
+    sentinel: { type: 'boolean', default: false },
+    failovers: { type: 'string', default: '2' },
+    rate: { type: 'string' },
     'no-disrupt': { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
     timeout: { type: 'string', default: '900' },
@@ -55,6 +69,10 @@ const count = positive('jobs', values.jobs);
 const replicas = positive('replicas', values.replicas);
 const concurrency = positive('concurrency', values.concurrency);
 const timeoutMs = positive('timeout', values.timeout) * 1000;
+const failovers = positive('failovers', values.failovers);
+const rate = values.rate === undefined ? undefined : Number(values.rate);
+if (rate !== undefined && !(rate > 0))
+  throw new Error(`--rate: ${values.rate} is not a positive number of jobs a second`);
 const mix = values.mix ? parseMix(values.mix) : DEFAULT_MIX;
 const docker = new Dockerode();
 const externalRedis = values.redis ?? (values.external ? process.env.REDIS_URL : undefined);
@@ -77,17 +95,40 @@ async function ensureImage(): Promise<void> {
   await execa('docker', ['load', '-i', stdout.trim()]);
 }
 
-async function once(
-  target: Target,
-  workers: Workers,
-  disrupt: boolean,
-  workersStayUp = false,
-  engines: Dockerode[] = [docker],
-): Promise<LoadReport> {
-  say(`${count} jobs on ${workers.describe}${disrupt ? ', with a kill and a rolling restart' : ''}`);
+/** How one run goes beyond its target and workers; absent fields: as `npm run load` always did. */
+interface RunSettings extends Pick<LoadOptions, 'disturbance'> {
+  /** What the disturbance does, for the log line. */
+  disturbing?: string;
+  /** Jobs a second; absent: every job at once. */
+  rate?: number;
+  /** Workers someone else runs: their holders are theirs. */
+  workersStayUp?: boolean;
+  engines?: Dockerode[];
+}
+
+/** A worker SIGKILLed at a quarter of the results, the others restarted one by one at half. */
+const disrupting = (workers: Workers): RunSettings => ({
+  disturbance: (progress) => disturb(workers, progress.finished, say),
+  disturbing: 'a kill and a rolling restart',
+});
+
+async function once(target: Target, workers: Workers, settings: RunSettings = {}): Promise<LoadReport> {
+  const engines = settings.engines ?? [docker];
+  say(`${count} jobs on ${workers.describe}${settings.disturbing ? `, with ${settings.disturbing}` : ''}`);
   let report: LoadReport;
   try {
-    report = await runLoad({ target, workers, engines, image: IMAGE, count, mix, disrupt, timeoutMs, say });
+    report = await runLoad({
+      target,
+      workers,
+      engines,
+      image: IMAGE,
+      count,
+      mix,
+      disturbance: settings.disturbance,
+      intervalMs: settings.rate ? 1000 / settings.rate : 0,
+      timeoutMs,
+      say,
+    });
   } catch (error) {
     await workers
       .close()
@@ -101,7 +142,7 @@ async function once(
   });
   // Only a killed worker's holders should be left: counted, then removed so the next run starts
   // clean. Workers someone else runs still use theirs: those are left alone.
-  if (!workersStayUp)
+  if (!settings.workersStayUp)
     for (const engine of engines)
       Object.assign(
         report.holdersLeft,
@@ -122,30 +163,45 @@ async function onEngines(k: number, stateDir: string): Promise<LoadReport> {
       await execa('docker', ['-H', `unix://${engine.socketPath}`, 'load', '-i', tarball.trim()]);
     }
     const target = {
-      redisUrl: redis.url,
+      redis: redis.url,
       queue: `load-${Date.now().toString(36)}`,
       logDir: join(stateDir, `logs-${k}`),
     };
-    const sockets = engines.map((engine) => engine.socketPath);
-    const workers = await localWorkers(target, k, concurrency, stateDir, sockets);
-    return await once(
-      target,
-      workers,
-      false,
-      false,
-      engines.map((engine) => engine.docker),
-    );
+    const engineSockets = engines.map((engine) => engine.socketPath);
+    const workers = await localWorkers(target, k, concurrency, stateDir, { engineSockets });
+    return await once(target, workers, { engines: engines.map((engine) => engine.docker), rate });
   } finally {
     for (const engine of engines) await engine.close();
     await redis.close();
   }
 }
 
-async function main(): Promise<LoadReport[]> {
+async function main(): Promise<{ reports: LoadReport[]; sentinel?: string; failed?: boolean }> {
   await ensureImage();
   const stateDir = await mkdtemp(join(tmpdir(), 'stevedore-load-'));
   const reports: LoadReport[] = [];
   try {
+    if (values.sentinel) {
+      const options: SentinelRunOptions = {
+        workers: replicas,
+        concurrency,
+        count,
+        mix,
+        rate: rate ?? SENTINEL_RATE,
+        failovers,
+        image: IMAGE,
+        engine: docker,
+        stateDir,
+        timeoutMs,
+        say,
+      };
+      const run = await sentinelRun(options);
+      return {
+        reports: [run.report],
+        sentinel: renderSentinelRun(options, run),
+        failed: sentinelRunFailed(run),
+      };
+    }
     if (externalRedis) {
       // Against workers someone else runs (the loadgen profile): nothing to kill or scale.
       const external: Workers = {
@@ -154,31 +210,31 @@ async function main(): Promise<LoadReport[]> {
         heal: async () => {},
         close: async () => {},
       };
-      reports.push(
-        await once({ redisUrl: externalRedis, queue: values.queue, logDir: '' }, external, false, true),
-      );
-      return reports;
+      const target = { redis: externalRedis, queue: values.queue, logDir: '' };
+      reports.push(await once(target, external, { workersStayUp: true, rate }));
+      return { reports };
     }
     if (values.engines) {
       for (const k of values.engines.split(',').map((text) => positive('engines', text))) {
         reports.push(await onEngines(k, stateDir));
       }
-      return reports;
+      return { reports };
     }
     if (!values.compose && !values.scaling) {
       const redis = await TestRedis.start();
       try {
         const target = {
-          redisUrl: redis.url,
+          redis: redis.url,
           queue: `load-${Date.now().toString(36)}`,
           logDir: join(stateDir, 'logs'),
         };
         const workers = await localWorkers(target, replicas, concurrency, stateDir);
-        reports.push(await once(target, workers, !values['no-disrupt'] && replicas > 1));
+        const disrupt = !values['no-disrupt'] && replicas > 1;
+        reports.push(await once(target, workers, { ...(disrupt ? disrupting(workers) : {}), rate }));
       } finally {
         await redis.close();
       }
-      return reports;
+      return { reports };
     }
     const stack = new ComposeStack({
       STEVEDORE_ON_SHUTDOWN: 'detach',
@@ -188,32 +244,41 @@ async function main(): Promise<LoadReport[]> {
     try {
       say('bringing up the compose stack (a cold first run seeds and builds the images)');
       await stack.stack(['up', '-d', '--scale', 'worker=0'], COLD_UP_MS);
-      const target = { redisUrl: stack.redisUrl, queue: stack.queue, logDir: stack.logDir };
+      const target = { redis: stack.redisUrl, queue: stack.queue, logDir: stack.logDir };
       if (values.compose) {
         const disrupt = !values['no-disrupt'] && replicas > 1;
-        reports.push(await once(target, await composeWorkers(stack, docker, replicas), disrupt));
+        const workers = await composeWorkers(stack, docker, replicas);
+        reports.push(await once(target, workers, { ...(disrupt ? disrupting(workers) : {}), rate }));
       }
       // Undisturbed, so the figures compare: N replicas against one process doing N× the work.
       for (const n of values.scaling ? SCALING_REPLICAS : []) {
-        reports.push(await once(target, await composeWorkers(stack, docker, n), false));
-        reports.push(await once(target, await localWorkers(target, 1, n * concurrency, stateDir), false));
+        reports.push(await once(target, await composeWorkers(stack, docker, n), { rate }));
+        reports.push(await once(target, await localWorkers(target, 1, n * concurrency, stateDir), { rate }));
       }
     } finally {
       await stack.close();
     }
-    return reports;
+    return { reports };
   } finally {
     await rm(stateDir, { recursive: true, force: true });
   }
 }
 
-const reports = await main();
+const { reports, sentinel, failed } = await main();
 const table = renderTable(reports);
-console.log(table);
+const text = sentinel ? `${sentinel}\n\n${table}` : table;
+console.log(text);
 if (!values['no-write'] && !externalRedis) {
-  await writeLoadBlock(
-    `Written ${new Date().toISOString()} by \`npm run load -- ${process.argv.slice(2).join(' ')}\`.\n\n${table}`,
+  await writeBlock(
+    sentinel ? SENTINEL_BLOCK : LOAD_BLOCK,
+    `Written ${new Date().toISOString()} by \`npm run load -- ${process.argv.slice(2).join(' ')}\`.\n\n${text}`,
   );
 }
-const bad = reports.some((r) => r.lost.length + r.runTwice.length + r.wrong.length + r.leaked.length > 0);
+// A submit refused with an error is no loss, but only a failover excuses one (the Sentinel run
+// judges itself: a worker that took no job after a failover has stopped).
+const bad =
+  failed ??
+  reports.some(
+    (r) => r.lost.length + r.runTwice.length + r.wrong.length + r.leaked.length + r.told.length > 0,
+  );
 process.exit(bad ? 1 : 0);

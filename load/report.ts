@@ -14,7 +14,13 @@ export interface LoadReport {
   shares: Record<string, number>;
   redis: { beforeBytes: number; afterBytes: number; perThousandBytes: number };
   rssBytes: Record<string, number>;
+  /** Invalid specs the client refused itself, before they reached the queue. */
+  refused: number;
   lost: string[];
+  /** Jobs whose submit failed and said so (the producer told), that never got a result. */
+  told: string[];
+  /** Jobs whose waitForResult gave up (an error, or none in time) though a result was there to read. */
+  waitErrors: string[];
   runTwice: string[];
   wrong: string[];
   leaked: string[];
@@ -49,11 +55,14 @@ export interface SummaryInput {
 /** Turns the outcomes into the report: every job is right, lost, run twice or wrong. */
 export function summarize(input: SummaryInput): LoadReport {
   const lost: string[] = [];
+  const told: string[] = [];
+  const waitErrors: string[] = [];
   const runTwice: string[] = [];
   const wrong: string[] = [];
   const latencies: number[] = [];
   const shares: Record<string, number> = {};
   let finished = 0;
+  let refused = 0;
   for (const o of input.outcomes) {
     const started = input.starts.get(o.job.id) ?? [];
     const starts = started.length;
@@ -66,7 +75,18 @@ export function summarize(input: SummaryInput): LoadReport {
         `${o.job.id} (${o.job.kind}): ${starts} container starts (${started.join(', ')}); adopted ${o.result?.adopted}; runs: ${history?.join('; ') ?? 'no result'}`,
       );
     }
-    if (o.refused) continue;
+    if (o.refused) {
+      refused += 1;
+      continue;
+    }
+    if (o.submitError !== undefined && !o.result) {
+      told.push(
+        `${o.job.id} (${o.job.kind}, via ${o.job.via}): refused at submit, producer told: ${o.submitError}`,
+      );
+      continue;
+    }
+    if (o.waitError !== undefined && o.result)
+      waitErrors.push(`${o.job.id}: waitForResult gave up (${o.waitError}), yet the result was there`);
     if (!o.result || o.finishedAt === undefined) {
       lost.push(`${o.job.id} (${o.job.kind}, via ${o.job.via}): no result`);
       continue;
@@ -98,7 +118,10 @@ export function summarize(input: SummaryInput): LoadReport {
       perThousandBytes: finished ? ((input.memoryAfter - input.memoryBefore) / finished) * 1000 : 0,
     },
     rssBytes: Object.fromEntries(input.rss),
+    refused,
     lost,
+    told,
+    waitErrors,
     runTwice,
     wrong,
     leaked: input.leaked,
@@ -126,6 +149,8 @@ export function renderTable(reports: LoadReport[]): string {
     [
       ...r.actions,
       ...r.lost,
+      ...r.told,
+      ...r.waitErrors,
       ...r.runTwice,
       ...r.wrong,
       ...r.leaked.map((c) => `leaked ${c}`),
@@ -154,20 +179,36 @@ function metricsLine(r: LoadReport, m: ScrapedMetrics): string {
   return `workers' /metrics: stevedore_jobs_total ${total} (${states || 'none'}) over ${m.processes} worker processes (${m.scrapes} scrapes, ${m.failed} missed), beside ${own} results the load test read`;
 }
 
-export const LOAD_START = '<!-- load:start (written by npm run load) -->';
-export const LOAD_END = '<!-- load:end -->';
+/** A block of BENCHMARKS.md that one kind of run rewrites: its heading (when first added) and markers. */
+export interface Block {
+  heading: string;
+  start: string;
+  end: string;
+}
 
-/** Replaces the load test's block of BENCHMARKS.md (or appends it), keeping everything else. */
-export async function writeLoadBlock(
+export const LOAD_BLOCK: Block = {
+  heading: 'Load test',
+  start: '<!-- load:start (written by npm run load) -->',
+  end: '<!-- load:end -->',
+};
+export const SENTINEL_BLOCK: Block = {
+  heading: 'Sentinel failover under load',
+  start: '<!-- sentinel:start (written by npm run load -- --sentinel) -->',
+  end: '<!-- sentinel:end -->',
+};
+
+/** Replaces the block of BENCHMARKS.md between `which`'s markers (or appends it), keeping everything else. */
+export async function writeBlock(
+  which: Block,
   block: string,
   path = join(import.meta.dirname, '..', 'BENCHMARKS.md'),
 ): Promise<void> {
   const current = await readFile(path, 'utf8').catch(() => '# Benchmarks\n');
-  const start = current.indexOf(LOAD_START);
-  const end = current.indexOf(LOAD_END);
+  const start = current.indexOf(which.start);
+  const end = current.indexOf(which.end);
   const next =
     start === -1 || end === -1
-      ? `${current.trimEnd()}\n\n## Load test\n\n${LOAD_START}\n${block}\n${LOAD_END}\n`
-      : `${current.slice(0, start + LOAD_START.length)}\n${block}\n${current.slice(end)}`;
+      ? `${current.trimEnd()}\n\n## ${which.heading}\n\n${which.start}\n${block}\n${which.end}\n`
+      : `${current.slice(0, start + which.start.length)}\n${block}\n${current.slice(end)}`;
   await writeFile(path, next);
 }

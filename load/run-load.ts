@@ -1,12 +1,14 @@
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type Dockerode from 'dockerode';
-import { Redis } from 'ioredis';
 import { StevedoreClient } from '../src/jobs/client.js';
-import { InvalidSpecError } from '../src/jobs/errors.js';
+import { connect } from '../src/jobs/connection.js';
+import { coerceError, InvalidSpecError } from '../src/jobs/errors.js';
+import { bullmqKeys } from '../src/jobs/keys.js';
+import { acknowledgedBy, type Durability } from '../src/jobs/replicas.js';
 import type { JobResult } from '../src/jobs/result.js';
 import type { Replica, Target, Workers } from './deployment.js';
-import { disturb } from './disturb.js';
 import { EngineRunCounter, queueContainers, usedMemory } from './engine.js';
 import { allowedStarts, checkResult, type Mix, type PlannedJob, planJobs, sha256, specFor } from './mix.js';
 import { type LoadReport, summarize } from './report.js';
@@ -20,8 +22,19 @@ export interface LoadOptions {
   image: string;
   count: number;
   mix: Mix;
-  /** Kill one replica at a quarter of the results, restart the rest one by one at half. */
-  disrupt: boolean;
+  /**
+   * What is done to the deployment while jobs run (a worker killed, a Redis master killed), told
+   * how far the run is; returns what it did, for the report. Absent: nothing.
+   */
+  disturbance?: (progress: LoadProgress) => Promise<string[]>;
+  /** Time between two submits; 0 or absent: every job is submitted at once. */
+  intervalMs?: number;
+  /**
+   * Submits confirmed by this many replicas (Redis WAIT): the client's `durability` option, and
+   * the same WAIT after each plain BullMQ add. A submit not confirmed counts as refused, the
+   * producer told, not as a job the run must get a result for.
+   */
+  durability?: Durability;
   /** The whole run's bound: jobs without a result by then count as lost. */
   timeoutMs: number;
   say: (line: string) => void;
@@ -35,6 +48,14 @@ const SWEEP_MS = 3_000;
 const CANCEL_POLL_MS = 200;
 const PREFIX = 'bull';
 
+/** How far a run is, as shares of its jobs (0–1). */
+export interface LoadProgress {
+  /** Jobs whose submit has begun. */
+  submitted(): number;
+  /** Jobs with a result, or that need none (refused at submit). */
+  finished(): number;
+}
+
 export interface Outcome {
   job: PlannedJob;
   submittedAt: number;
@@ -42,43 +63,72 @@ export interface Outcome {
   result?: JobResult;
   /** Invalid specs the client refused before they reached the queue (the client's own check). */
   refused?: boolean;
+  /**
+   * Why a submit failed, the producer told (a Redis error, or too few replicas confirmed it):
+   * the job may still run, but the run does not wait for its result.
+   */
+  submitError?: string;
+  /** Why the client's waitForResult gave up on a job; its result was then read directly. */
+  waitError?: string;
+}
+
+/** A run's figures, and the jobs they were made from. */
+export interface LoadRun {
+  report: LoadReport;
+  outcomes: Outcome[];
 }
 
 /** Runs one load test against the workers and returns its figures. */
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
+  return (await loadRun(options)).report;
+}
+
+/** Runs one load test against the workers and returns its figures with every job's outcome. */
+export async function loadRun(options: LoadOptions): Promise<LoadRun> {
   const { target, engines } = options;
   const runId = Date.now().toString(36);
   const jobs = planJobs(options.count, options.mix, runId);
   const outcomes = new Map(jobs.map((job) => [job.id, { job, submittedAt: 0 } as Outcome]));
-  const redis = new Redis(target.redisUrl, { maxRetriesPerRequest: null });
-  const counters = engines.map((engine) => new EngineRunCounter(engine, target.queue));
-  const client = new StevedoreClient({ redis: target.redisUrl, queue: target.queue });
-  // BullMQ leaves connections it was given open on close(): these are quit in `finally`.
-  const connections = [redis.duplicate(), redis.duplicate()] as const;
-  const queue = new Queue(target.queue, { connection: connections[0], prefix: PREFIX });
-  const events = new QueueEvents(target.queue, { connection: connections[1], prefix: PREFIX });
   // Redis going away mid-run is reported as lost jobs, not as one line per reconnect attempt.
   let redisErrors = 0;
   const countError = (): void => {
     redisErrors += 1;
     if (redisErrors === 1) options.say('Redis connection error; the load test goes on retrying');
   };
-  for (const connection of [redis, ...connections]) connection.on('error', countError);
+  const redis = connect(target.redis, countError);
+  const counters = engines.map((engine) => new EngineRunCounter(engine, target.queue));
+  const client = new StevedoreClient({
+    redis: target.redis,
+    queue: target.queue,
+    durability: options.durability,
+    onError: countError,
+  });
+  // BullMQ leaves connections it was given open on close(): these are quit in `finally`.
+  const connections = [redis.duplicate(), redis.duplicate()] as const;
+  const queue = new Queue(target.queue, { connection: connections[0], prefix: PREFIX });
+  const events = new QueueEvents(target.queue, { connection: connections[1], prefix: PREFIX });
+  for (const connection of connections) connection.on('error', countError);
   queue.on('error', countError);
   events.on('error', countError);
   const rss = new Map<string, number>();
-  let finished = 0;
+  // Jobs the run still waits for: each leaves with its result, or when it needs none.
+  const awaited = new Set(jobs.map((job) => job.id));
+  let started = 0;
   let done: () => void = () => undefined;
   const allDone = new Promise<void>((resolve) => {
     done = resolve;
   });
+  const release = (id: string) => {
+    awaited.delete(id);
+    if (awaited.size === 0) done();
+  };
+  // A job told as refused may still run: a result that comes anyway is kept and checked.
   const settle = (id: string, result: JobResult) => {
     const outcome = outcomes.get(id);
     if (!outcome || outcome.result || outcome.refused) return;
     outcome.result = result;
     outcome.finishedAt = Date.now();
-    finished += 1;
-    if (finished === jobs.length) done();
+    release(id);
   };
   // Plain BullMQ: the result is the completed job's returnvalue, or the side key for a failed one.
   const sideResult = async (id: string) => {
@@ -91,6 +141,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     return sideResult(id);
   };
   const plain = (id: string) => outcomes.get(id)?.job.via === 'bullmq';
+  // Read directly: plain BullMQ jobs, and client jobs whose waitForResult gave up.
+  const swept = (o: Outcome) => o.job.via === 'bullmq' || o.waitError !== undefined;
   events.on('completed', ({ jobId, returnvalue }) => {
     if (!plain(jobId)) return;
     const value =
@@ -104,7 +156,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   });
   const sweep = setInterval(() => {
     for (const o of outcomes.values()) {
-      if (o.job.via === 'bullmq' && o.submittedAt && !o.result) {
+      if (swept(o) && o.submittedAt && !o.result && !o.refused) {
         void plainResult(o.job.id).then((r) => r && settle(o.job.id, r));
       }
     }
@@ -137,40 +189,61 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     await events.waitUntilReady();
     for (const counter of counters) await counter.open();
     const memoryBefore = usedMemory(await redis.info('memory'));
-    const started = Date.now();
-    const submitted = jobs.map((job) => submitOne(job));
+    const startedAt = Date.now();
+    const add = async (job: PlannedJob): Promise<void> => {
+      await queue.add('run', specFor(job, options.image), {
+        jobId: job.id,
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 1000 },
+      });
+      if (!options.durability) return;
+      // The producer's own WAIT, on the connection that wrote the job (as the client does).
+      const key = bullmqKeys.job({ prefix: PREFIX, queue: target.queue }, job.id);
+      const acknowledged = await acknowledgedBy(connections[0], key, options.durability);
+      if (acknowledged < options.durability.replicas)
+        throw new Error(
+          `${acknowledged} of ${options.durability.replicas} replicas confirmed the add within ${options.durability.timeoutMs} ms`,
+        );
+    };
     async function submitOne(job: PlannedJob): Promise<void> {
       const outcome = outcomes.get(job.id) as Outcome;
-      const spec = specFor(job, options.image);
       outcome.submittedAt = Date.now();
-      if (job.via === 'bullmq') {
-        await queue.add('run', spec, {
-          jobId: job.id,
-          attempts: 3,
-          backoff: { type: 'exponential', delay: 1000 },
-        });
-      } else {
-        try {
-          await client.submit(spec, { jobId: job.id });
-        } catch (error) {
-          if (job.kind !== 'invalid' || !(error instanceof InvalidSpecError)) throw error;
-          outcome.refused = true;
-          finished += 1;
-          if (finished === jobs.length) done();
-          return;
-        }
-        void client
-          .waitForResult(job.id, { timeoutMs: options.timeoutMs })
-          .then((r) => settle(job.id, r))
-          .catch(() => undefined); // no result in time: counted as lost below
+      try {
+        if (job.via === 'bullmq') await add(job);
+        else await client.submit(specFor(job, options.image), { jobId: job.id });
+      } catch (error) {
+        if (job.kind === 'invalid' && error instanceof InvalidSpecError) outcome.refused = true;
+        else outcome.submitError = coerceError(error).message;
+        release(job.id);
+        return;
+      }
+      if (job.via === 'client') {
+        void client.waitForResult(job.id, { timeoutMs: options.timeoutMs }).then(
+          (r) => settle(job.id, r),
+          (error: unknown) => {
+            // Read directly from now on; still none by the end: counted as lost below.
+            outcome.waitError = coerceError(error).message;
+          },
+        );
       }
       if (job.kind === 'cancel') await cancelWhenRunning(client, job.id, options.timeoutMs);
     }
-    const disturbance = options.disrupt
-      ? disturb(options.workers, () => finished / jobs.length, options.say)
-      : Promise.resolve([]);
-    await Promise.race([allDone, new Promise((resolve) => setTimeout(resolve, options.timeoutMs))]);
-    const elapsedMs = Date.now() - started;
+    const submitted: Promise<void>[] = [];
+    const submitting = (async () => {
+      for (const job of jobs) {
+        started += 1;
+        submitted.push(submitOne(job));
+        if (options.intervalMs) await sleep(options.intervalMs);
+      }
+    })();
+    const disturbance =
+      options.disturbance?.({
+        submitted: () => started / jobs.length,
+        finished: () => (jobs.length - awaited.size) / jobs.length,
+      }) ?? Promise.resolve([]);
+    await Promise.race([allDone, sleep(options.timeoutMs)]);
+    const elapsedMs = Date.now() - startedAt;
+    await submitting;
     await Promise.allSettled(submitted);
     const actions = await disturbance;
     const leaked = (await Promise.all(engines.map((engine) => containersLeft(engine, target.queue)))).flat();
@@ -191,7 +264,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       check: checkResult,
       allowedStarts,
     });
-    return { ...report, metrics: scraped.summary() };
+    return { report: { ...report, metrics: scraped.summary() }, outcomes: [...outcomes.values()] };
   } finally {
     clearInterval(sweep);
     clearInterval(sampler);

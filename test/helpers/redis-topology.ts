@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { loadConfig, type WorkerConfig } from '../../src/config/worker.js';
 import { freePort, pingReply } from '../../src/worker/redis-server.js';
 import { REDIS_PID_DIR } from './redis.js';
@@ -92,7 +93,17 @@ const dataArgs = (port: number, dir: string) => [
   'noeviction',
 ];
 
-/** A master, a replica and three sentinels watching them, all on loopback. */
+/** When the sentinels named a new master after a kill: what `SentinelTopology.failover()` measured. */
+export interface Failover {
+  oldPort: number;
+  newPort: number;
+  /** Date.now() just before the SIGKILL. */
+  killedAt: number;
+  /** Date.now() when a sentinel first answered with the new master (polled every 50 ms). */
+  promotedAt: number;
+}
+
+/** A master, `replicas` replicas (default 1) and three sentinels watching them, all on loopback. */
 export class SentinelTopology {
   static readonly NAME = 'stevedore-test';
 
@@ -102,16 +113,22 @@ export class SentinelTopology {
     readonly sentinels: Node[],
   ) {}
 
-  static async start(): Promise<SentinelTopology> {
+  static async start(options: { replicas?: number } = {}): Promise<SentinelTopology> {
     const root = await mkdtemp(join(tmpdir(), 'stevedore-test-sentinel-'));
-    const [a, b] = [await freePort(), await freePort()];
+    const a = await freePort();
     const master = new Node(a, join(root, `n${a}`), dataArgs(a, join(root, `n${a}`)));
-    const replica = new Node(b, join(root, `n${b}`), [
-      ...dataArgs(b, join(root, `n${b}`)),
-      '--replicaof',
-      '127.0.0.1',
-      String(a),
-    ]);
+    const replicas: Node[] = [];
+    for (let i = 0; i < (options.replicas ?? 1); i++) {
+      const b = await freePort();
+      replicas.push(
+        new Node(b, join(root, `n${b}`), [
+          ...dataArgs(b, join(root, `n${b}`)),
+          '--replicaof',
+          '127.0.0.1',
+          String(a),
+        ]),
+      );
+    }
     const sentinels: Node[] = [];
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
@@ -133,13 +150,15 @@ export class SentinelTopology {
       );
       sentinels.push(new Node(port, dir, [conf, '--sentinel']));
     }
-    const topology = new SentinelTopology(root, [master, replica], sentinels);
+    const topology = new SentinelTopology(root, [master, ...replicas], sentinels);
     try {
       await master.start();
-      await replica.start();
-      await until('the replica syncing', async () =>
-        (await cli(b, 'INFO', 'replication')).includes('master_link_status:up'),
-      );
+      for (const replica of replicas) {
+        await replica.start();
+        await until('the replica syncing', async () =>
+          (await cli(replica.port, 'INFO', 'replication')).includes('master_link_status:up'),
+        );
+      }
       for (const sentinel of sentinels) await sentinel.start();
       await until(
         'the sentinels seeing each other',
@@ -161,23 +180,113 @@ export class SentinelTopology {
     return this.sentinels.map((s) => s.address).join(',');
   }
 
-  /** The master's port as the sentinels name it now. */
+  /** The master's port as the sentinels name it now; asked again while a sentinel does not answer. */
   async masterPort(): Promise<number> {
-    const answer = await cli(
-      this.sentinels[0]?.port ?? 0,
-      'SENTINEL',
-      'GET-MASTER-ADDR-BY-NAME',
-      SentinelTopology.NAME,
+    let port = 0;
+    await until(
+      'a sentinel naming the master',
+      async () => {
+        const sentinel = this.sentinels[0]?.port ?? 0;
+        const answer = await cli(sentinel, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SentinelTopology.NAME);
+        port = Number(answer.split('\n')[1]);
+        return port > 0;
+      },
+      5_000,
     );
-    return Number(answer.split('\n')[1]);
+    return port;
   }
 
   /** Kills the master outright and waits until the sentinels have promoted the replica; returns the new master's port. */
   async killMaster(): Promise<number> {
-    const old = await this.masterPort();
-    await this.nodes.find((n) => n.port === old)?.kill();
-    await until('a failover', async () => (await this.masterPort()) !== old, 30_000);
-    return this.masterPort();
+    return (await this.failover()).newPort;
+  }
+
+  /** Kills the master outright and times the sentinels' promotion of a replica. */
+  async failover(): Promise<Failover> {
+    const oldPort = await this.masterPort();
+    const killedAt = Date.now();
+    await this.nodes.find((n) => n.port === oldPort)?.kill();
+    await until('a failover', async () => (await this.masterPort()) !== oldPort, 30_000);
+    const promotedAt = Date.now();
+    return { oldPort, newPort: await this.masterPort(), killedAt, promotedAt };
+  }
+
+  /** Whether the node on `port` is a replica of the master on `master`, its link up. */
+  private async follows(port: number, master: number): Promise<boolean> {
+    const info = await cli(port, 'INFO', 'replication');
+    return (
+      info.includes('role:slave') &&
+      info.includes(`master_port:${master}`) &&
+      info.includes('master_link_status:up')
+    );
+  }
+
+  /**
+   * Resolves once the failover is over: every sentinel names the same master and none is still
+   * failing over, and every other live node is its replica, in sync. The sentinel that leads a failover names the promoted
+   * replica before the others do, and re-points the other replicas only after that.
+   */
+  async settled(): Promise<void> {
+    await until(
+      'the failover ending',
+      async () => {
+        // Each sentinel's view of the master: `SENTINEL MASTER` answers field, value, field, value, …
+        const views = await Promise.all(
+          this.sentinels.map(async (s) => {
+            const lines = (await cli(s.port, 'SENTINEL', 'MASTER', SentinelTopology.NAME)).split('\n');
+            const field = (name: string) => lines[lines.indexOf(name) + 1] ?? '';
+            return {
+              port: Number(field('port')),
+              failingOver: field('flags').includes('failover_in_progress'),
+            };
+          }),
+        );
+        const master = views[0]?.port;
+        if (master === undefined || views.some((v) => v.port !== master || v.failingOver)) return false;
+        const replicas = this.nodes.filter((n) => n.alive && n.port !== master);
+        return (await Promise.all(replicas.map((n) => this.follows(n.port, master)))).every(Boolean);
+      },
+      60_000,
+    );
+  }
+
+  /**
+   * Starts a killed node again as it was configured (an empty master: nothing is persisted), as a
+   * host that comes back; resolves once the sentinels have made it a replica of the current master
+   * and it has synced. Returns how long that took, in ms. Call it once the failover is over
+   * (`settled()`): a replica not yet re-pointed would sync from the returning node, empty.
+   */
+  async revive(port: number): Promise<number> {
+    const node = this.nodes.find((n) => n.port === port);
+    if (!node) throw new Error(`no data node on port ${port}`);
+    const started = Date.now();
+    await node.start();
+    await until(
+      `the node on ${port} rejoining as a replica`,
+      async () => this.follows(port, await this.masterPort()),
+      60_000, // the sentinels convert a returning master after their next look at it, then it syncs
+    );
+    return Date.now() - started;
+  }
+
+  /**
+   * Hears every event a sentinel publishes (`+sdown`, `+odown`, `+switch-master`, …, see
+   * https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/#pubsub-messages):
+   * `onEvent(channel, message)`. Resolves, once subscribed, to the function that stops listening.
+   */
+  async watch(onEvent: (channel: string, message: string) => void): Promise<() => void> {
+    const subscriber = new Redis({
+      host: '127.0.0.1',
+      port: this.sentinels[0]?.port ?? 0,
+      lazyConnect: true,
+    });
+    subscriber.on('error', () => undefined); // a sentinel of this topology is only killed at close
+    subscriber.on('pmessage', (_pattern: string, channel: string, message: string) =>
+      onEvent(channel, message),
+    );
+    await subscriber.connect();
+    await subscriber.psubscribe('*');
+    return () => subscriber.disconnect();
   }
 
   async close(): Promise<void> {

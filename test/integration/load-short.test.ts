@@ -1,6 +1,7 @@
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeWorkers } from '../../load/deployment.js';
+import { disturb } from '../../load/disturb.js';
 import { queueHolders, removeHolders } from '../../load/engine.js';
 import { DEFAULT_MIX, KINDS } from '../../load/mix.js';
 import { runLoad } from '../../load/run-load.js';
@@ -37,13 +38,13 @@ describe('the short load test (issue 16): two compose replicas, one killed, the 
     async () => {
       const workers = await composeWorkers(stack, docker, 2);
       const report = await runLoad({
-        target: { redisUrl: stack.redisUrl, queue: stack.queue, logDir: stack.logDir },
+        target: { redis: stack.redisUrl, queue: stack.queue, logDir: stack.logDir },
         workers,
         engines: [docker],
         image: TEST_IMAGE,
         count: JOBS,
         mix: DEFAULT_MIX,
-        disrupt: true,
+        disturbance: (progress) => disturb(workers, progress.finished, () => undefined),
         timeoutMs: RUN_TIMEOUT_MS,
         say: () => undefined,
       });

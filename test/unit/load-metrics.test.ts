@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderTable, summarize } from '../../load/report.js';
 import { MetricsCollector } from '../../load/worker-metrics.js';
+import { summaryInput } from '../helpers/load-summary.js';
 
 const exposition = (started: number, complete: number, failed: number) =>
   [
@@ -34,20 +35,7 @@ describe("the load test's scrape of the workers' /metrics", () => {
     const c = new MetricsCollector();
     c.add('worker_1', exposition(100, 2, 1));
     const report = {
-      ...summarize({
-        describe: '1 compose replica',
-        outcomes: [],
-        starts: new Map(),
-        hashes: new Map(),
-        elapsedMs: 1000,
-        memoryBefore: 0,
-        memoryAfter: 0,
-        rss: new Map(),
-        leaked: [],
-        actions: [],
-        check: () => null,
-        allowedStarts: () => ({ min: 1, max: 1 }),
-      }),
+      ...summarize(summaryInput({ describe: '1 compose replica' })),
       jobs: 3,
       metrics: c.summary(),
     };

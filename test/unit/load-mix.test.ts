@@ -13,7 +13,7 @@ import {
   planJobs,
   sha256,
 } from '../../load/mix.js';
-import { LOAD_END, LOAD_START, percentile, writeLoadBlock } from '../../load/report.js';
+import { LOAD_BLOCK, percentile, SENTINEL_BLOCK, writeBlock } from '../../load/report.js';
 import { emptyStream, type JobResult } from '../../src/jobs/result.js';
 
 const result = (over: Partial<JobResult>): JobResult =>
@@ -94,10 +94,13 @@ describe('the load report', () => {
     const path = join(dir, 'BENCHMARKS.md');
     try {
       await writeFile(path, '# Benchmarks\n\nnotes\n');
-      await writeLoadBlock('first', path);
-      await writeLoadBlock('second', path);
+      await writeBlock(LOAD_BLOCK, 'first', path);
+      await writeBlock(SENTINEL_BLOCK, 'failover', path);
+      await writeBlock(LOAD_BLOCK, 'second', path);
       const text = await readFile(path, 'utf8');
-      expect(text).toBe(`# Benchmarks\n\nnotes\n\n## Load test\n\n${LOAD_START}\nsecond\n${LOAD_END}\n`);
+      expect(text).toBe(
+        `# Benchmarks\n\nnotes\n\n## Load test\n\n${LOAD_BLOCK.start}\nsecond\n${LOAD_BLOCK.end}\n\n## Sentinel failover under load\n\n${SENTINEL_BLOCK.start}\nfailover\n${SENTINEL_BLOCK.end}\n`,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
