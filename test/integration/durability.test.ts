@@ -13,7 +13,8 @@ import { labelFilters } from '../../src/jobs/names.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { testDocker } from '../helpers/docker.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { ClusterTopology, SentinelTopology, sentinelWorkerConfig } from '../helpers/redis-topology.js';
+import { ClusterTopology } from '../helpers/redis-cluster-topology.js';
+import { SentinelTopology, sentinelWorkerConfig } from '../helpers/redis-topology.js';
 import { busybox, testQueue, until, useTestWorld } from '../helpers/stevedore.js';
 
 const run = promisify(execFile);

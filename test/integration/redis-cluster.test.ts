@@ -10,8 +10,8 @@ import type { ClusterTarget } from '../../src/jobs/connection.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { stevedore } from '../helpers/cli.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { ClusterTopology } from '../helpers/redis-topology.js';
-import { busybox, testPolicy, testQueue, untilRunning, writePolicy } from '../helpers/stevedore.js';
+import { ClusterTopology, clusterWorkerConfig } from '../helpers/redis-cluster-topology.js';
+import { busybox, testQueue, untilRunning } from '../helpers/stevedore.js';
 
 // Its own set-up, not useTestWorld: the Redis here is a Cluster of three masters.
 describe('a worker on Redis Cluster', () => {
@@ -27,20 +27,8 @@ describe('a worker on Redis Cluster', () => {
   ): Promise<WorkerConfig> {
     const dir = await mkdtemp(join(tmpdir(), 'stevedore-cluster-'));
     cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    return {
-      ...loadConfig({
-        REDIS_CLUSTER_NODES: topology.nodeList,
-        STEVEDORE_PREFIX: '{stevedore}',
-        STEVEDORE_STATE_DIR: dir,
-        ...env,
-      }),
-      queue: testQueue(),
-      concurrency: 2,
-      logDir: join(dir, 'logs'),
-      lockDurationMs: 5_000,
-      workerId: `test-cluster-worker-${process.pid}`,
-      policyPath: await writePolicy(dir, testPolicy()),
-    };
+    const config = await clusterWorkerConfig(topology, { dir, queue: testQueue(), name: 'cluster', env });
+    return { ...config, concurrency: 2 };
   }
 
   it('with a hash-tagged prefix runs jobs to completion, with results and live logs', async () => {
