@@ -198,19 +198,25 @@ export class ClusterTopology {
   async untilPromoted(kill: Kill, key: string): Promise<Promotion> {
     const { killed, replica } = kill;
     let promotedAt = 0;
-    await until(
-      `the promotion of ${replica.address} after ${killed.address} was killed`,
-      async () => {
-        if (!promotedAt && (await cli(replica.port, 'ROLE')).startsWith('master')) promotedAt = Date.now();
-        if (!promotedAt) return false;
-        for (const node of this.nodes.filter((n) => n.alive)) {
-          if (!(await cli(node.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
-          if ((await this.masterOf(key, node)) !== replica) return false;
-        }
-        return true;
-      },
-      FAILOVER_MS,
-    );
+    try {
+      await until(
+        `the promotion of ${replica.address} after ${killed.address} was killed`,
+        async () => {
+          if (!promotedAt && (await cli(replica.port, 'ROLE')).startsWith('master')) promotedAt = Date.now();
+          if (!promotedAt) return false;
+          for (const node of this.nodes.filter((n) => n.alive)) {
+            if (!(await cli(node.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
+            if ((await this.masterOf(key, node)) !== replica) return false;
+          }
+          return true;
+        },
+        FAILOVER_MS,
+      );
+    } catch (error) {
+      // What the replica thinks of the Cluster and of itself, and what it logged, say why.
+      const seen = await cli(replica.port, 'CLUSTER', 'NODES').catch((e: unknown) => String(e));
+      throw new Error(`${String(error)}; ${replica.address} sees:\n${seen}\nand logged:\n${replica.output}`);
+    }
     return { promotedAt, agreedAt: Date.now() };
   }
 
