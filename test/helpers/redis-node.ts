@@ -52,6 +52,15 @@ export class Node {
     }
   }
 
+  /** SIGSTOP: the process stays, but answers nothing (nor its master's replication stream) until resume(). */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** SIGKILL, as a host that dies. */
   async kill(): Promise<void> {
     const child = this.child;
