@@ -131,8 +131,21 @@ export function newRedis(
 }
 
 /**
+ * How often a Cluster command is sent again while its slot has no master that answers. With
+ * ioredis's default (16), a command issued during a failover failed after about 1.6 s with "Too
+ * many Cluster redirections" (ioredis#1195), while promoting a replica takes the node timeout and
+ * its election (15 s and more by default): a submit failed, and a worker lost progress and sweeps.
+ * Each retry waits `retryDelayOnFailover` or `retryDelayOnClusterDown` (100 ms; at most two
+ * retries per wait), so a command now waits out a failover of five minutes and more, as a
+ * command to one Redis waits for it to come back (`maxRetriesPerRequest: null`). A MOVED between
+ * two nodes that answer is retried at once, so only that runs out within seconds.
+ */
+export const CLUSTER_MAX_REDIRECTIONS = 6_000;
+
+/**
  * A Cluster connection to `target`'s nodes. Every node connection the Cluster opens is made with
- * `redisOptions`, so each gets the credentials, TLS and the lasting socket error listener.
+ * `redisOptions`, so each gets the credentials, TLS and the lasting socket error listener; its
+ * commands wait through a failover (CLUSTER_MAX_REDIRECTIONS).
  */
 export function newCluster(
   target: ClusterTarget,
@@ -144,7 +157,11 @@ export function newCluster(
   const credentials: RedisOptions = { username: target.username, password: target.password };
   const [, options] = redisOptions(credentials, tls);
   const redisOptionsOfNodes = withSocketErrors({ ...options, ...more }, onSocketError);
-  return new Cluster(target.clusterNodes, { ...clusterMore, redisOptions: redisOptionsOfNodes });
+  return new Cluster(target.clusterNodes, {
+    maxRedirections: CLUSTER_MAX_REDIRECTIONS,
+    ...clusterMore,
+    redisOptions: redisOptionsOfNodes,
+  });
 }
 
 /** Commands whose arguments hold credentials (`AUTH [user] password`, `HELLO … AUTH user password`). */

@@ -1,97 +1,11 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { loadConfig, type WorkerConfig } from '../../src/config/worker.js';
-import { freePort, pingReply } from '../../src/worker/redis-server.js';
-import { REDIS_PID_DIR } from './redis.js';
+import { freePort } from '../../src/worker/redis-server.js';
+import { cli, dataArgs, Node, until } from './redis-node.js';
 import { testPolicy, writePolicy } from './stevedore.js';
-
-const run = promisify(execFile);
-const READY_MS = 15_000;
-
-/** One redis-server process of a topology (a data node or a sentinel), with its pid on record for the leak check. */
-class Node {
-  private child: ChildProcess | undefined;
-  output = '';
-
-  constructor(
-    readonly port: number,
-    readonly dir: string,
-    private readonly args: string[],
-  ) {}
-
-  get address(): string {
-    return `127.0.0.1:${this.port}`;
-  }
-
-  get alive(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  async start(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    const child = spawn('redis-server', this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.on('error', (error) => {
-      this.output += `\n${error.message}`;
-    });
-    const keep = (chunk: Buffer) => {
-      this.output = (this.output + chunk.toString()).slice(-4000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    this.child = child;
-    await mkdir(REDIS_PID_DIR, { recursive: true });
-    await writeFile(join(REDIS_PID_DIR, String(child.pid)), this.dir);
-    const deadline = Date.now() + READY_MS;
-    while ((await pingReply(this.port)) !== '+PONG') {
-      if (!this.alive)
-        throw new Error(`redis-server on ${this.address} exited at start: ${this.output.trim()}`);
-      if (Date.now() > deadline)
-        throw new Error(`redis-server on ${this.address} did not answer: ${this.output}`);
-      await sleep(20);
-    }
-  }
-
-  /** SIGKILL, as a host that dies. */
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (!child || !this.alive) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-    await unlink(join(REDIS_PID_DIR, String(child.pid))).catch(() => undefined);
-  }
-}
-
-const cli = async (port: number, ...args: string[]): Promise<string> =>
-  (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args])).stdout.trim();
-
-async function until(what: string, check: () => Promise<boolean>, ms = READY_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
-    await sleep(50);
-  }
-}
-
-const dataArgs = (port: number, dir: string) => [
-  '--port',
-  String(port),
-  '--bind',
-  '127.0.0.1',
-  '--dir',
-  dir,
-  '--save',
-  '',
-  '--appendonly',
-  'no',
-  '--maxmemory-policy',
-  'noeviction',
-];
 
 /** When the sentinels named a new master after a kill: what `SentinelTopology.failover()` measured. */
 export interface Failover {
@@ -291,65 +205,6 @@ export class SentinelTopology {
 
   async close(): Promise<void> {
     for (const node of [...this.sentinels, ...this.nodes]) await node.kill();
-    await rm(this.root, { recursive: true, force: true });
-  }
-}
-
-/** A Redis Cluster of three masters on loopback, every slot covered. */
-export class ClusterTopology {
-  private constructor(
-    private readonly root: string,
-    readonly nodes: Node[],
-  ) {}
-
-  static async start(size = 3): Promise<ClusterTopology> {
-    const root = await mkdtemp(join(tmpdir(), 'stevedore-test-cluster-'));
-    const nodes: Node[] = [];
-    for (let i = 0; i < size; i++) {
-      const port = await freePort();
-      const dir = join(root, `n${port}`);
-      nodes.push(
-        new Node(port, dir, [
-          ...dataArgs(port, dir),
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          join(dir, 'nodes.conf'),
-          '--cluster-node-timeout',
-          '2000',
-        ]),
-      );
-    }
-    const topology = new ClusterTopology(root, nodes);
-    try {
-      for (const node of nodes) await node.start();
-      await run('redis-cli', [
-        '--cluster',
-        'create',
-        ...nodes.map((n) => n.address),
-        '--cluster-replicas',
-        '0',
-        '--cluster-yes',
-      ]);
-      for (const node of nodes) {
-        await until(`cluster state ok on ${node.address}`, async () =>
-          (await cli(node.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'),
-        );
-      }
-    } catch (error) {
-      await topology.close();
-      throw error;
-    }
-    return topology;
-  }
-
-  /** `host:port,…` of the nodes, as REDIS_CLUSTER_NODES takes them. */
-  get nodeList(): string {
-    return this.nodes.map((n) => n.address).join(',');
-  }
-
-  async close(): Promise<void> {
-    for (const node of this.nodes) await node.kill();
     await rm(this.root, { recursive: true, force: true });
   }
 }

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StevedoreClient } from '../../src/jobs/client.js';
@@ -13,7 +14,8 @@ import { labelFilters } from '../../src/jobs/names.js';
 import { startWorker } from '../../src/worker/worker.js';
 import { testDocker } from '../helpers/docker.js';
 import { useLeakCheck } from '../helpers/leaks.js';
-import { ClusterTopology, SentinelTopology, sentinelWorkerConfig } from '../helpers/redis-topology.js';
+import { ClusterTopology, clusterWorkerConfig } from '../helpers/redis-cluster-topology.js';
+import { SentinelTopology, sentinelWorkerConfig } from '../helpers/redis-topology.js';
 import { busybox, testQueue, until, useTestWorld } from '../helpers/stevedore.js';
 
 const run = promisify(execFile);
@@ -65,6 +67,77 @@ describe('WAIT for a replica, with one there', () => {
         (await testDocker().listContainers({ all: true, filters: { label: labelFilters(queue) } })).length ===
         0,
     );
+  });
+  it("on a Cluster the WAIT goes to the node of the queue's slot, whose replica confirms the submit and the result", async () => {
+    const topology = await ClusterTopology.start({ masters: 3, replicasPerMaster: 1 });
+    cleanup.push(() => topology.close());
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-durability-'));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const queue = testQueue();
+    const config = {
+      ...(await clusterWorkerConfig(topology, {
+        dir,
+        queue,
+        name: 'durability',
+        env: { STEVEDORE_RESULT_REPLICAS: '1', STEVEDORE_RESULT_REPLICAS_TIMEOUT_MS: '2000' },
+      })),
+      // Reconciling (at start, then every 4 lock durations) would remove an unconfirmed result's
+      // container too; with a long lock, only a confirmed result removes it within the test.
+      lockDurationMs: 30_000,
+    };
+    expect(config.resultDurability).toEqual(DURABLE);
+    const durable = (timeoutMs: number) => {
+      const client = new StevedoreClient({
+        redis: topology.target,
+        prefix: config.prefix,
+        queue,
+        durability: { replicas: 1, timeoutMs },
+      });
+      cleanup.push(() => client.close());
+      return client;
+    };
+    const client = durable(DURABLE.timeoutMs);
+    const master = await topology.masterOf(config.prefix);
+    const [replica] = await topology.replicasOf(master);
+    if (!replica) throw new Error(`the master of ${config.prefix} has no replica`);
+    // A Cluster replica serves reads of its master's slots on a READONLY connection.
+    const onReplica = new Redis({ host: '127.0.0.1', port: replica.port, readOnly: true });
+    cleanup.push(async () => {
+      await onReplica.quit();
+    });
+    const address = { prefix: config.prefix, queue };
+
+    const { id } = await client.submit(busybox(['echo', 'kept twice']));
+    // Confirmed: the replica holds the job now, not merely soon.
+    expect(await onReplica.exists(bullmqKeys.job(address, id))).toBe(1);
+
+    // The other masters' replicas are up; only the slot's own replica can answer this WAIT.
+    replica.pause();
+    const unconfirmed = await durable(300)
+      .submit(busybox(['echo', 'only on the master']), { jobId: 'unconfirmed' })
+      .catch((e: unknown) => e)
+      .finally(() => replica.resume());
+    expect(unconfirmed).toBeInstanceOf(ReplicationError);
+    expect(unconfirmed).toMatchObject({ acknowledged: 0, wanted: 1 });
+
+    const worker = await startWorker(config, {
+      logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    });
+    cleanup.push(() => worker.close({ graceMs: 0 }));
+    let reconciled = 0;
+    worker.events.on('reconciled', ({ count }) => {
+      reconciled += count;
+    });
+    expect((await client.waitForResult(id, { timeoutMs: 30_000 })).stdout.tail).toBe('kept twice\n');
+    expect((await client.waitForResult('unconfirmed', { timeoutMs: 30_000 })).exitCode).toBe(0);
+    // Confirmed by the replica, each container goes at once, not by reconciling.
+    await until(
+      async () =>
+        (await testDocker().listContainers({ all: true, filters: { label: labelFilters(queue) } })).length ===
+        0,
+    );
+    expect(reconciled).toBe(0);
+    expect(await onReplica.hget(bullmqKeys.job(address, id), 'returnvalue')).toContain('kept twice');
   });
 });
 

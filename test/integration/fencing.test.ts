@@ -5,7 +5,7 @@ import { connect } from '../../src/jobs/connection.js';
 import { bullmqKeys, DEFAULT_PREFIX, keys, type QueueAddress } from '../../src/jobs/keys.js';
 import { type JobResult, resultWithoutRun } from '../../src/jobs/result.js';
 import { writeFencedSideResult } from '../../src/worker/fenced-result.js';
-import { ClusterTopology } from '../helpers/redis-topology.js';
+import { ClusterTopology } from '../helpers/redis-cluster-topology.js';
 import { silentRegistry } from '../helpers/silent-registry.js';
 import { busybox, testQueue, until, untilRunning, useTestWorld } from '../helpers/stevedore.js';
 
