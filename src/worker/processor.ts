@@ -123,34 +123,39 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
     events.emit('job-admitted', { jobId, attempt });
     const stop = jobs.start(jobId);
-    // BullMQ's own signal (worker.cancelJob / cancelAllJobs) stops the run too.
-    signal?.addEventListener('abort', () => jobs.stop(jobId, (signal.reason as StopReason) ?? 'cancelled'), {
-      once: true,
-    });
-    const { adoptable, earlier } = await retake(
-      job,
-      { queue: config.queue, jobId, attempt, deployment, recordedRuns: recorded },
-      runtime,
-      runtime.capabilities.adopt,
-      records.history,
-      log,
-    );
-    if (adoptable) events.emit('adopted', { jobId, containerId: adoptable.containerId });
-    // The rules this run is settled by, and what the earlier runs spent of them.
-    const plan = {
-      retry: effectiveRetry(spec.retry, job.opts, deps.policy.policy.retry.maxInfraLimit),
-      spent: spentOf(earlier),
-    };
-    // Every progress snapshot says what each budget grants, so a job's status counts as this worker
-    // does (a policy cap included) without knowing the policy: JobStatus.runs.
-    const budgets = grantedOf(plan.retry);
-    const ids = { queue: config.queue, jobId, attempt };
-    const executor = deps.makeExecutor({
-      name: containerName({ ...ids, started: job.attemptsStarted, deployment }),
-      labels: containerLabels({ ...ids, workerId: config.workerId, deployment }),
-      logger: log,
-    });
+    // From here on the job counts as running: whatever throws, even before its run starts, ends it.
     try {
+      // BullMQ's own signal (worker.cancelJob / cancelAllJobs) stops the run too.
+      signal?.addEventListener(
+        'abort',
+        () => jobs.stop(jobId, (signal.reason as StopReason) ?? 'cancelled'),
+        {
+          once: true,
+        },
+      );
+      const { adoptable, earlier } = await retake(
+        job,
+        { queue: config.queue, jobId, attempt, deployment, recordedRuns: recorded },
+        runtime,
+        runtime.capabilities.adopt,
+        records.history,
+        log,
+      );
+      if (adoptable) events.emit('adopted', { jobId, containerId: adoptable.containerId });
+      // The rules this run is settled by, and what the earlier runs spent of them.
+      const plan = {
+        retry: effectiveRetry(spec.retry, job.opts, deps.policy.policy.retry.maxInfraLimit),
+        spent: spentOf(earlier),
+      };
+      // Every progress snapshot says what each budget grants, so a job's status counts as this worker
+      // does (a policy cap included) without knowing the policy: JobStatus.runs.
+      const budgets = grantedOf(plan.retry);
+      const ids = { queue: config.queue, jobId, attempt };
+      const executor = deps.makeExecutor({
+        name: containerName({ ...ids, started: job.attemptsStarted, deployment }),
+        labels: containerLabels({ ...ids, workerId: config.workerId, deployment }),
+        logger: log,
+      });
       const outcome = await runJob({
         jobId,
         attempt,

@@ -69,6 +69,8 @@ async function stubProcessor(
   engineAway: string | null = null,
   liveEngines: string[] = ['engine-here'],
   queueVerdict: 'none' | 'timed-out' = 'none',
+  /** Thrown by makeExecutor: a failure after the job counts as running, before its run starts. */
+  makeExecutorError?: Error,
 ) {
   const config = loadConfig({ HOME: logDir, STEVEDORE_QUEUE: 'q1', STEVEDORE_WORKER_ID: 'w1' });
   const executor = new StubExecutor(script);
@@ -119,6 +121,7 @@ async function stubProcessor(
       removeContainer: async () => undefined,
     },
     makeExecutor: ({ name }) => {
+      if (makeExecutorError) throw makeExecutorError;
       made.push(name);
       return executor;
     },
@@ -154,6 +157,14 @@ describe('the job processor on a stub executor', () => {
     expect(p.made).toEqual([]);
     expect(p.sideResults).toHaveLength(1);
     expect(p.finished).toEqual(['job-1: Cancelled']);
+  });
+
+  it('a failure after the job counts as running, before its run starts, leaves no running job behind', async () => {
+    const failure = new Error('no executor today');
+    const p = await stubProcessor({}, ['docker'], 'token-1', null, ['engine-here'], 'none', failure);
+    await expect(p.processor(p.job())).rejects.toBe(failure);
+    expect(p.jobs.running()).toEqual([]);
+    expect(p.jobs.takenIds()).toEqual([]);
   });
 
   it('returns the result of a run, and leaves its container until BullMQ has stored it', async () => {
